@@ -1,0 +1,21 @@
+//! Wire types shared by the gateway, workers and the CLI.
+//!
+//! - [`frame`]: the length-prefixed JSON framing used on every Hearth Unix socket (worker
+//!   sockets and the admin control socket), with a hard size limit.
+//! - [`llm`]: the provider-neutral chat-completion request/response a worker asks the broker for.
+//! - [`worker`]: messages between the gateway and one member's worker process.
+//! - [`control`]: the admin API spoken by the CLI (and later the GUI) to a running gateway.
+//!
+//! Nothing here holds a secret: API keys and bot tokens never cross the worker socket, and the
+//! only control request that carries one ([`control::ControlRequest::MemberAdd`] and
+//! [`control::ControlRequest::ProviderSet`]) travels over the owner-only control socket.
+
+pub mod control;
+pub mod frame;
+pub mod llm;
+pub mod worker;
+
+/// Version of the worker and control protocols. Both sides send it in their first frame and
+/// refuse to talk to a peer with a different version, so an upgraded gateway never feeds an old
+/// worker frames it would misread.
+pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,0 +1,94 @@
+//! Gateway ↔ worker messages. One socket per worker; the gateway speaks first after the worker's
+//! `Hello`. A worker handles one turn at a time; while a turn runs it may send any number of
+//! [`WorkerToGateway::Complete`] requests, each answered by a
+//! [`GatewayToWorker::CompletionResult`] with the same `request_id`, and finishes the turn with
+//! exactly one [`WorkerToGateway::TurnDone`].
+//!
+//! The worker never names a chat to send to: the gateway sends the reply to the chat the turn
+//! came from, which is bound to the member. That is what keeps a misbehaving worker from writing
+//! to anyone else's chat.
+
+use serde::{Deserialize, Serialize};
+
+use crate::llm::{BrokerError, Completion, CompletionRequest};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum GatewayToWorker {
+    /// First frame from the gateway, after the worker's `Hello`.
+    Welcome { version: u32, member_id: String },
+    Turn(Turn),
+    CompletionResult { request_id: u64, result: Result<Completion, BrokerError> },
+    /// Finish what you are doing and exit. Sent when the worker has been idle long enough or the
+    /// gateway is shutting down.
+    Shutdown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum WorkerToGateway {
+    /// First frame from the worker.
+    Hello { version: u32 },
+    Complete { request_id: u64, turn_id: u64, request: CompletionRequest },
+    TurnDone { turn_id: u64, outcome: TurnOutcome },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Turn {
+    /// Gateway-assigned, unique for the gateway's lifetime.
+    pub turn_id: u64,
+    /// The Telegram chat this turn belongs to. History is kept per chat.
+    pub chat_id: i64,
+    pub kind: TurnKind,
+    /// The user's messages collected into this turn, oldest first (several when the member wrote
+    /// again while the previous turn ran). Empty for [`TurnKind::NewConversation`].
+    pub messages: Vec<IncomingMessage>,
+    pub context: TurnContext,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnKind {
+    /// Answer the messages.
+    Chat,
+    /// The member sent `/new`: start a fresh conversation in this chat; reply with a short
+    /// confirmation.
+    NewConversation,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncomingMessage {
+    /// Gateway inbox row id. Stable across gateway restarts, so a worker can recognise a turn it
+    /// already answered (the gateway crashed before sending the reply) and return the stored
+    /// reply instead of asking the model again.
+    pub inbox_id: i64,
+    pub text: String,
+    /// When Telegram says the message was sent (Unix seconds).
+    pub sent_at: i64,
+}
+
+/// Facts the worker needs to build the prompt that it cannot know itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TurnContext {
+    pub member_name: String,
+    /// Extra persona guidance the admin set for this member; may be empty.
+    pub persona: String,
+    /// Current time in the household's zone, RFC 3339 (with offset).
+    pub now: String,
+    /// Household IANA time zone name, e.g. "Europe/Berlin".
+    pub timezone: String,
+    /// Token budget for the prompt (system + history + new messages).
+    pub context_tokens: u32,
+    /// Output token cap for each completion.
+    pub max_output_tokens: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum TurnOutcome {
+    /// Send this text to the member.
+    Reply { text: String },
+    /// The turn failed; `user_message` is a kind, plain sentence for the member, `detail` is for
+    /// the admin's logs.
+    Failed { user_message: String, detail: String },
+}
