@@ -1,1 +1,33 @@
-//! hearth-llm
+//! Calls to LLM providers for the gateway's broker: one attempt ([`complete`]) and a retry loop
+//! ([`complete_with_retry`]) over OpenAI-compatible chat completions and Anthropic Messages,
+//! streaming or not, each phase under its own time limit. Provider answers are untrusted input:
+//! anything malformed becomes an [`LlmError`], never a panic, and no error, log line or `Debug`
+//! output ever carries the API key.
+//!
+//! - `provider`: what to call ([`Provider`], [`ApiKey`]) and how long to wait ([`CallLimits`]).
+//! - `call`: one HTTP attempt — sending, time limits, status handling, reading the body.
+//! - `openai`, `anthropic`: each provider's request body, response and stream decoding, and
+//!   usage normalised into [`hearth_proto::llm::Usage`].
+//! - `sse`: a server-sent-events parser that accepts any chunking of the byte stream.
+//! - `retry`: which failures are worth another attempt and how long to wait first.
+//! - `estimate`: a safe over-estimate of prompt tokens for spend reservations.
+//! - `error`: [`LlmError`], what a caller branches on.
+
+mod anthropic;
+mod call;
+mod error;
+mod estimate;
+mod openai;
+mod provider;
+mod retry;
+mod sse;
+
+pub use call::{complete, http_client};
+pub use error::LlmError;
+pub use estimate::{estimate_prompt_tokens, estimate_text_tokens};
+pub use provider::{ApiKey, CallLimits, Provider};
+pub use retry::{Attempt, MAX_RETRY_AFTER, RetryPolicy, complete_with_retry};
+pub use sse::{SseEvent, SseParser};
+
+pub use hearth_proto::control::ProviderKind;
+pub use hearth_proto::llm::{ChatMessage, Completion, CompletionRequest, Role, Usage};

@@ -1,0 +1,447 @@
+//! A fake Telegram Bot API on loopback, close enough to the real one that teloxide (and so the
+//! gateway) cannot tell the difference: many bot tokens at once, `getUpdates` long polls that
+//! wake the moment an update arrives, one poller per token (409 for the older one), the Bot
+//! API's error bodies, `parse_mode` validation, and fault injection per token.
+//!
+//! A test acts as Telegram's users through the handle ([`FakeTelegram::send_text`]) and reads
+//! what the bots did ([`FakeTelegram::sent`], [`FakeTelegram::wait_for_sent`],
+//! [`FakeTelegram::requests`]).
+//!
+//! Submodules: `api` is the HTTP handler and the Bot API methods; `world` the state behind one
+//! mutex; `params` decodes paths, queries and bodies like the Bot API; `markup` parses HTML,
+//! MarkdownV2 and Markdown into text and entities.
+//!
+//! Where the fake knowingly differs from Telegram: a bare `&` in HTML is rejected (Telegram
+//! passes it through; see `markup`); MarkdownV2 is an approximation of tdlib's parser; only
+//! private chats exist; `setWebhook` is accepted (and makes `getUpdates` answer 409) but nothing
+//! is ever delivered to the URL; `timeout` may be fractional; files are not stored.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+mod api;
+mod markup;
+mod params;
+mod world;
+
+use world::{BotState, Reply, Shared, World};
+
+/// A bot registered with the fake, as BotFather would hand it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeBot {
+    /// `<id>:<35 characters>`, like a real token; what `Bot::new` takes.
+    pub token: String,
+    /// The bot's user id: the number before the colon in `token`.
+    pub id: i64,
+    pub username: String,
+}
+
+/// A Telegram user the test acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeUser {
+    pub id: i64,
+    pub first_name: String,
+    /// `first_name` in lower case, as the user's @username.
+    pub username: String,
+}
+
+/// A message a bot sent and Telegram accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentMessage {
+    pub message_id: i64,
+    pub chat_id: i64,
+    /// What the user sees: the text after entity parsing and trimming, as in the returned
+    /// Message — not what the bot sent (that is [`SentMessage::source`]).
+    pub text: String,
+    pub parse_mode: Option<String>,
+    /// The texts of later successful `editMessageText` calls, oldest first (plain, as `text`).
+    pub edits: Vec<String>,
+    /// When it was accepted, on tokio's clock (so it follows `tokio::time::pause`/`advance`).
+    pub at: Instant,
+    /// The `text` parameter exactly as the bot sent it, markup included, so a test can check
+    /// escaping.
+    pub source: String,
+    /// The message's entities in Bot API JSON (from `parse_mode` or the `entities` parameter).
+    pub entities: Vec<Value>,
+    /// The `reply_markup` parameter, if any.
+    pub reply_markup: Option<Value>,
+    /// The message this one replies to, when the reply target existed.
+    pub reply_to_message_id: Option<i64>,
+}
+
+impl SentMessage {
+    /// What the chat shows now: the last edit, or the original text.
+    pub fn current_text(&self) -> &str {
+        self.edits.last().unwrap_or(&self.text)
+    }
+}
+
+/// One HTTP request the fake received, in arrival order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    /// The token from the path (empty when the path was not `/bot<token>/<method>`).
+    pub token: String,
+    /// The Bot API spelling (`sendMessage`) for known methods, else as requested (the whole
+    /// path when it had no method).
+    pub method: String,
+    /// Query and body parameters merged; form and query values are strings as received.
+    pub params: Value,
+    /// When the request arrived, on tokio's clock (follows `tokio::time::pause`).
+    pub at: Instant,
+    /// The HTTP status answered; 0 while still in flight, 499 when the client gave up first.
+    pub status: u16,
+    /// The error `description` (or body) when the request failed.
+    pub error: Option<String>,
+}
+
+/// A failure to inject for one token. `times` counts down per matching request and the fault
+/// disappears at zero; several faults are tried in the order injected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// 429 with `parameters.retry_after` (teloxide: `RequestError::RetryAfter`), on any method.
+    RateLimit { retry_after_secs: u64, times: u32 },
+    /// A 5xx on any method: 502 as the nginx HTML page Telegram's front end sends, any other
+    /// status as the Bot API's JSON error. Note teloxide sleeps 10 s after any 5xx.
+    ServerError { status: u16, times: u32 },
+    /// Delays every response for this token until cleared (latencies add up).
+    Latency(Duration),
+    /// `method` (any case) fails with this status and description.
+    MethodFails {
+        method: String,
+        status: u16,
+        description: String,
+        times: u32,
+    },
+}
+
+/// The fake server. Cheap to clone; the server stops when the last clone is dropped or on
+/// [`FakeTelegram::shutdown`].
+#[derive(Clone)]
+pub struct FakeTelegram {
+    shared: Arc<Shared>,
+    server: Arc<ServerGuard>,
+}
+
+/// Owns the server task. A separate `Arc` from [`Shared`] because the connection tasks hold
+/// `Shared` for as long as a client keeps a connection open; the server must stop when the
+/// test's handles are gone, not when every client has hung up.
+struct ServerGuard {
+    shutdown: CancellationToken,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl ServerGuard {
+    fn stop(&self) {
+        self.shutdown.cancel();
+        if let Some(task) = self
+            .task
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl FakeTelegram {
+    /// Starts the server on 127.0.0.1, on a free port.
+    ///
+    /// # Panics
+    /// When no loopback port can be bound — a broken test machine, not a test failure.
+    pub async fn start() -> FakeTelegram {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind 127.0.0.1:0 for the fake Telegram");
+        let addr = listener
+            .local_addr()
+            .expect("local address of the fake Telegram");
+        let shutdown = CancellationToken::new();
+        let shared = Arc::new(Shared {
+            world: Mutex::new(World::default()),
+            sent_signal: watch::Sender::new(0),
+            shutdown: shutdown.clone(),
+            addr,
+        });
+        let app = Router::new()
+            .fallback(api::handle)
+            .with_state(shared.clone());
+        let signal = shutdown.clone().cancelled_owned();
+        let task = tokio::spawn(async move {
+            // Errors here mean the listener failed; tests then see connection errors.
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(signal)
+                .await;
+        });
+        FakeTelegram {
+            shared,
+            server: Arc::new(ServerGuard {
+                shutdown,
+                task: Mutex::new(Some(task)),
+            }),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`: what `Bot::set_api_url` takes (teloxide appends
+    /// `/bot<token>/<method>`).
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.shared.addr)
+    }
+
+    /// Registers a new bot with a fresh id and a realistic token.
+    pub fn add_bot(&self, username: &str) -> FakeBot {
+        use rand::Rng;
+        let mut world = self.shared.lock();
+        let mut rng = rand::rng();
+        let id = loop {
+            let id = rng.random_range(7_000_000_000_i64..8_000_000_000);
+            if world.bot_ids.insert(id) {
+                break id;
+            }
+        };
+        let bot = FakeBot {
+            token: world::make_token(id),
+            id,
+            username: username.to_owned(),
+        };
+        // Update ids start at a random-looking base per bot, as on Telegram.
+        let first_update_id = 100_000_000 + rng.random_range(0..900_000_000_i64);
+        world.bots.insert(
+            bot.token.clone(),
+            BotState::new(bot.clone(), first_update_id),
+        );
+        bot
+    }
+
+    /// Revokes a token, as BotFather's /revoke does: every later call with it gets 401, and a
+    /// long poll waiting on it is answered with 401 at once.
+    pub fn revoke(&self, token: &str) {
+        let mut world = self.shared.lock();
+        world.revoked.insert(token.to_owned());
+        if let Some(bot) = world.bots.get_mut(token) {
+            bot.terminate_poll(Reply::unauthorized());
+        }
+    }
+
+    /// A Telegram user (nothing is registered until the user writes to a bot).
+    pub fn user(&self, id: i64, first_name: &str) -> FakeUser {
+        FakeUser {
+            id,
+            first_name: first_name.to_owned(),
+            username: first_name.to_lowercase(),
+        }
+    }
+
+    /// Acts as `user`: sends a private text message to the bot and returns its `update_id`.
+    /// The chat (id = the user's id) becomes one the bot may write to. A text starting with a
+    /// `/command` carries a `bot_command` entity, as on Telegram.
+    ///
+    /// # Panics
+    /// When `token` belongs to no bot — a mistake in the test itself.
+    pub fn send_text(&self, token: &str, user: &FakeUser, text: &str) -> i64 {
+        self.with_bot_mut("send_text", token, |bot| bot.user_sends_text(user, text))
+    }
+
+    /// Queues any JSON as an update (for malformed-input tests); the fake sets `update_id`
+    /// (wrapping a non-object as `{"update_id", "unknown": …}`). A `message.chat.id` in it
+    /// becomes a chat the bot may write to.
+    ///
+    /// # Panics
+    /// When `token` belongs to no bot.
+    pub fn push_raw_update(&self, token: &str, update: Value) -> i64 {
+        self.with_bot_mut("push_raw_update", token, |bot| bot.push_raw(update))
+    }
+
+    /// Makes `user_id` block (or unblock) the bot: sends to them then fail with 403
+    /// "Forbidden: bot was blocked by the user". No effect before the user has written.
+    pub fn set_blocked(&self, token: &str, user_id: i64, blocked: bool) {
+        self.with_bot(token, |bot| {
+            if let Some(chat) = bot.chats.get_mut(&user_id) {
+                chat.blocked = blocked;
+            }
+        });
+    }
+
+    /// Every message the bot sent, in order, with edits applied.
+    pub fn sent(&self, token: &str) -> Vec<SentMessage> {
+        self.with_bot(token, |bot| bot.sent.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every message the bot sent to `chat_id`, in order.
+    pub fn sent_to(&self, token: &str, chat_id: i64) -> Vec<SentMessage> {
+        self.with_bot(token, |bot| {
+            bot.sent
+                .iter()
+                .filter(|m| m.chat_id == chat_id)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// Waits until the bot has sent at least `n` messages to `chat_id` and returns them all.
+    /// On timeout the error says what the bot did send, where, and which sends were rejected.
+    pub async fn wait_for_sent(
+        &self,
+        token: &str,
+        chat_id: i64,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<SentMessage>, String> {
+        // Subscribe before looking, so a send between the look and the wait still wakes us.
+        let mut changes = self.shared.sent_signal.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let got = self.sent_to(token, chat_id);
+            if got.len() >= n {
+                return Ok(got);
+            }
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Err(self.describe_sent(token, chat_id, n, timeout));
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => return Err(self.describe_sent(token, chat_id, n, timeout)),
+            }
+        }
+    }
+
+    fn describe_sent(&self, token: &str, chat_id: i64, n: usize, timeout: Duration) -> String {
+        let world = self.shared.lock();
+        let Some(bot) = world.bots.get(token) else {
+            return format!("no bot has token {token:?}");
+        };
+        let here: Vec<String> = bot
+            .sent
+            .iter()
+            .filter(|m| m.chat_id == chat_id)
+            .map(|m| format!("#{} {:?}", m.message_id, m.current_text()))
+            .collect();
+        let mut s = format!(
+            "@{} sent {} of the {n} messages awaited in chat {chat_id} within {timeout:?}: [{}]",
+            bot.bot.username,
+            here.len(),
+            here.join(", ")
+        );
+        let elsewhere: Vec<String> = bot
+            .sent
+            .iter()
+            .filter(|m| m.chat_id != chat_id)
+            .map(|m| format!("chat {}: {:?}", m.chat_id, m.current_text()))
+            .collect();
+        if !elsewhere.is_empty() {
+            s += &format!("; to other chats: [{}]", elsewhere.join(", "));
+        }
+        let rejected: Vec<String> = world
+            .requests
+            .iter()
+            .filter(|(_, r)| r.token == token && r.method != "getUpdates" && r.status >= 300)
+            .map(|(_, r)| {
+                format!(
+                    "{} → {} {}",
+                    r.method,
+                    r.status,
+                    r.error.as_deref().unwrap_or_default()
+                )
+            })
+            .collect();
+        if !rejected.is_empty() {
+            s += &format!("; rejected requests: [{}]", rejected.join("; "));
+        }
+        if !bot.chats.contains_key(&chat_id) {
+            s += &format!(
+                "; note: user {chat_id} never wrote to this bot, so it cannot write to them"
+            );
+        }
+        s
+    }
+
+    /// Every accepted `sendChatAction` as `(chat_id, action)`, in order.
+    pub fn chat_actions(&self, token: &str) -> Vec<(i64, String)> {
+        self.with_bot(token, |bot| bot.chat_actions.clone())
+            .unwrap_or_default()
+    }
+
+    /// The `commands` array of the last accepted `setMyCommands` (`None` if never set or
+    /// deleted).
+    pub fn commands(&self, token: &str) -> Option<Value> {
+        self.with_bot(token, |bot| bot.commands.clone()).flatten()
+    }
+
+    /// Every request received (the last 100 000), in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    /// `getUpdates` long polls currently waiting for this token (0 or 1).
+    pub fn pending_polls(&self, token: &str) -> usize {
+        self.with_bot(token, |bot| usize::from(bot.poll.is_some()))
+            .unwrap_or_default()
+    }
+
+    /// `getUpdates` calls received with this (valid) token, faulted ones included.
+    pub fn poll_count(&self, token: &str) -> usize {
+        self.with_bot(token, |bot| bot.poll_count)
+            .unwrap_or_default()
+    }
+
+    /// Updates queued and not yet confirmed by an offset.
+    pub fn pending_updates(&self, token: &str) -> usize {
+        self.with_bot(token, |bot| bot.updates.len())
+            .unwrap_or_default()
+    }
+
+    pub fn inject(&self, token: &str, fault: Fault) {
+        self.with_bot(token, |bot| bot.faults.push(fault));
+    }
+
+    pub fn clear_faults(&self, token: &str) {
+        self.with_bot(token, |bot| bot.faults.clear());
+    }
+
+    /// Simulates another program polling this token: while on, every `getUpdates` gets 409 at
+    /// once, and a poll waiting now is answered with 409.
+    pub fn set_external_poller(&self, token: &str, on: bool) {
+        self.with_bot(token, |bot| {
+            bot.external_poller = on;
+            if on {
+                bot.terminate_poll(Reply::conflict());
+            }
+        });
+    }
+
+    /// Stops the server: no new connections; waiting long polls answer with no updates.
+    pub fn shutdown(&self) {
+        self.server.stop();
+    }
+
+    fn with_bot<R>(&self, token: &str, f: impl FnOnce(&mut BotState) -> R) -> Option<R> {
+        self.shared.lock().bots.get_mut(token).map(f)
+    }
+
+    fn with_bot_mut<R>(&self, what: &str, token: &str, f: impl FnOnce(&mut BotState) -> R) -> R {
+        self.with_bot(token, f).unwrap_or_else(|| {
+            panic!("FakeTelegram::{what}: no bot has token {token:?}; create it with add_bot")
+        })
+    }
+}

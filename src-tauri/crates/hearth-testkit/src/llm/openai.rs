@@ -1,0 +1,129 @@
+//! OpenAI chat-completions wire format, as api.openai.com sends it.
+//!
+//! Usage: `prompt_tokens` counts the whole prompt *including* cached tokens, which are repeated
+//! in `prompt_tokens_details.cached_tokens`. When streaming, usage comes only if the request
+//! asked for it with `stream_options.include_usage`, as a last chunk with empty `choices`, and
+//! every earlier chunk then carries `"usage": null`.
+
+use serde_json::{Value, json};
+
+use super::{Answer, Reply, frame, pieces, unix_now};
+
+fn usage(a: &Answer<'_>) -> Value {
+    let t = a.tokens;
+    json!({
+        "prompt_tokens": t.prompt,
+        "completion_tokens": t.output,
+        "total_tokens": t.prompt + t.output,
+        "prompt_tokens_details": { "cached_tokens": t.cache_read, "audio_tokens": 0 },
+        "completion_tokens_details": { "reasoning_tokens": 0, "audio_tokens": 0 }
+    })
+}
+
+fn finish_reason(reply: &Reply) -> &'static str {
+    match reply {
+        Reply::Text(_) => "stop",
+        Reply::ToolCall { .. } => "tool_calls",
+    }
+}
+
+fn tool_call_id(a: &Answer<'_>) -> String {
+    format!("call_fake{}", a.id)
+}
+
+pub(super) fn completion(a: &Answer<'_>) -> Value {
+    let message = match a.reply {
+        Reply::Text(text) => json!({ "role": "assistant", "content": text, "refusal": null }),
+        Reply::ToolCall { name, arguments } => json!({
+            "role": "assistant",
+            "content": null,
+            "refusal": null,
+            "tool_calls": [{
+                "id": tool_call_id(a),
+                "type": "function",
+                "function": { "name": name, "arguments": arguments.to_string() }
+            }]
+        }),
+    };
+    json!({
+        "id": format!("chatcmpl-fake{}", a.id),
+        "object": "chat.completion",
+        "created": unix_now(),
+        "model": a.model,
+        "choices": [{ "index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason(a.reply) }],
+        "usage": usage(a),
+        "system_fingerprint": "fp_fake"
+    })
+}
+
+/// Every SSE frame of a streamed answer, `data: [DONE]` last.
+pub(super) fn stream_frames(a: &Answer<'_>, include_usage: bool) -> Vec<String> {
+    let id = format!("chatcmpl-fake{}", a.id);
+    let created = unix_now();
+    let chunk = |choices: Value| {
+        let mut c = json!({
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": a.model,
+            "system_fingerprint": "fp_fake",
+            "choices": choices,
+        });
+        if include_usage {
+            c["usage"] = Value::Null;
+        }
+        c
+    };
+    let choice = |delta: Value, finish: Option<&str>| json!([{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }]);
+
+    let mut frames = Vec::new();
+    match a.reply {
+        Reply::Text(text) => {
+            frames.push(frame(
+                None,
+                &chunk(choice(json!({ "role": "assistant", "content": "", "refusal": null }), None)),
+            ));
+            for piece in pieces(text) {
+                frames.push(frame(None, &chunk(choice(json!({ "content": piece }), None))));
+            }
+        }
+        Reply::ToolCall { name, arguments } => {
+            let first = json!({
+                "role": "assistant",
+                "content": null,
+                "tool_calls": [{
+                    "index": 0,
+                    "id": tool_call_id(a),
+                    "type": "function",
+                    "function": { "name": name, "arguments": "" }
+                }]
+            });
+            frames.push(frame(None, &chunk(choice(first, None))));
+            for piece in pieces(&arguments.to_string()) {
+                let delta = json!({ "tool_calls": [{ "index": 0, "function": { "arguments": piece } }] });
+                frames.push(frame(None, &chunk(choice(delta, None))));
+            }
+        }
+    }
+    frames.push(frame(None, &chunk(choice(json!({}), Some(finish_reason(a.reply))))));
+    if include_usage {
+        let mut last = chunk(json!([]));
+        last["usage"] = usage(a);
+        frames.push(frame(None, &last));
+    }
+    frames.push("data: [DONE]\n\n".to_owned());
+    frames
+}
+
+pub(super) fn error_body(code: u16, message: &str) -> Value {
+    let (kind, err_code) = match code {
+        400 => ("invalid_request_error", Value::Null),
+        401 => ("invalid_request_error", json!("invalid_api_key")),
+        403 => ("invalid_request_error", json!("unsupported_country_region_territory")),
+        404 => ("invalid_request_error", json!("model_not_found")),
+        429 => ("requests", json!("rate_limit_exceeded")),
+        500..=599 => ("server_error", Value::Null),
+        _ => ("api_error", Value::Null),
+    };
+    json!({ "error": { "message": message, "type": kind, "param": null, "code": err_code } })
+}

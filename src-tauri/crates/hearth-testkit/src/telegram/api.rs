@@ -1,0 +1,641 @@
+//! The HTTP side: one fallback handler that decodes any request the way the Bot API does,
+//! records it, applies the bot's faults and dispatches to the method.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+use tokio::sync::oneshot;
+
+use super::RecordedRequest;
+use super::markup::{self, Formatted, ParseMode};
+use super::params::{Params, parse_params, split_path};
+use super::world::{
+    BotState, ChatState, PollSlot, Reply, Shared, StoredMessage, chat_json, now, unix_now,
+};
+
+/// Bodies above this are refused; the fake stores no files, and sendMessage needs kilobytes.
+const MAX_BODY: usize = 20 * 1024 * 1024;
+/// A long poll never waits longer than this, whatever `timeout` asks for.
+const MAX_POLL: Duration = Duration::from_secs(300);
+/// Telegram's limit on a message, in UTF-16 code units after entity parsing.
+const MAX_TEXT: usize = 4096;
+
+/// Every method the fake answers, spelled as the Bot API documents them; requests match
+/// case-insensitively.
+const METHODS: &[&str] = &[
+    "getMe",
+    "getUpdates",
+    "getWebhookInfo",
+    "setWebhook",
+    "deleteWebhook",
+    "sendMessage",
+    "editMessageText",
+    "sendChatAction",
+    "setMyCommands",
+    "getMyCommands",
+    "deleteMyCommands",
+    "getChat",
+    "close",
+    "logOut",
+];
+
+const CHAT_ACTIONS: &[&str] = &[
+    "typing",
+    "upload_photo",
+    "record_video",
+    "upload_video",
+    "record_voice",
+    "upload_voice",
+    "upload_document",
+    "choose_sticker",
+    "find_location",
+    "record_video_note",
+    "upload_video_note",
+];
+
+pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = to_bytes(body, MAX_BODY).await else {
+        return render(&Reply::err(413, "Request Entity Too Large"));
+    };
+    let (token, method) = split_path(parts.uri.path())
+        .unwrap_or_else(|| (String::new(), parts.uri.path().to_owned()));
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let params = parse_params(parts.uri.query(), content_type, &body);
+    let canonical = METHODS
+        .iter()
+        .find(|m| m.eq_ignore_ascii_case(&method))
+        .copied();
+    let recorded_params = params
+        .as_ref()
+        .map(|p| Value::Object(p.clone()))
+        .unwrap_or_else(|_| json!({}));
+    let mut record = Record::begin(
+        &shared,
+        &token,
+        canonical.unwrap_or(&method),
+        recorded_params,
+    );
+
+    let reply = if token.is_empty() {
+        Reply::err(404, "Not Found")
+    } else {
+        call(&shared, &token, canonical, params).await
+    };
+    record.finish(&reply);
+    render(&reply)
+}
+
+fn render(reply: &Reply) -> Response {
+    let (status, content_type, body) = match reply {
+        Reply::Ok(result) => (
+            200,
+            "application/json",
+            json!({ "ok": true, "result": result }).to_string(),
+        ),
+        Reply::Err {
+            status,
+            description,
+            retry_after,
+        } => {
+            let mut v = json!({ "ok": false, "error_code": status, "description": description });
+            if let Some(secs) = retry_after {
+                v["parameters"] = json!({ "retry_after": secs });
+            }
+            (*status, "application/json", v.to_string())
+        }
+        Reply::Raw {
+            status,
+            content_type,
+            body,
+        } => (*status, *content_type, body.clone()),
+    };
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+/// A request's entry in the log: written on arrival, completed with the status when answered,
+/// or with 499 when the client went away first (a cancelled long poll, say).
+struct Record<'a> {
+    shared: &'a Shared,
+    seq: u64,
+    done: bool,
+}
+
+impl<'a> Record<'a> {
+    fn begin(shared: &'a Shared, token: &str, method: &str, params: Value) -> Record<'a> {
+        let mut world = shared.lock();
+        let seq = world.next_request_seq;
+        world.next_request_seq += 1;
+        world.requests.push_back((
+            seq,
+            RecordedRequest {
+                token: token.to_owned(),
+                method: method.to_owned(),
+                params,
+                at: now(),
+                status: 0,
+                error: None,
+            },
+        ));
+        if world.requests.len() > super::world::REQUEST_LOG_LIMIT {
+            world.requests.pop_front();
+        }
+        Record {
+            shared,
+            seq,
+            done: false,
+        }
+    }
+
+    fn set(&mut self, status: u16, error: Option<String>) {
+        self.done = true;
+        let mut world = self.shared.lock();
+        // Sequence numbers are increasing, so the entry is found by binary search.
+        if let Ok(i) = world
+            .requests
+            .binary_search_by_key(&self.seq, |(seq, _)| *seq)
+        {
+            let entry = &mut world.requests[i].1;
+            entry.status = status;
+            entry.error = error;
+        }
+    }
+
+    fn finish(&mut self, reply: &Reply) {
+        self.set(reply.status(), reply.description());
+    }
+}
+
+impl Drop for Record<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.set(499, Some("client closed the request".to_owned()));
+        }
+    }
+}
+
+/// Authenticates, applies latency and faults, then runs the method.
+async fn call(
+    shared: &Shared,
+    token: &str,
+    method: Option<&'static str>,
+    params: Result<Map<String, Value>, String>,
+) -> Reply {
+    let latency = {
+        let mut world = shared.lock();
+        if world.revoked.contains(token) {
+            return Reply::unauthorized();
+        }
+        let Some(bot) = world.bots.get_mut(token) else {
+            return Reply::unauthorized();
+        };
+        if method == Some("getUpdates") {
+            bot.poll_count += 1;
+        }
+        bot.latency()
+    };
+    if !latency.is_zero() {
+        tokio::select! {
+            () = tokio::time::sleep(latency) => {}
+            () = shared.shutdown.cancelled() => return Reply::err(502, "Bad Gateway"),
+        }
+    }
+    {
+        let mut world = shared.lock();
+        if world.revoked.contains(token) {
+            return Reply::unauthorized();
+        }
+        let Some(bot) = world.bots.get_mut(token) else {
+            return Reply::unauthorized();
+        };
+        if let Some(reply) = bot.take_fault(method.unwrap_or_default()) {
+            return reply;
+        }
+    }
+    let Some(method) = method else {
+        return Reply::err(404, "Not Found");
+    };
+    let params = match params {
+        Ok(p) => p,
+        Err(description) => return Reply::err(400, description),
+    };
+    let p = Params(&params);
+    let reply = match method {
+        "getUpdates" => get_updates(shared, token, &p).await,
+        _ => with_bot(shared, token, |bot| match method {
+            "getMe" => Reply::Ok(bot.me_json()),
+            "getWebhookInfo" => Reply::Ok(json!({
+                "url": bot.webhook_url,
+                "has_custom_certificate": false,
+                "pending_update_count": bot.updates.len(),
+            })),
+            "setWebhook" => set_webhook(bot, &p),
+            "deleteWebhook" => {
+                bot.webhook_url.clear();
+                if p.bool("drop_pending_updates") {
+                    bot.updates.clear();
+                }
+                Reply::Ok(json!(true))
+            }
+            "sendMessage" => send_message(bot, &p),
+            "editMessageText" => edit_message_text(bot, &p),
+            "sendChatAction" => send_chat_action(bot, &p),
+            "setMyCommands" => set_my_commands(bot, &p),
+            "getMyCommands" => Reply::Ok(bot.commands.clone().unwrap_or_else(|| json!([]))),
+            "deleteMyCommands" => {
+                bot.commands = None;
+                Reply::Ok(json!(true))
+            }
+            "getChat" => match chat_id(&p).and_then(|id| known_chat(bot, id).map(|c| (id, c))) {
+                Ok((id, chat)) => Reply::Ok(chat_json(id, chat)),
+                Err(reply) => reply,
+            },
+            "close" | "logOut" => Reply::Ok(json!(true)),
+            _ => Reply::err(404, "Not Found"),
+        }),
+    };
+    // Wakes `wait_for_sent` after an accepted send or edit, outside the world lock.
+    if matches!(reply, Reply::Ok(_)) && matches!(method, "sendMessage" | "editMessageText") {
+        shared.sent_signal.send_modify(|n| *n += 1);
+    }
+    reply
+}
+
+fn with_bot(shared: &Shared, token: &str, f: impl FnOnce(&mut BotState) -> Reply) -> Reply {
+    let mut world = shared.lock();
+    match world.bots.get_mut(token) {
+        Some(bot) => f(bot),
+        None => Reply::unauthorized(),
+    }
+}
+
+/// Removes the bot's poll slot when the poll that owns it ends, however it ends (answered,
+/// terminated, or dropped because the client hung up).
+struct SlotGuard<'a> {
+    shared: &'a Shared,
+    token: &'a str,
+    id: u64,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        let mut world = self.shared.lock();
+        if let Some(bot) = world.bots.get_mut(self.token)
+            && bot.poll.as_ref().is_some_and(|slot| slot.id == self.id)
+        {
+            bot.poll = None;
+        }
+    }
+}
+
+async fn get_updates(shared: &Shared, token: &str, p: &Params<'_>) -> Reply {
+    let offset = p.int_or("offset", 0);
+    let limit = usize::try_from(p.int_or("limit", 100).clamp(1, 100)).unwrap_or(100);
+    let timeout = p
+        .float("timeout")
+        .filter(|t| t.is_finite())
+        .unwrap_or(0.0)
+        .max(0.0);
+    let timeout = Duration::from_secs_f64(timeout.min(MAX_POLL.as_secs_f64()));
+
+    let (mut arrivals, mut terminated, id) = {
+        let mut world = shared.lock();
+        let id = world.next_poll_id;
+        world.next_poll_id += 1;
+        let Some(bot) = world.bots.get_mut(token) else {
+            return Reply::unauthorized();
+        };
+        if bot.external_poller {
+            return Reply::conflict();
+        }
+        if !bot.webhook_url.is_empty() {
+            return Reply::err(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+            );
+        }
+        // Telegram serves one poller per token: a newer request ends the older one with 409.
+        bot.terminate_poll(Reply::conflict());
+        bot.confirm(offset);
+        let updates = bot.pending_from(offset, limit);
+        if !updates.is_empty() || timeout.is_zero() {
+            return Reply::Ok(Value::Array(updates));
+        }
+        let (tx, rx) = oneshot::channel();
+        bot.poll = Some(PollSlot { id, terminate: tx });
+        (bot.arrivals.subscribe(), rx, id)
+    };
+    let _slot = SlotGuard { shared, token, id };
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        tokio::select! {
+            reply = &mut terminated => return reply.unwrap_or_else(|_| Reply::conflict()),
+            () = shared.shutdown.cancelled() => return Reply::Ok(json!([])),
+            () = tokio::time::sleep_until(deadline) => return Reply::Ok(json!([])),
+            changed = arrivals.changed() => {
+                if changed.is_err() {
+                    return Reply::Ok(json!([]));
+                }
+                let updates = {
+                    let world = shared.lock();
+                    world.bots.get(token).map(|bot| bot.pending_from(offset, limit)).unwrap_or_default()
+                };
+                if !updates.is_empty() {
+                    return Reply::Ok(Value::Array(updates));
+                }
+            }
+        }
+    }
+}
+
+fn set_webhook(bot: &mut BotState, p: &Params<'_>) -> Reply {
+    let url = p.str("url").unwrap_or_default();
+    if !url.is_empty() && !url.starts_with("https://") {
+        return Reply::bad_request("bad webhook: An HTTPS URL must be provided for webhook");
+    }
+    bot.webhook_url = url;
+    if p.bool("drop_pending_updates") {
+        bot.updates.clear();
+    }
+    Reply::Ok(json!(true))
+}
+
+fn chat_id(p: &Params<'_>) -> Result<i64, Reply> {
+    match p.int("chat_id") {
+        Ok(Some(id)) => Ok(id),
+        Ok(None) => Err(Reply::bad_request("chat_id is empty")),
+        // "@channelusername": the fake has no public chats.
+        Err(()) => Err(Reply::bad_request("chat not found")),
+    }
+}
+
+fn known_chat(bot: &BotState, id: i64) -> Result<&ChatState, Reply> {
+    bot.chats
+        .get(&id)
+        .ok_or_else(|| Reply::bad_request("chat not found"))
+}
+
+fn writable_chat(bot: &mut BotState, id: i64) -> Result<&mut ChatState, Reply> {
+    let chat = bot
+        .chats
+        .get_mut(&id)
+        .ok_or_else(|| Reply::bad_request("chat not found"))?;
+    if chat.blocked {
+        return Err(Reply::err(403, "Forbidden: bot was blocked by the user"));
+    }
+    Ok(chat)
+}
+
+/// The message text after `parse_mode` (or explicit `entities`), validated like Telegram.
+fn formatted_text(
+    p: &Params<'_>,
+) -> Result<(Formatted, Vec<Value>, String, Option<String>), Reply> {
+    let source = p.str("text").unwrap_or_default();
+    let parse_mode = p.str("parse_mode").filter(|m| !m.is_empty());
+    let explicit = p
+        .json("entities")
+        .map_err(|()| Reply::bad_request("can't parse entities JSON object"))?;
+    let (formatted, entities) = match explicit {
+        Some(Value::Array(entities)) => (
+            Formatted {
+                text: source.clone(),
+                entities: Vec::new(),
+            },
+            entities,
+        ),
+        Some(_) => return Err(Reply::bad_request("can't parse entities JSON object")),
+        None => {
+            let mode = match &parse_mode {
+                None => None,
+                Some(m) => Some(
+                    ParseMode::from_param(m)
+                        .ok_or_else(|| Reply::bad_request("unsupported parse_mode"))?,
+                ),
+            };
+            let formatted = markup::parse(&source, mode)
+                .map_err(|reason| Reply::bad_request(&format!("can't parse entities: {reason}")))?;
+            let entities = formatted
+                .entities
+                .iter()
+                .map(markup::Entity::to_json)
+                .collect();
+            (formatted, entities)
+        }
+    };
+    if formatted.text.trim().is_empty() {
+        return Err(Reply::bad_request("message text is empty"));
+    }
+    if markup::utf16_len(&formatted.text) > MAX_TEXT {
+        return Err(Reply::bad_request("message is too long"));
+    }
+    Ok((formatted, entities, source, parse_mode))
+}
+
+/// `reply_markup` as given, or `Err` when it is not a JSON object.
+fn reply_markup(p: &Params<'_>) -> Result<Option<Value>, Reply> {
+    match p.json("reply_markup") {
+        Ok(None) => Ok(None),
+        Ok(Some(v)) if v.is_object() => Ok(Some(v)),
+        _ => Err(Reply::bad_request(
+            "can't parse reply keyboard markup JSON object",
+        )),
+    }
+}
+
+fn send_message(bot: &mut BotState, p: &Params<'_>) -> Reply {
+    match try_send_message(bot, p) {
+        Ok(v) | Err(v) => v,
+    }
+}
+
+fn try_send_message(bot: &mut BotState, p: &Params<'_>) -> Result<Reply, Reply> {
+    let chat_id = chat_id(p)?;
+    let (formatted, entities, source, parse_mode) = formatted_text(p)?;
+    let markup = reply_markup(p)?;
+    let reply_params = p
+        .json("reply_parameters")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let reply_to = reply_params["message_id"]
+        .as_i64()
+        .or_else(|| {
+            reply_params["message_id"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+        })
+        .or(p.int("reply_to_message_id").ok().flatten());
+    let allow_without_reply = reply_params["allow_sending_without_reply"]
+        .as_bool()
+        .unwrap_or(false)
+        || p.bool("allow_sending_without_reply");
+    let from = bot.user_json();
+    let chat = writable_chat(bot, chat_id)?;
+    let reply_to_message = match reply_to {
+        None => None,
+        Some(id) => match chat.messages.get(&id) {
+            Some(m) => Some(m.json.clone()),
+            None if allow_without_reply => None,
+            None => return Err(Reply::bad_request("message to be replied not found")),
+        },
+    };
+    let message_id = chat.next_message_id;
+    chat.next_message_id += 1;
+    let mut message = json!({
+        "message_id": message_id,
+        "from": from,
+        "chat": chat_json(chat_id, chat),
+        "date": unix_now(),
+        "text": formatted.text,
+    });
+    if !entities.is_empty() {
+        message["entities"] = json!(entities);
+    }
+    if let Some(replied) = reply_to_message {
+        message["reply_to_message"] = replied;
+    }
+    set_inline_keyboard(&mut message, markup.as_ref());
+    chat.messages.insert(
+        message_id,
+        StoredMessage {
+            from_bot: true,
+            json: message.clone(),
+        },
+    );
+    bot.sent_index.insert((chat_id, message_id), bot.sent.len());
+    bot.sent.push(super::SentMessage {
+        message_id,
+        chat_id,
+        text: formatted.text,
+        parse_mode,
+        edits: Vec::new(),
+        at: now(),
+        source,
+        entities,
+        reply_markup: markup,
+        reply_to_message_id: reply_to.filter(|_| message.get("reply_to_message").is_some()),
+    });
+    Ok(Reply::Ok(message))
+}
+
+/// Telegram echoes only an inline keyboard back in the Message object.
+fn set_inline_keyboard(message: &mut Value, markup: Option<&Value>) {
+    match markup.filter(|m| m.get("inline_keyboard").is_some()) {
+        Some(m) => message["reply_markup"] = m.clone(),
+        None => {
+            if let Some(obj) = message.as_object_mut() {
+                obj.remove("reply_markup");
+            }
+        }
+    }
+}
+
+fn edit_message_text(bot: &mut BotState, p: &Params<'_>) -> Reply {
+    match try_edit_message_text(bot, p) {
+        Ok(v) | Err(v) => v,
+    }
+}
+
+fn try_edit_message_text(bot: &mut BotState, p: &Params<'_>) -> Result<Reply, Reply> {
+    if p.str("inline_message_id").is_some() {
+        // The fake has no inline messages.
+        return Err(Reply::bad_request("MESSAGE_ID_INVALID"));
+    }
+    let chat_id = chat_id(p)?;
+    let message_id = match p.int("message_id") {
+        Ok(Some(id)) => id,
+        Ok(None) => return Err(Reply::bad_request("message identifier is not specified")),
+        Err(()) => return Err(Reply::bad_request("message to edit not found")),
+    };
+    let (formatted, entities, _source, _parse_mode) = formatted_text(p)?;
+    let markup = reply_markup(p)?;
+    let chat = writable_chat(bot, chat_id)?;
+    let stored = match chat.messages.get_mut(&message_id) {
+        Some(m) if m.from_bot => m,
+        Some(_) => return Err(Reply::bad_request("message can't be edited")),
+        None => return Err(Reply::bad_request("message to edit not found")),
+    };
+    let mut edited = stored.json.clone();
+    edited["text"] = json!(formatted.text);
+    match entities.is_empty() {
+        true => {
+            if let Some(obj) = edited.as_object_mut() {
+                obj.remove("entities");
+            }
+        }
+        false => edited["entities"] = json!(entities),
+    }
+    set_inline_keyboard(&mut edited, markup.as_ref());
+    let unchanged = ["text", "entities", "reply_markup"]
+        .iter()
+        .all(|k| edited.get(k) == stored.json.get(k));
+    if unchanged {
+        return Err(Reply::bad_request(
+            "message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message",
+        ));
+    }
+    edited["edit_date"] = json!(unix_now());
+    stored.json = edited.clone();
+    if let Some(&i) = bot.sent_index.get(&(chat_id, message_id)) {
+        bot.sent[i].edits.push(formatted.text);
+    }
+    Ok(Reply::Ok(edited))
+}
+
+fn send_chat_action(bot: &mut BotState, p: &Params<'_>) -> Reply {
+    let chat_id = match chat_id(p) {
+        Ok(id) => id,
+        Err(reply) => return reply,
+    };
+    let action = p.str("action").unwrap_or_default();
+    if !CHAT_ACTIONS.contains(&action.as_str()) {
+        return Reply::bad_request("wrong parameter action in request");
+    }
+    if let Err(reply) = writable_chat(bot, chat_id) {
+        return reply;
+    }
+    bot.chat_actions.push((chat_id, action));
+    Reply::Ok(json!(true))
+}
+
+fn set_my_commands(bot: &mut BotState, p: &Params<'_>) -> Reply {
+    let commands = match p.json("commands") {
+        Ok(Some(Value::Array(c))) => c,
+        Ok(None) => return Reply::bad_request("parameter \"commands\" is required"),
+        _ => return Reply::bad_request("can't parse commands JSON object"),
+    };
+    if commands.len() > 100 {
+        return Reply::bad_request("too many commands specified");
+    }
+    for c in &commands {
+        let name = c["command"].as_str().unwrap_or_default();
+        let valid_name = (1..=32).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid_name {
+            return Reply::bad_request("BOT_COMMAND_INVALID");
+        }
+        let description = c["description"].as_str().unwrap_or_default();
+        if !(1..=256).contains(&description.chars().count()) {
+            return Reply::bad_request("BOT_COMMAND_DESCRIPTION_INVALID");
+        }
+    }
+    bot.commands = Some(Value::Array(commands));
+    Reply::Ok(json!(true))
+}
