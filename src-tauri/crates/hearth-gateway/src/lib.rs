@@ -1,1 +1,31 @@
-//! hearth-gateway
+//! The Hearth gateway: the one process every household message passes through. It holds the
+//! bot tokens and provider keys, and no member's conversation history.
+//!
+//! - [`gateway`]: start/stop, the core event loop, turns; [`Gateway`] is the handle the GUI,
+//!   the CLI and tests all use.
+//! - [`telegram`]: one long-poll connector per member's bot; sending replies.
+//! - [`router`]: who wrote and what happens to it (member, pairing, stranger).
+//! - [`pairing`]: one-time pairing codes and deep links.
+//! - [`lanes`]: per-member FIFO queues and the fair, capped turn scheduler.
+//! - [`workers`]: member worker processes (spawned through `hearth-isolation`) and their sockets.
+//! - [`broker`]: LLM calls with keys; reserve → call → settle in the ledger.
+//! - [`reply`]: rendering a model's Markdown into Telegram HTML that cannot fail to parse.
+//! - [`store`]: `gateway.sqlite` and its migrations.
+//! - [`secrets`]: bot tokens and provider keys (0600 file).
+//! - [`control`]: the admin API, in-process and over the owner-only control socket.
+//! - [`paths`]: the data directory layout.
+
+pub mod broker;
+pub mod control;
+pub mod gateway;
+pub mod lanes;
+pub mod pairing;
+pub mod paths;
+pub mod reply;
+pub mod router;
+pub mod secrets;
+pub mod store;
+pub mod telegram;
+pub mod workers;
+
+pub use gateway::{Gateway, GatewayConfig};

@@ -1,0 +1,389 @@
+//! The admin API. [`Gateway::control`] is the one entry point: the Tauri shell calls it
+//! in-process, the CLI reaches it over `run/control.sock` — a socket only the gateway's own user
+//! (or root) may open, checked again on every connection with the kernel-reported peer uid.
+//!
+//! The gateway is the only writer of `gateway.sqlite`; every admin change goes through here and
+//! leaves an audit row.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use hearth_proto::control::{
+    ControlEnvelope, ControlError, ControlReply, ControlRequest, ErrorCode, MemberAdded, MemberSummary, PairCode,
+    ProviderKind, ProviderSummary,
+};
+use hearth_proto::frame::{self, FrameError};
+use hearth_proto::PROTOCOL_VERSION;
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::gateway::{Event, Gateway, SETTING_PROVIDER_KIND, SETTING_PROVIDER_MODEL, SETTING_PROVIDER_URL};
+use crate::pairing;
+use crate::secrets;
+use crate::store::{self, MemberRow};
+use crate::telegram::{self, TokenError};
+
+fn internal(e: impl std::fmt::Display) -> ControlError {
+    ControlError::new(ErrorCode::Internal, e.to_string())
+}
+
+impl Gateway {
+    /// Handles one admin request.
+    pub async fn control(&self, request: ControlRequest) -> Result<ControlReply, ControlError> {
+        tracing::debug!(?request, "admin request");
+        match request {
+            ControlRequest::ProviderSet { kind, base_url, model, api_key } => self.provider_set(kind, base_url, model, api_key).await,
+            ControlRequest::MemberAdd { name, bot_token } => self.member_add(name, bot_token).await.map(ControlReply::MemberAdded),
+            ControlRequest::MemberList => self.member_list().await,
+            ControlRequest::MemberRemove { member } => self.member_remove(&member).await,
+            ControlRequest::MemberPair { member } => self.member_pair(&member).await.map(ControlReply::PairCode),
+            ControlRequest::Status => self.status().await.map(ControlReply::Status).map_err(internal),
+        }
+    }
+
+    async fn provider_set(&self, kind: ProviderKind, base_url: String, model: String, api_key: String) -> Result<ControlReply, ControlError> {
+        let base_url = base_url.trim().trim_end_matches('/').to_owned();
+        let model = model.trim().to_owned();
+        let api_key = api_key.trim().to_owned();
+        match reqwest::Url::parse(&base_url) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            _ => {
+                return Err(ControlError::new(
+                    ErrorCode::InvalidInput,
+                    format!("{base_url:?} is not a web address; use e.g. https://api.openai.com/v1 or http://localhost:11434/v1"),
+                ));
+            }
+        }
+        if model.is_empty() {
+            return Err(ControlError::new(ErrorCode::InvalidInput, "name a model, e.g. gpt-4o-mini or claude-sonnet-4-5"));
+        }
+        if api_key.chars().any(char::is_control) {
+            return Err(ControlError::new(ErrorCode::InvalidInput, "the API key contains control characters; paste it again"));
+        }
+        self.inner.secrets.set(secrets::PROVIDER_KEY, &api_key).map_err(internal)?;
+        let (u, m) = (base_url.clone(), model.clone());
+        self.inner
+            .store
+            .call(move |c| {
+                store::set_setting(c, SETTING_PROVIDER_KIND, kind.as_str())?;
+                store::set_setting(c, SETTING_PROVIDER_URL, &u)?;
+                store::set_setting(c, SETTING_PROVIDER_MODEL, &m)?;
+                store::audit(c, "admin", "provider_set", None, &format!("{} {u} {m}", kind.as_str()))
+            })
+            .await
+            .map_err(internal)?;
+        self.inner
+            .broker
+            .set_provider(Some(crate::broker::provider_from(kind, base_url.clone(), model.clone(), api_key)));
+        Ok(ControlReply::ProviderSet(ProviderSummary { kind, base_url, model }))
+    }
+
+    async fn member_add(&self, name: String, bot_token: String) -> Result<MemberAdded, ControlError> {
+        let name = validate_name(&name)?;
+        let token = bot_token.trim().to_owned();
+        let n = name.clone();
+        if self.inner.store.call(move |c| store::name_taken(c, &n)).await.map_err(internal)? {
+            return Err(ControlError::new(ErrorCode::Conflict, format!("there is already a member called {name}")));
+        }
+        let me = telegram::validate_token(&self.inner.http, &self.inner.api_url, &token).await.map_err(|e| {
+            let code = match e {
+                TokenError::Malformed => ErrorCode::InvalidInput,
+                TokenError::Rejected => ErrorCode::Rejected,
+                TokenError::Unreachable(_) => ErrorCode::Unreachable,
+            };
+            ControlError::new(code, e.to_string())
+        })?;
+        let bot_id = me.user.id.0 as i64;
+        if let Some(owner) = self.inner.store.call(move |c| store::member_id_for_bot(c, bot_id)).await.map_err(internal)? {
+            return Err(ControlError::new(
+                ErrorCode::Conflict,
+                format!("this bot already belongs to member {owner}; each member needs a bot of their own (BotFather: /newbot)"),
+            ));
+        }
+        let row = MemberRow {
+            id: new_member_id(&name),
+            name: name.clone(),
+            persona: String::new(),
+            telegram_user_id: None,
+            chat_id: None,
+            created_at: store::now_unix(),
+            bot_id,
+            bot_username: me.username().to_owned(),
+            next_offset: 0,
+        };
+        hearth_isolation::dirs::prepare_member_dir(self.inner.dir.root(), &row.id).map_err(internal)?;
+        // The token is saved first: if the database write then fails, the orphan secret is
+        // removed again and nothing refers to it.
+        let key = secrets::bot_token_key(&row.id);
+        self.inner.secrets.set(&key, &token).map_err(internal)?;
+        let code = pairing::new_code();
+        let (r, c2) = (row.clone(), code.clone());
+        let stored = self
+            .inner
+            .store
+            .call(move |c| {
+                store::insert_member(c, &r)?;
+                store::insert_pairing(c, &r.id, &c2, store::now_unix(), pairing::CODE_TTL_SECS)?;
+                store::audit(c, "admin", "member_added", Some(&r.id), &format!("{} with @{}", r.name, r.bot_username))
+            })
+            .await;
+        if let Err(e) = stored {
+            let _ = self.inner.secrets.remove(&key);
+            return Err(internal(e));
+        }
+        self.inner.members.lock().unwrap().insert(row.id.clone(), row.clone());
+        self.start_bot(&row);
+        tracing::info!(member = %row.id, bot = %row.bot_username, "member added");
+        Ok(MemberAdded {
+            pair_link: pairing::deep_link(&row.bot_username, &code),
+            id: row.id,
+            name: row.name,
+            bot_username: row.bot_username,
+            pair_code: code,
+        })
+    }
+
+    async fn member_list(&self) -> Result<ControlReply, ControlError> {
+        let rows = self.inner.store.call(|c| store::list_members(c)).await.map_err(internal)?;
+        let members = rows
+            .into_iter()
+            .map(|m| MemberSummary {
+                paired: m.telegram_user_id.is_some(),
+                created_at: rfc3339(m.created_at),
+                id: m.id,
+                name: m.name,
+                bot_username: m.bot_username,
+            })
+            .collect();
+        Ok(ControlReply::Members { members })
+    }
+
+    async fn find(&self, key: &str) -> Result<MemberRow, ControlError> {
+        let k = key.trim().to_owned();
+        self.inner
+            .store
+            .call(move |c| store::find_member(c, &k))
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| ControlError::new(ErrorCode::NotFound, format!("no member called {key:?}; `hearth member list` shows who there is")))
+    }
+
+    async fn member_remove(&self, key: &str) -> Result<ControlReply, ControlError> {
+        let m = self.find(key).await?;
+        self.inner.bots.lock().unwrap().remove(&m.id);
+        self.inner.workers.stop(&m.id);
+        let id = m.id.clone();
+        let name = m.name.clone();
+        self.inner
+            .store
+            .call(move |c| {
+                store::delete_member(c, &id)?;
+                store::audit(c, "admin", "member_removed", Some(&id), &name)
+            })
+            .await
+            .map_err(internal)?;
+        self.inner.members.lock().unwrap().remove(&m.id);
+        let _ = self.inner.events.send(Event::MemberRemoved { member_id: m.id.clone() });
+        self.inner.secrets.remove(&secrets::bot_token_key(&m.id)).map_err(internal)?;
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+        match hearth_isolation::dirs::archive_member_dir(self.inner.dir.root(), &m.id, &stamp) {
+            Ok(Some(to)) => tracing::info!(member = %m.id, archive = %to.display(), "member removed; data archived"),
+            Ok(None) => tracing::info!(member = %m.id, "member removed"),
+            Err(e) => tracing::error!(member = %m.id, error = %e, "member removed but their directory could not be archived"),
+        }
+        Ok(ControlReply::Done)
+    }
+
+    async fn member_pair(&self, key: &str) -> Result<PairCode, ControlError> {
+        let m = self.find(key).await?;
+        let code = pairing::new_code();
+        let (id, c2) = (m.id.clone(), code.clone());
+        let now = store::now_unix();
+        self.inner
+            .store
+            .call(move |c| {
+                store::insert_pairing(c, &id, &c2, now, pairing::CODE_TTL_SECS)?;
+                store::audit(c, "admin", "pair_code_issued", Some(&id), "")
+            })
+            .await
+            .map_err(internal)?;
+        Ok(PairCode {
+            pair_link: pairing::deep_link(&m.bot_username, &code),
+            member_id: m.id,
+            name: m.name,
+            bot_username: m.bot_username,
+            pair_code: code,
+            expires_at: rfc3339(now + pairing::CODE_TTL_SECS),
+        })
+    }
+}
+
+fn rfc3339(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.with_timezone(&chrono::Local).to_rfc3339())
+        .unwrap_or_default()
+}
+
+/// A member's display name: 1–40 characters, no control characters, trimmed.
+pub fn validate_name(name: &str) -> Result<String, ControlError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ControlError::new(ErrorCode::InvalidInput, "give the member a name, e.g. `hearth member add Ana`"));
+    }
+    if name.chars().count() > 40 {
+        return Err(ControlError::new(ErrorCode::InvalidInput, "that name is over 40 characters; use something shorter"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ControlError::new(ErrorCode::InvalidInput, "the name contains control characters"));
+    }
+    Ok(name.to_owned())
+}
+
+/// A readable, unique, path-safe id: the name's ASCII letters and digits, a dash, and four
+/// random characters (so a later member with the same name never inherits an old path).
+fn new_member_id(name: &str) -> String {
+    let mut slug: String = name
+        .chars()
+        .filter_map(|c| {
+            let c = c.to_ascii_lowercase();
+            (c.is_ascii_lowercase() || c.is_ascii_digit()).then_some(c)
+        })
+        .take(16)
+        .collect();
+    if slug.is_empty() {
+        slug.push('m');
+    }
+    let alphabet = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let suffix: String = (0..4).map(|_| alphabet[rand::random_range(0..alphabet.len())] as char).collect();
+    format!("{slug}-{suffix}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The socket
+
+/// Binds `run/control.sock` (directory 0700, socket 0600) and serves it until shutdown.
+pub(crate) async fn serve_socket(gateway: Gateway) -> std::io::Result<()> {
+    let dir = &gateway.inner.dir;
+    let run = dir.run_dir();
+    std::fs::create_dir_all(&run)?;
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700))?;
+    let path = dir.control_socket();
+    // We hold the data directory's lock, so a socket file here is a leftover of a crash.
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let cancel = gateway.inner.cancel.clone();
+    let tracker = gateway.inner.tracker.clone();
+    tracker.spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = cancel.cancelled() => return,
+                a = listener.accept() => a,
+            };
+            match accepted {
+                Ok((stream, _)) => {
+                    let gw = gateway.clone();
+                    gateway.inner.tracker.spawn(async move { serve_connection(gw, stream).await });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn serve_connection(gateway: Gateway, mut stream: UnixStream) {
+    let me = nix::unistd::geteuid().as_raw();
+    match stream.peer_cred() {
+        Ok(cred) if cred.uid() == me || cred.uid() == 0 => {}
+        Ok(cred) => {
+            tracing::warn!(uid = cred.uid(), "control connection from another user refused");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not identify a control connection; refused");
+            return;
+        }
+    }
+    let cancel = gateway.inner.cancel.clone();
+    loop {
+        let envelope = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = frame::read_frame::<_, ControlEnvelope>(&mut stream) => r,
+        };
+        let reply: Result<ControlReply, ControlError> = match envelope {
+            Ok(env) if env.version != PROTOCOL_VERSION => Err(ControlError::new(
+                ErrorCode::VersionMismatch,
+                format!("this hearth command speaks version {} but the running gateway speaks {PROTOCOL_VERSION}; use the same Hearth version for both", env.version),
+            )),
+            Ok(env) => gateway.control(env.request).await,
+            Err(FrameError::Closed) => return,
+            Err(e) => Err(ControlError::new(ErrorCode::InvalidInput, format!("unreadable request: {e}"))),
+        };
+        if frame::write_frame(&mut stream, &reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("Hearth is not running for {0}. Start it with `hearth serve` (or open the Hearth app), then try again")]
+    NotRunning(String),
+    #[error("could not talk to the running gateway: {0}")]
+    Io(String),
+    #[error("{0}")]
+    Control(#[from] ControlError),
+}
+
+/// Sends one request to the gateway serving `data_dir`.
+pub async fn request(data_dir: &Path, request: ControlRequest) -> Result<ControlReply, ClientError> {
+    let path = crate::paths::DataDir::new(data_dir).control_socket();
+    let mut stream = match UnixStream::connect(&path).await {
+        Ok(s) => s,
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => {
+            return Err(ClientError::NotRunning(data_dir.display().to_string()));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(ClientError::Io(format!(
+                "permission denied on {}; run the command as the user Hearth runs as",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(ClientError::Io(e.to_string())),
+    };
+    frame::write_frame(&mut stream, &ControlEnvelope { version: PROTOCOL_VERSION, request })
+        .await
+        .map_err(|e| ClientError::Io(e.to_string()))?;
+    let reply: Result<ControlReply, ControlError> = frame::read_frame(&mut stream).await.map_err(|e| match e {
+        FrameError::Closed => ClientError::Io("the gateway closed the connection (is it shutting down?)".into()),
+        e => ClientError::Io(e.to_string()),
+    })?;
+    Ok(reply?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_ids_are_path_safe_and_unique() {
+        for name in ["Ana", "Jean-Luc Picard", "Ömer", "李雷", "../../etc", "  "] {
+            let id = new_member_id(name);
+            assert!(hearth_isolation::dirs::is_safe_member_id(&id), "{name:?} -> {id}");
+        }
+        assert_ne!(new_member_id("Ana"), new_member_id("Ana"));
+        assert!(new_member_id("Ana").starts_with("ana-"));
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert_eq!(validate_name("  Ana ").unwrap(), "Ana");
+        assert!(validate_name("").is_err());
+        assert!(validate_name("a\u{7}b").is_err());
+        assert!(validate_name(&"x".repeat(41)).is_err());
+        assert!(validate_name("Grandma Rosa 👵").is_ok());
+    }
+}

@@ -1,0 +1,651 @@
+//! The gateway: wires store, connectors, router, lanes, broker and workers together, and runs
+//! the core loop.
+//!
+//! The core loop takes a closed set of inputs ([`Event`]): new inbox rows from connectors, and
+//! turns that finished. It routes each row, feeds the lanes, and starts whatever turns the lanes
+//! hand out. Everything slow (a model call, a Telegram send) runs in tasks the loop spawns, so the
+//! loop itself never waits on the network.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hearth_llm::{CallLimits, RetryPolicy};
+use hearth_proto::control::{BotState, IsolationLevel, MemberStatus, ProviderKind, StatusReport};
+use hearth_proto::worker::{IncomingMessage, Turn, TurnContext, TurnKind, TurnOutcome};
+use teloxide::Bot;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::{self, Broker};
+use crate::lanes::{LaneEntry, Lanes, Push};
+use crate::paths::DataDir;
+use crate::router::{Route, route};
+use crate::secrets::{self, Secrets};
+use crate::store::{self, InboxRow, MemberRow, Store};
+use crate::telegram::{self, Backoff, PollLoop};
+use crate::workers::{WorkerError, WorkerSettings, Workers};
+
+/// Everything the gateway can be told at start. [`GatewayConfig::new`] gives the appliance
+/// defaults; tests and the demo shorten the times.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub data_dir: PathBuf,
+    /// Bot API root for every bot; `None` means Telegram itself.
+    pub telegram_api_url: Option<String>,
+    /// Binary and arguments that run a worker (`hearth worker`).
+    pub worker_exe: PathBuf,
+    pub worker_args: Vec<OsString>,
+    /// Turns running at once across the household.
+    pub turn_cap: usize,
+    /// Messages one member may have waiting.
+    pub queue_cap: usize,
+    pub worker_idle: Duration,
+    pub turn_timeout: Duration,
+    pub poll_timeout: Duration,
+    pub backoff: Backoff,
+    pub llm_limits: CallLimits,
+    pub llm_retry: RetryPolicy,
+    /// Ask providers to stream their answers (usage is read from the stream's end).
+    pub llm_stream: bool,
+    /// Serve the owner-only control socket for the CLI.
+    pub control_socket: bool,
+    /// How often a stranger may get the "private bot" reply.
+    pub stranger_reply_window: Duration,
+    /// Tokens of conversation the worker may put in a prompt.
+    pub context_tokens: u32,
+    pub max_output_tokens: u32,
+}
+
+impl GatewayConfig {
+    pub fn new(data_dir: PathBuf, worker_exe: PathBuf) -> Self {
+        Self {
+            data_dir,
+            telegram_api_url: None,
+            worker_exe,
+            worker_args: vec!["worker".into()],
+            turn_cap: 8,
+            queue_cap: 20,
+            worker_idle: Duration::from_secs(300),
+            turn_timeout: Duration::from_secs(600),
+            poll_timeout: Duration::from_secs(25),
+            backoff: Backoff::default(),
+            llm_limits: broker::default_limits(),
+            llm_retry: RetryPolicy::default(),
+            llm_stream: true,
+            control_socket: true,
+            stranger_reply_window: Duration::from_secs(3600),
+            context_tokens: 12_000,
+            max_output_tokens: 1_024,
+        }
+    }
+}
+
+/// A cheap-to-clone handle to a running gateway.
+#[derive(Clone)]
+pub struct Gateway {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: GatewayConfig,
+    pub(crate) dir: DataDir,
+    pub(crate) store: Store,
+    pub(crate) secrets: Secrets,
+    pub(crate) broker: Broker,
+    pub(crate) workers: Workers,
+    pub(crate) http: reqwest::Client,
+    pub(crate) api_url: reqwest::Url,
+    // std Mutexes below: each is held for a lookup or an update, never across an await.
+    pub(crate) lanes: Mutex<Lanes<LaneItem>>,
+    pub(crate) members: Mutex<HashMap<String, MemberRow>>,
+    pub(crate) bots: Mutex<HashMap<String, BotHandle>>,
+    pub(crate) events: mpsc::UnboundedSender<Event>,
+    pub(crate) inbox_tx: mpsc::UnboundedSender<Vec<InboxRow>>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    started: Instant,
+    /// Held for the gateway's lifetime: one gateway per data directory.
+    _lock: File,
+}
+
+/// One member's bot as the gateway runs it.
+pub(crate) struct BotHandle {
+    pub(crate) bot: Bot,
+    pub(crate) state: Arc<Mutex<BotState>>,
+    /// Stops this bot's poll loop (member removed) — a child of the gateway's token.
+    pub(crate) cancel: CancellationToken,
+}
+
+impl Drop for BotHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// The closed set of inputs to the core loop.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// Rows a connector just committed (or pending rows found at start).
+    Inbox(Vec<InboxRow>),
+    /// A member's turn ended, successfully or not.
+    TurnFinished { member_id: String },
+    /// A member was removed: forget whatever waits in their lane.
+    MemberRemoved { member_id: String },
+}
+
+/// An entry in a member's lane.
+#[derive(Debug)]
+pub(crate) struct LaneItem {
+    pub(crate) row: InboxRow,
+    pub(crate) new_conversation: bool,
+}
+
+impl LaneEntry for LaneItem {
+    fn stands_alone(&self) -> bool {
+        self.new_conversation
+    }
+}
+
+pub(crate) const SETTING_PROVIDER_KIND: &str = "provider.kind";
+pub(crate) const SETTING_PROVIDER_URL: &str = "provider.base_url";
+pub(crate) const SETTING_PROVIDER_MODEL: &str = "provider.model";
+
+impl Gateway {
+    /// Opens the data directory, recovers what a previous run left, starts every bot and the
+    /// core loop. Fails clearly if another gateway already serves this directory.
+    pub async fn start(config: GatewayConfig) -> anyhow::Result<Gateway> {
+        let dir = DataDir::new(config.data_dir.clone());
+        create_private_dir(dir.root()).with_context(|| format!("create data directory {}", dir.root().display()))?;
+        let lock = take_lock(&dir)?;
+        let store = Store::open(&dir.database()).context("open gateway database")?;
+        let secrets = Secrets::open(dir.secrets()).context("open secrets")?;
+        let api_url = reqwest::Url::parse(config.telegram_api_url.as_deref().unwrap_or(telegram::DEFAULT_API_URL))
+            .context("HEARTH_TELEGRAM_API_URL is not a valid URL")?;
+        let http = telegram::http_client(config.poll_timeout);
+        let llm_http = reqwest::Client::builder()
+            .connect_timeout(config.llm_limits.connect)
+            .build()
+            .context("build HTTP client")?;
+
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let broker = Broker::new(llm_http, store.clone(), config.llm_limits, config.llm_retry, config.llm_stream);
+        let workers = Workers::new(
+            WorkerSettings {
+                exe: config.worker_exe.clone(),
+                args: config.worker_args.clone(),
+                data_dir: dir.root().to_owned(),
+                idle: config.worker_idle,
+                turn_timeout: config.turn_timeout,
+            },
+            broker.clone(),
+            tracker.clone(),
+            cancel.clone(),
+        );
+
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let (inbox_tx, mut inbox_rx) = mpsc::unbounded_channel::<Vec<InboxRow>>();
+        let (members, pending, provider) = store
+            .call(|c| {
+                let released = store::ledger_release_stale(c, store::now_unix())?;
+                if released > 0 {
+                    tracing::info!(released, "released ledger reservations left by an interrupted run");
+                }
+                let members = store::list_members(c)?;
+                let pending = store::pending_inbox(c)?;
+                let provider = (
+                    store::get_setting(c, SETTING_PROVIDER_KIND)?,
+                    store::get_setting(c, SETTING_PROVIDER_URL)?,
+                    store::get_setting(c, SETTING_PROVIDER_MODEL)?,
+                );
+                Ok((members, pending, provider))
+            })
+            .await?;
+        if let (Some(kind), Some(url), Some(model)) = provider {
+            match kind.parse::<ProviderKind>() {
+                Ok(kind) => {
+                    let key = secrets.get(secrets::PROVIDER_KEY).unwrap_or_default();
+                    broker.set_provider(Some(broker::provider_from(kind, url, model, key)));
+                }
+                Err(e) => tracing::error!(error = %e, "stored provider setting is invalid; set it again"),
+            }
+        }
+
+        let inner = Arc::new(Inner {
+            lanes: Mutex::new(Lanes::new(config.turn_cap, config.queue_cap)),
+            members: Mutex::new(members.iter().map(|m| (m.id.clone(), m.clone())).collect()),
+            bots: Mutex::new(HashMap::new()),
+            config,
+            dir,
+            store,
+            secrets,
+            broker,
+            workers,
+            http,
+            api_url,
+            events: events.clone(),
+            inbox_tx,
+            cancel: cancel.clone(),
+            tracker: tracker.clone(),
+            started: Instant::now(),
+            _lock: lock,
+        });
+        let gateway = Gateway { inner };
+
+        for m in &members {
+            gateway.start_bot(m);
+        }
+        // Connectors deliver committed rows on their own channel; forward them into the loop.
+        let fwd = events.clone();
+        tracker.spawn(async move {
+            while let Some(rows) = inbox_rx.recv().await {
+                if fwd.send(Event::Inbox(rows)).is_err() {
+                    break;
+                }
+            }
+        });
+        if !pending.is_empty() {
+            tracing::info!(count = pending.len(), "resuming messages left unanswered by the previous run");
+            let _ = events.send(Event::Inbox(pending));
+        }
+        tracker.spawn(gateway.clone().core_loop(events_rx));
+        if gateway.inner.config.control_socket {
+            crate::control::serve_socket(gateway.clone()).await.context("start the control socket")?;
+        }
+        tracing::info!(data_dir = %gateway.inner.dir.root().display(), members = members.len(), "gateway serving");
+        Ok(gateway)
+    }
+
+    /// Stops taking work, lets running turns finish for up to `grace`, stops workers and bots.
+    /// Messages not answered by then stay in the inbox and are answered after the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        let inner = &self.inner;
+        inner.cancel.cancel();
+        inner.workers.shutdown_all();
+        inner.bots.lock().unwrap().clear();
+        inner.tracker.close();
+        if tokio::time::timeout(grace, inner.tracker.wait()).await.is_err() {
+            tracing::warn!("some tasks did not finish within {grace:?}; their messages will be retried at the next start");
+        }
+        let _ = std::fs::remove_file(inner.dir.control_socket());
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.inner.dir.root()
+    }
+
+    /// A snapshot of everything the admin watches.
+    pub async fn status(&self) -> anyhow::Result<StatusReport> {
+        let inner = &self.inner;
+        let since = local_midnight_unix();
+        let usage: HashMap<String, _> = inner.store.call(move |c| store::usage_since(c, since)).await?.into_iter().collect();
+        let now = Instant::now();
+        let mut members: Vec<MemberRow> = inner.members.lock().unwrap().values().cloned().collect();
+        members.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        let lanes = inner.lanes.lock().unwrap();
+        let bots = inner.bots.lock().unwrap();
+        let members = members
+            .into_iter()
+            .map(|m| MemberStatus {
+                bot: bots.get(&m.id).map(|b| b.state.lock().unwrap().clone()).unwrap_or(BotState::Starting),
+                paired: m.telegram_user_id.is_some(),
+                lane: lanes.state(&m.id, now),
+                worker_pid: inner.workers.pid(&m.id),
+                today: usage.get(&m.id).copied().unwrap_or_default(),
+                id: m.id,
+                name: m.name,
+                bot_username: m.bot_username,
+            })
+            .collect();
+        Ok(StatusReport {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            data_dir: inner.dir.root().display().to_string(),
+            uptime_secs: inner.started.elapsed().as_secs(),
+            provider: inner.broker.provider_summary(),
+            members,
+            turns_in_flight: lanes.in_flight() as u32,
+            turn_cap: lanes.turn_cap() as u32,
+            worker_processes: inner.workers.running().len() as u32,
+            isolation: IsolationLevel::Process,
+        })
+    }
+
+    pub(crate) fn start_bot(&self, m: &MemberRow) {
+        let inner = &self.inner;
+        let Some(token) = inner.secrets.get(&secrets::bot_token_key(&m.id)) else {
+            tracing::error!(member = %m.id, "no token stored for this member's bot; replace the token");
+            let state = Arc::new(Mutex::new(BotState::TokenRevoked));
+            let bot = telegram::bot(&inner.http, &inner.api_url, "0:missing");
+            inner.bots.lock().unwrap().insert(m.id.clone(), BotHandle { bot, state, cancel: inner.cancel.child_token() });
+            return;
+        };
+        let bot = telegram::bot(&inner.http, &inner.api_url, &token);
+        let state = Arc::new(Mutex::new(BotState::Starting));
+        let cancel = inner.cancel.child_token();
+        let poll = PollLoop {
+            member_id: m.id.clone(),
+            bot_id: m.bot_id,
+            bot: bot.clone(),
+            next_offset: m.next_offset,
+            store: inner.store.clone(),
+            state: state.clone(),
+            inbox: inner.inbox_tx.clone(),
+            poll_timeout: inner.config.poll_timeout,
+            cancel: cancel.clone(),
+        };
+        inner.tracker.spawn(poll.run(inner.config.backoff));
+        inner.bots.lock().unwrap().insert(m.id.clone(), BotHandle { bot, state, cancel });
+    }
+
+    fn bot_for(&self, member_id: &str) -> Option<Bot> {
+        self.inner.bots.lock().unwrap().get(member_id).map(|b| b.bot.clone())
+    }
+
+    async fn core_loop(self, mut events: mpsc::UnboundedReceiver<Event>) {
+        loop {
+            let event = tokio::select! {
+                _ = self.inner.cancel.cancelled() => return,
+                e = events.recv() => match e { Some(e) => e, None => return },
+            };
+            match event {
+                Event::Inbox(rows) => {
+                    for row in rows {
+                        self.on_inbox_row(row).await;
+                    }
+                }
+                Event::TurnFinished { member_id } => self.inner.lanes.lock().unwrap().finish(&member_id),
+                Event::MemberRemoved { member_id } => {
+                    let dropped = self.inner.lanes.lock().unwrap().drain(&member_id);
+                    let ids: Vec<i64> = dropped.iter().map(|i| i.row.id).collect();
+                    self.finish_rows(ids, "done", "member_removed");
+                }
+            }
+            self.dispatch();
+        }
+    }
+
+    /// Routes one committed row. Pairing is decided here, in order, so a message sent right
+    /// after `/start <code>` is already the member's.
+    async fn on_inbox_row(&self, row: InboxRow) {
+        let member = self.inner.members.lock().unwrap().get(&row.member_id).cloned();
+        let Some(member) = member else {
+            self.finish_rows(vec![row.id], "done", "member_removed");
+            return;
+        };
+        match route(member.telegram_user_id, &row) {
+            r @ (Route::Chat | Route::NewConversation) => {
+                let new_conversation = r == Route::NewConversation;
+                let id = row.id;
+                let chat = row.chat_id;
+                let pushed = self.inner.lanes.lock().unwrap().push(&member.id, LaneItem { row, new_conversation });
+                if pushed == Push::Full {
+                    let text = format!(
+                        "I still have {} of your messages to get through — give me a moment, then send the rest.",
+                        self.inner.config.queue_cap
+                    );
+                    self.reply_and_finish(&member.id, chat, text, id, "queue_full");
+                }
+            }
+            Route::Pair { code } => self.pair(&member, row, code).await,
+            Route::Greet => {
+                let text = format!("Hi {}! I'm your assistant. Just write to me — ask anything, or /new for a fresh start.", member.name);
+                self.reply_and_finish(&member.id, row.chat_id, text, row.id, "greeted");
+            }
+            Route::Help => {
+                let text = "Write to me like you'd text a friend and I'll help: questions, ideas, plans, homework, recipes.\n\n/new — start a fresh conversation\n/help — this message".to_owned();
+                self.reply_and_finish(&member.id, row.chat_id, text, row.id, "helped");
+            }
+            Route::Unsupported => {
+                let text = "I can only read text messages for now — could you type that out for me?".to_owned();
+                self.reply_and_finish(&member.id, row.chat_id, text, row.id, "unsupported");
+            }
+            Route::Stranger => self.stranger(&member, row, false),
+            Route::Ignore => self.finish_rows(vec![row.id], "done", "ignored"),
+        }
+    }
+
+    async fn pair(&self, member: &MemberRow, row: InboxRow, code: String) {
+        let (mid, user, chat) = (member.id.clone(), row.from_id, row.chat_id);
+        let now = store::now_unix();
+        let from_name = row.from_name.clone();
+        let accepted = self
+            .inner
+            .store
+            .call(move |c| {
+                let ok = store::redeem_pairing(c, &mid, &code, user, now)?;
+                if ok {
+                    store::bind_telegram_user(c, &mid, user, chat, now)?;
+                    store::audit(c, &format!("telegram:{user}"), "paired", Some(&mid), &format!("Telegram user {from_name} paired"))?;
+                }
+                Ok(ok)
+            })
+            .await;
+        match accepted {
+            Ok(true) => {
+                if let Some(m) = self.inner.members.lock().unwrap().get_mut(&member.id) {
+                    m.telegram_user_id = Some(user);
+                    m.chat_id = Some(chat);
+                }
+                tracing::info!(member = %member.id, "paired");
+                let text = format!(
+                    "You're all set, {}! This is your own assistant — only you can talk to it here. Ask me anything.",
+                    member.name
+                );
+                self.reply_and_finish(&member.id, chat, text, row.id, "paired");
+            }
+            Ok(false) => self.stranger(member, row, true),
+            Err(e) => {
+                tracing::error!(error = %e, "pairing failed");
+                self.finish_rows(vec![row.id], "failed", "pairing_error");
+            }
+        }
+    }
+
+    /// The stranger policy: at most one short reply per hour per person, an audit row with it,
+    /// and nothing else — no worker, no model.
+    fn stranger(&self, member: &MemberRow, row: InboxRow, tried_code: bool) {
+        let gw = self.clone();
+        let member_id = member.id.clone();
+        let window = self.inner.config.stranger_reply_window.as_secs() as i64;
+        self.inner.tracker.spawn(async move {
+            let (bot_id, user, name) = (row.bot_id, row.from_id, row.from_name.clone());
+            let mid = member_id.clone();
+            let may = gw
+                .inner
+                .store
+                .call(move |c| {
+                    let may = store::stranger_may_reply(c, bot_id, user, store::now_unix(), window)?;
+                    if may {
+                        let what = if tried_code { "stranger_bad_code" } else { "stranger" };
+                        store::audit(c, &format!("telegram:{user}"), what, Some(&mid), &format!("message from unpaired user {name}"))?;
+                    }
+                    Ok(may)
+                })
+                .await
+                .unwrap_or(false);
+            if may {
+                let text = if tried_code {
+                    "That pairing code isn't valid (codes work once and expire after an hour). Ask whoever runs Hearth at home for a new one."
+                } else {
+                    "Sorry, this is a private family assistant."
+                };
+                if let Some(bot) = gw.bot_for(&member_id) {
+                    let _ = telegram::send_plain(&bot, row.chat_id, text).await;
+                }
+            }
+            gw.finish_rows(vec![row.id], "done", "stranger");
+        });
+    }
+
+    fn reply_and_finish(&self, member_id: &str, chat_id: i64, text: String, row_id: i64, outcome: &'static str) {
+        let gw = self.clone();
+        let member_id = member_id.to_owned();
+        self.inner.tracker.spawn(async move {
+            let sent = match gw.bot_for(&member_id) {
+                Some(bot) => telegram::send_plain(&bot, chat_id, &text).await.map_err(|e| e.to_string()),
+                None => Err("bot stopped".into()),
+            };
+            match sent {
+                Ok(()) => gw.finish_rows(vec![row_id], "done", outcome),
+                Err(e) => {
+                    tracing::warn!(member = %member_id, error = %e, "could not send a reply");
+                    gw.finish_rows(vec![row_id], "failed", "send_failed");
+                }
+            }
+        });
+    }
+
+    pub(crate) fn finish_rows(&self, ids: Vec<i64>, state: &'static str, outcome: &'static str) {
+        if ids.is_empty() {
+            return;
+        }
+        let store = self.inner.store.clone();
+        self.inner.tracker.spawn(async move {
+            if let Err(e) = store.call(move |c| store::finish_inbox(c, &ids, state, outcome)).await {
+                tracing::error!(error = %e, "could not close inbox rows; they will be retried at the next start");
+            }
+        });
+    }
+
+    /// Starts every turn the lanes will hand out now.
+    fn dispatch(&self) {
+        loop {
+            let next = self.inner.lanes.lock().unwrap().next_turn(Instant::now());
+            let Some((member_id, items)) = next else { return };
+            let gw = self.clone();
+            self.inner.tracker.spawn(async move {
+                gw.run_turn(&member_id, items).await;
+                let _ = gw.inner.events.send(Event::TurnFinished { member_id });
+            });
+        }
+    }
+
+    async fn run_turn(&self, member_id: &str, items: Vec<LaneItem>) {
+        let member = self.inner.members.lock().unwrap().get(member_id).cloned();
+        let ids: Vec<i64> = items.iter().map(|i| i.row.id).collect();
+        let (Some(member), Some(bot)) = (member, self.bot_for(member_id)) else {
+            self.finish_rows(ids, "done", "member_removed");
+            return;
+        };
+        let chat_id = items[0].row.chat_id;
+        let kind = if items[0].new_conversation { TurnKind::NewConversation } else { TurnKind::Chat };
+        let turn = Turn {
+            turn_id: self.inner.workers.next_turn_id(),
+            chat_id,
+            kind,
+            messages: match kind {
+                TurnKind::NewConversation => Vec::new(),
+                TurnKind::Chat => items
+                    .iter()
+                    .map(|i| IncomingMessage { inbox_id: i.row.id, text: i.row.text.clone().unwrap_or_default(), sent_at: i.row.sent_at })
+                    .collect(),
+            },
+            context: TurnContext {
+                member_name: member.name.clone(),
+                persona: member.persona.clone(),
+                now: chrono::Local::now().to_rfc3339(),
+                timezone: household_timezone(),
+                context_tokens: self.inner.config.context_tokens,
+                max_output_tokens: self.inner.config.max_output_tokens,
+            },
+        };
+        let typing = self.inner.cancel.child_token();
+        self.inner.tracker.spawn(telegram::show_typing(bot.clone(), chat_id, typing.clone()));
+        let outcome = self.inner.workers.run_turn(member_id, turn).await;
+        typing.cancel();
+        let (text, outcome_kind) = match outcome {
+            Ok(TurnOutcome::Reply { text }) if !text.trim().is_empty() => (text, "replied"),
+            Ok(TurnOutcome::Reply { .. }) => ("I'm not sure what to say to that — could you put it another way?".to_owned(), "empty_reply"),
+            Ok(TurnOutcome::Failed { user_message, detail }) => {
+                tracing::warn!(member = member_id, %detail, "turn failed");
+                (user_message, "turn_failed")
+            }
+            Err(WorkerError::ShuttingDown) => return, // left pending: answered after restart
+            Err(e) => {
+                tracing::error!(member = member_id, error = %e, "worker failed");
+                (
+                    "Sorry — something went wrong on my side while I was answering. Please send that again.".to_owned(),
+                    "worker_failed",
+                )
+            }
+        };
+        match telegram::send_reply(&bot, chat_id, &text).await {
+            Ok(()) => self.finish_rows(ids, "done", outcome_kind),
+            Err(e) => {
+                tracing::error!(member = member_id, error = %e, "could not deliver a reply");
+                self.finish_rows(ids, "failed", "send_failed");
+            }
+        }
+    }
+}
+
+/// The household's IANA zone name, best effort: `TZ`, then `/etc/timezone`, then the
+/// `/etc/localtime` link; the clock itself always uses the local offset.
+pub(crate) fn household_timezone() -> String {
+    if let Ok(tz) = std::env::var("TZ") {
+        let tz = tz.trim_start_matches(':');
+        if !tz.is_empty() {
+            return tz.to_owned();
+        }
+    }
+    if let Ok(tz) = std::fs::read_to_string("/etc/timezone") {
+        let tz = tz.trim();
+        if !tz.is_empty() {
+            return tz.to_owned();
+        }
+    }
+    if let Ok(target) = std::fs::read_link("/etc/localtime") {
+        let s = target.to_string_lossy();
+        if let Some((_, zone)) = s.split_once("zoneinfo/") {
+            return zone.to_owned();
+        }
+    }
+    "UTC".to_owned()
+}
+
+fn local_midnight_unix() -> i64 {
+    let now = chrono::Local::now();
+    now.date_naive()
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
+        .map(|t| t.timestamp())
+        .unwrap_or_else(|| now.timestamp() - 86_400)
+}
+
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path)?;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// One gateway per data directory: an exclusive, non-blocking `flock` held for the process's
+/// life (the kernel drops it if we crash).
+fn take_lock(dir: &DataDir) -> anyhow::Result<File> {
+    use std::os::fd::AsRawFd;
+    let path = dir.lock_file();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("open {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r != 0 {
+        anyhow::bail!(
+            "another Hearth gateway is already serving {} (the app, or `hearth serve`). Stop it first, or use a different --data-dir",
+            dir.root().display()
+        );
+    }
+    Ok(file)
+}

@@ -1,0 +1,64 @@
+//! Where the gateway keeps things. One data directory holds everything:
+//!
+//! ```text
+//! <data-dir>/
+//!   gateway.sqlite   members, bots, pairings, inbox, ledger, audit (never conversation history)
+//!   secrets.json     bot tokens and provider keys, 0600
+//!   gateway.lock     held while a gateway serves this directory
+//!   run/control.sock owner-only admin socket
+//!   members/<id>/    each member's private directory (the worker's)
+//!   archive/         directories of removed members
+//! ```
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn database(&self) -> PathBuf {
+        self.root.join("gateway.sqlite")
+    }
+    pub fn secrets(&self) -> PathBuf {
+        self.root.join("secrets.json")
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("gateway.lock")
+    }
+    pub fn run_dir(&self) -> PathBuf {
+        self.root.join("run")
+    }
+    pub fn control_socket(&self) -> PathBuf {
+        self.run_dir().join("control.sock")
+    }
+}
+
+/// The data directory when none is given: `HEARTH_DATA_DIR` (read by the CLI through clap), else
+/// the platform's system location when running as root, else the user's data directory.
+pub fn default_data_dir() -> PathBuf {
+    let is_root = nix::unistd::geteuid().is_root();
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    if cfg!(target_os = "macos") {
+        if is_root {
+            PathBuf::from("/Library/Application Support/Hearth")
+        } else {
+            home.join("Library/Application Support/Hearth")
+        }
+    } else if is_root {
+        PathBuf::from("/var/lib/hearth")
+    } else {
+        std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| home.join(".local/share"))
+            .join("hearth")
+    }
+}

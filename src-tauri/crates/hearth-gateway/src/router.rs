@@ -1,0 +1,117 @@
+//! Who is writing, and what happens to their message. A pure function of the member's binding
+//! and the inbox row, so every rule is unit-tested.
+//!
+//! Only the member's paired Telegram user, in a private chat, ever reaches a lane. Everyone
+//! else — strangers who found the bot's @username, group chats the bot was added to — stops here:
+//! no worker, no model call, no spend.
+
+use crate::store::{InboxRow, MessageKind};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// A text from the member: into their lane.
+    Chat,
+    /// `/new` from the member: a fresh conversation, in lane order.
+    NewConversation,
+    /// `/start <code>` from anyone: try to pair.
+    Pair { code: String },
+    /// `/start` (no code) from the member: a greeting.
+    Greet,
+    /// `/help` from the member.
+    Help,
+    /// A photo, voice note, sticker… from the member.
+    Unsupported,
+    /// Anyone who is not the member, in a private chat.
+    Stranger,
+    /// Not a private chat (the bot was added to a group): ignored entirely.
+    Ignore,
+}
+
+/// Splits `/cmd@botname arg` into (`cmd`, `arg`). Returns `None` if the text is not a command.
+fn command(text: &str) -> Option<(String, &str)> {
+    let rest = text.trim_start().strip_prefix('/')?;
+    let (head, arg) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let name = head.split('@').next().unwrap_or("").to_ascii_lowercase();
+    (!name.is_empty()).then_some((name, arg.trim()))
+}
+
+pub fn route(paired_user: Option<i64>, row: &InboxRow) -> Route {
+    if row.chat_type != "private" {
+        return Route::Ignore;
+    }
+    let is_member = paired_user == Some(row.from_id);
+    let text = row.text.as_deref().unwrap_or("");
+    if row.kind == MessageKind::Text {
+        if let Some((cmd, arg)) = command(text) {
+            match (cmd.as_str(), is_member) {
+                ("start", _) if !arg.is_empty() => {
+                    return match crate::pairing::normalize(arg) {
+                        Some(code) => Route::Pair { code },
+                        None if is_member => Route::Greet,
+                        None => Route::Stranger,
+                    };
+                }
+                ("start", true) => return Route::Greet,
+                ("help", true) => return Route::Help,
+                ("new", true) => return Route::NewConversation,
+                _ => {}
+            }
+        }
+    }
+    match (is_member, row.kind) {
+        (false, _) => Route::Stranger,
+        (true, MessageKind::Text) => Route::Chat,
+        (true, MessageKind::Unsupported) => Route::Unsupported,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(from: i64, chat_type: &str, text: Option<&str>) -> InboxRow {
+        InboxRow {
+            id: 1,
+            bot_id: 1,
+            member_id: "ana".into(),
+            update_id: 1,
+            chat_id: from,
+            chat_type: chat_type.into(),
+            from_id: from,
+            from_name: "x".into(),
+            kind: if text.is_some() { MessageKind::Text } else { MessageKind::Unsupported },
+            text: text.map(str::to_owned),
+            sent_at: 0,
+        }
+    }
+
+    #[test]
+    fn member_messages_and_commands() {
+        let p = Some(7);
+        assert_eq!(route(p, &row(7, "private", Some("hi"))), Route::Chat);
+        assert_eq!(route(p, &row(7, "private", Some("/new"))), Route::NewConversation);
+        assert_eq!(route(p, &row(7, "private", Some("/help@ana_bot"))), Route::Help);
+        assert_eq!(route(p, &row(7, "private", Some("/start"))), Route::Greet);
+        assert_eq!(route(p, &row(7, "private", Some("/start hello"))), Route::Greet);
+        assert_eq!(route(p, &row(7, "private", None)), Route::Unsupported);
+        // Unknown commands are just text for the assistant.
+        assert_eq!(route(p, &row(7, "private", Some("/weather berlin"))), Route::Chat);
+    }
+
+    #[test]
+    fn strangers_stop_here() {
+        let p = Some(7);
+        for text in [Some("hi"), Some("/new"), Some("/help"), Some("/start"), Some("/start nonsense"), None] {
+            assert_eq!(route(p, &row(8, "private", text)), Route::Stranger, "{text:?}");
+            assert_eq!(route(None, &row(8, "private", text)), Route::Stranger, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn anyone_may_try_a_code_and_groups_are_ignored() {
+        assert_eq!(route(None, &row(8, "private", Some("/start abcd2345"))), Route::Pair { code: "ABCD2345".into() });
+        assert_eq!(route(Some(7), &row(7, "private", Some("/start ABCD2345"))), Route::Pair { code: "ABCD2345".into() });
+        assert_eq!(route(Some(7), &row(7, "group", Some("hi"))), Route::Ignore);
+        assert_eq!(route(Some(7), &row(7, "supergroup", Some("/start ABCD2345"))), Route::Ignore);
+    }
+}

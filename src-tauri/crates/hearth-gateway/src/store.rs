@@ -1,0 +1,705 @@
+//! `gateway.sqlite`: members, bots, pairings, inbox, ledger, audit, settings. Never
+//! conversation history: an inbox row holds a message's text only while it is in flight, and the
+//! text is cleared when the row is done.
+//!
+//! rusqlite is synchronous, so the one connection lives behind a std `Mutex` and every use goes
+//! through [`Store::call`], which runs on tokio's blocking pool — the async runtime never waits
+//! on SQLite. WAL mode lets readers (a backup, `sqlite3` for support) look while we write.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the database is newer (schema {found}) than this Hearth understands (schema {known}); install the newer Hearth again")]
+    TooNew { found: i64, known: i64 },
+    #[error("database task failed: {0}")]
+    Join(String),
+}
+
+/// Numbered, forward-only migrations. Index + 1 is the schema version (`PRAGMA user_version`).
+/// Each one creates or changes the tables it names; never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: the foundation.
+    r#"
+    CREATE TABLE members (
+        id               TEXT PRIMARY KEY,
+        name             TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        persona          TEXT NOT NULL DEFAULT '',
+        telegram_user_id INTEGER,
+        chat_id          INTEGER,
+        paired_at        INTEGER,
+        created_at       INTEGER NOT NULL
+    );
+    -- One bot per member. next_offset is the getUpdates offset that confirms everything already
+    -- committed to the inbox.
+    CREATE TABLE bots (
+        member_id   TEXT PRIMARY KEY REFERENCES members(id) ON DELETE CASCADE,
+        bot_id      INTEGER NOT NULL UNIQUE,
+        username    TEXT NOT NULL,
+        next_offset INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE pairings (
+        code       TEXT PRIMARY KEY,
+        member_id  TEXT NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at    INTEGER,
+        used_by    INTEGER
+    );
+    -- Every message update, committed before its offset is confirmed. (bot_id, update_id) makes
+    -- redelivery after a crash harmless. `text` is cleared once the row is done.
+    CREATE TABLE inbox (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        bot_id      INTEGER NOT NULL,
+        member_id   TEXT NOT NULL,
+        update_id   INTEGER NOT NULL,
+        chat_id     INTEGER NOT NULL,
+        chat_type   TEXT NOT NULL,
+        from_id     INTEGER NOT NULL,
+        from_name   TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        text        TEXT,
+        sent_at     INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        state       TEXT NOT NULL DEFAULT 'pending',
+        outcome     TEXT,
+        UNIQUE (bot_id, update_id)
+    );
+    CREATE INDEX inbox_pending ON inbox(id) WHERE state = 'pending';
+    -- One row per LLM call: reserved before the call, settled after.
+    CREATE TABLE ledger (
+        id                     INTEGER PRIMARY KEY AUTOINCREMENT,
+        member_id              TEXT NOT NULL,
+        chat_id                INTEGER,
+        provider               TEXT NOT NULL,
+        model                  TEXT NOT NULL,
+        state                  TEXT NOT NULL,
+        reserved_input_tokens  INTEGER NOT NULL,
+        reserved_output_tokens INTEGER NOT NULL,
+        input_tokens           INTEGER NOT NULL DEFAULT 0,
+        output_tokens          INTEGER NOT NULL DEFAULT 0,
+        cached_input_tokens    INTEGER NOT NULL DEFAULT 0,
+        attempts               INTEGER NOT NULL DEFAULT 0,
+        latency_ms             INTEGER,
+        outcome                TEXT,
+        created_at             INTEGER NOT NULL,
+        settled_at             INTEGER
+    );
+    CREATE INDEX ledger_member_time ON ledger(member_id, created_at);
+    CREATE TABLE audit (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        at        INTEGER NOT NULL,
+        actor     TEXT NOT NULL,
+        action    TEXT NOT NULL,
+        member_id TEXT,
+        detail    TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    -- When a stranger last got the short "this is a private bot" reply, per bot and user.
+    CREATE TABLE stranger_replies (
+        bot_id        INTEGER NOT NULL,
+        user_id       INTEGER NOT NULL,
+        last_reply_at INTEGER NOT NULL,
+        PRIMARY KEY (bot_id, user_id)
+    );
+    "#,
+];
+
+/// Schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// A cheap-to-clone handle to the gateway database.
+#[derive(Clone)]
+pub struct Store {
+    // std Mutex: only ever locked inside `spawn_blocking`, never across an await.
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        migrate(&mut conn)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    /// Runs `f` on the current thread. For start-up and tests only, where nothing else waits.
+    pub fn call_sync<R>(&self, f: impl FnOnce(&mut Connection) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        let mut guard = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut guard)
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew { found, known: SCHEMA_VERSION });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Members and bots
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    pub id: String,
+    pub name: String,
+    pub persona: String,
+    pub telegram_user_id: Option<i64>,
+    pub chat_id: Option<i64>,
+    pub created_at: i64,
+    pub bot_id: i64,
+    pub bot_username: String,
+    pub next_offset: i64,
+}
+
+const MEMBER_COLUMNS: &str = "m.id, m.name, m.persona, m.telegram_user_id, m.chat_id, m.created_at, \
+                              b.bot_id, b.username, b.next_offset";
+
+fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
+    Ok(MemberRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        persona: r.get(2)?,
+        telegram_user_id: r.get(3)?,
+        chat_id: r.get(4)?,
+        created_at: r.get(5)?,
+        bot_id: r.get(6)?,
+        bot_username: r.get(7)?,
+        next_offset: r.get(8)?,
+    })
+}
+
+pub fn list_members(conn: &Connection) -> Result<Vec<MemberRow>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {MEMBER_COLUMNS} FROM members m JOIN bots b ON b.member_id = m.id ORDER BY m.created_at, m.id"
+    ))?;
+    let rows = stmt.query_map([], member_from_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Finds a member by id, or by name ignoring case.
+pub fn find_member(conn: &Connection, key: &str) -> Result<Option<MemberRow>, StoreError> {
+    let row = conn
+        .query_row(
+            &format!(
+                "SELECT {MEMBER_COLUMNS} FROM members m JOIN bots b ON b.member_id = m.id \
+                 WHERE m.id = ?1 OR m.name = ?1 COLLATE NOCASE ORDER BY m.id = ?1 DESC LIMIT 1"
+            ),
+            [key],
+            member_from_row,
+        )
+        .optional()?;
+    Ok(row)
+}
+
+pub fn name_taken(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    Ok(conn.query_row("SELECT EXISTS(SELECT 1 FROM members WHERE name = ?1 COLLATE NOCASE)", [name], |r| r.get(0))?)
+}
+
+pub fn member_id_for_bot(conn: &Connection, bot_id: i64) -> Result<Option<String>, StoreError> {
+    Ok(conn.query_row("SELECT member_id FROM bots WHERE bot_id = ?1", [bot_id], |r| r.get(0)).optional()?)
+}
+
+pub fn insert_member(conn: &mut Connection, m: &MemberRow) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "INSERT INTO members (id, name, persona, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![m.id, m.name, m.persona, m.created_at],
+    )?;
+    tx.execute(
+        "INSERT INTO bots (member_id, bot_id, username, next_offset) VALUES (?1, ?2, ?3, 0)",
+        params![m.id, m.bot_id, m.bot_username],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Deletes the member (bot and pairings go with it) and closes their in-flight inbox rows so
+/// no text of theirs stays behind.
+pub fn delete_member(conn: &mut Connection, member_id: &str) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "UPDATE inbox SET state = 'done', outcome = 'member_removed', text = NULL WHERE member_id = ?1 AND state = 'pending'",
+        [member_id],
+    )?;
+    tx.execute("DELETE FROM members WHERE id = ?1", [member_id])?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn bind_telegram_user(conn: &Connection, member_id: &str, user_id: i64, chat_id: i64, at: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE members SET telegram_user_id = ?2, chat_id = ?3, paired_at = ?4 WHERE id = ?1",
+        params![member_id, user_id, chat_id, at],
+    )?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pairing codes
+
+/// At most this many unused, unexpired codes per member; issuing another retires the oldest.
+pub const MAX_PENDING_CODES: i64 = 3;
+
+pub fn insert_pairing(conn: &mut Connection, member_id: &str, code: &str, now: i64, ttl_secs: i64) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "DELETE FROM pairings WHERE member_id = ?1 AND used_at IS NULL AND code NOT IN (
+             SELECT code FROM pairings WHERE member_id = ?1 AND used_at IS NULL AND expires_at > ?2
+             ORDER BY created_at DESC, rowid DESC LIMIT ?3)",
+        params![member_id, now, MAX_PENDING_CODES - 1],
+    )?;
+    tx.execute(
+        "INSERT INTO pairings (code, member_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        params![code, member_id, now, now + ttl_secs],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Uses a pairing code for `member_id` if it is valid: unused, unexpired, issued for that
+/// member. Returns whether it was accepted. Single use is enforced in the same statement.
+pub fn redeem_pairing(conn: &Connection, member_id: &str, code: &str, user_id: i64, now: i64) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "UPDATE pairings SET used_at = ?4, used_by = ?3
+         WHERE code = ?1 AND member_id = ?2 AND used_at IS NULL AND expires_at > ?4",
+        params![code, member_id, user_id, now],
+    )?;
+    Ok(n == 1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbox
+
+/// One message update as committed to the inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxRow {
+    pub id: i64,
+    pub bot_id: i64,
+    pub member_id: String,
+    pub update_id: i64,
+    pub chat_id: i64,
+    pub chat_type: String,
+    pub from_id: i64,
+    pub from_name: String,
+    pub kind: MessageKind,
+    pub text: Option<String>,
+    pub sent_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Text,
+    /// A photo, sticker, voice note…: nothing the assistant can read yet.
+    Unsupported,
+}
+
+impl MessageKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Unsupported => "unsupported",
+        }
+    }
+    fn parse(s: &str) -> Self {
+        if s == "text" { Self::Text } else { Self::Unsupported }
+    }
+}
+
+/// A message extracted from an update, not yet stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub update_id: i64,
+    pub chat_id: i64,
+    pub chat_type: String,
+    pub from_id: i64,
+    pub from_name: String,
+    pub kind: MessageKind,
+    pub text: Option<String>,
+    pub sent_at: i64,
+}
+
+/// Commits a batch of updates for one bot and advances its offset, in one transaction: after it
+/// returns, confirming the offset to Telegram can lose nothing. Returns the rows newly inserted
+/// (duplicates of earlier deliveries are skipped).
+pub fn commit_updates(
+    conn: &mut Connection,
+    member_id: &str,
+    bot_id: i64,
+    messages: &[NewMessage],
+    next_offset: i64,
+) -> Result<Vec<InboxRow>, StoreError> {
+    let now = now_unix();
+    let tx = conn.transaction()?;
+    let mut inserted = Vec::new();
+    {
+        let mut stmt = tx.prepare(
+            "INSERT OR IGNORE INTO inbox (bot_id, member_id, update_id, chat_id, chat_type, from_id, from_name, kind, text, sent_at, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        for m in messages {
+            let n = stmt.execute(params![
+                bot_id, member_id, m.update_id, m.chat_id, m.chat_type, m.from_id, m.from_name,
+                m.kind.as_str(), m.text, m.sent_at, now
+            ])?;
+            if n == 1 {
+                inserted.push(InboxRow {
+                    id: tx.last_insert_rowid(),
+                    bot_id,
+                    member_id: member_id.to_owned(),
+                    update_id: m.update_id,
+                    chat_id: m.chat_id,
+                    chat_type: m.chat_type.clone(),
+                    from_id: m.from_id,
+                    from_name: m.from_name.clone(),
+                    kind: m.kind,
+                    text: m.text.clone(),
+                    sent_at: m.sent_at,
+                });
+            }
+        }
+    }
+    tx.execute(
+        "UPDATE bots SET next_offset = MAX(next_offset, ?2) WHERE bot_id = ?1",
+        params![bot_id, next_offset],
+    )?;
+    tx.commit()?;
+    Ok(inserted)
+}
+
+/// Rows still waiting for an answer, oldest first: what a restarted gateway picks up again.
+pub fn pending_inbox(conn: &Connection) -> Result<Vec<InboxRow>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, bot_id, member_id, update_id, chat_id, chat_type, from_id, from_name, kind, text, sent_at
+         FROM inbox WHERE state = 'pending' ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(InboxRow {
+                id: r.get(0)?,
+                bot_id: r.get(1)?,
+                member_id: r.get(2)?,
+                update_id: r.get(3)?,
+                chat_id: r.get(4)?,
+                chat_type: r.get(5)?,
+                from_id: r.get(6)?,
+                from_name: r.get(7)?,
+                kind: MessageKind::parse(&r.get::<_, String>(8)?),
+                text: r.get(9)?,
+                sent_at: r.get(10)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Marks rows finished and forgets their text.
+pub fn finish_inbox(conn: &mut Connection, ids: &[i64], state: &str, outcome: &str) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare("UPDATE inbox SET state = ?2, outcome = ?3, text = NULL WHERE id = ?1")?;
+        for id in ids {
+            stmt.execute(params![id, state, outcome])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strangers
+
+/// Records that a stranger is being answered now, unless they were answered within
+/// `window_secs`. Returns whether to reply.
+pub fn stranger_may_reply(conn: &Connection, bot_id: i64, user_id: i64, now: i64, window_secs: i64) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "INSERT INTO stranger_replies (bot_id, user_id, last_reply_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (bot_id, user_id) DO UPDATE SET last_reply_at = excluded.last_reply_at
+         WHERE stranger_replies.last_reply_at <= ?3 - ?4",
+        params![bot_id, user_id, now, window_secs],
+    )?;
+    Ok(n == 1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ledger
+
+#[derive(Debug, Clone)]
+pub struct LedgerReservation {
+    pub member_id: String,
+    pub chat_id: Option<i64>,
+    pub provider: String,
+    pub model: String,
+    pub reserved_input_tokens: u64,
+    pub reserved_output_tokens: u64,
+}
+
+pub fn ledger_reserve(conn: &Connection, r: &LedgerReservation, now: i64) -> Result<i64, StoreError> {
+    conn.execute(
+        "INSERT INTO ledger (member_id, chat_id, provider, model, state, reserved_input_tokens, reserved_output_tokens, created_at)
+         VALUES (?1, ?2, ?3, ?4, 'reserved', ?5, ?6, ?7)",
+        params![r.member_id, r.chat_id, r.provider, r.model, r.reserved_input_tokens as i64, r.reserved_output_tokens as i64, now],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+#[derive(Debug, Clone)]
+pub struct LedgerSettlement {
+    pub model: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub attempts: u32,
+    pub latency_ms: u64,
+    /// "ok", or a short error kind ("http_429", "timeout", …).
+    pub outcome: String,
+}
+
+pub fn ledger_settle(conn: &Connection, id: i64, s: &LedgerSettlement, now: i64) -> Result<(), StoreError> {
+    let state = if s.outcome == "ok" { "settled" } else { "released" };
+    conn.execute(
+        "UPDATE ledger SET state = ?2, model = ?3, input_tokens = ?4, output_tokens = ?5, cached_input_tokens = ?6,
+                attempts = ?7, latency_ms = ?8, outcome = ?9, settled_at = ?10 WHERE id = ?1",
+        params![
+            id, state, s.model, s.input_tokens as i64, s.output_tokens as i64, s.cached_input_tokens as i64,
+            s.attempts, s.latency_ms as i64, s.outcome, now
+        ],
+    )?;
+    Ok(())
+}
+
+/// Releases reservations a crashed gateway left open, so they do not count against anyone.
+pub fn ledger_release_stale(conn: &Connection, now: i64) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "UPDATE ledger SET state = 'released', outcome = 'interrupted', settled_at = ?1 WHERE state = 'reserved'",
+        [now],
+    )?)
+}
+
+/// Calls and tokens per member since `since` (Unix seconds).
+pub fn usage_since(conn: &Connection, since: i64) -> Result<Vec<(String, hearth_proto::control::DayUsage)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT member_id, COUNT(*), COALESCE(SUM(input_tokens + cached_input_tokens), 0), COALESCE(SUM(output_tokens), 0)
+         FROM ledger WHERE created_at >= ?1 AND state != 'reserved' GROUP BY member_id",
+    )?;
+    let rows = stmt
+        .query_map([since], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                hearth_proto::control::DayUsage {
+                    calls: r.get::<_, i64>(1)? as u64,
+                    input_tokens: r.get::<_, i64>(2)? as u64,
+                    output_tokens: r.get::<_, i64>(3)? as u64,
+                },
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit and settings
+
+pub fn audit(conn: &Connection, actor: &str, action: &str, member_id: Option<&str>, detail: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO audit (at, actor, action, member_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![now_unix(), actor, action, member_id, detail],
+    )?;
+    Ok(())
+}
+
+pub fn get_setting(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+}
+
+pub fn set_setting(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("g.sqlite")).unwrap();
+        (dir, s)
+    }
+
+    fn member(id: &str, bot_id: i64) -> MemberRow {
+        MemberRow {
+            id: id.into(),
+            name: id.to_uppercase(),
+            persona: String::new(),
+            telegram_user_id: None,
+            chat_id: None,
+            created_at: 1,
+            bot_id,
+            bot_username: format!("{id}_bot"),
+            next_offset: 0,
+        }
+    }
+
+    fn msg(update_id: i64, text: &str) -> NewMessage {
+        NewMessage {
+            update_id,
+            chat_id: 7,
+            chat_type: "private".into(),
+            from_id: 7,
+            from_name: "Ana".into(),
+            kind: MessageKind::Text,
+            text: Some(text.into()),
+            sent_at: 1,
+        }
+    }
+
+    #[test]
+    fn inbox_dedupes_redelivered_updates_and_advances_offset() {
+        let (_d, s) = store();
+        s.call_sync(|c| {
+            insert_member(c, &member("ana", 11))?;
+            let first = commit_updates(c, "ana", 11, &[msg(5, "a"), msg(6, "b")], 7)?;
+            assert_eq!(first.len(), 2);
+            // Telegram redelivers 6 (offset was never confirmed) plus a new 7.
+            let again = commit_updates(c, "ana", 11, &[msg(6, "b"), msg(7, "c")], 8)?;
+            assert_eq!(again.iter().map(|r| r.update_id).collect::<Vec<_>>(), vec![7]);
+            assert_eq!(find_member(c, "ana")?.unwrap().next_offset, 8);
+            // The offset never goes backwards.
+            commit_updates(c, "ana", 11, &[], 3)?;
+            assert_eq!(find_member(c, "ANA")?.unwrap().next_offset, 8);
+            let pending = pending_inbox(c)?;
+            assert_eq!(pending.len(), 3);
+            finish_inbox(c, &[pending[0].id], "done", "replied")?;
+            let left = pending_inbox(c)?;
+            assert_eq!(left.len(), 2);
+            let text: Option<String> = c.query_row("SELECT text FROM inbox WHERE id = ?1", [pending[0].id], |r| r.get(0))?;
+            assert_eq!(text, None, "finished rows keep no text");
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn pairing_codes_are_single_use_member_bound_and_expire() {
+        let (_d, s) = store();
+        s.call_sync(|c| {
+            insert_member(c, &member("ana", 11))?;
+            insert_member(c, &member("bo", 12))?;
+            insert_pairing(c, "ana", "AAAA2222", 100, 3600)?;
+            assert!(!redeem_pairing(c, "bo", "AAAA2222", 9, 101)?, "another member's code");
+            assert!(!redeem_pairing(c, "ana", "AAAA2222", 9, 3700)?, "expired");
+            assert!(redeem_pairing(c, "ana", "AAAA2222", 9, 200)?);
+            assert!(!redeem_pairing(c, "ana", "AAAA2222", 9, 201)?, "single use");
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn at_most_three_codes_pending_per_member() {
+        let (_d, s) = store();
+        s.call_sync(|c| {
+            insert_member(c, &member("ana", 11))?;
+            for (i, code) in ["C1", "C2", "C3", "C4"].iter().enumerate() {
+                insert_pairing(c, "ana", code, 100 + i as i64, 3600)?;
+            }
+            assert!(!redeem_pairing(c, "ana", "C1", 9, 200)?, "oldest retired");
+            for code in ["C2", "C3", "C4"] {
+                assert!(redeem_pairing(c, "ana", code, 9, 200)?, "{code}");
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn strangers_get_one_reply_per_window() {
+        let (_d, s) = store();
+        s.call_sync(|c| {
+            assert!(stranger_may_reply(c, 1, 99, 1000, 3600)?);
+            assert!(!stranger_may_reply(c, 1, 99, 1500, 3600)?);
+            assert!(stranger_may_reply(c, 2, 99, 1500, 3600)?, "other bot");
+            assert!(stranger_may_reply(c, 1, 99, 4600, 3600)?);
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn removing_a_member_clears_their_in_flight_text() {
+        let (_d, s) = store();
+        s.call_sync(|c| {
+            insert_member(c, &member("ana", 11))?;
+            commit_updates(c, "ana", 11, &[msg(5, "private words")], 6)?;
+            delete_member(c, "ana")?;
+            assert!(pending_inbox(c)?.is_empty());
+            let n: i64 = c.query_row("SELECT COUNT(*) FROM inbox WHERE text IS NOT NULL", [], |r| r.get(0))?;
+            assert_eq!(n, 0);
+            assert!(find_member(c, "ana")?.is_none());
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.sqlite");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.pragma_update(None, "user_version", 99).unwrap();
+        }
+        let err = Store::open(&path).err().unwrap().to_string();
+        assert!(err.contains("newer"), "{err}");
+    }
+}

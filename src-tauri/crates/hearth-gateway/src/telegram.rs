@@ -1,0 +1,365 @@
+//! Connectors: one long poll per member's bot (teloxide's Bot API client), and sending replies.
+//!
+//! The poll loop commits every batch of updates to the inbox — in one transaction with the
+//! bot's next offset — *before* asking Telegram for more with that offset, which is what confirms
+//! them. A crash anywhere therefore loses nothing: unconfirmed updates are delivered again and
+//! the inbox dedupes them on (bot, update_id).
+//!
+//! Each bot's loop handles its own trouble — a revoked token, a 409 from another poller, 429s,
+//! an unreachable API — by backing off and reporting it as that bot's [`BotState`]. No bot ever
+//! waits on another.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hearth_proto::control::BotState;
+use teloxide::payloads::{GetUpdatesSetters, SendMessageSetters};
+use teloxide::requests::Requester;
+use teloxide::types::{BotCommand, ChatAction, ChatId, Me, ParseMode, Update, UpdateKind};
+use teloxide::{ApiError, Bot, RequestError};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::reply::render_reply;
+use crate::store::{self, InboxRow, MessageKind, NewMessage, Store};
+
+/// Telegram's own API root; `HEARTH_TELEGRAM_API_URL` replaces it (fakes, self-hosted Bot API).
+pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
+
+/// Visible characters per message we allow ourselves (Telegram's limit is 4096).
+pub const CHUNK_LIMIT: usize = 4000;
+
+/// Builds the one HTTP client all bots share: one connection pool, and a request timeout longer
+/// than the long-poll timeout (teloxide's default 17 s would cut every idle poll short).
+pub fn http_client(poll_timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(poll_timeout + Duration::from_secs(20))
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+        .expect("a reqwest client with plain settings always builds")
+}
+
+pub fn bot(http: &reqwest::Client, api_url: &reqwest::Url, token: &str) -> Bot {
+    Bot::with_client(token, http.clone()).set_api_url(api_url.clone())
+}
+
+/// Checks a token before it is stored: its shape first (so a half-pasted token gets a helpful
+/// message without a network call), then `getMe`.
+pub async fn validate_token(http: &reqwest::Client, api_url: &reqwest::Url, token: &str) -> Result<Me, TokenError> {
+    let token = token.trim();
+    if !token_shape_ok(token) {
+        return Err(TokenError::Malformed);
+    }
+    let me = tokio::time::timeout(Duration::from_secs(20), bot(http, api_url, token).get_me())
+        .await
+        .map_err(|_| TokenError::Unreachable("Telegram did not answer within 20 seconds".into()))?;
+    match me {
+        Ok(me) => Ok(me),
+        Err(RequestError::Api(ApiError::InvalidToken)) => Err(TokenError::Rejected),
+        Err(RequestError::Api(e)) => Err(TokenError::Unreachable(e.to_string())),
+        Err(e) => Err(TokenError::Unreachable(e.to_string())),
+    }
+}
+
+/// `<digits>:<30+ of [A-Za-z0-9_-]>`, as BotFather issues them.
+pub fn token_shape_ok(token: &str) -> bool {
+    match token.split_once(':') {
+        Some((id, secret)) => {
+            !id.is_empty()
+                && id.len() <= 20
+                && id.bytes().all(|b| b.is_ascii_digit())
+                && secret.len() >= 30
+                && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        }
+        None => false,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("that does not look like a bot token. A token looks like 123456789:AAE…; copy the whole line from BotFather's message")]
+    Malformed,
+    #[error("Telegram says this token is not valid. It may have been revoked: open BotFather, send /token, pick the bot and paste the new token")]
+    Rejected,
+    #[error("could not reach Telegram to check the token ({0}); check the internet connection and try again")]
+    Unreachable(String),
+}
+
+/// Turns a Telegram update into an inbox message, if it is one. Edits, reactions, channel posts
+/// and everything else are confirmed and dropped.
+pub fn extract_message(update: &Update) -> Option<NewMessage> {
+    let UpdateKind::Message(msg) = &update.kind else { return None };
+    let from = msg.from.as_ref()?;
+    if from.is_bot {
+        return None;
+    }
+    let chat_type = if msg.chat.is_private() {
+        "private"
+    } else if msg.chat.is_group() {
+        "group"
+    } else if msg.chat.is_supergroup() {
+        "supergroup"
+    } else {
+        "channel"
+    };
+    let (kind, text) = match msg.text() {
+        Some(t) => (MessageKind::Text, Some(t.to_owned())),
+        None => (MessageKind::Unsupported, None),
+    };
+    Some(NewMessage {
+        update_id: update.id.0 as i64,
+        chat_id: msg.chat.id.0,
+        chat_type: chat_type.to_owned(),
+        from_id: from.id.0 as i64,
+        from_name: from.first_name.clone(),
+        kind,
+        text,
+        sent_at: msg.date.timestamp(),
+    })
+}
+
+/// Everything one bot's poll loop needs.
+pub struct PollLoop {
+    pub member_id: String,
+    pub bot_id: i64,
+    pub bot: Bot,
+    pub next_offset: i64,
+    pub store: Store,
+    pub state: Arc<Mutex<BotState>>,
+    pub inbox: mpsc::UnboundedSender<Vec<InboxRow>>,
+    pub poll_timeout: Duration,
+    pub cancel: CancellationToken,
+}
+
+/// How long to wait after each kind of trouble.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub min: Duration,
+    pub max: Duration,
+    /// After Telegram says the token is invalid: it will not heal by itself, so check rarely.
+    pub revoked: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { min: Duration::from_secs(1), max: Duration::from_secs(60), revoked: Duration::from_secs(600) }
+    }
+}
+
+impl PollLoop {
+    pub async fn run(mut self, backoff: Backoff) {
+        self.prepare().await;
+        let mut delay = backoff.min;
+        loop {
+            let offset = i32::try_from(self.next_offset).unwrap_or(0);
+            let request = self
+                .bot
+                .get_updates()
+                .offset(offset)
+                .timeout(self.poll_timeout.as_secs() as u32)
+                .limit(100);
+            let result = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                r = request => r,
+            };
+            let wait = match result {
+                Ok(updates) => {
+                    self.set_state(BotState::Polling);
+                    delay = backoff.min;
+                    match self.commit(updates).await {
+                        Ok(()) => continue,
+                        Err(e) => {
+                            // Not confirmed: Telegram keeps the updates and sends them again.
+                            tracing::error!(member = %self.member_id, error = %e, "could not store incoming updates; will retry");
+                            self.set_state(BotState::Unreachable { error: format!("could not store messages: {e}") });
+                            grow(&mut delay, backoff.max)
+                        }
+                    }
+                }
+                Err(RequestError::RetryAfter(secs)) => {
+                    let secs = secs.seconds() as u64;
+                    self.set_state(BotState::RateLimited { retry_after_secs: secs });
+                    Duration::from_secs(secs.max(1))
+                }
+                Err(RequestError::Api(ApiError::InvalidToken)) => {
+                    tracing::warn!(member = %self.member_id, "Telegram rejected the bot token");
+                    self.set_state(BotState::TokenRevoked);
+                    backoff.revoked
+                }
+                Err(RequestError::Api(ApiError::TerminatedByOtherGetUpdates)) => {
+                    tracing::warn!(member = %self.member_id, "another program is polling this bot");
+                    self.set_state(BotState::UsedElsewhere);
+                    grow(&mut delay, backoff.max)
+                }
+                Err(e) => {
+                    tracing::warn!(member = %self.member_id, error = %e, "polling failed");
+                    self.set_state(BotState::Unreachable { error: short(&e.to_string()) });
+                    grow(&mut delay, backoff.max)
+                }
+            };
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Once per start: make sure no webhook blocks polling, and register the bot's commands.
+    /// Failures here are not fatal; the poll loop reports the bot's state.
+    async fn prepare(&self) {
+        let bot = self.bot.clone();
+        let work = async move {
+            let _ = bot.delete_webhook().await;
+            let commands = vec![
+                BotCommand::new("new", "Start a fresh conversation"),
+                BotCommand::new("help", "What I can do"),
+            ];
+            if let Err(e) = bot.set_my_commands(commands).await {
+                tracing::debug!(error = %e, "setMyCommands failed");
+            }
+        };
+        tokio::select! {
+            _ = self.cancel.cancelled() => {}
+            _ = tokio::time::timeout(Duration::from_secs(30), work) => {}
+        }
+    }
+
+    async fn commit(&mut self, updates: Vec<Update>) -> Result<(), store::StoreError> {
+        let Some(max_id) = updates.iter().map(|u| u.id.0 as i64).max() else { return Ok(()) };
+        let next = max_id + 1;
+        let messages: Vec<NewMessage> = updates.iter().filter_map(extract_message).collect();
+        let (member, bot_id) = (self.member_id.clone(), self.bot_id);
+        let rows = self.store.call(move |c| store::commit_updates(c, &member, bot_id, &messages, next)).await?;
+        self.next_offset = self.next_offset.max(next);
+        if !rows.is_empty() {
+            let _ = self.inbox.send(rows);
+        }
+        Ok(())
+    }
+
+    fn set_state(&self, state: BotState) {
+        *self.state.lock().unwrap() = state;
+    }
+}
+
+fn grow(delay: &mut Duration, max: Duration) -> Duration {
+    let now = *delay;
+    *delay = (*delay * 2).min(max);
+    // Up to 25% jitter so a household's bots do not retry in lockstep.
+    let jitter = now.mul_f64(rand::random::<f64>() * 0.25);
+    now + jitter
+}
+
+fn short(s: &str) -> String {
+    let mut out: String = s.chars().take(200).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("Telegram refused the message: {0}")]
+    Refused(String),
+    #[error("could not reach Telegram: {0}")]
+    Unreachable(String),
+}
+
+/// Sends an assistant's reply: rendered to Telegram HTML that cannot fail to parse, split under
+/// the length limit. Should Telegram refuse the HTML anyway, that chunk goes again as plain text.
+pub async fn send_reply(bot: &Bot, chat_id: i64, text: &str) -> Result<(), SendError> {
+    let chunks = render_reply(text, CHUNK_LIMIT);
+    for chunk in &chunks {
+        match send_with_retry(bot, chat_id, &chunk.html, Some(ParseMode::Html)).await {
+            Err(SendError::Refused(reason)) if reason.to_lowercase().contains("parse") => {
+                tracing::warn!(%reason, "Telegram refused rendered HTML; sending plain text");
+                send_with_retry(bot, chat_id, &chunk.plain, None).await?;
+            }
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// Sends a short text we wrote ourselves, without formatting.
+pub async fn send_plain(bot: &Bot, chat_id: i64, text: &str) -> Result<(), SendError> {
+    send_with_retry(bot, chat_id, text, None).await
+}
+
+async fn send_with_retry(bot: &Bot, chat_id: i64, text: &str, mode: Option<ParseMode>) -> Result<(), SendError> {
+    let mut delay = Duration::from_millis(500);
+    let mut last = String::new();
+    for _ in 0..5 {
+        let mut req = bot.send_message(ChatId(chat_id), text);
+        if let Some(mode) = mode {
+            req = req.parse_mode(mode);
+        }
+        match req.await {
+            Ok(_) => return Ok(()),
+            Err(RequestError::RetryAfter(secs)) => {
+                last = format!("rate limited for {}s", secs.seconds());
+                tokio::time::sleep(Duration::from_secs((secs.seconds() as u64).clamp(1, 60))).await;
+            }
+            Err(RequestError::Network(e)) => {
+                last = e.to_string();
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(RequestError::Api(e)) => return Err(SendError::Refused(e.to_string())),
+            Err(e) => return Err(SendError::Refused(e.to_string())),
+        }
+    }
+    Err(SendError::Unreachable(last))
+}
+
+/// Shows "typing…" in the chat until cancelled. Telegram clears the indicator after about five
+/// seconds, so it is renewed every four.
+pub async fn show_typing(bot: Bot, chat_id: i64, cancel: CancellationToken) {
+    loop {
+        let _ = tokio::time::timeout(Duration::from_secs(5), bot.send_chat_action(ChatId(chat_id), ChatAction::Typing)).await;
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(4)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_shapes() {
+        assert!(token_shape_ok("123456789:AAEhBP0av28oRrUIs_0kB1F4tD9aZxh-pXw"));
+        for bad in ["", "123456789", ":AAEhBP0av28oRrUIs_0kB1F4tD9aZxh-pXw", "12a:AAEhBP0av28oRrUIs_0kB1F4tD9aZxh-pXw", "1:short", "1:AAEhBP0av28oRrUIs_0kB1F4tD9aZxh pXw"] {
+            assert!(!token_shape_ok(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn odd_updates_are_dropped_not_fatal() {
+        let odd = [
+            serde_json::json!({"update_id": 5, "edited_message": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}, "text": "x"}}),
+            serde_json::json!({"update_id": 6, "something_new": {"a": 1}}),
+            serde_json::json!({"update_id": 7, "message": {"message_id": 1, "date": 0, "chat": {"id": -100, "type": "channel", "title": "c"}, "text": "no sender"}}),
+        ];
+        for v in odd {
+            let update: Update = serde_json::from_str(&v.to_string()).unwrap();
+            assert_eq!(extract_message(&update), None, "{v}");
+        }
+        // Parsed from text as real responses are: teloxide's update parser needs borrowed keys.
+        let photo: Update = serde_json::from_str(&serde_json::json!({"update_id": 8, "message": {
+            "message_id": 2, "date": 1700000000,
+            "from": {"id": 42, "is_bot": false, "first_name": "Ana"},
+            "chat": {"id": 42, "type": "private", "first_name": "Ana"},
+            "photo": [{"file_id": "f", "file_unique_id": "u", "file_size": 10, "width": 1, "height": 1}]
+        }})
+        .to_string())
+        .unwrap();
+        let m = extract_message(&photo).unwrap();
+        assert_eq!((m.kind, m.text, m.from_id, m.chat_type.as_str()), (MessageKind::Unsupported, None, 42, "private"));
+    }
+}

@@ -1,0 +1,262 @@
+//! One turn: store the member's messages, build the prompt, ask the broker, store and return
+//! the reply — or a kind failure message.
+//!
+//! Failures store nothing as an assistant message, and the member's messages stay in history.
+//! The next turn therefore sends them again, merged with whatever the member writes next into one
+//! user message. That is deliberate: the member did ask, never got an answer, and the typical
+//! follow-up ("ok, try again" after the admin raised a cap, or the question re-sent) reads
+//! naturally after it; the model answers what is still open instead of a bare "try again".
+//! The member's failure notice ("I couldn't reach my AI service…") is not stored, so the model
+//! never imitates it.
+
+use hearth_proto::llm::{BrokerError, BrokerErrorKind, ChatMessage, Completion, CompletionRequest};
+use hearth_proto::worker::{Turn, TurnKind, TurnOutcome};
+
+use crate::history::{self, History, Prepared};
+use crate::link::LinkError;
+use crate::prompt;
+
+/// Most completions one turn may ask for. One is all a turn needs until tools exist; then each
+/// tool round is a step, and the limit keeps a looping model from spending without end.
+pub const MAX_STEPS: usize = 8;
+
+/// Where completions come from: the gateway's broker over the worker socket in production
+/// ([`crate::link::Link`]), a script in tests.
+pub trait Broker {
+    /// Asks for one completion on behalf of turn `turn_id`. The outer error means the link to
+    /// the gateway is gone or confused and the worker should stop; the inner one is the broker's
+    /// answer, which the turn turns into a message for the member.
+    fn complete(
+        &mut self,
+        turn_id: u64,
+        request: CompletionRequest,
+    ) -> impl Future<Output = Result<Result<Completion, BrokerError>, LinkError>>;
+}
+
+/// The history database, opened on first use. Kept as a slot so a file that cannot be opened
+/// fails the turn (and is retried on the next one, after the admin fixed it) instead of killing
+/// the worker before it can say what is wrong.
+pub struct Store {
+    member_dir: std::path::PathBuf,
+    history: Option<History>,
+}
+
+impl Store {
+    pub fn new(member_dir: std::path::PathBuf) -> Self {
+        Self { member_dir, history: None }
+    }
+
+    fn get(&mut self) -> Result<&mut History, history::HistoryError> {
+        let history = match self.history.take() {
+            Some(h) => h,
+            None => History::open(&self.member_dir)?,
+        };
+        Ok(self.history.insert(history))
+    }
+}
+
+/// What one completion asks the loop to do next.
+enum Step {
+    /// The answer for the member; the turn is over.
+    Reply(String),
+    /// More work before answering (tool calls and their results, once tools exist): these
+    /// messages extend the transcript and the loop asks again.
+    #[expect(dead_code, reason = "produced by tool calls, which come later")]
+    Continue(Vec<ChatMessage>),
+}
+
+/// Runs one turn to its outcome. Only a broken link to the gateway is an error; everything
+/// else, including a damaged history file, becomes [`TurnOutcome::Failed`].
+pub async fn run_turn<B: Broker>(broker: &mut B, store: &mut Store, turn: &Turn) -> Result<TurnOutcome, LinkError> {
+    let now = chrono::Utc::now().timestamp();
+    match turn.kind {
+        TurnKind::NewConversation => Ok(new_conversation(store, turn.chat_id, now)),
+        TurnKind::Chat => chat(broker, store, turn, now).await,
+    }
+}
+
+fn new_conversation(store: &mut Store, chat_id: i64, now: i64) -> TurnOutcome {
+    match store.get().and_then(|h| h.new_conversation(chat_id, now)) {
+        Ok(_) => TurnOutcome::Reply {
+            text: "Fresh start! I've put our earlier conversation aside — what would you like \
+                   to talk about?"
+                .into(),
+        },
+        Err(e) => history_failed(&e),
+    }
+}
+
+async fn chat<B: Broker>(broker: &mut B, store: &mut Store, turn: &Turn, now: i64) -> Result<TurnOutcome, LinkError> {
+    if turn.messages.is_empty() {
+        return Ok(TurnOutcome::Failed {
+            user_message: "Sorry, something went wrong on my side. Please send that again.".into(),
+            detail: format!("chat turn {} arrived with no messages", turn.turn_id),
+        });
+    }
+    // Anything older than this many bytes could not fit in the prompt anyway.
+    let earlier_bytes = (turn.context.context_tokens as usize).saturating_mul(3);
+    let prepared = match store.get().and_then(|h| h.begin_turn(turn.chat_id, &turn.messages, now, earlier_bytes)) {
+        Ok(p) => p,
+        Err(e) => return Ok(history_failed(&e)),
+    };
+    let (conversation_id, reply_to, earlier) = match prepared {
+        Prepared::Answered { reply } => {
+            tracing::info!(turn_id = turn.turn_id, "turn already answered; sending the stored reply");
+            return Ok(TurnOutcome::Reply { text: reply });
+        }
+        Prepared::Ask { conversation_id, reply_to, earlier } => (conversation_id, reply_to, earlier),
+    };
+
+    let new: Vec<&str> = turn.messages.iter().map(|m| m.text.as_str()).collect();
+    let mut request = prompt::build_request(&turn.context, &earlier, &new);
+    tracing::debug!(
+        turn_id = turn.turn_id,
+        history = request.messages.len() - 1,
+        system_bytes = request.system.len(),
+        "prompt built"
+    );
+
+    for step in 1..=MAX_STEPS {
+        let completion = match broker.complete(turn.turn_id, request.clone()).await? {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(turn_id = turn.turn_id, step, error = %e, "broker refused");
+                return Ok(broker_failed(&e));
+            }
+        };
+        let text = match next_step(completion) {
+            Ok(Step::Reply(text)) => text,
+            Ok(Step::Continue(more)) => {
+                request.messages.extend(more);
+                continue;
+            }
+            Err(failed) => return Ok(failed),
+        };
+        // The completion is paid for: even if it cannot be stored, the member should get it.
+        // The cost of a failed write is only that a replay of this turn would ask again.
+        let stored = store.get().and_then(|h| h.record_reply(conversation_id, reply_to, &text, now));
+        if let Err(e) = stored {
+            tracing::error!(turn_id = turn.turn_id, error = %e, "could not store the reply");
+        }
+        return Ok(TurnOutcome::Reply { text });
+    }
+    Ok(TurnOutcome::Failed {
+        user_message: "Sorry, I got stuck working on that. Could you try asking another way?".into(),
+        detail: format!("turn {} hit the limit of {MAX_STEPS} completions", turn.turn_id),
+    })
+}
+
+/// Decides what a completion means for the loop.
+fn next_step(completion: Completion) -> Result<Step, TurnOutcome> {
+    if completion.text.trim().is_empty() {
+        return Err(TurnOutcome::Failed {
+            user_message: "I came up empty on that one, sorry. Could you ask again, maybe in \
+                           other words?"
+                .into(),
+            detail: format!(
+                "model {} returned an empty reply (finish reason: {})",
+                completion.model,
+                completion.finish_reason.as_deref().unwrap_or("none given")
+            ),
+        });
+    }
+    Ok(Step::Reply(completion.text))
+}
+
+fn history_failed(e: &history::HistoryError) -> TurnOutcome {
+    tracing::error!(error = %e, "history unavailable");
+    TurnOutcome::Failed {
+        user_message: "I can't open my memory of our conversations right now, so I can't answer. \
+                       Please let whoever runs Hearth at home know."
+            .into(),
+        detail: e.to_string(),
+    }
+}
+
+/// The member's message for a broker refusal; the broker's own message goes to `detail` only.
+pub fn broker_failed(e: &BrokerError) -> TurnOutcome {
+    let user_message = match &e.kind {
+        BrokerErrorKind::NotConfigured => "I'm not set up yet — please ask whoever runs Hearth at \
+                                           home to choose an AI provider."
+            .to_owned(),
+        BrokerErrorKind::CapExceeded { resets_at } => {
+            let when = resets_at.as_deref().and_then(describe_reset);
+            match when {
+                Some(when) => format!(
+                    "I've used up my spending allowance for now, so I can't answer until it \
+                     resets on {when}. Whoever runs Hearth at home can raise the limit if it \
+                     can't wait."
+                ),
+                None => "I've used up my spending allowance for now, so I can't answer until it \
+                         resets. Whoever runs Hearth at home can raise the limit if it can't \
+                         wait."
+                    .to_owned(),
+            }
+        }
+        BrokerErrorKind::ProviderUnavailable | BrokerErrorKind::Timeout => {
+            "I couldn't reach my AI service just now. Please try again in a minute.".to_owned()
+        }
+        BrokerErrorKind::ProviderError => "My AI service sent back something I couldn't use. \
+                                           Please try again, perhaps in other words."
+            .to_owned(),
+        BrokerErrorKind::BadRequest => "My AI service couldn't take that request — it may be too \
+                                        long. Try a shorter message, or send /new to start a \
+                                        fresh conversation."
+            .to_owned(),
+    };
+    TurnOutcome::Failed { user_message, detail: format!("broker: {e}") }
+}
+
+/// "Monday 1 December at 00:00", from RFC 3339, in the offset the broker gave (the household's
+/// zone). None when it does not parse, so the member is never shown a raw timestamp.
+fn describe_reset(resets_at: &str) -> Option<String> {
+    let t = chrono::DateTime::parse_from_rfc3339(resets_at.trim()).ok()?;
+    Some(t.format("%A %-d %B at %H:%M").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(kind: BrokerErrorKind) -> BrokerError {
+        BrokerError { kind, message: "boom".into() }
+    }
+
+    fn user_message(o: TurnOutcome) -> String {
+        match o {
+            TurnOutcome::Failed { user_message, detail } => {
+                assert!(detail.contains("boom"), "{detail}");
+                user_message
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn cap_message_names_the_reset_when_known() {
+        let kind = BrokerErrorKind::CapExceeded { resets_at: Some("2025-12-01T00:00:00+01:00".into()) };
+        let m = user_message(broker_failed(&err(kind)));
+        assert!(m.contains("Monday 1 December at 00:00"), "{m}");
+        assert!(m.contains("raise the limit"), "{m}");
+
+        let kind = BrokerErrorKind::CapExceeded { resets_at: Some("soon".into()) };
+        let m = user_message(broker_failed(&err(kind)));
+        assert!(!m.contains("soon"), "{m}");
+        assert!(m.contains("until it resets."), "{m}");
+    }
+
+    #[test]
+    fn every_kind_has_a_plain_message() {
+        for kind in [
+            BrokerErrorKind::NotConfigured,
+            BrokerErrorKind::CapExceeded { resets_at: None },
+            BrokerErrorKind::ProviderUnavailable,
+            BrokerErrorKind::ProviderError,
+            BrokerErrorKind::Timeout,
+            BrokerErrorKind::BadRequest,
+        ] {
+            let m = user_message(broker_failed(&err(kind.clone())));
+            assert!(!m.contains("boom") && !m.contains("Error"), "{kind:?}: {m}");
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! Building the completion request for a turn: the system prompt, the conversation so far
+//! trimmed to the member's token budget, and the turn's new messages.
+//!
+//! The shape rules come from the strictest provider (Anthropic): messages alternate user and
+//! assistant and start with a user message. History can break that (a turn that failed leaves
+//! its user messages without a reply), so consecutive same-role messages are merged with a
+//! blank line and a leading assistant message is dropped.
+
+use chrono::DateTime;
+use hearth_proto::llm::{ChatMessage, CompletionRequest, Role};
+use hearth_proto::worker::TurnContext;
+
+/// Put in place of new-message text cut to fit the budget, so the model knows it sees part.
+pub const CUT_MARKER: &str = "[… the rest of this message was cut: too long …]";
+
+/// Separator between merged messages: each on its own paragraph.
+const PARAGRAPH: &str = "\n\n";
+
+/// Token estimate: one token per three bytes, rounded up. Real tokenizers average about four
+/// bytes per token for English and fewer for other scripts and emoji; estimating high keeps the
+/// prompt under the provider's limit without shipping a tokenizer per provider.
+pub fn estimate_tokens(text: &str) -> usize {
+    text.len().div_ceil(3)
+}
+
+/// The system prompt: who the assistant is, the admin's persona notes, the date, and how to
+/// write for a phone chat.
+pub fn system_prompt(ctx: &TurnContext) -> String {
+    let name = ctx.member_name.trim();
+    let name = if name.is_empty() { "this member of the household" } else { name };
+    let mut s = format!(
+        "You are a helpful, warm family assistant for {name}. You are part of the household's \
+         Hearth: everyone at home has their own assistant, and what {name} tells you stays \
+         between the two of you.\n"
+    );
+    let persona = ctx.persona.trim();
+    if !persona.is_empty() {
+        s.push_str("\nNotes from the household on how to help ");
+        s.push_str(name);
+        s.push_str(":\n");
+        s.push_str(persona);
+        s.push('\n');
+    }
+    s.push_str("\nIt is now ");
+    s.push_str(&describe_now(&ctx.now, &ctx.timezone));
+    s.push_str(".\n");
+    s.push_str(
+        "\nYou are chatting in Telegram, usually read on a phone. Keep replies short: a few \
+         sentences, or a short list when that reads better. Go into detail only when asked. If \
+         a request is unclear, ask one short question instead of guessing.\n\
+         \nWrite plain text or light Markdown only: **bold**, _italic_, `code`, ``` fenced \
+         blocks for code, \"- \" for lists and [text](https://…) for links. No tables, no \
+         HTML.\n",
+    );
+    s
+}
+
+/// "Friday, 21 November 2025, 08:15 (Europe/Berlin, UTC+01:00)". Falls back to the raw
+/// strings when `now` is not RFC 3339, so a gateway bug degrades the prompt, not the turn.
+fn describe_now(now: &str, timezone: &str) -> String {
+    let zone = timezone.trim();
+    match DateTime::parse_from_rfc3339(now.trim()) {
+        Ok(t) => {
+            let when = t.format("%A, %-d %B %Y, %H:%M");
+            let offset = t.format("UTC%:z");
+            if zone.is_empty() { format!("{when} ({offset})") } else { format!("{when} ({zone}, {offset})") }
+        }
+        Err(_) if zone.is_empty() => now.trim().to_owned(),
+        Err(_) => format!("{} ({zone})", now.trim()),
+    }
+}
+
+/// Builds the request for a chat turn. `earlier` is the conversation before the turn (oldest
+/// first, in any shape the history holds); `new` are the turn's messages, oldest first.
+///
+/// Budget: `ctx.context_tokens` covers the system prompt, history and new messages. The new
+/// messages are always sent; history is kept newest first in whole user/assistant exchanges
+/// while it fits. If the new messages alone do not fit, the oldest new text is cut (see
+/// [`fit_new`]) and no history is sent.
+pub fn build_request(ctx: &TurnContext, earlier: &[ChatMessage], new: &[&str]) -> CompletionRequest {
+    let system = system_prompt(ctx);
+    let budget = (ctx.context_tokens as usize).saturating_sub(estimate_tokens(&system));
+    let new_text = fit_new(new, budget);
+    let left = budget.saturating_sub(estimate_tokens(&new_text));
+    let mut messages = trim_history(earlier, left);
+    push_merged(&mut messages, ChatMessage::user(new_text));
+    CompletionRequest { system, messages, max_tokens: ctx.max_output_tokens }
+}
+
+/// Appends `m`, merging it into the last message when the roles match.
+fn push_merged(out: &mut Vec<ChatMessage>, m: ChatMessage) {
+    match out.last_mut() {
+        Some(last) if last.role == m.role => {
+            last.content.push_str(PARAGRAPH);
+            last.content.push_str(&m.content);
+        }
+        _ => out.push(m),
+    }
+}
+
+/// Normalises `earlier` (merged same-role runs, starting with a user message) and keeps the
+/// newest whole exchanges whose estimate fits `budget` tokens. An exchange is a user message and
+/// the assistant reply after it; a trailing unanswered user message is an exchange of its own
+/// (it will merge with the new message). Each message is costed as if a paragraph separator
+/// were added to it, so the sum stays an upper bound after the final merge.
+pub fn trim_history(earlier: &[ChatMessage], budget: usize) -> Vec<ChatMessage> {
+    let mut normal: Vec<ChatMessage> = Vec::with_capacity(earlier.len());
+    for m in earlier {
+        if normal.is_empty() && m.role == Role::Assistant {
+            continue;
+        }
+        push_merged(&mut normal, m.clone());
+    }
+    let cost = |m: &ChatMessage| (m.content.len() + PARAGRAPH.len()).div_ceil(3);
+
+    // Walk back over exchanges: each ends after an assistant message or at the end.
+    let mut keep_from = normal.len();
+    let mut spent = 0usize;
+    let mut end = normal.len();
+    while end > 0 {
+        let start = if normal[end - 1].role == Role::Assistant { end - 2 } else { end - 1 };
+        let exchange: usize = normal[start..end].iter().map(cost).sum();
+        if spent + exchange > budget {
+            break;
+        }
+        spent += exchange;
+        keep_from = start;
+        end = start;
+    }
+    normal.split_off(keep_from)
+}
+
+/// Joins the new messages into one user message (one paragraph each) of at most `budget`
+/// tokens. When they do not fit, the oldest text is cut first: the oldest message loses its end
+/// (replaced by [`CUT_MARKER`]), and a message with no room left at all becomes just the marker,
+/// so the model still sees that something was sent. The newest message is cut last, the one the
+/// member is most likely waiting on. Never returns an empty string for non-empty input.
+pub fn fit_new(new: &[&str], budget: usize) -> String {
+    let joined = new.join(PARAGRAPH);
+    let max_bytes = budget.saturating_mul(3);
+    if joined.len() <= max_bytes {
+        return joined;
+    }
+    let mut excess = joined.len() - max_bytes;
+    let mut parts: Vec<String> = Vec::with_capacity(new.len());
+    for text in new {
+        // Cut to a head of `keep` bytes, the result is "<head> <marker>".
+        let overhead = 1 + CUT_MARKER.len();
+        if excess == 0 || text.len() <= CUT_MARKER.len() {
+            // Nothing left to save, or cutting this one would not save anything.
+            parts.push((*text).to_owned());
+        } else if let Some(keep) = text.len().checked_sub(excess + overhead).filter(|&k| k > 0) {
+            let head = text[..floor_char_boundary(text, keep)].trim_end();
+            parts.push(if head.is_empty() { CUT_MARKER.to_owned() } else { format!("{head} {CUT_MARKER}") });
+            excess = 0;
+        } else {
+            excess -= (text.len() - CUT_MARKER.len()).min(excess);
+            parts.push(CUT_MARKER.to_owned());
+        }
+    }
+    parts.join(PARAGRAPH)
+}
+
+/// Largest char boundary of `s` at or below `i`.
+fn floor_char_boundary(s: &str, i: usize) -> usize {
+    let mut i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ctx() -> TurnContext {
+        TurnContext {
+            member_name: "Grandma Rose".into(),
+            persona: "She likes gardening and prefers answers without jargon.".into(),
+            now: "2025-11-21T08:15:00+01:00".into(),
+            timezone: "Europe/Berlin".into(),
+            context_tokens: 8000,
+            max_output_tokens: 1024,
+        }
+    }
+
+    #[test]
+    fn system_prompt_snapshot() {
+        insta::assert_snapshot!(system_prompt(&ctx()));
+    }
+
+    #[test]
+    fn system_prompt_without_persona_snapshot() {
+        let mut c = ctx();
+        c.persona = "  ".into();
+        c.member_name = "Sam".into();
+        insta::assert_snapshot!(system_prompt(&c));
+    }
+
+    #[test]
+    fn request_snapshot() {
+        let earlier = vec![
+            ChatMessage::assistant("orphan reply, dropped"),
+            ChatMessage::user("When should I plant tulips?"),
+            ChatMessage::assistant("Plant tulip bulbs in autumn, about six weeks before frost."),
+            ChatMessage::user("And daffodils? (this turn failed)"),
+        ];
+        let req = build_request(&ctx(), &earlier, &["Sorry, one more:", "what about garlic?"]);
+        insta::assert_json_snapshot!(req);
+    }
+
+    #[test]
+    fn unparsable_now_is_kept_verbatim() {
+        assert_eq!(describe_now("tomorrow-ish", "Europe/Berlin"), "tomorrow-ish (Europe/Berlin)");
+        assert_eq!(describe_now("2025-01-05T23:59:00Z", ""), "Sunday, 5 January 2025, 23:59 (UTC+00:00)");
+    }
+
+    #[test]
+    fn history_is_trimmed_in_whole_exchanges() {
+        let earlier = vec![
+            ChatMessage::user("a".repeat(30)),
+            ChatMessage::assistant("b".repeat(30)),
+            ChatMessage::user("c".repeat(30)),
+            ChatMessage::assistant("d".repeat(30)),
+        ];
+        // Each message costs ceil(32/3) = 11; one exchange is 22.
+        assert_eq!(trim_history(&earlier, 21), vec![]);
+        assert_eq!(trim_history(&earlier, 22), earlier[2..].to_vec());
+        assert_eq!(trim_history(&earlier, 43), earlier[2..].to_vec());
+        assert_eq!(trim_history(&earlier, 44), earlier.to_vec());
+    }
+
+    #[test]
+    fn oversized_new_messages_cut_oldest_first() {
+        let old = "o".repeat(300);
+        let new = "n".repeat(30);
+        let got = fit_new(&[&old, &new], 50);
+        assert!(estimate_tokens(&got) <= 50, "{got}");
+        assert!(got.starts_with("ooo"));
+        assert!(got.ends_with(&format!("{CUT_MARKER}\n\n{new}")), "{got}");
+        // With less room the oldest is only the marker and the newest is cut.
+        let got = fit_new(&[&old, &new], 25);
+        assert!(got.starts_with(CUT_MARKER), "{got}");
+        assert!(got.contains("nnn"), "{got}");
+    }
+
+    #[test]
+    fn cutting_respects_char_boundaries() {
+        let text = "é".repeat(200);
+        let got = fit_new(&[&text], 40);
+        assert!(estimate_tokens(&got) <= 40);
+        assert!(got.ends_with(CUT_MARKER));
+    }
+
+    fn arb_message() -> impl Strategy<Value = ChatMessage> {
+        (any::<bool>(), "[a-zé😀 ]{0,40}").prop_map(|(user, text)| ChatMessage {
+            role: if user { Role::User } else { Role::Assistant },
+            content: text,
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn request_fits_and_alternates(
+            earlier in proptest::collection::vec(arb_message(), 0..30),
+            new in proptest::collection::vec("[a-zé😀 ]{1,60}", 1..4),
+            context_tokens in 0u32..600,
+        ) {
+            let mut c = ctx();
+            c.persona = String::new();
+            c.context_tokens = context_tokens;
+            let new: Vec<&str> = new.iter().map(String::as_str).collect();
+            let req = build_request(&c, &earlier, &new);
+
+            // Starts with user, alternates, ends with user.
+            prop_assert!(!req.messages.is_empty());
+            prop_assert_eq!(req.messages[0].role, Role::User);
+            prop_assert_eq!(req.messages.last().unwrap().role, Role::User);
+            for w in req.messages.windows(2) {
+                prop_assert_ne!(w[0].role, w[1].role);
+            }
+            prop_assert!(!req.messages.last().unwrap().content.is_empty());
+
+            // Within budget whenever the budget leaves room for the marker at all.
+            let total = estimate_tokens(&req.system)
+                + req.messages.iter().map(|m| estimate_tokens(&m.content)).sum::<usize>();
+            let floor = estimate_tokens(&req.system) + new.len() * estimate_tokens(CUT_MARKER) + 2 * new.len();
+            prop_assert!(total <= (context_tokens as usize).max(floor), "{total} > {context_tokens}");
+
+            // History kept is a suffix of the conversation (its newest part).
+            if req.messages.len() > 1 {
+                let kept = &req.messages[..req.messages.len() - 1];
+                let all = trim_history(&earlier, usize::MAX);
+                prop_assert!(all.ends_with(kept) || all[..all.len() - 1].ends_with(kept));
+            }
+        }
+
+        #[test]
+        fn trim_keeps_whole_exchanges(
+            earlier in proptest::collection::vec(arb_message(), 0..30),
+            budget in 0usize..300,
+        ) {
+            let kept = trim_history(&earlier, budget);
+            let all = trim_history(&earlier, usize::MAX);
+            prop_assert!(all.ends_with(&kept));
+            if let Some(first) = kept.first() {
+                prop_assert_eq!(first.role, Role::User);
+            }
+            let cost: usize = kept.iter().map(|m| (m.content.len() + 2).div_ceil(3)).sum();
+            prop_assert!(cost <= budget);
+        }
+
+        #[test]
+        fn fit_new_never_exceeds_a_reasonable_budget(
+            new in proptest::collection::vec("[a-zé😀 ]{1,200}", 1..5),
+            budget in 0usize..200,
+        ) {
+            let new: Vec<&str> = new.iter().map(String::as_str).collect();
+            let got = fit_new(&new, budget);
+            prop_assert!(!got.is_empty());
+            let floor = new.len() * (estimate_tokens(CUT_MARKER) + 2);
+            prop_assert!(estimate_tokens(&got) <= budget.max(floor), "{} > {budget}", estimate_tokens(&got));
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The test's side of the worker socket: a scripted gateway.
+
+use std::time::Duration;
+
+use hearth_proto::PROTOCOL_VERSION;
+use hearth_proto::frame::{read_frame, write_frame};
+use hearth_proto::llm::{BrokerError, Completion, CompletionRequest, Usage};
+use hearth_proto::worker::{
+    GatewayToWorker, IncomingMessage, Turn, TurnContext, TurnKind, TurnOutcome, WorkerToGateway,
+};
+use tempfile::TempDir;
+use tokio::net::UnixStream;
+use tokio::task::JoinHandle;
+
+/// Long enough for a slow CI box, short enough that a hung worker fails the test.
+const WAIT: Duration = Duration::from_secs(10);
+
+pub struct Gateway {
+    pub stream: UnixStream,
+    pub worker: JoinHandle<anyhow::Result<()>>,
+    pub dir: TempDir,
+}
+
+pub fn context() -> TurnContext {
+    TurnContext {
+        member_name: "Alex".into(),
+        persona: String::new(),
+        now: "2025-11-21T08:15:00+01:00".into(),
+        timezone: "Europe/Berlin".into(),
+        context_tokens: 8000,
+        max_output_tokens: 500,
+    }
+}
+
+pub fn chat_turn(turn_id: u64, chat_id: i64, messages: &[(i64, &str)]) -> Turn {
+    Turn {
+        turn_id,
+        chat_id,
+        kind: TurnKind::Chat,
+        messages: messages
+            .iter()
+            .map(|&(inbox_id, text)| IncomingMessage { inbox_id, text: text.into(), sent_at: 0 })
+            .collect(),
+        context: context(),
+    }
+}
+
+pub fn new_turn(turn_id: u64, chat_id: i64) -> Turn {
+    Turn { turn_id, chat_id, kind: TurnKind::NewConversation, messages: vec![], context: context() }
+}
+
+pub fn completion(text: &str) -> Completion {
+    Completion {
+        text: text.into(),
+        model: "fake-model".into(),
+        usage: Usage::default(),
+        finish_reason: Some("stop".into()),
+    }
+}
+
+impl Gateway {
+    /// Starts `serve` on a fresh member directory without doing the handshake.
+    pub fn spawn() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::spawn_in(dir)
+    }
+
+    pub fn spawn_in(dir: TempDir) -> Self {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let worker = tokio::spawn(hearth_worker::serve(theirs, dir.path().to_owned()));
+        Self { stream: ours, worker, dir }
+    }
+
+    /// Starts a worker and completes the handshake.
+    pub async fn start() -> Self {
+        Self::start_in(tempfile::tempdir().unwrap()).await
+    }
+
+    pub async fn start_in(dir: TempDir) -> Self {
+        let mut gw = Self::spawn_in(dir);
+        assert_eq!(gw.recv().await, WorkerToGateway::Hello { version: PROTOCOL_VERSION });
+        gw.send(GatewayToWorker::Welcome { version: PROTOCOL_VERSION, member_id: "alex".into() }).await;
+        gw
+    }
+
+    pub async fn send(&mut self, msg: GatewayToWorker) {
+        write_frame(&mut self.stream, &msg).await.unwrap();
+    }
+
+    pub async fn recv(&mut self) -> WorkerToGateway {
+        tokio::time::timeout(WAIT, read_frame(&mut self.stream))
+            .await
+            .expect("worker did not answer in time")
+            .expect("read a frame from the worker")
+    }
+
+    /// Expects a `Complete` for `turn_id`; returns its request id and request.
+    pub async fn expect_complete(&mut self, turn_id: u64) -> (u64, CompletionRequest) {
+        match self.recv().await {
+            WorkerToGateway::Complete { request_id, turn_id: t, request } => {
+                assert_eq!(t, turn_id);
+                (request_id, request)
+            }
+            other => panic!("expected Complete, got {other:?}"),
+        }
+    }
+
+    pub async fn answer(&mut self, request_id: u64, result: Result<Completion, BrokerError>) {
+        self.send(GatewayToWorker::CompletionResult { request_id, result }).await;
+    }
+
+    pub async fn expect_done(&mut self, turn_id: u64) -> TurnOutcome {
+        match self.recv().await {
+            WorkerToGateway::TurnDone { turn_id: t, outcome } => {
+                assert_eq!(t, turn_id);
+                outcome
+            }
+            other => panic!("expected TurnDone, got {other:?}"),
+        }
+    }
+
+    /// One full chat turn answered with `reply`; returns the request the worker sent.
+    pub async fn chat(
+        &mut self,
+        turn_id: u64,
+        chat_id: i64,
+        messages: &[(i64, &str)],
+        reply: &str,
+    ) -> CompletionRequest {
+        self.send(GatewayToWorker::Turn(chat_turn(turn_id, chat_id, messages))).await;
+        let (request_id, request) = self.expect_complete(turn_id).await;
+        self.answer(request_id, Ok(completion(reply))).await;
+        assert_eq!(self.expect_done(turn_id).await, TurnOutcome::Reply { text: reply.into() });
+        request
+    }
+
+    /// Waits for `serve` to return.
+    pub async fn exit(self) -> (anyhow::Result<()>, TempDir) {
+        let result = tokio::time::timeout(WAIT, self.worker)
+            .await
+            .expect("worker did not exit in time")
+            .expect("worker task panicked");
+        (result, self.dir)
+    }
+
+    /// Sends `Shutdown` and expects a clean exit.
+    pub async fn shutdown(mut self) -> TempDir {
+        self.send(GatewayToWorker::Shutdown).await;
+        let (result, dir) = self.exit().await;
+        result.expect("worker exits cleanly on shutdown");
+        dir
+    }
+}

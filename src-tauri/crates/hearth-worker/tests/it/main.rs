@@ -1,0 +1,6 @@
+//! Integration tests for the worker, driven over a socket pair with the test playing the
+//! gateway (see `fake`).
+
+mod fake;
+mod lifecycle;
+mod turns;
