@@ -3,8 +3,9 @@
 //! wake the moment an update arrives, one poller per token (409 for the older one), the Bot
 //! API's error bodies, `parse_mode` validation, and fault injection per token.
 //!
-//! A test acts as Telegram's users through the handle ([`FakeTelegram::send_text`]) and reads
-//! what the bots did ([`FakeTelegram::sent`], [`FakeTelegram::wait_for_sent`],
+//! A test acts as Telegram's users through the handle ([`FakeTelegram::send_text`],
+//! [`FakeTelegram::press_button`]) and reads what the bots did ([`FakeTelegram::sent`],
+//! [`FakeTelegram::wait_for_sent`], [`FakeTelegram::callback_answers`],
 //! [`FakeTelegram::requests`]).
 //!
 //! Submodules: `api` is the HTTP handler and the Bot API methods; `world` the state behind one
@@ -14,7 +15,10 @@
 //! Where the fake knowingly differs from Telegram: a bare `&` in HTML is rejected (Telegram
 //! passes it through; see `markup`); MarkdownV2 is an approximation of tdlib's parser; only
 //! private chats exist; `setWebhook` is accepted (and makes `getUpdates` answer 409) but nothing
-//! is ever delivered to the URL; `timeout` may be fractional; files are not stored.
+//! is ever delivered to the URL; `timeout` may be fractional; files are not stored; an inline
+//! button with more than one action field is refused (Telegram uses the first it knows, which
+//! hides a bug in the bot); callback queries never expire, they only become invalid once
+//! answered.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -70,8 +74,15 @@ pub struct SentMessage {
     pub source: String,
     /// The message's entities in Bot API JSON (from `parse_mode` or the `entities` parameter).
     pub entities: Vec<Value>,
-    /// The `reply_markup` parameter, if any.
+    /// The message's markup now: the `reply_markup` sendMessage got (any kind, so a reply
+    /// keyboard or `force_reply` shows here too), until an `editMessageText` or
+    /// `editMessageReplyMarkup` changes the inline keyboard — then that keyboard, or `None` once
+    /// it was removed. What a button press sees.
     pub reply_markup: Option<Value>,
+    /// Every value `reply_markup` has had, oldest first: what sendMessage got, then one entry per
+    /// accepted edit that changed the keyboard (`None` = removed). The last equals
+    /// `reply_markup`.
+    pub reply_markup_history: Vec<Option<Value>>,
     /// The message this one replies to, when the reply target existed.
     pub reply_to_message_id: Option<i64>,
 }
@@ -81,6 +92,17 @@ impl SentMessage {
     pub fn current_text(&self) -> &str {
         self.edits.last().unwrap_or(&self.text)
     }
+}
+
+/// A bot's accepted `answerCallbackQuery`: what the user saw after tapping a button.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackAnswer {
+    /// The `id` of the `callback_query` update it answers.
+    pub callback_query_id: String,
+    /// The notification (or, with `show_alert`, the alert) shown to the user; `None` shows
+    /// nothing but stops the button's progress spinner.
+    pub text: Option<String>,
+    pub show_alert: bool,
 }
 
 /// One HTTP request the fake received, in arrival order.
@@ -253,6 +275,36 @@ impl FakeTelegram {
     /// When `token` belongs to no bot — a mistake in the test itself.
     pub fn send_text(&self, token: &str, user: &FakeUser, text: &str) -> i64 {
         self.with_bot_mut("send_text", token, |bot| bot.user_sends_text(user, text))
+    }
+
+    /// Acts as `user`: taps the inline button carrying `callback_data` under the bot's message
+    /// `message_id` in the user's chat, and returns the `update_id` of the `callback_query`
+    /// update it queues. The update is shaped as Telegram sends it: a fresh `id` (answer it
+    /// with `answerCallbackQuery`), `from` the user, `message` the bot's message as it shows
+    /// now (edits and current keyboard included), the chat's `chat_instance`, and `data`.
+    ///
+    /// # Panics
+    /// When `token` belongs to no bot, the chat has no message `message_id` from the bot, or no
+    /// button on it carries `callback_data` — mistakes in the test itself. The message says
+    /// which buttons there are.
+    pub fn press_button(
+        &self,
+        token: &str,
+        user: &FakeUser,
+        message_id: i64,
+        callback_data: &str,
+    ) -> i64 {
+        self.with_bot_mut("press_button", token, |bot| {
+            bot.user_presses_button(user, message_id, callback_data)
+        })
+        // Panics after the world lock is released, so the fake stays usable for the report.
+        .unwrap_or_else(|why| panic!("FakeTelegram::press_button: {why}"))
+    }
+
+    /// Every accepted `answerCallbackQuery` of the bot, in order.
+    pub fn callback_answers(&self, token: &str) -> Vec<CallbackAnswer> {
+        self.with_bot(token, |bot| bot.callback_answers.clone())
+            .unwrap_or_default()
     }
 
     /// Queues any JSON as an update (for malformed-input tests); the fake sets `update_id`

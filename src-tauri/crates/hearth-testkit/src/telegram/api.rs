@@ -11,12 +11,12 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 
-use super::RecordedRequest;
 use super::markup::{self, Formatted, ParseMode};
 use super::params::{Params, parse_params, split_path};
 use super::world::{
     BotState, ChatState, PollSlot, Reply, Shared, StoredMessage, chat_json, now, unix_now,
 };
+use super::{CallbackAnswer, RecordedRequest};
 
 /// Bodies above this are refused; the fake stores no files, and sendMessage needs kilobytes.
 const MAX_BODY: usize = 20 * 1024 * 1024;
@@ -24,6 +24,24 @@ const MAX_BODY: usize = 20 * 1024 * 1024;
 const MAX_POLL: Duration = Duration::from_secs(300);
 /// Telegram's limit on a message, in UTF-16 code units after entity parsing.
 const MAX_TEXT: usize = 4096;
+/// Telegram's limit on an inline button's `callback_data`, in bytes.
+const MAX_CALLBACK_DATA: usize = 64;
+/// Telegram's limit on an `answerCallbackQuery` text, in UTF-16 code units.
+const MAX_CALLBACK_ANSWER: usize = 200;
+
+/// The fields that give an inline keyboard button its action; a button needs exactly one.
+const BUTTON_ACTIONS: &[&str] = &[
+    "url",
+    "callback_data",
+    "web_app",
+    "login_url",
+    "switch_inline_query",
+    "switch_inline_query_current_chat",
+    "switch_inline_query_chosen_chat",
+    "copy_text",
+    "callback_game",
+    "pay",
+];
 
 /// Every method the fake answers, spelled as the Bot API documents them; requests match
 /// case-insensitively.
@@ -35,6 +53,8 @@ const METHODS: &[&str] = &[
     "deleteWebhook",
     "sendMessage",
     "editMessageText",
+    "editMessageReplyMarkup",
+    "answerCallbackQuery",
     "sendChatAction",
     "setMyCommands",
     "getMyCommands",
@@ -254,6 +274,8 @@ async fn call(
             }
             "sendMessage" => send_message(bot, &p),
             "editMessageText" => edit_message_text(bot, &p),
+            "editMessageReplyMarkup" => edit_message_reply_markup(bot, &p),
+            "answerCallbackQuery" => answer_callback_query(bot, &p),
             "sendChatAction" => send_chat_action(bot, &p),
             "setMyCommands" => set_my_commands(bot, &p),
             "getMyCommands" => Reply::Ok(bot.commands.clone().unwrap_or_else(|| json!([]))),
@@ -270,7 +292,12 @@ async fn call(
         }),
     };
     // Wakes `wait_for_sent` after an accepted send or edit, outside the world lock.
-    if matches!(reply, Reply::Ok(_)) && matches!(method, "sendMessage" | "editMessageText") {
+    if matches!(reply, Reply::Ok(_))
+        && matches!(
+            method,
+            "sendMessage" | "editMessageText" | "editMessageReplyMarkup"
+        )
+    {
         shared.sent_signal.send_modify(|n| *n += 1);
     }
     reply
@@ -446,15 +473,86 @@ fn formatted_text(
     Ok((formatted, entities, source, parse_mode))
 }
 
-/// `reply_markup` as given, or `Err` when it is not a JSON object.
+/// `reply_markup` as given, or `Err` when it is not a JSON object or its inline keyboard is
+/// one Telegram refuses.
 fn reply_markup(p: &Params<'_>) -> Result<Option<Value>, Reply> {
     match p.json("reply_markup") {
         Ok(None) => Ok(None),
-        Ok(Some(v)) if v.is_object() => Ok(Some(v)),
+        Ok(Some(v)) if v.is_object() => {
+            check_inline_keyboard(&v)?;
+            Ok(Some(v))
+        }
         _ => Err(Reply::bad_request(
             "can't parse reply keyboard markup JSON object",
         )),
     }
+}
+
+/// Validates an `inline_keyboard` (other markups pass): rows of buttons, each with a string
+/// `text` and exactly one action field, `callback_data` at most 64 bytes. As on Telegram, an
+/// empty `url` or `callback_data` (or `pay: false`) counts as absent, so a button left with
+/// nothing else is a "text button"; unlike Telegram, a second action field is refused rather
+/// than ignored.
+fn check_inline_keyboard(markup: &Value) -> Result<(), Reply> {
+    let Some(keyboard) = markup.get("inline_keyboard") else {
+        return Ok(());
+    };
+    let button_error =
+        |why: &str| Reply::bad_request(&format!("can't parse inline keyboard button: {why}"));
+    let rows = keyboard
+        .as_array()
+        .filter(|rows| rows.iter().all(Value::is_array))
+        .ok_or_else(|| {
+            Reply::bad_request(
+                "field \"inline_keyboard\" of the InlineKeyboardMarkup must be an Array of Arrays",
+            )
+        })?;
+    for button in rows.iter().filter_map(Value::as_array).flatten() {
+        let Some(button) = button.as_object() else {
+            return Err(button_error("InlineKeyboardButton must be an Object"));
+        };
+        match button.get("text") {
+            None => return Err(button_error("Can't find field \"text\"")),
+            Some(Value::String(_)) => {}
+            Some(_) => return Err(button_error("Field \"text\" must be of type String")),
+        }
+        let actions: Vec<&str> = BUTTON_ACTIONS
+            .iter()
+            .copied()
+            .filter(|field| match button.get(*field) {
+                None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+                Some(Value::String(s)) => {
+                    !(s.is_empty() && matches!(*field, "url" | "callback_data"))
+                }
+                Some(_) => true,
+            })
+            .collect();
+        match actions.as_slice() {
+            [] => {
+                return Err(button_error(
+                    "Text buttons are unallowed in the inline keyboard",
+                ));
+            }
+            [_] => {}
+            several => {
+                return Err(button_error(&format!(
+                    "a button must have exactly one action field, found {}",
+                    several.join(", ")
+                )));
+            }
+        }
+        match button.get("callback_data") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(data)) if data.len() <= MAX_CALLBACK_DATA => {}
+            Some(Value::String(_)) => return Err(Reply::bad_request("BUTTON_DATA_INVALID")),
+            Some(_) => {
+                return Err(button_error(
+                    "Field \"callback_data\" must be of type String",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn send_message(bot: &mut BotState, p: &Params<'_>) -> Reply {
@@ -527,15 +625,23 @@ fn try_send_message(bot: &mut BotState, p: &Params<'_>) -> Result<Reply, Reply> 
         at: now(),
         source,
         entities,
+        reply_markup_history: vec![markup.clone()],
         reply_markup: markup,
         reply_to_message_id: reply_to.filter(|_| message.get("reply_to_message").is_some()),
     });
     Ok(Reply::Ok(message))
 }
 
-/// Telegram echoes only an inline keyboard back in the Message object.
+/// Telegram echoes only an inline keyboard back in the Message object, and one without buttons
+/// is no keyboard at all.
 fn set_inline_keyboard(message: &mut Value, markup: Option<&Value>) {
-    match markup.filter(|m| m.get("inline_keyboard").is_some()) {
+    let has_buttons = |m: &&Value| {
+        m["inline_keyboard"].as_array().is_some_and(|rows| {
+            rows.iter()
+                .any(|row| row.as_array().is_some_and(|r| !r.is_empty()))
+        })
+    };
+    match markup.filter(has_buttons) {
         Some(m) => message["reply_markup"] = m.clone(),
         None => {
             if let Some(obj) = message.as_object_mut() {
@@ -551,25 +657,59 @@ fn edit_message_text(bot: &mut BotState, p: &Params<'_>) -> Reply {
     }
 }
 
-fn try_edit_message_text(bot: &mut BotState, p: &Params<'_>) -> Result<Reply, Reply> {
+/// The `(chat_id, message_id)` an edit names.
+fn message_to_edit(p: &Params<'_>) -> Result<(i64, i64), Reply> {
     if p.str("inline_message_id").is_some() {
         // The fake has no inline messages.
         return Err(Reply::bad_request("MESSAGE_ID_INVALID"));
     }
     let chat_id = chat_id(p)?;
-    let message_id = match p.int("message_id") {
-        Ok(Some(id)) => id,
-        Ok(None) => return Err(Reply::bad_request("message identifier is not specified")),
-        Err(()) => return Err(Reply::bad_request("message to edit not found")),
-    };
+    match p.int("message_id") {
+        Ok(Some(id)) => Ok((chat_id, id)),
+        Ok(None) => Err(Reply::bad_request("message identifier is not specified")),
+        Err(()) => Err(Reply::bad_request("message to edit not found")),
+    }
+}
+
+/// The bot's own message `message_id` in a chat it may write to.
+fn editable_message(
+    bot: &mut BotState,
+    chat_id: i64,
+    message_id: i64,
+) -> Result<&mut StoredMessage, Reply> {
+    match writable_chat(bot, chat_id)?.messages.get_mut(&message_id) {
+        Some(m) if m.from_bot => Ok(m),
+        Some(_) => Err(Reply::bad_request("message can't be edited")),
+        None => Err(Reply::bad_request("message to edit not found")),
+    }
+}
+
+const NOT_MODIFIED: &str = "message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message";
+
+/// Keeps [`super::SentMessage::reply_markup`] current after an edit changed the keyboard.
+fn record_keyboard(
+    bot: &mut BotState,
+    chat_id: i64,
+    message_id: i64,
+    before: &Value,
+    after: &Value,
+) {
+    let (before, after) = (before.get("reply_markup"), after.get("reply_markup"));
+    if before == after {
+        return;
+    }
+    if let Some(&i) = bot.sent_index.get(&(chat_id, message_id)) {
+        let sent = &mut bot.sent[i];
+        sent.reply_markup = after.cloned();
+        sent.reply_markup_history.push(after.cloned());
+    }
+}
+
+fn try_edit_message_text(bot: &mut BotState, p: &Params<'_>) -> Result<Reply, Reply> {
+    let (chat_id, message_id) = message_to_edit(p)?;
     let (formatted, entities, _source, _parse_mode) = formatted_text(p)?;
     let markup = reply_markup(p)?;
-    let chat = writable_chat(bot, chat_id)?;
-    let stored = match chat.messages.get_mut(&message_id) {
-        Some(m) if m.from_bot => m,
-        Some(_) => return Err(Reply::bad_request("message can't be edited")),
-        None => return Err(Reply::bad_request("message to edit not found")),
-    };
+    let stored = editable_message(bot, chat_id, message_id)?;
     let mut edited = stored.json.clone();
     edited["text"] = json!(formatted.text);
     match entities.is_empty() {
@@ -585,16 +725,62 @@ fn try_edit_message_text(bot: &mut BotState, p: &Params<'_>) -> Result<Reply, Re
         .iter()
         .all(|k| edited.get(k) == stored.json.get(k));
     if unchanged {
-        return Err(Reply::bad_request(
-            "message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message",
-        ));
+        return Err(Reply::bad_request(NOT_MODIFIED));
     }
     edited["edit_date"] = json!(unix_now());
-    stored.json = edited.clone();
+    let before = std::mem::replace(&mut stored.json, edited.clone());
+    record_keyboard(bot, chat_id, message_id, &before, &edited);
     if let Some(&i) = bot.sent_index.get(&(chat_id, message_id)) {
         bot.sent[i].edits.push(formatted.text);
     }
     Ok(Reply::Ok(edited))
+}
+
+fn edit_message_reply_markup(bot: &mut BotState, p: &Params<'_>) -> Reply {
+    match try_edit_message_reply_markup(bot, p) {
+        Ok(v) | Err(v) => v,
+    }
+}
+
+/// Replaces the inline keyboard; no `reply_markup` (or one without buttons) removes it. The
+/// text is untouched, so Telegram does not mark the message edited: no `edit_date` is set.
+fn try_edit_message_reply_markup(bot: &mut BotState, p: &Params<'_>) -> Result<Reply, Reply> {
+    let (chat_id, message_id) = message_to_edit(p)?;
+    let markup = reply_markup(p)?;
+    let stored = editable_message(bot, chat_id, message_id)?;
+    let mut edited = stored.json.clone();
+    set_inline_keyboard(&mut edited, markup.as_ref());
+    if edited.get("reply_markup") == stored.json.get("reply_markup") {
+        return Err(Reply::bad_request(NOT_MODIFIED));
+    }
+    let before = std::mem::replace(&mut stored.json, edited.clone());
+    record_keyboard(bot, chat_id, message_id, &before, &edited);
+    Ok(Reply::Ok(edited))
+}
+
+/// Answers a callback query once; Telegram gives the same error for an id it never issued, one
+/// already answered and one too old.
+fn answer_callback_query(bot: &mut BotState, p: &Params<'_>) -> Reply {
+    let id = p.str("callback_query_id").unwrap_or_default();
+    if !bot.open_callback_queries.contains(&id) {
+        return Reply::bad_request(
+            "query is too old and response timeout expired or query ID is invalid",
+        );
+    }
+    let text = p.str("text").filter(|t| !t.is_empty());
+    if text
+        .as_deref()
+        .is_some_and(|t| markup::utf16_len(t) > MAX_CALLBACK_ANSWER)
+    {
+        return Reply::bad_request("MESSAGE_TOO_LONG");
+    }
+    bot.open_callback_queries.remove(&id);
+    bot.callback_answers.push(CallbackAnswer {
+        callback_query_id: id,
+        text,
+        show_alert: p.bool("show_alert"),
+    });
+    Reply::Ok(json!(true))
 }
 
 fn send_chat_action(bot: &mut BotState, p: &Params<'_>) -> Reply {

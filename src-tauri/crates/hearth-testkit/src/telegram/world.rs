@@ -12,7 +12,7 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::markup;
-use super::{FakeBot, FakeUser, Fault, RecordedRequest, SentMessage};
+use super::{CallbackAnswer, FakeBot, FakeUser, Fault, RecordedRequest, SentMessage};
 
 /// The request log keeps this many entries, so a long demo cannot grow without bound.
 pub(crate) const REQUEST_LOG_LIMIT: usize = 100_000;
@@ -74,6 +74,12 @@ pub(crate) struct BotState {
     pub faults: Vec<Fault>,
     pub external_poller: bool,
     pub webhook_url: String,
+    /// Ids of callback queries sent to the bot and not yet answered: `answerCallbackQuery`
+    /// takes each id once.
+    pub open_callback_queries: HashSet<String>,
+    /// The next callback query id, as a number; random-looking per bot, as on Telegram.
+    pub next_callback_query_id: u64,
+    pub callback_answers: Vec<CallbackAnswer>,
 }
 
 /// A private chat with a user who has messaged the bot — the only chats a bot may write to.
@@ -83,6 +89,8 @@ pub(crate) struct ChatState {
     /// Message ids are one sequence per chat, shared by the user's and the bot's messages.
     pub next_message_id: i64,
     pub blocked: bool,
+    /// What Telegram puts in a callback query's `chat_instance`: one opaque string per chat.
+    pub chat_instance: String,
     /// Every message in the chat by id, as the Bot API renders it: for replies and edits.
     pub messages: HashMap<i64, StoredMessage>,
 }
@@ -164,6 +172,7 @@ pub(crate) fn now() -> Instant {
 
 impl BotState {
     pub fn new(bot: FakeBot, first_update_id: i64) -> BotState {
+        use rand::Rng;
         BotState {
             bot,
             updates: VecDeque::new(),
@@ -179,6 +188,10 @@ impl BotState {
             faults: Vec::new(),
             external_poller: false,
             webhook_url: String::new(),
+            open_callback_queries: HashSet::new(),
+            next_callback_query_id: rand::rng()
+                .random_range(1_000_000_000_000_000_000..5_000_000_000_000_000_000),
+            callback_answers: Vec::new(),
         }
     }
 
@@ -248,12 +261,16 @@ impl BotState {
         first_name: &str,
         username: Option<&str>,
     ) -> &mut ChatState {
-        let chat = self.chats.entry(id).or_insert_with(|| ChatState {
-            first_name: first_name.to_owned(),
-            username: username.map(str::to_owned),
-            next_message_id: 1,
-            blocked: false,
-            messages: HashMap::new(),
+        let chat = self.chats.entry(id).or_insert_with(|| {
+            use rand::Rng;
+            ChatState {
+                first_name: first_name.to_owned(),
+                username: username.map(str::to_owned),
+                next_message_id: 1,
+                blocked: false,
+                chat_instance: rand::rng().random::<i64>().to_string(),
+                messages: HashMap::new(),
+            }
         });
         chat.first_name = first_name.to_owned();
         chat.username = username.map(str::to_owned);
@@ -267,13 +284,7 @@ impl BotState {
         chat.next_message_id += 1;
         let mut message = json!({
             "message_id": message_id,
-            "from": {
-                "id": user.id,
-                "is_bot": false,
-                "first_name": user.first_name,
-                "username": user.username,
-                "language_code": "en",
-            },
+            "from": user_json(user),
             "chat": chat_json(user.id, chat),
             "date": unix_now(),
             "text": text,
@@ -289,6 +300,64 @@ impl BotState {
             },
         );
         self.push_update(json!({ "message": message }))
+    }
+
+    /// `user` taps the button with `data` under the bot's message `message_id`: queues a
+    /// `callback_query` update and opens the query for one answer. `Err` says what is wrong
+    /// with the test's request (the caller panics with it, outside the lock).
+    pub fn user_presses_button(
+        &mut self,
+        user: &FakeUser,
+        message_id: i64,
+        data: &str,
+    ) -> Result<i64, String> {
+        let bot = &self.bot.username;
+        let Some(chat) = self.chats.get(&user.id) else {
+            return Err(format!(
+                "user {} never wrote to @{bot}, so there is no message of the bot to tap",
+                user.id
+            ));
+        };
+        let message = match chat.messages.get(&message_id) {
+            Some(m) if m.from_bot => &m.json,
+            Some(_) => {
+                return Err(format!(
+                    "message {message_id} in chat {} is the user's own, not @{bot}'s",
+                    user.id
+                ));
+            }
+            None => {
+                let mut ids: Vec<i64> = chat
+                    .messages
+                    .iter()
+                    .filter(|(_, m)| m.from_bot)
+                    .map(|(id, _)| *id)
+                    .collect();
+                ids.sort_unstable();
+                return Err(format!(
+                    "chat {} has no message {message_id} from @{bot}; the bot's messages there: {ids:?}",
+                    user.id
+                ));
+            }
+        };
+        let buttons = callback_buttons(message);
+        if !buttons.contains(&data) {
+            return Err(format!(
+                "message {message_id} in chat {} has no button with callback_data {data:?}; its buttons carry {buttons:?}",
+                user.id
+            ));
+        }
+        let query = json!({
+            "id": self.next_callback_query_id.to_string(),
+            "from": user_json(user),
+            "message": message,
+            "chat_instance": chat.chat_instance,
+            "data": data,
+        });
+        self.open_callback_queries
+            .insert(self.next_callback_query_id.to_string());
+        self.next_callback_query_id = self.next_callback_query_id.wrapping_add(1);
+        Ok(self.push_update(json!({ "callback_query": query })))
     }
 
     /// A raw update from a test: queued as given; a private chat it names becomes writable,
@@ -396,6 +465,29 @@ fn server_error(status: u16) -> Reply {
     } else {
         Reply::err(status, reason)
     }
+}
+
+/// A (human) user as the Bot API renders them in `from`.
+fn user_json(user: &FakeUser) -> Value {
+    json!({
+        "id": user.id,
+        "is_bot": false,
+        "first_name": user.first_name,
+        "username": user.username,
+        "language_code": "en",
+    })
+}
+
+/// The `callback_data` of every button in a message's inline keyboard, row by row.
+fn callback_buttons(message: &Value) -> Vec<&str> {
+    message["reply_markup"]["inline_keyboard"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(|button| button["callback_data"].as_str())
+        .collect()
 }
 
 /// A private chat as the Bot API renders it.

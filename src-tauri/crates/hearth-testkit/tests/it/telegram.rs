@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 use hearth_testkit::telegram::{FakeTelegram, Fault};
 use serde_json::{Value, json};
 use teloxide::prelude::*;
-use teloxide::types::{BotCommand, ChatAction, MessageEntityKind, ParseMode, UpdateKind};
+use teloxide::types::{
+    BotCommand, ChatAction, InlineKeyboardButton, InlineKeyboardMarkup, MessageEntityKind,
+    ParseMode, UpdateKind,
+};
 use teloxide::{ApiError, RequestError};
 
 fn client(fake: &FakeTelegram, token: &str) -> Bot {
@@ -642,6 +645,216 @@ async fn edit_message_text_records_edits() {
     assert_eq!(sent[0].text, "Thinking…");
     assert_eq!(sent[0].edits, ["Done", "Done!"]);
     assert_eq!(sent[0].current_text(), "Done!");
+}
+
+fn approve_keyboard(raise: &str) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new([[
+        InlineKeyboardButton::callback("Approve", format!("raise:{raise}:yes")),
+        InlineKeyboardButton::callback("Deny", format!("raise:{raise}:no")),
+    ]])
+}
+
+#[tokio::test]
+async fn an_admin_taps_an_inline_button_and_the_bot_answers_once() {
+    let fake = FakeTelegram::start().await;
+    let bot = fake.add_bot("b_bot");
+    let tg = client(&fake, &bot.token);
+    let admin = fake.user(31, "Mum");
+    fake.send_text(&bot.token, &admin, "hi");
+    let offset = tg.get_updates().await.expect("getUpdates")[0].id.0 + 1;
+
+    let ask = tg
+        .send_message(ChatId(31), "Kid asks to raise the cap to $5")
+        .reply_markup(approve_keyboard("7"))
+        .await
+        .expect("send with a keyboard");
+    assert_eq!(ask.reply_markup(), Some(&approve_keyboard("7")));
+    tg.edit_message_text(ChatId(31), ask.id, "Kid asks to raise the cap to $6")
+        .reply_markup(approve_keyboard("8"))
+        .await
+        .expect("edit keeps a keyboard");
+
+    let update_id = fake.press_button(&bot.token, &admin, ask.id.0.into(), "raise:8:yes");
+    let updates = tg
+        .get_updates()
+        .offset(offset as i32)
+        .await
+        .expect("getUpdates");
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].id.0 as i64, update_id);
+    let UpdateKind::CallbackQuery(query) = &updates[0].kind else {
+        panic!(
+            "teloxide did not see a callback query: {:?}",
+            updates[0].kind
+        );
+    };
+    assert_eq!(query.data.as_deref(), Some("raise:8:yes"));
+    assert_eq!(query.from.id, UserId(31));
+    assert!(!query.chat_instance.is_empty());
+    let shown = query.regular_message().expect("the bot's message");
+    assert_eq!(shown.id, ask.id);
+    assert_eq!(shown.chat.id, ChatId(31));
+    assert_eq!(shown.text(), Some("Kid asks to raise the cap to $6"));
+    assert_eq!(shown.reply_markup(), Some(&approve_keyboard("8")));
+
+    tg.answer_callback_query(query.id.clone())
+        .text("Raised")
+        .await
+        .expect("first answer");
+    // Telegram spells it "query ID", which teloxide 0.17's `InvalidQueryId` ("query id") misses.
+    let again = tg.answer_callback_query(query.id.clone()).await;
+    assert!(
+        matches!(&again, Err(RequestError::Api(ApiError::Unknown(d)))
+            if d == "Bad Request: query is too old and response timeout expired or query ID is invalid"),
+        "{again:?}"
+    );
+    let (status, _) = raw_post(
+        &fake,
+        &format!("/bot{}/answerCallbackQuery", bot.token),
+        json!({"callback_query_id": "12345"}),
+    )
+    .await;
+    assert_eq!(status, 400, "an id never issued");
+    assert_eq!(fake.callback_answers(&bot.token).len(), 1);
+    assert_eq!(
+        fake.callback_answers(&bot.token)[0],
+        hearth_testkit::telegram::CallbackAnswer {
+            callback_query_id: query.id.0.clone(),
+            text: Some("Raised".to_owned()),
+            show_alert: false,
+        }
+    );
+
+    let sent = fake.sent_to(&bot.token, 31);
+    let recorded = serde_json::to_value(approve_keyboard("8")).expect("keyboard as JSON");
+    assert_eq!(sent[0].reply_markup, Some(recorded));
+    assert_eq!(sent[0].reply_markup_history.len(), 2, "sent, then edited");
+}
+
+#[tokio::test]
+async fn edit_message_reply_markup_replaces_and_removes_the_keyboard() {
+    let fake = FakeTelegram::start().await;
+    let bot = fake.add_bot("b_bot");
+    let tg = client(&fake, &bot.token);
+    let admin = fake.user(32, "Dad");
+    fake.send_text(&bot.token, &admin, "hi");
+    let ask = tg
+        .send_message(ChatId(32), "Raise the cap?")
+        .reply_markup(approve_keyboard("1"))
+        .await
+        .expect("send");
+
+    let swapped = tg
+        .edit_message_reply_markup(ChatId(32), ask.id)
+        .reply_markup(approve_keyboard("2"))
+        .await
+        .expect("replace the keyboard");
+    assert_eq!(swapped.reply_markup(), Some(&approve_keyboard("2")));
+    assert!(
+        swapped.edit_date().is_none(),
+        "a keyboard change is not an edit"
+    );
+    fake.press_button(&bot.token, &admin, ask.id.0.into(), "raise:2:no");
+
+    let bare = tg
+        .edit_message_reply_markup(ChatId(32), ask.id)
+        .await
+        .expect("remove the keyboard");
+    assert_eq!(bare.reply_markup(), None);
+    assert_eq!(bare.text(), Some("Raise the cap?"));
+    let again = tg.edit_message_reply_markup(ChatId(32), ask.id).await;
+    assert!(
+        matches!(again, Err(RequestError::Api(ApiError::MessageNotModified))),
+        "{again:?}"
+    );
+
+    let sent = &fake.sent_to(&bot.token, 32)[0];
+    assert_eq!(sent.reply_markup, None, "the current keyboard: none");
+    assert_eq!(sent.reply_markup_history.len(), 3);
+    assert!(sent.reply_markup_history[0].is_some(), "as sent");
+
+    let press = |message_id: i64, data: &str| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            fake.press_button(&bot.token, &admin, message_id, data)
+        }))
+    };
+    let pressed_gone = press(ask.id.0.into(), "raise:2:no");
+    let why = pressed_gone.expect_err("no button is left to tap");
+    let why = why.downcast_ref::<String>().expect("panic message");
+    assert!(why.contains("no button with callback_data"), "{why}");
+    let missing = press(999, "x").expect_err("a message that does not exist");
+    let missing = missing.downcast_ref::<String>().expect("panic message");
+    assert!(missing.contains("has no message 999"), "{missing}");
+}
+
+#[tokio::test]
+async fn inline_keyboards_are_validated_like_telegram() {
+    let fake = FakeTelegram::start().await;
+    let bot = fake.add_bot("b_bot");
+    let tg = client(&fake, &bot.token);
+    fake.send_text(&bot.token, &fake.user(33, "Gran"), "hi");
+
+    let keyboard = |data: String| {
+        InlineKeyboardMarkup::new([[InlineKeyboardButton::callback("Approve", data)]])
+    };
+    tg.send_message(ChatId(33), "ok")
+        .reply_markup(keyboard("x".repeat(64)))
+        .await
+        .expect("64 bytes is allowed");
+    let long = tg
+        .send_message(ChatId(33), "too long")
+        .reply_markup(keyboard("x".repeat(65)))
+        .await;
+    assert!(
+        matches!(long, Err(RequestError::Api(ApiError::ButtonDataInvalid))),
+        "{long:?}"
+    );
+    // 22 three-byte characters are 66 bytes.
+    let wide = tg
+        .send_message(ChatId(33), "too wide")
+        .reply_markup(keyboard("€".repeat(22)))
+        .await;
+    assert!(
+        matches!(wide, Err(RequestError::Api(ApiError::ButtonDataInvalid))),
+        "{wide:?}"
+    );
+
+    let path = format!("/bot{}/sendMessage", bot.token);
+    let send = |markup: Value| json!({"chat_id": 33, "text": "x", "reply_markup": markup});
+    for (markup, description) in [
+        (
+            json!({"inline_keyboard": [[{"text": "A"}]]}),
+            "Bad Request: can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard",
+        ),
+        (
+            json!({"inline_keyboard": [[{"text": "A", "callback_data": ""}]]}),
+            "Bad Request: can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard",
+        ),
+        (
+            json!({"inline_keyboard": [[{"callback_data": "a"}]]}),
+            "Bad Request: can't parse inline keyboard button: Can't find field \"text\"",
+        ),
+        (
+            json!({"inline_keyboard": [[{"text": "A", "callback_data": "a", "url": "https://e.com"}]]}),
+            "Bad Request: can't parse inline keyboard button: a button must have exactly one action field, found url, callback_data",
+        ),
+        (
+            json!({"inline_keyboard": [{"text": "A", "callback_data": "a"}]}),
+            "Bad Request: field \"inline_keyboard\" of the InlineKeyboardMarkup must be an Array of Arrays",
+        ),
+    ] {
+        let (status, body) = raw_post(&fake, &path, send(markup.clone())).await;
+        assert_eq!(
+            (status, body["description"].as_str()),
+            (400, Some(description)),
+            "{markup}"
+        );
+    }
+    assert_eq!(
+        fake.sent_to(&bot.token, 33).len(),
+        1,
+        "only the 64-byte one"
+    );
 }
 
 #[tokio::test]
