@@ -1,1 +1,92 @@
-fn main() {}
+//! `hearth`: the command line of the Hearth family AI appliance.
+//!
+//! - [`args`]: the command tree (clap derive) and its help text.
+//! - [`serve`]: `hearth serve`, the gateway in the foreground until SIGINT/SIGTERM.
+//! - [`admin`]: `provider`, `member` and `status`, spoken to a running gateway over its
+//!   owner-only control socket, with human and `--json` output.
+//! - [`secret`]: reading a bot token or API key from stdin or an environment variable — never
+//!   from the command line, where `ps` and shell history would show it.
+//! - [`table`]: aligned plain-text tables.
+//! - [`failure`]: errors as the admin reads them, and the exit codes below.
+//! - [`demo`]: `hearth demo`, a household of simulated users chatting through the real gateway and
+//!   workers against the in-process fakes of Telegram and an LLM.
+//!
+//! `hearth worker` is internal: the gateway starts it, one process per member.
+//!
+//! # Exit codes
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | unexpected error |
+//! | 2 | usage error (unknown command or flag) |
+//! | 3 | no gateway is running for the data directory |
+//! | 4 | invalid input (a malformed token, an empty key, a bad name or URL) |
+//! | 5 | not found (no such member) |
+//! | 6 | conflict (the name or bot is taken) |
+//! | 7 | rejected by Telegram or the provider (e.g. a revoked token) |
+//! | 8 | Telegram or the provider could not be reached |
+//!
+//! Errors print as `error: <message>` on stderr; with `--json` the same error is also printed on
+//! stdout as `{"error":{"code":"...","message":"..."}}`.
+
+mod admin;
+mod args;
+mod demo;
+mod failure;
+mod secret;
+mod serve;
+mod table;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::args::{Cli, Command};
+use crate::failure::Failure;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        // The worker builds its own single-threaded runtime; it must not run inside ours.
+        Command::Worker => match hearth_worker::run_from_env() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(failure::EXIT_UNEXPECTED)
+            }
+        },
+        command => {
+            if matches!(command, Command::Demo(_)) {
+                demo::quiet_workers_by_default();
+            }
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: could not start the async runtime: {e}");
+                    return ExitCode::from(failure::EXIT_UNEXPECTED);
+                }
+            };
+            let json = command.json();
+            let data_dir = cli.data_dir.unwrap_or_else(hearth_gateway::paths::default_data_dir);
+            let result = runtime.block_on(run(command, data_dir));
+            // Don't wait for stray blocking tasks (a stdin read, a slow socket) at exit.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(failure) => failure.report(json),
+            }
+        }
+    }
+}
+
+async fn run(command: Command, data_dir: std::path::PathBuf) -> Result<(), Failure> {
+    match command {
+        Command::Serve => serve::run(data_dir).await,
+        Command::Provider(cmd) => admin::provider(&data_dir, cmd).await,
+        Command::Member(cmd) => admin::member(&data_dir, cmd).await,
+        Command::Status(cmd) => admin::status(&data_dir, cmd).await,
+        Command::Demo(cmd) => demo::run(cmd).await,
+        Command::Worker => unreachable!("handled before the runtime starts"),
+    }
+}

@@ -99,7 +99,8 @@ impl Gateway {
                 format!("this bot already belongs to member {owner}; each member needs a bot of their own (BotFather: /newbot)"),
             ));
         }
-        let row = MemberRow {
+        let mut row = MemberRow {
+            seq: 0,
             id: new_member_id(&name),
             name: name.clone(),
             persona: String::new(),
@@ -121,14 +122,18 @@ impl Gateway {
             .inner
             .store
             .call(move |c| {
-                store::insert_member(c, &r)?;
+                let seq = store::insert_member(c, &r)?;
                 store::insert_pairing(c, &r.id, &c2, store::now_unix(), pairing::CODE_TTL_SECS)?;
-                store::audit(c, "admin", "member_added", Some(&r.id), &format!("{} with @{}", r.name, r.bot_username))
+                store::audit(c, "admin", "member_added", Some(&r.id), &format!("{} with @{}", r.name, r.bot_username))?;
+                Ok(seq)
             })
             .await;
-        if let Err(e) = stored {
-            let _ = self.inner.secrets.remove(&key);
-            return Err(internal(e));
+        match stored {
+            Ok(seq) => row.seq = seq,
+            Err(e) => {
+                let _ = self.inner.secrets.remove(&key);
+                return Err(internal(e));
+            }
         }
         self.inner.members.lock().unwrap().insert(row.id.clone(), row.clone());
         self.start_bot(&row);

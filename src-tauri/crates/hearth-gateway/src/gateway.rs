@@ -243,10 +243,15 @@ impl Gateway {
         }
         // Connectors deliver committed rows on their own channel; forward them into the loop.
         let fwd = events.clone();
+        let stop = cancel.clone();
         tracker.spawn(async move {
-            while let Some(rows) = inbox_rx.recv().await {
+            loop {
+                let rows = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    rows = inbox_rx.recv() => match rows { Some(rows) => rows, None => return },
+                };
                 if fwd.send(Event::Inbox(rows)).is_err() {
-                    break;
+                    return;
                 }
             }
         });
@@ -287,7 +292,7 @@ impl Gateway {
         let usage: HashMap<String, _> = inner.store.call(move |c| store::usage_since(c, since)).await?.into_iter().collect();
         let now = Instant::now();
         let mut members: Vec<MemberRow> = inner.members.lock().unwrap().values().cloned().collect();
-        members.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        members.sort_by_key(|m| m.seq);
         let lanes = inner.lanes.lock().unwrap();
         let bots = inner.bots.lock().unwrap();
         let members = members
@@ -642,10 +647,15 @@ fn take_lock(dir: &DataDir) -> anyhow::Result<File> {
     // SAFETY: flock on a descriptor we own.
     let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if r != 0 {
-        anyhow::bail!(
-            "another Hearth gateway is already serving {} (the app, or `hearth serve`). Stop it first, or use a different --data-dir",
-            dir.root().display()
-        );
+        return Err(AlreadyServing { data_dir: dir.root().to_owned() }.into());
     }
     Ok(file)
+}
+
+/// Another gateway (the app, or `hearth serve`) holds the data directory. Returned inside the
+/// `anyhow::Error` of [`Gateway::start`]; callers may downcast to it.
+#[derive(Debug, thiserror::Error)]
+#[error("another Hearth gateway is already serving {} (the app, or `hearth serve`). Stop it first, or use a different --data-dir", data_dir.display())]
+pub struct AlreadyServing {
+    pub data_dir: PathBuf,
 }

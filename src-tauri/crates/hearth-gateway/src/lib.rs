@@ -28,4 +28,4 @@ pub mod store;
 pub mod telegram;
 pub mod workers;
 
-pub use gateway::{Gateway, GatewayConfig};
+pub use gateway::{AlreadyServing, Gateway, GatewayConfig};

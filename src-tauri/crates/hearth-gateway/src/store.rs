@@ -187,6 +187,8 @@ pub fn now_unix() -> i64 {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberRow {
+    /// Insertion order (the row id): the order the admin added members in.
+    pub seq: i64,
     pub id: String,
     pub name: String,
     pub persona: String,
@@ -198,26 +200,27 @@ pub struct MemberRow {
     pub next_offset: i64,
 }
 
-const MEMBER_COLUMNS: &str = "m.id, m.name, m.persona, m.telegram_user_id, m.chat_id, m.created_at, \
+const MEMBER_COLUMNS: &str = "m.rowid, m.id, m.name, m.persona, m.telegram_user_id, m.chat_id, m.created_at, \
                               b.bot_id, b.username, b.next_offset";
 
 fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
     Ok(MemberRow {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        persona: r.get(2)?,
-        telegram_user_id: r.get(3)?,
-        chat_id: r.get(4)?,
-        created_at: r.get(5)?,
-        bot_id: r.get(6)?,
-        bot_username: r.get(7)?,
-        next_offset: r.get(8)?,
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        name: r.get(2)?,
+        persona: r.get(3)?,
+        telegram_user_id: r.get(4)?,
+        chat_id: r.get(5)?,
+        created_at: r.get(6)?,
+        bot_id: r.get(7)?,
+        bot_username: r.get(8)?,
+        next_offset: r.get(9)?,
     })
 }
 
 pub fn list_members(conn: &Connection) -> Result<Vec<MemberRow>, StoreError> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT {MEMBER_COLUMNS} FROM members m JOIN bots b ON b.member_id = m.id ORDER BY m.created_at, m.id"
+        "SELECT {MEMBER_COLUMNS} FROM members m JOIN bots b ON b.member_id = m.id ORDER BY m.rowid"
     ))?;
     let rows = stmt.query_map([], member_from_row)?.collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
@@ -246,18 +249,20 @@ pub fn member_id_for_bot(conn: &Connection, bot_id: i64) -> Result<Option<String
     Ok(conn.query_row("SELECT member_id FROM bots WHERE bot_id = ?1", [bot_id], |r| r.get(0)).optional()?)
 }
 
-pub fn insert_member(conn: &mut Connection, m: &MemberRow) -> Result<(), StoreError> {
+/// Inserts the member and their bot; returns the member's `seq`.
+pub fn insert_member(conn: &mut Connection, m: &MemberRow) -> Result<i64, StoreError> {
     let tx = conn.transaction()?;
     tx.execute(
         "INSERT INTO members (id, name, persona, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![m.id, m.name, m.persona, m.created_at],
     )?;
+    let seq = tx.last_insert_rowid();
     tx.execute(
         "INSERT INTO bots (member_id, bot_id, username, next_offset) VALUES (?1, ?2, ?3, 0)",
         params![m.id, m.bot_id, m.bot_username],
     )?;
     tx.commit()?;
-    Ok(())
+    Ok(seq)
 }
 
 /// Deletes the member (bot and pairings go with it) and closes their in-flight inbox rows so
@@ -578,6 +583,7 @@ mod tests {
 
     fn member(id: &str, bot_id: i64) -> MemberRow {
         MemberRow {
+            seq: 0,
             id: id.into(),
             name: id.to_uppercase(),
             persona: String::new(),

@@ -1,0 +1,402 @@
+//! `hearth provider`, `hearth member` and `hearth status`: requests to the running gateway over
+//! its owner-only control socket (the gateway is the only writer of `gateway.sqlite`), printed
+//! for a person or, with `--json`, for a script.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hearth_gateway::control;
+use hearth_proto::control::{
+    BotState, ControlReply, ControlRequest, IsolationLevel, LaneState, MemberStatus, ProviderKind, StatusReport,
+};
+use serde_json::json;
+
+use crate::args::{Kind, MemberCommand, ProviderCommand, StatusArgs};
+use crate::failure::Failure;
+use crate::secret;
+use crate::table;
+
+/// Longest we wait for the gateway to answer one request. Adding a member waits on Telegram's
+/// `getMe`, which the gateway itself bounds at 20 s.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(90);
+
+async fn ask(data_dir: &Path, request: ControlRequest) -> Result<ControlReply, Failure> {
+    match tokio::time::timeout(ANSWER_TIMEOUT, control::request(data_dir, request)).await {
+        Ok(reply) => reply.map_err(Failure::from),
+        Err(_) => Err(Failure::unexpected(format!(
+            "the gateway did not answer within {} seconds; check its log, or restart `hearth serve`",
+            ANSWER_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// Fails with "not running" before the admin is asked to paste a secret for nothing.
+async fn ensure_running(data_dir: &Path) -> Result<(), Failure> {
+    ask(data_dir, ControlRequest::Status).await.map(drop)
+}
+
+fn unexpected_reply(reply: &ControlReply) -> Failure {
+    Failure::unexpected(format!(
+        "the gateway answered something this hearth command does not understand ({:?}); use the same Hearth version for both",
+        std::mem::discriminant(reply)
+    ))
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    // Serialising our own plain data types cannot fail.
+    println!("{}", serde_json::to_string(value).unwrap_or_default());
+}
+
+// ---------------------------------------------------------------------------------------------
+// provider
+
+pub async fn provider(data_dir: &Path, command: ProviderCommand) -> Result<(), Failure> {
+    let ProviderCommand::Set(args) = command;
+    ensure_running(data_dir).await?;
+    let api_key = if args.no_key {
+        String::new()
+    } else if let Some(var) = &args.api_key_env {
+        secret::from_env(var)?
+    } else {
+        secret::from_stdin("Paste the API key and press Enter (it will not be shown):").await?
+    };
+    if api_key.is_empty() && !args.no_key && !is_local(&args.base_url) {
+        return Err(Failure::invalid_input(
+            "no API key given. Paste the key from your provider's dashboard when asked, or use --api-key-env VAR; \
+             if this provider needs no key, pass --no-key",
+        ));
+    }
+    let kind = match args.kind {
+        Kind::Openai => ProviderKind::Openai,
+        Kind::Anthropic => ProviderKind::Anthropic,
+    };
+    let request = ControlRequest::ProviderSet { kind, base_url: args.base_url, model: args.model, api_key };
+    match ask(data_dir, request).await? {
+        ControlReply::ProviderSet(summary) => {
+            if args.json {
+                print_json(&summary);
+            } else {
+                println!(
+                    "Provider set: {} model {} at {}.\nThe key is kept by the gateway only; no member's assistant ever sees it.",
+                    summary.kind.as_str(),
+                    summary.model,
+                    summary.base_url
+                );
+            }
+            Ok(())
+        }
+        other => Err(unexpected_reply(&other)),
+    }
+}
+
+/// Whether a base URL points at this machine (a local model server that needs no key).
+fn is_local(base_url: &str) -> bool {
+    let rest = base_url.trim().split_once("://").map_or(base_url.trim(), |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    let host = host.to_ascii_lowercase();
+    host == "localhost" || host.ends_with(".localhost") || host.starts_with("127.") || host == "::1"
+}
+
+// ---------------------------------------------------------------------------------------------
+// member
+
+pub async fn member(data_dir: &Path, command: MemberCommand) -> Result<(), Failure> {
+    match command {
+        MemberCommand::Add(args) => {
+            // Check what can be checked here before asking for the token.
+            control::validate_name(&args.name)?;
+            ensure_running(data_dir).await?;
+            let bot_token = secret::from_stdin(&format!(
+                "Paste {}'s bot token from @BotFather and press Enter (it will not be shown):",
+                args.name.trim()
+            ))
+            .await?;
+            if bot_token.is_empty() {
+                return Err(Failure::invalid_input(
+                    "no bot token given. In Telegram, message @BotFather, send /newbot, then paste the token it gives you \
+                     (or pipe it in: `hearth member add NAME < token.txt`)",
+                ));
+            }
+            match ask(data_dir, ControlRequest::MemberAdd { name: args.name, bot_token }).await? {
+                ControlReply::MemberAdded(added) => {
+                    if args.json {
+                        print_json(&json!({
+                            "id": added.id,
+                            "name": added.name,
+                            "bot_username": added.bot_username,
+                            "pair_code": added.pair_code,
+                            "pair_link": added.pair_link,
+                        }));
+                    } else {
+                        println!("Added {} with the bot @{}.\n", added.name, added.bot_username);
+                        print_pairing_steps(
+                            &added.name,
+                            &added.bot_username,
+                            &added.pair_code,
+                            &added.pair_link,
+                            "within the next hour",
+                        );
+                    }
+                    Ok(())
+                }
+                other => Err(unexpected_reply(&other)),
+            }
+        }
+        MemberCommand::List(args) => match ask(data_dir, ControlRequest::MemberList).await? {
+            ControlReply::Members { members } => {
+                if args.json {
+                    print_json(&json!({ "members": members }));
+                } else if members.is_empty() {
+                    println!(
+                        "No members yet. Create a bot for someone with @BotFather in Telegram, then run `hearth member add NAME`."
+                    );
+                } else {
+                    let rows: Vec<Vec<String>> = members
+                        .iter()
+                        .map(|m| {
+                            vec![
+                                m.name.clone(),
+                                format!("@{}", m.bot_username),
+                                if m.paired { "yes".into() } else { "no".into() },
+                                m.created_at.chars().take(10).collect(),
+                                m.id.clone(),
+                            ]
+                        })
+                        .collect();
+                    print!("{}", table::render(&["NAME", "BOT", "PAIRED", "ADDED", "ID"], &rows));
+                }
+                Ok(())
+            }
+            other => Err(unexpected_reply(&other)),
+        },
+        MemberCommand::Remove(args) => {
+            match ask(data_dir, ControlRequest::MemberRemove { member: args.name.clone() }).await? {
+                ControlReply::Done => {
+                    if args.json {
+                        print_json(&json!({ "removed": args.name }));
+                    } else {
+                        println!(
+                            "Removed {}: their bot no longer answers, and its token and the pairing are forgotten.\n\
+                         Their conversations are kept in {}.",
+                            args.name,
+                            data_dir.join("archive").display()
+                        );
+                    }
+                    Ok(())
+                }
+                other => Err(unexpected_reply(&other)),
+            }
+        }
+        MemberCommand::Pair(args) => match ask(data_dir, ControlRequest::MemberPair { member: args.name }).await? {
+            ControlReply::PairCode(code) => {
+                if args.json {
+                    print_json(&code);
+                } else {
+                    let until = chrono::DateTime::parse_from_rfc3339(&code.expires_at)
+                        .map(|t| format!("until {}", t.format("%H:%M")))
+                        .unwrap_or_else(|_| "for an hour".into());
+                    print_pairing_steps(&code.name, &code.bot_username, &code.pair_code, &code.pair_link, &until);
+                    println!(
+                        "\nWhichever Telegram account sends this code becomes {}'s, so share it only with them.",
+                        code.name
+                    );
+                }
+                Ok(())
+            }
+            other => Err(unexpected_reply(&other)),
+        },
+    }
+}
+
+fn print_pairing_steps(name: &str, bot: &str, code: &str, link: &str, valid: &str) {
+    println!("To pair {name}'s Telegram account (the code works once, {valid}):");
+    println!("  • on {name}'s phone, open  {link}");
+    println!("  • or in Telegram, send  /start {code}  to @{bot}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// status
+
+pub async fn status(data_dir: &Path, args: StatusArgs) -> Result<(), Failure> {
+    match ask(data_dir, ControlRequest::Status).await? {
+        ControlReply::Status(report) => {
+            if args.json {
+                print_json(&report);
+            } else {
+                print!("{}", render_status(&report));
+            }
+            Ok(())
+        }
+        other => Err(unexpected_reply(&other)),
+    }
+}
+
+/// The human status screen.
+pub fn render_status(r: &StatusReport) -> String {
+    let mut out = format!("Hearth {} serving {} · up {}\n", r.version, r.data_dir, duration(r.uptime_secs));
+    match &r.provider {
+        Some(p) => out += &format!("Provider: {} model {} at {}\n", p.kind.as_str(), p.model, p.base_url),
+        None => out += "Provider: not set — run `hearth provider set` so the assistants can answer\n",
+    }
+    out += &format!(
+        "Answering now: {} of {} at most · worker processes: {} · isolation: {}\n",
+        r.turns_in_flight,
+        r.turn_cap,
+        r.worker_processes,
+        r.isolation.as_str()
+    );
+    if r.isolation == IsolationLevel::Process {
+        out += "⚠ Isolation \"process\" is the weaker development level: every member's worker runs as this same OS\n  \
+                user, so members' data is separated by directory permissions only.\n";
+    }
+    out.push('\n');
+    if r.members.is_empty() {
+        out += "No members yet. Add one with `hearth member add NAME`.\n";
+        return out;
+    }
+    let rows: Vec<Vec<String>> = r
+        .members
+        .iter()
+        .map(|m| {
+            vec![
+                m.name.clone(),
+                format!("@{}", m.bot_username),
+                bot_state(&m.bot),
+                if m.paired { "yes".into() } else { "no".into() },
+                lane_state(&m.lane),
+                m.worker_pid.map_or("-".into(), |pid| format!("pid {pid}")),
+                m.today.calls.to_string(),
+                format!("{} / {}", m.today.input_tokens, m.today.output_tokens),
+            ]
+        })
+        .collect();
+    out += &table::render(
+        &["MEMBER", "BOT", "CONNECTION", "PAIRED", "LANE", "WORKER", "CALLS TODAY", "TOKENS IN / OUT"],
+        &rows,
+    );
+    for note in member_notes(&r.members) {
+        out += &format!("\n{note}");
+    }
+    if r.members.iter().any(|m| !m.paired || !matches!(m.bot, BotState::Polling | BotState::Starting)) {
+        out.push('\n');
+    }
+    out
+}
+
+/// What the admin should do about a member, if anything.
+fn member_notes(members: &[MemberStatus]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for m in members {
+        match &m.bot {
+            BotState::TokenRevoked => notes.push(format!(
+                "{}: Telegram rejects the bot token (revoked or mistyped). In @BotFather send /token for @{}, then remove and re-add {}.",
+                m.name, m.bot_username, m.name
+            )),
+            BotState::UsedElsewhere => notes.push(format!(
+                "{}: another program is using @{}'s token. Stop it (or revoke the token in @BotFather and re-add {}).",
+                m.name, m.bot_username, m.name
+            )),
+            _ => {}
+        }
+        if !m.paired {
+            notes.push(format!("{} is not paired yet: `hearth member pair {}` gives a code.", m.name, m.name));
+        }
+    }
+    notes
+}
+
+pub fn bot_state(b: &BotState) -> String {
+    match b {
+        BotState::Starting => "starting".into(),
+        BotState::Polling => "ok".into(),
+        BotState::TokenRevoked => "token rejected".into(),
+        BotState::UsedElsewhere => "used elsewhere".into(),
+        BotState::RateLimited { retry_after_secs } => format!("slowed down {retry_after_secs}s"),
+        BotState::Unreachable { error } => format!("unreachable: {}", table::excerpt(error, 30)),
+    }
+}
+
+pub fn lane_state(l: &LaneState) -> String {
+    match l {
+        LaneState::Idle => "idle".into(),
+        LaneState::Queued { messages } => format!("queued {messages}"),
+        LaneState::Running { secs, queued: 0 } => format!("running for {secs}s"),
+        LaneState::Running { secs, queued } => format!("running for {secs}s, {queued} waiting"),
+    }
+}
+
+fn duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m {}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_proto::control::{DayUsage, ProviderSummary};
+
+    #[test]
+    fn local_urls_are_recognised() {
+        for url in [
+            "http://localhost:11434/v1",
+            "http://127.0.0.1:1234/v1",
+            "http://[::1]:8080",
+            "http://LOCALHOST/v1",
+            "http://user@localhost",
+        ] {
+            assert!(is_local(url), "{url}");
+        }
+        for url in [
+            "https://api.openai.com/v1",
+            "http://localhost.evil.com/v1",
+            "http://10.0.0.2:11434",
+            "http://example.com/127.0.0.1",
+        ] {
+            assert!(!is_local(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn status_screen() {
+        let member = |name: &str, bot, paired, lane, calls| MemberStatus {
+            id: format!("{}-abcd", name.to_lowercase()),
+            name: name.into(),
+            bot_username: format!("{}_family_bot", name.to_lowercase()),
+            bot,
+            paired,
+            lane,
+            worker_pid: (calls > 0).then_some(4100 + calls as u32),
+            today: DayUsage { calls, input_tokens: calls * 300, output_tokens: calls * 40 },
+        };
+        let report = StatusReport {
+            version: "0.1.0".into(),
+            data_dir: "/var/lib/hearth".into(),
+            uptime_secs: 3725,
+            provider: Some(ProviderSummary {
+                kind: ProviderKind::Openai,
+                base_url: "https://api.openai.com/v1".into(),
+                model: "gpt-4o-mini".into(),
+            }),
+            members: vec![
+                member("Rosa", BotState::Polling, true, LaneState::Running { secs: 3, queued: 1 }, 12),
+                member("Leo", BotState::Polling, true, LaneState::Queued { messages: 2 }, 4),
+                member("Sam", BotState::TokenRevoked, false, LaneState::Idle, 0),
+            ],
+            turns_in_flight: 1,
+            turn_cap: 8,
+            worker_processes: 2,
+            isolation: IsolationLevel::Process,
+        };
+        insta::assert_snapshot!(render_status(&report));
+    }
+}

@@ -1,0 +1,60 @@
+//! `hearth serve`: the gateway in the foreground until SIGINT or SIGTERM, then a drain of up to
+//! ten seconds. Logs go to stderr (`RUST_LOG`, default `info`); no secret is ever logged.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hearth_gateway::{Gateway, GatewayConfig};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::failure::Failure;
+
+/// How long running answers may take to finish after a stop signal.
+const GRACE: Duration = Duration::from_secs(10);
+
+pub async fn run(data_dir: PathBuf) -> Result<(), Failure> {
+    init_logging("info");
+    // Signals first, so a SIGTERM that arrives while the gateway starts is not fatal.
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| Failure::unexpected(format!("listen for SIGTERM: {e}")))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| Failure::unexpected(format!("listen for SIGINT: {e}")))?;
+
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::unexpected(format!("find the hearth binary to run workers with: {e}")))?;
+    let mut config = GatewayConfig::new(data_dir, exe);
+    config.telegram_api_url = std::env::var("HEARTH_TELEGRAM_API_URL").ok().filter(|u| !u.trim().is_empty());
+    if let Some(url) = &config.telegram_api_url {
+        tracing::info!(%url, "using another Telegram Bot API server (HEARTH_TELEGRAM_API_URL)");
+    }
+    let gateway = Gateway::start(config).await.map_err(|e| match e.downcast_ref::<hearth_gateway::AlreadyServing>() {
+        Some(busy) => Failure { code: "conflict", message: busy.to_string(), exit: crate::failure::EXIT_CONFLICT },
+        None => Failure::unexpected(format!("{e:#}")),
+    })?;
+    eprintln!("Hearth is serving {}. Press Ctrl-C to stop.", gateway.data_dir().display());
+
+    let which = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!("{which} received; finishing answers in progress (up to {}s)", GRACE.as_secs());
+    // A second signal stops waiting.
+    tokio::select! {
+        () = gateway.shutdown(GRACE) => {}
+        _ = term.recv() => tracing::warn!("second signal; stopping now"),
+        _ = int.recv() => tracing::warn!("second signal; stopping now"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (else `default`).
+pub fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}

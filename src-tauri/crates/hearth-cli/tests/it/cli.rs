@@ -1,0 +1,465 @@
+//! The `hearth` binary as a user meets it: help text, exit codes, `--json` shapes, the admin
+//! commands against a real `hearth serve` child process (with the fake Telegram and fake LLM on
+//! loopback), and `hearth demo`.
+//!
+//! Every child process is killed on drop and every wait is bounded.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use hearth_proto::control::{IsolationLevel, StatusReport};
+use hearth_testkit::llm::FakeLlm;
+use hearth_testkit::telegram::FakeTelegram;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt as _;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hearth");
+/// Longest any single `hearth` command may take before the test fails.
+const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+
+/// The outcome of one `hearth` command.
+#[derive(Debug)]
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not one JSON value ({e}): {self:#?}"))
+    }
+
+    #[track_caller]
+    fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, Some(code), "expected exit code {code}: {self:#?}");
+        self
+    }
+}
+
+/// A `hearth` command with a clean environment apart from what the test sets.
+fn hearth(data_dir: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.env("HEARTH_DATA_DIR", data_dir)
+        .env_remove("RUST_LOG")
+        .env_remove("HEARTH_TELEGRAM_API_URL")
+        .env("COLUMNS", "100")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Runs `hearth ARGS` to completion, feeding `stdin` if given.
+async fn run(data_dir: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Ran {
+    let mut cmd = hearth(data_dir);
+    cmd.args(args).envs(env.iter().copied());
+    if stdin.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd.spawn().expect("spawn hearth");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        pipe.write_all(input.as_bytes()).await.expect("write stdin");
+        drop(pipe);
+    }
+    let out = tokio::time::timeout(COMMAND_LIMIT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("`hearth {}` did not finish within {COMMAND_LIMIT:?}", args.join(" ")))
+        .expect("wait for hearth");
+    Ran {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A `hearth serve` child process, killed if the test ends without stopping it.
+struct Serve {
+    child: tokio::process::Child,
+    pid: u32,
+    log: PathBuf,
+}
+
+impl Serve {
+    /// Starts `hearth serve` with its stderr in `log`, without waiting for it.
+    fn spawn(data_dir: &Path, telegram_api: &str, log: PathBuf) -> Serve {
+        let file = std::fs::File::create(&log).expect("create the serve log");
+        let child = hearth(data_dir)
+            .arg("serve")
+            .env("HEARTH_TELEGRAM_API_URL", telegram_api)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn hearth serve");
+        let pid = child.id().expect("serve has a pid");
+        Serve { child, pid, log }
+    }
+
+    /// Starts `hearth serve` and waits until it answers `hearth status`.
+    async fn start(data_dir: &Path, telegram_api: &str, log: PathBuf) -> Serve {
+        let mut serve = Serve::spawn(data_dir, telegram_api, log);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = serve.child.try_wait().expect("poll serve") {
+                panic!("hearth serve exited early ({status}): {}", serve.log());
+            }
+            if run(data_dir, &["status", "--json"], None, &[]).await.code == Some(0) {
+                return serve;
+            }
+            assert!(Instant::now() < deadline, "hearth serve did not answer within 30 s: {}", serve.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn cmdline(&self) -> String {
+        std::fs::read(format!("/proc/{}/cmdline", self.pid))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit; returns the exit code and how long it took.
+    async fn terminate(mut self) -> (Option<i32>, Duration) {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let asked = Instant::now();
+        kill(Pid::from_raw(self.pid as i32), Signal::SIGTERM).expect("send SIGTERM to serve");
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("hearth serve did not exit within 30 s of SIGTERM: {}", self.log()))
+            .expect("wait for serve");
+        (status.code(), asked.elapsed())
+    }
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object().expect("a JSON object").keys().cloned().collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn help_says_what_every_command_does() {
+    let help = |args: &[&str]| {
+        // The help shows HEARTH_DATA_DIR's value when set; keep the snapshot independent of it.
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .env("COLUMNS", "100")
+            .env_remove("HEARTH_DATA_DIR")
+            .output()
+            .expect("run hearth");
+        assert_eq!(out.status.code(), Some(0), "hearth {args:?}: {out:?}");
+        String::from_utf8(out.stdout).expect("utf-8 help")
+    };
+    let top = help(&["--help"]);
+    insta::assert_snapshot!("hearth_help", top);
+    assert!(!top.contains("worker"), "the internal worker command is hidden: {top}");
+
+    let expectations: &[(&[&str], &[&str])] = &[
+        (&["serve", "--help"], &["foreground", "SIGTERM", "HEARTH_TELEGRAM_API_URL"]),
+        (&["provider", "--help"], &["provider"]),
+        (
+            &["provider", "set", "--help"],
+            &["stdin", "--api-key-env", "--no-key", "--kind", "never taken as an argument"],
+        ),
+        (&["member", "--help"], &["add", "list", "pair", "remove"]),
+        (&["member", "add", "--help"], &["BotFather", "stdin", "/start CODE", "--json"]),
+        (&["member", "list", "--help"], &["paired", "--json"]),
+        (&["member", "remove", "--help"], &["stop their bot", "archive"]),
+        (&["member", "pair", "--help"], &["fresh pairing code", "--json"]),
+        (&["status", "--help"], &["lane", "isolation", "--json"]),
+        (&["demo", "--help"], &["no tokens", "--members", "--duration", "--model-latency-ms", "Ctrl-C"]),
+    ];
+    for (args, words) in expectations {
+        let text = help(args);
+        for word in *words {
+            assert!(text.contains(word), "`hearth {}` should mention {word:?}:\n{text}", args.join(" "));
+        }
+    }
+    // The exit codes are documented where scripts authors look.
+    assert!(top.contains("Exit codes") && top.contains("3  Hearth is not running"), "{top}");
+
+    // Usage errors are exit code 2.
+    let out = std::process::Command::new(BIN).args(["member", "add"]).output().expect("run hearth");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out =
+        std::process::Command::new(BIN).args(["provider", "set", "--kind", "gemini"]).output().expect("run hearth");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_without_a_gateway_says_how_to_start_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+
+    let ran = run(&data, &["status"], None, &[]).await;
+    ran.expect_code(3);
+    assert!(ran.stderr.starts_with("error: "), "{ran:#?}");
+    assert!(ran.stderr.contains("hearth serve"), "the message says how to start it: {ran:#?}");
+    assert!(ran.stdout.is_empty(), "{ran:#?}");
+
+    let ran = run(&data, &["status", "--json"], None, &[]).await;
+    ran.expect_code(3);
+    let err = ran.json();
+    assert_eq!(err["error"]["code"], "not_running", "{ran:#?}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("hearth serve"), "{ran:#?}");
+
+    // Admin commands fail the same way before asking for any secret.
+    run(&data, &["member", "add", "Ana"], Some("123:abc\n"), &[]).await.expect_code(3);
+    run(
+        &data,
+        &["provider", "set", "--kind", "openai", "--base-url", "http://localhost:1/v1", "--model", "m"],
+        Some("k\n"),
+        &[],
+    )
+    .await
+    .expect_code(3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_commands_against_a_running_gateway() {
+    let telegram = FakeTelegram::start().await;
+    let llm = FakeLlm::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let serve = Serve::start(&data, &telegram.api_url(), tmp.path().join("serve.log")).await;
+    let d = data.as_path();
+
+    // provider set: the key from stdin …
+    let stdin_key = "sk-stdin-SECRET-4fa1c2";
+    let base = llm.base_url();
+    let set = ["provider", "set", "--kind", "openai", "--base-url", base.as_str(), "--model", "first-model", "--json"];
+    let ran = run(d, &set, Some(&format!("{stdin_key}\n")), &[]).await;
+    ran.expect_code(0);
+    assert_eq!(ran.json(), serde_json::json!({"kind": "openai", "base_url": base, "model": "first-model"}));
+    // … or from a named environment variable, never from argv.
+    let env_key = "sk-env-SECRET-9be07d";
+    llm.require_api_key(env_key);
+    let ran = run(
+        d,
+        &[
+            "provider",
+            "set",
+            "--kind",
+            "openai",
+            "--base-url",
+            &base,
+            "--model",
+            "demo-model",
+            "--api-key-env",
+            "FAMILY_KEY",
+        ],
+        None,
+        &[("FAMILY_KEY", env_key)],
+    )
+    .await;
+    ran.expect_code(0);
+    assert!(ran.stdout.contains("demo-model"), "{ran:#?}");
+    assert!(!ran.stdout.contains(env_key) && !ran.stderr.contains(env_key), "{ran:#?}");
+    // A named variable that is not set, and a missing key for a remote provider, are input errors.
+    let ran = run(
+        d,
+        &["provider", "set", "--kind", "openai", "--base-url", &base, "--model", "m", "--api-key-env", "NOPE_UNSET"],
+        None,
+        &[],
+    )
+    .await;
+    ran.expect_code(4);
+    assert!(ran.stderr.contains("NOPE_UNSET"), "{ran:#?}");
+    let ran = run(
+        d,
+        &[
+            "provider",
+            "set",
+            "--kind",
+            "anthropic",
+            "--base-url",
+            "https://api.anthropic.com",
+            "--model",
+            "m",
+            "--json",
+        ],
+        Some("\n"),
+        &[],
+    )
+    .await;
+    ran.expect_code(4);
+    assert_eq!(ran.json()["error"]["code"], "invalid_input", "{ran:#?}");
+    assert!(ran.stderr.contains("--no-key"), "{ran:#?}");
+
+    // member add: a token of the wrong shape is refused and nothing is stored.
+    let ran = run(d, &["member", "add", "Ana", "--json"], Some("not-a-token\n"), &[]).await;
+    ran.expect_code(4);
+    assert_eq!(ran.json()["error"]["code"], "invalid_input");
+    assert!(ran.stderr.contains("BotFather"), "{ran:#?}");
+    let listed = run(d, &["member", "list", "--json"], None, &[]).await;
+    assert_eq!(listed.expect_code(0).json(), serde_json::json!({"members": []}));
+    // A well-formed token Telegram does not know is "rejected".
+    let unknown = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0";
+    let ran = run(d, &["member", "add", "Ana"], Some(&format!("{unknown}\n")), &[]).await;
+    ran.expect_code(7);
+    assert_eq!(run(d, &["member", "list", "--json"], None, &[]).await.json()["members"], serde_json::json!([]));
+    // An empty token is an input error with a hint.
+    run(d, &["member", "add", "Ana"], Some(""), &[]).await.expect_code(4);
+
+    // A real bot: the JSON has exactly the documented shape.
+    let ana_bot = telegram.add_bot("ana_family_bot");
+    let ran = run(d, &["member", "add", "Ana", "--json"], Some(&format!("{}\n", ana_bot.token)), &[]).await;
+    let added = ran.expect_code(0).json();
+    assert_eq!(keys(&added), ["bot_username", "id", "name", "pair_code", "pair_link"].map(String::from).into());
+    assert_eq!(added["name"], "Ana");
+    assert_eq!(added["bot_username"], "ana_family_bot");
+    let code = added["pair_code"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 8, "{added}");
+    assert_eq!(added["pair_link"], format!("https://t.me/ana_family_bot?start={code}"));
+
+    // Human output tells the admin what to do next.
+    let ben_bot = telegram.add_bot("ben_family_bot");
+    let ran = run(d, &["member", "add", "Ben"], Some(&format!("  {}  \n", ben_bot.token)), &[]).await;
+    ran.expect_code(0);
+    for part in ["@ben_family_bot", "https://t.me/ben_family_bot?start=", "/start ", "phone"] {
+        assert!(ran.stdout.contains(part), "member add output should contain {part:?}: {ran:#?}");
+    }
+    // Names are unique (case-insensitively), and so are bots.
+    let other = telegram.add_bot("ana2_family_bot");
+    let ran = run(d, &["member", "add", "ana", "--json"], Some(&format!("{}\n", other.token)), &[]).await;
+    ran.expect_code(6);
+    assert_eq!(ran.json()["error"]["code"], "conflict");
+    run(d, &["member", "add", "Cleo"], Some(&format!("{}\n", ana_bot.token)), &[]).await.expect_code(6);
+
+    // member list.
+    let listed = run(d, &["member", "list", "--json"], None, &[]).await.expect_code(0).json();
+    let members = listed["members"].as_array().unwrap();
+    assert_eq!(members.iter().map(|m| m["name"].as_str().unwrap()).collect::<Vec<_>>(), ["Ana", "Ben"]);
+    assert!(members.iter().all(|m| m["paired"] == false), "{listed}");
+    let human = run(d, &["member", "list"], None, &[]).await;
+    assert!(human.expect_code(0).stdout.contains("@ana_family_bot"), "{human:#?}");
+
+    // member pair gives a fresh code that pairs Ana's Telegram account …
+    let fresh = run(d, &["member", "pair", "ana", "--json"], None, &[]).await.expect_code(0).json();
+    assert_eq!(
+        keys(&fresh),
+        ["bot_username", "expires_at", "member_id", "name", "pair_code", "pair_link"].map(String::from).into()
+    );
+    let fresh_code = fresh["pair_code"].as_str().unwrap();
+    assert_ne!(fresh_code, code);
+    let ana = telegram.user(4242, "Ana");
+    telegram.send_text(&ana_bot.token, &ana, &format!("/start {fresh_code}"));
+    telegram.wait_for_sent(&ana_bot.token, ana.id, 1, Duration::from_secs(20)).await.expect("pairing confirmed");
+    let listed = run(d, &["member", "list", "--json"], None, &[]).await.json();
+    assert_eq!(listed["members"][0]["paired"], true, "{listed}");
+    // … and then she chats: the reply comes through a worker, with the key from --api-key-env.
+    llm.push_reply(hearth_testkit::llm::Reply::text("Hello Ana!"));
+    telegram.send_text(&ana_bot.token, &ana, "hi there");
+    let sent = telegram.wait_for_sent(&ana_bot.token, ana.id, 2, Duration::from_secs(30)).await.expect("a reply");
+    assert_eq!(sent[1].current_text(), "Hello Ana!");
+    assert_eq!(llm.calls()[0].api_key.as_deref(), Some(env_key));
+    let human = run(d, &["member", "pair", "Ben"], None, &[]).await;
+    assert!(human.expect_code(0).stdout.contains("/start "), "{human:#?}");
+
+    // status.
+    let ran = run(d, &["status", "--json"], None, &[]).await;
+    let report: StatusReport =
+        serde_json::from_str(ran.expect_code(0).stdout.trim()).expect("status --json is a StatusReport");
+    assert_eq!(report.members.len(), 2);
+    assert_eq!(report.isolation, IsolationLevel::Process);
+    assert_eq!(report.provider.as_ref().map(|p| p.model.as_str()), Some("demo-model"));
+    let ana_status = report.members.iter().find(|m| m.name == "Ana").unwrap();
+    assert!(ana_status.paired && ana_status.today.calls >= 1, "{ana_status:?}");
+    let human = run(d, &["status"], None, &[]).await;
+    let text = &human.expect_code(0).stdout;
+    for part in
+        ["MEMBER", "LANE", "Ana", "@ben_family_bot", "isolation: process", "weaker development level", "demo-model"]
+    {
+        assert!(text.contains(part), "status should show {part:?}:\n{text}");
+    }
+
+    // member remove, then it is gone.
+    let ran = run(d, &["member", "remove", "Ben", "--json"], None, &[]).await;
+    assert_eq!(ran.expect_code(0).json(), serde_json::json!({"removed": "Ben"}));
+    let listed = run(d, &["member", "list", "--json"], None, &[]).await.json();
+    assert_eq!(listed["members"].as_array().unwrap().len(), 1, "{listed}");
+    let ran = run(d, &["member", "remove", "Ben"], None, &[]).await;
+    ran.expect_code(5);
+    assert!(ran.stderr.contains("hearth member list"), "{ran:#?}");
+    let ran = run(d, &["member", "pair", "Nobody", "--json"], None, &[]).await;
+    assert_eq!(ran.expect_code(5).json()["error"]["code"], "not_found");
+
+    // No secret on the gateway's command line or in its log.
+    let cmdline = serve.cmdline();
+    assert!(cmdline.contains("serve"), "read /proc/<pid>/cmdline: {cmdline:?}");
+    let secrets = [stdin_key, env_key, ana_bot.token.as_str(), ben_bot.token.as_str(), other.token.as_str(), unknown];
+    for secret in secrets {
+        assert!(!cmdline.contains(secret), "secret on the serve command line: {cmdline}");
+    }
+
+    // SIGTERM: a clean exit within the drain time.
+    let log_path = serve.log.clone();
+    let (code, took) = serve.terminate().await;
+    let log = std::fs::read_to_string(log_path).unwrap();
+    assert_eq!(code, Some(0), "serve exit after SIGTERM; log:\n{log}");
+    assert!(took < Duration::from_secs(5), "serve took {took:?} to stop; log:\n{log}");
+    assert!(log.contains("SIGTERM"), "{log}");
+    for secret in secrets {
+        assert!(!log.contains(secret), "secret in the serve log:\n{log}");
+    }
+    run(d, &["status"], None, &[]).await.expect_code(3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_gateway_on_the_same_data_dir_is_refused() {
+    let telegram = FakeTelegram::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let first = Serve::start(&data, &telegram.api_url(), tmp.path().join("first.log")).await;
+
+    let mut second = Serve::spawn(&data, &telegram.api_url(), tmp.path().join("second.log"));
+    let status = tokio::time::timeout(Duration::from_secs(20), second.child.wait())
+        .await
+        .expect("the second serve exits by itself")
+        .unwrap();
+    let log = second.log();
+    assert_eq!(status.code(), Some(6), "conflict: {log}");
+    assert!(log.contains("error: ") && log.contains("already serving"), "a clear one-line reason:\n{log}");
+    assert!(log.contains("--data-dir"), "says what to do:\n{log}");
+
+    // The first one is unharmed.
+    run(&data, &["status", "--json"], None, &[]).await.expect_code(0);
+    let (code, _) = first.terminate().await;
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_household_chats_and_cleans_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let ran = run(tmp.path(), &["demo", "--duration", "8"], None, &[("TMPDIR", tmp.path().to_str().unwrap())]).await;
+    ran.expect_code(0);
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "the demo stops soon after --duration: {:?}",
+        started.elapsed()
+    );
+    let out = &ran.stdout;
+    for name in ["Rosa", "Leo", "Sam"] {
+        assert!(out.contains(&format!("{name} paired")), "{name} pairs:\n{out}");
+        let says = out.lines().filter(|l| l.contains(&format!("] {name} ")) && l.contains(" says: ")).count();
+        let replies = out.lines().filter(|l| l.contains(&format!("] {name} ")) && l.contains(" assistant: ")).count();
+        assert!(says >= 1 && replies >= 1, "{name} should write and get replies:\n{out}");
+    }
+    assert!(!out.contains("\x1b["), "no terminal control codes when stdout is not a terminal:\n{out}");
+    let summary =
+        out.lines().find(|l| l.starts_with("Demo finished")).unwrap_or_else(|| panic!("a summary line:\n{out}"));
+    assert!(summary.contains("median reply"), "{summary}");
+    // Nothing is left behind in the temporary directory.
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "the demo left {left:?} behind");
+}

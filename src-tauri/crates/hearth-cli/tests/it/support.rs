@@ -1,0 +1,130 @@
+//! A household on fakes: the testkit's Telegram and LLM on loopback, a real gateway on a temp
+//! data directory, and real `hearth worker` processes.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hearth_gateway::telegram::Backoff;
+use hearth_gateway::{Gateway, GatewayConfig};
+use hearth_proto::control::{ControlReply, ControlRequest, MemberAdded, ProviderKind, StatusReport};
+use hearth_testkit::llm::FakeLlm;
+use hearth_testkit::telegram::{FakeBot, FakeTelegram, FakeUser, SentMessage};
+
+pub const HEARTH: &str = env!("CARGO_BIN_EXE_hearth");
+
+/// Gateway settings for tests: the appliance defaults with short waits.
+pub fn test_config(data_dir: &Path, tg: &FakeTelegram) -> GatewayConfig {
+    let mut c = GatewayConfig::new(data_dir.to_owned(), PathBuf::from(HEARTH));
+    c.telegram_api_url = Some(tg.api_url());
+    c.poll_timeout = Duration::from_secs(5);
+    c.backoff = Backoff { min: Duration::from_millis(100), max: Duration::from_secs(1), revoked: Duration::from_secs(2) };
+    c.llm_retry.base_delay = Duration::from_millis(50);
+    c.control_socket = false;
+    c
+}
+
+pub struct Member {
+    pub id: String,
+    pub name: String,
+    pub bot: FakeBot,
+    pub user: FakeUser,
+}
+
+/// Fakes, a data directory and a gateway with `n` paired members.
+pub struct Household {
+    pub tg: FakeTelegram,
+    pub llm: FakeLlm,
+    pub dir: tempfile::TempDir,
+    pub gateway: Gateway,
+    pub members: Vec<Member>,
+}
+
+pub const NAMES: [&str; 6] = ["Rosa", "Leo", "Sam", "Mia", "Noor", "Ivo"];
+
+impl Household {
+    pub async fn new(n: usize) -> Household {
+        Self::with(n, |_| {}).await
+    }
+
+    pub async fn with(n: usize, tweak: impl FnOnce(&mut GatewayConfig)) -> Household {
+        let tg = FakeTelegram::start().await;
+        let llm = FakeLlm::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path(), &tg);
+        tweak(&mut config);
+        let gateway = Gateway::start(config).await.expect("gateway starts");
+        set_provider(&gateway, &llm, ProviderKind::Openai).await;
+        let mut h = Household { tg, llm, dir, gateway, members: Vec::new() };
+        for name in NAMES.iter().take(n) {
+            h.add_and_pair(name).await;
+        }
+        h
+    }
+
+    /// Adds a member with a new bot on the fake and pairs a new user with the code.
+    pub async fn add_and_pair(&mut self, name: &str) -> usize {
+        let (added, bot) = add_member(&self.gateway, &self.tg, name).await;
+        let user = self.tg.user(1000 + self.members.len() as i64, name);
+        self.tg.send_text(&bot.token, &user, &format!("/start {}", added.pair_code));
+        let welcome = self.tg.wait_for_sent(&bot.token, user.id, 1, Duration::from_secs(10)).await.unwrap();
+        assert!(welcome[0].text.contains("all set"), "{:?}", welcome[0].text);
+        self.members.push(Member { id: added.id, name: name.to_owned(), bot, user });
+        self.members.len() - 1
+    }
+
+    /// Member `i` writes `text` to their bot.
+    pub fn say(&self, i: usize, text: &str) {
+        let m = &self.members[i];
+        self.tg.send_text(&m.bot.token, &m.user, text);
+    }
+
+    /// Everything member `i`'s bot sent them, once there are at least `n` messages.
+    pub async fn replies(&self, i: usize, n: usize, timeout: Duration) -> Vec<SentMessage> {
+        let m = &self.members[i];
+        self.tg.wait_for_sent(&m.bot.token, m.user.id, n, timeout).await.unwrap_or_else(|e| panic!("{}: {e}", m.name))
+    }
+
+    pub async fn status(&self) -> StatusReport {
+        self.gateway.status().await.unwrap()
+    }
+
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.path().join("gateway.sqlite")).unwrap()
+    }
+
+    pub async fn stop(self) {
+        self.gateway.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+pub async fn set_provider(gateway: &Gateway, llm: &FakeLlm, kind: ProviderKind) {
+    let reply = gateway
+        .control(ControlRequest::ProviderSet {
+            kind,
+            base_url: llm.base_url(),
+            model: "test-model".into(),
+            api_key: "sk-test-key-never-logged".into(),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(reply, ControlReply::ProviderSet(_)), "{reply:?}");
+}
+
+pub async fn add_member(gateway: &Gateway, tg: &FakeTelegram, name: &str) -> (MemberAdded, FakeBot) {
+    let bot = tg.add_bot(&format!("{}_hearth_bot", name.to_lowercase()));
+    let reply = gateway.control(ControlRequest::MemberAdd { name: name.into(), bot_token: bot.token.clone() }).await.unwrap();
+    let ControlReply::MemberAdded(added) = reply else { panic!("{reply:?}") };
+    (added, bot)
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn eventually<T>(timeout: Duration, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
