@@ -37,6 +37,17 @@ impl Gateway {
             ControlRequest::MemberRemove { member } => self.member_remove(&member).await,
             ControlRequest::MemberPair { member } => self.member_pair(&member).await.map(ControlReply::PairCode),
             ControlRequest::Status => self.status().await.map(ControlReply::Status).map_err(internal),
+            ControlRequest::PriceSet { model, input_micros_per_mtok, output_micros_per_mtok, cached_input_micros_per_mtok } => {
+                self.price_set(model, input_micros_per_mtok, output_micros_per_mtok, cached_input_micros_per_mtok).await
+            }
+            ControlRequest::PriceList => Ok(self.price_list()),
+            ControlRequest::MemberCap { member, daily, monthly } => self.member_cap(&member, daily, monthly).await,
+            ControlRequest::MemberAdmin { member, admin } => self.member_admin(&member, admin).await,
+            ControlRequest::MemberFallback { member, model } => self.member_fallback(&member, model).await,
+            ControlRequest::HouseholdCap { monthly } => self.household_cap(monthly).await,
+            ControlRequest::HouseholdTimezone { timezone } => self.household_timezone(&timezone).await,
+            ControlRequest::Usage { month } => self.usage(month).await,
+            ControlRequest::UsageExport { month } => self.usage_export(&month).await,
         }
     }
 
@@ -58,6 +69,12 @@ impl Gateway {
         }
         if api_key.chars().any(char::is_control) {
             return Err(ControlError::new(ErrorCode::InvalidInput, "the API key contains control characters; paste it again"));
+        }
+        if self.any_caps() {
+            let priced = self.inner.broker.with_spend(|s| crate::broker::price_for(&s.rate_card, &base_url, &model).is_some());
+            if !priced {
+                return Err(self.missing_price_error(&model));
+            }
         }
         self.inner.secrets.set(secrets::PROVIDER_KEY, &api_key).map_err(internal)?;
         let (u, m) = (base_url.clone(), model.clone());
@@ -110,6 +127,10 @@ impl Gateway {
             bot_id,
             bot_username: me.username().to_owned(),
             next_offset: 0,
+            is_admin: false,
+            cap_daily_micros: None,
+            cap_monthly_micros: None,
+            fallback_model: None,
         };
         hearth_isolation::dirs::prepare_member_dir(self.inner.dir.root(), &row.id).map_err(internal)?;
         // The token is saved first: if the database write then fails, the orphan secret is
@@ -162,7 +183,7 @@ impl Gateway {
         Ok(ControlReply::Members { members })
     }
 
-    async fn find(&self, key: &str) -> Result<MemberRow, ControlError> {
+    pub(crate) async fn find(&self, key: &str) -> Result<MemberRow, ControlError> {
         let k = key.trim().to_owned();
         self.inner
             .store
@@ -187,6 +208,11 @@ impl Gateway {
             .await
             .map_err(internal)?;
         self.inner.members.lock().unwrap().remove(&m.id);
+        self.inner.broker.with_spend(|s| {
+            s.budget.set_member_caps(&m.id, None, None);
+            s.fallbacks.remove(&m.id);
+        });
+        self.refresh_admin_available();
         let _ = self.inner.events.send(Event::MemberRemoved { member_id: m.id.clone() });
         self.inner.secrets.remove(&secrets::bot_token_key(&m.id)).map_err(internal)?;
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();

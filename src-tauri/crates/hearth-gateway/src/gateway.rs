@@ -22,7 +22,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::broker::{self, Broker};
+use crate::broker::{self, Broker, SpendEvent};
+use crate::spend::CapKind;
+use crate::spend_text;
 use crate::lanes::{LaneEntry, Lanes, Push};
 use crate::paths::DataDir;
 use crate::router::{Route, route};
@@ -137,6 +139,8 @@ pub(crate) enum Event {
     TurnFinished { member_id: String },
     /// A member was removed: forget whatever waits in their lane.
     MemberRemoved { member_id: String },
+    /// The broker crossed a threshold or refused a call for spend.
+    Spend(SpendEvent),
 }
 
 /// An entry in a member's lane.
@@ -175,7 +179,9 @@ impl Gateway {
 
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let broker = Broker::new(llm_http, store.clone(), config.llm_limits, config.llm_retry, config.llm_stream);
+        let spend = store.call(|c| broker::load_spend(c, chrono::Utc::now())).await.context("load spend state")?;
+        let (spend_tx, spend_rx) = mpsc::unbounded_channel();
+        let broker = Broker::new(llm_http, store.clone(), config.llm_limits, config.llm_retry, config.llm_stream, spend, spend_tx);
         let workers = Workers::new(
             WorkerSettings {
                 exe: config.worker_exe.clone(),
@@ -190,7 +196,7 @@ impl Gateway {
         );
 
         let (events, events_rx) = mpsc::unbounded_channel();
-        let (inbox_tx, mut inbox_rx) = mpsc::unbounded_channel::<Vec<InboxRow>>();
+        let (inbox_tx, inbox_rx) = mpsc::unbounded_channel::<Vec<InboxRow>>();
         let (members, pending, provider) = store
             .call(|c| {
                 let released = store::ledger_release_stale(c, store::now_unix())?;
@@ -242,19 +248,9 @@ impl Gateway {
             gateway.start_bot(m);
         }
         // Connectors deliver committed rows on their own channel; forward them into the loop.
-        let fwd = events.clone();
-        let stop = cancel.clone();
-        tracker.spawn(async move {
-            loop {
-                let rows = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    rows = inbox_rx.recv() => match rows { Some(rows) => rows, None => return },
-                };
-                if fwd.send(Event::Inbox(rows)).is_err() {
-                    return;
-                }
-            }
-        });
+        tracker.spawn(forward(inbox_rx, events.clone(), Event::Inbox, cancel.clone()));
+        tracker.spawn(forward(spend_rx, events.clone(), Event::Spend, cancel.clone()));
+        gateway.refresh_admin_available();
         if !pending.is_empty() {
             tracing::info!(count = pending.len(), "resuming messages left unanswered by the previous run");
             let _ = events.send(Event::Inbox(pending));
@@ -288,7 +284,10 @@ impl Gateway {
     /// A snapshot of everything the admin watches.
     pub async fn status(&self) -> anyhow::Result<StatusReport> {
         let inner = &self.inner;
-        let since = local_midnight_unix();
+        // "Today" is the household's day, as the caps count it.
+        let since = self.inner.broker.with_spend(|s| {
+            crate::spend::period::period_at(crate::spend::PeriodKind::Day, s.budget.timezone(), chrono::Utc::now()).starts_at.timestamp()
+        });
         let usage: HashMap<String, _> = inner.store.call(move |c| store::usage_since(c, since)).await?.into_iter().collect();
         let now = Instant::now();
         let mut members: Vec<MemberRow> = inner.members.lock().unwrap().values().cloned().collect();
@@ -370,6 +369,7 @@ impl Gateway {
                     let ids: Vec<i64> = dropped.iter().map(|i| i.row.id).collect();
                     self.finish_rows(ids, "done", "member_removed");
                 }
+                Event::Spend(e) => self.on_spend(e),
             }
             self.dispatch();
         }
@@ -403,9 +403,34 @@ impl Gateway {
                 self.reply_and_finish(&member.id, row.chat_id, text, row.id, "greeted");
             }
             Route::Help => {
-                let text = "Write to me like you'd text a friend and I'll help: questions, ideas, plans, homework, recipes.\n\n/new — start a fresh conversation\n/help — this message".to_owned();
+                let mut text = "Write to me like you'd text a friend and I'll help: questions, ideas, plans, homework, recipes.\n\n/new — start a fresh conversation\n/usage — what you've spent and what's left\n/help — this message".to_owned();
+                if member.is_admin {
+                    text.push_str("\n/family — everyone's spending at a glance (you're an admin)");
+                }
                 self.reply_and_finish(&member.id, row.chat_id, text, row.id, "helped");
             }
+            Route::Usage => {
+                let text = self.inner.broker.with_spend(|s| {
+                    let tz = s.budget.timezone();
+                    spend_text::usage(&s.budget.standing(&member.id, chrono::Utc::now()), tz)
+                });
+                self.reply_and_finish(&member.id, row.chat_id, text, row.id, "usage");
+            }
+            Route::Family => {
+                let text = if member.is_admin {
+                    let mut members: Vec<MemberRow> = self.inner.members.lock().unwrap().values().cloned().collect();
+                    members.sort_by_key(|m| m.seq);
+                    let now = chrono::Utc::now();
+                    self.inner.broker.with_spend(|s| {
+                        let rows: Vec<_> = members.iter().map(|m| (m.name.clone(), s.budget.standing(&m.id, now))).collect();
+                        spend_text::family(&rows, &s.budget.household_standing(now))
+                    })
+                } else {
+                    "Only an admin can see the whole family's spending. /usage shows yours.".to_owned()
+                };
+                self.reply_and_finish(&member.id, row.chat_id, text, row.id, "family");
+            }
+            Route::Button { data } => self.on_button(&member, row, data),
             Route::Unsupported => {
                 let text = "I can only read text messages for now — could you type that out for me?".to_owned();
                 self.reply_and_finish(&member.id, row.chat_id, text, row.id, "unsupported");
@@ -413,6 +438,145 @@ impl Gateway {
             Route::Stranger => self.stranger(&member, row, false),
             Route::Ignore => self.finish_rows(vec![row.id], "done", "ignored"),
         }
+    }
+
+    /// Admins who can be asked over Telegram: marked admin and paired.
+    fn admins(&self) -> Vec<MemberRow> {
+        let mut admins: Vec<MemberRow> =
+            self.inner.members.lock().unwrap().values().filter(|m| m.is_admin && m.chat_id.is_some()).cloned().collect();
+        admins.sort_by_key(|m| m.seq);
+        admins
+    }
+
+    pub(crate) fn refresh_admin_available(&self) {
+        self.inner.broker.set_admin_available(!self.admins().is_empty());
+    }
+
+    fn send_to_member(&self, member_id: &str, text: String) {
+        let chat = self.inner.members.lock().unwrap().get(member_id).and_then(|m| m.chat_id);
+        let (Some(chat), Some(bot)) = (chat, self.bot_for(member_id)) else { return };
+        self.inner.tracker.spawn(async move {
+            if let Err(e) = telegram::send_plain(&bot, chat, &text).await {
+                tracing::warn!(error = %e, "could not send a spend notice");
+            }
+        });
+    }
+
+    /// Heads-ups at 80 %, and questions to the admin when a cap refuses a call. Each is sent
+    /// once per cap and period; the notices table remembers across restarts.
+    fn on_spend(&self, event: SpendEvent) {
+        let gw = self.clone();
+        self.inner.tracker.spawn(async move {
+            match event {
+                SpendEvent::Crossing { member_id, crossing } => {
+                    if crossing.percent != 80 {
+                        return;
+                    }
+                    let (mid, kind, key) = (member_id.clone(), crossing.kind.as_str(), crossing.period_key.clone());
+                    let new = gw.inner.store.call(move |c| store::insert_notice(c, &mid, kind, &key, 80)).await.unwrap_or(false);
+                    if !new {
+                        return;
+                    }
+                    let text = gw.inner.broker.with_spend(|s| {
+                        let tz = s.budget.timezone();
+                        let now = chrono::Utc::now();
+                        let resets = match crossing.kind {
+                            CapKind::MemberDaily => s.budget.standing(&member_id, now).daily.resets_at,
+                            CapKind::MemberMonthly => s.budget.standing(&member_id, now).monthly.resets_at,
+                            CapKind::HouseholdMonthly => s.budget.household_standing(now).resets_at,
+                        };
+                        spend_text::heads_up(crossing.kind, crossing.spent_micros, crossing.limit_micros, resets, tz)
+                    });
+                    if crossing.kind == CapKind::HouseholdMonthly {
+                        for admin in gw.admins() {
+                            gw.send_to_member(&admin.id, text.clone());
+                        }
+                    } else {
+                        gw.send_to_member(&member_id, text);
+                    }
+                }
+                SpendEvent::CapHit { member_id, hit } => {
+                    let (mid, kind, key) = (member_id.clone(), hit.kind.as_str(), hit.period_key.clone());
+                    let opened = gw.inner.store.call(move |c| store::open_approval(c, &mid, kind, &key)).await;
+                    let Ok(Some(approval)) = opened else { return };
+                    let name = gw.inner.members.lock().unwrap().get(&member_id).map(|m| m.name.clone()).unwrap_or_default();
+                    let question = spend_text::admin_question(&name, hit.kind, hit.limit_micros);
+                    for admin in gw.admins() {
+                        let (Some(chat), Some(bot)) = (admin.chat_id, gw.bot_for(&admin.id)) else { continue };
+                        let buttons = vec![
+                            telegram::Button { label: "+$1".into(), data: spend_text::button_data(approval, 1_000_000) },
+                            telegram::Button { label: "+$5".into(), data: spend_text::button_data(approval, 5_000_000) },
+                            telegram::Button { label: "Leave it".into(), data: spend_text::button_data(approval, 0) },
+                        ];
+                        if let Err(e) = telegram::send_with_buttons(&bot, chat, &question, buttons).await {
+                            tracing::warn!(admin = %admin.id, error = %e, "could not ask the admin");
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// An admin tapped +$1, +$5 or "Leave it" under a cap question.
+    fn on_button(&self, presser: &MemberRow, row: InboxRow, data: String) {
+        let gw = self.clone();
+        let presser = presser.clone();
+        self.inner.tracker.spawn(async move {
+            let bot = gw.bot_for(&presser.id);
+            let callback = row.callback_id.clone().unwrap_or_default();
+            let answer = async |text: &str| {
+                if let Some(bot) = &bot {
+                    telegram::answer_callback(bot, &callback, Some(text)).await;
+                }
+            };
+            let parsed = spend_text::parse_button(&data);
+            let Some((approval_id, extra)) = parsed.filter(|_| presser.is_admin) else {
+                answer("Only an admin can answer this.").await;
+                gw.finish_rows(vec![row.id], "done", "button_refused");
+                return;
+            };
+            let resolution = if extra > 0 { format!("raised:{extra}") } else { "ignored".to_owned() };
+            let resolved = gw.inner.store.call(move |c| store::resolve_approval(c, approval_id, &resolution)).await;
+            match resolved {
+                Ok(Some(a)) if a.resolution.is_none() => {
+                    let kind = broker::parse_cap_kind(&a.kind).unwrap_or(CapKind::MemberDaily);
+                    let name = gw.inner.members.lock().unwrap().get(&a.member_id).map(|m| m.name.clone()).unwrap_or_default();
+                    let by = format!("telegram:{}", row.from_id);
+                    if extra > 0 {
+                        gw.inner.broker.with_spend(|s| s.budget.grant(&a.member_id, kind, &a.period_key, extra));
+                        let (mid, k, key, b) = (a.member_id.clone(), a.kind.clone(), a.period_key.clone(), by.clone());
+                        let stored = gw
+                            .inner
+                            .store
+                            .call(move |c| {
+                                store::insert_grant(c, &mid, &k, &key, extra, &b)?;
+                                store::audit(c, &b, "cap_raised", Some(&mid), &format!("{k} {key} +{extra} micro-USD"))
+                            })
+                            .await;
+                        if let Err(e) = stored {
+                            tracing::error!(error = %e, "a cap raise could not be stored; it holds until restart");
+                        }
+                        answer(&format!("Raised by {}", crate::spend::format_usd(extra))).await;
+                        gw.send_to_member(&a.member_id, spend_text::member_raised(kind, extra));
+                    } else {
+                        let mid = a.member_id.clone();
+                        let _ = gw.inner.store.call(move |c| store::audit(c, &by, "cap_raise_declined", Some(&mid), "")).await;
+                        answer("Left as it is").await;
+                    }
+                    if let (Some(bot), Some(message_id)) = (&bot, row.message_id) {
+                        let text = spend_text::admin_answered(&name, kind, (extra > 0).then_some(extra));
+                        telegram::close_question(bot, row.chat_id, message_id as i32, &text).await;
+                    }
+                }
+                Ok(Some(_)) => answer("This was already answered.").await,
+                Ok(None) => answer("That question is no longer open.").await,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not record the answer");
+                    answer("Something went wrong; please try again.").await;
+                }
+            }
+            gw.finish_rows(vec![row.id], "done", "button");
+        });
     }
 
     async fn pair(&self, member: &MemberRow, row: InboxRow, code: String) {
@@ -437,6 +601,7 @@ impl Gateway {
                     m.telegram_user_id = Some(user);
                     m.chat_id = Some(chat);
                 }
+                self.refresh_admin_available();
                 tracing::info!(member = %member.id, "paired");
                 let text = format!(
                     "You're all set, {}! This is your own assistant — only you can talk to it here. Ask me anything.",
@@ -590,6 +755,25 @@ impl Gateway {
     }
 }
 
+/// Feeds another channel into the core loop until shutdown: connectors and the broker have
+/// channels of their own so they need not know the loop's `Event`.
+async fn forward<T>(
+    mut rx: mpsc::UnboundedReceiver<T>,
+    events: mpsc::UnboundedSender<Event>,
+    wrap: fn(T) -> Event,
+    stop: CancellationToken,
+) {
+    loop {
+        let item = tokio::select! {
+            _ = stop.cancelled() => return,
+            item = rx.recv() => match item { Some(item) => item, None => return },
+        };
+        if events.send(wrap(item)).is_err() {
+            return;
+        }
+    }
+}
+
 /// The household's IANA zone name, best effort: `TZ`, then `/etc/timezone`, then the
 /// `/etc/localtime` link; the clock itself always uses the local offset.
 pub(crate) fn household_timezone() -> String {
@@ -612,15 +796,6 @@ pub(crate) fn household_timezone() -> String {
         }
     }
     "UTC".to_owned()
-}
-
-fn local_midnight_unix() -> i64 {
-    let now = chrono::Local::now();
-    now.date_naive()
-        .and_hms_opt(0, 0, 0)
-        .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
-        .map(|t| t.timestamp())
-        .unwrap_or_else(|| now.timestamp() - 86_400)
 }
 
 fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {

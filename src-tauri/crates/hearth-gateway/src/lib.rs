@@ -8,7 +8,10 @@
 //! - [`pairing`]: one-time pairing codes and deep links.
 //! - [`lanes`]: per-member FIFO queues and the fair, capped turn scheduler.
 //! - [`workers`]: member worker processes (spawned through `hearth-isolation`) and their sockets.
-//! - [`broker`]: LLM calls with keys; reserve → call → settle in the ledger.
+//! - [`broker`]: LLM calls with keys; reserve → call → settle in the ledger; caps enforced
+//!   there, atomically.
+//! - [`spend`]: the rate card, household-zone periods, and the budget that holds the caps.
+//! - [`spend_text`]: what members and the admin read about spend.
 //! - [`reply`]: rendering a model's Markdown into Telegram HTML that cannot fail to parse.
 //! - [`store`]: `gateway.sqlite` and its migrations.
 //! - [`secrets`]: bot tokens and provider keys (0600 file).
@@ -17,6 +20,7 @@
 
 pub mod broker;
 pub mod control;
+mod control_spend;
 pub mod gateway;
 pub mod lanes;
 pub mod pairing;
@@ -24,6 +28,8 @@ pub mod paths;
 pub mod reply;
 pub mod router;
 pub mod secrets;
+pub mod spend;
+pub mod spend_text;
 pub mod store;
 pub mod telegram;
 pub mod workers;

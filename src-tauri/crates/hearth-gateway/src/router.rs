@@ -19,6 +19,12 @@ pub enum Route {
     Greet,
     /// `/help` from the member.
     Help,
+    /// `/usage` from the member: their spend and what is left.
+    Usage,
+    /// `/family` from an admin: every member's spend at a glance.
+    Family,
+    /// A button press by the member (the admin answering a cap question).
+    Button { data: String },
     /// A photo, voice note, sticker… from the member.
     Unsupported,
     /// Anyone who is not the member, in a private chat.
@@ -54,14 +60,19 @@ pub fn route(paired_user: Option<i64>, row: &InboxRow) -> Route {
                 ("start", true) => return Route::Greet,
                 ("help", true) => return Route::Help,
                 ("new", true) => return Route::NewConversation,
+                ("usage", true) => return Route::Usage,
+                ("family", true) => return Route::Family,
                 _ => {}
             }
         }
     }
     match (is_member, row.kind) {
+        // A stranger's button press gets nothing, not even the stranger reply.
+        (false, MessageKind::Callback) => Route::Ignore,
         (false, _) => Route::Stranger,
         (true, MessageKind::Text) => Route::Chat,
         (true, MessageKind::Unsupported) => Route::Unsupported,
+        (true, MessageKind::Callback) => Route::Button { data: text.to_owned() },
     }
 }
 
@@ -82,6 +93,8 @@ mod tests {
             kind: if text.is_some() { MessageKind::Text } else { MessageKind::Unsupported },
             text: text.map(str::to_owned),
             sent_at: 0,
+            callback_id: None,
+            message_id: None,
         }
     }
 
@@ -94,6 +107,13 @@ mod tests {
         assert_eq!(route(p, &row(7, "private", Some("/start"))), Route::Greet);
         assert_eq!(route(p, &row(7, "private", Some("/start hello"))), Route::Greet);
         assert_eq!(route(p, &row(7, "private", None)), Route::Unsupported);
+        assert_eq!(route(p, &row(7, "private", Some("/usage"))), Route::Usage);
+        assert_eq!(route(p, &row(7, "private", Some("/family"))), Route::Family);
+        let mut press = row(7, "private", Some("cap:1:1000000"));
+        press.kind = MessageKind::Callback;
+        assert_eq!(route(p, &press), Route::Button { data: "cap:1:1000000".into() });
+        press.from_id = 8;
+        assert_eq!(route(p, &press), Route::Ignore, "a stranger's press");
         // Unknown commands are just text for the assistant.
         assert_eq!(route(p, &row(7, "private", Some("/weather berlin"))), Route::Chat);
     }

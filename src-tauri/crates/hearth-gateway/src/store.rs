@@ -111,6 +111,63 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (bot_id, user_id)
     );
     "#,
+    // 2: spend control — prices, caps, grants, notices, approval requests, cost in the ledger.
+    r#"
+    ALTER TABLE members ADD COLUMN is_admin INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE members ADD COLUMN cap_daily_micros INTEGER;
+    ALTER TABLE members ADD COLUMN cap_monthly_micros INTEGER;
+    -- A cheaper model to route down to when the member's own would exceed a cap.
+    ALTER TABLE members ADD COLUMN fallback_model TEXT;
+    -- Money is integer micro-USD everywhere. The period keys say which day and month (in the
+    -- household's zone when reserved) the call is charged to.
+    ALTER TABLE ledger ADD COLUMN reserved_micros INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE ledger ADD COLUMN cost_micros INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE ledger ADD COLUMN day_key TEXT;
+    ALTER TABLE ledger ADD COLUMN month_key TEXT;
+    CREATE INDEX ledger_day ON ledger(day_key);
+    CREATE INDEX ledger_month ON ledger(month_key);
+    -- Admin-set prices (micro-USD per million tokens); they override the shipped defaults.
+    CREATE TABLE prices (
+        model        TEXT PRIMARY KEY COLLATE NOCASE,
+        input        INTEGER NOT NULL,
+        output       INTEGER NOT NULL,
+        cached_input INTEGER NOT NULL,
+        set_at       INTEGER NOT NULL
+    );
+    -- Raises of one member's cap for one period only ("+$1 for today").
+    CREATE TABLE cap_grants (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        member_id    TEXT NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+        kind         TEXT NOT NULL,
+        period_key   TEXT NOT NULL,
+        extra_micros INTEGER NOT NULL,
+        granted_at   INTEGER NOT NULL,
+        granted_by   TEXT NOT NULL
+    );
+    -- One-time messages already sent: the 80 % heads-up and the 100 % notice, per cap and period.
+    CREATE TABLE notices (
+        member_id  TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        period_key TEXT NOT NULL,
+        percent    INTEGER NOT NULL,
+        sent_at    INTEGER NOT NULL,
+        PRIMARY KEY (member_id, kind, period_key, percent)
+    );
+    -- Questions put to the admin ("raise Ana's daily cap?") and how they were answered.
+    CREATE TABLE approvals (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        member_id   TEXT NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+        kind        TEXT NOT NULL,
+        period_key  TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        resolved_at INTEGER,
+        resolution  TEXT
+    );
+    -- Button presses arrive as callback queries; they go through the inbox like messages.
+    ALTER TABLE inbox ADD COLUMN callback_id TEXT;
+    -- The Telegram message id (for a button press: the message the button was on).
+    ALTER TABLE inbox ADD COLUMN message_id INTEGER;
+    "#,
 ];
 
 /// Schema version this build writes.
@@ -198,10 +255,18 @@ pub struct MemberRow {
     pub bot_id: i64,
     pub bot_username: String,
     pub next_offset: i64,
+    /// Asked over Telegram when someone hits a cap; may use `/family`.
+    pub is_admin: bool,
+    /// Caps in micro-USD; `None` means no cap.
+    pub cap_daily_micros: Option<u64>,
+    pub cap_monthly_micros: Option<u64>,
+    /// Cheaper model to route down to instead of refusing.
+    pub fallback_model: Option<String>,
 }
 
 const MEMBER_COLUMNS: &str = "m.rowid, m.id, m.name, m.persona, m.telegram_user_id, m.chat_id, m.created_at, \
-                              b.bot_id, b.username, b.next_offset";
+                              b.bot_id, b.username, b.next_offset, m.is_admin, m.cap_daily_micros, \
+                              m.cap_monthly_micros, m.fallback_model";
 
 fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
     Ok(MemberRow {
@@ -215,6 +280,10 @@ fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
         bot_id: r.get(7)?,
         bot_username: r.get(8)?,
         next_offset: r.get(9)?,
+        is_admin: r.get(10)?,
+        cap_daily_micros: r.get::<_, Option<i64>>(11)?.map(|v| v.max(0) as u64),
+        cap_monthly_micros: r.get::<_, Option<i64>>(12)?.map(|v| v.max(0) as u64),
+        fallback_model: r.get(13)?,
     })
 }
 
@@ -336,6 +405,10 @@ pub struct InboxRow {
     pub kind: MessageKind,
     pub text: Option<String>,
     pub sent_at: i64,
+    /// For a button press: the callback query to answer.
+    pub callback_id: Option<String>,
+    /// Telegram's message id; for a button press, the message the button was on.
+    pub message_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,6 +416,8 @@ pub enum MessageKind {
     Text,
     /// A photo, sticker, voice note…: nothing the assistant can read yet.
     Unsupported,
+    /// An inline-button press; `text` holds the button's callback data.
+    Callback,
 }
 
 impl MessageKind {
@@ -350,10 +425,15 @@ impl MessageKind {
         match self {
             Self::Text => "text",
             Self::Unsupported => "unsupported",
+            Self::Callback => "callback",
         }
     }
     fn parse(s: &str) -> Self {
-        if s == "text" { Self::Text } else { Self::Unsupported }
+        match s {
+            "text" => Self::Text,
+            "callback" => Self::Callback,
+            _ => Self::Unsupported,
+        }
     }
 }
 
@@ -368,6 +448,8 @@ pub struct NewMessage {
     pub kind: MessageKind,
     pub text: Option<String>,
     pub sent_at: i64,
+    pub callback_id: Option<String>,
+    pub message_id: Option<i64>,
 }
 
 /// Commits a batch of updates for one bot and advances its offset, in one transaction: after it
@@ -385,13 +467,13 @@ pub fn commit_updates(
     let mut inserted = Vec::new();
     {
         let mut stmt = tx.prepare(
-            "INSERT OR IGNORE INTO inbox (bot_id, member_id, update_id, chat_id, chat_type, from_id, from_name, kind, text, sent_at, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT OR IGNORE INTO inbox (bot_id, member_id, update_id, chat_id, chat_type, from_id, from_name, kind, text, sent_at, received_at, callback_id, message_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?;
         for m in messages {
             let n = stmt.execute(params![
                 bot_id, member_id, m.update_id, m.chat_id, m.chat_type, m.from_id, m.from_name,
-                m.kind.as_str(), m.text, m.sent_at, now
+                m.kind.as_str(), m.text, m.sent_at, now, m.callback_id, m.message_id
             ])?;
             if n == 1 {
                 inserted.push(InboxRow {
@@ -406,6 +488,8 @@ pub fn commit_updates(
                     kind: m.kind,
                     text: m.text.clone(),
                     sent_at: m.sent_at,
+                    callback_id: m.callback_id.clone(),
+                    message_id: m.message_id,
                 });
             }
         }
@@ -421,7 +505,7 @@ pub fn commit_updates(
 /// Rows still waiting for an answer, oldest first: what a restarted gateway picks up again.
 pub fn pending_inbox(conn: &Connection) -> Result<Vec<InboxRow>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT id, bot_id, member_id, update_id, chat_id, chat_type, from_id, from_name, kind, text, sent_at
+        "SELECT id, bot_id, member_id, update_id, chat_id, chat_type, from_id, from_name, kind, text, sent_at, callback_id, message_id
          FROM inbox WHERE state = 'pending' ORDER BY id",
     )?;
     let rows = stmt
@@ -438,6 +522,8 @@ pub fn pending_inbox(conn: &Connection) -> Result<Vec<InboxRow>, StoreError> {
                 kind: MessageKind::parse(&r.get::<_, String>(8)?),
                 text: r.get(9)?,
                 sent_at: r.get(10)?,
+                callback_id: r.get(11)?,
+                message_id: r.get(12)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -483,13 +569,21 @@ pub struct LedgerReservation {
     pub model: String,
     pub reserved_input_tokens: u64,
     pub reserved_output_tokens: u64,
+    pub reserved_micros: u64,
+    /// The day and month (household zone) the call is charged to.
+    pub day_key: String,
+    pub month_key: String,
 }
 
 pub fn ledger_reserve(conn: &Connection, r: &LedgerReservation, now: i64) -> Result<i64, StoreError> {
     conn.execute(
-        "INSERT INTO ledger (member_id, chat_id, provider, model, state, reserved_input_tokens, reserved_output_tokens, created_at)
-         VALUES (?1, ?2, ?3, ?4, 'reserved', ?5, ?6, ?7)",
-        params![r.member_id, r.chat_id, r.provider, r.model, r.reserved_input_tokens as i64, r.reserved_output_tokens as i64, now],
+        "INSERT INTO ledger (member_id, chat_id, provider, model, state, reserved_input_tokens, reserved_output_tokens,
+                             reserved_micros, day_key, month_key, created_at)
+         VALUES (?1, ?2, ?3, ?4, 'reserved', ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            r.member_id, r.chat_id, r.provider, r.model, r.reserved_input_tokens as i64, r.reserved_output_tokens as i64,
+            r.reserved_micros as i64, r.day_key, r.month_key, now
+        ],
     )?;
     Ok(conn.last_insert_rowid())
 }
@@ -504,16 +598,17 @@ pub struct LedgerSettlement {
     pub latency_ms: u64,
     /// "ok", or a short error kind ("http_429", "timeout", …).
     pub outcome: String,
+    pub cost_micros: u64,
 }
 
 pub fn ledger_settle(conn: &Connection, id: i64, s: &LedgerSettlement, now: i64) -> Result<(), StoreError> {
     let state = if s.outcome == "ok" { "settled" } else { "released" };
     conn.execute(
         "UPDATE ledger SET state = ?2, model = ?3, input_tokens = ?4, output_tokens = ?5, cached_input_tokens = ?6,
-                attempts = ?7, latency_ms = ?8, outcome = ?9, settled_at = ?10 WHERE id = ?1",
+                attempts = ?7, latency_ms = ?8, outcome = ?9, settled_at = ?10, cost_micros = ?11 WHERE id = ?1",
         params![
             id, state, s.model, s.input_tokens as i64, s.output_tokens as i64, s.cached_input_tokens as i64,
-            s.attempts, s.latency_ms as i64, s.outcome, now
+            s.attempts, s.latency_ms as i64, s.outcome, now, s.cost_micros as i64
         ],
     )?;
     Ok(())
@@ -530,7 +625,8 @@ pub fn ledger_release_stale(conn: &Connection, now: i64) -> Result<usize, StoreE
 /// Calls and tokens per member since `since` (Unix seconds).
 pub fn usage_since(conn: &Connection, since: i64) -> Result<Vec<(String, hearth_proto::control::DayUsage)>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT member_id, COUNT(*), COALESCE(SUM(input_tokens + cached_input_tokens), 0), COALESCE(SUM(output_tokens), 0)
+        "SELECT member_id, COUNT(*), COALESCE(SUM(input_tokens + cached_input_tokens), 0), COALESCE(SUM(output_tokens), 0),
+                COALESCE(SUM(cost_micros), 0)
          FROM ledger WHERE created_at >= ?1 AND state != 'reserved' GROUP BY member_id",
     )?;
     let rows = stmt
@@ -541,8 +637,221 @@ pub fn usage_since(conn: &Connection, since: i64) -> Result<Vec<(String, hearth_
                     calls: r.get::<_, i64>(1)? as u64,
                     input_tokens: r.get::<_, i64>(2)? as u64,
                     output_tokens: r.get::<_, i64>(3)? as u64,
+                    cost_micros: r.get::<_, i64>(4)? as u64,
                 },
             ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spend: member settings, prices, grants, notices, approvals, reports
+
+pub fn set_member_caps(conn: &Connection, member_id: &str, daily: Option<u64>, monthly: Option<u64>) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE members SET cap_daily_micros = ?2, cap_monthly_micros = ?3 WHERE id = ?1",
+        params![member_id, daily.map(|v| v as i64), monthly.map(|v| v as i64)],
+    )?;
+    Ok(())
+}
+
+pub fn set_member_admin(conn: &Connection, member_id: &str, admin: bool) -> Result<(), StoreError> {
+    conn.execute("UPDATE members SET is_admin = ?2 WHERE id = ?1", params![member_id, admin])?;
+    Ok(())
+}
+
+pub fn set_member_fallback(conn: &Connection, member_id: &str, model: Option<&str>) -> Result<(), StoreError> {
+    conn.execute("UPDATE members SET fallback_model = ?2 WHERE id = ?1", params![member_id, model])?;
+    Ok(())
+}
+
+/// Admin-set prices: (model, input, output, cached input), micro-USD per million tokens.
+pub fn list_prices(conn: &Connection) -> Result<Vec<(String, u64, u64, u64)>, StoreError> {
+    let mut stmt = conn.prepare("SELECT model, input, output, cached_input FROM prices ORDER BY set_at, model")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64, r.get::<_, i64>(3)? as u64))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub fn set_price(conn: &Connection, model: &str, input: u64, output: u64, cached: u64, now: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO prices (model, input, output, cached_input, set_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (model) DO UPDATE SET input = excluded.input, output = excluded.output,
+             cached_input = excluded.cached_input, set_at = excluded.set_at",
+        params![model, input as i64, output as i64, cached as i64, now],
+    )?;
+    Ok(())
+}
+
+pub fn insert_grant(conn: &Connection, member_id: &str, kind: &str, period_key: &str, extra: u64, by: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO cap_grants (member_id, kind, period_key, extra_micros, granted_at, granted_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![member_id, kind, period_key, extra as i64, now_unix(), by],
+    )?;
+    Ok(())
+}
+
+/// Grants for the given period keys: (member, kind, period key, extra micros).
+pub fn grants_for(conn: &Connection, keys: &[&str]) -> Result<Vec<(String, String, String, u64)>, StoreError> {
+    let mut out = Vec::new();
+    let mut stmt = conn.prepare("SELECT member_id, kind, period_key, SUM(extra_micros) FROM cap_grants WHERE period_key = ?1 GROUP BY member_id, kind, period_key")?;
+    for key in keys {
+        let rows = stmt.query_map([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as u64)))?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    Ok(out)
+}
+
+/// Records a one-time notice; returns false if it was already sent.
+pub fn insert_notice(conn: &Connection, member_id: &str, kind: &str, period_key: &str, percent: u8) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "INSERT OR IGNORE INTO notices (member_id, kind, period_key, percent, sent_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![member_id, kind, period_key, percent, now_unix()],
+    )?;
+    Ok(n == 1)
+}
+
+/// Opens an approval question unless one for the same member, cap and period exists already
+/// (answered or not). Returns its id when a new one was opened.
+pub fn open_approval(conn: &Connection, member_id: &str, kind: &str, period_key: &str) -> Result<Option<i64>, StoreError> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM approvals WHERE member_id = ?1 AND kind = ?2 AND period_key = ?3 AND (resolution IS NULL OR resolution = 'ignored'))",
+        params![member_id, kind, period_key],
+        |r| r.get(0),
+    )?;
+    if exists {
+        return Ok(None);
+    }
+    conn.execute(
+        "INSERT INTO approvals (member_id, kind, period_key, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![member_id, kind, period_key, now_unix()],
+    )?;
+    Ok(Some(conn.last_insert_rowid()))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub id: i64,
+    pub member_id: String,
+    pub kind: String,
+    pub period_key: String,
+    pub resolution: Option<String>,
+}
+
+/// Resolves an open approval; returns it as it was, or `None` if unknown. A second answer to the
+/// same question changes nothing and returns the first resolution.
+pub fn resolve_approval(conn: &mut Connection, id: i64, resolution: &str) -> Result<Option<Approval>, StoreError> {
+    let tx = conn.transaction()?;
+    let found = tx
+        .query_row("SELECT id, member_id, kind, period_key, resolution FROM approvals WHERE id = ?1", [id], |r| {
+            Ok(Approval { id: r.get(0)?, member_id: r.get(1)?, kind: r.get(2)?, period_key: r.get(3)?, resolution: r.get(4)? })
+        })
+        .optional()?;
+    if let Some(a) = &found
+        && a.resolution.is_none()
+    {
+        tx.execute("UPDATE approvals SET resolution = ?2, resolved_at = ?3 WHERE id = ?1", params![id, resolution, now_unix()])?;
+    }
+    tx.commit()?;
+    Ok(found)
+}
+
+/// Spend already settled in the given day and month, per member: what the budget starts from.
+pub fn spent_in(conn: &Connection, day_key: &str, month_key: &str) -> Result<(Vec<(String, u64)>, Vec<(String, u64)>), StoreError> {
+    let sum = |col: &str, key: &str| -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT member_id, COALESCE(SUM(cost_micros), 0) FROM ledger WHERE {col} = ?1 AND state = 'settled' GROUP BY member_id"
+        ))?;
+        let rows = stmt.query_map([key], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    };
+    Ok((sum("day_key", day_key)?, sum("month_key", month_key)?))
+}
+
+/// Per-member totals for a month: (member, calls, input, cached, output, cost micros).
+pub fn month_totals(conn: &Connection, month_key: &str) -> Result<Vec<(String, u64, u64, u64, u64, u64)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT member_id, COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cached_input_tokens), 0),
+                COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_micros), 0)
+         FROM ledger WHERE month_key = ?1 AND state != 'reserved' GROUP BY member_id",
+    )?;
+    let rows = stmt
+        .query_map([month_key], |r| {
+            Ok((
+                r.get(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+                r.get::<_, i64>(3)? as u64,
+                r.get::<_, i64>(4)? as u64,
+                r.get::<_, i64>(5)? as u64,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Household spend per day of a month: (day key, cost micros), in day order.
+pub fn month_per_day(conn: &Connection, month_key: &str) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT day_key, COALESCE(SUM(cost_micros), 0) FROM ledger WHERE month_key = ?1 AND state = 'settled'
+         GROUP BY day_key ORDER BY day_key",
+    )?;
+    let rows = stmt.query_map([month_key], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// One ledger row as exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerExportRow {
+    pub id: i64,
+    pub created_at: i64,
+    pub day_key: String,
+    pub member_id: String,
+    pub member_name: Option<String>,
+    pub chat_id: Option<i64>,
+    pub provider: String,
+    pub model: String,
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_micros: u64,
+    pub latency_ms: Option<u64>,
+    pub attempts: u64,
+    pub outcome: String,
+}
+
+pub fn month_rows(conn: &Connection, month_key: &str) -> Result<Vec<LedgerExportRow>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT l.id, l.created_at, COALESCE(l.day_key, ''), l.member_id, m.name, l.chat_id, l.provider, l.model,
+                l.input_tokens, l.cached_input_tokens, l.output_tokens, l.cost_micros, l.latency_ms, l.attempts,
+                COALESCE(l.outcome, l.state)
+         FROM ledger l LEFT JOIN members m ON m.id = l.member_id WHERE l.month_key = ?1 ORDER BY l.id",
+    )?;
+    let rows = stmt
+        .query_map([month_key], |r| {
+            Ok(LedgerExportRow {
+                id: r.get(0)?,
+                created_at: r.get(1)?,
+                day_key: r.get(2)?,
+                member_id: r.get(3)?,
+                member_name: r.get(4)?,
+                chat_id: r.get(5)?,
+                provider: r.get(6)?,
+                model: r.get(7)?,
+                input_tokens: r.get::<_, i64>(8)? as u64,
+                cached_input_tokens: r.get::<_, i64>(9)? as u64,
+                output_tokens: r.get::<_, i64>(10)? as u64,
+                cost_micros: r.get::<_, i64>(11)? as u64,
+                latency_ms: r.get::<_, Option<i64>>(12)?.map(|v| v as u64),
+                attempts: r.get::<_, i64>(13)? as u64,
+                outcome: r.get(14)?,
+            })
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
@@ -593,6 +902,10 @@ mod tests {
             bot_id,
             bot_username: format!("{id}_bot"),
             next_offset: 0,
+            is_admin: false,
+            cap_daily_micros: None,
+            cap_monthly_micros: None,
+            fallback_model: None,
         }
     }
 
@@ -606,6 +919,8 @@ mod tests {
             kind: MessageKind::Text,
             text: Some(text.into()),
             sent_at: 1,
+            callback_id: None,
+            message_id: Some(update_id),
         }
     }
 

@@ -90,6 +90,26 @@ pub enum TokenError {
 /// Turns a Telegram update into an inbox message, if it is one. Edits, reactions, channel posts
 /// and everything else are confirmed and dropped.
 pub fn extract_message(update: &Update) -> Option<NewMessage> {
+    if let UpdateKind::CallbackQuery(q) = &update.kind {
+        // A button press. Only presses on our own messages in a private chat count; the data is
+        // checked again by whoever acts on it.
+        let msg = q.message.as_ref()?;
+        if !msg.chat().is_private() || q.from.is_bot {
+            return None;
+        }
+        return Some(NewMessage {
+            update_id: update.id.0 as i64,
+            chat_id: msg.chat().id.0,
+            chat_type: "private".to_owned(),
+            from_id: q.from.id.0 as i64,
+            from_name: q.from.first_name.clone(),
+            kind: MessageKind::Callback,
+            text: Some(q.data.clone().unwrap_or_default()),
+            sent_at: chrono::Utc::now().timestamp(),
+            callback_id: Some(q.id.0.clone()),
+            message_id: Some(msg.id().0 as i64),
+        });
+    }
     let UpdateKind::Message(msg) = &update.kind else { return None };
     let from = msg.from.as_ref()?;
     if from.is_bot {
@@ -117,6 +137,8 @@ pub fn extract_message(update: &Update) -> Option<NewMessage> {
         kind,
         text,
         sent_at: msg.date.timestamp(),
+        callback_id: None,
+        message_id: Some(msg.id.0 as i64),
     })
 }
 
@@ -313,6 +335,53 @@ async fn send_with_retry(bot: &Bot, chat_id: i64, text: &str, mode: Option<Parse
         }
     }
     Err(SendError::Unreachable(last))
+}
+
+/// One inline button: its label and the callback data it sends back (at most 64 bytes).
+pub struct Button {
+    pub label: String,
+    pub data: String,
+}
+
+/// Sends a short text with one row of inline buttons.
+pub async fn send_with_buttons(bot: &Bot, chat_id: i64, text: &str, buttons: Vec<Button>) -> Result<(), SendError> {
+    use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
+    let row: Vec<InlineKeyboardButton> = buttons.into_iter().map(|b| InlineKeyboardButton::callback(b.label, b.data)).collect();
+    let markup = InlineKeyboardMarkup::new(vec![row]);
+    let mut delay = Duration::from_millis(500);
+    for _ in 0..5 {
+        match bot.send_message(ChatId(chat_id), text).reply_markup(markup.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(RequestError::RetryAfter(secs)) => {
+                tokio::time::sleep(Duration::from_secs((secs.seconds() as u64).clamp(1, 60))).await;
+            }
+            Err(RequestError::Network(_)) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(SendError::Refused(e.to_string())),
+        }
+    }
+    Err(SendError::Unreachable("gave up after 5 attempts".into()))
+}
+
+/// Stops the button's spinner, optionally with a short toast. Failure only costs the spinner.
+pub async fn answer_callback(bot: &Bot, callback_id: &str, text: Option<&str>) {
+    use teloxide::payloads::AnswerCallbackQuerySetters;
+    let mut req = bot.answer_callback_query(teloxide::types::CallbackQueryId(callback_id.to_owned()));
+    if let Some(t) = text {
+        req = req.text(t);
+    }
+    if let Err(e) = req.await {
+        tracing::debug!(error = %e, "answerCallbackQuery failed");
+    }
+}
+
+/// Replaces a message's text and removes its buttons (an answered question).
+pub async fn close_question(bot: &Bot, chat_id: i64, message_id: i32, text: &str) {
+    if let Err(e) = bot.edit_message_text(ChatId(chat_id), teloxide::types::MessageId(message_id), text).await {
+        tracing::debug!(error = %e, "could not edit the answered question");
+    }
 }
 
 /// Shows "typing…" in the chat until cancelled. Telegram clears the indicator after about five

@@ -30,6 +30,33 @@ pub enum ControlRequest {
     /// at most three pending).
     MemberPair { member: String },
     Status,
+    /// Set the price of a model (integer micro-USD per million tokens). Overrides the shipped
+    /// default for that model.
+    PriceSet { model: String, input_micros_per_mtok: u64, output_micros_per_mtok: u64, cached_input_micros_per_mtok: Option<u64> },
+    PriceList,
+    /// Change a member's daily and/or monthly cap.
+    MemberCap { member: String, daily: CapChange, monthly: CapChange },
+    /// Mark a member as (not) an admin: admins are asked over Telegram when someone hits a cap,
+    /// and may use `/family`.
+    MemberAdmin { member: String, admin: bool },
+    /// A cheaper model to route down to instead of refusing when a cap would be exceeded.
+    MemberFallback { member: String, model: Option<String> },
+    HouseholdCap { monthly: CapChange },
+    /// IANA zone name; days and months for caps are counted in it.
+    HouseholdTimezone { timezone: String },
+    /// Spend per member and in total for a month (`YYYY-MM`; default: this month).
+    Usage { month: Option<String> },
+    /// Every ledger row of a month as CSV.
+    UsageExport { month: String },
+}
+
+/// How to change one cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum CapChange {
+    Keep,
+    Remove,
+    Set { micros: u64 },
 }
 
 impl std::fmt::Debug for ControlRequest {
@@ -50,6 +77,27 @@ impl std::fmt::Debug for ControlRequest {
             Self::MemberRemove { member } => f.debug_struct("MemberRemove").field("member", member).finish(),
             Self::MemberPair { member } => f.debug_struct("MemberPair").field("member", member).finish(),
             Self::Status => f.write_str("Status"),
+            Self::PriceSet { model, input_micros_per_mtok, output_micros_per_mtok, cached_input_micros_per_mtok } => f
+                .debug_struct("PriceSet")
+                .field("model", model)
+                .field("input_micros_per_mtok", input_micros_per_mtok)
+                .field("output_micros_per_mtok", output_micros_per_mtok)
+                .field("cached_input_micros_per_mtok", cached_input_micros_per_mtok)
+                .finish(),
+            Self::PriceList => f.write_str("PriceList"),
+            Self::MemberCap { member, daily, monthly } => {
+                f.debug_struct("MemberCap").field("member", member).field("daily", daily).field("monthly", monthly).finish()
+            }
+            Self::MemberAdmin { member, admin } => {
+                f.debug_struct("MemberAdmin").field("member", member).field("admin", admin).finish()
+            }
+            Self::MemberFallback { member, model } => {
+                f.debug_struct("MemberFallback").field("member", member).field("model", model).finish()
+            }
+            Self::HouseholdCap { monthly } => f.debug_struct("HouseholdCap").field("monthly", monthly).finish(),
+            Self::HouseholdTimezone { timezone } => f.debug_struct("HouseholdTimezone").field("timezone", timezone).finish(),
+            Self::Usage { month } => f.debug_struct("Usage").field("month", month).finish(),
+            Self::UsageExport { month } => f.debug_struct("UsageExport").field("month", month).finish(),
         }
     }
 }
@@ -84,7 +132,7 @@ impl std::str::FromStr for ProviderKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum ControlReply {
     Done,
@@ -93,6 +141,62 @@ pub enum ControlReply {
     Members { members: Vec<MemberSummary> },
     PairCode(PairCode),
     Status(StatusReport),
+    Prices { prices: Vec<PriceRow> },
+    /// A member's or the household's caps after a change.
+    Caps(CapsReport),
+    Usage(UsageReport),
+    Csv { text: String },
+}
+
+/// One rate-card line. USD per million tokens, as providers publish them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriceRow {
+    pub model: String,
+    pub input_usd_per_mtok: f64,
+    pub output_usd_per_mtok: f64,
+    pub cached_input_usd_per_mtok: f64,
+    /// "admin", or "default (as of 2025-10)".
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapsReport {
+    /// `None` for the household.
+    pub member: Option<String>,
+    pub daily_usd: Option<f64>,
+    pub monthly_usd: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageReport {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub timezone: String,
+    pub members: Vec<MemberUsage>,
+    pub total: UsageTotals,
+    pub household_monthly_cap_usd: Option<f64>,
+    /// Spend per day of the month (household), for charts: `(YYYY-MM-DD, USD)`.
+    pub per_day: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberUsage {
+    pub id: String,
+    pub name: String,
+    pub totals: UsageTotals,
+    /// Spent today (only meaningful for the current month).
+    pub today_usd: f64,
+    pub daily_cap_usd: Option<f64>,
+    pub monthly_cap_usd: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageTotals {
+    pub calls: u64,
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -196,6 +300,8 @@ pub struct DayUsage {
     pub calls: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// What today's calls cost, in micro-USD.
+    pub cost_micros: u64,
 }
 
 /// The health of one member's bot connection, as the admin should read it.

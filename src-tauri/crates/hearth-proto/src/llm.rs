@@ -73,8 +73,11 @@ pub struct BrokerError {
 pub enum BrokerErrorKind {
     /// No provider is configured yet.
     NotConfigured,
-    /// A spend cap would be exceeded; `resets_at` is RFC 3339 when known.
-    CapExceeded { resets_at: Option<String> },
+    /// A spend cap would be exceeded; `resets_at` is RFC 3339 in the household's zone when
+    /// known; `admin_asked` says whether an admin was asked over Telegram to raise it.
+    CapExceeded { resets_at: Option<String>, admin_asked: bool },
+    /// The model has no price and the member has a cap: the admin must set one first.
+    NoPrice { model: String },
     /// The provider kept failing (429/5xx/network) after retries.
     ProviderUnavailable,
     /// The provider answered something we could not use (malformed, refused).

@@ -179,20 +179,23 @@ pub fn broker_failed(e: &BrokerError) -> TurnOutcome {
         BrokerErrorKind::NotConfigured => "I'm not set up yet — please ask whoever runs Hearth at \
                                            home to choose an AI provider."
             .to_owned(),
-        BrokerErrorKind::CapExceeded { resets_at } => {
-            let when = resets_at.as_deref().and_then(describe_reset);
-            match when {
-                Some(when) => format!(
-                    "I've used up my spending allowance for now, so I can't answer until it \
-                     resets on {when}. Whoever runs Hearth at home can raise the limit if it \
-                     can't wait."
-                ),
-                None => "I've used up my spending allowance for now, so I can't answer until it \
-                         resets. Whoever runs Hearth at home can raise the limit if it can't \
-                         wait."
-                    .to_owned(),
-            }
+        BrokerErrorKind::CapExceeded { resets_at, admin_asked } => {
+            let until = match resets_at.as_deref().and_then(describe_reset) {
+                Some(when) => format!("until it resets on {when}"),
+                None => "until it resets".to_owned(),
+            };
+            let who = if *admin_asked {
+                "I've asked whoever runs Hearth at home whether to raise the limit — if they do, \
+                 I'll let you know."
+            } else {
+                "Whoever runs Hearth at home can raise the limit if it can't wait."
+            };
+            format!("I've used up my spending allowance for now, so I can't answer {until}. {who}")
         }
+        BrokerErrorKind::NoPrice { .. } => "I can't answer yet: whoever runs Hearth at home needs to \
+                                            set a price for my AI model first, so I can keep within \
+                                            your allowance."
+            .to_owned(),
         BrokerErrorKind::ProviderUnavailable | BrokerErrorKind::Timeout => {
             "I couldn't reach my AI service just now. Please try again in a minute.".to_owned()
         }
@@ -234,22 +237,25 @@ mod tests {
 
     #[test]
     fn cap_message_names_the_reset_when_known() {
-        let kind = BrokerErrorKind::CapExceeded { resets_at: Some("2025-12-01T00:00:00+01:00".into()) };
+        let kind =
+            BrokerErrorKind::CapExceeded { resets_at: Some("2025-12-01T00:00:00+01:00".into()), admin_asked: false };
         let m = user_message(broker_failed(&err(kind)));
         assert!(m.contains("Monday 1 December at 00:00"), "{m}");
         assert!(m.contains("raise the limit"), "{m}");
 
-        let kind = BrokerErrorKind::CapExceeded { resets_at: Some("soon".into()) };
+        let kind = BrokerErrorKind::CapExceeded { resets_at: Some("soon".into()), admin_asked: true };
         let m = user_message(broker_failed(&err(kind)));
         assert!(!m.contains("soon"), "{m}");
         assert!(m.contains("until it resets."), "{m}");
+        assert!(m.contains("I've asked"), "{m}");
     }
 
     #[test]
     fn every_kind_has_a_plain_message() {
         for kind in [
             BrokerErrorKind::NotConfigured,
-            BrokerErrorKind::CapExceeded { resets_at: None },
+            BrokerErrorKind::CapExceeded { resets_at: None, admin_asked: false },
+            BrokerErrorKind::NoPrice { model: "m".into() },
             BrokerErrorKind::ProviderUnavailable,
             BrokerErrorKind::ProviderError,
             BrokerErrorKind::Timeout,

@@ -147,7 +147,10 @@ async fn broker_errors_become_kind_failures_and_the_question_stays() {
     let (request_id, _) = gw.expect_complete(9).await;
     gw.answer(
         request_id,
-        refused(BrokerErrorKind::CapExceeded { resets_at: Some("2025-12-01T00:00:00+01:00".into()) }),
+        refused(BrokerErrorKind::CapExceeded {
+            resets_at: Some("2025-12-01T00:00:00+01:00".into()),
+            admin_asked: false,
+        }),
     )
     .await;
     match gw.expect_done(9).await {

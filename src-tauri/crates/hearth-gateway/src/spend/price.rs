@@ -1,0 +1,605 @@
+//! The rate card: what a model charges per million input, output and cached-input tokens, in
+//! integer micro-USD, and how a model name a provider reports is matched to a card entry.
+//!
+//! Costs round *up* to the next micro-USD, so rounding can never let spend slip past a cap, and
+//! the worst case for a call is never less than what any real usage within its bounds costs.
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use hearth_proto::llm::Usage;
+use serde::{Deserialize, Serialize};
+
+use super::{MICROS_PER_USD, format_usd};
+
+/// The most an admin may enter, in USD per million tokens. Real prices are below $200; anything
+/// near this is almost certainly a price per token or per thousand tokens typed by mistake.
+pub const MAX_USD_PER_MTOK: f64 = 10_000.0;
+
+/// Tokens in the unit prices are quoted for.
+const TOKENS_PER_MTOK: u128 = 1_000_000;
+
+/// What one model charges, in micro-USD per million tokens. Integers so that costs add up
+/// exactly and the same usage always costs the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Price {
+    /// Prompt tokens billed at the full price.
+    pub input: u64,
+    /// Generated tokens (reasoning tokens included — providers bill them as output).
+    pub output: u64,
+    /// Prompt tokens the provider served from its cache.
+    pub cached_input: u64,
+}
+
+/// Why a price an admin entered was not accepted. The message says what to type instead.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PriceError {
+    #[error("the {field} price is not a number; enter USD per million tokens, like 2.5")]
+    NotANumber { field: &'static str },
+    #[error("the {field} price {value} is negative; enter USD per million tokens, zero or more")]
+    Negative { field: &'static str, value: f64 },
+    #[error(
+        "the {field} price {value} USD per million tokens is above the limit of {max}; \
+         prices are per million tokens, not per token or per thousand",
+        max = MAX_USD_PER_MTOK
+    )]
+    TooHigh { field: &'static str, value: f64 },
+}
+
+impl Price {
+    /// A model that costs nothing (local models).
+    pub const ZERO: Price = Price { input: 0, output: 0, cached_input: 0 };
+
+    /// Builds a price from what an admin typed, in USD per million tokens. The cached-input price
+    /// defaults to the input price: without a number for it, assume no discount.
+    pub fn from_usd_per_mtok(input: f64, output: f64, cached_input: Option<f64>) -> Result<Price, PriceError> {
+        Ok(Price {
+            input: usd_to_micros("input", input)?,
+            output: usd_to_micros("output", output)?,
+            cached_input: match cached_input {
+                Some(c) => usd_to_micros("cached input", c)?,
+                None => usd_to_micros("input", input)?,
+            },
+        })
+    }
+
+    /// What a call with this usage costs: each kind of token at its price, summed exactly and
+    /// rounded up once to the next micro-USD. Saturates at `u64::MAX` instead of overflowing.
+    pub fn cost_micros(&self, usage: &Usage) -> u64 {
+        let sum = mul(usage.input_tokens, self.input)
+            .saturating_add(mul(usage.cached_input_tokens, self.cached_input))
+            .saturating_add(mul(usage.output_tokens, self.output));
+        to_micros(sum)
+    }
+
+    /// The most a call can cost with a prompt of `prompt_tokens` (cached or not) and at most
+    /// `max_output_tokens` generated: every prompt token at the higher of the input and the
+    /// cached-input price, every output token at the output price. Never less than
+    /// [`Price::cost_micros`] for any usage with `input + cached_input <= prompt_tokens` and
+    /// `output <= max_output_tokens`.
+    pub fn worst_case_micros(&self, prompt_tokens: u64, max_output_tokens: u64) -> u64 {
+        let prompt_price = self.input.max(self.cached_input);
+        to_micros(mul(prompt_tokens, prompt_price).saturating_add(mul(max_output_tokens, self.output)))
+    }
+
+    /// (input, output, cached input) in USD per million tokens, for display.
+    pub fn usd(&self) -> (f64, f64, f64) {
+        let usd = |m: u64| m as f64 / MICROS_PER_USD as f64;
+        (usd(self.input), usd(self.output), usd(self.cached_input))
+    }
+}
+
+impl fmt::Display for Price {
+    /// "input $2.50, output $10.00, cached input $1.25 per million tokens"
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "input {}, output {}, cached input {} per million tokens",
+            format_usd(self.input),
+            format_usd(self.output),
+            format_usd(self.cached_input)
+        )
+    }
+}
+
+fn usd_to_micros(field: &'static str, usd: f64) -> Result<u64, PriceError> {
+    if usd.is_nan() {
+        return Err(PriceError::NotANumber { field });
+    }
+    if usd < 0.0 {
+        return Err(PriceError::Negative { field, value: usd });
+    }
+    if usd > MAX_USD_PER_MTOK {
+        return Err(PriceError::TooHigh { field, value: usd });
+    }
+    // Rounded to the nearest micro-USD per Mtok: 0.075 * 1e6 is 75000.00000000001 in binary.
+    Ok((usd * MICROS_PER_USD as f64).round() as u64)
+}
+
+/// tokens × micro-USD per Mtok; cannot overflow (`(2^64-1)^2 < 2^128`).
+fn mul(tokens: u64, price_per_mtok: u64) -> u128 {
+    tokens as u128 * price_per_mtok as u128
+}
+
+fn to_micros(micro_usd_times_mtok: u128) -> u64 {
+    u64::try_from(micro_usd_times_mtok.div_ceil(TOKENS_PER_MTOK)).unwrap_or(u64::MAX)
+}
+
+/// One line of the rate card.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RateCardEntry {
+    /// The model name as the admin typed it or as shipped ("gpt-4o-mini"); matched by [`lookup`].
+    pub model: String,
+    pub price: Price,
+    pub source: PriceSource,
+}
+
+/// Where a price came from, so `hearth price list` can say which prices are shipped guesses
+/// that may be stale and which the admin set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PriceSource {
+    /// Shipped with Hearth; `as_of` is the month ("2025-10") the list price was taken.
+    Default { as_of: &'static str },
+    /// Set by the admin with `hearth price set`; wins over a default for the same model.
+    Admin,
+}
+
+/// Shipped list prices: (model, input, output, cached input) in micro-USD per Mtok, as of.
+#[rustfmt::skip]
+const DEFAULTS: &[(&str, u64, u64, u64, &str)] = &[
+    // OpenAI — https://openai.com/api/pricing (standard tier).
+    ("gpt-4o",               2_500_000, 10_000_000, 1_250_000, "2025-10"),
+    // The first gpt-4o snapshot kept its launch price; an exact entry so it is not priced as gpt-4o.
+    ("gpt-4o-2024-05-13",    5_000_000, 15_000_000, 5_000_000, "2025-10"),
+    ("gpt-4o-mini",            150_000,    600_000,    75_000, "2025-10"),
+    ("gpt-4.1",              2_000_000,  8_000_000,   500_000, "2025-10"),
+    ("gpt-4.1-mini",           400_000,  1_600_000,   100_000, "2025-10"),
+    ("gpt-4.1-nano",           100_000,    400_000,    25_000, "2025-10"),
+    ("o3",                   2_000_000,  8_000_000,   500_000, "2025-10"),
+    ("o4-mini",              1_100_000,  4_400_000,   275_000, "2025-10"),
+    ("gpt-5",                1_250_000, 10_000_000,   125_000, "2025-10"),
+    ("gpt-5-mini",             250_000,  2_000_000,    25_000, "2025-10"),
+    ("gpt-5-nano",              50_000,    400_000,     5_000, "2025-10"),
+    // Anthropic — https://www.anthropic.com/pricing (cached input = cache read; prompts up to
+    // 200k tokens: Sonnet's long-context rate is higher and not modelled here).
+    ("claude-opus-4-1",     15_000_000, 75_000_000, 1_500_000, "2025-10"),
+    ("claude-opus-4",       15_000_000, 75_000_000, 1_500_000, "2025-10"),
+    ("claude-sonnet-4-5",    3_000_000, 15_000_000,   300_000, "2025-10"),
+    ("claude-sonnet-4",      3_000_000, 15_000_000,   300_000, "2025-10"),
+    ("claude-3-7-sonnet",    3_000_000, 15_000_000,   300_000, "2025-10"),
+    ("claude-haiku-4-5",     1_000_000,  5_000_000,   100_000, "2025-10"),
+    ("claude-3-5-haiku",       800_000,  4_000_000,    80_000, "2025-10"),
+    // DeepSeek — https://api-docs.deepseek.com/quick_start/pricing (V3.2; cached = cache hit).
+    ("deepseek-chat",          280_000,    420_000,    28_000, "2025-10"),
+    ("deepseek-reasoner",      280_000,    420_000,    28_000, "2025-10"),
+    // Google — https://ai.google.dev/gemini-api/docs/pricing (paid tier, text; Pro up to 200k
+    // prompt tokens).
+    ("gemini-2.5-pro",       1_250_000, 10_000_000,   310_000, "2025-10"),
+    ("gemini-2.5-flash",       300_000,  2_500_000,    75_000, "2025-10"),
+    ("gemini-2.5-flash-lite",  100_000,    400_000,    25_000, "2025-10"),
+];
+
+/// The prices Hearth ships with: widely used models at their public list prices, each marked
+/// with the month the price was taken. Providers change prices and these may be stale or wrong
+/// the day you read them: the admin can and should correct them with `hearth price set MODEL
+/// ...`, which adds an [`PriceSource::Admin`] entry that wins over the default.
+///
+/// Not modelled: long-context surcharges (Claude Sonnet and Gemini Pro above 200k prompt tokens),
+/// cache-write premiums, batch discounts, audio/image tokens. An admin who wants the cap math to
+/// cover long prompts should set the higher tier's prices.
+pub fn default_rate_card() -> Vec<RateCardEntry> {
+    DEFAULTS
+        .iter()
+        .map(|&(model, input, output, cached_input, as_of)| RateCardEntry {
+            model: model.to_owned(),
+            price: Price { input, output, cached_input },
+            source: PriceSource::Default { as_of },
+        })
+        .collect()
+}
+
+/// Finds the price for a model name as a provider or the admin spells it. Tried in order, the
+/// first step that matches wins:
+/// 1. the name itself;
+/// 2. without a provider prefix ("openai/gpt-4o-mini", "anthropic/claude-sonnet-4.5" as
+///    OpenRouter names them — everything up to the last '/');
+/// 3. then without a dated snapshot suffix ("-2024-07-18", "-20250929") or "-latest".
+///
+/// Names compare case-insensitively with '.' and '-' treated alike (OpenRouter's
+/// "claude-sonnet-4.5" is Anthropic's "claude-sonnet-4-5"). Within a step an
+/// [`PriceSource::Admin`] entry wins over a default (the last admin entry, if there are several).
+/// A name never matches a different model by prefix: "gpt-4o" does not price "gpt-4o-mini".
+pub fn lookup<'a>(entries: &'a [RateCardEntry], model: &str) -> Option<&'a RateCardEntry> {
+    let name = model.trim();
+    if name.is_empty() {
+        return None;
+    }
+    let bare = strip_provider(name);
+    let candidates = [name, bare, strip_snapshot(bare)];
+    candidates.iter().find_map(|c| best_match(entries, c))
+}
+
+fn best_match<'a>(entries: &'a [RateCardEntry], name: &str) -> Option<&'a RateCardEntry> {
+    let mut found = None;
+    for e in entries.iter().filter(|e| same_name(&e.model, name)) {
+        match (found.map(|f: &RateCardEntry| f.source), e.source) {
+            (None, _) | (Some(_), PriceSource::Admin) => found = Some(e),
+            (Some(_), PriceSource::Default { .. }) => {}
+        }
+    }
+    found
+}
+
+fn same_name(a: &str, b: &str) -> bool {
+    let norm = |c: u8| if c == b'.' { b'-' } else { c.to_ascii_lowercase() };
+    let (a, b) = (a.trim().as_bytes(), b.trim().as_bytes());
+    a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| norm(x) == norm(y))
+}
+
+fn strip_provider(name: &str) -> &str {
+    match name.rsplit_once('/') {
+        Some((_, rest)) if !rest.is_empty() => rest,
+        _ => name,
+    }
+}
+
+/// "gpt-4o-mini-2024-07-18" → "gpt-4o-mini", "claude-sonnet-4-5-20250929" → "claude-sonnet-4-5",
+/// "claude-3-5-haiku-latest" → "claude-3-5-haiku"; anything else unchanged.
+fn strip_snapshot(name: &str) -> &str {
+    let b = name.as_bytes();
+    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    let n = b.len();
+    if n > 7 && name[n - 7..].eq_ignore_ascii_case("-latest") {
+        return &name[..n - 7];
+    }
+    // -YYYY-MM-DD
+    if n > 11
+        && b[n - 11] == b'-'
+        && digits(&b[n - 10..n - 6])
+        && b[n - 6] == b'-'
+        && digits(&b[n - 5..n - 3])
+        && b[n - 3] == b'-'
+        && digits(&b[n - 2..])
+    {
+        return &name[..n - 11];
+    }
+    // -YYYYMMDD
+    if n > 9 && b[n - 9] == b'-' && digits(&b[n - 8..]) {
+        return &name[..n - 9];
+    }
+    name
+}
+
+/// Whether a provider's base URL points at this machine or the local network by name: models
+/// there (Ollama, LM Studio) cost nothing. True for `localhost` (and `*.localhost`), `*.local`
+/// (mDNS names on the home network), 127.0.0.0/8, `::1`, IPv4-mapped loopback, and the
+/// unspecified addresses 0.0.0.0 / `::` (which dial this machine — Ollama prints them). Anything
+/// else, including other private addresses, is priced: a LAN box may be a paid proxy.
+pub fn is_local_provider(base_url: &str) -> bool {
+    let s = base_url.trim();
+    let rest = match s.find("://") {
+        Some(i) => &s[i + 3..],
+        None => s,
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, _)) => h,
+            None => return false,
+        }
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.is_empty() {
+        return false;
+    }
+    if host == "localhost" || host.ends_with(".localhost") || host.ends_with(".local") {
+        return true;
+    }
+    if let Ok(v4) = host.parse::<Ipv4Addr>() {
+        return v4.is_loopback() || v4.is_unspecified();
+    }
+    if let Ok(v6) = host.parse::<Ipv6Addr>() {
+        return v6.is_loopback() || v6.is_unspecified() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback());
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn usage(input: u64, cached: u64, output: u64) -> Usage {
+        Usage { input_tokens: input, output_tokens: output, cached_input_tokens: cached }
+    }
+
+    fn admin(model: &str, input: u64) -> RateCardEntry {
+        RateCardEntry {
+            model: model.into(),
+            price: Price { input, output: input, cached_input: input },
+            source: PriceSource::Admin,
+        }
+    }
+
+    #[test]
+    fn cost_is_exact_for_round_numbers() {
+        let p = Price { input: 2_500_000, output: 10_000_000, cached_input: 1_250_000 };
+        // 1M input at $2.50 + 1M output at $10 + 1M cached at $1.25
+        assert_eq!(p.cost_micros(&usage(1_000_000, 1_000_000, 1_000_000)), 13_750_000);
+        // 1000 input tokens at $2.50/Mtok = $0.0025
+        assert_eq!(p.cost_micros(&usage(1_000, 0, 0)), 2_500);
+        assert_eq!(p.cost_micros(&usage(0, 0, 0)), 0);
+        assert_eq!(Price::ZERO.cost_micros(&usage(u64::MAX, u64::MAX, u64::MAX)), 0);
+    }
+
+    #[test]
+    fn cost_rounds_up_never_down() {
+        let p = Price { input: 150_000, output: 600_000, cached_input: 75_000 };
+        // 1 token at $0.15/Mtok = 0.15 micro → 1
+        assert_eq!(p.cost_micros(&usage(1, 0, 0)), 1);
+        // 7 input (1.05) + 3 output (1.8) = 2.85 → 3
+        assert_eq!(p.cost_micros(&usage(7, 0, 3)), 3);
+        // exactly on a micro: no extra
+        assert_eq!(p.cost_micros(&usage(20, 0, 0)), 3);
+        assert_eq!(p.cost_micros(&usage(0, 40, 0)), 3);
+        assert_eq!(p.cost_micros(&usage(0, 41, 0)), 4);
+    }
+
+    #[test]
+    fn cached_tokens_use_the_cached_price() {
+        let p = Price { input: 3_000_000, output: 15_000_000, cached_input: 300_000 };
+        assert_eq!(p.cost_micros(&usage(10_000, 0, 0)), 30_000);
+        assert_eq!(p.cost_micros(&usage(0, 10_000, 0)), 3_000);
+        assert_eq!(p.cost_micros(&usage(2_000, 8_000, 500)), 6_000 + 2_400 + 7_500);
+    }
+
+    #[test]
+    fn huge_token_counts_do_not_overflow() {
+        let max = Price { input: u64::MAX, output: u64::MAX, cached_input: u64::MAX };
+        assert_eq!(max.cost_micros(&usage(u64::MAX, u64::MAX, u64::MAX)), u64::MAX);
+        assert_eq!(max.worst_case_micros(u64::MAX, u64::MAX), u64::MAX);
+        let p = Price { input: 10_000_000_000, output: 10_000_000_000, cached_input: 0 };
+        // 10^15 tokens at $10,000/Mtok = 10^13 USD = 10^19 micros: fits in u64 exactly.
+        assert_eq!(p.cost_micros(&usage(1_000_000_000_000_000, 0, 0)), 10_000_000_000_000_000_000);
+        // twice that does not fit: saturates rather than wrapping to something small.
+        assert_eq!(p.cost_micros(&usage(1_000_000_000_000_000, 0, 1_000_000_000_000_000)), u64::MAX);
+    }
+
+    #[test]
+    fn worst_case_prices_every_prompt_token_at_full_input() {
+        let p = Price { input: 2_500_000, output: 10_000_000, cached_input: 1_250_000 };
+        assert_eq!(p.worst_case_micros(1_000, 500), 2_500 + 5_000);
+        assert_eq!(p.worst_case_micros(0, 0), 0);
+        // A cached price above the input price (an admin's odd entry) still bounds the cost.
+        let odd = Price { input: 1_000_000, output: 0, cached_input: 2_000_000 };
+        assert_eq!(odd.worst_case_micros(1_000, 0), 2_000);
+        assert!(odd.worst_case_micros(1_000, 0) >= odd.cost_micros(&usage(0, 1_000, 0)));
+    }
+
+    proptest! {
+        #[test]
+        fn worst_case_bounds_every_real_split(
+            input in 0u64..=10_000_000_000,
+            output in 0u64..=10_000_000_000,
+            cached in 0u64..=10_000_000_000,
+            prompt in 0u64..2_000_000,
+            max_out in 0u64..200_000,
+            cached_share in 0.0f64..=1.0,
+            used_share in 0.0f64..=1.0,
+            out_share in 0.0f64..=1.0,
+        ) {
+            let p = Price { input, output, cached_input: cached };
+            let used = (prompt as f64 * used_share) as u64;
+            let c = (used as f64 * cached_share) as u64;
+            let o = (max_out as f64 * out_share) as u64;
+            let u = usage(used - c, c, o);
+            prop_assert!(u.input_tokens + u.cached_input_tokens <= prompt);
+            prop_assert!(p.worst_case_micros(prompt, max_out) >= p.cost_micros(&u));
+            // and the full prompt uncached at max output costs exactly the worst case when
+            // input is the dearer prompt price
+            if input >= cached {
+                prop_assert_eq!(p.worst_case_micros(prompt, max_out),
+                    p.cost_micros(&usage(prompt, 0, max_out)));
+            }
+        }
+
+        #[test]
+        fn cost_is_at_least_the_exact_value(
+            price in 0u64..=10_000_000_000, tokens in 0u64..=u32::MAX as u64 * 1000,
+        ) {
+            let p = Price { input: price, output: 0, cached_input: 0 };
+            let exact = tokens as f64 * price as f64 / 1e6;
+            let cost = p.cost_micros(&usage(tokens, 0, 0));
+            prop_assert!(cost as f64 >= exact * (1.0 - 1e-12));
+            prop_assert!((cost as f64) < exact * (1.0 + 1e-12) + 1.0);
+        }
+    }
+
+    #[test]
+    fn from_usd_converts_and_defaults_cached_to_input() {
+        let p = Price::from_usd_per_mtok(2.5, 10.0, Some(1.25)).unwrap();
+        assert_eq!(p, Price { input: 2_500_000, output: 10_000_000, cached_input: 1_250_000 });
+        let p = Price::from_usd_per_mtok(0.15, 0.6, None).unwrap();
+        assert_eq!(p, Price { input: 150_000, output: 600_000, cached_input: 150_000 });
+        let p = Price::from_usd_per_mtok(0.075, 0.0, Some(0.0)).unwrap();
+        assert_eq!(p, Price { input: 75_000, output: 0, cached_input: 0 });
+        assert_eq!(Price::from_usd_per_mtok(10_000.0, 0.0, None).unwrap().input, 10_000_000_000);
+        assert_eq!(p.usd(), (0.075, 0.0, 0.0));
+        assert_eq!(
+            Price { input: 2_500_000, output: 10_000_000, cached_input: 1_250_000 }.to_string(),
+            "input $2.50, output $10.00, cached input $1.25 per million tokens"
+        );
+    }
+
+    #[test]
+    fn from_usd_rejects_bad_input_with_clear_messages() {
+        let e = Price::from_usd_per_mtok(f64::NAN, 1.0, None).unwrap_err();
+        assert_eq!(e, PriceError::NotANumber { field: "input" });
+        assert!(e.to_string().contains("not a number"), "{e}");
+
+        let e = Price::from_usd_per_mtok(1.0, -0.5, None).unwrap_err();
+        assert_eq!(e, PriceError::Negative { field: "output", value: -0.5 });
+        assert!(e.to_string().contains("output price -0.5 is negative"), "{e}");
+
+        let e = Price::from_usd_per_mtok(1.0, 1.0, Some(20_000.0)).unwrap_err();
+        assert_eq!(e, PriceError::TooHigh { field: "cached input", value: 20_000.0 });
+        assert!(e.to_string().contains("per million tokens, not per token"), "{e}");
+
+        assert!(matches!(
+            Price::from_usd_per_mtok(f64::INFINITY, 1.0, None),
+            Err(PriceError::TooHigh { field: "input", .. })
+        ));
+        assert!(matches!(Price::from_usd_per_mtok(1.0, f64::NEG_INFINITY, None), Err(PriceError::Negative { .. })));
+        assert!(matches!(
+            Price::from_usd_per_mtok(1.0, 1.0, Some(f64::NAN)),
+            Err(PriceError::NotANumber { field: "cached input" })
+        ));
+    }
+
+    #[test]
+    fn default_card_has_the_models_people_use() {
+        let card = default_rate_card();
+        for m in [
+            "gpt-4o",
+            "gpt-4o-mini",
+            "gpt-4.1",
+            "gpt-4.1-mini",
+            "gpt-4.1-nano",
+            "o4-mini",
+            "gpt-5",
+            "gpt-5-mini",
+            "gpt-5-nano",
+            "claude-opus-4-1",
+            "claude-sonnet-4-5",
+            "claude-haiku-4-5",
+            "claude-3-5-haiku",
+            "deepseek-chat",
+            "deepseek-reasoner",
+            "gemini-2.5-pro",
+            "gemini-2.5-flash",
+            "gemini-2.5-flash-lite",
+        ] {
+            let e = card.iter().find(|e| e.model == m).unwrap_or_else(|| panic!("{m} missing"));
+            assert!(e.price.input > 0 && e.price.output > 0, "{m} has no price");
+            assert!(e.price.cached_input <= e.price.input, "{m}: cached above input");
+            let PriceSource::Default { as_of } = e.source else { panic!("{m} not a default") };
+            assert!(super::super::period::parse_month(as_of).is_ok(), "{m}: as_of {as_of}");
+        }
+        let mut names: Vec<_> = card.iter().map(|e| e.model.to_ascii_lowercase()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), card.len(), "duplicate default");
+        assert_eq!(lookup(&card, "gpt-4o-mini").unwrap().price.input, 150_000);
+    }
+
+    #[test]
+    fn lookup_rules() {
+        let card = default_rate_card();
+        let model = |name: &str| lookup(&card, name).map(|e| e.model.as_str());
+        assert_eq!(model("gpt-4o"), Some("gpt-4o"));
+        assert_eq!(model("gpt-4o-mini"), Some("gpt-4o-mini"));
+        assert_eq!(model("GPT-4o-Mini"), Some("gpt-4o-mini"));
+        assert_eq!(model("  gpt-4o  "), Some("gpt-4o"));
+        assert_eq!(model("openai/gpt-4o-mini"), Some("gpt-4o-mini"));
+        assert_eq!(model("openai/gpt-4o"), Some("gpt-4o"));
+        assert_eq!(model("anthropic/claude-sonnet-4-5"), Some("claude-sonnet-4-5"));
+        assert_eq!(model("anthropic/claude-sonnet-4.5"), Some("claude-sonnet-4-5"));
+        assert_eq!(model("anthropic/claude-3.5-haiku"), Some("claude-3-5-haiku"));
+        assert_eq!(model("google/gemini-2.5-flash"), Some("gemini-2.5-flash"));
+        assert_eq!(model("google/gemini-2.5-flash-lite"), Some("gemini-2.5-flash-lite"));
+        assert_eq!(model("gpt-4o-mini-2024-07-18"), Some("gpt-4o-mini"));
+        assert_eq!(model("gpt-4o-2024-08-06"), Some("gpt-4o"));
+        assert_eq!(model("gpt-4o-2024-05-13"), Some("gpt-4o-2024-05-13"), "exact snapshot wins");
+        assert_eq!(model("gpt-4.1-2025-04-14"), Some("gpt-4.1"));
+        assert_eq!(model("claude-sonnet-4-5-20250929"), Some("claude-sonnet-4-5"));
+        assert_eq!(model("claude-sonnet-4-20250514"), Some("claude-sonnet-4"));
+        assert_eq!(model("claude-3-5-haiku-latest"), Some("claude-3-5-haiku"));
+        assert_eq!(model("openrouter/anthropic/claude-haiku-4-5-20251001"), Some("claude-haiku-4-5"));
+        // never a different model by prefix, in either direction
+        assert_eq!(model("gpt-4o-mini-search"), None);
+        assert_eq!(model("gpt-4"), None);
+        assert_eq!(model("gpt-5-pro"), None);
+        assert_eq!(model("gpt-4.1-nano-x"), None);
+        assert_eq!(model("claude-sonnet"), None);
+        assert_eq!(model("deepseek"), None);
+        assert_eq!(model(""), None);
+        assert_eq!(model("/"), None);
+        assert_eq!(model("-latest"), None);
+        assert_eq!(model("llama3.2:3b"), None);
+        // a date that is not a snapshot suffix is not stripped into something else
+        assert_eq!(model("gpt-4o-mini2024-07-18"), None);
+    }
+
+    #[test]
+    fn admin_overrides_default_but_not_a_more_specific_name() {
+        let mut card = default_rate_card();
+        card.push(admin("GPT-4o", 1));
+        card.push(admin("gpt-4o", 7));
+        let e = lookup(&card, "gpt-4o").unwrap();
+        assert_eq!((e.source, e.price.input), (PriceSource::Admin, 7), "last admin entry wins");
+        assert_eq!(lookup(&card, "openai/gpt-4o-2024-08-06").unwrap().price.input, 7);
+        assert_eq!(lookup(&card, "gpt-4o-mini").unwrap().source, PriceSource::Default { as_of: "2025-10" });
+        // The exact snapshot default is more specific than the admin's family entry.
+        assert_eq!(lookup(&card, "gpt-4o-2024-05-13").unwrap().price.input, 5_000_000);
+        // An admin entry for a model the card does not know.
+        card.push(admin("llama3.2:3b", 0));
+        assert_eq!(lookup(&card, "llama3.2:3b").unwrap().source, PriceSource::Admin);
+        // Admin entry placed before the default still wins.
+        let mut card = vec![admin("deepseek-chat", 9)];
+        card.extend(default_rate_card());
+        assert_eq!(lookup(&card, "deepseek/deepseek-chat").unwrap().price.input, 9);
+    }
+
+    #[test]
+    fn price_source_serializes_with_a_tag() {
+        let e = &default_rate_card()[0];
+        let json = serde_json::to_value(e).unwrap();
+        assert_eq!(json["source"], serde_json::json!({"kind": "default", "as_of": "2025-10"}));
+        assert_eq!(json["price"]["input"], 2_500_000);
+        assert_eq!(serde_json::to_value(PriceSource::Admin).unwrap(), serde_json::json!({"kind": "admin"}));
+    }
+
+    #[test]
+    fn local_providers() {
+        for url in [
+            "http://localhost:11434",
+            "http://localhost:11434/v1",
+            "http://LOCALHOST:1234/v1/",
+            "localhost:11434",
+            "http://127.0.0.1:1234/v1",
+            "http://127.1.2.3",
+            "https://[::1]:8080/v1",
+            "http://[::ffff:127.0.0.1]:11434",
+            "http://0.0.0.0:11434",
+            "http://mac-mini.local:11434/v1",
+            "http://mac-mini.local.:11434",
+            "http://ollama.localhost/v1",
+            "http://user:pw@localhost:11434",
+        ] {
+            assert!(is_local_provider(url), "{url} should be local");
+        }
+        for url in [
+            "https://api.openai.com/v1",
+            "https://openrouter.ai/api/v1",
+            "http://localhost.evil.example/v1",
+            "http://evil.example/localhost",
+            "http://evil.example/?h=127.0.0.1",
+            "http://127.0.0.1.evil.example",
+            "http://localhost@evil.example",
+            "http://local",
+            "http://notlocal",
+            "http://192.168.1.20:11434",
+            "http://128.0.0.1",
+            "http://[::2]",
+            "http://[::1",
+            "",
+            "http://",
+        ] {
+            assert!(!is_local_provider(url), "{url} should not be local");
+        }
+    }
+}
