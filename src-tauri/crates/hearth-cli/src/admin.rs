@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use hearth_gateway::control;
+use hearth_gateway::spend::format_usd;
 use hearth_proto::control::{
     BotState, ControlReply, ControlRequest, IsolationLevel, LaneState, MemberStatus, ProviderKind, StatusReport,
 };
@@ -20,7 +21,7 @@ use crate::table;
 /// `getMe`, which the gateway itself bounds at 20 s.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(90);
 
-async fn ask(data_dir: &Path, request: ControlRequest) -> Result<ControlReply, Failure> {
+pub(crate) async fn ask(data_dir: &Path, request: ControlRequest) -> Result<ControlReply, Failure> {
     match tokio::time::timeout(ANSWER_TIMEOUT, control::request(data_dir, request)).await {
         Ok(reply) => reply.map_err(Failure::from),
         Err(_) => Err(Failure::unexpected(format!(
@@ -35,14 +36,14 @@ async fn ensure_running(data_dir: &Path) -> Result<(), Failure> {
     ask(data_dir, ControlRequest::Status).await.map(drop)
 }
 
-fn unexpected_reply(reply: &ControlReply) -> Failure {
+pub(crate) fn unexpected_reply(reply: &ControlReply) -> Failure {
     Failure::unexpected(format!(
         "the gateway answered something this hearth command does not understand ({:?}); use the same Hearth version for both",
         std::mem::discriminant(reply)
     ))
 }
 
-fn print_json(value: &impl serde::Serialize) {
+pub(crate) fn print_json(value: &impl serde::Serialize) {
     // Serialising our own plain data types cannot fail.
     println!("{}", serde_json::to_string(value).unwrap_or_default());
 }
@@ -193,6 +194,9 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> Result<(), Failu
                 other => Err(unexpected_reply(&other)),
             }
         }
+        MemberCommand::Cap(args) => crate::spend::member_cap(data_dir, args).await,
+        MemberCommand::Admin(args) => crate::spend::member_admin(data_dir, args).await,
+        MemberCommand::Fallback(args) => crate::spend::member_fallback(data_dir, args).await,
         MemberCommand::Pair(args) => match ask(data_dir, ControlRequest::MemberPair { member: args.name }).await? {
             ControlReply::PairCode(code) => {
                 if args.json {
@@ -273,11 +277,12 @@ pub fn render_status(r: &StatusReport) -> String {
                 m.worker_pid.map_or("-".into(), |pid| format!("pid {pid}")),
                 m.today.calls.to_string(),
                 format!("{} / {}", m.today.input_tokens, m.today.output_tokens),
+                format_usd(m.today.cost_micros),
             ]
         })
         .collect();
     out += &table::render(
-        &["MEMBER", "BOT", "CONNECTION", "PAIRED", "LANE", "WORKER", "CALLS TODAY", "TOKENS IN / OUT"],
+        &["MEMBER", "BOT", "CONNECTION", "PAIRED", "LANE", "WORKER", "CALLS TODAY", "TOKENS IN / OUT", "TODAY $"],
         &rows,
     );
     for note in member_notes(&r.members) {
@@ -376,7 +381,7 @@ mod tests {
             paired,
             lane,
             worker_pid: (calls > 0).then_some(4100 + calls as u32),
-            today: DayUsage { calls, input_tokens: calls * 300, output_tokens: calls * 40 },
+            today: DayUsage { calls, input_tokens: calls * 300, output_tokens: calls * 40, cost_micros: calls * 350 },
         };
         let report = StatusReport {
             version: "0.1.0".into(),

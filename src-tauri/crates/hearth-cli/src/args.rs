@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -11,7 +11,7 @@ Exit codes:
   1  unexpected error
   2  usage error (unknown command or flag)
   3  Hearth is not running for this data directory (start it with `hearth serve`)
-  4  invalid input (malformed token, empty key, bad name or URL)
+  4  invalid input (malformed token, empty key, bad name, URL, amount or month)
   5  not found (no such member)
   6  conflict (that name or bot is already taken)
   7  rejected by Telegram or the provider (e.g. a revoked token)
@@ -51,14 +51,43 @@ pub enum Command {
     #[command(subcommand)]
     Provider(ProviderCommand),
 
-    /// Add, list, pair or remove household members (each has their own Telegram bot).
+    /// Add, list, pair or remove household members, and set their spending caps.
     #[command(subcommand)]
     Member(MemberCommand),
+
+    /// Set and list what each AI model costs, in USD per million tokens.
+    #[command(subcommand)]
+    Price(PriceCommand),
+
+    /// Set the household's monthly spending cap and its time zone.
+    #[command(subcommand)]
+    Household(HouseholdCommand),
+
+    /// Show what each member spent on AI this month against their caps, or export it as CSV.
+    ///
+    /// Per member: model calls, tokens (input / cached input / output), what they cost, what was
+    /// spent today, and the member's caps; then the household's total and its monthly cap. Costs
+    /// are in USD, from the prices in `hearth price list`.
+    ///
+    /// --json prints the whole report: {"month","timezone","members":[{"id","name","totals",
+    /// "today_usd","daily_cap_usd","monthly_cap_usd"}],"total","household_monthly_cap_usd",
+    /// "per_day"}, where totals are {"calls","input_tokens","cached_input_tokens","output_tokens",
+    /// "cost_usd"} and a missing cap is null.
+    ///
+    /// Examples:
+    ///   hearth usage
+    ///   hearth usage --month 2026-10
+    ///   hearth usage export --month 2026-10 > usage-2026-10.csv
+    #[command(
+        verbatim_doc_comment,
+        about = "Show what each member spent on AI this month against their caps, or export it as CSV"
+    )]
+    Usage(UsageArgs),
 
     /// Show how every member's bot, queue and usage is doing right now.
     ///
     /// Per member: bot connection, whether their Telegram account is paired, their lane (idle,
-    /// queued, or running for how long) and today's model calls and tokens. Overall: answers in
+    /// queued, or running for how long) and today's model calls, tokens and cost. Overall: answers in
     /// progress against the household cap, worker processes, and the isolation level.
     Status(StatusArgs),
 
@@ -83,6 +112,15 @@ impl Command {
             Command::Member(MemberCommand::Add(a)) => a.json,
             Command::Member(MemberCommand::List(a)) => a.json,
             Command::Member(MemberCommand::Remove(a) | MemberCommand::Pair(a)) => a.json,
+            Command::Member(MemberCommand::Cap(a)) => a.json,
+            Command::Member(MemberCommand::Admin(a)) => a.json,
+            Command::Member(MemberCommand::Fallback(a)) => a.json,
+            Command::Price(PriceCommand::Set(a)) => a.json,
+            Command::Price(PriceCommand::List(a)) => a.json,
+            Command::Household(HouseholdCommand::Cap(a)) => a.json,
+            Command::Household(HouseholdCommand::Timezone(a)) => a.json,
+            // The export's output is CSV; its errors stay on stderr.
+            Command::Usage(a) => a.command.is_none() && a.json,
             Command::Status(a) => a.json,
             Command::Serve | Command::Demo(_) | Command::Worker => false,
         }
@@ -164,6 +202,216 @@ pub enum MemberCommand {
     ///
     /// --json prints {"member_id","name","bot_username","pair_code","pair_link","expires_at"}.
     Pair(MemberNameArgs),
+    /// Set or remove a member's daily and monthly spending caps, in USD.
+    ///
+    /// Before every answer Hearth sets aside the most that answer could cost; if that would take
+    /// the member past a cap, the answer is not sent to the model (or goes to their cheaper
+    /// fallback model, see `hearth member fallback`), the member is told when the cap resets, and
+    /// the admins are asked on Telegram whether to allow more. Days and months are counted in the
+    /// household's time zone (`hearth household timezone`). Give `none` to remove a cap; a flag
+    /// left out keeps that cap as it is.
+    ///
+    /// Examples:
+    ///   hearth member cap Leo --daily-usd 1
+    ///   hearth member cap Rosa --monthly-usd 5 --daily-usd none
+    ///
+    /// Prints the member's caps after the change; --json as {"member","daily_usd","monthly_usd"}
+    /// (null: no cap).
+    #[command(verbatim_doc_comment, about = "Set or remove a member's daily and monthly spending caps, in USD")]
+    Cap(MemberCapArgs),
+    /// Make a member an admin, or with --off no longer one.
+    ///
+    /// When someone reaches a cap, every admin gets a Telegram message from their own bot with
+    /// buttons to allow that member $1 or $5 more for the current day or month, or to leave it.
+    /// Admins can also send /family to their bot to see every member's spending at a glance.
+    ///
+    /// --json prints {"member","admin"}.
+    Admin(MemberAdminArgs),
+    /// Choose a cheaper model a member's assistant switches to at a cap, instead of stopping.
+    ///
+    /// When an answer would take the member past a cap with the household's model, Hearth tries
+    /// MODEL instead (it must be offered by the household's provider and have a price, see
+    /// `hearth price list`). --off removes the fallback: at a cap the assistant stops answering
+    /// until the cap resets or an admin allows more.
+    ///
+    /// Examples:
+    ///   hearth member fallback Leo gpt-4o-mini
+    ///   hearth member fallback Leo --off
+    ///
+    /// --json prints {"member","fallback"} (null: none).
+    #[command(
+        verbatim_doc_comment,
+        about = "Choose a cheaper model a member's assistant switches to at a cap, instead of stopping"
+    )]
+    Fallback(MemberFallbackArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("caps").required(true).multiple(true).args(["daily_usd", "monthly_usd"])))]
+pub struct MemberCapArgs {
+    /// The member's name (any case) or id.
+    pub name: String,
+    /// Most the member may spend in one day: USD, e.g. 1 or 0.50; `none` removes the cap.
+    // A negative amount gets the amount's own error (exit 4), not "unexpected argument".
+    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+    pub daily_usd: Option<String>,
+    /// Most the member may spend in one calendar month: USD, e.g. 5; `none` removes the cap.
+    // A negative amount gets the amount's own error (exit 4), not "unexpected argument".
+    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+    pub monthly_usd: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MemberAdminArgs {
+    /// The member's name (any case) or id.
+    pub name: String,
+    /// Take admin rights away instead of giving them.
+    #[arg(long)]
+    pub off: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("choice").required(true).args(["model", "off"])))]
+pub struct MemberFallbackArgs {
+    /// The member's name (any case) or id.
+    pub name: String,
+    /// The cheaper model to switch to, e.g. gpt-4o-mini.
+    pub model: Option<String>,
+    /// Remove the member's fallback model.
+    #[arg(long)]
+    pub off: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PriceCommand {
+    /// Set what a model costs, in USD per million tokens, as on the provider's pricing page.
+    ///
+    /// Replaces Hearth's built-in price for that model, if it has one. Caps are counted with
+    /// these prices, and a model without a price cannot be used by a member who has a cap.
+    /// Cached input is prompt text the provider had cached (most charge less for it); without
+    /// --cached-input-usd-per-mtok it costs the same as input.
+    ///
+    /// Examples:
+    ///   hearth price set gpt-4o-mini --input-usd-per-mtok 0.15 --output-usd-per-mtok 0.60
+    ///   hearth price set claude-sonnet-4-5 --input-usd-per-mtok 3 --output-usd-per-mtok 15 --cached-input-usd-per-mtok 0.30
+    ///
+    /// Prints the model's price; --json as {"model","input_usd_per_mtok","output_usd_per_mtok",
+    /// "cached_input_usd_per_mtok","source"}.
+    #[command(
+        verbatim_doc_comment,
+        about = "Set what a model costs, in USD per million tokens, as on the provider's pricing page"
+    )]
+    Set(PriceSetArgs),
+    /// List every model's price (USD per million tokens) and where it came from.
+    ///
+    /// The source is "admin" for a price set with `hearth price set`, otherwise the date Hearth's
+    /// built-in price was taken: providers change prices, so check and set the ones you use.
+    ///
+    /// --json prints {"prices":[{"model","input_usd_per_mtok","output_usd_per_mtok",
+    /// "cached_input_usd_per_mtok","source"}]}.
+    List(JsonArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PriceSetArgs {
+    /// The model's name as the provider spells it, e.g. gpt-4o-mini.
+    pub model: String,
+    /// USD per million input (prompt) tokens, e.g. 0.15.
+    // A negative amount gets the amount's own error (exit 4), not "unexpected argument".
+    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+    pub input_usd_per_mtok: String,
+    /// USD per million output (generated) tokens, e.g. 0.60.
+    // A negative amount gets the amount's own error (exit 4), not "unexpected argument".
+    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+    pub output_usd_per_mtok: String,
+    /// USD per million cached input tokens, e.g. 0.075 [default: the input price].
+    // A negative amount gets the amount's own error (exit 4), not "unexpected argument".
+    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+    pub cached_input_usd_per_mtok: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HouseholdCommand {
+    /// Set or remove the monthly spending cap for the whole household, in USD.
+    ///
+    /// Once everyone together has spent this much in a calendar month, no assistant answers
+    /// until the month ends or an admin allows more, whatever each member's own caps say.
+    ///
+    /// Examples:
+    ///   hearth household cap --monthly-usd 30
+    ///   hearth household cap --monthly-usd none
+    ///
+    /// Prints the cap after the change; --json as {"member":null,"daily_usd":null,"monthly_usd"}.
+    #[command(verbatim_doc_comment, about = "Set or remove the monthly spending cap for the whole household, in USD")]
+    Cap(HouseholdCapArgs),
+    /// Set the time zone caps count days and months in, e.g. Europe/Berlin.
+    ///
+    /// Daily caps start over at midnight and monthly caps on the 1st, in this zone. Use an IANA
+    /// name such as Europe/Berlin or America/New_York (`timedatectl list-timezones` lists them).
+    ///
+    /// --json prints {"timezone"}.
+    Timezone(HouseholdTimezoneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HouseholdCapArgs {
+    /// Most the household may spend in one calendar month: USD, e.g. 30; `none` removes the cap.
+    // A negative amount gets the amount's own error (exit 4), not "unexpected argument".
+    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+    pub monthly_usd: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HouseholdTimezoneArgs {
+    /// An IANA time zone name, e.g. Europe/Berlin.
+    pub zone: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct UsageArgs {
+    #[command(subcommand)]
+    pub command: Option<UsageCommand>,
+    /// The month to report, as YYYY-MM [default: this month].
+    #[arg(long, value_name = "YYYY-MM")]
+    pub month: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsageCommand {
+    /// Write every model call of a month as CSV to stdout, e.g. `> usage-2026-10.csv`.
+    ///
+    /// A header line, then one line per call: who, which chat and model, tokens, cost, how long it
+    /// took and how it ended. The text is exactly what the gateway produced, for a spreadsheet.
+    Export(UsageExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UsageExportArgs {
+    /// The month to export, as YYYY-MM, e.g. 2026-10.
+    #[arg(long, value_name = "YYYY-MM")]
+    pub month: String,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,8 @@
 //! - [`serve`]: `hearth serve`, the gateway in the foreground until SIGINT/SIGTERM.
 //! - [`admin`]: `provider`, `member` and `status`, spoken to a running gateway over its
 //!   owner-only control socket, with human and `--json` output.
+//! - [`spend`]: `price`, `household`, `usage` and `member cap|admin|fallback` — rate card, caps
+//!   and spending reports, over the same socket.
 //! - [`secret`]: reading a bot token or API key from stdin or an environment variable — never
 //!   from the command line, where `ps` and shell history would show it.
 //! - [`table`]: aligned plain-text tables.
@@ -21,7 +23,7 @@
 //! | 1 | unexpected error |
 //! | 2 | usage error (unknown command or flag) |
 //! | 3 | no gateway is running for the data directory |
-//! | 4 | invalid input (a malformed token, an empty key, a bad name or URL) |
+//! | 4 | invalid input (a malformed token, an empty key, a bad name, URL, amount or month) |
 //! | 5 | not found (no such member) |
 //! | 6 | conflict (the name or bot is taken) |
 //! | 7 | rejected by Telegram or the provider (e.g. a revoked token) |
@@ -36,6 +38,7 @@ mod demo;
 mod failure;
 mod secret;
 mod serve;
+mod spend;
 mod table;
 
 use std::process::ExitCode;
@@ -85,6 +88,9 @@ async fn run(command: Command, data_dir: std::path::PathBuf) -> Result<(), Failu
         Command::Serve => serve::run(data_dir).await,
         Command::Provider(cmd) => admin::provider(&data_dir, cmd).await,
         Command::Member(cmd) => admin::member(&data_dir, cmd).await,
+        Command::Price(cmd) => spend::price(&data_dir, cmd).await,
+        Command::Household(cmd) => spend::household(&data_dir, cmd).await,
+        Command::Usage(cmd) => spend::usage(&data_dir, cmd).await,
         Command::Status(cmd) => admin::status(&data_dir, cmd).await,
         Command::Demo(cmd) => demo::run(cmd).await,
         Command::Worker => unreachable!("handled before the runtime starts"),

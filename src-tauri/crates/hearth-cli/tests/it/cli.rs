@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use hearth_proto::control::{IsolationLevel, StatusReport};
+use hearth_proto::control::{IsolationLevel, StatusReport, UsageReport};
 use hearth_testkit::llm::FakeLlm;
 use hearth_testkit::telegram::FakeTelegram;
 use serde_json::Value;
@@ -170,12 +170,35 @@ fn help_says_what_every_command_does() {
             &["provider", "set", "--help"],
             &["stdin", "--api-key-env", "--no-key", "--kind", "never taken as an argument"],
         ),
-        (&["member", "--help"], &["add", "list", "pair", "remove"]),
+        (&["member", "--help"], &["add", "list", "pair", "remove", "cap", "admin", "fallback"]),
         (&["member", "add", "--help"], &["BotFather", "stdin", "/start CODE", "--json"]),
         (&["member", "list", "--help"], &["paired", "--json"]),
         (&["member", "remove", "--help"], &["stop their bot", "archive"]),
         (&["member", "pair", "--help"], &["fresh pairing code", "--json"]),
-        (&["status", "--help"], &["lane", "isolation", "--json"]),
+        (
+            &["member", "cap", "--help"],
+            &["spending caps", "--daily-usd", "--monthly-usd", "none", "time zone", "--json"],
+        ),
+        (&["member", "admin", "--help"], &["admin", "reaches a cap", "/family", "--off", "--json"]),
+        (&["member", "fallback", "--help"], &["cheaper model", "[MODEL]", "--off", "--json"]),
+        (&["price", "--help"], &["USD per million tokens", "set", "list"]),
+        (
+            &["price", "set", "--help"],
+            &[
+                "USD per million tokens",
+                "--input-usd-per-mtok",
+                "--output-usd-per-mtok",
+                "--cached-input-usd-per-mtok",
+                "--json",
+            ],
+        ),
+        (&["price", "list", "--help"], &["where it came from", "admin", "--json"]),
+        (&["household", "--help"], &["cap", "timezone"]),
+        (&["household", "cap", "--help"], &["whole household", "--monthly-usd", "none", "--json"]),
+        (&["household", "timezone", "--help"], &["time zone", "midnight", "Europe/Berlin", "--json"]),
+        (&["usage", "--help"], &["spent", "caps", "--month", "YYYY-MM", "--json", "export"]),
+        (&["usage", "export", "--help"], &["CSV", "stdout", "--month"]),
+        (&["status", "--help"], &["lane", "isolation", "cost", "--json"]),
         (&["demo", "--help"], &["no tokens", "--members", "--duration", "--model-latency-ms", "Ctrl-C"]),
     ];
     for (args, words) in expectations {
@@ -193,6 +216,15 @@ fn help_says_what_every_command_does() {
     let out =
         std::process::Command::new(BIN).args(["provider", "set", "--kind", "gemini"]).output().expect("run hearth");
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+    // A cap change needs at least one cap, and a fallback a model or --off (but not both).
+    let out = std::process::Command::new(BIN).args(["member", "cap", "Ana"]).output().expect("run hearth");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--daily-usd") && stderr.contains("--monthly-usd"), "says which flags: {stderr}");
+    for args in [&["member", "fallback", "Ana"][..], &["member", "fallback", "Ana", "gpt-4o-mini", "--off"]] {
+        let out = std::process::Command::new(BIN).args(args).output().expect("run hearth");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -412,6 +444,152 @@ async fn admin_commands_against_a_running_gateway() {
         assert!(!log.contains(secret), "secret in the serve log:\n{log}");
     }
     run(d, &["status"], None, &[]).await.expect_code(3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spend_commands_against_a_running_gateway() {
+    let telegram = FakeTelegram::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let serve = Serve::start(&data, &telegram.api_url(), tmp.path().join("serve.log")).await;
+    let d = data.as_path();
+    let bot = telegram.add_bot("ana_family_bot");
+    run(d, &["member", "add", "Ana"], Some(&format!("{}\n", bot.token)), &[]).await.expect_code(0);
+    let price_keys: BTreeSet<String> =
+        ["cached_input_usd_per_mtok", "input_usd_per_mtok", "model", "output_usd_per_mtok", "source"]
+            .map(String::from)
+            .into();
+
+    // price set prints the row that was set, in USD per million tokens …
+    let set = [
+        "price",
+        "set",
+        "family-mini",
+        "--input-usd-per-mtok",
+        "0.15",
+        "--output-usd-per-mtok",
+        "$0.60",
+        "--cached-input-usd-per-mtok",
+        "0.075",
+        "--json",
+    ];
+    let row = run(d, &set, None, &[]).await.expect_code(0).json();
+    assert_eq!(keys(&row), price_keys, "{row}");
+    assert_eq!(row["model"], "family-mini");
+    assert_eq!(row["input_usd_per_mtok"], 0.15);
+    assert_eq!(row["output_usd_per_mtok"], 0.6);
+    assert_eq!(row["cached_input_usd_per_mtok"], 0.075);
+    assert_eq!(row["source"], "admin");
+    let human =
+        run(d, &["price", "set", "family-big", "--input-usd-per-mtok", "3", "--output-usd-per-mtok", "15"], None, &[])
+            .await;
+    for part in ["family-big", "$3.00", "$15.00", "admin"] {
+        assert!(human.expect_code(0).stdout.contains(part), "price set should show {part:?}: {human:#?}");
+    }
+    // … and price list has it, with the same shape, next to the shipped defaults.
+    let listed = run(d, &["price", "list", "--json"], None, &[]).await.expect_code(0).json();
+    assert_eq!(keys(&listed), ["prices".to_owned()].into(), "{listed}");
+    let prices = listed["prices"].as_array().unwrap();
+    assert!(prices.iter().all(|p| keys(p) == price_keys), "{listed}");
+    assert_eq!(prices.iter().find(|p| p["model"] == "family-mini"), Some(&row), "{listed}");
+    assert!(prices.iter().any(|p| p["source"] != "admin"), "shipped defaults are listed too: {listed}");
+    let human = run(d, &["price", "list"], None, &[]).await;
+    let text = &human.expect_code(0).stdout;
+    let line = text.lines().find(|l| l.starts_with("family-mini ")).unwrap_or_else(|| panic!("{text}"));
+    for part in ["$0.15", "$0.60", "$0.075", "admin"] {
+        assert!(line.contains(part), "price list should show {part:?}: {line}");
+    }
+    // A price that is not an amount is refused here, with an example.
+    let ran = run(
+        d,
+        &["price", "set", "x", "--input-usd-per-mtok", "abc", "--output-usd-per-mtok", "1", "--json"],
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(ran.expect_code(4).json()["error"]["code"], "invalid_input");
+    assert!(ran.stderr.contains("--input-usd-per-mtok") && ran.stderr.contains("0.05"), "{ran:#?}");
+
+    // member cap: set both, remove one, and bad values.
+    let caps = run(d, &["member", "cap", "ana", "--daily-usd", "1", "--monthly-usd", "5.50", "--json"], None, &[])
+        .await
+        .expect_code(0)
+        .json();
+    assert_eq!(keys(&caps), ["daily_usd", "member", "monthly_usd"].map(String::from).into(), "{caps}");
+    assert!(caps["member"].is_string(), "{caps}");
+    assert_eq!((caps["daily_usd"].as_f64(), caps["monthly_usd"].as_f64()), (Some(1.0), Some(5.5)), "{caps}");
+    let ran = run(d, &["member", "cap", "Ana", "--daily-usd", "none"], None, &[]).await;
+    let text = &ran.expect_code(0).stdout;
+    assert!(text.contains("no daily cap") && text.contains("$5.50 a month"), "{ran:#?}");
+    let caps = run(d, &["member", "cap", "Ana", "--monthly-usd", "$2", "--json"], None, &[]).await.json();
+    assert_eq!((caps["daily_usd"].as_f64(), caps["monthly_usd"].as_f64()), (None, Some(2.0)), "{caps}");
+    let ran = run(d, &["member", "cap", "Ana", "--daily-usd", "abc", "--json"], None, &[]).await;
+    assert_eq!(ran.expect_code(4).json()["error"]["code"], "invalid_input");
+    assert!(ran.stderr.contains("--daily-usd") && ran.stderr.contains("0.05"), "an example: {ran:#?}");
+    run(d, &["member", "cap", "Ana", "--monthly-usd", "-3"], None, &[]).await.expect_code(4);
+    let ran = run(d, &["member", "cap", "Nobody", "--daily-usd", "1", "--json"], None, &[]).await;
+    assert_eq!(ran.expect_code(5).json()["error"]["code"], "not_found");
+
+    // member admin and fallback.
+    let ran = run(d, &["member", "admin", "Ana", "--json"], None, &[]).await;
+    assert_eq!(ran.expect_code(0).json(), serde_json::json!({"member": "Ana", "admin": true}));
+    let ran = run(d, &["member", "admin", "Ana", "--off"], None, &[]).await;
+    assert!(ran.expect_code(0).stdout.contains("no longer"), "{ran:#?}");
+    run(d, &["member", "admin", "Nobody"], None, &[]).await.expect_code(5);
+    let ran = run(d, &["member", "fallback", "Ana", "family-mini", "--json"], None, &[]).await;
+    assert_eq!(ran.expect_code(0).json(), serde_json::json!({"member": "Ana", "fallback": "family-mini"}));
+    let ran = run(d, &["member", "fallback", "Ana", "--off", "--json"], None, &[]).await;
+    assert_eq!(ran.expect_code(0).json(), serde_json::json!({"member": "Ana", "fallback": null}));
+
+    // household cap and time zone.
+    let caps = run(d, &["household", "cap", "--monthly-usd", "30", "--json"], None, &[]).await.expect_code(0).json();
+    assert_eq!(caps, serde_json::json!({"member": null, "daily_usd": null, "monthly_usd": 30.0}));
+    let ran = run(d, &["household", "cap", "--monthly-usd", "lots"], None, &[]).await;
+    assert!(ran.expect_code(4).stderr.contains("none"), "{ran:#?}");
+    let ran = run(d, &["household", "timezone", "europe/berlin", "--json"], None, &[]).await;
+    assert_eq!(ran.expect_code(0).json(), serde_json::json!({"timezone": "Europe/Berlin"}));
+    let ran = run(d, &["household", "timezone", "Mars/Olympus"], None, &[]).await;
+    assert!(ran.expect_code(4).stderr.contains("Europe/Berlin"), "an example: {ran:#?}");
+
+    // usage before anyone has chatted: zeros, with the caps, and the JSON is a UsageReport.
+    let ran = run(d, &["usage", "--json"], None, &[]).await;
+    let report: UsageReport = serde_json::from_str(ran.expect_code(0).stdout.trim()).expect("usage --json");
+    assert_eq!(report.timezone, "Europe/Berlin");
+    assert_eq!(report.household_monthly_cap_usd, Some(30.0));
+    assert_eq!(report.total.calls, 0);
+    assert_eq!(report.total.cost_usd, 0.0);
+    let [ana] = report.members.as_slice() else { panic!("one member: {report:?}") };
+    assert_eq!((ana.name.as_str(), ana.totals.calls, ana.totals.cost_usd), ("Ana", 0, 0.0));
+    assert_eq!((ana.daily_cap_usd, ana.monthly_cap_usd), (None, Some(2.0)));
+    let ran = run(d, &["usage"], None, &[]).await;
+    let text = &ran.expect_code(0).stdout;
+    for part in [report.month.as_str(), "Europe/Berlin", "MEMBER", "COST", "Ana", "Total", "$0.00", "$2.00", "$30.00"] {
+        assert!(
+            text.contains(part),
+            "usage should show {part:?}:
+{text}"
+        );
+    }
+    let ran = run(d, &["usage", "--month", "2026-13", "--json"], None, &[]).await;
+    assert_eq!(ran.expect_code(4).json()["error"]["code"], "invalid_input");
+    assert!(ran.stderr.contains("2026-13"), "{ran:#?}");
+    let ran = run(d, &["usage", "--month", "2020-01", "--json"], None, &[]).await;
+    assert_eq!(ran.expect_code(0).json()["month"], "2020-01");
+
+    // usage export: CSV on stdout, exactly; a bad month is refused before asking.
+    let ran = run(d, &["usage", "export", "--month", &report.month], None, &[]).await;
+    let csv = &ran.expect_code(0).stdout;
+    let header = csv.lines().next().unwrap_or_else(|| panic!("a header line: {ran:#?}"));
+    assert!(header.contains(',') && header.to_lowercase().contains("member"), "{header}");
+    assert_eq!(csv.lines().count(), 1, "no calls yet, so only the header: {csv}");
+    run(d, &["usage", "export", "--month", "26-1"], None, &[]).await.expect_code(4);
+
+    // status shows today's cost.
+    let human = run(d, &["status"], None, &[]).await;
+    assert!(human.expect_code(0).stdout.contains("TODAY $"), "{human:#?}");
+
+    let (code, _) = serve.terminate().await;
+    assert_eq!(code, Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread")]
