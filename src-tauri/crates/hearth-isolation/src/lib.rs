@@ -1,17 +1,27 @@
 //! Separating members from each other at the OS level.
 //!
-//! - [`dirs`]: creating a member's private directory (0700) and archiving it on removal.
-//! - [`spawn`]: starting a member's worker process with a connected socket, a cleared
-//!   environment, umask 077, its own process group and no inherited descriptors but the socket.
+//! - [`accounts`]: one OS account (and primary group of its own) per member — created, verified
+//!   at every start, removed. Needs root.
+//! - [`dirs`]: a member's private directory (0700, owned by the member's account, no ACLs),
+//!   archiving it on removal, and whether members can reach their directories at all.
+//! - [`spawn`]: starting a member's worker: cleared environment, umask 077, own process group,
+//!   no inherited descriptors but its socket, and — with an account — the member's uid/gid, no
+//!   supplementary groups and resource limits.
+//! - [`sandbox`]: the kernel sandbox applied on top (Linux: Landlock, no_new_privs, seccomp),
+//!   and what the kernel offers for `hearth doctor`.
 //!
-//! Today workers run as the gateway's own OS user ([`IsolationLevel::Process`]); per-member OS
-//! accounts and the kernel sandbox plug in behind the same [`spawn::spawn_worker`] call.
+//! The level actually in force for a worker is reported as an [`IsolationLevel`]: "process"
+//! (no account), "account", or "account + sandbox".
 
+pub mod accounts;
 pub mod dirs;
+pub mod sandbox;
 pub mod spawn;
 
+pub use accounts::Account;
 pub use hearth_proto::control::IsolationLevel;
-pub use spawn::{SpawnedWorker, WorkerCommand, spawn_worker};
+pub use sandbox::{SandboxError, SandboxPlan};
+pub use spawn::{SpawnedWorker, WorkerCommand, WorkerLink, spawn_worker};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IsolationError {
@@ -21,6 +31,19 @@ pub enum IsolationError {
     Socket(std::io::Error),
     #[error("could not start the worker {exe}: {source}")]
     Spawn { exe: std::path::PathBuf, source: std::io::Error },
-    #[error("member id {0:?} is not a safe directory name")]
+    #[error("member id {0:?} is not a safe directory or account name")]
     BadMemberId(String),
+    /// Creating, reading or removing an account failed (the tool's own message is kept).
+    #[error("OS account {name}: {message}")]
+    Account { name: String, message: String },
+    /// An account exists under the member's name but is not one Hearth would have created;
+    /// it is never used as it is.
+    #[error(
+        "OS account {name} exists but is not safe to use: {problem}. Remove it (`userdel {name}` on Linux) and start again"
+    )]
+    AccountMismatch { name: String, problem: String },
+    #[error("{0} needs root: run the gateway as root, or use isolation level \"process\" for development")]
+    NeedsRoot(&'static str),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
 }

@@ -1,4 +1,5 @@
 //! The one integration-test binary of hearth-testkit (one binary per crate: faster to link).
 
+mod isolation;
 mod llm;
 mod telegram;
