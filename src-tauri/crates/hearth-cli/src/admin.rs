@@ -275,6 +275,7 @@ pub fn render_status(r: &StatusReport) -> String {
                 if m.paired { "yes".into() } else { "no".into() },
                 lane_state(&m.lane),
                 m.worker_pid.map_or("-".into(), |pid| format!("pid {pid}")),
+                m.isolation.as_str().into(),
                 m.today.calls.to_string(),
                 format!("{} / {}", m.today.input_tokens, m.today.output_tokens),
                 format_usd(m.today.cost_micros),
@@ -282,22 +283,41 @@ pub fn render_status(r: &StatusReport) -> String {
         })
         .collect();
     out += &table::render(
-        &["MEMBER", "BOT", "CONNECTION", "PAIRED", "LANE", "WORKER", "CALLS TODAY", "TOKENS IN / OUT", "TODAY $"],
+        &[
+            "MEMBER",
+            "BOT",
+            "CONNECTION",
+            "PAIRED",
+            "LANE",
+            "WORKER",
+            "ISOLATION",
+            "CALLS TODAY",
+            "TOKENS IN / OUT",
+            "TODAY $",
+        ],
         &rows,
     );
-    for note in member_notes(&r.members) {
+    let notes = member_notes(&r.members, r.isolation);
+    for note in &notes {
         out += &format!("\n{note}");
     }
-    if r.members.iter().any(|m| !m.paired || !matches!(m.bot, BotState::Polling | BotState::Starting)) {
+    if !notes.is_empty() {
         out.push('\n');
     }
     out
 }
 
 /// What the admin should do about a member, if anything.
-fn member_notes(members: &[MemberStatus]) -> Vec<String> {
+fn member_notes(members: &[MemberStatus], household: IsolationLevel) -> Vec<String> {
     let mut notes = Vec::new();
     for m in members {
+        // The household-wide warning above covers everyone when the whole gateway is at "process".
+        if m.isolation == IsolationLevel::Process && household != IsolationLevel::Process {
+            notes.push(format!(
+                "⚠ {}'s worker runs at isolation \"process\", as the gateway's own OS user: `hearth doctor` says why and what to do.",
+                m.name
+            ));
+        }
         match &m.bot {
             BotState::TokenRevoked => notes.push(format!(
                 "{}: Telegram rejects the bot token (revoked or mistyped). In @BotFather send /token for @{}, then remove and re-add {}.",
@@ -381,6 +401,7 @@ mod tests {
             paired,
             lane,
             worker_pid: (calls > 0).then_some(4100 + calls as u32),
+            isolation: IsolationLevel::Process,
             today: DayUsage { calls, input_tokens: calls * 300, output_tokens: calls * 40, cost_micros: calls * 350 },
         };
         let report = StatusReport {
@@ -403,5 +424,19 @@ mod tests {
             isolation: IsolationLevel::Process,
         };
         insta::assert_snapshot!(render_status(&report));
+
+        // At a stronger level there is no household warning, but a member whose worker still
+        // runs at "process" is pointed out.
+        let mut report = report;
+        report.isolation = IsolationLevel::AccountSandbox;
+        report.members[0].isolation = IsolationLevel::AccountSandbox;
+        report.members[2].isolation = IsolationLevel::AccountSandbox;
+        let text = render_status(&report);
+        assert!(!text.contains("weaker development level"), "{text}");
+        assert!(text.contains("isolation: account + sandbox"), "{text}");
+        let rosa = text.lines().find(|l| l.starts_with("Rosa ")).unwrap();
+        assert!(rosa.contains("account + sandbox"), "{rosa}");
+        let notes: Vec<_> = text.lines().filter(|l| l.contains("isolation \"process\"")).collect();
+        assert!(matches!(notes.as_slice(), [n] if n.contains("Leo") && n.contains("hearth doctor")), "{text}");
     }
 }

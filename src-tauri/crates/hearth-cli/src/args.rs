@@ -16,6 +16,8 @@ Exit codes:
   6  conflict (that name or bot is already taken)
   7  rejected by Telegram or the provider (e.g. a revoked token)
   8  Telegram or the provider could not be reached
+  9  `hearth doctor` found warnings (and nothing critical)
+  10 `hearth doctor` found something critical
 
 Errors print as `error: <message>` on stderr; with --json also as
 {\"error\":{\"code\":\"...\",\"message\":\"...\"}} on stdout.";
@@ -45,7 +47,10 @@ pub enum Command {
     /// (anything unanswered is answered after the next start). Logs go to stderr; set RUST_LOG
     /// (e.g. RUST_LOG=debug) for more. HEARTH_TELEGRAM_API_URL points every bot at another Bot
     /// API server (a self-hosted one, or a test fake).
-    Serve,
+    ///
+    /// `hearth doctor` shows how strongly members' assistants are kept apart; choose the level with
+    /// --isolation (or HEARTH_ISOLATION).
+    Serve(ServeArgs),
 
     /// Choose the AI model provider the whole household uses.
     #[command(subcommand)]
@@ -87,16 +92,40 @@ pub enum Command {
     /// Show how every member's bot, queue and usage is doing right now.
     ///
     /// Per member: bot connection, whether their Telegram account is paired, their lane (idle,
-    /// queued, or running for how long) and today's model calls, tokens and cost. Overall: answers in
-    /// progress against the household cap, worker processes, and the isolation level.
+    /// queued, or running for how long), their worker and its isolation level, and today's model
+    /// calls, tokens and cost. Overall: answers in progress against the household cap, worker
+    /// processes, and the isolation level (`hearth doctor` checks it in depth).
     Status(StatusArgs),
+
+    /// Check how well members are kept apart, like a security audit, and say what to fix.
+    ///
+    /// Shows the isolation level in force and what the kernel offers for the sandbox; then, per
+    /// member, the level their worker runs at, their OS account and uid, the worker's pid and
+    /// any findings (files readable by others, stray ACLs, a worker under the wrong uid, secrets
+    /// with loose permissions, an open stranger policy); then findings about the gateway itself.
+    /// Each finding says what is wrong and what to do about it.
+    ///
+    /// Exit codes: 0 when nothing needs fixing (at most notes marked "info"), 9 when there are
+    /// warnings but nothing critical, 10 when anything is critical; the usual codes otherwise
+    /// (3: Hearth is not running). With --json the exit code is the same.
+    ///
+    /// --json prints the report: {"isolation","sandbox_support","members":[{"id","name",
+    /// "isolation","account","uid","worker_pid","findings"}],"findings"}, where a finding is
+    /// {"severity":"info"|"warning"|"critical","what","fix"}, isolation is "process", "account"
+    /// or "account_sandbox", and a missing account, uid or pid is null.
+    #[command(
+        verbatim_doc_comment,
+        about = "Check how well members are kept apart, like a security audit, and say what to fix"
+    )]
+    Doctor(DoctorArgs),
 
     /// Watch a simulated household chat through the real gateway — no tokens, keys or network.
     ///
     /// Starts a fake Telegram and a canned demo model on 127.0.0.1, a throwaway data directory,
     /// and the real gateway with a worker process per member. Simulated family members pair with
     /// their bots and chat; a live view shows each member's lane. Stops on Ctrl-C (or after
-    /// --duration) and prints a summary. The data directory is deleted on exit.
+    /// --duration) and prints a summary. The data directory is deleted on exit. Workers run at
+    /// isolation "process": the demo never creates OS accounts for its simulated members.
     Demo(DemoArgs),
 
     /// Internal: one member's worker process, started by the gateway.
@@ -122,7 +151,8 @@ impl Command {
             // The export's output is CSV; its errors stay on stderr.
             Command::Usage(a) => a.command.is_none() && a.json,
             Command::Status(a) => a.json,
-            Command::Serve | Command::Demo(_) | Command::Worker => false,
+            Command::Doctor(a) => a.json,
+            Command::Serve(_) | Command::Demo(_) | Command::Worker => false,
         }
     }
 }
@@ -442,6 +472,36 @@ pub struct JsonArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Print the full status report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// How strongly members' assistants are kept apart from each other.
+    #[arg(long, value_enum, env = "HEARTH_ISOLATION", default_value_t = Isolation::Auto, value_name = "LEVEL")]
+    pub isolation: Isolation,
+}
+
+/// `hearth serve --isolation`: the level asked for. `auto` is resolved by the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Isolation {
+    /// The strongest level this machine supports: sandbox or account when run as root, else
+    /// process (with a loud warning).
+    Auto,
+    /// Each member's worker is its own process with its own 0700 directory, but runs as the same
+    /// OS user as the gateway: for development only.
+    Process,
+    /// Each member's worker runs as the member's own OS account, created by Hearth; needs root.
+    Account,
+    /// Account, plus a kernel sandbox around each worker (Landlock and seccomp on Linux) so it
+    /// can reach only its own directory and no network; needs root.
+    Sandbox,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the report as JSON (the exit code is the same).
     #[arg(long)]
     pub json: bool,
 }

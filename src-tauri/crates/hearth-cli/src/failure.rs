@@ -13,6 +13,10 @@ pub const EXIT_NOT_FOUND: u8 = 5;
 pub const EXIT_CONFLICT: u8 = 6;
 pub const EXIT_REJECTED: u8 = 7;
 pub const EXIT_UNREACHABLE: u8 = 8;
+/// `hearth doctor` ran and found warnings, nothing critical. Not an error: the report is printed.
+pub const EXIT_DOCTOR_WARNINGS: u8 = 9;
+/// `hearth doctor` ran and found something critical.
+pub const EXIT_DOCTOR_CRITICAL: u8 = 10;
 
 /// A command that did not succeed: a stable `code` for scripts, a `message` for people.
 #[derive(Debug, Clone, PartialEq, Eq)]

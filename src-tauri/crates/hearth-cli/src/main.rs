@@ -4,6 +4,8 @@
 //! - [`serve`]: `hearth serve`, the gateway in the foreground until SIGINT/SIGTERM.
 //! - [`admin`]: `provider`, `member` and `status`, spoken to a running gateway over its
 //!   owner-only control socket, with human and `--json` output.
+//! - [`doctor`]: `hearth doctor`, the security self-check: the isolation level in force per
+//!   member and findings, each with what to do about it.
 //! - [`spend`]: `price`, `household`, `usage` and `member cap|admin|fallback` — rate card, caps
 //!   and spending reports, over the same socket.
 //! - [`secret`]: reading a bot token or API key from stdin or an environment variable — never
@@ -28,6 +30,8 @@
 //! | 6 | conflict (the name or bot is taken) |
 //! | 7 | rejected by Telegram or the provider (e.g. a revoked token) |
 //! | 8 | Telegram or the provider could not be reached |
+//! | 9 | `hearth doctor` found warnings and nothing critical (the report is printed) |
+//! | 10 | `hearth doctor` found something critical (the report is printed) |
 //!
 //! Errors print as `error: <message>` on stderr; with `--json` the same error is also printed on
 //! stdout as `{"error":{"code":"...","message":"..."}}`.
@@ -35,6 +39,7 @@
 mod admin;
 mod args;
 mod demo;
+mod doctor;
 mod failure;
 mod secret;
 mod serve;
@@ -76,16 +81,19 @@ fn main() -> ExitCode {
             // Don't wait for stray blocking tasks (a stdin read, a slow socket) at exit.
             runtime.shutdown_timeout(std::time::Duration::from_secs(1));
             match result {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(exit) => ExitCode::from(exit),
                 Err(failure) => failure.report(json),
             }
         }
     }
 }
 
-async fn run(command: Command, data_dir: std::path::PathBuf) -> Result<(), Failure> {
-    match command {
-        Command::Serve => serve::run(data_dir).await,
+/// Runs one command; `Ok` carries the exit code of a command that did its job (0, or `hearth
+/// doctor`'s verdict).
+async fn run(command: Command, data_dir: std::path::PathBuf) -> Result<u8, Failure> {
+    let done = match command {
+        Command::Doctor(cmd) => return doctor::run(&data_dir, cmd).await,
+        Command::Serve(args) => serve::run(data_dir, args).await,
         Command::Provider(cmd) => admin::provider(&data_dir, cmd).await,
         Command::Member(cmd) => admin::member(&data_dir, cmd).await,
         Command::Price(cmd) => spend::price(&data_dir, cmd).await,
@@ -94,5 +102,6 @@ async fn run(command: Command, data_dir: std::path::PathBuf) -> Result<(), Failu
         Command::Status(cmd) => admin::status(&data_dir, cmd).await,
         Command::Demo(cmd) => demo::run(cmd).await,
         Command::Worker => unreachable!("handled before the runtime starts"),
-    }
+    };
+    done.map(|()| 0)
 }

@@ -4,15 +4,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hearth_gateway::{Gateway, GatewayConfig};
+use hearth_gateway::{Gateway, GatewayConfig, IsolationChoice};
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::args::{Isolation, ServeArgs};
 use crate::failure::Failure;
 
 /// How long running answers may take to finish after a stop signal.
 const GRACE: Duration = Duration::from_secs(10);
 
-pub async fn run(data_dir: PathBuf) -> Result<(), Failure> {
+pub async fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Failure> {
     init_logging("info");
     // Signals first, so a SIGTERM that arrives while the gateway starts is not fatal.
     let mut term =
@@ -23,6 +24,7 @@ pub async fn run(data_dir: PathBuf) -> Result<(), Failure> {
     let exe = std::env::current_exe()
         .map_err(|e| Failure::unexpected(format!("find the hearth binary to run workers with: {e}")))?;
     let mut config = GatewayConfig::new(data_dir, exe);
+    config.isolation = isolation_choice(args.isolation);
     config.telegram_api_url = std::env::var("HEARTH_TELEGRAM_API_URL").ok().filter(|u| !u.trim().is_empty());
     if let Some(url) = &config.telegram_api_url {
         tracing::info!(%url, "using another Telegram Bot API server (HEARTH_TELEGRAM_API_URL)");
@@ -46,6 +48,16 @@ pub async fn run(data_dir: PathBuf) -> Result<(), Failure> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The gateway's name for the level asked for on the command line.
+pub fn isolation_choice(level: Isolation) -> IsolationChoice {
+    match level {
+        Isolation::Auto => IsolationChoice::Auto,
+        Isolation::Process => IsolationChoice::Process,
+        Isolation::Account => IsolationChoice::Account,
+        Isolation::Sandbox => IsolationChoice::AccountSandbox,
+    }
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (else `default`).

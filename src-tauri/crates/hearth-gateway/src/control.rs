@@ -48,6 +48,10 @@ impl Gateway {
             ControlRequest::HouseholdTimezone { timezone } => self.household_timezone(&timezone).await,
             ControlRequest::Usage { month } => self.usage(month).await,
             ControlRequest::UsageExport { month } => self.usage_export(&month).await,
+            ControlRequest::Doctor => {
+                let gw = self.clone();
+                tokio::task::spawn_blocking(move || gw.doctor()).await.map(ControlReply::Doctor).map_err(internal)
+            }
         }
     }
 
@@ -132,7 +136,8 @@ impl Gateway {
             cap_monthly_micros: None,
             fallback_model: None,
         };
-        hearth_isolation::dirs::prepare_member_dir(self.inner.dir.root(), &row.id).map_err(internal)?;
+        // The owner is set when their first worker starts (at account level, to their account).
+        hearth_isolation::dirs::prepare_member_dir(self.inner.dir.root(), &row.id, None).map_err(internal)?;
         // The token is saved first: if the database write then fails, the orphan secret is
         // removed again and nothing refers to it.
         let key = secrets::bot_token_key(&row.id);
@@ -196,7 +201,7 @@ impl Gateway {
     async fn member_remove(&self, key: &str) -> Result<ControlReply, ControlError> {
         let m = self.find(key).await?;
         self.inner.bots.lock().unwrap().remove(&m.id);
-        self.inner.workers.stop(&m.id);
+        self.inner.workers.stop_and_wait(&m.id, std::time::Duration::from_secs(5)).await;
         let id = m.id.clone();
         let name = m.name.clone();
         self.inner
@@ -220,6 +225,16 @@ impl Gateway {
             Ok(Some(to)) => tracing::info!(member = %m.id, archive = %to.display(), "member removed; data archived"),
             Ok(None) => tracing::info!(member = %m.id, "member removed"),
             Err(e) => tracing::error!(member = %m.id, error = %e, "member removed but their directory could not be archived"),
+        }
+        // The account goes last, after its files are archived and owned by the gateway, so a
+        // later account that reuses the uid finds nothing.
+        if hearth_isolation::accounts::can_manage_accounts() {
+            let id = m.id.clone();
+            match tokio::task::spawn_blocking(move || hearth_isolation::accounts::remove_account(&id)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(member = %m.id, error = %e, "the member's OS account could not be removed"),
+                Err(e) => tracing::error!(member = %m.id, error = %e, "removing the member's OS account failed"),
+            }
         }
         Ok(ControlReply::Done)
     }

@@ -33,6 +33,31 @@ use crate::store::{self, InboxRow, MemberRow, Store};
 use crate::telegram::{self, Backoff, PollLoop};
 use crate::workers::{WorkerError, WorkerSettings, Workers};
 
+/// Which isolation level to run workers at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IsolationChoice {
+    /// As root: an OS account per member, plus the sandbox where the kernel supports it.
+    /// Otherwise "process", with a loud warning.
+    #[default]
+    Auto,
+    Process,
+    Account,
+    AccountSandbox,
+}
+
+impl std::str::FromStr for IsolationChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "auto" => Ok(Self::Auto),
+            "process" => Ok(Self::Process),
+            "account" => Ok(Self::Account),
+            "sandbox" | "account+sandbox" => Ok(Self::AccountSandbox),
+            other => Err(format!("unknown isolation {other:?}: use auto, process, account or sandbox")),
+        }
+    }
+}
+
 /// Everything the gateway can be told at start. [`GatewayConfig::new`] gives the appliance
 /// defaults; tests and the demo shorten the times.
 #[derive(Debug, Clone)]
@@ -62,6 +87,8 @@ pub struct GatewayConfig {
     /// Tokens of conversation the worker may put in a prompt.
     pub context_tokens: u32,
     pub max_output_tokens: u32,
+    /// How strongly members' workers are separated (`HEARTH_ISOLATION`).
+    pub isolation: IsolationChoice,
 }
 
 impl GatewayConfig {
@@ -84,6 +111,7 @@ impl GatewayConfig {
             stranger_reply_window: Duration::from_secs(3600),
             context_tokens: 12_000,
             max_output_tokens: 1_024,
+            isolation: IsolationChoice::Auto,
         }
     }
 }
@@ -164,9 +192,20 @@ impl Gateway {
     /// Opens the data directory, recovers what a previous run left, starts every bot and the
     /// core loop. Fails clearly if another gateway already serves this directory.
     pub async fn start(config: GatewayConfig) -> anyhow::Result<Gateway> {
+        // Everything the gateway writes is its own: the database, secrets, logs.
+        // SAFETY: umask only changes this process's file creation mask.
+        unsafe { libc::umask(0o077) };
         let dir = DataDir::new(config.data_dir.clone());
-        create_private_dir(dir.root()).with_context(|| format!("create data directory {}", dir.root().display()))?;
+        let level = resolve_isolation(config.isolation)?;
+        create_data_dir(dir.root(), level).with_context(|| format!("create data directory {}", dir.root().display()))?;
         let lock = take_lock(&dir)?;
+        let worker_socket = match level {
+            IsolationLevel::Process => None,
+            _ => {
+                hearth_isolation::dirs::data_dir_reachable_by_members(dir.root()).map_err(anyhow::Error::msg)?;
+                Some(bind_worker_socket(&dir)?)
+            }
+        };
         let store = Store::open(&dir.database()).context("open gateway database")?;
         let secrets = Secrets::open(dir.secrets()).context("open secrets")?;
         let api_url = reqwest::Url::parse(config.telegram_api_url.as_deref().unwrap_or(telegram::DEFAULT_API_URL))
@@ -189,6 +228,8 @@ impl Gateway {
                 data_dir: dir.root().to_owned(),
                 idle: config.worker_idle,
                 turn_timeout: config.turn_timeout,
+                level,
+                socket: worker_socket.as_ref().map(|_| dir.worker_socket()),
             },
             broker.clone(),
             tracker.clone(),
@@ -256,6 +297,16 @@ impl Gateway {
             let _ = events.send(Event::Inbox(pending));
         }
         tracker.spawn(gateway.clone().core_loop(events_rx));
+        if let Some(listener) = worker_socket {
+            tracker.spawn(gateway.inner.workers.clone().serve_socket(listener));
+        }
+        match level {
+            IsolationLevel::Process => tracing::warn!(
+                "isolation level \"process\": every member's worker runs as this OS user, so members are separated by \
+                 directories only. Run Hearth as root (the Linux service does) for an OS account per member."
+            ),
+            other => tracing::info!(level = other.as_str(), "each member's worker runs as their own OS account"),
+        }
         if gateway.inner.config.control_socket {
             crate::control::serve_socket(gateway.clone()).await.context("start the control socket")?;
         }
@@ -301,6 +352,7 @@ impl Gateway {
                 paired: m.telegram_user_id.is_some(),
                 lane: lanes.state(&m.id, now),
                 worker_pid: inner.workers.pid(&m.id),
+                isolation: inner.workers.level(),
                 today: usage.get(&m.id).copied().unwrap_or_default(),
                 id: m.id,
                 name: m.name,
@@ -316,7 +368,7 @@ impl Gateway {
             turns_in_flight: lanes.in_flight() as u32,
             turn_cap: lanes.turn_cap() as u32,
             worker_processes: inner.workers.running().len() as u32,
-            isolation: IsolationLevel::Process,
+            isolation: inner.workers.level(),
         })
     }
 
@@ -798,14 +850,57 @@ pub(crate) fn household_timezone() -> String {
     "UTC".to_owned()
 }
 
-fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+/// Decides the level once, at start. Asking for more than the machine allows is an error that
+/// says why; `auto` takes the strongest level available.
+fn resolve_isolation(choice: IsolationChoice) -> anyhow::Result<IsolationLevel> {
+    let root = hearth_isolation::accounts::can_manage_accounts();
+    let support = hearth_isolation::sandbox::support();
+    let sandbox = support.landlock_abi.is_some() && support.seccomp;
+    match choice {
+        IsolationChoice::Process => Ok(IsolationLevel::Process),
+        IsolationChoice::Auto if !root => Ok(IsolationLevel::Process),
+        IsolationChoice::Auto if sandbox => Ok(IsolationLevel::AccountSandbox),
+        IsolationChoice::Auto => {
+            tracing::warn!(detail = %support.detail, "the kernel sandbox is not available; workers get OS accounts only");
+            Ok(IsolationLevel::Account)
+        }
+        IsolationChoice::Account | IsolationChoice::AccountSandbox if !root => anyhow::bail!(
+            "isolation \"account\" needs root to create an OS account per member; run as root, or use --isolation process for development"
+        ),
+        IsolationChoice::Account => Ok(IsolationLevel::Account),
+        IsolationChoice::AccountSandbox if !sandbox => {
+            anyhow::bail!("isolation \"sandbox\" is not available here: {}", support.detail)
+        }
+        IsolationChoice::AccountSandbox => Ok(IsolationLevel::AccountSandbox),
+    }
+}
+
+/// The data directory is the gateway's: 0700 at level "process"; 0711 (traversable, not
+/// listable) when member accounts must reach their own directory inside it.
+fn create_data_dir(path: &std::path::Path, level: IsolationLevel) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(path)?;
+    let want = if level == IsolationLevel::Process { 0o700 } else { 0o711 };
     let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    if mode != want {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(want))?;
     }
     Ok(())
+}
+
+/// The socket account-level workers connect to. Anyone may connect (0666 in a 0711 directory);
+/// only a connection whose kernel-reported uid is a member's freshly started worker is kept.
+fn bind_worker_socket(dir: &DataDir) -> anyhow::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.worker_socket();
+    let parent = path.parent().expect("the worker socket lives in a directory");
+    std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o711))?;
+    // We hold the data directory's lock, so a socket file here is a leftover of a crash.
+    let _ = std::fs::remove_file(&path);
+    let listener = tokio::net::UnixListener::bind(&path).with_context(|| format!("bind {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
+    Ok(listener)
 }
 
 /// One gateway per data directory: an exclusive, non-blocking `flock` held for the process's

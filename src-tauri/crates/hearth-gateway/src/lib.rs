@@ -15,11 +15,13 @@
 //! - [`reply`]: rendering a model's Markdown into Telegram HTML that cannot fail to parse.
 //! - [`store`]: `gateway.sqlite` and its migrations.
 //! - [`secrets`]: bot tokens and provider keys (0600 file).
-//! - [`control`]: the admin API, in-process and over the owner-only control socket.
+//! - [`control`]: the admin API, in-process and over the owner-only control socket
+//!   (spend settings in `control_spend`, the `hearth doctor` audit in `control_doctor`).
 //! - [`paths`]: the data directory layout.
 
 pub mod broker;
 pub mod control;
+mod control_doctor;
 mod control_spend;
 pub mod gateway;
 pub mod lanes;
@@ -34,4 +36,4 @@ pub mod store;
 pub mod telegram;
 pub mod workers;
 
-pub use gateway::{AlreadyServing, Gateway, GatewayConfig};
+pub use gateway::{AlreadyServing, Gateway, GatewayConfig, IsolationChoice};

@@ -6,6 +6,7 @@
 //!   secrets.json     bot tokens and provider keys, 0600
 //!   gateway.lock     held while a gateway serves this directory
 //!   run/control.sock owner-only admin socket
+//!   workers/gateway.sock where account-level workers connect (peer uid checked)
 //!   members/<id>/    each member's private directory (the worker's)
 //!   archive/         directories of removed members
 //! ```
@@ -38,6 +39,10 @@ impl DataDir {
     }
     pub fn control_socket(&self) -> PathBuf {
         self.run_dir().join("control.sock")
+    }
+    /// Where account-level workers connect: its own 0711 directory, since `run/` is 0700.
+    pub fn worker_socket(&self) -> PathBuf {
+        self.root.join("workers").join("gateway.sock")
     }
 }
 

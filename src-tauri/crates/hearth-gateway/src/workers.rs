@@ -13,7 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hearth_isolation::{SpawnedWorker, WorkerCommand};
+use hearth_isolation::accounts::{self, Account};
+use hearth_isolation::sandbox::SandboxPlan;
+use hearth_isolation::spawn::WorkerLink;
+use hearth_isolation::{IsolationLevel, SpawnedWorker, WorkerCommand};
+use tokio::net::{UnixListener, UnixStream};
 use hearth_proto::frame::{self, FrameError};
 use hearth_proto::worker::{GatewayToWorker, Turn, TurnOutcome, WorkerToGateway};
 use hearth_proto::PROTOCOL_VERSION;
@@ -46,6 +50,10 @@ pub struct WorkerSettings {
     pub idle: Duration,
     /// A turn that has not finished after this long is abandoned and its worker killed.
     pub turn_timeout: Duration,
+    /// The level workers run at; decided once at start.
+    pub level: IsolationLevel,
+    /// Where account-level workers connect (`None` at level "process").
+    pub socket: Option<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -58,6 +66,8 @@ struct Inner {
     broker: Broker,
     // std Mutex: held only to look up or change the map, never across an await.
     slots: Mutex<HashMap<String, Slot>>,
+    /// Account-level workers started but not yet connected, by the uid they run as.
+    pending: Mutex<HashMap<u32, oneshot::Sender<(UnixStream, Option<i32>)>>>,
     next_turn_id: AtomicU64,
     tracker: TaskTracker,
     cancel: CancellationToken,
@@ -88,6 +98,7 @@ impl Workers {
                 settings,
                 broker,
                 slots: Mutex::new(HashMap::new()),
+                pending: Mutex::new(HashMap::new()),
                 next_turn_id: AtomicU64::new(1),
                 tracker,
                 cancel,
@@ -105,6 +116,44 @@ impl Workers {
 
     pub fn pid(&self, member_id: &str) -> Option<u32> {
         self.inner.slots.lock().unwrap().get(member_id).map(|s| s.pid)
+    }
+
+    pub fn level(&self) -> IsolationLevel {
+        self.inner.settings.level
+    }
+
+    /// Accepts account-level workers' connections and hands each to the spawn waiting for its
+    /// uid. A connection from any other uid is dropped: the kernel's word on who is calling is
+    /// the only identity a worker has.
+    pub async fn serve_socket(self, listener: UnixListener) {
+        loop {
+            let accepted = tokio::select! {
+                _ = self.inner.cancel.cancelled() => return,
+                a = listener.accept() => a,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "worker socket accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let cred = match stream.peer_cred() {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not identify a worker connection; dropped");
+                    continue;
+                }
+            };
+            let waiting = self.inner.pending.lock().unwrap().remove(&cred.uid());
+            match waiting {
+                Some(tx) => {
+                    let _ = tx.send((stream, cred.pid()));
+                }
+                None => tracing::warn!(uid = cred.uid(), pid = ?cred.pid(), "dropped a worker connection from a uid no member's worker was started as"),
+            }
+        }
     }
 
     /// Runs one turn on the member's worker, starting it if needed.
@@ -153,6 +202,28 @@ impl Workers {
         }
     }
 
+    /// Stops a member's worker and waits until its process is gone (up to `grace`, then it is
+    /// killed): an OS account cannot be deleted while a process runs as it.
+    pub async fn stop_and_wait(&self, member_id: &str, grace: Duration) {
+        let Some(slot) = self.inner.slots.lock().unwrap().remove(member_id) else { return };
+        let _ = slot.to_worker.send(GatewayToWorker::Shutdown);
+        let pid = nix::unistd::Pid::from_raw(slot.pid as i32);
+        drop(slot);
+        let alive = || nix::sys::signal::kill(pid, None).is_ok();
+        let deadline = Instant::now() + grace;
+        while alive() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if alive() {
+            // Its own process group: take anything it started with it.
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while alive() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
     fn kill(&self, member_id: &str, generation: u64) {
         let mut slots = self.inner.slots.lock().unwrap();
         if slots.get(member_id).is_some_and(|s| s.generation == generation) {
@@ -163,12 +234,61 @@ impl Workers {
 
     async fn start(&self, member_id: &str) -> Result<(), WorkerError> {
         let s = &self.inner.settings;
-        let member_dir = hearth_isolation::dirs::prepare_member_dir(&s.data_dir, member_id)
-            .map_err(|e| WorkerError::Spawn(e.to_string()))?;
-        let cmd = WorkerCommand { exe: s.exe.clone(), args: s.args.clone(), member_id: member_id.to_owned(), member_dir };
-        let mut spawned = hearth_isolation::spawn_worker(&cmd).map_err(|e| WorkerError::Spawn(e.to_string()))?;
-        handshake(&mut spawned, member_id).await?;
+        let spawn_err = |e: hearth_isolation::IsolationError| WorkerError::Spawn(e.to_string());
+        let account = match s.level {
+            IsolationLevel::Process => None,
+            IsolationLevel::Account | IsolationLevel::AccountSandbox => {
+                let id = member_id.to_owned();
+                let acc = tokio::task::spawn_blocking(move || accounts::ensure_account(&id))
+                    .await
+                    .map_err(|e| WorkerError::Spawn(e.to_string()))?
+                    .map_err(spawn_err)?;
+                Some(acc)
+            }
+        };
+        let member_dir =
+            hearth_isolation::dirs::prepare_member_dir(&s.data_dir, member_id, account.as_ref()).map_err(spawn_err)?;
+        let sandbox = match s.level {
+            IsolationLevel::AccountSandbox => Some(Arc::new(
+                SandboxPlan::prepare(&member_dir, &s.exe).map_err(|e| WorkerError::Spawn(format!("sandbox: {e}")))?,
+            )),
+            _ => None,
+        };
+        let link = match (&account, &s.socket) {
+            (Some(_), Some(path)) => WorkerLink::Connect(path.clone()),
+            _ => WorkerLink::SocketPair,
+        };
+        let waiting = account.as_ref().map(|acc| {
+            let (tx, rx) = oneshot::channel();
+            self.inner.pending.lock().unwrap().insert(acc.uid, tx);
+            (acc.clone(), rx)
+        });
+        let cmd = WorkerCommand {
+            exe: s.exe.clone(),
+            args: s.args.clone(),
+            member_id: member_id.to_owned(),
+            member_dir,
+            account: account.clone(),
+            sandbox,
+            link,
+        };
+        let mut spawned = match hearth_isolation::spawn_worker(&cmd) {
+            Ok(w) => w,
+            Err(e) => {
+                if let Some(acc) = &account {
+                    self.inner.pending.lock().unwrap().remove(&acc.uid);
+                }
+                return Err(spawn_err(e));
+            }
+        };
+        let mut stream = match (spawned.stream.take(), waiting) {
+            (Some(stream), _) => stream,
+            (None, Some((acc, rx))) => connected(&mut spawned, &acc, rx, &self.inner.pending).await?,
+            (None, None) => return Err(WorkerError::Spawn("the worker was started without a socket".into())),
+        };
+        handshake(&mut stream, member_id).await?;
         tracing::info!(member = member_id, pid = spawned.pid, level = spawned.level.as_str(), "worker started");
+        spawned.stream = Some(stream);
 
         let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
         let (to_worker, from_gateway) = mpsc::unbounded_channel();
@@ -200,20 +320,55 @@ impl Workers {
     }
 }
 
-async fn handshake(w: &mut SpawnedWorker, member_id: &str) -> Result<(), WorkerError> {
-    let hello = tokio::time::timeout(Duration::from_secs(15), frame::read_frame::<_, WorkerToGateway>(&mut w.stream))
+/// Waits for an account-level worker to connect, and checks the kernel's word on who it is:
+/// the member's uid (the accept loop only hands over that uid) and the very process spawned.
+async fn connected(
+    spawned: &mut SpawnedWorker,
+    account: &Account,
+    rx: oneshot::Receiver<(UnixStream, Option<i32>)>,
+    pending: &Mutex<HashMap<u32, oneshot::Sender<(UnixStream, Option<i32>)>>>,
+) -> Result<UnixStream, WorkerError> {
+    let got = tokio::select! {
+        r = tokio::time::timeout(Duration::from_secs(15), rx) => r,
+        status = spawned.child.wait() => {
+            pending.lock().unwrap().remove(&account.uid);
+            return Err(WorkerError::Spawn(format!("the worker exited before connecting ({status:?})")));
+        }
+    };
+    let (stream, pid) = match got {
+        Ok(Ok(v)) => v,
+        _ => {
+            pending.lock().unwrap().remove(&account.uid);
+            return Err(WorkerError::Spawn("the worker did not connect within 15 seconds".into()));
+        }
+    };
+    if pid.is_some_and(|p| p as u32 != spawned.pid) {
+        return Err(WorkerError::Spawn(format!(
+            "a process of {} connected, but not the worker just started (pid {pid:?}, expected {})",
+            account.name, spawned.pid
+        )));
+    }
+    Ok(stream)
+}
+
+async fn handshake(stream: &mut UnixStream, member_id: &str) -> Result<(), WorkerError> {
+    let hello = tokio::time::timeout(Duration::from_secs(15), frame::read_frame::<_, WorkerToGateway>(stream))
         .await
         .map_err(|_| WorkerError::Spawn("the worker did not say hello within 15 seconds".into()))?
         .map_err(|e| WorkerError::Spawn(format!("the worker exited before saying hello ({e})")))?;
     match hello {
-        WorkerToGateway::Hello { version } if version == PROTOCOL_VERSION => {}
-        WorkerToGateway::Hello { version } => {
+        WorkerToGateway::Hello { version, claimed_member } if version == PROTOCOL_VERSION => {
+            if claimed_member.as_deref().is_some_and(|c| c != member_id) {
+                tracing::warn!(member = member_id, claimed = ?claimed_member, "a worker claimed to be another member; it is bound to the member its socket belongs to");
+            }
+        }
+        WorkerToGateway::Hello { version, .. } => {
             return Err(WorkerError::Protocol(format!("worker speaks version {version}, gateway {PROTOCOL_VERSION}")));
         }
         other => return Err(WorkerError::Protocol(format!("expected hello, got {other:?}"))),
     }
     let welcome = GatewayToWorker::Welcome { version: PROTOCOL_VERSION, member_id: member_id.to_owned() };
-    frame::write_frame(&mut w.stream, &welcome).await.map_err(|e| WorkerError::Spawn(e.to_string()))
+    frame::write_frame(stream, &welcome).await.map_err(|e| WorkerError::Spawn(e.to_string()))
 }
 
 struct WorkerIo {
@@ -227,6 +382,7 @@ struct WorkerIo {
 impl WorkerIo {
     async fn run(self, spawned: SpawnedWorker, mut from_gateway: mpsc::UnboundedReceiver<GatewayToWorker>) {
         let SpawnedWorker { mut child, stream, pid, .. } = spawned;
+        let Some(stream) = stream else { return };
         let (mut rd, mut wr) = stream.into_split();
         let (completions_tx, mut completions) = mpsc::unbounded_channel::<GatewayToWorker>();
         let idle = self.workers.inner.settings.idle;

@@ -48,6 +48,8 @@ pub enum ControlRequest {
     Usage { month: Option<String> },
     /// Every ledger row of a month as CSV.
     UsageExport { month: String },
+    /// A security self-check: the isolation level in force per member and findings.
+    Doctor,
 }
 
 /// How to change one cap.
@@ -98,6 +100,7 @@ impl std::fmt::Debug for ControlRequest {
             Self::HouseholdTimezone { timezone } => f.debug_struct("HouseholdTimezone").field("timezone", timezone).finish(),
             Self::Usage { month } => f.debug_struct("Usage").field("month", month).finish(),
             Self::UsageExport { month } => f.debug_struct("UsageExport").field("month", month).finish(),
+            Self::Doctor => f.write_str("Doctor"),
         }
     }
 }
@@ -146,6 +149,50 @@ pub enum ControlReply {
     Caps(CapsReport),
     Usage(UsageReport),
     Csv { text: String },
+    Doctor(DoctorReport),
+}
+
+/// `hearth doctor`: what isolation is really in force, and what to fix, in the manner of a
+/// security audit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoctorReport {
+    /// The level the gateway runs workers at.
+    pub isolation: IsolationLevel,
+    /// What the kernel offers for the sandbox, in words.
+    pub sandbox_support: String,
+    pub members: Vec<MemberDoctor>,
+    /// Findings about the gateway itself (data directory, secrets, database).
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberDoctor {
+    pub id: String,
+    pub name: String,
+    /// The level in force for this member: of the running worker, else what the next one gets.
+    pub isolation: IsolationLevel,
+    /// The member's OS account, when they have one.
+    pub account: Option<String>,
+    pub uid: Option<u32>,
+    pub worker_pid: Option<u32>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub severity: Severity,
+    /// What is wrong, in a sentence.
+    pub what: String,
+    /// What to do about it.
+    pub fix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
 }
 
 /// One rate-card line. USD per million tokens, as providers publish them.
@@ -292,6 +339,8 @@ pub struct MemberStatus {
     pub lane: LaneState,
     /// The member's worker process, while one runs.
     pub worker_pid: Option<u32>,
+    /// The isolation level of the running worker, or the level the next one will get.
+    pub isolation: IsolationLevel,
     pub today: DayUsage,
 }
 

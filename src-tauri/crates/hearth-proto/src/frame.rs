@@ -80,7 +80,7 @@ mod tests {
     #[tokio::test]
     async fn round_trip_over_a_socket_pair() {
         let (mut a, mut b) = tokio::net::UnixStream::pair().unwrap();
-        let sent = WorkerToGateway::Hello { version: crate::PROTOCOL_VERSION };
+        let sent = WorkerToGateway::Hello { version: crate::PROTOCOL_VERSION, claimed_member: None };
         write_frame(&mut a, &sent).await.unwrap();
         let got: WorkerToGateway = read_frame(&mut b).await.unwrap();
         assert_eq!(got, sent);

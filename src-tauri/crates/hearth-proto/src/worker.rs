@@ -27,8 +27,14 @@ pub enum GatewayToWorker {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum WorkerToGateway {
-    /// First frame from the worker.
-    Hello { version: u32 },
+    /// First frame from the worker. `claimed_member` is what the worker believes it is; the
+    /// gateway never trusts it — a worker is bound by the socket it was spawned with or the uid
+    /// the kernel reports — and only logs a mismatch.
+    Hello {
+        version: u32,
+        #[serde(default)]
+        claimed_member: Option<String>,
+    },
     Complete { request_id: u64, turn_id: u64, request: CompletionRequest },
     TurnDone { turn_id: u64, outcome: TurnOutcome },
 }

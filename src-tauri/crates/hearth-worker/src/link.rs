@@ -47,7 +47,8 @@ impl Link {
     /// Sends `Hello`, expects `Welcome` with our version; returns the member id.
     pub async fn handshake(stream: UnixStream) -> Result<(Self, String), LinkError> {
         let mut link = Self { stream, next_request_id: 1, shutdown_requested: false };
-        link.send(&WorkerToGateway::Hello { version: PROTOCOL_VERSION }).await?;
+        let claimed_member = std::env::var(crate::ENV_MEMBER_ID).ok();
+        link.send(&WorkerToGateway::Hello { version: PROTOCOL_VERSION, claimed_member }).await?;
         match link.recv().await? {
             GatewayToWorker::Welcome { version, member_id } if version == PROTOCOL_VERSION => Ok((link, member_id)),
             GatewayToWorker::Welcome { version, .. } => Err(LinkError::VersionMismatch { gateway: version }),

@@ -9,7 +9,8 @@
 //!
 //! The demo drives the gateway exactly as an admin and a family would: it sets the provider and
 //! adds members through [`Gateway::control`], pairs each simulated person with `/start <code>`,
-//! and then they write to their bots at random moments. Every simulated person is one task that
+//! and then they write to their bots at random moments. Workers always run at isolation
+//! "process", so the demo never creates OS accounts. Every simulated person is one task that
 //! reports what happens to the view over a channel.
 
 mod household;
@@ -19,7 +20,7 @@ mod view;
 use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 
-use hearth_gateway::{Gateway, GatewayConfig};
+use hearth_gateway::{Gateway, GatewayConfig, IsolationChoice};
 use hearth_proto::control::{ControlReply, ControlRequest, ProviderKind};
 use hearth_testkit::llm::FakeLlm;
 use hearth_testkit::telegram::{FakeBot, FakeTelegram, FakeUser};
@@ -82,6 +83,9 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::unexpected(format!("find the hearth binary to run workers with: {e}")))?;
     let mut config = GatewayConfig::new(data.path().to_owned(), exe);
     config.telegram_api_url = Some(telegram.api_url());
+    // The demo is ephemeral: its simulated members never get OS accounts, whoever runs it (even
+    // root, where "auto" would create them).
+    config.isolation = IsolationChoice::Process;
     // The control socket stays on so `hearth --data-dir <dir> status` works while the demo runs.
     config.control_socket = true;
     let gateway = Gateway::start(config).await.map_err(|e| Failure::unexpected(format!("start the gateway: {e:#}")))?;

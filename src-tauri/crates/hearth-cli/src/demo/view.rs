@@ -70,7 +70,8 @@ impl View {
 
     pub fn header(&self) {
         println!(
-            "Hearth demo — a household of {} chatting through the real gateway and a worker process per member.",
+            "Hearth demo — a household of {} chatting through the real gateway and a worker process per member, \
+             at isolation \"process\" (a demo creates no OS accounts).",
             self.members
         );
         println!(
@@ -159,7 +160,11 @@ impl View {
         let elapsed = self.started.elapsed().as_secs();
         let _ = writeln!(frame, "Hearth demo · {}:{:02} · Ctrl-C to stop", elapsed / 60, elapsed % 60);
         if let Some(s) = &self.status {
-            let weak = if s.isolation == IsolationLevel::Process { " (weaker, development level)" } else { "" };
+            let weak = if s.isolation == IsolationLevel::Process {
+                " (the demo's level: no OS accounts for simulated members)"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 frame,
                 "answering {} of {} at most · worker processes {} · isolation {}{weak}",

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use hearth_proto::control::{IsolationLevel, StatusReport, UsageReport};
+use hearth_proto::control::{DoctorReport, IsolationLevel, Severity, StatusReport, UsageReport};
 use hearth_testkit::llm::FakeLlm;
 use hearth_testkit::telegram::FakeTelegram;
 use serde_json::Value;
@@ -46,6 +46,7 @@ fn hearth(data_dir: &Path) -> tokio::process::Command {
     cmd.env("HEARTH_DATA_DIR", data_dir)
         .env_remove("RUST_LOG")
         .env_remove("HEARTH_TELEGRAM_API_URL")
+        .env_remove("HEARTH_ISOLATION")
         .env("COLUMNS", "100")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -86,12 +87,14 @@ struct Serve {
 }
 
 impl Serve {
-    /// Starts `hearth serve` with its stderr in `log`, without waiting for it.
+    /// Starts `hearth serve` with its stderr in `log`, without waiting for it. Always at isolation
+    /// "process": CI runs as root, where "auto" would create OS accounts for test members.
     fn spawn(data_dir: &Path, telegram_api: &str, log: PathBuf) -> Serve {
         let file = std::fs::File::create(&log).expect("create the serve log");
         let child = hearth(data_dir)
             .arg("serve")
             .env("HEARTH_TELEGRAM_API_URL", telegram_api)
+            .env("HEARTH_ISOLATION", "process")
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
@@ -164,7 +167,31 @@ fn help_says_what_every_command_does() {
     assert!(!top.contains("worker"), "the internal worker command is hidden: {top}");
 
     let expectations: &[(&[&str], &[&str])] = &[
-        (&["serve", "--help"], &["foreground", "SIGTERM", "HEARTH_TELEGRAM_API_URL"]),
+        (
+            &["serve", "--help"],
+            &[
+                "foreground",
+                "SIGTERM",
+                "HEARTH_TELEGRAM_API_URL",
+                "--isolation",
+                "HEARTH_ISOLATION",
+                "[default: auto]",
+                "auto",
+                "strongest",
+                "process",
+                "development only",
+                "account",
+                "needs root",
+                "sandbox",
+                "Landlock",
+                "seccomp",
+                "hearth doctor",
+            ],
+        ),
+        (
+            &["doctor", "--help"],
+            &["security audit", "isolation", "finding", "what to do", "info", "9", "10", "--json", "severity"],
+        ),
         (&["provider", "--help"], &["provider"]),
         (
             &["provider", "set", "--help"],
@@ -198,8 +225,11 @@ fn help_says_what_every_command_does() {
         (&["household", "timezone", "--help"], &["time zone", "midnight", "Europe/Berlin", "--json"]),
         (&["usage", "--help"], &["spent", "caps", "--month", "YYYY-MM", "--json", "export"]),
         (&["usage", "export", "--help"], &["CSV", "stdout", "--month"]),
-        (&["status", "--help"], &["lane", "isolation", "cost", "--json"]),
-        (&["demo", "--help"], &["no tokens", "--members", "--duration", "--model-latency-ms", "Ctrl-C"]),
+        (&["status", "--help"], &["lane", "isolation", "cost", "hearth doctor", "--json"]),
+        (
+            &["demo", "--help"],
+            &["no tokens", "--members", "--duration", "--model-latency-ms", "Ctrl-C", "isolation \"process\""],
+        ),
     ];
     for (args, words) in expectations {
         let text = help(args);
@@ -209,6 +239,8 @@ fn help_says_what_every_command_does() {
     }
     // The exit codes are documented where scripts authors look.
     assert!(top.contains("Exit codes") && top.contains("3  Hearth is not running"), "{top}");
+    assert!(top.contains("doctor") && top.contains("9  `hearth doctor` found warnings"), "{top}");
+    assert!(top.contains("10 `hearth doctor` found something critical"), "{top}");
 
     // Usage errors are exit code 2.
     let out = std::process::Command::new(BIN).args(["member", "add"]).output().expect("run hearth");
@@ -254,6 +286,81 @@ async fn status_without_a_gateway_says_how_to_start_one() {
     )
     .await
     .expect_code(3);
+
+    // So does the doctor: "not running" is not a verdict.
+    let ran = run(&data, &["doctor"], None, &[]).await;
+    assert!(ran.expect_code(3).stderr.contains("hearth serve"), "{ran:#?}");
+    let ran = run(&data, &["doctor", "--json"], None, &[]).await;
+    assert_eq!(ran.expect_code(3).json()["error"]["code"], "not_running", "{ran:#?}");
+
+    // An isolation level that does not exist is a usage error, from the flag or the environment,
+    // and nothing starts.
+    let ran = run(&data, &["serve", "--isolation", "vm"], None, &[]).await;
+    assert!(ran.expect_code(2).stderr.contains("sandbox"), "lists the levels: {ran:#?}");
+    let ran = run(&data, &["serve"], None, &[("HEARTH_ISOLATION", "none")]).await;
+    assert!(ran.expect_code(2).stderr.contains("process"), "lists the levels: {ran:#?}");
+    assert!(!data.exists(), "nothing was created in {data:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_reports_the_level_and_findings() {
+    let telegram = FakeTelegram::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // Serve sets HEARTH_ISOLATION=process: the level under test, and no OS accounts in CI.
+    let serve = Serve::start(&data, &telegram.api_url(), tmp.path().join("serve.log")).await;
+    let d = data.as_path();
+    let bot = telegram.add_bot("ana_family_bot");
+    run(d, &["member", "add", "Ana"], Some(&format!("{}\n", bot.token)), &[]).await.expect_code(0);
+
+    // --json is a DoctorReport, and the exit code is the verdict: warnings only.
+    let ran = run(d, &["doctor", "--json"], None, &[]).await;
+    let report: DoctorReport = serde_json::from_str(ran.expect_code(9).stdout.trim())
+        .unwrap_or_else(|e| panic!("doctor --json is a DoctorReport ({e}): {ran:#?}"));
+    assert_eq!(report.isolation, IsolationLevel::Process, "{report:#?}");
+    assert!(!report.sandbox_support.trim().is_empty(), "{report:#?}");
+    let [ana] = report.members.as_slice() else { panic!("one member: {report:#?}") };
+    assert_eq!((ana.name.as_str(), ana.isolation), ("Ana", IsolationLevel::Process), "{report:#?}");
+    let all: Vec<_> = report.findings.iter().chain(report.members.iter().flat_map(|m| &m.findings)).collect();
+    assert!(
+        all.iter().any(|f| f.severity == Severity::Warning && f.what.to_lowercase().contains("process")),
+        "a warning about the \"process\" level: {report:#?}"
+    );
+    assert!(all.iter().all(|f| f.severity != Severity::Critical), "{report:#?}");
+    assert!(all.iter().all(|f| !f.what.trim().is_empty() && !f.fix.trim().is_empty()), "{report:#?}");
+    let json = ran.json();
+    assert_eq!(json["isolation"], "process", "{json}");
+    assert_eq!(
+        keys(&json["members"][0]),
+        ["account", "findings", "id", "isolation", "name", "uid", "worker_pid"].map(String::from).into(),
+        "{json}"
+    );
+
+    // The human report: the level on top, Ana's line, each finding with its fix, and the verdict.
+    let ran = run(d, &["doctor"], None, &[]).await;
+    let text = &ran.expect_code(9).stdout;
+    let first = text.lines().next().unwrap_or_default();
+    assert!(first.starts_with("Isolation: process"), "{text}");
+    assert!(text.contains("Sandbox support: "), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("Ana (") && l.contains("· process ·")), "{text}");
+    let warnings = all.iter().filter(|f| f.severity == Severity::Warning).count();
+    for f in &all {
+        assert!(text.contains(&f.what) && text.contains(&format!("→ {}", f.fix)), "{f:?}:\n{text}");
+    }
+    assert!(text.contains("WARNING: "), "{text}");
+    let verdict = text.lines().last().unwrap_or_default();
+    let plural = if warnings == 1 { "" } else { "s" };
+    assert_eq!(verdict, format!("{warnings} warning{plural}, 0 critical."), "{text}");
+
+    // status shows each member's level too.
+    let ran = run(d, &["status"], None, &[]).await;
+    let text = &ran.expect_code(0).stdout;
+    assert!(text.contains("ISOLATION"), "{text}");
+    let row = text.lines().find(|l| l.starts_with("Ana ")).unwrap_or_else(|| panic!("{text}"));
+    assert!(row.contains(" process "), "{row}");
+
+    let (code, _) = serve.terminate().await;
+    assert_eq!(code, Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -408,9 +515,16 @@ async fn admin_commands_against_a_running_gateway() {
     assert!(ana_status.paired && ana_status.today.calls >= 1, "{ana_status:?}");
     let human = run(d, &["status"], None, &[]).await;
     let text = &human.expect_code(0).stdout;
-    for part in
-        ["MEMBER", "LANE", "Ana", "@ben_family_bot", "isolation: process", "weaker development level", "demo-model"]
-    {
+    for part in [
+        "MEMBER",
+        "LANE",
+        "ISOLATION",
+        "Ana",
+        "@ben_family_bot",
+        "isolation: process",
+        "weaker development level",
+        "demo-model",
+    ] {
         assert!(text.contains(part), "status should show {part:?}:\n{text}");
     }
 
@@ -634,6 +748,8 @@ async fn demo_household_chats_and_cleans_up() {
         assert!(says >= 1 && replies >= 1, "{name} should write and get replies:\n{out}");
     }
     assert!(!out.contains("\x1b["), "no terminal control codes when stdout is not a terminal:\n{out}");
+    let banner = out.lines().next().unwrap_or_default();
+    assert!(banner.contains("isolation \"process\"") && banner.contains("no OS accounts"), "{banner}");
     let summary =
         out.lines().find(|l| l.starts_with("Demo finished")).unwrap_or_else(|| panic!("a summary line:\n{out}"));
     assert!(summary.contains("median reply"), "{summary}");

@@ -148,6 +148,7 @@ async fn a_gateway_killed_mid_turn_answers_once_after_restart() {
             .env("HEARTH_DATA_DIR", dir.path())
             .env("HEARTH_TELEGRAM_API_URL", tg.api_url())
             .env("RUST_LOG", "warn")
+            .env("HEARTH_ISOLATION", "process")
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()

@@ -4,5 +4,6 @@
 mod cli;
 mod faults;
 mod flow;
+mod isolation;
 mod spend;
 mod support;

@@ -20,6 +20,9 @@ pub fn test_config(data_dir: &Path, tg: &FakeTelegram) -> GatewayConfig {
     c.backoff = Backoff { min: Duration::from_millis(100), max: Duration::from_secs(1), revoked: Duration::from_secs(2) };
     c.llm_retry.base_delay = Duration::from_millis(50);
     c.control_socket = false;
+    // CI runs as root, where "auto" would give every test member a real OS account; the
+    // isolation tests choose their level themselves.
+    c.isolation = hearth_gateway::IsolationChoice::Process;
     c
 }
 
@@ -50,6 +53,8 @@ impl Household {
         let tg = FakeTelegram::start().await;
         let llm = FakeLlm::start().await;
         let dir = tempfile::tempdir().unwrap();
+        // Member accounts must be able to reach their own directory inside (isolation tests).
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
         let mut config = test_config(dir.path(), &tg);
         tweak(&mut config);
         let gateway = Gateway::start(config).await.expect("gateway starts");

@@ -78,7 +78,7 @@ impl Gateway {
 
     pub async fn start_in(dir: TempDir) -> Self {
         let mut gw = Self::spawn_in(dir);
-        assert_eq!(gw.recv().await, WorkerToGateway::Hello { version: PROTOCOL_VERSION });
+        assert!(matches!(gw.recv().await, WorkerToGateway::Hello { version: PROTOCOL_VERSION, .. }));
         gw.send(GatewayToWorker::Welcome { version: PROTOCOL_VERSION, member_id: "alex".into() }).await;
         gw
     }
