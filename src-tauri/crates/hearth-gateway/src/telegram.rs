@@ -325,16 +325,31 @@ async fn send_with_retry(bot: &Bot, chat_id: i64, text: &str, mode: Option<Parse
                 last = format!("rate limited for {}s", secs.seconds());
                 tokio::time::sleep(Duration::from_secs((secs.seconds() as u64).clamp(1, 60))).await;
             }
-            Err(RequestError::Network(e)) => {
+            Err(e) if is_transient(&e) => {
                 last = e.to_string();
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
-            Err(RequestError::Api(e)) => return Err(SendError::Refused(e.to_string())),
             Err(e) => return Err(SendError::Refused(e.to_string())),
         }
     }
     Err(SendError::Unreachable(last))
+}
+
+/// Errors worth sending again: the network, and Telegram's own server trouble. teloxide reports
+/// a 5xx as an API error carrying only the description (or, for the HTML error page of
+/// Telegram's front end, as unparseable JSON), so those are recognised by what they say.
+fn is_transient(e: &RequestError) -> bool {
+    match e {
+        RequestError::Network(_) | RequestError::InvalidJson { .. } | RequestError::Io(_) => true,
+        RequestError::Api(ApiError::Unknown(description)) => {
+            let d = description.to_ascii_lowercase();
+            ["internal server error", "bad gateway", "service unavailable", "gateway timeout", "too many requests"]
+                .iter()
+                .any(|s| d.contains(s))
+        }
+        _ => false,
+    }
 }
 
 /// One inline button: its label and the callback data it sends back (at most 64 bytes).
@@ -355,7 +370,7 @@ pub async fn send_with_buttons(bot: &Bot, chat_id: i64, text: &str, buttons: Vec
             Err(RequestError::RetryAfter(secs)) => {
                 tokio::time::sleep(Duration::from_secs((secs.seconds() as u64).clamp(1, 60))).await;
             }
-            Err(RequestError::Network(_)) => {
+            Err(e) if is_transient(&e) => {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
@@ -399,6 +414,14 @@ pub async fn show_typing(bot: Bot, chat_id: i64, cancel: CancellationToken) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_trouble_is_retried_and_refusals_are_not() {
+        assert!(is_transient(&RequestError::Api(ApiError::Unknown("Internal Server Error".into()))));
+        assert!(is_transient(&RequestError::Api(ApiError::Unknown("Bad Gateway".into()))));
+        assert!(!is_transient(&RequestError::Api(ApiError::BotBlocked)));
+        assert!(!is_transient(&RequestError::Api(ApiError::Unknown("Bad Request: chat not found".into()))));
+    }
 
     #[test]
     fn token_shapes() {
