@@ -5,5 +5,6 @@ mod cli;
 mod faults;
 mod flow;
 mod isolation;
+mod reliability;
 mod spend;
 mod support;
