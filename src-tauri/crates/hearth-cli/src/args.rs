@@ -128,6 +128,33 @@ pub enum Command {
     /// isolation "process": the demo never creates OS accounts for its simulated members.
     Demo(DemoArgs),
 
+    /// Run the root helper that gives members OS accounts when the gateway itself is not root.
+    ///
+    /// Hearth runs each member's assistant as an OS account of its own. Creating those accounts
+    /// and starting workers as them needs root: `hearth serve` does it itself when it runs as
+    /// root. Otherwise run this daemon as root, naming the user the gateway runs as, and start
+    /// the gateway with --supervisor-socket (or HEARTH_SUPERVISOR_SOCKET) set to its socket.
+    ///
+    /// It serves only that user (the kernel's peer credentials are checked on every connection),
+    /// runs workers only as `hearth-*` accounts it creates itself, only inside that user's own
+    /// data directory, and only a hearth binary that nobody but root can change. It stops on
+    /// Ctrl-C or SIGTERM, stopping the workers it started.
+    ///
+    /// On macOS the Hearth app registers it as a LaunchDaemon; approve it in System Settings →
+    /// General → Login Items.
+    ///
+    /// Examples:
+    ///   sudo hearth supervisor --admin-user alice
+    ///   hearth serve --supervisor-socket /run/hearth/supervisor.sock      (then, as alice)
+    ///
+    /// Exit codes: 0 after a clean stop; 1 when not run as root or the socket cannot be served;
+    /// 4 when the admin user is unknown or invalid.
+    #[command(
+        verbatim_doc_comment,
+        about = "Run the root helper that gives members OS accounts when the gateway itself is not root"
+    )]
+    Supervisor(SupervisorArgs),
+
     /// Internal: one member's worker process, started by the gateway.
     #[command(hide = true)]
     Worker,
@@ -152,7 +179,7 @@ impl Command {
             Command::Usage(a) => a.command.is_none() && a.json,
             Command::Status(a) => a.json,
             Command::Doctor(a) => a.json,
-            Command::Serve(_) | Command::Demo(_) | Command::Worker => false,
+            Command::Serve(_) | Command::Demo(_) | Command::Supervisor(_) | Command::Worker => false,
         }
     }
 }
@@ -481,21 +508,42 @@ pub struct ServeArgs {
     /// How strongly members' assistants are kept apart from each other.
     #[arg(long, value_enum, env = "HEARTH_ISOLATION", default_value_t = Isolation::Auto, value_name = "LEVEL")]
     pub isolation: Isolation,
+    /// The socket of a `hearth supervisor` running as root: when Hearth itself is not root, it
+    /// asks the supervisor for members' OS accounts (isolation account or sandbox). Not needed
+    /// when Hearth runs as root. [default: none, so without root workers run at "process"]
+    #[arg(long, env = "HEARTH_SUPERVISOR_SOCKET", value_name = "PATH")]
+    pub supervisor_socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("admin").required(true).args(["admin_user", "admin_uid"])))]
+pub struct SupervisorArgs {
+    /// Where to listen. Its directory is created if missing and must belong to root and be
+    /// writable by nobody else.
+    #[arg(long, value_name = "PATH", default_value = hearth_isolation::supervisor::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// The user the gateway runs as: the only one whose connections are served.
+    #[arg(long, value_name = "NAME")]
+    pub admin_user: Option<String>,
+    /// The same, as a numeric uid (`id -u NAME`).
+    #[arg(long, value_name = "UID")]
+    pub admin_uid: Option<String>,
 }
 
 /// `hearth serve --isolation`: the level asked for. `auto` is resolved by the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Isolation {
-    /// The strongest level this machine supports: sandbox or account when run as root, else
-    /// process (with a loud warning).
+    /// The strongest level this machine supports: sandbox or account when run as root or with a
+    /// `hearth supervisor` that answers, else process (with a loud warning).
     Auto,
     /// Each member's worker is its own process with its own 0700 directory, but runs as the same
     /// OS user as the gateway: for development only.
     Process,
-    /// Each member's worker runs as the member's own OS account, created by Hearth; needs root.
+    /// Each member's worker runs as the member's own OS account, created by Hearth; needs root
+    /// (or --supervisor-socket).
     Account,
     /// Account, plus a kernel sandbox around each worker (Landlock and seccomp on Linux) so it
-    /// can reach only its own directory and no network; needs root.
+    /// can reach only its own directory and no network; needs root (or --supervisor-socket).
     Sandbox,
 }
 

@@ -2,6 +2,8 @@
 //!
 //! - [`args`]: the command tree (clap derive) and its help text.
 //! - [`serve`]: `hearth serve`, the gateway in the foreground until SIGINT/SIGTERM.
+//! - [`supervisor`]: `hearth supervisor`, the root daemon that creates member accounts and starts
+//!   workers for a gateway that does not run as root.
 //! - [`admin`]: `provider`, `member` and `status`, spoken to a running gateway over its
 //!   owner-only control socket, with human and `--json` output.
 //! - [`doctor`]: `hearth doctor`, the security self-check: the isolation level in force per
@@ -44,6 +46,7 @@ mod failure;
 mod secret;
 mod serve;
 mod spend;
+mod supervisor;
 mod table;
 
 use std::process::ExitCode;
@@ -101,6 +104,7 @@ async fn run(command: Command, data_dir: std::path::PathBuf) -> Result<u8, Failu
         Command::Usage(cmd) => spend::usage(&data_dir, cmd).await,
         Command::Status(cmd) => admin::status(&data_dir, cmd).await,
         Command::Demo(cmd) => demo::run(cmd).await,
+        Command::Supervisor(args) => supervisor::run(args).await,
         Command::Worker => unreachable!("handled before the runtime starts"),
     };
     done.map(|()| 0)

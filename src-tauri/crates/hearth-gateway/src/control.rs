@@ -137,7 +137,10 @@ impl Gateway {
             fallback_model: None,
         };
         // The owner is set when their first worker starts (at account level, to their account).
-        hearth_isolation::dirs::prepare_member_dir(self.inner.dir.root(), &row.id, None).map_err(internal)?;
+        // With the supervisor, `members/` is root's: the supervisor makes the directory then.
+        if self.inner.workers.supervisor().is_none() {
+            hearth_isolation::dirs::prepare_member_dir(self.inner.dir.root(), &row.id, None).map_err(internal)?;
+        }
         // The token is saved first: if the database write then fails, the orphan secret is
         // removed again and nothing refers to it.
         let key = secrets::bot_token_key(&row.id);
@@ -221,6 +224,20 @@ impl Gateway {
         let _ = self.inner.events.send(Event::MemberRemoved { member_id: m.id.clone() });
         self.inner.secrets.remove(&secrets::bot_token_key(&m.id)).map_err(internal)?;
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+        if let Some(supervisor) = self.inner.workers.supervisor() {
+            // The supervisor archives the directory (handing it to this user) and then deletes the
+            // account, in that order, so a later account that reuses the uid finds nothing.
+            let data_dir = std::fs::canonicalize(self.inner.dir.root()).unwrap_or_else(|_| self.inner.dir.root().to_owned());
+            let removed = async {
+                hearth_isolation::SupervisorClient::connect(supervisor).await?.remove(&m.id, &data_dir, &stamp).await
+            }
+            .await;
+            match removed {
+                Ok(r) => tracing::info!(member = %m.id, archive = ?r.archived_to, account_removed = r.account_removed, "member removed"),
+                Err(e) => tracing::error!(member = %m.id, error = %e, "member removed, but the supervisor could not archive their directory or delete their account"),
+            }
+            return Ok(ControlReply::Done);
+        }
         match hearth_isolation::dirs::archive_member_dir(self.inner.dir.root(), &m.id, &stamp) {
             Ok(Some(to)) => tracing::info!(member = %m.id, archive = %to.display(), "member removed; data archived"),
             Ok(None) => tracing::info!(member = %m.id, "member removed"),

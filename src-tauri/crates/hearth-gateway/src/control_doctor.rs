@@ -75,7 +75,7 @@ impl Gateway {
             IsolationLevel::Process => findings.push(finding(
                 Severity::Warning,
                 "Workers run as the gateway's own OS user (level \"process\"): members are kept apart by directories only, so a misbehaving assistant could read another member's files.",
-                "Run Hearth as root on Linux (the hearth service does) or install the privileged helper on macOS, so each member gets an OS account.",
+                "Run Hearth as root on Linux (the hearth service does), or run `hearth supervisor` as root and start the gateway with --supervisor-socket (on macOS: approve the Hearth supervisor in System Settings → General → Login Items), so each member gets an OS account.",
             )),
             IsolationLevel::Account => findings.push(finding(
                 Severity::Warning,
@@ -85,6 +85,16 @@ impl Gateway {
             IsolationLevel::AccountSandbox => {}
         }
 
+        if let Some(path) = self.inner.workers.supervisor() {
+            findings.push(finding(
+                Severity::Info,
+                format!(
+                    "The gateway runs without root; the Hearth supervisor at {} creates members' accounts and starts their workers.",
+                    path.display()
+                ),
+                "Nothing to do. Keep `hearth supervisor` running (it is the only part of Hearth with root).",
+            ));
+        }
         match std::fs::metadata(&root) {
             Ok(meta) => {
                 let mode = meta.permissions().mode() & 0o777;

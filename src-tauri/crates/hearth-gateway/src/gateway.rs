@@ -36,8 +36,8 @@ use crate::workers::{WorkerError, WorkerSettings, Workers};
 /// Which isolation level to run workers at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IsolationChoice {
-    /// As root: an OS account per member, plus the sandbox where the kernel supports it.
-    /// Otherwise "process", with a loud warning.
+    /// As root, or through a `hearth supervisor` that answers: an OS account per member, plus
+    /// the sandbox where the kernel supports it. Otherwise "process", with a loud warning.
     #[default]
     Auto,
     Process,
@@ -89,6 +89,10 @@ pub struct GatewayConfig {
     pub max_output_tokens: u32,
     /// How strongly members' workers are separated (`HEARTH_ISOLATION`).
     pub isolation: IsolationChoice,
+    /// The `hearth supervisor` socket (`HEARTH_SUPERVISOR_SOCKET`): when the gateway is not
+    /// root, member accounts are created and workers started through it. Ignored as root, where
+    /// the gateway does this itself.
+    pub supervisor_socket: Option<PathBuf>,
 }
 
 impl GatewayConfig {
@@ -112,6 +116,7 @@ impl GatewayConfig {
             context_tokens: 12_000,
             max_output_tokens: 1_024,
             isolation: IsolationChoice::Auto,
+            supervisor_socket: None,
         }
     }
 }
@@ -196,13 +201,17 @@ impl Gateway {
         // SAFETY: umask only changes this process's file creation mask.
         unsafe { libc::umask(0o077) };
         let dir = DataDir::new(config.data_dir.clone());
-        let level = resolve_isolation(config.isolation)?;
+        let (level, supervisor) = resolve_isolation(config.isolation, config.supervisor_socket.as_deref()).await?;
         create_data_dir(dir.root(), level).with_context(|| format!("create data directory {}", dir.root().display()))?;
+        // Workers (and the supervisor) are given absolute paths, whatever the working directory.
+        let absolute = std::fs::canonicalize(dir.root())
+            .with_context(|| format!("resolve data directory {}", dir.root().display()))?;
         let lock = take_lock(&dir)?;
         let worker_socket = match level {
             IsolationLevel::Process => None,
             _ => {
                 hearth_isolation::dirs::data_dir_reachable_by_members(dir.root()).map_err(anyhow::Error::msg)?;
+                exe_runnable_by_members(&config.worker_exe).map_err(anyhow::Error::msg)?;
                 Some(bind_worker_socket(&dir)?)
             }
         };
@@ -225,11 +234,12 @@ impl Gateway {
             WorkerSettings {
                 exe: config.worker_exe.clone(),
                 args: config.worker_args.clone(),
-                data_dir: dir.root().to_owned(),
                 idle: config.worker_idle,
                 turn_timeout: config.turn_timeout,
                 level,
-                socket: worker_socket.as_ref().map(|_| dir.worker_socket()),
+                socket: worker_socket.as_ref().map(|_| DataDir::new(&absolute).worker_socket()),
+                supervisor,
+                data_dir: absolute,
             },
             broker.clone(),
             tracker.clone(),
@@ -305,7 +315,14 @@ impl Gateway {
                 "isolation level \"process\": every member's worker runs as this OS user, so members are separated by \
                  directories only. Run Hearth as root (the Linux service does) for an OS account per member."
             ),
-            other => tracing::info!(level = other.as_str(), "each member's worker runs as their own OS account"),
+            other => match gateway.inner.workers.supervisor() {
+                Some(path) => tracing::info!(
+                    level = other.as_str(),
+                    supervisor = %path.display(),
+                    "each member's worker runs as their own OS account, started by the Hearth supervisor"
+                ),
+                None => tracing::info!(level = other.as_str(), "each member's worker runs as their own OS account"),
+            },
         }
         if gateway.inner.config.control_socket {
             crate::control::serve_socket(gateway.clone()).await.context("start the control socket")?;
@@ -851,28 +868,82 @@ pub(crate) fn household_timezone() -> String {
 }
 
 /// Decides the level once, at start. Asking for more than the machine allows is an error that
-/// says why; `auto` takes the strongest level available.
-fn resolve_isolation(choice: IsolationChoice) -> anyhow::Result<IsolationLevel> {
-    let root = hearth_isolation::accounts::can_manage_accounts();
-    let support = hearth_isolation::sandbox::support();
-    let sandbox = support.landlock_abi.is_some() && support.seccomp;
+/// says why; `auto` takes the strongest level available. As root the gateway manages accounts
+/// itself; otherwise it needs a `hearth supervisor` that answers at `supervisor_socket`, and
+/// then returns that socket for the workers to be started through.
+async fn resolve_isolation(
+    choice: IsolationChoice,
+    supervisor_socket: Option<&std::path::Path>,
+) -> anyhow::Result<(IsolationLevel, Option<PathBuf>)> {
+    if choice == IsolationChoice::Process {
+        return Ok((IsolationLevel::Process, None));
+    }
+    if hearth_isolation::accounts::can_manage_accounts() {
+        if let Some(path) = supervisor_socket {
+            tracing::info!(supervisor = %path.display(), "running as root: member accounts are managed in-process and the supervisor is not used");
+        }
+        let support = hearth_isolation::sandbox::support();
+        let sandbox = support.landlock_abi.is_some() && support.seccomp;
+        return pick_level(choice, sandbox, &support.detail).map(|level| (level, None));
+    }
+    let Some(path) = supervisor_socket else {
+        return match choice {
+            IsolationChoice::Auto => Ok((IsolationLevel::Process, None)),
+            _ => anyhow::bail!(
+                "isolation \"account\" needs root to create an OS account per member: run Hearth as root, or run `hearth supervisor` as root and start the gateway with --supervisor-socket (HEARTH_SUPERVISOR_SOCKET); or use --isolation process for development"
+            ),
+        };
+    };
+    match hearth_isolation::SupervisorClient::connect(path).await {
+        Ok(client) => {
+            let level = pick_level(choice, client.sandbox(), client.sandbox_detail())?;
+            Ok((level, Some(path.to_owned())))
+        }
+        Err(e) if choice == IsolationChoice::Auto => {
+            tracing::warn!(error = %e, "the Hearth supervisor did not answer, so members get no OS accounts of their own");
+            Ok((IsolationLevel::Process, None))
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("member accounts need the Hearth supervisor")),
+    }
+}
+
+/// The level for a choice once accounts are possible, given whether the sandbox is.
+fn pick_level(choice: IsolationChoice, sandbox: bool, detail: &str) -> anyhow::Result<IsolationLevel> {
     match choice {
         IsolationChoice::Process => Ok(IsolationLevel::Process),
-        IsolationChoice::Auto if !root => Ok(IsolationLevel::Process),
         IsolationChoice::Auto if sandbox => Ok(IsolationLevel::AccountSandbox),
         IsolationChoice::Auto => {
-            tracing::warn!(detail = %support.detail, "the kernel sandbox is not available; workers get OS accounts only");
+            tracing::warn!(detail, "the kernel sandbox is not available; workers get OS accounts only");
             Ok(IsolationLevel::Account)
         }
-        IsolationChoice::Account | IsolationChoice::AccountSandbox if !root => anyhow::bail!(
-            "isolation \"account\" needs root to create an OS account per member; run as root, or use --isolation process for development"
-        ),
         IsolationChoice::Account => Ok(IsolationLevel::Account),
         IsolationChoice::AccountSandbox if !sandbox => {
-            anyhow::bail!("isolation \"sandbox\" is not available here: {}", support.detail)
+            anyhow::bail!("isolation \"sandbox\" is not available here: {detail}")
         }
         IsolationChoice::AccountSandbox => Ok(IsolationLevel::AccountSandbox),
     }
+}
+
+/// Member accounts must be able to run the worker binary: it and every directory above it need
+/// the "others may execute" bit. (`/root/...` is the usual way this fails.)
+fn exe_runnable_by_members(exe: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let exe = std::fs::canonicalize(exe).map_err(|e| format!("the worker binary {} cannot be found: {e}", exe.display()))?;
+    let mut path = Some(exe.as_path());
+    while let Some(p) = path {
+        let mode = std::fs::metadata(p).map_err(|e| format!("cannot check {}: {e}", p.display()))?.permissions().mode();
+        if mode & 0o001 == 0 {
+            return Err(format!(
+                "member accounts cannot run the worker binary {}: {} is not accessible to other users (mode {:o}). \
+                 Install hearth where every user can run it (e.g. /usr/local/bin), or use --isolation process for development",
+                exe.display(),
+                p.display(),
+                mode & 0o777
+            ));
+        }
+        path = p.parent();
+    }
+    Ok(())
 }
 
 /// The data directory is the gateway's: 0700 at level "process"; 0711 (traversable, not
@@ -928,4 +999,33 @@ fn take_lock(dir: &DataDir) -> anyhow::Result<File> {
 #[error("another Hearth gateway is already serving {} (the app, or `hearth serve`). Stop it first, or use a different --data-dir", data_dir.display())]
 pub struct AlreadyServing {
     pub data_dir: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_binary_behind_a_private_directory_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("private");
+        std::fs::create_dir(&private).unwrap();
+        let exe = private.join("hearth");
+        std::fs::write(&exe, b"#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let err = exe_runnable_by_members(&exe).unwrap_err();
+        assert!(err.contains("private") && err.contains("/usr/local/bin"), "{err}");
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(exe_runnable_by_members(&exe), Ok(()));
+    }
+
+    #[test]
+    fn isolation_choices_parse() {
+        assert_eq!("sandbox".parse::<IsolationChoice>(), Ok(IsolationChoice::AccountSandbox));
+        assert_eq!("process".parse::<IsolationChoice>(), Ok(IsolationChoice::Process));
+        assert!("strong".parse::<IsolationChoice>().unwrap_err().contains("auto, process, account or sandbox"));
+    }
 }

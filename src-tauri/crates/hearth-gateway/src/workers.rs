@@ -1,6 +1,14 @@
 //! The gateway's side of member workers: at most one process per member, started on demand
 //! through `hearth-isolation`, asked to exit after it has been idle a while.
 //!
+//! A worker is started in one of two ways: by the gateway itself (level "process", or an OS
+//! account per member when the gateway runs as root), or — when the gateway is not root — by the
+//! `hearth supervisor` daemon, which creates the account and starts the worker as it. Then the
+//! worker is not the gateway's child: its end is seen as its socket closing, and it is stopped
+//! through the supervisor. Either way an account-level worker connects to the worker socket and
+//! is bound to the member whose account the kernel reports for the connection, and only if it is
+//! the very process that was started.
+//!
 //! Each worker gets an I/O task that owns its socket. Frames from the worker are trusted only as
 //! far as the socket they arrive on: a worker can ask for completions during its own member's
 //! running turn, and finish that turn — nothing else. The reply goes to the chat the turn came
@@ -16,11 +24,12 @@ use std::time::{Duration, Instant};
 use hearth_isolation::accounts::{self, Account};
 use hearth_isolation::sandbox::SandboxPlan;
 use hearth_isolation::spawn::WorkerLink;
-use hearth_isolation::{IsolationLevel, SpawnedWorker, WorkerCommand};
-use tokio::net::{UnixListener, UnixStream};
-use hearth_proto::frame::{self, FrameError};
-use hearth_proto::worker::{GatewayToWorker, Turn, TurnOutcome, WorkerToGateway};
+use hearth_isolation::{IsolationLevel, SpawnedWorker, SupervisorClient, WorkerCommand};
 use hearth_proto::PROTOCOL_VERSION;
+use hearth_proto::frame::{self, FrameError};
+use hearth_proto::supervisor::SpawnRequest;
+use hearth_proto::worker::{GatewayToWorker, Turn, TurnOutcome, WorkerToGateway};
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -54,6 +63,9 @@ pub struct WorkerSettings {
     pub level: IsolationLevel,
     /// Where account-level workers connect (`None` at level "process").
     pub socket: Option<PathBuf>,
+    /// The `hearth supervisor` socket that starts account-level workers when the gateway is not
+    /// root (`None`: the gateway starts them itself).
+    pub supervisor: Option<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -68,6 +80,11 @@ struct Inner {
     slots: Mutex<HashMap<String, Slot>>,
     /// Account-level workers started but not yet connected, by the uid they run as.
     pending: Mutex<HashMap<u32, oneshot::Sender<(UnixStream, Option<i32>)>>>,
+    /// Workers asked of the supervisor but not yet connected, by member id. The supervisor
+    /// creates the account, so the uid is known only from its reply — which may arrive after the
+    /// worker has connected; such a connection is matched by the account its kernel-reported uid
+    /// belongs to, and checked against the reply afterwards.
+    pending_members: Mutex<HashMap<String, oneshot::Sender<Connection>>>,
     next_turn_id: AtomicU64,
     tracker: TaskTracker,
     cancel: CancellationToken,
@@ -89,7 +106,50 @@ struct RunningTurn {
     done: oneshot::Sender<TurnOutcome>,
 }
 
+/// A worker's connection as the accept loop hands it over: the stream, and the uid and pid the
+/// kernel reports for its peer.
+type Connection = (UnixStream, u32, Option<i32>);
+
+/// The worker process behind a slot, as far as the gateway can reach it.
+enum WorkerProcess {
+    /// The gateway's own child (killed when dropped).
+    Child(tokio::process::Child),
+    /// Started by the supervisor at this socket: not the gateway's child, so it is stopped
+    /// through the supervisor.
+    Supervised { supervisor: PathBuf },
+}
+
 static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// Whether a process exists. A process of another uid answers `EPERM`, which still means it
+/// is there.
+fn process_exists(pid: u32) -> bool {
+    !matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None), Err(nix::errno::Errno::ESRCH))
+}
+
+/// Waits up to `limit` for a process to be gone; returns whether it is.
+async fn exited_within(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while process_exists(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+/// Asks the supervisor to stop one worker (only that pid: a newer worker of the same member is
+/// left alone).
+async fn supervisor_stop(supervisor: &std::path::Path, member_id: &str, pid: u32) {
+    let stopped = match SupervisorClient::connect(supervisor).await {
+        Ok(mut client) => client.stop(member_id, Some(pid)).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = stopped {
+        tracing::warn!(member = member_id, pid, error = %e, "could not ask the supervisor to stop a worker");
+    }
+}
 
 impl Workers {
     pub fn new(settings: WorkerSettings, broker: Broker, tracker: TaskTracker, cancel: CancellationToken) -> Self {
@@ -99,6 +159,7 @@ impl Workers {
                 broker,
                 slots: Mutex::new(HashMap::new()),
                 pending: Mutex::new(HashMap::new()),
+                pending_members: Mutex::new(HashMap::new()),
                 next_turn_id: AtomicU64::new(1),
                 tracker,
                 cancel,
@@ -120,6 +181,15 @@ impl Workers {
 
     pub fn level(&self) -> IsolationLevel {
         self.inner.settings.level
+    }
+
+    /// The supervisor socket when `hearth supervisor` starts this gateway's workers.
+    pub fn supervisor(&self) -> Option<&std::path::Path> {
+        self.supervised().then(|| self.inner.settings.supervisor.as_deref()).flatten()
+    }
+
+    fn supervised(&self) -> bool {
+        self.inner.settings.supervisor.is_some() && self.inner.settings.level != IsolationLevel::Process
     }
 
     /// Accepts account-level workers' connections and hands each to the spawn waiting for its
@@ -147,13 +217,36 @@ impl Workers {
                 }
             };
             let waiting = self.inner.pending.lock().unwrap().remove(&cred.uid());
-            match waiting {
-                Some(tx) => {
-                    let _ = tx.send((stream, cred.pid()));
-                }
-                None => tracing::warn!(uid = cred.uid(), pid = ?cred.pid(), "dropped a worker connection from a uid no member's worker was started as"),
+            if let Some(tx) = waiting {
+                let _ = tx.send((stream, cred.pid()));
+                continue;
             }
+            let (uid, pid) = (cred.uid(), cred.pid());
+            let tx = match self.pending_member_for(uid).await {
+                Some(tx) => tx,
+                None => {
+                    tracing::warn!(uid, pid = ?pid, "dropped a worker connection from a uid no member's worker was started as");
+                    continue;
+                }
+            };
+            let _ = tx.send((stream, uid, pid));
         }
+    }
+
+    /// The supervised start waiting for a connection from `uid`: the member whose account the
+    /// account database says `uid` is.
+    async fn pending_member_for(&self, uid: u32) -> Option<oneshot::Sender<Connection>> {
+        if self.inner.pending_members.lock().unwrap().is_empty() {
+            return None;
+        }
+        let name = tokio::task::spawn_blocking(move || {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.name)
+        })
+        .await
+        .ok()
+        .flatten()?;
+        let member = accounts::member_id_of(&name)?;
+        self.inner.pending_members.lock().unwrap().remove(member)
     }
 
     /// Runs one turn on the member's worker, starting it if needed.
@@ -207,19 +300,18 @@ impl Workers {
     pub async fn stop_and_wait(&self, member_id: &str, grace: Duration) {
         let Some(slot) = self.inner.slots.lock().unwrap().remove(member_id) else { return };
         let _ = slot.to_worker.send(GatewayToWorker::Shutdown);
-        let pid = nix::unistd::Pid::from_raw(slot.pid as i32);
+        let pid = slot.pid;
         drop(slot);
-        let alive = || nix::sys::signal::kill(pid, None).is_ok();
-        let deadline = Instant::now() + grace;
-        while alive() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if exited_within(pid, grace).await {
+            return;
         }
-        if alive() {
-            // Its own process group: take anything it started with it.
-            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while alive() && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+        match self.supervisor() {
+            // Not our child: the supervisor signals its process group and waits for it.
+            Some(supervisor) => supervisor_stop(supervisor, member_id, pid).await,
+            None => {
+                // Its own process group: take anything it started with it.
+                let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+                exited_within(pid, Duration::from_secs(2)).await;
             }
         }
     }
@@ -227,12 +319,17 @@ impl Workers {
     fn kill(&self, member_id: &str, generation: u64) {
         let mut slots = self.inner.slots.lock().unwrap();
         if slots.get(member_id).is_some_and(|s| s.generation == generation) {
-            // Dropping the sender ends the I/O task, which kills the child (kill_on_drop).
+            // Dropping the sender ends the I/O task, which kills the child (kill_on_drop) or has
+            // the supervisor stop it.
             slots.remove(member_id);
         }
     }
 
     async fn start(&self, member_id: &str) -> Result<(), WorkerError> {
+        if let Some(supervisor) = self.supervisor() {
+            let supervisor = supervisor.to_owned();
+            return self.start_supervised(member_id, supervisor).await;
+        }
         let s = &self.inner.settings;
         let spawn_err = |e: hearth_isolation::IsolationError| WorkerError::Spawn(e.to_string());
         let account = match s.level {
@@ -288,13 +385,90 @@ impl Workers {
         };
         handshake(&mut stream, member_id).await?;
         tracing::info!(member = member_id, pid = spawned.pid, level = spawned.level.as_str(), "worker started");
-        spawned.stream = Some(stream);
+        self.install(member_id, spawned.pid, stream, WorkerProcess::Child(spawned.child));
+        Ok(())
+    }
 
+    /// Asks `hearth supervisor` to start the member's worker, then waits for it to connect and
+    /// checks the kernel's word on who connected against what the supervisor started.
+    async fn start_supervised(&self, member_id: &str, supervisor: PathBuf) -> Result<(), WorkerError> {
+        let s = &self.inner.settings;
+        let socket = s.socket.clone().ok_or_else(|| WorkerError::Spawn("there is no worker socket".into()))?;
+        let args = s
+            .args
+            .iter()
+            .map(|a| a.to_str().map(str::to_owned))
+            .collect::<Option<Vec<String>>>()
+            .ok_or_else(|| WorkerError::Spawn("the worker's arguments are not valid UTF-8".into()))?;
+        let request = SpawnRequest {
+            member_id: member_id.to_owned(),
+            data_dir: s.data_dir.clone(),
+            exe: s.exe.clone(),
+            args,
+            sandbox: s.level == IsolationLevel::AccountSandbox,
+            gateway_socket: socket,
+        };
+        // Waiting before asking: the worker may connect before the supervisor's reply arrives.
+        let (tx, rx) = oneshot::channel();
+        self.inner.pending_members.lock().unwrap().insert(member_id.to_owned(), tx);
+        let forget = || {
+            self.inner.pending_members.lock().unwrap().remove(member_id);
+        };
+        let started = async { SupervisorClient::connect(&supervisor).await?.spawn(request).await }.await;
+        let spawned = match started {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                forget();
+                return Err(WorkerError::Spawn(e.to_string()));
+            }
+        };
+        let ready = async {
+            if spawned.level != s.level {
+                return Err(WorkerError::Spawn(format!(
+                    "the supervisor started the worker at level \"{}\", not \"{}\"",
+                    spawned.level.as_str(),
+                    s.level.as_str()
+                )));
+            }
+            let (mut stream, uid, pid) = tokio::select! {
+                r = tokio::time::timeout(Duration::from_secs(15), rx) => match r {
+                    Ok(Ok(connection)) => connection,
+                    _ => return Err(WorkerError::Spawn("the worker did not connect within 15 seconds".into())),
+                },
+                () = async { while process_exists(spawned.pid) { tokio::time::sleep(Duration::from_millis(50)).await } } => {
+                    return Err(WorkerError::Spawn("the worker exited before connecting".into()));
+                }
+            };
+            if uid != spawned.uid || pid.is_some_and(|p| p as u32 != spawned.pid) {
+                return Err(WorkerError::Spawn(format!(
+                    "a process connected as uid {uid} (pid {pid:?}), but the supervisor started pid {} as uid {}",
+                    spawned.pid, spawned.uid
+                )));
+            }
+            handshake(&mut stream, member_id).await?;
+            Ok(stream)
+        }
+        .await;
+        let stream = match ready {
+            Ok(stream) => stream,
+            Err(e) => {
+                forget();
+                supervisor_stop(&supervisor, member_id, spawned.pid).await;
+                return Err(e);
+            }
+        };
+        tracing::info!(member = member_id, pid = spawned.pid, uid = spawned.uid, level = spawned.level.as_str(), "worker started by the supervisor");
+        self.install(member_id, spawned.pid, stream, WorkerProcess::Supervised { supervisor });
+        Ok(())
+    }
+
+    /// Makes a connected, greeted worker the member's and starts its I/O task.
+    fn install(&self, member_id: &str, pid: u32, stream: UnixStream, process: WorkerProcess) {
         let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
         let (to_worker, from_gateway) = mpsc::unbounded_channel();
         let slot = Slot {
             generation,
-            pid: spawned.pid,
+            pid,
             to_worker,
             turn: Arc::new(Mutex::new(None)),
             last_used: Arc::new(Mutex::new(Instant::now())),
@@ -307,8 +481,7 @@ impl Workers {
             workers: self.clone(),
         };
         self.inner.slots.lock().unwrap().insert(member_id.to_owned(), slot);
-        self.inner.tracker.spawn(io.run(spawned, from_gateway));
-        Ok(())
+        self.inner.tracker.spawn(io.run(process, stream, pid, from_gateway));
     }
 
     /// Asks every worker to exit (gateway shutdown).
@@ -371,6 +544,10 @@ async fn handshake(stream: &mut UnixStream, member_id: &str) -> Result<(), Worke
     frame::write_frame(stream, &welcome).await.map_err(|e| WorkerError::Spawn(e.to_string()))
 }
 
+/// Why an I/O task ended when the gateway dropped the worker's slot (a stuck turn): the worker
+/// is stopped at once, with no grace.
+const STOPPED_BY_GATEWAY: &str = "was stopped by the gateway";
+
 struct WorkerIo {
     member_id: String,
     generation: u64,
@@ -380,9 +557,13 @@ struct WorkerIo {
 }
 
 impl WorkerIo {
-    async fn run(self, spawned: SpawnedWorker, mut from_gateway: mpsc::UnboundedReceiver<GatewayToWorker>) {
-        let SpawnedWorker { mut child, stream, pid, .. } = spawned;
-        let Some(stream) = stream else { return };
+    async fn run(
+        self,
+        process: WorkerProcess,
+        stream: UnixStream,
+        pid: u32,
+        mut from_gateway: mpsc::UnboundedReceiver<GatewayToWorker>,
+    ) {
         let (mut rd, mut wr) = stream.into_split();
         let (completions_tx, mut completions) = mpsc::unbounded_channel::<GatewayToWorker>();
         let idle = self.workers.inner.settings.idle;
@@ -406,7 +587,7 @@ impl WorkerIo {
                         if frame::write_frame(&mut wr, &msg).await.is_err() { break "stopped reading".to_owned(); }
                         if shutdown { break "was asked to exit".to_owned(); }
                     }
-                    None => break "was stopped by the gateway".to_owned(),
+                    None => break STOPPED_BY_GATEWAY.to_owned(),
                 },
                 Some(msg) = completions.recv() => {
                     if frame::write_frame(&mut wr, &msg).await.is_err() { break "stopped reading".to_owned(); }
@@ -424,14 +605,25 @@ impl WorkerIo {
         self.turn.lock().unwrap().take();
         drop(wr);
         // Give a politely-asked worker a moment to flush its files, then make sure it is gone.
-        let status = match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
-            Ok(s) => s.ok(),
-            Err(_) => {
-                let _ = child.kill().await;
-                child.wait().await.ok()
+        match process {
+            WorkerProcess::Child(mut child) => {
+                let status = match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+                    Ok(s) => s.ok(),
+                    Err(_) => {
+                        let _ = child.kill().await;
+                        child.wait().await.ok()
+                    }
+                };
+                tracing::info!(member = %self.member_id, pid, ?status, "worker {why}");
             }
-        };
-        tracing::info!(member = %self.member_id, pid, ?status, "worker {why}");
+            WorkerProcess::Supervised { supervisor } => {
+                let polite = why != STOPPED_BY_GATEWAY;
+                if !(polite && exited_within(pid, Duration::from_secs(5)).await) && process_exists(pid) {
+                    supervisor_stop(&supervisor, &self.member_id, pid).await;
+                }
+                tracing::info!(member = %self.member_id, pid, "worker {why}");
+            }
+        }
     }
 
     /// True when no turn runs and none has for `idle`; then the slot is removed under the lock,

@@ -43,6 +43,11 @@ pub fn account_name(member_id: &str) -> String {
     format!("{PREFIX}{member_id}")
 }
 
+/// The member id an account name belongs to (`hearth-<id>` → `<id>`), if it is one of ours.
+pub fn member_id_of(account_name: &str) -> Option<&str> {
+    account_name.strip_prefix(PREFIX).filter(|id| is_safe_member_id(id) && id.len() <= MAX_ACCOUNT_MEMBER_ID)
+}
+
 /// Whether this process may create accounts and start workers as them: effective uid 0.
 pub fn can_manage_accounts() -> bool {
     nix::unistd::geteuid().is_root()
@@ -408,6 +413,9 @@ mod tests {
         assert!(checked_name(&"x".repeat(MAX_ACCOUNT_MEMBER_ID + 1)).is_err());
         // Leading digits are fine: the prefix keeps the name from looking like a uid.
         assert!(checked_name("7ana").unwrap().starts_with(PREFIX));
+        assert_eq!(member_id_of(&account_name("ana-7k2p")), Some("ana-7k2p"));
+        assert_eq!(member_id_of("root"), None);
+        assert_eq!(member_id_of(&account_name("../x")), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::ffi::{CStr, CString};
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -60,33 +60,31 @@ pub fn prepare_member_dir(
     member_id: &str,
     owner: Option<&Account>,
 ) -> Result<PathBuf, IsolationError> {
-    let dir = member_dir(data_dir, member_id)?;
-    let parent = data_dir.join("members");
-    fs::create_dir_all(&parent).map_err(|e| dir_err(&parent, e))?;
-    let members = open_dir_nofollow(&parent)?;
+    member_dir(data_dir, member_id)?;
+    fs::create_dir_all(data_dir).map_err(|e| dir_err(data_dir, e))?;
+    let data = open_dir(data_dir)?;
+    prepare_member_dir_at(&data, data_dir, member_id, owner)
+}
+
+/// [`prepare_member_dir`] inside an already opened data directory: every step below `data` goes
+/// through descriptors, so renaming or replacing `members/` meanwhile redirects nothing. This is
+/// how the `hearth supervisor` daemon (root) works in a data directory another user owns.
+/// `data_path` is only used to name paths in the result and in errors.
+pub fn prepare_member_dir_at(
+    data: &OwnedFd,
+    data_path: &Path,
+    member_id: &str,
+    owner: Option<&Account>,
+) -> Result<PathBuf, IsolationError> {
+    let dir = member_dir(data_path, member_id)?;
+    let parent = data_path.join("members");
+    let members = make_dir_at(data, "members", Mode::from_bits_truncate(0o711), &parent)?;
     nix::sys::stat::fchmod(&members, Mode::from_bits_truncate(0o711)).map_err(|e| dir_err(&parent, e))?;
     if owner.is_some() {
         let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
         nix::unistd::fchown(&members, Some(uid), Some(gid)).map_err(|e| dir_err(&parent, e))?;
     }
-
-    match fs::symlink_metadata(&dir) {
-        Ok(m) if m.file_type().is_symlink() => {
-            return Err(refusal(
-                &dir,
-                "it is a symbolic link; Hearth will not follow it — move it away and start again",
-            ));
-        }
-        Ok(m) if !m.is_dir() => return Err(refusal(&dir, "it is not a directory")),
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(dir_err(&dir, e)),
-        },
-        Err(e) => return Err(dir_err(&dir, e)),
-    }
-    let top = open_dir_nofollow(&dir)?;
+    let top = make_dir_at(&members, member_id, Mode::from_bits_truncate(0o700), &dir)?;
     nix::sys::stat::fchmod(&top, Mode::from_bits_truncate(0o700)).map_err(|e| dir_err(&dir, e))?;
     let walk = Walk {
         to: owner.map(|a| (a.uid, a.gid)),
@@ -103,35 +101,88 @@ pub fn prepare_member_dir(
 /// tree to the gateway's own user, so that a future account reusing the uid owns none of it.
 /// Returns where it went, or `None` if there was nothing to archive.
 pub fn archive_member_dir(data_dir: &Path, member_id: &str, stamp: &str) -> Result<Option<PathBuf>, IsolationError> {
-    let dir = member_dir(data_dir, member_id)?;
-    if stamp.is_empty() || stamp.starts_with('.') || stamp.contains('/') || stamp.contains('\0') {
+    member_dir(data_dir, member_id)?;
+    let data = match open_dir(data_dir) {
+        Ok(fd) => fd,
+        Err(IsolationError::Dir { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let me = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+    archive_member_dir_at(&data, data_dir, member_id, stamp, me)
+}
+
+/// [`archive_member_dir`] inside an already opened data directory, handing the archive (the
+/// `archive/` directory and everything moved into it) to `to` = (uid, gid) — the gateway's user
+/// when the `hearth supervisor` daemon archives for it. Every step goes through descriptors.
+pub fn archive_member_dir_at(
+    data: &OwnedFd,
+    data_path: &Path,
+    member_id: &str,
+    stamp: &str,
+    to: (u32, u32),
+) -> Result<Option<PathBuf>, IsolationError> {
+    let dir = member_dir(data_path, member_id)?;
+    if !is_safe_stamp(stamp) {
         return Err(refusal(&dir, "the archive stamp is not a safe file name"));
     }
-    let meta = match fs::symlink_metadata(&dir) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let members_path = data_path.join("members");
+    let members = match nix::fcntl::openat(data, "members", flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(None),
+        Err(Errno::ELOOP | Errno::ENOTDIR) => return Err(not_a_dir(data, "members", &members_path)),
+        Err(e) => return Err(dir_err(&members_path, e)),
+    };
+    let seen = match nix::sys::stat::fstatat(&members, member_id, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(Errno::ENOENT) => return Ok(None),
         Err(e) => return Err(dir_err(&dir, e)),
     };
-    let archive = data_dir.join("archive");
-    fs::create_dir_all(&archive).map_err(|e| dir_err(&archive, e))?;
-    fs::set_permissions(&archive, fs::Permissions::from_mode(0o700)).map_err(|e| dir_err(&archive, e))?;
-    let to = archive.join(format!("{member_id}-{stamp}"));
-    fs::rename(&dir, &to).map_err(|e| dir_err(&dir, e))?;
-    if meta.file_type().is_symlink() {
-        // Only the link moved; it is not followed, and there is nothing behind it of the member's.
-        return Ok(Some(to));
+    let archive_path = data_path.join("archive");
+    let archive = make_dir_at(data, "archive", Mode::from_bits_truncate(0o700), &archive_path)?;
+    nix::sys::stat::fchmod(&archive, Mode::from_bits_truncate(0o700)).map_err(|e| dir_err(&archive_path, e))?;
+    let (uid, gid) = to;
+    let st = nix::sys::stat::fstat(&archive).map_err(|e| dir_err(&archive_path, e))?;
+    if st.st_uid != uid || st.st_gid != gid {
+        nix::unistd::fchown(&archive, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            .map_err(|e| dir_err(&archive_path, e))?;
     }
-    let top = open_dir_nofollow(&to)?;
-    let st = nix::sys::stat::fstat(&top).map_err(|e| dir_err(&to, e))?;
-    nix::sys::stat::fchmod(&top, Mode::from_bits_truncate(0o700)).map_err(|e| dir_err(&to, e))?;
+    let name = format!("{member_id}-{stamp}");
+    let to_path = archive_path.join(&name);
+    match nix::sys::stat::fstatat(&archive, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Err(Errno::ENOENT) => {}
+        Ok(_) => return Err(refusal(&to_path, "it already exists; archive with another stamp")),
+        Err(e) => return Err(dir_err(&to_path, e)),
+    }
+    nix::fcntl::renameat(&members, member_id, &archive, name.as_str()).map_err(|e| dir_err(&dir, e))?;
+    let kind = SFlag::from_bits_truncate(seen.st_mode & SFlag::S_IFMT.bits());
+    if kind != SFlag::S_IFDIR {
+        // Only the entry moved (a link is not followed); there is nothing behind it of the
+        // member's to hand over.
+        return Ok(Some(to_path));
+    }
+    let top = match nix::fcntl::openat(&archive, name.as_str(), flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ELOOP | Errno::ENOTDIR) => {
+            return Err(refusal(&to_path, "it was replaced by something else while being archived"));
+        }
+        Err(e) => return Err(dir_err(&to_path, e)),
+    };
+    let st = nix::sys::stat::fstat(&top).map_err(|e| dir_err(&to_path, e))?;
+    nix::sys::stat::fchmod(&top, Mode::from_bits_truncate(0o700)).map_err(|e| dir_err(&to_path, e))?;
     let walk = Walk {
-        to: Some((nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw())),
+        to: Some(to),
         // The member's own files may be hard-linked (by the member); they are taken back too.
         trusted_uid: Some(st.st_uid),
     };
-    fix_node(&top, &to, &walk, true)?;
-    walk_tree(&top, &to, &walk, 0)?;
-    Ok(Some(to))
+    fix_node(&top, &to_path, &walk, true)?;
+    walk_tree(&top, &to_path, &walk, 0)?;
+    Ok(Some(to_path))
+}
+
+/// An archive stamp becomes part of a file name: no separators, no leading dot, not empty.
+pub fn is_safe_stamp(stamp: &str) -> bool {
+    !stamp.is_empty() && stamp.len() <= 64 && !stamp.starts_with('.') && !stamp.contains('/') && !stamp.contains('\0')
 }
 
 /// Checks that a member account can reach `<data>/members/<id>`: every directory from `/` down
@@ -184,12 +235,36 @@ impl Walk {
     }
 }
 
-fn open_dir_nofollow(path: &Path) -> Result<OwnedFd, IsolationError> {
+/// Opens a directory the caller named, following a symbolic link in its path as any program
+/// would (the data directory may live behind one).
+fn open_dir(path: &Path) -> Result<OwnedFd, IsolationError> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    nix::fcntl::open(path, flags, Mode::empty()).map_err(|e| dir_err(path, e))
+}
+
+/// Creates `name` inside `parent` if missing and opens it, refusing (never following) a symbolic
+/// link or anything that is not a directory.
+fn make_dir_at(parent: &OwnedFd, name: &str, mode: Mode, path: &Path) -> Result<OwnedFd, IsolationError> {
+    match nix::sys::stat::mkdirat(parent, name, mode) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(dir_err(path, e)),
+    }
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    nix::fcntl::open(path, flags, Mode::empty()).map_err(|e| match e {
-        Errno::ELOOP => refusal(path, "it is a symbolic link; Hearth will not follow it"),
+    nix::fcntl::openat(parent, name, flags, Mode::empty()).map_err(|e| match e {
+        Errno::ELOOP | Errno::ENOTDIR => not_a_dir(parent, name, path),
         e => dir_err(path, e),
     })
+}
+
+/// Why `name` in `parent` could not be opened as a directory without following a link (the
+/// kernel answers ELOOP or ENOTDIR for a link, depending on the flags).
+fn not_a_dir(parent: &OwnedFd, name: &str, path: &Path) -> IsolationError {
+    match nix::sys::stat::fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFLNK => {
+            refusal(path, "it is a symbolic link; Hearth will not follow it — move it away and start again")
+        }
+        _ => refusal(path, "it is not a directory"),
+    }
 }
 
 /// Re-owns (if asked and allowed) and strips ACLs from one opened file or directory.
@@ -316,6 +391,7 @@ fn open_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn ids_that_could_escape_are_refused() {

@@ -9,19 +9,25 @@
 //!   supplementary groups and resource limits.
 //! - [`sandbox`]: the kernel sandbox applied on top (Linux: Landlock, no_new_privs, seccomp),
 //!   and what the kernel offers for `hearth doctor`.
+//! - [`supervisor`]: `hearth supervisor`, the root daemon that does all of the above for a
+//!   gateway that does not run as root (admitting only the admin's uid), and its client.
+//! - [`macos_daemon`]: registering that daemon as a LaunchDaemon with SMAppService (macOS).
 //!
 //! The level actually in force for a worker is reported as an [`IsolationLevel`]: "process"
 //! (no account), "account", or "account + sandbox".
 
 pub mod accounts;
 pub mod dirs;
+pub mod macos_daemon;
 pub mod sandbox;
 pub mod spawn;
+pub mod supervisor;
 
 pub use accounts::Account;
 pub use hearth_proto::control::IsolationLevel;
 pub use sandbox::{SandboxError, SandboxPlan};
 pub use spawn::{SpawnedWorker, WorkerCommand, WorkerLink, spawn_worker};
+pub use supervisor::SupervisorClient;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IsolationError {

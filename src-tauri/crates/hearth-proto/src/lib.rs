@@ -5,6 +5,8 @@
 //! - [`llm`]: the provider-neutral chat-completion request/response a worker asks the broker for.
 //! - [`worker`]: messages between the gateway and one member's worker process.
 //! - [`control`]: the admin API spoken by the CLI (and later the GUI) to a running gateway.
+//! - [`supervisor`]: an unprivileged gateway's requests to the root `hearth supervisor` daemon
+//!   (create member accounts, start and stop workers as them, remove members).
 //!
 //! Nothing here holds a secret: API keys and bot tokens never cross the worker socket, and the
 //! only control request that carries one ([`control::ControlRequest::MemberAdd`] and
@@ -13,6 +15,7 @@
 pub mod control;
 pub mod frame;
 pub mod llm;
+pub mod supervisor;
 pub mod worker;
 
 /// Version of the worker and control protocols. Both sides send it in their first frame and

@@ -7,4 +7,5 @@ mod flow;
 mod isolation;
 mod reliability;
 mod spend;
+mod supervisor;
 mod support;

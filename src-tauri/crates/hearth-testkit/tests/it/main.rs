@@ -2,4 +2,5 @@
 
 mod isolation;
 mod llm;
+mod supervisor;
 mod telegram;

@@ -1,0 +1,64 @@
+//! `hearth supervisor`: the root daemon an unprivileged gateway asks for member accounts and
+//! workers (hearth-isolation's `supervisor` module does the work), in the foreground until
+//! SIGINT or SIGTERM. Logs go to stderr (`RUST_LOG`, default `info`).
+
+use hearth_isolation::macos_daemon::ADMIN_UID_PLACEHOLDER;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::args::SupervisorArgs;
+use crate::failure::{EXIT_UNEXPECTED, Failure};
+
+pub async fn run(args: SupervisorArgs) -> Result<(), Failure> {
+    crate::serve::init_logging("info");
+    if !hearth_isolation::accounts::can_manage_accounts() {
+        return Err(Failure {
+            code: "needs_root",
+            message: "`hearth supervisor` must run as root: it creates an OS account for each member and starts their workers as them. Start it with sudo, or as the system service".into(),
+            exit: EXIT_UNEXPECTED,
+        });
+    }
+    let admin_uid = admin_uid(&args)?;
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| Failure::unexpected(format!("listen for SIGTERM: {e}")))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| Failure::unexpected(format!("listen for SIGINT: {e}")))?;
+    let shutdown = async {
+        let which = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!("{which} received; stopping the workers this supervisor started");
+    };
+    eprintln!("The Hearth supervisor is serving {} for uid {admin_uid}. Press Ctrl-C to stop.", args.socket.display());
+    hearth_isolation::supervisor::serve(&args.socket, admin_uid, shutdown)
+        .await
+        .map_err(|e| Failure::unexpected(format!("the supervisor cannot serve {}: {e}", args.socket.display())))
+}
+
+/// The admin's uid from --admin-user or --admin-uid; never root (a gateway running as root
+/// manages accounts itself and needs no supervisor).
+fn admin_uid(args: &SupervisorArgs) -> Result<u32, Failure> {
+    let uid = match (&args.admin_user, &args.admin_uid) {
+        (Some(name), _) => hearth_isolation::supervisor::user_uid(name)
+            .ok_or_else(|| Failure::invalid_input(format!("there is no user called {name:?} on this system")))?,
+        (None, Some(v)) if v == ADMIN_UID_PLACEHOLDER => {
+            return Err(Failure::invalid_input(format!(
+                "--admin-uid is still the placeholder {ADMIN_UID_PLACEHOLDER} from the LaunchDaemon plist; the installer must replace it with the admin's numeric uid (`id -u` run as the admin)"
+            )));
+        }
+        (None, Some(v)) => v.trim().parse::<u32>().map_err(|_| {
+            Failure::invalid_input(format!(
+                "--admin-uid {v:?} is not a number: give the uid (`id -u NAME`), or --admin-user NAME"
+            ))
+        })?,
+        (None, None) => {
+            return Err(Failure::invalid_input("name the gateway's user with --admin-user NAME or --admin-uid UID"));
+        }
+    };
+    if uid == 0 {
+        return Err(Failure::invalid_input(
+            "the admin cannot be root: a gateway running as root creates member accounts itself and needs no supervisor; name the user the gateway runs as",
+        ));
+    }
+    Ok(uid)
+}
