@@ -513,6 +513,11 @@ pub struct ServeArgs {
     /// when Hearth runs as root. [default: none, so without root workers run at "process"]
     #[arg(long, env = "HEARTH_SUPERVISOR_SOCKET", value_name = "PATH")]
     pub supervisor_socket: Option<PathBuf>,
+
+    /// How many members' turns may run at once across the household. Each member has at most
+    /// one at a time anyway; this only guards very large installs.
+    #[arg(long, env = "HEARTH_TURN_CAP", value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub turn_cap: u32,
 }
 
 #[derive(Debug, Args)]

@@ -26,6 +26,7 @@ pub async fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Failure> {
     let mut config = GatewayConfig::new(data_dir, exe);
     config.isolation = isolation_choice(args.isolation);
     config.supervisor_socket = args.supervisor_socket.filter(|p| !p.as_os_str().is_empty());
+    config.turn_cap = args.turn_cap as usize;
     config.telegram_api_url = std::env::var("HEARTH_TELEGRAM_API_URL").ok().filter(|u| !u.trim().is_empty());
     if let Some(url) = &config.telegram_api_url {
         tracing::info!(%url, "using another Telegram Bot API server (HEARTH_TELEGRAM_API_URL)");

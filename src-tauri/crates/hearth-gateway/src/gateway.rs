@@ -68,7 +68,7 @@ pub struct GatewayConfig {
     /// Binary and arguments that run a worker (`hearth worker`).
     pub worker_exe: PathBuf,
     pub worker_args: Vec<OsString>,
-    /// Turns running at once across the household.
+    /// Turns running at once across the household (`HEARTH_TURN_CAP`, default 64).
     pub turn_cap: usize,
     /// Messages one member may have waiting.
     pub queue_cap: usize,
@@ -102,7 +102,11 @@ impl GatewayConfig {
             telegram_api_url: None,
             worker_exe,
             worker_args: vec!["worker".into()],
-            turn_cap: 8,
+            // Each member has at most one turn at a time, so a household's lanes bound themselves;
+            // this cap only guards very large installs. At 8 (OpenClaw's figure, and the first
+            // draft of the spec) a 20-member fan-out came back in waves of 8 and 8 stalled models
+            // held everyone up (BENCHMARKS.md).
+            turn_cap: 64,
             queue_cap: 20,
             worker_idle: Duration::from_secs(300),
             turn_timeout: Duration::from_secs(600),
@@ -200,6 +204,7 @@ impl Gateway {
         // Everything the gateway writes is its own: the database, secrets, logs.
         // SAFETY: umask only changes this process's file creation mask.
         unsafe { libc::umask(0o077) };
+        raise_open_files_limit();
         let dir = DataDir::new(config.data_dir.clone());
         let (level, supervisor) = resolve_isolation(config.isolation, config.supervisor_socket.as_deref()).await?;
         create_data_dir(dir.root(), level).with_context(|| format!("create data directory {}", dir.root().display()))?;
@@ -921,6 +926,30 @@ fn pick_level(choice: IsolationChoice, sandbox: bool, detail: &str) -> anyhow::R
             anyhow::bail!("isolation \"sandbox\" is not available here: {detail}")
         }
         IsolationChoice::AccountSandbox => Ok(IsolationLevel::AccountSandbox),
+    }
+}
+
+/// Each bot's long poll, each worker socket and SQLite's files need descriptors: about 1,800 at
+/// 1,000 bots. Service managers start us at 1,024 (systemd) or 256 (launchd), so the soft limit
+/// is raised to the hard one (macOS caps it at OPEN_MAX, 10,240).
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on this process with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        let mut want = lim.rlim_max;
+        if cfg!(target_os = "macos") {
+            want = want.min(10_240);
+        }
+        if want > lim.rlim_cur {
+            let before = lim.rlim_cur;
+            lim.rlim_cur = want;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                tracing::debug!(from = before, to = want, "raised the open-files limit");
+            }
+        }
     }
 }
 
