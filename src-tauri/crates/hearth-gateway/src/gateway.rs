@@ -461,7 +461,7 @@ impl Gateway {
             r @ (Route::Chat | Route::NewConversation) => {
                 let new_conversation = r == Route::NewConversation;
                 let id = row.id;
-                let chat = row.chat_id;
+                let chat = row.msg.chat_id;
                 let pushed = self.inner.lanes.lock().unwrap().push(&member.id, LaneItem { row, new_conversation });
                 if pushed == Push::Full {
                     let text = format!(
@@ -474,21 +474,21 @@ impl Gateway {
             Route::Pair { code } => self.pair(&member, row, code).await,
             Route::Greet => {
                 let text = format!("Hi {}! I'm your assistant. Just write to me — ask anything, or /new for a fresh start.", member.name);
-                self.reply_and_finish(&member.id, row.chat_id, text, row.id, "greeted");
+                self.reply_and_finish(&member.id, row.msg.chat_id, text, row.id, "greeted");
             }
             Route::Help => {
                 let mut text = "Write to me like you'd text a friend and I'll help: questions, ideas, plans, homework, recipes.\n\n/new — start a fresh conversation\n/usage — what you've spent and what's left\n/help — this message".to_owned();
                 if member.is_admin {
                     text.push_str("\n/family — everyone's spending at a glance (you're an admin)");
                 }
-                self.reply_and_finish(&member.id, row.chat_id, text, row.id, "helped");
+                self.reply_and_finish(&member.id, row.msg.chat_id, text, row.id, "helped");
             }
             Route::Usage => {
                 let text = self.inner.broker.with_spend(|s| {
                     let tz = s.budget.timezone();
                     spend_text::usage(&s.budget.standing(&member.id, chrono::Utc::now()), tz)
                 });
-                self.reply_and_finish(&member.id, row.chat_id, text, row.id, "usage");
+                self.reply_and_finish(&member.id, row.msg.chat_id, text, row.id, "usage");
             }
             Route::Family => {
                 let text = if member.is_admin {
@@ -502,12 +502,12 @@ impl Gateway {
                 } else {
                     "Only an admin can see the whole family's spending. /usage shows yours.".to_owned()
                 };
-                self.reply_and_finish(&member.id, row.chat_id, text, row.id, "family");
+                self.reply_and_finish(&member.id, row.msg.chat_id, text, row.id, "family");
             }
             Route::Button { data } => self.on_button(&member, row, data),
             Route::Unsupported => {
                 let text = "I can only read text messages for now — could you type that out for me?".to_owned();
-                self.reply_and_finish(&member.id, row.chat_id, text, row.id, "unsupported");
+                self.reply_and_finish(&member.id, row.msg.chat_id, text, row.id, "unsupported");
             }
             Route::Stranger => self.stranger(&member, row, false),
             Route::Ignore => self.finish_rows(vec![row.id], "done", "ignored"),
@@ -597,7 +597,7 @@ impl Gateway {
         let presser = presser.clone();
         self.inner.tracker.spawn(async move {
             let bot = gw.bot_for(&presser.id);
-            let callback = row.callback_id.clone().unwrap_or_default();
+            let callback = row.msg.callback_id.clone().unwrap_or_default();
             let answer = async |text: &str| {
                 if let Some(bot) = &bot {
                     telegram::answer_callback(bot, &callback, Some(text)).await;
@@ -615,7 +615,7 @@ impl Gateway {
                 Ok(Some(a)) if a.resolution.is_none() => {
                     let kind = broker::parse_cap_kind(&a.kind).unwrap_or(CapKind::MemberDaily);
                     let name = gw.inner.members.lock().unwrap().get(&a.member_id).map(|m| m.name.clone()).unwrap_or_default();
-                    let by = format!("telegram:{}", row.from_id);
+                    let by = format!("telegram:{}", row.msg.from_id);
                     if extra > 0 {
                         gw.inner.broker.with_spend(|s| s.budget.grant(&a.member_id, kind, &a.period_key, extra));
                         let (mid, k, key, b) = (a.member_id.clone(), a.kind.clone(), a.period_key.clone(), by.clone());
@@ -637,9 +637,9 @@ impl Gateway {
                         let _ = gw.inner.store.call(move |c| store::audit(c, &by, "cap_raise_declined", Some(&mid), "")).await;
                         answer("Left as it is").await;
                     }
-                    if let (Some(bot), Some(message_id)) = (&bot, row.message_id) {
+                    if let (Some(bot), Some(message_id)) = (&bot, row.msg.message_id) {
                         let text = spend_text::admin_answered(&name, kind, (extra > 0).then_some(extra));
-                        telegram::close_question(bot, row.chat_id, message_id as i32, &text).await;
+                        telegram::close_question(bot, row.msg.chat_id, message_id as i32, &text).await;
                     }
                 }
                 Ok(Some(_)) => answer("This was already answered.").await,
@@ -654,9 +654,9 @@ impl Gateway {
     }
 
     async fn pair(&self, member: &MemberRow, row: InboxRow, code: String) {
-        let (mid, user, chat) = (member.id.clone(), row.from_id, row.chat_id);
+        let (mid, user, chat) = (member.id.clone(), row.msg.from_id, row.msg.chat_id);
         let now = store::now_unix();
-        let from_name = row.from_name.clone();
+        let from_name = row.msg.from_name.clone();
         let accepted = self
             .inner
             .store
@@ -698,7 +698,7 @@ impl Gateway {
         let member_id = member.id.clone();
         let window = self.inner.config.stranger_reply_window.as_secs() as i64;
         self.inner.tracker.spawn(async move {
-            let (bot_id, user, name) = (row.bot_id, row.from_id, row.from_name.clone());
+            let (bot_id, user, name) = (row.bot_id, row.msg.from_id, row.msg.from_name.clone());
             let mid = member_id.clone();
             let may = gw
                 .inner
@@ -720,7 +720,7 @@ impl Gateway {
                     "Sorry, this is a private family assistant."
                 };
                 if let Some(bot) = gw.bot_for(&member_id) {
-                    let _ = telegram::send_plain(&bot, row.chat_id, text).await;
+                    let _ = telegram::send_plain(&bot, row.msg.chat_id, text).await;
                 }
             }
             gw.finish_rows(vec![row.id], "done", "stranger");
@@ -777,7 +777,7 @@ impl Gateway {
             self.finish_rows(ids, "done", "member_removed");
             return;
         };
-        let chat_id = items[0].row.chat_id;
+        let chat_id = items[0].row.msg.chat_id;
         let kind = if items[0].new_conversation { TurnKind::NewConversation } else { TurnKind::Chat };
         let turn = Turn {
             turn_id: self.inner.workers.next_turn_id(),
@@ -787,7 +787,7 @@ impl Gateway {
                 TurnKind::NewConversation => Vec::new(),
                 TurnKind::Chat => items
                     .iter()
-                    .map(|i| IncomingMessage { inbox_id: i.row.id, text: i.row.text.clone().unwrap_or_default(), sent_at: i.row.sent_at })
+                    .map(|i| IncomingMessage { inbox_id: i.row.id, text: i.row.msg.text.clone().unwrap_or_default(), sent_at: i.row.msg.sent_at })
                     .collect(),
             },
             context: TurnContext {

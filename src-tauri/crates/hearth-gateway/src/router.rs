@@ -42,12 +42,12 @@ fn command(text: &str) -> Option<(String, &str)> {
 }
 
 pub fn route(paired_user: Option<i64>, row: &InboxRow) -> Route {
-    if row.chat_type != "private" {
+    if row.msg.chat_type != "private" {
         return Route::Ignore;
     }
-    let is_member = paired_user == Some(row.from_id);
-    let text = row.text.as_deref().unwrap_or("");
-    if row.kind == MessageKind::Text {
+    let is_member = paired_user == Some(row.msg.from_id);
+    let text = row.msg.text.as_deref().unwrap_or("");
+    if row.msg.kind == MessageKind::Text {
         if let Some((cmd, arg)) = command(text) {
             match (cmd.as_str(), is_member) {
                 ("start", _) if !arg.is_empty() => {
@@ -66,7 +66,7 @@ pub fn route(paired_user: Option<i64>, row: &InboxRow) -> Route {
             }
         }
     }
-    match (is_member, row.kind) {
+    match (is_member, row.msg.kind) {
         // A stranger's button press gets nothing, not even the stranger reply.
         (false, MessageKind::Callback) => Route::Ignore,
         (false, _) => Route::Stranger,
@@ -85,16 +85,18 @@ mod tests {
             id: 1,
             bot_id: 1,
             member_id: "ana".into(),
-            update_id: 1,
-            chat_id: from,
-            chat_type: chat_type.into(),
-            from_id: from,
-            from_name: "x".into(),
-            kind: if text.is_some() { MessageKind::Text } else { MessageKind::Unsupported },
-            text: text.map(str::to_owned),
-            sent_at: 0,
-            callback_id: None,
-            message_id: None,
+            msg: crate::store::NewMessage {
+                update_id: 1,
+                chat_id: from,
+                chat_type: chat_type.into(),
+                from_id: from,
+                from_name: "x".into(),
+                kind: if text.is_some() { MessageKind::Text } else { MessageKind::Unsupported },
+                text: text.map(str::to_owned),
+                sent_at: 0,
+                callback_id: None,
+                message_id: None,
+            },
         }
     }
 
@@ -110,9 +112,9 @@ mod tests {
         assert_eq!(route(p, &row(7, "private", Some("/usage"))), Route::Usage);
         assert_eq!(route(p, &row(7, "private", Some("/family"))), Route::Family);
         let mut press = row(7, "private", Some("cap:1:1000000"));
-        press.kind = MessageKind::Callback;
+        press.msg.kind = MessageKind::Callback;
         assert_eq!(route(p, &press), Route::Button { data: "cap:1:1000000".into() });
-        press.from_id = 8;
+        press.msg.from_id = 8;
         assert_eq!(route(p, &press), Route::Ignore, "a stranger's press");
         // Unknown commands are just text for the assistant.
         assert_eq!(route(p, &row(7, "private", Some("/weather berlin"))), Route::Chat);

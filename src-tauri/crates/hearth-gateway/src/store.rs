@@ -397,18 +397,7 @@ pub struct InboxRow {
     pub id: i64,
     pub bot_id: i64,
     pub member_id: String,
-    pub update_id: i64,
-    pub chat_id: i64,
-    pub chat_type: String,
-    pub from_id: i64,
-    pub from_name: String,
-    pub kind: MessageKind,
-    pub text: Option<String>,
-    pub sent_at: i64,
-    /// For a button press: the callback query to answer.
-    pub callback_id: Option<String>,
-    /// Telegram's message id; for a button press, the message the button was on.
-    pub message_id: Option<i64>,
+    pub msg: NewMessage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -437,7 +426,7 @@ impl MessageKind {
     }
 }
 
-/// A message extracted from an update, not yet stored.
+/// A message as extracted from an update (and as stored in the inbox).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
     pub update_id: i64,
@@ -448,7 +437,9 @@ pub struct NewMessage {
     pub kind: MessageKind,
     pub text: Option<String>,
     pub sent_at: i64,
+    /// For a button press: the callback query to answer.
     pub callback_id: Option<String>,
+    /// Telegram's message id; for a button press, the message the button was on.
     pub message_id: Option<i64>,
 }
 
@@ -476,21 +467,7 @@ pub fn commit_updates(
                 m.kind.as_str(), m.text, m.sent_at, now, m.callback_id, m.message_id
             ])?;
             if n == 1 {
-                inserted.push(InboxRow {
-                    id: tx.last_insert_rowid(),
-                    bot_id,
-                    member_id: member_id.to_owned(),
-                    update_id: m.update_id,
-                    chat_id: m.chat_id,
-                    chat_type: m.chat_type.clone(),
-                    from_id: m.from_id,
-                    from_name: m.from_name.clone(),
-                    kind: m.kind,
-                    text: m.text.clone(),
-                    sent_at: m.sent_at,
-                    callback_id: m.callback_id.clone(),
-                    message_id: m.message_id,
-                });
+                inserted.push(InboxRow { id: tx.last_insert_rowid(), bot_id, member_id: member_id.to_owned(), msg: m.clone() });
             }
         }
     }
@@ -514,16 +491,18 @@ pub fn pending_inbox(conn: &Connection) -> Result<Vec<InboxRow>, StoreError> {
                 id: r.get(0)?,
                 bot_id: r.get(1)?,
                 member_id: r.get(2)?,
-                update_id: r.get(3)?,
-                chat_id: r.get(4)?,
-                chat_type: r.get(5)?,
-                from_id: r.get(6)?,
-                from_name: r.get(7)?,
-                kind: MessageKind::parse(&r.get::<_, String>(8)?),
-                text: r.get(9)?,
-                sent_at: r.get(10)?,
-                callback_id: r.get(11)?,
-                message_id: r.get(12)?,
+                msg: NewMessage {
+                    update_id: r.get(3)?,
+                    chat_id: r.get(4)?,
+                    chat_type: r.get(5)?,
+                    from_id: r.get(6)?,
+                    from_name: r.get(7)?,
+                    kind: MessageKind::parse(&r.get::<_, String>(8)?),
+                    text: r.get(9)?,
+                    sent_at: r.get(10)?,
+                    callback_id: r.get(11)?,
+                    message_id: r.get(12)?,
+                },
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -933,7 +912,7 @@ mod tests {
             assert_eq!(first.len(), 2);
             // Telegram redelivers 6 (offset was never confirmed) plus a new 7.
             let again = commit_updates(c, "ana", 11, &[msg(6, "b"), msg(7, "c")], 8)?;
-            assert_eq!(again.iter().map(|r| r.update_id).collect::<Vec<_>>(), vec![7]);
+            assert_eq!(again.iter().map(|r| r.msg.update_id).collect::<Vec<_>>(), vec![7]);
             assert_eq!(find_member(c, "ana")?.unwrap().next_offset, 8);
             // The offset never goes backwards.
             commit_updates(c, "ana", 11, &[], 3)?;
