@@ -289,8 +289,9 @@ impl Broker {
 /// The price of `model` at `base_url`: a price the admin set wins; otherwise a model on a local
 /// server (Ollama, LM Studio) is free; otherwise the shipped default, if there is one.
 pub fn price_for(card: &[RateCardEntry], base_url: &str, model: &str) -> Option<Price> {
-    let admin: Vec<RateCardEntry> = card.iter().filter(|e| matches!(e.source, spend::PriceSource::Admin)).cloned().collect();
-    if let Some(e) = spend::price::lookup(&admin, model) {
+    // `rate_card` puts the admin's entries first: they are the card's prefix.
+    let admin = card.iter().take_while(|e| matches!(e.source, spend::PriceSource::Admin)).count();
+    if let Some(e) = spend::price::lookup(&card[..admin], model) {
         return Some(e.price);
     }
     if spend::price::is_local_provider(base_url) {

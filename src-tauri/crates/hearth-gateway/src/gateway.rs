@@ -779,6 +779,8 @@ impl Gateway {
         };
         let chat_id = items[0].row.msg.chat_id;
         let kind = if items[0].new_conversation { TurnKind::NewConversation } else { TurnKind::Chat };
+        // The household's zone, as the caps count days in it (`hearth household timezone`).
+        let tz = self.inner.broker.with_spend(|s| s.budget.timezone());
         let turn = Turn {
             turn_id: self.inner.workers.next_turn_id(),
             chat_id,
@@ -793,8 +795,8 @@ impl Gateway {
             context: TurnContext {
                 member_name: member.name.clone(),
                 persona: member.persona.clone(),
-                now: chrono::Local::now().to_rfc3339(),
-                timezone: household_timezone(),
+                now: chrono::Utc::now().with_timezone(&tz).to_rfc3339(),
+                timezone: tz.name().to_owned(),
                 context_tokens: self.inner.config.context_tokens,
                 max_output_tokens: self.inner.config.max_output_tokens,
             },
