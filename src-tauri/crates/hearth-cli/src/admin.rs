@@ -8,11 +8,12 @@ use std::time::Duration;
 use hearth_gateway::control;
 use hearth_gateway::spend::format_usd;
 use hearth_proto::control::{
-    BotState, ControlReply, ControlRequest, IsolationLevel, LaneState, MemberStatus, ProviderKind, StatusReport,
+    BotState, ControlReply, ControlRequest, IsolationLevel, LaneState, MemberStatus, MemberSummary, ModelChange,
+    ProviderKind, Role, StatusReport,
 };
 use serde_json::json;
 
-use crate::args::{Kind, MemberCommand, ProviderCommand, StatusArgs};
+use crate::args::{Kind, MemberCommand, MemberPickArgs, ProviderCommand, ProviderSetArgs, RoleArg, StatusArgs};
 use crate::failure::Failure;
 use crate::secret;
 use crate::table;
@@ -52,25 +53,31 @@ pub(crate) fn print_json(value: &impl serde::Serialize) {
 // provider
 
 pub async fn provider(data_dir: &Path, command: ProviderCommand) -> Result<(), Failure> {
-    let ProviderCommand::Set(args) = command;
-    ensure_running(data_dir).await?;
-    let api_key = if args.no_key {
-        String::new()
-    } else if let Some(var) = &args.api_key_env {
-        secret::from_env(var)?
-    } else {
-        secret::from_stdin("Paste the API key and press Enter (it will not be shown):").await?
+    let (args, test) = match command {
+        ProviderCommand::Set(args) => (args, false),
+        ProviderCommand::Test(args) => (args, true),
     };
-    if api_key.is_empty() && !args.no_key && !is_local(&args.base_url) {
-        return Err(Failure::invalid_input(
-            "no API key given. Paste the key from your provider's dashboard when asked, or use --api-key-env VAR; \
-             if this provider needs no key, pass --no-key",
-        ));
-    }
+    ensure_running(data_dir).await?;
+    let api_key = api_key(&args).await?;
     let kind = match args.kind {
         Kind::Openai => ProviderKind::Openai,
         Kind::Anthropic => ProviderKind::Anthropic,
     };
+    if test {
+        let request = ControlRequest::ProviderTest { kind, base_url: args.base_url, model: args.model, api_key };
+        return match ask(data_dir, request).await? {
+            ControlReply::ProviderTested(t) => {
+                if args.json {
+                    print_json(&t);
+                } else {
+                    println!("It works: {} answered in {} ms: {:?}", t.model, t.latency_ms, t.reply);
+                    println!("Nothing was saved. To use it, run `hearth provider set` with the same options.");
+                }
+                Ok(())
+            }
+            other => Err(unexpected_reply(&other)),
+        };
+    }
     let request = ControlRequest::ProviderSet { kind, base_url: args.base_url, model: args.model, api_key };
     match ask(data_dir, request).await? {
         ControlReply::ProviderSet(summary) => {
@@ -88,6 +95,25 @@ pub async fn provider(data_dir: &Path, command: ProviderCommand) -> Result<(), F
         }
         other => Err(unexpected_reply(&other)),
     }
+}
+
+/// The API key as `provider set` and `provider test` take it: none, from a named variable, or
+/// from stdin; never from argv.
+async fn api_key(args: &ProviderSetArgs) -> Result<String, Failure> {
+    let api_key = if args.no_key {
+        String::new()
+    } else if let Some(var) = &args.api_key_env {
+        secret::from_env(var)?
+    } else {
+        secret::from_stdin("Paste the API key and press Enter (it will not be shown):").await?
+    };
+    if api_key.is_empty() && !args.no_key && !is_local(&args.base_url) {
+        return Err(Failure::invalid_input(
+            "no API key given. Paste the key from your provider's dashboard when asked, or use --api-key-env VAR; \
+             if this provider needs no key, pass --no-key",
+        ));
+    }
+    Ok(api_key)
 }
 
 /// Whether a base URL points at this machine (a local model server that needs no key).
@@ -124,7 +150,8 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> Result<(), Failu
                      (or pipe it in: `hearth member add NAME < token.txt`)",
                 ));
             }
-            match ask(data_dir, ControlRequest::MemberAdd { name: args.name, bot_token }).await? {
+            let request = ControlRequest::MemberAdd { name: args.name, bot_token, role: role(args.role) };
+            match ask(data_dir, request).await? {
                 ControlReply::MemberAdded(added) => {
                     if args.json {
                         print_json(&json!({
@@ -164,13 +191,17 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> Result<(), Failu
                             vec![
                                 m.name.clone(),
                                 format!("@{}", m.bot_username),
+                                m.role.as_str().into(),
                                 if m.paired { "yes".into() } else { "no".into() },
+                                if m.paused { "paused".into() } else { "-".into() },
+                                m.model.clone().unwrap_or_else(|| "household".into()),
                                 m.created_at.chars().take(10).collect(),
                                 m.id.clone(),
                             ]
                         })
                         .collect();
-                    print!("{}", table::render(&["NAME", "BOT", "PAIRED", "ADDED", "ID"], &rows));
+                    let headers = ["NAME", "BOT", "ROLE", "PAIRED", "PAUSED", "MODEL", "ADDED", "ID"];
+                    print!("{}", table::render(&headers, &rows));
                 }
                 Ok(())
             }
@@ -188,6 +219,79 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> Result<(), Failu
                             args.name,
                             data_dir.join("archive").display()
                         );
+                    }
+                    Ok(())
+                }
+                other => Err(unexpected_reply(&other)),
+            }
+        }
+        MemberCommand::Pause(args) => member_pause(data_dir, args, true).await,
+        MemberCommand::Resume(args) => member_pause(data_dir, args, false).await,
+        MemberCommand::Token(args) => {
+            ensure_running(data_dir).await?;
+            let bot_token = secret::from_stdin(&format!(
+                "Paste the new bot token for {} from @BotFather and press Enter (it will not be shown):",
+                args.name.trim()
+            ))
+            .await?;
+            if bot_token.is_empty() {
+                return Err(Failure::invalid_input(
+                    "no bot token given. In @BotFather send /token (or /revoke for a fresh one), pick the bot, \
+                     and paste the token it gives you (or pipe it in: `hearth member token NAME < token.txt`)",
+                ));
+            }
+            match ask(data_dir, ControlRequest::MemberToken { member: args.name, bot_token }).await? {
+                ControlReply::Member(m) => {
+                    if args.json {
+                        print_json(&m);
+                    } else {
+                        println!(
+                            "{}'s assistant now uses the bot @{}. Their Telegram account stays paired: \
+                             if the bot is new, they just write to @{}.",
+                            m.name, m.bot_username, m.bot_username
+                        );
+                    }
+                    Ok(())
+                }
+                other => Err(unexpected_reply(&other)),
+            }
+        }
+        MemberCommand::Set(args) => {
+            let model = match (args.model, args.household_model) {
+                (Some(model), _) => Some(ModelChange::Set { model }),
+                (None, true) => Some(ModelChange::Household),
+                (None, false) => None,
+            };
+            let (member, persona) = (args.name, args.persona);
+            let request = ControlRequest::MemberUpdate { member, role: args.role.map(role), persona, model };
+            match ask(data_dir, request).await? {
+                ControlReply::Member(m) => {
+                    if args.json {
+                        print_json(&m);
+                    } else {
+                        print!("{}", describe_member(&m));
+                    }
+                    Ok(())
+                }
+                other => Err(unexpected_reply(&other)),
+            }
+        }
+        MemberCommand::Export(args) => {
+            let dir = std::path::absolute(&args.dir)
+                .map_err(|e| Failure::invalid_input(format!("{} is not a usable folder: {e}", args.dir.display())))?;
+            let Some(dest_dir) = dir.to_str().map(str::to_owned) else {
+                return Err(Failure::invalid_input(format!(
+                    "{} is not valid text; choose a folder whose name is",
+                    dir.display()
+                )));
+            };
+            match ask(data_dir, ControlRequest::MemberExport { member: args.name.clone(), dest_dir }).await? {
+                ControlReply::Exported { path } => {
+                    if args.json {
+                        print_json(&json!({ "path": path }));
+                    } else {
+                        println!("Exported {}'s data to {path}", args.name);
+                        println!("It is private to them: keep it where only the right people can read it.");
                     }
                     Ok(())
                 }
@@ -216,6 +320,57 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> Result<(), Failu
             other => Err(unexpected_reply(&other)),
         },
     }
+}
+
+fn role(r: RoleArg) -> Role {
+    match r {
+        RoleArg::Adult => Role::Adult,
+        RoleArg::Teen => Role::Teen,
+        RoleArg::Child => Role::Child,
+    }
+}
+
+async fn member_pause(data_dir: &Path, args: MemberPickArgs, paused: bool) -> Result<(), Failure> {
+    let member = if args.all { None } else { args.name.clone() };
+    match ask(data_dir, ControlRequest::MemberPause { member: member.clone(), paused }).await? {
+        ControlReply::Done => {
+            if args.json {
+                print_json(&json!({ "member": member, "paused": paused }));
+            } else {
+                let who = member.as_deref().unwrap_or("every member");
+                if paused {
+                    println!(
+                        "Paused {who}: their messages get a short note instead of an answer, and reach no AI model.\n\
+                         `hearth member resume {}` turns it back on.",
+                        member.as_deref().unwrap_or("--all")
+                    );
+                } else {
+                    println!("Resumed {who}: their assistant answers again.");
+                }
+            }
+            Ok(())
+        }
+        other => Err(unexpected_reply(&other)),
+    }
+}
+
+/// A member's settings, for `hearth member set`.
+fn describe_member(m: &MemberSummary) -> String {
+    let mut out = format!("{} (@{}): role {}", m.name, m.bot_username, m.role.as_str());
+    match &m.model {
+        Some(model) => out += &format!(", model {model}"),
+        None => out += ", the household's model",
+    }
+    if m.paused {
+        out += ", paused";
+    }
+    out += ".\n";
+    if m.persona.is_empty() {
+        out += "No persona notes.\n";
+    } else {
+        out += &format!("Persona notes:\n{}\n", m.persona);
+    }
+    out
 }
 
 fn print_pairing_steps(name: &str, bot: &str, code: &str, link: &str, valid: &str) {
@@ -273,7 +428,7 @@ pub fn render_status(r: &StatusReport) -> String {
                 format!("@{}", m.bot_username),
                 bot_state(&m.bot),
                 if m.paired { "yes".into() } else { "no".into() },
-                lane_state(&m.lane),
+                if m.paused { format!("paused{}", running_suffix(&m.lane)) } else { lane_state(&m.lane) },
                 m.worker_pid.map_or("-".into(), |pid| format!("pid {pid}")),
                 m.isolation.as_str().into(),
                 m.today.calls.to_string(),
@@ -320,14 +475,23 @@ fn member_notes(members: &[MemberStatus], household: IsolationLevel) -> Vec<Stri
         }
         match &m.bot {
             BotState::TokenRevoked => notes.push(format!(
-                "{}: Telegram rejects the bot token (revoked or mistyped). In @BotFather send /token for @{}, then remove and re-add {}.",
+                "{}: Telegram rejects the bot token (revoked or mistyped). In @BotFather send /token for @{}, \
+                 then `hearth member token {}`.",
                 m.name, m.bot_username, m.name
             )),
             BotState::UsedElsewhere => notes.push(format!(
-                "{}: another program is using @{}'s token. Stop it (or revoke the token in @BotFather and re-add {}).",
+                "{}: another program is using @{}'s token. Stop it (or /revoke the token in @BotFather, \
+                 then `hearth member token {}`).",
                 m.name, m.bot_username, m.name
             )),
             _ => {}
+        }
+        if m.paused {
+            notes.push(format!(
+                "{} is paused: their messages get a short note instead of an answer. \
+                 `hearth member resume {}` turns it back on.",
+                m.name, m.name
+            ));
         }
         if !m.paired {
             notes.push(format!("{} is not paired yet: `hearth member pair {}` gives a code.", m.name, m.name));
@@ -344,6 +508,14 @@ pub fn bot_state(b: &BotState) -> String {
         BotState::UsedElsewhere => "used elsewhere".into(),
         BotState::RateLimited { retry_after_secs } => format!("slowed down {retry_after_secs}s"),
         BotState::Unreachable { error } => format!("unreachable: {}", table::excerpt(error, 30)),
+    }
+}
+
+/// ", running for 3s" while a turn started before a pause finishes; otherwise nothing.
+fn running_suffix(l: &LaneState) -> String {
+    match l {
+        LaneState::Running { secs, .. } => format!(", running for {secs}s"),
+        _ => String::new(),
     }
 }
 
@@ -403,6 +575,9 @@ mod tests {
             worker_pid: (calls > 0).then_some(4100 + calls as u32),
             isolation: IsolationLevel::Process,
             today: DayUsage { calls, input_tokens: calls * 300, output_tokens: calls * 40, cost_micros: calls * 350 },
+            role: Role::Adult,
+            paused: false,
+            last_activity: None,
         };
         let report = StatusReport {
             version: "0.1.0".into(),
@@ -438,5 +613,45 @@ mod tests {
         assert!(rosa.contains("account + sandbox"), "{rosa}");
         let notes: Vec<_> = text.lines().filter(|l| l.contains("isolation \"process\"")).collect();
         assert!(matches!(notes.as_slice(), [n] if n.contains("Leo") && n.contains("hearth doctor")), "{text}");
+
+        // A paused member says so in the lane column and in a note.
+        report.members[1].paused = true;
+        report.members[0].paused = true;
+        let text = render_status(&report);
+        let leo = text.lines().find(|l| l.starts_with("Leo ")).unwrap();
+        assert!(leo.contains(" paused ") && !leo.contains("queued"), "{leo}");
+        let rosa = text.lines().find(|l| l.starts_with("Rosa ")).unwrap();
+        assert!(rosa.contains(" paused, running for 3s "), "a turn started before the pause finishes: {rosa}");
+        assert!(text.contains("Leo is paused") && text.contains("`hearth member resume Leo`"), "{text}");
+    }
+
+    #[test]
+    fn member_settings_read_plainly() {
+        let mut m = MemberSummary {
+            id: "mia-abcd".into(),
+            name: "Mia".into(),
+            bot_username: "mia_family_bot".into(),
+            paired: true,
+            created_at: "2026-01-01T00:00:00+00:00".into(),
+            role: Role::Child,
+            paused: false,
+            persona: "Mia is 8.\nShe loves horses.".into(),
+            model: None,
+            fallback_model: None,
+            is_admin: false,
+            daily_cap_usd: None,
+            monthly_cap_usd: None,
+        };
+        assert_eq!(
+            describe_member(&m),
+            "Mia (@mia_family_bot): role child, the household's model.\nPersona notes:\nMia is 8.\nShe loves horses.\n"
+        );
+        m.model = Some("gpt-4o-mini".into());
+        m.paused = true;
+        m.persona.clear();
+        assert_eq!(
+            describe_member(&m),
+            "Mia (@mia_family_bot): role child, model gpt-4o-mini, paused.\nNo persona notes.\n"
+        );
     }
 }

@@ -52,11 +52,11 @@ pub enum Command {
     /// --isolation (or HEARTH_ISOLATION).
     Serve(ServeArgs),
 
-    /// Choose the AI model provider the whole household uses.
+    /// Choose (and test) the AI model provider the whole household uses.
     #[command(subcommand)]
     Provider(ProviderCommand),
 
-    /// Add, list, pair or remove household members, and set their spending caps.
+    /// Add, list, pair, pause or remove household members; set their role, model and caps.
     #[command(subcommand)]
     Member(MemberCommand),
 
@@ -164,10 +164,13 @@ impl Command {
     /// Whether the command was asked for machine-readable output (errors then go to stdout too).
     pub fn json(&self) -> bool {
         match self {
-            Command::Provider(ProviderCommand::Set(a)) => a.json,
+            Command::Provider(ProviderCommand::Set(a) | ProviderCommand::Test(a)) => a.json,
             Command::Member(MemberCommand::Add(a)) => a.json,
             Command::Member(MemberCommand::List(a)) => a.json,
-            Command::Member(MemberCommand::Remove(a) | MemberCommand::Pair(a)) => a.json,
+            Command::Member(MemberCommand::Remove(a) | MemberCommand::Pair(a) | MemberCommand::Token(a)) => a.json,
+            Command::Member(MemberCommand::Pause(a) | MemberCommand::Resume(a)) => a.json,
+            Command::Member(MemberCommand::Set(a)) => a.json,
+            Command::Member(MemberCommand::Export(a)) => a.json,
             Command::Member(MemberCommand::Cap(a)) => a.json,
             Command::Member(MemberCommand::Admin(a)) => a.json,
             Command::Member(MemberCommand::Fallback(a)) => a.json,
@@ -201,6 +204,21 @@ pub enum ProviderCommand {
     ///   hearth provider set --kind openai --base-url http://localhost:11434/v1 --model llama3.2 --no-key
     #[command(verbatim_doc_comment)]
     Set(ProviderSetArgs),
+    /// Try a provider, model and API key with one small request, without saving anything.
+    ///
+    /// Takes the same options as `hearth provider set` and reads the key the same way. The model
+    /// is asked to reply with one word; Hearth prints what it said and how long it took, or what
+    /// went wrong and what to check. Nothing is stored and no member's spending is charged.
+    ///
+    /// Example:
+    ///   hearth provider test --kind openai --base-url http://localhost:11434/v1 --model llama3.2 --no-key
+    ///
+    /// --json prints {"model","reply","latency_ms"}.
+    #[command(
+        verbatim_doc_comment,
+        about = "Try a provider, model and API key with one small request, without saving anything"
+    )]
+    Test(ProviderSetArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -229,7 +247,7 @@ pub struct ProviderSetArgs {
     /// The provider needs no API key (a local model server); don't ask for one.
     #[arg(long)]
     pub no_key: bool,
-    /// Print the result as JSON: {"kind","base_url","model"}.
+    /// Print the result as JSON (set: {"kind","base_url","model"}).
     #[arg(long)]
     pub json: bool,
 }
@@ -244,12 +262,67 @@ pub enum MemberCommand {
     /// link and a code: open the link on the member's phone (or send `/start CODE` to the bot)
     /// to pair their Telegram account. Codes work once and expire after an hour.
     ///
+    /// --role child or teen gives their assistant age-appropriate care (see `hearth member set`).
+    ///
     /// --json prints {"id","name","bot_username","pair_code","pair_link"}.
     Add(MemberAddArgs),
-    /// List household members and whether their Telegram account is paired.
+    /// List household members: their bot, role, whether they are paired or paused, their model.
     ///
-    /// --json prints {"members":[{"id","name","bot_username","paired","created_at"}]}.
+    /// --json prints {"members":[{"id","name","bot_username","paired","created_at","role",
+    /// "paused","persona","model","fallback_model","is_admin","daily_cap_usd","monthly_cap_usd"}]}
+    /// (model null: the household's; a missing cap is null).
+    #[command(
+        verbatim_doc_comment,
+        about = "List household members: their bot, role, whether they are paired or paused, their model"
+    )]
     List(JsonArgs),
+    /// Pause a member's assistant (or everyone's with --all) until `hearth member resume`.
+    ///
+    /// Their bot stays connected, but their messages reach no assistant and no AI model: they get
+    /// a short note (at most one an hour) that the household's admin paused it. Messages waiting
+    /// for an answer are dropped. Pairing still works.
+    ///
+    /// --json prints {"member","paused"} (member null with --all).
+    Pause(MemberPickArgs),
+    /// Resume a paused member's assistant (or everyone's with --all).
+    ///
+    /// --json prints {"member","paused"} (member null with --all).
+    Resume(MemberPickArgs),
+    /// Give a member's assistant a new bot token: after /revoke in @BotFather, or a new bot.
+    ///
+    /// Paste the token when asked (or pipe it in on stdin; it is never taken as an argument).
+    /// Hearth checks it with Telegram first and changes nothing if it is refused. Their Telegram
+    /// account stays paired: with a new bot they just write to it.
+    ///
+    /// --json prints the member as `hearth member list --json` shows each one.
+    Token(MemberNameArgs),
+    /// Change a member's role, the notes their assistant follows, or the model it uses.
+    ///
+    /// A child's or teen's assistant keeps things age-appropriate, helps with nothing dangerous
+    /// and suggests asking a parent about grown-up matters. Persona notes (up to 2000 characters)
+    /// tell the assistant about the member, e.g. "Rosa is 78 and prefers short answers". A model of
+    /// their own is used on the household's provider; a member with a spending cap needs a model
+    /// with a price (`hearth price list`).
+    ///
+    /// Examples:
+    ///   hearth member set Mia --role child --persona "Mia is 8 and loves horses."
+    ///   hearth member set Leo --model gpt-4o-mini
+    ///   hearth member set Leo --household-model
+    ///
+    /// --json prints the member as `hearth member list --json` shows each one.
+    #[command(
+        verbatim_doc_comment,
+        about = "Change a member's role, the notes their assistant follows, or the model it uses"
+    )]
+    Set(MemberSetArgs),
+    /// Copy a member's data (conversations and files) into a new folder inside DIR.
+    ///
+    /// Writes "Hearth export - NAME - YYYY-MM-DD HHMM" in DIR (which must exist): a consistent
+    /// copy of everything their assistant stores, and conversations.json with their conversations
+    /// in plain JSON. It is private to them: keep it somewhere only the right people can read.
+    ///
+    /// --json prints {"path"}.
+    Export(MemberExportArgs),
     /// Remove a member: stop their bot and worker, forget their token and pairing.
     ///
     /// Their conversations are moved to the data directory's archive/ folder, not deleted.
@@ -475,6 +548,67 @@ pub struct UsageExportArgs {
 pub struct MemberAddArgs {
     /// The member's name as the assistant will call them, e.g. Rosa.
     pub name: String,
+    /// Adult, teen or child: shapes how carefully their assistant answers.
+    #[arg(long, value_enum, default_value_t = RoleArg::Adult)]
+    pub role: RoleArg,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A member's age group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Adult,
+    /// Age-appropriate answers; serious worries go to a parent.
+    Teen,
+    /// Simple, kind and safe answers; grown-up matters go to a parent.
+    Child,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("who").required(true).args(["name", "all"])))]
+pub struct MemberPickArgs {
+    /// The member's name (any case) or id.
+    pub name: Option<String>,
+    /// Every member.
+    #[arg(long)]
+    pub all: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("change").required(true).multiple(true).args(["role", "persona", "model", "household_model"])
+))]
+pub struct MemberSetArgs {
+    /// The member's name (any case) or id.
+    pub name: String,
+    /// Adult, teen or child.
+    #[arg(long, value_enum)]
+    pub role: Option<RoleArg>,
+    /// Notes for their assistant about them (up to 2000 characters); "" removes them.
+    #[arg(long, value_name = "TEXT")]
+    pub persona: Option<String>,
+    /// A model of their own on the household's provider, e.g. gpt-4o-mini.
+    #[arg(long, value_name = "MODEL", conflicts_with = "household_model")]
+    pub model: Option<String>,
+    /// Use the household's model again.
+    #[arg(long)]
+    pub household_model: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MemberExportArgs {
+    /// The member's name (any case) or id.
+    pub name: String,
+    /// The folder to write the export into (it must exist), e.g. ~/Documents.
+    pub dir: PathBuf,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

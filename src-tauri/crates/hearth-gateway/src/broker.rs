@@ -39,6 +39,8 @@ pub enum SpendEvent {
     Crossing { member_id: String, crossing: Crossing },
     /// A call was refused because a cap would have been exceeded.
     CapHit { member_id: String, hit: CapHit },
+    /// A call was settled (or released): the member's spend today may have changed.
+    Settled { member_id: String },
 }
 
 #[derive(Clone)]
@@ -68,6 +70,8 @@ pub struct SpendState {
     /// Admin-set prices first, then the shipped defaults (lookup prefers admin entries).
     pub rate_card: Vec<RateCardEntry>,
     pub fallbacks: HashMap<String, String>,
+    /// Members' own models on the household's provider, instead of the provider's model.
+    pub models: HashMap<String, String>,
 }
 
 /// An open ledger row plus the budget hold behind it: settled or released exactly once.
@@ -182,14 +186,16 @@ impl Broker {
             let tz = spend.budget.timezone();
             let (daily, monthly) = spend.budget.member_caps(member_id);
             let capped = daily.is_some() || monthly.is_some() || spend.budget.household_cap().is_some();
-            let price = match price_for(&spend.rate_card, &provider.base_url, &provider.model) {
+            // The member's own model, else the household's.
+            let own = spend.models.get(member_id).cloned().unwrap_or_else(|| provider.model.clone());
+            let price = match price_for(&spend.rate_card, &provider.base_url, &own) {
                 Some(p) => p,
                 None if capped => {
                     return Err(BrokerError {
-                        kind: BrokerErrorKind::NoPrice { model: provider.model.clone() },
+                        kind: BrokerErrorKind::NoPrice { model: own.clone() },
                         message: format!(
-                            "model {} has no price, so spend caps cannot be kept; set one with `hearth price set {}`",
-                            provider.model, provider.model
+                            "model {own} has no price, so spend caps cannot be kept; \
+                             set one with `hearth price set {own}`"
                         ),
                     });
                 }
@@ -197,7 +203,7 @@ impl Broker {
                 None => Price::ZERO,
             };
             match spend.budget.reserve(member_id, price.worst_case_micros(prompt_tokens, output_tokens), now) {
-                Ok(hold) => (provider.model.clone(), price, hold),
+                Ok(hold) => (own, price, hold),
                 Err(hit) => {
                     let fallback = spend.fallbacks.get(member_id).cloned().and_then(|m| {
                         let p = price_for(&spend.rate_card, &provider.base_url, &m)?;
@@ -283,6 +289,7 @@ impl Broker {
             // The row stays "reserved" and is released at the next start; nothing is charged twice.
             tracing::error!(ledger_id = id, error = %e, "could not settle a ledger row");
         }
+        let _ = self.inner.events.send(SpendEvent::Settled { member_id: member_id.to_owned() });
     }
 }
 
@@ -318,7 +325,8 @@ pub fn parse_cap_kind(s: &str) -> Option<CapKind> {
     CapKind::ALL.into_iter().find(|k| k.as_str() == s)
 }
 
-/// Builds the spend state from the database: prices, caps, fallbacks, the time zone, what was
+/// Builds the spend state from the database: prices, caps, fallbacks, members' own models, the
+/// time zone, what was
 /// already spent today and this month, and grants for those periods.
 pub fn load_spend(conn: &Connection, now: DateTime<Utc>) -> Result<SpendState, StoreError> {
     let tz = store::get_setting(conn, SETTING_TIMEZONE)?
@@ -327,10 +335,14 @@ pub fn load_spend(conn: &Connection, now: DateTime<Utc>) -> Result<SpendState, S
         .unwrap_or(chrono_tz::UTC);
     let mut budget = Budget::new(tz);
     let mut fallbacks = HashMap::new();
+    let mut models = HashMap::new();
     for m in store::list_members(conn)? {
         budget.set_member_caps(&m.id, m.cap_daily_micros, m.cap_monthly_micros);
         if let Some(f) = m.fallback_model {
-            fallbacks.insert(m.id, f);
+            fallbacks.insert(m.id.clone(), f);
+        }
+        if let Some(model) = m.model {
+            models.insert(m.id, model);
         }
     }
     let household = store::get_setting(conn, SETTING_HOUSEHOLD_CAP)?.and_then(|v| v.parse::<u64>().ok());
@@ -354,7 +366,7 @@ pub fn load_spend(conn: &Connection, now: DateTime<Utc>) -> Result<SpendState, S
         }
     }
     let rate_card = rate_card(&store::list_prices(conn)?);
-    Ok(SpendState { budget, rate_card, fallbacks })
+    Ok(SpendState { budget, rate_card, fallbacks, models })
 }
 
 fn to_broker_error(e: &LlmError) -> BrokerError {

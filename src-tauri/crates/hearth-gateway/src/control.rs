@@ -9,8 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use hearth_proto::control::{
-    ControlEnvelope, ControlError, ControlReply, ControlRequest, ErrorCode, MemberAdded, MemberSummary, PairCode,
-    ProviderKind, ProviderSummary,
+    ControlEnvelope, ControlError, ControlReply, ControlRequest, ErrorCode, GatewayEvent, MemberAdded, MemberSummary,
+    PairCode, ProviderKind, ProviderSummary, Role,
 };
 use hearth_proto::frame::{self, FrameError};
 use hearth_proto::PROTOCOL_VERSION;
@@ -22,7 +22,7 @@ use crate::secrets;
 use crate::store::{self, MemberRow};
 use crate::telegram::{self, TokenError};
 
-fn internal(e: impl std::fmt::Display) -> ControlError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> ControlError {
     ControlError::new(ErrorCode::Internal, e.to_string())
 }
 
@@ -32,7 +32,23 @@ impl Gateway {
         tracing::debug!(?request, "admin request");
         match request {
             ControlRequest::ProviderSet { kind, base_url, model, api_key } => self.provider_set(kind, base_url, model, api_key).await,
-            ControlRequest::MemberAdd { name, bot_token } => self.member_add(name, bot_token).await.map(ControlReply::MemberAdded),
+            ControlRequest::ProviderTest { kind, base_url, model, api_key } => {
+                self.provider_test(kind, base_url, model, api_key).await.map(ControlReply::ProviderTested)
+            }
+            ControlRequest::ProviderDetect => Ok(ControlReply::LocalProviders { found: self.provider_detect().await }),
+            ControlRequest::BotCheck { bot_token } => self.bot_check(&bot_token).await.map(ControlReply::BotChecked),
+            ControlRequest::MemberAdd { name, bot_token, role } => {
+                self.member_add(name, bot_token, role).await.map(ControlReply::MemberAdded)
+            }
+            ControlRequest::MemberUpdate { member, role, persona, model } => {
+                self.member_update(&member, role, persona, model).await.map(ControlReply::Member)
+            }
+            ControlRequest::MemberPause { member, paused } => self.member_pause(member.as_deref(), paused).await,
+            ControlRequest::MemberToken { member, bot_token } => {
+                self.member_token(&member, &bot_token).await.map(ControlReply::Member)
+            }
+            ControlRequest::MemberExport { member, dest_dir } => self.member_export(&member, &dest_dir).await,
+            ControlRequest::TurnCap { cap } => self.turn_cap(cap).await,
             ControlRequest::MemberList => self.member_list().await,
             ControlRequest::MemberRemove { member } => self.member_remove(&member).await,
             ControlRequest::MemberPair { member } => self.member_pair(&member).await.map(ControlReply::PairCode),
@@ -56,24 +72,7 @@ impl Gateway {
     }
 
     async fn provider_set(&self, kind: ProviderKind, base_url: String, model: String, api_key: String) -> Result<ControlReply, ControlError> {
-        let base_url = base_url.trim().trim_end_matches('/').to_owned();
-        let model = model.trim().to_owned();
-        let api_key = api_key.trim().to_owned();
-        match reqwest::Url::parse(&base_url) {
-            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            _ => {
-                return Err(ControlError::new(
-                    ErrorCode::InvalidInput,
-                    format!("{base_url:?} is not a web address; use e.g. https://api.openai.com/v1 or http://localhost:11434/v1"),
-                ));
-            }
-        }
-        if model.is_empty() {
-            return Err(ControlError::new(ErrorCode::InvalidInput, "name a model, e.g. gpt-4o-mini or claude-sonnet-4-5"));
-        }
-        if api_key.chars().any(char::is_control) {
-            return Err(ControlError::new(ErrorCode::InvalidInput, "the API key contains control characters; paste it again"));
-        }
+        let (base_url, model, api_key) = crate::control_provider::checked_settings(&base_url, &model, &api_key)?;
         if self.any_caps() {
             let priced = self.inner.broker.with_spend(|s| crate::broker::price_for(&s.rate_card, &base_url, &model).is_some());
             if !priced {
@@ -98,21 +97,14 @@ impl Gateway {
         Ok(ControlReply::ProviderSet(ProviderSummary { kind, base_url, model }))
     }
 
-    async fn member_add(&self, name: String, bot_token: String) -> Result<MemberAdded, ControlError> {
+    async fn member_add(&self, name: String, bot_token: String, role: Role) -> Result<MemberAdded, ControlError> {
         let name = validate_name(&name)?;
         let token = bot_token.trim().to_owned();
         let n = name.clone();
         if self.inner.store.call(move |c| store::name_taken(c, &n)).await.map_err(internal)? {
             return Err(ControlError::new(ErrorCode::Conflict, format!("there is already a member called {name}")));
         }
-        let me = telegram::validate_token(&self.inner.http, &self.inner.api_url, &token).await.map_err(|e| {
-            let code = match e {
-                TokenError::Malformed => ErrorCode::InvalidInput,
-                TokenError::Rejected => ErrorCode::Rejected,
-                TokenError::Unreachable(_) => ErrorCode::Unreachable,
-            };
-            ControlError::new(code, e.to_string())
-        })?;
+        let me = telegram::validate_token(&self.inner.http, &self.inner.api_url, &token).await.map_err(token_error)?;
         let bot_id = me.user.id.0 as i64;
         if let Some(owner) = self.inner.store.call(move |c| store::member_id_for_bot(c, bot_id)).await.map_err(internal)? {
             return Err(ControlError::new(
@@ -135,6 +127,9 @@ impl Gateway {
             cap_daily_micros: None,
             cap_monthly_micros: None,
             fallback_model: None,
+            role,
+            paused: false,
+            model: None,
         };
         // The owner is set when their first worker starts (at account level, to their account).
         // With the supervisor, `members/` is root's: the supervisor makes the directory then.
@@ -153,7 +148,8 @@ impl Gateway {
             .call(move |c| {
                 let seq = store::insert_member(c, &r)?;
                 store::insert_pairing(c, &r.id, &c2, store::now_unix(), pairing::CODE_TTL_SECS)?;
-                store::audit(c, "admin", "member_added", Some(&r.id), &format!("{} with @{}", r.name, r.bot_username))?;
+                let detail = format!("{} with @{} ({})", r.name, r.bot_username, r.role.as_str());
+                store::audit(c, "admin", "member_added", Some(&r.id), &detail)?;
                 Ok(seq)
             })
             .await;
@@ -166,6 +162,7 @@ impl Gateway {
         }
         self.inner.members.lock().unwrap().insert(row.id.clone(), row.clone());
         self.start_bot(&row);
+        self.emit(GatewayEvent::Changed);
         tracing::info!(member = %row.id, bot = %row.bot_username, "member added");
         Ok(MemberAdded {
             pair_link: pairing::deep_link(&row.bot_username, &code),
@@ -178,17 +175,7 @@ impl Gateway {
 
     async fn member_list(&self) -> Result<ControlReply, ControlError> {
         let rows = self.inner.store.call(|c| store::list_members(c)).await.map_err(internal)?;
-        let members = rows
-            .into_iter()
-            .map(|m| MemberSummary {
-                paired: m.telegram_user_id.is_some(),
-                created_at: rfc3339(m.created_at),
-                id: m.id,
-                name: m.name,
-                bot_username: m.bot_username,
-            })
-            .collect();
-        Ok(ControlReply::Members { members })
+        Ok(ControlReply::Members { members: rows.into_iter().map(summary).collect() })
     }
 
     pub(crate) async fn find(&self, key: &str) -> Result<MemberRow, ControlError> {
@@ -219,9 +206,11 @@ impl Gateway {
         self.inner.broker.with_spend(|s| {
             s.budget.set_member_caps(&m.id, None, None);
             s.fallbacks.remove(&m.id);
+            s.models.remove(&m.id);
         });
         self.refresh_admin_available();
         let _ = self.inner.events.send(Event::MemberRemoved { member_id: m.id.clone() });
+        self.inner.last_activity.lock().unwrap().remove(&m.id);
         self.inner.secrets.remove(&secrets::bot_token_key(&m.id)).map_err(internal)?;
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
         if let Some(supervisor) = self.inner.workers.supervisor() {
@@ -280,7 +269,37 @@ impl Gateway {
     }
 }
 
-fn rfc3339(unix: i64) -> String {
+/// What the admin sees of a member.
+pub(crate) fn summary(m: MemberRow) -> MemberSummary {
+    let usd = |micros: u64| micros as f64 / crate::spend::MICROS_PER_USD as f64;
+    MemberSummary {
+        paired: m.telegram_user_id.is_some(),
+        created_at: rfc3339(m.created_at),
+        role: m.role,
+        paused: m.paused,
+        persona: m.persona,
+        model: m.model,
+        fallback_model: m.fallback_model,
+        is_admin: m.is_admin,
+        daily_cap_usd: m.cap_daily_micros.map(usd),
+        monthly_cap_usd: m.cap_monthly_micros.map(usd),
+        id: m.id,
+        name: m.name,
+        bot_username: m.bot_username,
+    }
+}
+
+/// A token `getMe` refused or could not check, as the admin reads it.
+pub(crate) fn token_error(e: TokenError) -> ControlError {
+    let code = match e {
+        TokenError::Malformed => ErrorCode::InvalidInput,
+        TokenError::Rejected => ErrorCode::Rejected,
+        TokenError::Unreachable(_) => ErrorCode::Unreachable,
+    };
+    ControlError::new(code, e.to_string())
+}
+
+pub(crate) fn rfc3339(unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0)
         .map(|t| t.with_timezone(&chrono::Local).to_rfc3339())
         .unwrap_or_default()

@@ -111,7 +111,8 @@ impl Gateway {
         let m = self.find(key).await?;
         let (daily, monthly) = (apply(daily, m.cap_daily_micros), apply(monthly, m.cap_monthly_micros));
         if daily.is_some() || monthly.is_some() {
-            self.check_priced(None)?;
+            // The model the member's calls use: their own, else the household's.
+            self.check_priced(m.model.as_deref())?;
         }
         let (id, name) = (m.id.clone(), m.name.clone());
         self.inner
@@ -178,7 +179,13 @@ impl Gateway {
         let current = self.inner.broker.with_spend(|s| s.budget.household_cap());
         let monthly = apply(monthly, current);
         if monthly.is_some() {
+            // A household cap caps everyone: every model in use needs a price.
             self.check_priced(None)?;
+            let own: Vec<String> =
+                self.inner.members.lock().unwrap().values().filter_map(|m| m.model.clone()).collect();
+            for model in own {
+                self.check_priced(Some(&model))?;
+            }
         }
         self.inner
             .store
@@ -292,7 +299,7 @@ impl Gateway {
         Ok(ControlReply::Csv { text: ledger_csv(&rows) })
     }
 
-    fn update_member(&self, id: &str, f: impl FnOnce(&mut MemberRow)) {
+    pub(crate) fn update_member(&self, id: &str, f: impl FnOnce(&mut MemberRow)) {
         if let Some(m) = self.inner.members.lock().unwrap().get_mut(id) {
             f(m);
         }

@@ -6,7 +6,7 @@
 //! hand out. Everything slow (a model call, a Telegram send) runs in tasks the loop spawns, so the
 //! loop itself never waits on the network.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::PathBuf;
@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use hearth_llm::{CallLimits, RetryPolicy};
-use hearth_proto::control::{BotState, IsolationLevel, MemberStatus, ProviderKind, StatusReport};
+use hearth_proto::control::{BotState, GatewayEvent, IsolationLevel, MemberStatus, ProviderKind, StatusReport};
 use hearth_proto::worker::{IncomingMessage, Turn, TurnContext, TurnKind, TurnOutcome};
 use teloxide::Bot;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -93,6 +93,9 @@ pub struct GatewayConfig {
     /// root, member accounts are created and workers started through it. Ignored as root, where
     /// the gateway does this itself.
     pub supervisor_socket: Option<PathBuf>,
+    /// Where `ProviderDetect` looks for model servers on this machine: (name, root URL). A name
+    /// containing "ollama" is asked Ollama's `/api/tags`; any other the OpenAI-style `/v1/models`.
+    pub local_providers: Vec<(String, String)>,
 }
 
 impl GatewayConfig {
@@ -121,6 +124,10 @@ impl GatewayConfig {
             max_output_tokens: 1_024,
             isolation: IsolationChoice::Auto,
             supervisor_socket: None,
+            local_providers: vec![
+                ("Ollama".to_owned(), "http://127.0.0.1:11434".to_owned()),
+                ("LM Studio".to_owned(), "http://127.0.0.1:1234".to_owned()),
+            ],
         }
     }
 }
@@ -144,6 +151,14 @@ pub(crate) struct Inner {
     pub(crate) lanes: Mutex<Lanes<LaneItem>>,
     pub(crate) members: Mutex<HashMap<String, MemberRow>>,
     pub(crate) bots: Mutex<HashMap<String, BotHandle>>,
+    /// When each member last wrote (Unix seconds), for the status; seeded from the inbox.
+    pub(crate) last_activity: Mutex<HashMap<String, i64>>,
+    /// When each paused member was last told so: at most one note per [`PAUSED_NOTE_EVERY`].
+    pub(crate) paused_notes: Mutex<HashMap<String, Instant>>,
+    /// Caps already reported as reached (scope, cap, period), so each is reported once.
+    pub(crate) caps_reached: Mutex<HashSet<(Option<String>, CapKind, String)>>,
+    /// Events for subscribers (the app); sending with nobody listening is fine.
+    pub(crate) notify: broadcast::Sender<GatewayEvent>,
     pub(crate) events: mpsc::UnboundedSender<Event>,
     pub(crate) inbox_tx: mpsc::UnboundedSender<Vec<InboxRow>>,
     pub(crate) cancel: CancellationToken,
@@ -176,6 +191,10 @@ pub(crate) enum Event {
     TurnFinished { member_id: String },
     /// A member was removed: forget whatever waits in their lane.
     MemberRemoved { member_id: String },
+    /// A member was paused: what waits in their lane is dropped, with one note.
+    MemberPaused { member_id: String },
+    /// The admin changed how many turns may run at once.
+    TurnCap { cap: usize },
     /// The broker crossed a threshold or refused a call for spend.
     Spend(SpendEvent),
 }
@@ -192,6 +211,11 @@ impl LaneEntry for LaneItem {
         self.new_conversation
     }
 }
+
+/// What a paused member is told, at most once per [`PAUSED_NOTE_EVERY`].
+pub(crate) const PAUSED_NOTE: &str =
+    "Your assistant is paused by your household's admin right now. I'll be back once they resume me.";
+pub(crate) const PAUSED_NOTE_EVERY: Duration = Duration::from_secs(3600);
 
 pub(crate) const SETTING_PROVIDER_KIND: &str = "provider.kind";
 pub(crate) const SETTING_PROVIDER_URL: &str = "provider.base_url";
@@ -253,7 +277,7 @@ impl Gateway {
 
         let (events, events_rx) = mpsc::unbounded_channel();
         let (inbox_tx, inbox_rx) = mpsc::unbounded_channel::<Vec<InboxRow>>();
-        let (members, pending, provider) = store
+        let (members, pending, provider, activity) = store
             .call(|c| {
                 let released = store::ledger_release_stale(c, store::now_unix())?;
                 if released > 0 {
@@ -266,7 +290,7 @@ impl Gateway {
                     store::get_setting(c, SETTING_PROVIDER_URL)?,
                     store::get_setting(c, SETTING_PROVIDER_MODEL)?,
                 );
-                Ok((members, pending, provider))
+                Ok((members, pending, provider, store::last_activity(c)?))
             })
             .await?;
         if let (Some(kind), Some(url), Some(model)) = provider {
@@ -283,6 +307,10 @@ impl Gateway {
             lanes: Mutex::new(Lanes::new(config.turn_cap, config.queue_cap)),
             members: Mutex::new(members.iter().map(|m| (m.id.clone(), m.clone())).collect()),
             bots: Mutex::new(HashMap::new()),
+            last_activity: Mutex::new(activity.into_iter().collect()),
+            paused_notes: Mutex::new(HashMap::new()),
+            caps_reached: Mutex::new(HashSet::new()),
+            notify: broadcast::channel(256).0,
             config,
             dir,
             store,
@@ -350,6 +378,17 @@ impl Gateway {
         let _ = std::fs::remove_file(inner.dir.control_socket());
     }
 
+    /// Events as they happen, for the app: see [`GatewayEvent`]. A receiver that falls more
+    /// than 256 events behind loses the oldest (`RecvError::Lagged`) and should ask for `Status`.
+    pub fn subscribe(&self) -> broadcast::Receiver<GatewayEvent> {
+        self.inner.notify.subscribe()
+    }
+
+    pub(crate) fn emit(&self, event: GatewayEvent) {
+        // An error only means nobody is subscribed.
+        let _ = self.inner.notify.send(event);
+    }
+
     pub fn data_dir(&self) -> &std::path::Path {
         self.inner.dir.root()
     }
@@ -365,11 +404,15 @@ impl Gateway {
         let now = Instant::now();
         let mut members: Vec<MemberRow> = inner.members.lock().unwrap().values().cloned().collect();
         members.sort_by_key(|m| m.seq);
+        let activity = inner.last_activity.lock().unwrap().clone();
         let lanes = inner.lanes.lock().unwrap();
         let bots = inner.bots.lock().unwrap();
         let members = members
             .into_iter()
             .map(|m| MemberStatus {
+                role: m.role,
+                paused: m.paused,
+                last_activity: activity.get(&m.id).map(|t| crate::control::rfc3339(*t)),
                 bot: bots.get(&m.id).map(|b| b.state.lock().unwrap().clone()).unwrap_or(BotState::Starting),
                 paired: m.telegram_user_id.is_some(),
                 lane: lanes.state(&m.id, now),
@@ -406,6 +449,16 @@ impl Gateway {
         let bot = telegram::bot(&inner.http, &inner.api_url, &token);
         let state = Arc::new(Mutex::new(BotState::Starting));
         let cancel = inner.cancel.child_token();
+        let notify = inner.notify.clone();
+        let (member_id, name) = (m.id.clone(), m.name.clone());
+        let on_change: telegram::StateHook = Arc::new(move |state: &BotState| {
+            let _ = notify.send(GatewayEvent::Changed);
+            if matches!(state, BotState::TokenRevoked | BotState::UsedElsewhere) {
+                let trouble =
+                    GatewayEvent::BotTrouble { member_id: member_id.clone(), name: name.clone(), state: state.clone() };
+                let _ = notify.send(trouble);
+            }
+        });
         let poll = PollLoop {
             member_id: m.id.clone(),
             bot_id: m.bot_id,
@@ -416,6 +469,7 @@ impl Gateway {
             inbox: inner.inbox_tx.clone(),
             poll_timeout: inner.config.poll_timeout,
             cancel: cancel.clone(),
+            on_change: Some(on_change),
         };
         inner.tracker.spawn(poll.run(inner.config.backoff));
         inner.bots.lock().unwrap().insert(m.id.clone(), BotHandle { bot, state, cancel });
@@ -443,9 +497,42 @@ impl Gateway {
                     let ids: Vec<i64> = dropped.iter().map(|i| i.row.id).collect();
                     self.finish_rows(ids, "done", "member_removed");
                 }
+                Event::MemberPaused { member_id } => {
+                    let dropped = self.inner.lanes.lock().unwrap().drain(&member_id);
+                    if let Some(first) = dropped.first() {
+                        let chat = first.row.msg.chat_id;
+                        let ids: Vec<i64> = dropped.iter().map(|i| i.row.id).collect();
+                        self.paused_reply(&member_id, chat, ids);
+                    }
+                }
+                Event::TurnCap { cap } => self.inner.lanes.lock().unwrap().set_turn_cap(cap),
+                Event::Spend(SpendEvent::Settled { .. }) => {}
                 Event::Spend(e) => self.on_spend(e),
             }
             self.dispatch();
+            // Every input may change what a status snapshot shows; with no input, no event.
+            self.emit(GatewayEvent::Changed);
+        }
+    }
+
+    /// Tells a paused member so (at most once per [`PAUSED_NOTE_EVERY`]) and closes their rows
+    /// with outcome "paused": nothing of theirs reaches a worker or a model.
+    fn paused_reply(&self, member_id: &str, chat_id: i64, ids: Vec<i64>) {
+        let now = Instant::now();
+        let tell = {
+            let mut notes = self.inner.paused_notes.lock().unwrap();
+            let due = notes.get(member_id).is_none_or(|t| now.duration_since(*t) >= PAUSED_NOTE_EVERY);
+            if due {
+                notes.insert(member_id.to_owned(), now);
+            }
+            due
+        };
+        match ids.split_first() {
+            Some((first, rest)) if tell => {
+                self.finish_rows(rest.to_vec(), "done", "paused");
+                self.reply_and_finish(member_id, chat_id, PAUSED_NOTE.to_owned(), *first, "paused");
+            }
+            _ => self.finish_rows(ids, "done", "paused"),
         }
     }
 
@@ -457,7 +544,18 @@ impl Gateway {
             self.finish_rows(vec![row.id], "done", "member_removed");
             return;
         };
-        match route(member.telegram_user_id, &row) {
+        if member.telegram_user_id == Some(row.msg.from_id) {
+            self.inner.last_activity.lock().unwrap().insert(member.id.clone(), store::now_unix());
+        }
+        let route = route(member.telegram_user_id, &row);
+        // A paused member's messages go nowhere near a worker. Pairing still works (the admin may
+        // pair a new phone first), and a button press is the admin answering a cap question.
+        let held = matches!(route, Route::Pair { .. } | Route::Stranger | Route::Ignore | Route::Button { .. });
+        if member.paused && !held {
+            self.paused_reply(&member.id, row.msg.chat_id, vec![row.id]);
+            return;
+        }
+        match route {
             r @ (Route::Chat | Route::NewConversation) => {
                 let new_conversation = r == Route::NewConversation;
                 let id = row.id;
@@ -539,6 +637,13 @@ impl Gateway {
     /// Heads-ups at 80 %, and questions to the admin when a cap refuses a call. Each is sent
     /// once per cap and period; the notices table remembers across restarts.
     fn on_spend(&self, event: SpendEvent) {
+        match &event {
+            SpendEvent::Crossing { member_id, crossing } if crossing.percent >= 100 => {
+                self.cap_reached(member_id, crossing.kind, &crossing.period_key);
+            }
+            SpendEvent::CapHit { member_id, hit } => self.cap_reached(member_id, hit.kind, &hit.period_key),
+            _ => {}
+        }
         let gw = self.clone();
         self.inner.tracker.spawn(async move {
             match event {
@@ -569,6 +674,7 @@ impl Gateway {
                         gw.send_to_member(&member_id, text);
                     }
                 }
+                SpendEvent::Settled { .. } => {}
                 SpendEvent::CapHit { member_id, hit } => {
                     let (mid, kind, key) = (member_id.clone(), hit.kind.as_str(), hit.period_key.clone());
                     let opened = gw.inner.store.call(move |c| store::open_approval(c, &mid, kind, &key)).await;
@@ -589,6 +695,34 @@ impl Gateway {
                 }
             }
         });
+    }
+
+    /// Tells subscribers that a member (or the household) reached a cap: once per cap and period,
+    /// whether it was reached by a settled call or found by a refused one.
+    fn cap_reached(&self, member_id: &str, kind: CapKind, period_key: &str) {
+        let household = kind == CapKind::HouseholdMonthly;
+        let scope = (!household).then(|| member_id.to_owned());
+        let first = {
+            let mut seen = self.inner.caps_reached.lock().unwrap();
+            if seen.len() > 1024 {
+                // Old periods; at worst one cap is reported a second time.
+                seen.clear();
+            }
+            seen.insert((scope.clone(), kind, period_key.to_owned()))
+        };
+        if !first {
+            return;
+        }
+        let name = if household {
+            "The household".to_owned()
+        } else {
+            self.inner.members.lock().unwrap().get(member_id).map(|m| m.name.clone()).unwrap_or_default()
+        };
+        let period = match kind.period_kind() {
+            crate::spend::PeriodKind::Day => "day",
+            crate::spend::PeriodKind::Month => "month",
+        };
+        self.emit(GatewayEvent::CapReached { member_id: scope, name, period: period.to_owned() });
     }
 
     /// An admin tapped +$1, +$5 or "Leave it" under a cap question.
@@ -677,6 +811,11 @@ impl Gateway {
                 }
                 self.refresh_admin_available();
                 tracing::info!(member = %member.id, "paired");
+                self.emit(GatewayEvent::Paired {
+                    member_id: member.id.clone(),
+                    name: member.name.clone(),
+                    telegram_name: row.msg.from_name.clone(),
+                });
                 let text = format!(
                     "You're all set, {}! This is your own assistant — only you can talk to it here. Ask me anything.",
                     member.name
@@ -799,6 +938,7 @@ impl Gateway {
                 timezone: tz.name().to_owned(),
                 context_tokens: self.inner.config.context_tokens,
                 max_output_tokens: self.inner.config.max_output_tokens,
+                role: member.role,
             },
         };
         let typing = self.inner.cancel.child_token();

@@ -141,6 +141,12 @@ impl<T: LaneEntry> Lanes<T> {
     pub fn turn_cap(&self) -> usize {
         self.turn_cap
     }
+
+    /// Changes the cap from now on. Raising it lets waiting members start at the next
+    /// `next_turn`; lowering it lets running turns finish and starts no new one until fewer run.
+    pub fn set_turn_cap(&mut self, cap: usize) {
+        self.turn_cap = cap.max(1);
+    }
 }
 
 #[cfg(test)]
@@ -237,6 +243,28 @@ mod tests {
         l.finish("a");
         assert!(l.next_turn(now()).is_none());
         assert_eq!(l.in_flight(), 0);
+    }
+
+    #[test]
+    fn changing_the_cap_takes_effect_at_once() {
+        let mut l = Lanes::new(1, 20);
+        for m in ["a", "b", "c"] {
+            l.push(m, E::Msg("x"));
+        }
+        assert_eq!(l.next_turn(now()).unwrap().0, "a");
+        assert!(l.next_turn(now()).is_none());
+        l.set_turn_cap(3);
+        assert_eq!(l.next_turn(now()).unwrap().0, "b");
+        assert_eq!(l.next_turn(now()).unwrap().0, "c");
+        l.set_turn_cap(1);
+        l.push("a", E::Msg("y"));
+        l.finish("a");
+        assert!(l.next_turn(now()).is_none(), "three running, cap one: nothing new starts");
+        l.finish("b");
+        l.finish("c");
+        assert_eq!(l.next_turn(now()).unwrap().0, "a");
+        l.set_turn_cap(0);
+        assert_eq!(l.turn_cap(), 1, "never below one");
     }
 
     impl LaneEntry for (u8, usize) {

@@ -16,13 +16,19 @@
 //! - [`store`]: `gateway.sqlite` and its migrations.
 //! - [`secrets`]: bot tokens and provider keys (0600 file).
 //! - [`control`]: the admin API, in-process and over the owner-only control socket
-//!   (spend settings in `control_spend`, the `hearth doctor` audit in `control_doctor`).
+//!   (spend settings in `control_spend`, the `hearth doctor` audit in `control_doctor`, member
+//!   settings, pause, token replacement and export in `control_member`, testing and finding
+//!   providers in `control_provider`).
+//! - [`export`]: a consistent copy of one member's directory, for `MemberExport`.
 //! - [`paths`]: the data directory layout.
 
 pub mod broker;
 pub mod control;
 mod control_doctor;
+mod control_member;
+mod control_provider;
 mod control_spend;
+pub mod export;
 pub mod gateway;
 pub mod lanes;
 pub mod pairing;

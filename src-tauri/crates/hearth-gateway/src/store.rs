@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use hearth_proto::control::Role;
 use rusqlite::{Connection, OptionalExtension, params};
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +169,15 @@ const MIGRATIONS: &[&str] = &[
     -- The Telegram message id (for a button press: the message the button was on).
     ALTER TABLE inbox ADD COLUMN message_id INTEGER;
     "#,
+    // 3: member settings the admin changes from the app — age group, pause, own model.
+    r#"
+    -- 'adult', 'teen' or 'child': the worker's prompt adds age-appropriate guidance.
+    ALTER TABLE members ADD COLUMN role TEXT NOT NULL DEFAULT 'adult';
+    -- A paused member's messages reach no worker and no model.
+    ALTER TABLE members ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+    -- The member's own model on the household's provider; NULL: the provider's model.
+    ALTER TABLE members ADD COLUMN model TEXT;
+    "#,
 ];
 
 /// Schema version this build writes.
@@ -262,11 +272,17 @@ pub struct MemberRow {
     pub cap_monthly_micros: Option<u64>,
     /// Cheaper model to route down to instead of refusing.
     pub fallback_model: Option<String>,
+    /// Adult, teen or child: shapes the worker's prompt.
+    pub role: Role,
+    /// Messages are answered with a short note instead of reaching a worker.
+    pub paused: bool,
+    /// The member's own model on the household's provider; `None`: the provider's model.
+    pub model: Option<String>,
 }
 
 const MEMBER_COLUMNS: &str = "m.rowid, m.id, m.name, m.persona, m.telegram_user_id, m.chat_id, m.created_at, \
                               b.bot_id, b.username, b.next_offset, m.is_admin, m.cap_daily_micros, \
-                              m.cap_monthly_micros, m.fallback_model";
+                              m.cap_monthly_micros, m.fallback_model, m.role, m.paused, m.model";
 
 fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
     Ok(MemberRow {
@@ -284,6 +300,10 @@ fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
         cap_daily_micros: r.get::<_, Option<i64>>(11)?.map(|v| v.max(0) as u64),
         cap_monthly_micros: r.get::<_, Option<i64>>(12)?.map(|v| v.max(0) as u64),
         fallback_model: r.get(13)?,
+        // Only this code writes the column; anything else would be a hand edit, read as adult.
+        role: r.get::<_, String>(14)?.parse().unwrap_or_default(),
+        paused: r.get(15)?,
+        model: r.get(16)?,
     })
 }
 
@@ -322,8 +342,8 @@ pub fn member_id_for_bot(conn: &Connection, bot_id: i64) -> Result<Option<String
 pub fn insert_member(conn: &mut Connection, m: &MemberRow) -> Result<i64, StoreError> {
     let tx = conn.transaction()?;
     tx.execute(
-        "INSERT INTO members (id, name, persona, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![m.id, m.name, m.persona, m.created_at],
+        "INSERT INTO members (id, name, persona, created_at, role) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![m.id, m.name, m.persona, m.created_at, m.role.as_str()],
     )?;
     let seq = tx.last_insert_rowid();
     tx.execute(
@@ -345,6 +365,54 @@ pub fn delete_member(conn: &mut Connection, member_id: &str) -> Result<(), Store
     tx.execute("DELETE FROM members WHERE id = ?1", [member_id])?;
     tx.commit()?;
     Ok(())
+}
+
+/// The member's role, persona and own model (`None` in each: keep it as it is; for the model,
+/// `Some(None)` means the household's).
+pub fn update_member_settings(
+    conn: &Connection,
+    member_id: &str,
+    role: Option<Role>,
+    persona: Option<&str>,
+    model: Option<Option<&str>>,
+) -> Result<(), StoreError> {
+    if let Some(role) = role {
+        conn.execute("UPDATE members SET role = ?2 WHERE id = ?1", params![member_id, role.as_str()])?;
+    }
+    if let Some(persona) = persona {
+        conn.execute("UPDATE members SET persona = ?2 WHERE id = ?1", params![member_id, persona])?;
+    }
+    if let Some(model) = model {
+        conn.execute("UPDATE members SET model = ?2 WHERE id = ?1", params![member_id, model])?;
+    }
+    Ok(())
+}
+
+pub fn set_member_paused(conn: &Connection, member_id: &str, paused: bool) -> Result<(), StoreError> {
+    conn.execute("UPDATE members SET paused = ?2 WHERE id = ?1", params![member_id, paused])?;
+    Ok(())
+}
+
+/// Points the member at another bot (or the same bot with a new token). The offset starts over
+/// only when the bot changed: its update ids are another bot's.
+pub fn replace_bot(conn: &Connection, member_id: &str, bot_id: i64, username: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE bots SET next_offset = CASE WHEN bot_id = ?2 THEN next_offset ELSE 0 END, bot_id = ?2, username = ?3
+         WHERE member_id = ?1",
+        params![member_id, bot_id, username],
+    )?;
+    Ok(())
+}
+
+/// When each member last wrote (Unix seconds the gateway received it): messages from their paired
+/// Telegram account only, never strangers'.
+pub fn last_activity(conn: &Connection) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT i.member_id, MAX(i.received_at) FROM inbox i JOIN members m ON m.id = i.member_id
+         WHERE i.from_id = m.telegram_user_id GROUP BY i.member_id",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 pub fn bind_telegram_user(conn: &Connection, member_id: &str, user_id: i64, chat_id: i64, at: i64) -> Result<(), StoreError> {
@@ -885,6 +953,9 @@ mod tests {
             cap_daily_micros: None,
             cap_monthly_micros: None,
             fallback_model: None,
+            role: Role::Adult,
+            paused: false,
+            model: None,
         }
     }
 
@@ -986,6 +1057,46 @@ mod tests {
             let n: i64 = c.query_row("SELECT COUNT(*) FROM inbox WHERE text IS NOT NULL", [], |r| r.get(0))?;
             assert_eq!(n, 0);
             assert!(find_member(c, "ana")?.is_none());
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn member_settings_and_bot_replacement() {
+        let (_d, s) = store();
+        s.call_sync(|c| {
+            let mut m = member("ana", 11);
+            m.role = Role::Child;
+            insert_member(c, &m)?;
+            assert_eq!(find_member(c, "ana")?.unwrap().role, Role::Child);
+            update_member_settings(c, "ana", Some(Role::Teen), Some("likes chess"), Some(Some("small-model")))?;
+            set_member_paused(c, "ana", true)?;
+            let got = find_member(c, "ana")?.unwrap();
+            assert_eq!(
+                (got.role, got.persona.as_str(), got.model.as_deref(), got.paused),
+                (Role::Teen, "likes chess", Some("small-model"), true)
+            );
+            update_member_settings(c, "ana", None, None, Some(None))?;
+            let got = find_member(c, "ana")?.unwrap();
+            assert_eq!((got.role, got.persona.as_str(), got.model), (Role::Teen, "likes chess", None), "None keeps");
+
+            commit_updates(c, "ana", 11, &[msg(5, "a")], 6)?;
+            replace_bot(c, "ana", 11, "ana_bot")?;
+            assert_eq!(find_member(c, "ana")?.unwrap().next_offset, 6, "same bot, new token: offset kept");
+            replace_bot(c, "ana", 21, "ana_new_bot")?;
+            let got = find_member(c, "ana")?.unwrap();
+            assert_eq!((got.bot_id, got.bot_username.as_str(), got.next_offset), (21, "ana_new_bot", 0));
+
+            // Last activity counts the paired member's messages only.
+            assert_eq!(last_activity(c)?, vec![]);
+            bind_telegram_user(c, "ana", 7, 7, 1)?;
+            let mut stranger = msg(9, "hi");
+            stranger.from_id = 99;
+            commit_updates(c, "ana", 21, &[stranger], 10)?;
+            let seen = last_activity(c)?;
+            assert_eq!(seen.len(), 1);
+            assert_eq!(seen[0].0, "ana");
             Ok(())
         })
         .unwrap();

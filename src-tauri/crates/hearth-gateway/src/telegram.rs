@@ -153,7 +153,12 @@ pub struct PollLoop {
     pub inbox: mpsc::UnboundedSender<Vec<InboxRow>>,
     pub poll_timeout: Duration,
     pub cancel: CancellationToken,
+    /// Told when the bot's state changes (not on every poll): the gateway's events for the app.
+    pub on_change: Option<StateHook>,
 }
+
+/// What a [`PollLoop`] calls with a bot's new state.
+pub type StateHook = Arc<dyn Fn(&BotState) + Send + Sync>;
 
 /// How long to wait after each kind of trouble.
 #[derive(Debug, Clone, Copy)]
@@ -261,8 +266,21 @@ impl PollLoop {
         Ok(())
     }
 
+    /// Records the bot's state; a change (and only a change) is told to `on_change`, so an idle
+    /// bot's polls cost nothing beyond the poll.
     fn set_state(&self, state: BotState) {
-        *self.state.lock().unwrap() = state;
+        let changed = {
+            let mut current = self.state.lock().unwrap();
+            if *current == state {
+                false
+            } else {
+                *current = state.clone();
+                true
+            }
+        };
+        if changed && let Some(hook) = &self.on_change {
+            hook(&state);
+        }
     }
 }
 

@@ -19,9 +19,47 @@ pub struct ControlEnvelope {
 pub enum ControlRequest {
     /// Configure the (single, household-wide) LLM provider. Replaces any earlier one.
     ProviderSet { kind: ProviderKind, base_url: String, model: String, api_key: String },
+    /// Try provider settings without storing them: one small real completion (nothing is
+    /// stored, nothing is charged to any member). Checked like `ProviderSet`.
+    ProviderTest { kind: ProviderKind, base_url: String, model: String, api_key: String },
+    /// Look for model servers on this machine (Ollama, LM Studio) and the models they offer.
+    ProviderDetect,
+    /// Check a pasted bot token live with `getMe` without storing anything; `Conflict` if a
+    /// member already has that bot.
+    BotCheck { bot_token: String },
     /// Add a member with their bot. The token is validated live with `getMe`; on failure nothing
     /// is stored.
-    MemberAdd { name: String, bot_token: String },
+    MemberAdd {
+        name: String,
+        bot_token: String,
+        #[serde(default)]
+        role: Role,
+    },
+    /// Change a member's role, persona notes and/or model; `None` keeps that setting.
+    MemberUpdate {
+        member: String,
+        #[serde(default)]
+        role: Option<Role>,
+        #[serde(default)]
+        persona: Option<String>,
+        #[serde(default)]
+        model: Option<ModelChange>,
+    },
+    /// Pause (or resume) one member (`Some(name or id)`) or every member (`None`). A paused
+    /// member's messages reach no worker and no model; they get a short note instead.
+    MemberPause {
+        #[serde(default)]
+        member: Option<String>,
+        paused: bool,
+    },
+    /// Replace a member's bot token (revoked in BotFather, or a new bot). Validated with `getMe`
+    /// first; the pairing stays.
+    MemberToken { member: String, bot_token: String },
+    /// Copy a member's data into a new folder inside `dest_dir` (absolute, existing).
+    MemberExport { member: String, dest_dir: String },
+    /// How many turns may run at once across the household (1..=10 000), from now on. Not
+    /// stored: the caller passes it again in the config at the next start.
+    TurnCap { cap: u32 },
     MemberList,
     /// Remove a member by name (case-insensitive) or id: stops their bot and worker, forgets the
     /// token and the pairing. Their data directory is left in place for the admin.
@@ -52,6 +90,49 @@ pub enum ControlRequest {
     Doctor,
 }
 
+/// What a member is, for the assistant's tone and care: children and teens get age-appropriate
+/// guidance in their assistant's instructions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    #[default]
+    Adult,
+    Teen,
+    Child,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Adult => "adult",
+            Self::Teen => "teen",
+            Self::Child => "child",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "adult" => Ok(Self::Adult),
+            "teen" => Ok(Self::Teen),
+            "child" => Ok(Self::Child),
+            other => Err(format!("unknown role {other:?}: use adult, teen or child")),
+        }
+    }
+}
+
+/// Which model a member's assistant uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum ModelChange {
+    /// The household provider's model (the default).
+    Household,
+    /// This model, on the household's provider.
+    Set { model: String },
+}
+
 /// How to change one cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
@@ -72,9 +153,38 @@ impl std::fmt::Debug for ControlRequest {
                 .field("model", model)
                 .field("api_key", &"<redacted>")
                 .finish(),
-            Self::MemberAdd { name, .. } => {
-                f.debug_struct("MemberAdd").field("name", name).field("bot_token", &"<redacted>").finish()
+            Self::ProviderTest { kind, base_url, model, .. } => f
+                .debug_struct("ProviderTest")
+                .field("kind", kind)
+                .field("base_url", base_url)
+                .field("model", model)
+                .field("api_key", &"<redacted>")
+                .finish(),
+            Self::ProviderDetect => f.write_str("ProviderDetect"),
+            Self::BotCheck { .. } => f.debug_struct("BotCheck").field("bot_token", &"<redacted>").finish(),
+            Self::MemberAdd { name, role, .. } => f
+                .debug_struct("MemberAdd")
+                .field("name", name)
+                .field("bot_token", &"<redacted>")
+                .field("role", role)
+                .finish(),
+            Self::MemberUpdate { member, role, persona, model } => f
+                .debug_struct("MemberUpdate")
+                .field("member", member)
+                .field("role", role)
+                .field("persona", persona)
+                .field("model", model)
+                .finish(),
+            Self::MemberPause { member, paused } => {
+                f.debug_struct("MemberPause").field("member", member).field("paused", paused).finish()
             }
+            Self::MemberToken { member, .. } => {
+                f.debug_struct("MemberToken").field("member", member).field("bot_token", &"<redacted>").finish()
+            }
+            Self::MemberExport { member, dest_dir } => {
+                f.debug_struct("MemberExport").field("member", member).field("dest_dir", dest_dir).finish()
+            }
+            Self::TurnCap { cap } => f.debug_struct("TurnCap").field("cap", cap).finish(),
             Self::MemberList => f.write_str("MemberList"),
             Self::MemberRemove { member } => f.debug_struct("MemberRemove").field("member", member).finish(),
             Self::MemberPair { member } => f.debug_struct("MemberPair").field("member", member).finish(),
@@ -150,6 +260,64 @@ pub enum ControlReply {
     Usage(UsageReport),
     Csv { text: String },
     Doctor(DoctorReport),
+    /// `ProviderTest` worked: what the model said and how long it took.
+    ProviderTested(ProviderTestResult),
+    /// `ProviderDetect`: the model servers that answered (absent ones are not listed).
+    LocalProviders { found: Vec<LocalProvider> },
+    /// `BotCheck`: the bot the token belongs to.
+    BotChecked(BotIdentity),
+    /// A member after a change (`MemberUpdate`, `MemberToken`).
+    Member(MemberSummary),
+    /// `MemberExport`: the folder that was written.
+    Exported { path: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderTestResult {
+    /// The model that answered, as the provider names it.
+    pub model: String,
+    /// The first 200 characters at most of the model's answer.
+    pub reply: String,
+    pub latency_ms: u64,
+}
+
+/// A model server found on this machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalProvider {
+    /// "Ollama" or "LM Studio".
+    pub name: String,
+    /// Its OpenAI-compatible API root, e.g. `http://127.0.0.1:11434/v1`: what `ProviderSet` takes
+    /// (kind `openai`, no key).
+    pub base_url: String,
+    /// The models it has, as it names them (may be empty).
+    pub models: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BotIdentity {
+    /// Without the `@`.
+    pub bot_username: String,
+    /// The bot's display name (its `first_name`).
+    pub bot_name: String,
+}
+
+/// What the engine tells a subscriber (the app) as it happens; see `Gateway::subscribe`. Events
+/// are hints to refresh, never the only record: a lagging subscriber loses some and then asks
+/// for `Status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum GatewayEvent {
+    /// Something a `Status` snapshot shows may have changed (a lane, a bot's state, a pairing,
+    /// spend, members). Sent often while the household is busy, never while it is idle.
+    Changed,
+    /// A member's Telegram account was paired with their bot.
+    Paired { member_id: String, name: String, telegram_name: String },
+    /// A member's bot entered a state only the admin can fix (`TokenRevoked`, `UsedElsewhere`).
+    /// Sent once on entering it, not while it lasts.
+    BotTrouble { member_id: String, name: String, state: BotState },
+    /// A member (`member_id`) or the household (`None`) reached a spending cap, once per cap
+    /// and period. `period` is "day" or "month".
+    CapReached { member_id: Option<String>, name: String, period: String },
 }
 
 /// `hearth doctor`: what isolation is really in force, and what to fix, in the manner of a
@@ -306,7 +474,7 @@ pub struct PairCode {
     pub expires_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberSummary {
     pub id: String,
     pub name: String,
@@ -314,6 +482,18 @@ pub struct MemberSummary {
     pub paired: bool,
     /// RFC 3339.
     pub created_at: String,
+    pub role: Role,
+    pub paused: bool,
+    /// The admin's notes on how to help this member; may be empty.
+    pub persona: String,
+    /// The member's own model; `None`: the household provider's model.
+    pub model: Option<String>,
+    /// The cheaper model used at a cap instead of refusing.
+    pub fallback_model: Option<String>,
+    /// Asked over Telegram when someone reaches a cap; may use `/family`.
+    pub is_admin: bool,
+    pub daily_cap_usd: Option<f64>,
+    pub monthly_cap_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -342,6 +522,10 @@ pub struct MemberStatus {
     /// The isolation level of the running worker, or the level the next one will get.
     pub isolation: IsolationLevel,
     pub today: DayUsage,
+    pub role: Role,
+    pub paused: bool,
+    /// RFC 3339: when the gateway last received a message from the member (never its text).
+    pub last_activity: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -409,17 +593,60 @@ mod tests {
 
     #[test]
     fn debug_never_prints_secrets() {
-        let add = ControlRequest::MemberAdd { name: "Ana".into(), bot_token: "123:SECRET".into() };
+        let add = ControlRequest::MemberAdd { name: "Ana".into(), bot_token: "123:SECRET".into(), role: Role::Child };
         let set = ControlRequest::ProviderSet {
             kind: ProviderKind::Openai,
             base_url: "http://x".into(),
             model: "m".into(),
             api_key: "sk-SECRET".into(),
         };
-        for r in [add, set] {
+        let test = ControlRequest::ProviderTest {
+            kind: ProviderKind::Openai,
+            base_url: "http://x".into(),
+            model: "m".into(),
+            api_key: "sk-SECRET".into(),
+        };
+        let check = ControlRequest::BotCheck { bot_token: "123:SECRET".into() };
+        let token = ControlRequest::MemberToken { member: "Ana".into(), bot_token: "123:SECRET".into() };
+        for r in [add, set, test, check, token] {
             let s = format!("{r:?}");
             assert!(!s.contains("SECRET"), "{s}");
             assert!(s.contains("redacted"), "{s}");
         }
+    }
+
+    /// Requests written before roles, pausing and partial updates existed still read, and the
+    /// new shapes are what the app will send.
+    #[test]
+    fn wire_shapes() {
+        let old: ControlRequest =
+            serde_json::from_str(r#"{"type":"member_add","name":"Ana","bot_token":"1:x"}"#).unwrap();
+        assert_eq!(old, ControlRequest::MemberAdd { name: "Ana".into(), bot_token: "1:x".into(), role: Role::Adult });
+        let update: ControlRequest =
+            serde_json::from_str(r#"{"type":"member_update","member":"Ana","model":{"type":"set","model":"m"}}"#)
+                .unwrap();
+        assert_eq!(
+            update,
+            ControlRequest::MemberUpdate {
+                member: "Ana".into(),
+                role: None,
+                persona: None,
+                model: Some(ModelChange::Set { model: "m".into() })
+            }
+        );
+        let all: ControlRequest = serde_json::from_str(r#"{"type":"member_pause","paused":true}"#).unwrap();
+        assert_eq!(all, ControlRequest::MemberPause { member: None, paused: true });
+        let teen = ControlRequest::MemberAdd { name: "Bo".into(), bot_token: "t".into(), role: Role::Teen };
+        assert_eq!(serde_json::to_value(teen).unwrap()["role"], "teen");
+        let state = BotState::TokenRevoked;
+        let event = GatewayEvent::BotTrouble { member_id: "a".into(), name: "Ana".into(), state };
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            serde_json::json!({"type": "bot_trouble", "member_id": "a", "name": "Ana",
+                               "state": {"state": "token_revoked"}})
+        );
+        assert_eq!(serde_json::to_value(GatewayEvent::Changed).unwrap(), serde_json::json!({"type": "changed"}));
+        assert_eq!("Child".parse::<Role>(), Ok(Role::Child));
+        assert!("baby".parse::<Role>().unwrap_err().contains("adult, teen or child"));
     }
 }

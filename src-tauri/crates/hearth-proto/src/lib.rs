@@ -9,8 +9,9 @@
 //!   (create member accounts, start and stop workers as them, remove members).
 //!
 //! Nothing here holds a secret: API keys and bot tokens never cross the worker socket, and the
-//! only control request that carries one ([`control::ControlRequest::MemberAdd`] and
-//! [`control::ControlRequest::ProviderSet`]) travels over the owner-only control socket.
+//! control requests that carry one (`MemberAdd`, `MemberToken`, `BotCheck`, `ProviderSet`,
+//! `ProviderTest`) travel over the owner-only control socket (or in-process) and redact it in
+//! `Debug`.
 
 pub mod control;
 pub mod frame;

@@ -87,6 +87,10 @@ pub struct TurnContext {
     pub context_tokens: u32,
     /// Output token cap for each completion.
     pub max_output_tokens: u32,
+    /// Adult, teen or child: children and teens get age-appropriate guidance in the prompt.
+    /// Absent from an older gateway's frames: an adult.
+    #[serde(default)]
+    pub role: crate::control::Role,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,13 @@
 //!   semantics, an API to act as a Telegram user, and fault injection.
 //! - [`llm`]: a fake LLM speaking OpenAI chat completions and Anthropic Messages, streaming and
 //!   not, with scripted replies, latency and faults.
+//! - [`local`]: a fake model server on this machine (Ollama's and LM Studio's model lists), for
+//!   finding local providers.
+//! - [`demo`]: the demo household — who lives there, what they ask, a canned model that answers,
+//!   and the simulation of people writing to their bots. Used by `hearth demo` and the app's
+//!   "Try the demo household".
 
+pub mod demo;
 pub mod llm;
+pub mod local;
 pub mod telegram;

@@ -7,6 +7,7 @@
 //! blank line and a leading assistant message is dropped.
 
 use chrono::DateTime;
+use hearth_proto::control::Role as MemberRole;
 use hearth_proto::llm::{ChatMessage, CompletionRequest, Role};
 use hearth_proto::worker::TurnContext;
 
@@ -23,8 +24,25 @@ pub fn estimate_tokens(text: &str) -> usize {
     text.len().div_ceil(3)
 }
 
-/// The system prompt: who the assistant is, the admin's persona notes, the date, and how to
-/// write for a phone chat.
+/// Guidance for a child's assistant: simple, kind and safe, grown-up matters to a parent.
+const CHILD_GUIDANCE: &str = "\n{name} is a child. Write simply and kindly, in short sentences a child can \
+    read, and be patient and encouraging. Keep everything suitable for a child. Do not help with \
+    anything dangerous (weapons, drugs, alcohol, risky stunts, meeting people from the internet) \
+    and do not describe it; say kindly that it is not something you can help with. If {name} \
+    seems hurt, scared or unsafe, say gently to tell a parent or another trusted adult straight \
+    away. For grown-up matters (health, money, big decisions, anything upsetting), suggest \
+    asking a parent. Never ask for personal details such as a home address, school or photos. \
+    Help with homework by explaining, not by just giving answers.\n";
+
+/// Guidance for a teen's assistant: like a child's, lighter.
+const TEEN_GUIDANCE: &str = "\n{name} is a teenager. Be respectful and straightforward, without talking \
+    down. Keep things age-appropriate, and do not help with anything dangerous or illegal. For \
+    serious worries (health, safety, feeling low, trouble with someone), listen kindly and \
+    encourage talking to a parent or another trusted adult. Help with schoolwork by explaining \
+    how, not by doing it for them.\n";
+
+/// The system prompt: who the assistant is, the member's age group, the admin's persona notes,
+/// the date, and how to write for a phone chat.
 pub fn system_prompt(ctx: &TurnContext) -> String {
     let name = ctx.member_name.trim();
     let name = if name.is_empty() { "this member of the household" } else { name };
@@ -33,6 +51,11 @@ pub fn system_prompt(ctx: &TurnContext) -> String {
          Hearth: everyone at home has their own assistant, and what {name} tells you stays \
          between the two of you.\n"
     );
+    match ctx.role {
+        MemberRole::Adult => {}
+        MemberRole::Teen => s.push_str(&TEEN_GUIDANCE.replace("{name}", name)),
+        MemberRole::Child => s.push_str(&CHILD_GUIDANCE.replace("{name}", name)),
+    }
     let persona = ctx.persona.trim();
     if !persona.is_empty() {
         s.push_str("\nNotes from the household on how to help ");
@@ -183,6 +206,7 @@ mod tests {
             timezone: "Europe/Berlin".into(),
             context_tokens: 8000,
             max_output_tokens: 1024,
+            role: MemberRole::Adult,
         }
     }
 
@@ -196,6 +220,24 @@ mod tests {
         let mut c = ctx();
         c.persona = "  ".into();
         c.member_name = "Sam".into();
+        insta::assert_snapshot!(system_prompt(&c));
+    }
+
+    #[test]
+    fn system_prompt_for_a_child_snapshot() {
+        let mut c = ctx();
+        c.member_name = "Mia".into();
+        c.persona = "She is 8 and loves horses.".into();
+        c.role = MemberRole::Child;
+        insta::assert_snapshot!(system_prompt(&c));
+    }
+
+    #[test]
+    fn system_prompt_for_a_teen_snapshot() {
+        let mut c = ctx();
+        c.member_name = "Leo".into();
+        c.persona = String::new();
+        c.role = MemberRole::Teen;
         insta::assert_snapshot!(system_prompt(&c));
     }
 

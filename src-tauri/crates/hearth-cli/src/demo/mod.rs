@@ -2,8 +2,9 @@
 //! processes, with the testkit's fake Telegram and a canned demo model on 127.0.0.1 — no tokens,
 //! no keys, no network.
 //!
-//! - `household`: the family members and what they ask.
-//! - `model`: the demo model's canned, topical answers.
+//! The household, the canned model and the simulated people live in `hearth_testkit::demo`, shared
+//! with the app's "Try the demo household".
+//!
 //! - `view`: the live view (a redrawn screen on a terminal, one line per event otherwise) and
 //!   the closing summary.
 //!
@@ -13,8 +14,6 @@
 //! "process", so the demo never creates OS accounts. Every simulated person is one task that
 //! reports what happens to the view over a channel.
 
-mod household;
-mod model;
 mod view;
 
 use std::io::IsTerminal as _;
@@ -23,7 +22,8 @@ use std::time::{Duration, Instant};
 use hearth_gateway::{Gateway, GatewayConfig, IsolationChoice};
 use hearth_proto::control::{ControlReply, ControlRequest, ProviderKind};
 use hearth_testkit::llm::FakeLlm;
-use hearth_testkit::telegram::{FakeBot, FakeTelegram, FakeUser};
+use hearth_testkit::demo::{self, Person, model};
+use hearth_testkit::telegram::FakeTelegram;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -31,13 +31,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::args::DemoArgs;
 use crate::failure::Failure;
-use view::{Event, View};
+use view::View;
 
 /// After the demo is told to stop, how long simulated people keep waiting for answers already
 /// asked for, so the summary counts them.
 const DRAIN: Duration = Duration::from_secs(5);
-/// Longest a simulated person waits for any one answer.
-const ANSWER_WAIT: Duration = Duration::from_secs(60);
 
 /// Worker processes inherit `RUST_LOG` and log to the shared stderr; in the demo that would
 /// drown the view. Unless the user chose a level, keep them (and us) to warnings — errors only
@@ -49,16 +47,6 @@ pub fn quiet_workers_by_default() {
         // SAFETY: called from `main` before the runtime or any other thread starts.
         unsafe { std::env::set_var("RUST_LOG", level) };
     }
-}
-
-/// One simulated person and their bot.
-#[derive(Clone)]
-struct Person {
-    index: usize,
-    name: String,
-    profile: &'static household::Profile,
-    bot: FakeBot,
-    user: FakeUser,
 }
 
 pub async fn run(args: DemoArgs) -> Result<(), Failure> {
@@ -114,7 +102,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     let stop_waiting = CancellationToken::new();
     let tracker = TaskTracker::new();
     for person in people {
-        tracker.spawn(simulate(
+        tracker.spawn(demo::simulate(
             person,
             telegram.clone(),
             events_tx.clone(),
@@ -160,14 +148,14 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Sets the provider, adds every member with a bot on the fake Telegram, and pairs each
-/// simulated person by sending `/start <code>`, as a family would.
+/// Sets the provider, then adds every member and pairs each simulated person with
+/// `/start <code>`, as a family would.
 async fn set_up_household(
     gateway: &Gateway,
     telegram: &FakeTelegram,
     llm: &FakeLlm,
     members: usize,
-    events: &mpsc::UnboundedSender<(Instant, Event)>,
+    events: &demo::Events,
 ) -> Result<Vec<Person>, Failure> {
     gateway
         .control(ControlRequest::ProviderSet {
@@ -177,121 +165,14 @@ async fn set_up_household(
             api_key: "demo-key-not-secret".into(),
         })
         .await?;
-    let mut people = Vec::new();
-    for index in 0..members {
-        let (name, profile) = household::member(index);
-        let bot = telegram.add_bot(&household::bot_username(&name));
-        let reply =
-            gateway.control(ControlRequest::MemberAdd { name: name.clone(), bot_token: bot.token.clone() }).await?;
-        let ControlReply::MemberAdded(added) = reply else {
-            return Err(Failure::unexpected("the gateway did not confirm the new member"));
-        };
-        let user = telegram.user(7_000_000 + index as i64, &name);
-        people.push(Person { index, name, profile, bot, user });
-        let person = people.last().expect("just pushed");
-        emit(events, Event::Added { member: index, code: added.pair_code.clone() });
-        telegram.send_text(&person.bot.token, &person.user, &format!("/start {}", added.pair_code));
-    }
-    for person in &people {
-        match telegram.wait_for_sent(&person.bot.token, person.user.id, 1, Duration::from_secs(30)).await {
-            Ok(_) => {
-                emit(events, Event::Paired { member: person.index });
-            }
-            Err(e) => return Err(Failure::unexpected(format!("{} could not pair with their bot: {e}", person.name))),
+    let add = |name: String, bot_token: String| async move {
+        match gateway.control(ControlRequest::MemberAdd { name, bot_token, role: Default::default() }).await {
+            Ok(ControlReply::MemberAdded(added)) => Ok(added.pair_code),
+            Ok(_) => Err("the gateway did not confirm the new member".to_owned()),
+            Err(e) => Err(e.message),
         }
-    }
-    Ok(people)
-}
-
-/// One simulated person: thinks for a while, writes (sometimes a quick second message too),
-/// waits for the answer, and again — until told to stop sending; answers already asked for are
-/// still awaited until told to stop waiting.
-async fn simulate(
-    person: Person,
-    telegram: FakeTelegram,
-    events: mpsc::UnboundedSender<(Instant, Event)>,
-    stop_sending: CancellationToken,
-    stop_waiting: CancellationToken,
-    model_latency_ms: u64,
-) {
-    let token = person.bot.token.clone();
-    let chat = person.user.id;
-    // The pairing confirmation is already there.
-    let mut seen = telegram.sent_to(&token, chat).len();
-    let mut order: Vec<usize> = (0..person.profile.messages.len()).collect();
-    shuffle(&mut order);
-    let mut questions = (0..).map(|i| person.profile.messages[order[i % order.len()]]);
-    let mut first = true;
-    let mut thank = false;
-    let mut next_follow_up = "";
-    loop {
-        let think = match (first, thank) {
-            (true, _) => rand::random_range(200..1500),
-            (false, true) => rand::random_range(800..2500),
-            (false, false) => rand::random_range(1500..6000),
-        };
-        first = false;
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_millis(think)) => {}
-            () = stop_sending.cancelled() => return,
-        }
-        let text = if thank {
-            person.profile.thanks[rand::random_range(0..person.profile.thanks.len())]
-        } else {
-            let (question, follow_up) = questions.next().expect("an endless cycle");
-            next_follow_up = follow_up;
-            question
-        };
-        let mut pending = vec![Instant::now()];
-        telegram.send_text(&token, &person.user, text);
-        emit(&events, Event::Sent { member: person.index, text: text.to_owned() });
-        let follow_up =
-            if thank || rand::random_range(0..100) >= 35 { "" } else { std::mem::take(&mut next_follow_up) };
-        thank = !thank && rand::random_range(0..100) < 30;
-        if !follow_up.is_empty() {
-            tokio::time::sleep(Duration::from_millis(rand::random_range(300..800))).await;
-            pending.push(Instant::now());
-            telegram.send_text(&token, &person.user, follow_up);
-            emit(&events, Event::Sent { member: person.index, text: follow_up.to_owned() });
-        }
-        // Wait for the answers. A follow-up that arrived before the first turn started is
-        // answered together with it, so after the first answer a second one is only awaited for
-        // about one model call.
-        let mut waited_for = ANSWER_WAIT;
-        let mut answered = 0;
-        while answered < pending.len() {
-            let got = tokio::select! {
-                r = telegram.wait_for_sent(&token, chat, seen + 1, waited_for) => r,
-                () = stop_waiting.cancelled() => return,
-            };
-            let Ok(sent) = got else { break };
-            for message in &sent[seen..] {
-                let asked = pending.get(answered).or(pending.last()).copied().unwrap_or_else(Instant::now);
-                let latency = message.at.saturating_duration_since(asked);
-                emit(
-                    &events,
-                    Event::Replied { member: person.index, text: message.current_text().to_owned(), latency },
-                );
-                answered += 1;
-            }
-            seen = sent.len();
-            waited_for = Duration::from_millis(model_latency_ms * 2 + 2000);
-        }
-        if stop_sending.is_cancelled() {
-            return;
-        }
-    }
-}
-
-fn emit(events: &mpsc::UnboundedSender<(Instant, Event)>, event: Event) {
-    // The view outlives every sender; a send fails only while the demo is being torn down.
-    let _ = events.send((Instant::now(), event));
-}
-
-fn shuffle(v: &mut [usize]) {
-    for i in (1..v.len()).rev() {
-        v.swap(i, rand::random_range(0..=i));
-    }
+    };
+    demo::set_up(telegram, members, add, events).await.map_err(Failure::unexpected)
 }
 
 /// Deletes the demo's data directory. A worker that was killed a moment ago may still be

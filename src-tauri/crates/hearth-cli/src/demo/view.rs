@@ -15,18 +15,7 @@ use crate::table::excerpt;
 
 const REDRAW: Duration = Duration::from_millis(500);
 
-/// What happened, as the simulated household reports it.
-#[derive(Debug)]
-pub enum Event {
-    /// The member was added; their pairing code.
-    Added { member: usize, code: String },
-    /// The member's bot confirmed the pairing.
-    Paired { member: usize },
-    /// The member wrote to their bot.
-    Sent { member: usize, text: String },
-    /// Their bot answered, `latency` after the message it answers.
-    Replied { member: usize, text: String, latency: Duration },
-}
+pub use hearth_testkit::demo::Event;
 
 struct PersonView {
     name: String,

@@ -197,8 +197,20 @@ fn help_says_what_every_command_does() {
             &["provider", "set", "--help"],
             &["stdin", "--api-key-env", "--no-key", "--kind", "never taken as an argument"],
         ),
-        (&["member", "--help"], &["add", "list", "pair", "remove", "cap", "admin", "fallback"]),
-        (&["member", "add", "--help"], &["BotFather", "stdin", "/start CODE", "--json"]),
+        (
+            &["member", "--help"],
+            &["add", "list", "pair", "remove", "cap", "admin", "fallback", "pause", "resume", "token", "set", "export"],
+        ),
+        (&["member", "add", "--help"], &["BotFather", "stdin", "/start CODE", "--json", "--role", "child", "teen"]),
+        (&["member", "pause", "--help"], &["--all", "note", "hearth member resume", "Pairing", "--json"]),
+        (&["member", "resume", "--help"], &["--all", "--json"]),
+        (&["member", "token", "--help"], &["/revoke", "stdin", "never", "paired", "--json"]),
+        (
+            &["member", "set", "--help"],
+            &["--role", "--persona", "2000", "--model", "--household-model", "price", "--json"],
+        ),
+        (&["member", "export", "--help"], &["Hearth export", "conversations.json", "DIR", "--json"]),
+        (&["provider", "test", "--help"], &["without saving", "--no-key", "--api-key-env", "latency_ms"]),
         (&["member", "list", "--help"], &["paired", "--json"]),
         (&["member", "remove", "--help"], &["stop their bot", "archive"]),
         (&["member", "pair", "--help"], &["fresh pairing code", "--json"]),
@@ -253,7 +265,16 @@ fn help_says_what_every_command_does() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--daily-usd") && stderr.contains("--monthly-usd"), "says which flags: {stderr}");
-    for args in [&["member", "fallback", "Ana"][..], &["member", "fallback", "Ana", "gpt-4o-mini", "--off"]] {
+    for args in [
+        &["member", "fallback", "Ana"][..],
+        &["member", "fallback", "Ana", "gpt-4o-mini", "--off"],
+        &["member", "pause"],
+        &["member", "resume"],
+        &["member", "set", "Ana"],
+        &["member", "set", "Ana", "--model", "m", "--household-model"],
+        &["member", "add", "Ana", "--role", "toddler"],
+        &["member", "export", "Ana"],
+    ] {
         let out = std::process::Command::new(BIN).args(args).output().expect("run hearth");
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
     }
@@ -704,6 +725,121 @@ async fn spend_commands_against_a_running_gateway() {
 
     let (code, _) = serve.terminate().await;
     assert_eq!(code, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn member_lifecycle_commands_against_a_running_gateway() {
+    let telegram = FakeTelegram::start().await;
+    let llm = FakeLlm::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let serve = Serve::start(&data, &telegram.api_url(), tmp.path().join("serve.log")).await;
+    let d = data.as_path();
+    let base = llm.base_url();
+    let wait = Duration::from_secs(30);
+
+    // provider test: the reply and how long it took; nothing stored. Then a wrong address.
+    let args = ["provider", "test", "--kind", "openai", "--base-url", base.as_str(), "--model", "tiny", "--no-key"];
+    let ran = run(d, &args, None, &[]).await;
+    let text = &ran.expect_code(0).stdout;
+    assert!(text.starts_with("It works: tiny answered in ") && text.contains(" ms: "), "{ran:#?}");
+    assert!(text.contains("Nothing was saved"), "{ran:#?}");
+    let json = run(d, &[&args[..], &["--json"]].concat(), None, &[]).await.expect_code(0).json();
+    assert_eq!(keys(&json), ["latency_ms", "model", "reply"].map(String::from).into(), "{json}");
+    let status: StatusReport =
+        serde_json::from_str(run(d, &["status", "--json"], None, &[]).await.stdout.trim()).unwrap();
+    assert_eq!(status.provider, None, "a test stores nothing");
+    let nowhere =
+        ["provider", "test", "--kind", "openai", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--no-key"];
+    let ran = run(d, &nowhere, None, &[]).await;
+    assert!(ran.expect_code(8).stderr.contains("Couldn't reach http://127.0.0.1:9/v1"), "{ran:#?}");
+    let set = ["provider", "set", "--kind", "openai", "--base-url", base.as_str(), "--model", "test-model", "--no-key"];
+    run(d, &set, None, &[]).await.expect_code(0);
+
+    // member add --role child, then pair and chat.
+    let bot = telegram.add_bot("mia_family_bot");
+    let added = run(d, &["member", "add", "Mia", "--role", "child", "--json"], Some(&format!("{}\n", bot.token)), &[])
+        .await
+        .expect_code(0)
+        .json();
+    let mia = telegram.user(7001, "Mia");
+    telegram.send_text(&bot.token, &mia, &format!("/start {}", added["pair_code"].as_str().unwrap()));
+    telegram.wait_for_sent(&bot.token, mia.id, 1, wait).await.unwrap();
+    let listed = run(d, &["member", "list", "--json"], None, &[]).await.json();
+    assert_eq!(
+        (listed["members"][0]["role"].as_str(), listed["members"][0]["paused"].as_bool()),
+        (Some("child"), Some(false))
+    );
+    let human = run(d, &["member", "list"], None, &[]).await;
+    let row = human.stdout.lines().find(|l| l.starts_with("Mia ")).unwrap_or_else(|| panic!("{human:#?}"));
+    assert!(row.contains(" child ") && row.contains(" household "), "{row}");
+    telegram.send_text(&bot.token, &mia, "hi");
+    telegram.wait_for_sent(&bot.token, mia.id, 2, wait).await.unwrap();
+
+    // pause, a note instead of an answer, resume.
+    let ran = run(d, &["member", "pause", "mia", "--json"], None, &[]).await;
+    assert_eq!(ran.expect_code(0).json(), serde_json::json!({"member": "mia", "paused": true}));
+    telegram.send_text(&bot.token, &mia, "are you there?");
+    let sent = telegram.wait_for_sent(&bot.token, mia.id, 3, wait).await.unwrap();
+    assert!(sent[2].text.contains("paused by your household's admin"), "{:?}", sent[2].text);
+    let status = run(d, &["status"], None, &[]).await;
+    assert!(status.expect_code(0).stdout.contains("Mia is paused"), "{status:#?}");
+    run(d, &["member", "pause", "Nobody"], None, &[]).await.expect_code(5);
+    let ran = run(d, &["member", "resume", "--all"], None, &[]).await;
+    assert!(ran.expect_code(0).stdout.contains("Resumed every member"), "{ran:#?}");
+    telegram.send_text(&bot.token, &mia, "back?");
+    let sent = telegram.wait_for_sent(&bot.token, mia.id, 4, wait).await.unwrap();
+    assert_eq!(sent[3].text, "You said: back?");
+    assert_eq!(llm.calls().len(), 4, "two provider tests and two chats; the paused message reached no model");
+
+    // member set.
+    let ran =
+        run(d, &["member", "set", "Mia", "--persona", "Mia is 8.", "--model", "kid-model", "--json"], None, &[]).await;
+    let json = ran.expect_code(0).json();
+    assert_eq!(
+        (json["persona"].as_str(), json["model"].as_str(), json["role"].as_str()),
+        (Some("Mia is 8."), Some("kid-model"), Some("child"))
+    );
+    let ran = run(d, &["member", "set", "Mia", "--role", "teen", "--household-model"], None, &[]).await;
+    assert!(
+        ran.expect_code(0).stdout.starts_with("Mia (@mia_family_bot): role teen, the household's model."),
+        "{ran:#?}"
+    );
+    let long = "x".repeat(2001);
+    run(d, &["member", "set", "Mia", "--persona", &long], None, &[]).await.expect_code(4);
+
+    // member token: a bad token changes nothing; a new bot takes over, Mia stays paired.
+    run(d, &["member", "token", "Mia"], Some("nonsense\n"), &[]).await.expect_code(4);
+    run(d, &["member", "token", "Mia"], Some(""), &[]).await.expect_code(4);
+    let new_bot = telegram.add_bot("mia_new_bot");
+    let ran = run(d, &["member", "token", "Mia"], Some(&format!("{}\n", new_bot.token)), &[]).await;
+    assert!(ran.expect_code(0).stdout.contains("@mia_new_bot"), "{ran:#?}");
+    telegram.send_text(&new_bot.token, &mia, "new bot?");
+    let sent = telegram.wait_for_sent(&new_bot.token, mia.id, 1, wait).await.unwrap();
+    assert_eq!(sent[0].text, "You said: new bot?");
+
+    // member export: into a new folder inside an existing one.
+    let out = tmp.path().join("exports");
+    let ran = run(d, &["member", "export", "Mia", out.to_str().unwrap()], None, &[]).await;
+    assert!(ran.expect_code(4).stderr.contains("create it first"), "{ran:#?}");
+    std::fs::create_dir(&out).unwrap();
+    let json =
+        run(d, &["member", "export", "Mia", out.to_str().unwrap(), "--json"], None, &[]).await.expect_code(0).json();
+    let path = PathBuf::from(json["path"].as_str().unwrap());
+    assert_eq!(path.parent(), Some(out.as_path()));
+    let conversations = std::fs::read_to_string(path.join("conversations.json")).unwrap();
+    assert!(
+        !conversations.contains("are you there?") && conversations.contains("You said: new bot?"),
+        "{conversations}"
+    );
+
+    let log_path = serve.log.clone();
+    let (code, _) = serve.terminate().await;
+    assert_eq!(code, Some(0));
+    let log = std::fs::read_to_string(log_path).unwrap();
+    for secret in [&bot.token, &new_bot.token] {
+        assert!(!log.contains(secret.as_str()), "a token in the serve log:\n{log}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -175,7 +175,8 @@ async fn a_gateway_killed_mid_turn_answers_once_after_restart() {
     })
     .await;
     let bot = tg.add_bot("ana_bot");
-    let ControlReply::MemberAdded(added) = control(ControlRequest::MemberAdd { name: "Ana".into(), bot_token: bot.token.clone() }).await else {
+    let add = ControlRequest::MemberAdd { name: "Ana".into(), bot_token: bot.token.clone(), role: Default::default() };
+    let ControlReply::MemberAdded(added) = control(add).await else {
         panic!()
     };
     let ana = tg.user(9, "Ana");

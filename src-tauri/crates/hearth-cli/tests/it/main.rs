@@ -6,6 +6,7 @@ mod cli;
 mod faults;
 mod flow;
 mod isolation;
+mod members;
 mod reliability;
 mod spend;
 mod supervisor;

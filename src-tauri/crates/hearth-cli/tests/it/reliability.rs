@@ -75,9 +75,9 @@ async fn household(data: &Path, tg: &FakeTelegram, llm: &FakeLlm, n: usize) -> V
     let mut out = Vec::new();
     for i in 0..n {
         let bot = tg.add_bot(&format!("member{i}_bot"));
-        let ControlReply::MemberAdded(added) =
-            control(data, ControlRequest::MemberAdd { name: format!("Member {i}"), bot_token: bot.token.clone() }).await
-        else {
+        let add =
+            ControlRequest::MemberAdd { name: format!("Member {i}"), bot_token: bot.token.clone(), role: Default::default() };
+        let ControlReply::MemberAdded(added) = control(data, add).await else {
             panic!()
         };
         let user = tg.user(5000 + i as i64, &format!("User{i}"));

@@ -117,7 +117,8 @@ pub async fn set_provider(gateway: &Gateway, llm: &FakeLlm, kind: ProviderKind) 
 
 pub async fn add_member(gateway: &Gateway, tg: &FakeTelegram, name: &str) -> (MemberAdded, FakeBot) {
     let bot = tg.add_bot(&format!("{}_hearth_bot", name.to_lowercase()));
-    let reply = gateway.control(ControlRequest::MemberAdd { name: name.into(), bot_token: bot.token.clone() }).await.unwrap();
+    let add = ControlRequest::MemberAdd { name: name.into(), bot_token: bot.token.clone(), role: Default::default() };
+    let reply = gateway.control(add).await.unwrap();
     let ControlReply::MemberAdded(added) = reply else { panic!("{reply:?}") };
     (added, bot)
 }

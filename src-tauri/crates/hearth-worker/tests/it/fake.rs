@@ -29,6 +29,7 @@ pub fn context() -> TurnContext {
         timezone: "Europe/Berlin".into(),
         context_tokens: 8000,
         max_output_tokens: 500,
+        role: Default::default(),
     }
 }
 

@@ -117,7 +117,11 @@ impl Env {
                 set.spawn(async move {
                     let reply = control::request(
                         &dir,
-                        ControlRequest::MemberAdd { name: format!("Bench {i}"), bot_token: bot.token.clone() },
+                        ControlRequest::MemberAdd {
+                            name: format!("Bench {i}"),
+                            bot_token: bot.token.clone(),
+                            role: Default::default(),
+                        },
                     )
                     .await;
                     (i, bot, reply)

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hearth_testkit::llm::{LlmCall, Reply};
+use crate::llm::{LlmCall, Reply};
 
 struct Topic {
     /// Word beginnings that select the topic (`cook` matches "cooking").
@@ -226,7 +226,7 @@ mod tests {
     #[test]
     fn a_follow_up_is_answered_from_the_question_before_it() {
         let call = |messages: serde_json::Value| LlmCall {
-            api: hearth_testkit::llm::Api::OpenAi,
+            api: crate::llm::Api::OpenAi,
             model: "demo-model".into(),
             stream: false,
             api_key: None,
