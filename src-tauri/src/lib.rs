@@ -1,4 +1,136 @@
-//! The Hearth desktop shell. The Tauri app arrives with its own issue; until then this crate only
-//! proves the engine is callable in-process: `hearth_gateway::Gateway::start` is what the shell
-//! will call, exactly as `hearth serve` does.
-pub use hearth_gateway::{Gateway, GatewayConfig};
+//! The Hearth desktop app: a Tauri shell around the engine. It runs the gateway in-process (the
+//! same `Gateway::start` as `hearth serve`), registers the window's commands, keeps the
+//! menu-bar glance current and turns engine events into UI events — and does no work of its own.
+//!
+//! - `engine`: the running gateway (or the demo household, or why nothing runs) behind [`Shell`].
+//! - `commands`: the window's commands, thin; their table feeds the handler and the TypeScript.
+//! - `ipc`: the DTOs that cross to the window; `bindings` generates `ui/src/lib/ipc.gen.ts`.
+//! - `snapshot`: status + usage → the one value the dashboard and tray show (pure).
+//! - `tray`: the menu-bar icon and menu, built from a snapshot by a pure function.
+//! - `pump`: engine events → throttled `snapshot` events, notifications.
+//! - `demo`: the demo household on the testkit's fakes, in a throwaway folder.
+//! - `settings`, `keep_awake`, `host`, `qr`: the app's own settings file, the power assertion,
+//!   host load for the tray, the pairing QR code.
+
+pub mod bindings;
+pub mod commands;
+pub mod demo;
+pub mod engine;
+mod host;
+pub mod ipc;
+mod keep_awake;
+pub mod pump;
+mod qr;
+pub mod settings;
+pub mod snapshot;
+pub mod tray;
+
+use std::sync::Arc;
+
+use tauri::{AppHandle, Manager as _, RunEvent, Runtime, WindowEvent};
+
+pub use engine::{Options, Shell};
+
+/// Registers the shell's state and commands on a builder — the part command tests share with
+/// the real app (`tauri::test::mock_builder()` passes here).
+pub fn build<R: Runtime>(builder: tauri::Builder<R>, shell: Arc<Shell>) -> tauri::Builder<R> {
+    builder.manage(shell).invoke_handler(commands::handler())
+}
+
+/// The binary's entry point. `hearth-app worker` runs one member's worker (the gateway starts
+/// them); anything else opens the app. `--hidden` (used by launch at login) starts in the tray.
+pub fn main() {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "worker") {
+        // The worker builds its own runtime and must not run inside one.
+        if let Err(e) = hearth_worker::run_from_env() {
+            eprintln!("hearth worker: {e:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    init_logging();
+    let options = match Options::from_env() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("Hearth cannot start: {e}");
+            std::process::exit(2);
+        }
+    };
+    let hidden = std::env::args().any(|a| a == "--hidden");
+    let shell = Arc::new(Shell::new(options));
+    let app = build(tauri::Builder::default(), shell.clone())
+        // First: a second launch focuses this one instead of starting another gateway.
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| tray::open_window(app)))
+        .plugin(tauri_plugin_autostart::Builder::new().arg("--hidden").build())
+        .plugin(tauri_plugin_notification::init())
+        .on_window_event(|window, event| {
+            // Closing the window leaves the gateway and the tray running.
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                api.prevent_close();
+                let _ = window.hide();
+                #[cfg(target_os = "macos")]
+                let _ = window.app_handle().set_activation_policy(tauri::ActivationPolicy::Accessory);
+            }
+        })
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            if hidden {
+                if let Some(w) = app.get_webview_window("main") {
+                    let _ = w.hide();
+                }
+                #[cfg(target_os = "macos")]
+                let _ = handle.set_activation_policy(tauri::ActivationPolicy::Accessory);
+            }
+            let starting = tray::model(&snapshot::stopped("Hearth is starting…"));
+            let menu_shell = shell.clone();
+            tray::install(&handle, &starting, move |app, id| on_tray_menu(app, &menu_shell, id))?;
+            let shell = shell.clone();
+            tauri::async_runtime::spawn(async move {
+                shell.start().await;
+                pump::restart(&handle, shell);
+            });
+            Ok(())
+        })
+        .build(tauri::generate_context!())
+        .unwrap_or_else(|e| {
+            eprintln!("Hearth cannot open its window: {e}");
+            std::process::exit(1);
+        });
+    app.run(|app, event| {
+        if let RunEvent::ExitRequested { api, code: None, .. } = event {
+            // Only "Quit" (which passes a code) ends the app; losing the last window does not.
+            api.prevent_exit();
+            let _ = app;
+        }
+    });
+}
+
+fn on_tray_menu<R: Runtime>(app: &AppHandle<R>, shell: &Arc<Shell>, id: &str) {
+    match id {
+        tray::MENU_OPEN => tray::open_window(app),
+        tray::MENU_PAUSE => {
+            let shell = shell.clone();
+            tauri::async_runtime::spawn(async move {
+                let paused = !shell.snapshot().await.all_paused;
+                let request = hearth_proto::control::ControlRequest::MemberPause { member: None, paused };
+                if let Err(e) = shell.control(request).await {
+                    tracing::error!(error = %e.message, "could not pause or resume the bots");
+                }
+            });
+        }
+        tray::MENU_QUIT => {
+            let (app, shell) = (app.clone(), shell.clone());
+            tauri::async_runtime::spawn(async move {
+                shell.stop().await;
+                app.exit(0);
+            });
+        }
+        _ => {}
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,345 @@
+//! The engine as the app runs it: the gateway in-process (the same `Gateway::start` as
+//! `hearth serve`), or the demo household, or nothing with a reason. [`Shell`] is the one piece
+//! of state the commands, the tray and the event pump share.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hearth_gateway::{AlreadyServing, Gateway, GatewayConfig, IsolationChoice};
+use hearth_proto::control::{ControlError, ControlReply, ControlRequest, ErrorCode as ProtoCode, UsageReport};
+use tokio_util::sync::CancellationToken;
+
+use crate::demo::Demo;
+use crate::host::Host;
+use crate::ipc::{AppInfo, ErrorCode, IpcError, Phase, Snapshot};
+use crate::keep_awake::{self, KeepAwake};
+use crate::settings::{self, AppSettings};
+use crate::snapshot;
+
+/// How long a quitting app lets running turns finish; anything left is answered after the next
+/// start (the inbox keeps it).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Where the app's engine comes from: the environment, as for `hearth serve`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub data_dir: PathBuf,
+    /// `HEARTH_TELEGRAM_API_URL`: another Bot API server (tests point it at the fake).
+    pub telegram_api_url: Option<String>,
+    pub isolation: IsolationChoice,
+    pub supervisor_socket: Option<PathBuf>,
+    /// This binary: it runs workers when started as `hearth-app worker`.
+    pub worker_exe: PathBuf,
+}
+
+impl Options {
+    pub fn from_env() -> Result<Options, String> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let isolation = match var("HEARTH_ISOLATION") {
+            Some(v) => v.parse().map_err(|e| format!("HEARTH_ISOLATION: {e}"))?,
+            None => IsolationChoice::Auto,
+        };
+        Ok(Options {
+            data_dir: var("HEARTH_DATA_DIR").map(PathBuf::from).unwrap_or_else(hearth_gateway::paths::default_data_dir),
+            telegram_api_url: var("HEARTH_TELEGRAM_API_URL"),
+            isolation,
+            supervisor_socket: var("HEARTH_SUPERVISOR_SOCKET").map(PathBuf::from),
+            worker_exe: std::env::current_exe().map_err(|e| format!("find the Hearth app binary to run workers with: {e}"))?,
+        })
+    }
+
+    fn gateway_config(&self, turn_cap: u32) -> GatewayConfig {
+        let mut config = GatewayConfig::new(self.data_dir.clone(), self.worker_exe.clone());
+        config.worker_args = vec!["worker".into()];
+        config.telegram_api_url = self.telegram_api_url.clone();
+        config.isolation = self.isolation;
+        config.supervisor_socket = self.supervisor_socket.clone();
+        config.turn_cap = turn_cap.max(1) as usize;
+        // The CLI talks to the app's gateway the same way it talks to `hearth serve`.
+        config.control_socket = true;
+        config
+    }
+}
+
+enum Engine {
+    /// Not running; the reason, for the admin.
+    Stopped { problem: String },
+    Serving { gateway: Gateway },
+    /// The demo household runs; the real gateway (if it started) keeps serving beside it.
+    Demo { demo: Demo, real: Option<Gateway> },
+}
+
+/// Shared state of the shell.
+pub struct Shell {
+    pub options: Options,
+    // A tokio Mutex: starting and stopping a gateway awaits while holding it, so two clicks
+    // cannot start two engines. Commands only hold it long enough to clone a handle.
+    engine: tokio::sync::Mutex<Engine>,
+    // std Mutexes below: each is held for a read or an update, never across an await.
+    settings: Mutex<AppSettings>,
+    keep_awake: Mutex<Result<KeepAwake, String>>,
+    host: Mutex<Host>,
+    /// Cancels the event pump of the engine that is showing.
+    pump: Mutex<CancellationToken>,
+}
+
+impl Shell {
+    pub fn new(options: Options) -> Shell {
+        Shell {
+            options,
+            engine: tokio::sync::Mutex::new(Engine::Stopped { problem: "Hearth is starting…".to_owned() }),
+            settings: Mutex::new(AppSettings::default()),
+            keep_awake: Mutex::new(Err("Off.".to_owned())),
+            host: Mutex::new(Host::new()),
+            pump: Mutex::new(CancellationToken::new()),
+        }
+    }
+
+    /// Starts the gateway on the data folder. On failure the app keeps running and shows why.
+    pub async fn start(&self) -> AppInfo {
+        let mut engine = self.engine.lock().await;
+        if let Engine::Serving { .. } | Engine::Demo { real: Some(_), .. } = &*engine {
+            drop(engine);
+            return self.info().await;
+        }
+        let loaded = match std::fs::create_dir_all(&self.options.data_dir) {
+            Ok(()) => settings::load(&self.options.data_dir),
+            Err(e) => Err(anyhow::anyhow!("create the data folder {}: {e}", self.options.data_dir.display())),
+        };
+        let loaded = match loaded {
+            Ok(s) => s,
+            Err(e) => {
+                *engine = Engine::Stopped { problem: format!("{e:#}") };
+                drop(engine);
+                return self.info().await;
+            }
+        };
+        *self.settings.lock().unwrap() = loaded.clone();
+        match Gateway::start(self.options.gateway_config(loaded.turn_cap)).await {
+            Ok(gateway) => {
+                // A household set up with the CLI (or before an upgrade) needs no wizard.
+                if !loaded.setup_complete && household_exists(&gateway).await {
+                    self.update_settings(|s| s.setup_complete = true).ok();
+                }
+                *engine = match std::mem::replace(&mut *engine, Engine::Stopped { problem: String::new() }) {
+                    Engine::Demo { demo, .. } => Engine::Demo { demo, real: Some(gateway) },
+                    _ => Engine::Serving { gateway },
+                };
+                self.apply_keep_awake(loaded.keep_awake);
+            }
+            Err(e) => {
+                let problem = match e.downcast_ref::<AlreadyServing>() {
+                    Some(a) => format!(
+                        "Another Hearth is already serving this household's data folder ({}) — probably `hearth serve`, or the app \
+                         under another account. Stop it, then press Try again.",
+                        a.data_dir.display()
+                    ),
+                    None => format!("Hearth could not start: {e:#}"),
+                };
+                tracing::error!(%problem, "the gateway did not start");
+                *engine = Engine::Stopped { problem };
+            }
+        }
+        drop(engine);
+        self.info().await
+    }
+
+    /// Stops everything, letting running turns finish for a moment.
+    pub async fn stop(&self) {
+        self.pump.lock().unwrap().cancel();
+        let mut engine = self.engine.lock().await;
+        match std::mem::replace(&mut *engine, Engine::Stopped { problem: "Hearth has stopped.".to_owned() }) {
+            Engine::Serving { gateway } => gateway.shutdown(SHUTDOWN_GRACE).await,
+            Engine::Demo { demo, real } => {
+                demo.stop().await;
+                if let Some(g) = real {
+                    g.shutdown(SHUTDOWN_GRACE).await;
+                }
+            }
+            Engine::Stopped { .. } => {}
+        }
+        *self.keep_awake.lock().unwrap() = Err("Off.".to_owned());
+    }
+
+    pub async fn start_demo(&self) -> Result<AppInfo, IpcError> {
+        let mut engine = self.engine.lock().await;
+        let real = match std::mem::replace(&mut *engine, Engine::Stopped { problem: String::new() }) {
+            Engine::Serving { gateway } => Some(gateway),
+            Engine::Demo { demo, real } => {
+                *engine = Engine::Demo { demo, real };
+                drop(engine);
+                return Ok(self.info().await);
+            }
+            Engine::Stopped { .. } => None,
+        };
+        match Demo::start(self.options.worker_exe.clone()).await {
+            Ok(demo) => *engine = Engine::Demo { demo, real },
+            Err(e) => {
+                *engine = match real {
+                    Some(gateway) => Engine::Serving { gateway },
+                    None => Engine::Stopped { problem: "Hearth is not running.".to_owned() },
+                };
+                return Err(IpcError { code: ErrorCode::Internal, message: format!("The demo could not start: {e:#}") });
+            }
+        }
+        drop(engine);
+        Ok(self.info().await)
+    }
+
+    pub async fn leave_demo(&self) -> AppInfo {
+        let mut engine = self.engine.lock().await;
+        if let Engine::Demo { demo, real } = std::mem::replace(&mut *engine, Engine::Stopped { problem: String::new() }) {
+            demo.stop().await;
+            *engine = match real {
+                Some(gateway) => Engine::Serving { gateway },
+                None => Engine::Stopped { problem: "Hearth is not running.".to_owned() },
+            };
+        }
+        drop(engine);
+        self.info().await
+    }
+
+    /// The gateway the window is looking at: the demo's while it runs.
+    pub async fn gateway(&self) -> Result<Gateway, IpcError> {
+        match &*self.engine.lock().await {
+            Engine::Serving { gateway } => Ok(gateway.clone()),
+            Engine::Demo { demo, .. } => Ok(demo.gateway().clone()),
+            Engine::Stopped { problem } => Err(IpcError { code: ErrorCode::NotServing, message: problem.clone() }),
+        }
+    }
+
+    /// Sends one admin request to the showing gateway.
+    pub async fn control(&self, request: ControlRequest) -> Result<ControlReply, IpcError> {
+        self.gateway().await?.control(request).await.map_err(IpcError::from)
+    }
+
+    pub async fn phase(&self) -> Phase {
+        match &*self.engine.lock().await {
+            Engine::Stopped { .. } => Phase::Stopped,
+            Engine::Demo { .. } => Phase::Demo,
+            Engine::Serving { .. } if self.settings.lock().unwrap().setup_complete => Phase::Serving,
+            Engine::Serving { .. } => Phase::Setup,
+        }
+    }
+
+    pub async fn info(&self) -> AppInfo {
+        let problem = match &*self.engine.lock().await {
+            Engine::Stopped { problem } => Some(problem.clone()),
+            _ => None,
+        };
+        AppInfo {
+            phase: self.phase().await,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            data_dir: self.options.data_dir.display().to_string(),
+            problem,
+        }
+    }
+
+    /// Everything the dashboard and the tray show.
+    pub async fn snapshot(&self) -> Snapshot {
+        let phase = self.phase().await;
+        let gateway = match self.gateway().await {
+            Ok(g) => g,
+            Err(e) => return snapshot::stopped(&e.message),
+        };
+        let status = gateway.status().await;
+        let usage = gateway.control(ControlRequest::Usage { month: None }).await;
+        match (status, usage) {
+            (Ok(status), Ok(ControlReply::Usage(usage))) => {
+                let host = self.host.lock().unwrap().load(&self.options.data_dir);
+                snapshot::build(phase, &status, &usage, host)
+            }
+            (Err(e), _) => snapshot::stopped(&format!("Hearth could not read its status: {e:#}")),
+            (_, Err(e)) => snapshot::stopped(&format!("Hearth could not read this month's spending: {}", e.message)),
+            (_, Ok(_)) => snapshot::stopped("Hearth could not read this month's spending."),
+        }
+    }
+
+    pub fn settings(&self) -> AppSettings {
+        self.settings.lock().unwrap().clone()
+    }
+
+    /// Changes and saves the app settings; nothing changes when saving fails.
+    pub fn update_settings(&self, change: impl FnOnce(&mut AppSettings)) -> Result<AppSettings, IpcError> {
+        let mut current = self.settings.lock().unwrap();
+        let mut next = current.clone();
+        change(&mut next);
+        settings::save(&self.options.data_dir, &next)
+            .map_err(|e| IpcError { code: ErrorCode::Internal, message: format!("{e:#}") })?;
+        *current = next.clone();
+        Ok(next)
+    }
+
+    /// Takes or releases the power assertion.
+    pub fn apply_keep_awake(&self, on: bool) {
+        let mut held = self.keep_awake.lock().unwrap();
+        *held = if on {
+            match std::mem::replace(&mut *held, Err(String::new())) {
+                Ok(k) => Ok(k),
+                Err(_) => keep_awake::acquire(),
+            }
+        } else {
+            Err("Off.".to_owned())
+        };
+        if let Err(why) = &*held
+            && on
+        {
+            tracing::warn!(%why, "cannot keep the machine awake");
+        }
+    }
+
+    /// `(holding, words)`: whether the machine is being kept awake, and how or why not.
+    pub fn keep_awake_state(&self) -> (bool, String) {
+        match &*self.keep_awake.lock().unwrap() {
+            Ok(k) => (true, k.detail.clone()),
+            Err(why) => (false, why.clone()),
+        }
+    }
+
+    /// A fresh token for a new event pump; the previous pump stops.
+    pub fn new_pump(&self) -> CancellationToken {
+        let token = CancellationToken::new();
+        std::mem::replace(&mut *self.pump.lock().unwrap(), token.clone()).cancel();
+        token
+    }
+}
+
+/// A provider and at least one member: someone set this household up already.
+async fn household_exists(gateway: &Gateway) -> bool {
+    match gateway.status().await {
+        Ok(s) => s.provider.is_some() && !s.members.is_empty(),
+        Err(_) => false,
+    }
+}
+
+impl From<ControlError> for IpcError {
+    fn from(e: ControlError) -> IpcError {
+        let code = match e.code {
+            ProtoCode::InvalidInput => ErrorCode::InvalidInput,
+            ProtoCode::NotFound => ErrorCode::NotFound,
+            ProtoCode::Conflict => ErrorCode::Conflict,
+            ProtoCode::Rejected => ErrorCode::Rejected,
+            ProtoCode::Unreachable => ErrorCode::Unreachable,
+            ProtoCode::VersionMismatch | ProtoCode::Internal => ErrorCode::Internal,
+        };
+        IpcError { code, message: e.message }
+    }
+}
+
+/// The usage report of this month, for callers that only need spend.
+pub async fn usage(shell: &Shell) -> Result<UsageReport, IpcError> {
+    match shell.control(ControlRequest::Usage { month: None }).await? {
+        ControlReply::Usage(u) => Ok(u),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// The gateway answered with a reply of the wrong kind: a bug, said plainly.
+pub fn unexpected(reply: &ControlReply) -> IpcError {
+    let kind = serde_json::to_value(reply).ok().and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned));
+    IpcError {
+        code: ErrorCode::Internal,
+        message: format!("Hearth's engine gave an unexpected answer ({}). Please report this.", kind.unwrap_or_default()),
+    }
+}

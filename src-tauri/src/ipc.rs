@@ -1,0 +1,396 @@
+//! The IPC boundary: every type the window sends or receives. Engine types are not `Serialize`
+//! for the UI's sake; these DTOs are, and `bindings` generates them into
+//! `ui/src/lib/ipc.gen.ts` (a test fails when the committed file is stale).
+//!
+//! Money crosses as US dollars (`f64`), times as RFC 3339 strings, and no count is a `u64` so
+//! that TypeScript sees plain numbers.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// The one error shape across IPC. A person reads `message`: what happened and what to do.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct IpcError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Only the codes the UI branches on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidInput,
+    NotFound,
+    Conflict,
+    /// Telegram or the provider said no (a revoked token, a wrong key).
+    Rejected,
+    /// Telegram or the provider could not be reached.
+    Unreachable,
+    /// The gateway is not running (another program serves this data folder, or it failed to
+    /// start); `AppInfo.problem` says why.
+    NotServing,
+    Internal,
+}
+
+/// What the app is doing, for the first screen the window shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Serving, but the admin has not finished the setup wizard.
+    Setup,
+    /// Serving the household.
+    Serving,
+    /// Running the demo household on fakes, in a throwaway folder.
+    Demo,
+    /// The gateway is not running; `AppInfo.problem` says why and what to do.
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct AppInfo {
+    pub phase: Phase,
+    pub version: String,
+    pub data_dir: String,
+    /// Why the gateway is not running, in words, when `phase` is `stopped`.
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Adult,
+    Teen,
+    Child,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    Openai,
+    Anthropic,
+}
+
+/// The overall state the menu-bar icon shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    Fine,
+    Attention,
+    Broken,
+}
+
+/// Everything the dashboard and the tray show, in one value. Sent as the `snapshot` event
+/// (throttled) and returned by the `snapshot` command. No message content, ever.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct Snapshot {
+    pub phase: Phase,
+    pub health: Health,
+    /// What needs the admin, one sentence each; empty when all is fine.
+    pub problems: Vec<String>,
+    pub provider: Option<ProviderDto>,
+    pub members: Vec<MemberCard>,
+    pub household: HouseholdSpend,
+    pub turns_in_flight: u32,
+    pub turn_cap: u32,
+    /// "process", "account" or "account + sandbox".
+    pub isolation: String,
+    pub host: Option<HostLoad>,
+    /// Every member is paused (and there is at least one).
+    pub all_paused: bool,
+    pub uptime_secs: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct ProviderDto {
+    pub kind: ProviderKind,
+    pub base_url: String,
+    pub model: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct MemberCard {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub bot_username: String,
+    pub bot: BotHealth,
+    pub paired: bool,
+    pub paused: bool,
+    pub lane: Lane,
+    /// RFC 3339; when the member last wrote to their bot.
+    pub last_activity: Option<String>,
+    pub today_usd: f64,
+    pub month_usd: f64,
+    pub daily_cap_usd: Option<f64>,
+    pub monthly_cap_usd: Option<f64>,
+    pub isolation: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum BotHealthState {
+    Starting,
+    Polling,
+    TokenRevoked,
+    UsedElsewhere,
+    RateLimited,
+    Unreachable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct BotHealth {
+    pub state: BotHealthState,
+    /// The state in a few plain words, e.g. "Token revoked — paste a new one".
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum LaneState {
+    Idle,
+    Queued,
+    Thinking,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct Lane {
+    pub state: LaneState,
+    /// Messages waiting.
+    pub queued: u32,
+    /// How long the current turn has run.
+    pub secs: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct HouseholdSpend {
+    pub today_usd: f64,
+    pub month_usd: f64,
+    pub monthly_cap_usd: Option<f64>,
+    /// Every day of this month so far, oldest first.
+    pub per_day: Vec<DaySpend>,
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct DaySpend {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub usd: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct HostLoad {
+    pub cpu_pct: f64,
+    pub memory_pct: f64,
+    /// Of the disk holding the data folder.
+    pub disk_pct: f64,
+}
+
+/// A native notification, also shown in the window.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct Notice {
+    pub kind: NoticeKind,
+    pub title: String,
+    pub body: String,
+    pub member_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    Paired,
+    BotTrouble,
+    CapReached,
+}
+
+// ----- arguments and replies of commands -----
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct ProviderArgs {
+    pub kind: ProviderKind,
+    pub base_url: String,
+    pub model: String,
+    pub api_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct ProviderTestDto {
+    pub model: String,
+    /// The first words of the model's answer.
+    pub reply: String,
+    pub latency_ms: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct LocalProviderDto {
+    /// "Ollama" or "LM Studio".
+    pub name: String,
+    pub base_url: String,
+    pub models: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct HouseholdArgs {
+    /// `None` removes the cap.
+    pub monthly_cap_usd: Option<f64>,
+    /// IANA zone; `None` keeps the current one.
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct TokenArgs {
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct BotIdentityDto {
+    pub bot_username: String,
+    pub bot_name: String,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct MemberAddArgs {
+    pub name: String,
+    pub role: Role,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct MemberRef {
+    /// A member's id (or name).
+    pub member: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct PairingDto {
+    pub member_id: String,
+    pub name: String,
+    pub bot_username: String,
+    pub code: String,
+    /// `https://t.me/<bot>?start=<code>`: opening it on the member's phone pairs them.
+    pub link: String,
+    /// The link as a QR code, an SVG document.
+    pub qr_svg: String,
+    /// RFC 3339.
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct MemberDetail {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub bot_username: String,
+    pub paired: bool,
+    pub paused: bool,
+    pub is_admin: bool,
+    pub persona: String,
+    /// `None`: the household's model.
+    pub model: Option<String>,
+    pub fallback_model: Option<String>,
+    pub daily_cap_usd: Option<f64>,
+    pub monthly_cap_usd: Option<f64>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct MemberUpdateArgs {
+    pub member: String,
+    pub role: Option<Role>,
+    pub persona: Option<String>,
+    /// `Some(None)` is not expressible in JSON; an empty string means "the household's model".
+    pub model: Option<String>,
+    pub is_admin: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct MemberCapsArgs {
+    pub member: String,
+    /// `None` removes the cap.
+    pub daily_usd: Option<f64>,
+    pub monthly_usd: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct PauseArgs {
+    /// `None`: every member.
+    pub member: Option<String>,
+    pub paused: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct MemberTokenArgs {
+    pub member: String,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct MemberExportArgs {
+    pub member: String,
+    /// An existing folder; `None`: the admin's Documents (or home) folder.
+    pub dest_dir: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct ExportDto {
+    /// The folder the export was written to.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct PriceDto {
+    pub model: String,
+    pub input_usd_per_mtok: f64,
+    pub output_usd_per_mtok: f64,
+    pub cached_input_usd_per_mtok: f64,
+    /// "admin" or "default (as of …)".
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct PriceArgs {
+    pub model: String,
+    pub input_usd_per_mtok: f64,
+    pub output_usd_per_mtok: f64,
+    pub cached_input_usd_per_mtok: Option<f64>,
+}
+
+/// The Settings screen.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct SettingsDto {
+    pub data_dir: String,
+    pub launch_at_login: bool,
+    pub keep_awake: KeepAwakeDto,
+    pub turn_cap: u32,
+    pub timezone: String,
+    pub provider: Option<ProviderDto>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct KeepAwakeDto {
+    pub enabled: bool,
+    /// Whether this machine can be kept awake by Hearth.
+    pub available: bool,
+    /// Why not, or how, in words.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct SettingsArgs {
+    pub launch_at_login: Option<bool>,
+    pub keep_awake: Option<bool>,
+    pub turn_cap: Option<u32>,
+}

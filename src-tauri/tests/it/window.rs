@@ -1,0 +1,207 @@
+//! End to end in the real window: a newcomer's first five minutes. The app binary runs under
+//! Xvfb with `tauri-driver` + WebKitWebDriver; Telegram and the model are the testkit's fakes,
+//! reached through `HEARTH_TELEGRAM_API_URL` and the base URL typed into the wizard. Every screen
+//! is saved to `docs/screenshots/` (the README shows them).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hearth_testkit::llm::{FakeLlm, Reply};
+use hearth_testkit::telegram::FakeTelegram;
+
+use crate::webdriver::Window;
+
+fn shots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+}
+
+/// The app's environment: a home of its own (launch at login writes there), the data folder,
+/// and workers at isolation "process" — these tests are about the window, not OS accounts.
+fn app_env(home: &std::path::Path, data: &std::path::Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("HOME", home.display().to_string()),
+        ("XDG_CONFIG_HOME", home.join(".config").display().to_string()),
+        ("HEARTH_DATA_DIR", data.display().to_string()),
+        ("HEARTH_ISOLATION", "process".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_sets_up_a_household_and_a_member_gets_answers() {
+    let telegram = FakeTelegram::start().await;
+    let llm = FakeLlm::start().await;
+    llm.set_latency(Duration::from_secs(3));
+    llm.set_responder(|_| Reply::text("Photosynthesis is how plants turn light into food."));
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("hearth-data");
+    let mut env = app_env(home.path(), &data);
+    env.push(("HEARTH_TELEGRAM_API_URL", telegram.api_url()));
+    let w = Window::open(std::path::Path::new(env!("CARGO_BIN_EXE_hearth-app")), &env, &shots()).await;
+
+    // Welcome.
+    w.tid("wizard-welcome").await;
+    w.screenshot("01-welcome").await;
+    w.click("start-setup").await;
+
+    // The AI provider, tested live against the fake.
+    w.tid("wizard-provider").await;
+    w.click("provider-choice-openai").await;
+    if !w.exists("[data-testid=\"provider-base-url\"]").await {
+        w.click("provider-advanced").await;
+    }
+    w.fill("provider-base-url", &llm.base_url()).await;
+    w.fill("provider-model", "gpt-4o-mini").await;
+    w.fill("provider-key", "sk-test-key").await;
+    w.click("provider-test").await;
+    w.wait_text("[data-testid=\"provider-result\"]", 30, |t| t.contains("Connected")).await;
+    w.screenshot("02-provider").await;
+    w.click("wizard-next").await;
+
+    // The household's budget.
+    w.tid("wizard-budget").await;
+    w.fill("household-cap", "30").await;
+    w.screenshot("03-budget").await;
+    w.click("wizard-next").await;
+
+    // The first member, with a token checked live.
+    w.tid("wizard-member").await;
+    let bot = telegram.add_bot("ana_hearth_bot");
+    w.fill("member-name", "Ana").await;
+    w.fill("member-token", &bot.token).await;
+    w.wait_text("[data-testid=\"bot-identity\"]", 20, |t| t.contains("@ana_hearth_bot")).await;
+    w.screenshot("04-member").await;
+    w.click("member-add").await;
+
+    // Pairing: Ana's phone sends /start <code>; the screen sees it live.
+    w.tid("wizard-pairing").await;
+    w.tid("pair-qr").await;
+    let code = w.text("pair-code").await.trim().to_owned();
+    assert_eq!(code.len(), 8, "pairing code {code:?}");
+    w.screenshot("05-pairing").await;
+    let ana = telegram.user(4242, "Ana");
+    telegram.send_text(&bot.token, &ana, &format!("/start {code}"));
+    w.wait_text("[data-testid=\"pair-status\"]", 30, |t| t.contains("Paired")).await;
+    w.screenshot("06-paired").await;
+    w.click("wizard-finish").await;
+    w.tid("wizard-done").await;
+    w.screenshot("07-done").await;
+    w.click("open-dashboard").await;
+
+    // The dashboard: Ana writes, her lane goes busy and back, her spend moves.
+    w.tid("dashboard").await;
+    let card = "[data-testid=\"member-card\"][data-member=\"Ana\"]";
+    w.find(card).await;
+    w.screenshot("08-dashboard").await;
+    // The fake model listens on loopback, which Hearth prices as a free local model; an admin
+    // price (here through the same control socket the CLI uses) makes each call cost something.
+    let price = hearth_proto::control::ControlRequest::PriceSet {
+        model: "gpt-4o-mini".into(),
+        input_micros_per_mtok: 150_000_000,
+        output_micros_per_mtok: 600_000_000,
+        cached_input_micros_per_mtok: None,
+    };
+    hearth_gateway::control::request(&data, price).await.expect("set a price over the control socket");
+    let before = telegram.sent_to(&bot.token, ana.id).len();
+    telegram.send_text(&bot.token, &ana, "How does photosynthesis work?");
+    let lane = format!("{card} [data-testid=\"lane-state\"]");
+    w.wait_text(&lane, 20, |t| t.starts_with("Thinking")).await;
+    w.screenshot("09-thinking").await;
+    telegram.wait_for_sent(&bot.token, ana.id, before + 1, Duration::from_secs(30)).await.expect("Ana gets an answer");
+    w.wait_text(&lane, 20, |t| t == "Idle").await;
+    // The spend bar moves once the call is settled in the ledger (a repaint or two later).
+    let bar = format!("{card} [data-testid=\"spend-today-bar\"]");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let spent = w.attr(&bar, "aria-valuenow").await.unwrap_or_default();
+        if spent.parse::<f64>().unwrap_or(0.0) > 0.0 {
+            break;
+        }
+        let card_text = w.text_of(&w.find(card).await).await;
+        assert!(std::time::Instant::now() < deadline, "today's spend bar did not move: {spent:?}; the card shows {card_text:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    w.screenshot("10-answered").await;
+
+    // Pause every bot: Ana's next message gets the paused note, not the model.
+    let calls = llm.calls().len();
+    w.click("pause-all").await;
+    w.find(&format!("{card} [data-testid=\"paused-badge\"]")).await;
+    let before = telegram.sent_to(&bot.token, ana.id).len();
+    telegram.send_text(&bot.token, &ana, "Are you there?");
+    let sent = telegram.wait_for_sent(&bot.token, ana.id, before + 1, Duration::from_secs(30)).await.expect("a paused note");
+    assert!(sent.last().unwrap().current_text().contains("paused"), "{:?}", sent.last().unwrap().current_text());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(llm.calls().len(), calls, "a paused bot must not reach the model");
+    w.screenshot("11-paused").await;
+
+    // The other screens, for the README.
+    w.click("nav-members").await;
+    w.screenshot("12-members").await;
+    w.click("nav-settings").await;
+    w.tid("settings-page").await;
+    w.screenshot("13-settings").await;
+    drop(w);
+    telegram.shutdown();
+    llm.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_household_comes_alive_and_leaves_no_trace() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("hearth-data");
+    let env = app_env(home.path(), &data);
+    let w = Window::open(std::path::Path::new(env!("CARGO_BIN_EXE_hearth-app")), &env, &shots()).await;
+    w.tid("wizard-welcome").await;
+    w.click("try-demo").await;
+    w.tid("demo-banner").await;
+    // Four simulated people pair with their bots and start asking; someone is soon thinking.
+    for name in ["Rosa", "Leo", "Sam", "Mia"] {
+        w.find(&format!("[data-testid=\"member-card\"][data-member=\"{name}\"]")).await;
+    }
+    w.wait_text("[data-testid=\"member-card\"] [data-testid=\"lane-state\"]", 30, |_| true).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut busy = false;
+        for name in ["Rosa", "Leo", "Sam", "Mia"] {
+            let lane = format!("[data-testid=\"member-card\"][data-member=\"{name}\"] [data-testid=\"lane-state\"]");
+            busy |= w.text_of(&w.find(&lane).await).await.starts_with("Thinking");
+        }
+        if busy {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "nobody in the demo household ever got an answer going");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    w.screenshot("00-demo").await;
+    w.click("leave-demo").await;
+    w.tid("wizard-welcome").await;
+    drop(w);
+    // The real data folder holds no demo member.
+    let db = real_member_count(&data);
+    assert_eq!(db, 0, "the demo wrote into the real household");
+}
+
+/// How many members the real household has, asked of a gateway started on its folder.
+fn real_member_count(data: &std::path::Path) -> usize {
+    // The app has quit, so start a gateway on the folder just long enough to ask.
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::block_in_place(|| {
+        rt.block_on(async {
+            let mut config = hearth_gateway::GatewayConfig::new(data.to_owned(), env!("CARGO_BIN_EXE_hearth-app").into());
+            config.isolation = hearth_gateway::IsolationChoice::Process;
+            config.control_socket = false;
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            let gw = loop {
+                match hearth_gateway::Gateway::start(config.clone()).await {
+                    Ok(gw) => break gw,
+                    Err(e) if std::time::Instant::now() > deadline => panic!("the app never let go of its data folder: {e:#}"),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            };
+            let n = gw.status().await.unwrap().members.len();
+            gw.shutdown(Duration::from_secs(2)).await;
+            n
+        })
+    })
+}

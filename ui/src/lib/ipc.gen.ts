@@ -1,0 +1,231 @@
+// Generated from src-tauri/src/ipc.rs and the command table in src-tauri/src/commands.rs.
+// Do not edit: run `HEARTH_UPDATE_BINDINGS=1 cargo test -p hearth-app bindings`.
+
+import { invoke } from "@tauri-apps/api/core";
+
+export type IpcError = { code: ErrorCode, message: string, };
+
+export type ErrorCode = "invalid_input" | "not_found" | "conflict" | "rejected" | "unreachable" | "not_serving" | "internal";
+
+export type Phase = "setup" | "serving" | "demo" | "stopped";
+
+export type AppInfo = { phase: Phase, version: string, data_dir: string, 
+/**
+ * Why the gateway is not running, in words, when `phase` is `stopped`.
+ */
+problem: string | null, };
+
+export type Role = "adult" | "teen" | "child";
+
+export type ProviderKind = "openai" | "anthropic";
+
+export type Health = "fine" | "attention" | "broken";
+
+export type Snapshot = { phase: Phase, health: Health, 
+/**
+ * What needs the admin, one sentence each; empty when all is fine.
+ */
+problems: Array<string>, provider: ProviderDto | null, members: Array<MemberCard>, household: HouseholdSpend, turns_in_flight: number, turn_cap: number, 
+/**
+ * "process", "account" or "account + sandbox".
+ */
+isolation: string, host: HostLoad | null, 
+/**
+ * Every member is paused (and there is at least one).
+ */
+all_paused: boolean, uptime_secs: number, };
+
+export type ProviderDto = { kind: ProviderKind, base_url: string, model: string, };
+
+export type MemberCard = { id: string, name: string, role: Role, bot_username: string, bot: BotHealth, paired: boolean, paused: boolean, lane: Lane, 
+/**
+ * RFC 3339; when the member last wrote to their bot.
+ */
+last_activity: string | null, today_usd: number, month_usd: number, daily_cap_usd: number | null, monthly_cap_usd: number | null, isolation: string, };
+
+export type BotHealthState = "starting" | "polling" | "token_revoked" | "used_elsewhere" | "rate_limited" | "unreachable";
+
+export type BotHealth = { state: BotHealthState, 
+/**
+ * The state in a few plain words, e.g. "Token revoked — paste a new one".
+ */
+label: string, };
+
+export type LaneState = "idle" | "queued" | "thinking";
+
+export type Lane = { state: LaneState, 
+/**
+ * Messages waiting.
+ */
+queued: number, 
+/**
+ * How long the current turn has run.
+ */
+secs: number, };
+
+export type HouseholdSpend = { today_usd: number, month_usd: number, monthly_cap_usd: number | null, 
+/**
+ * Every day of this month so far, oldest first.
+ */
+per_day: Array<DaySpend>, timezone: string, };
+
+export type DaySpend = { 
+/**
+ * `YYYY-MM-DD`.
+ */
+date: string, usd: number, };
+
+export type HostLoad = { cpu_pct: number, memory_pct: number, 
+/**
+ * Of the disk holding the data folder.
+ */
+disk_pct: number, };
+
+export type Notice = { kind: NoticeKind, title: string, body: string, member_id: string | null, };
+
+export type NoticeKind = "paired" | "bot_trouble" | "cap_reached";
+
+export type ProviderArgs = { kind: ProviderKind, base_url: string, model: string, api_key: string, };
+
+export type ProviderTestDto = { model: string, 
+/**
+ * The first words of the model's answer.
+ */
+reply: string, latency_ms: number, };
+
+export type LocalProviderDto = { 
+/**
+ * "Ollama" or "LM Studio".
+ */
+name: string, base_url: string, models: Array<string>, };
+
+export type HouseholdArgs = { 
+/**
+ * `None` removes the cap.
+ */
+monthly_cap_usd?: number, 
+/**
+ * IANA zone; `None` keeps the current one.
+ */
+timezone?: string, };
+
+export type TokenArgs = { token: string, };
+
+export type BotIdentityDto = { bot_username: string, bot_name: string, };
+
+export type MemberAddArgs = { name: string, role: Role, token: string, };
+
+export type MemberRef = { 
+/**
+ * A member's id (or name).
+ */
+member: string, };
+
+export type PairingDto = { member_id: string, name: string, bot_username: string, code: string, 
+/**
+ * `https://t.me/<bot>?start=<code>`: opening it on the member's phone pairs them.
+ */
+link: string, 
+/**
+ * The link as a QR code, an SVG document.
+ */
+qr_svg: string, 
+/**
+ * RFC 3339.
+ */
+expires_at: string | null, };
+
+export type MemberDetail = { id: string, name: string, role: Role, bot_username: string, paired: boolean, paused: boolean, is_admin: boolean, persona: string, 
+/**
+ * `None`: the household's model.
+ */
+model: string | null, fallback_model: string | null, daily_cap_usd: number | null, monthly_cap_usd: number | null, 
+/**
+ * RFC 3339.
+ */
+created_at: string, };
+
+export type MemberUpdateArgs = { member: string, role?: Role, persona?: string, 
+/**
+ * `Some(None)` is not expressible in JSON; an empty string means "the household's model".
+ */
+model?: string, is_admin?: boolean, };
+
+export type MemberCapsArgs = { member: string, 
+/**
+ * `None` removes the cap.
+ */
+daily_usd?: number, monthly_usd?: number, };
+
+export type PauseArgs = { 
+/**
+ * `None`: every member.
+ */
+member?: string, paused: boolean, };
+
+export type MemberTokenArgs = { member: string, token: string, };
+
+export type MemberExportArgs = { member: string, 
+/**
+ * An existing folder; `None`: the admin's Documents (or home) folder.
+ */
+dest_dir?: string, };
+
+export type ExportDto = { 
+/**
+ * The folder the export was written to.
+ */
+path: string, };
+
+export type PriceDto = { model: string, input_usd_per_mtok: number, output_usd_per_mtok: number, cached_input_usd_per_mtok: number, 
+/**
+ * "admin" or "default (as of …)".
+ */
+source: string, };
+
+export type PriceArgs = { model: string, input_usd_per_mtok: number, output_usd_per_mtok: number, cached_input_usd_per_mtok?: number, };
+
+export type SettingsDto = { data_dir: string, launch_at_login: boolean, keep_awake: KeepAwakeDto, turn_cap: number, timezone: string, provider: ProviderDto | null, };
+
+export type KeepAwakeDto = { enabled: boolean, 
+/**
+ * Whether this machine can be kept awake by Hearth.
+ */
+available: boolean, 
+/**
+ * Why not, or how, in words.
+ */
+detail: string, };
+
+export type SettingsArgs = { launch_at_login?: boolean, keep_awake?: boolean, turn_cap?: number, };
+
+/** Every command of the app, typed. A rejection carries an `IpcError`. */
+export const api = {
+  appInfo: () => invoke<AppInfo>("app_info"),
+  finishSetup: () => invoke<AppInfo>("finish_setup"),
+  startDemo: () => invoke<AppInfo>("start_demo"),
+  leaveDemo: () => invoke<AppInfo>("leave_demo"),
+  retryStart: () => invoke<AppInfo>("retry_start"),
+  snapshot: () => invoke<Snapshot>("snapshot"),
+  providerDetect: () => invoke<Array<LocalProviderDto>>("provider_detect"),
+  providerTest: (args: ProviderArgs) => invoke<ProviderTestDto>("provider_test", { args }),
+  providerSet: (args: ProviderArgs) => invoke<ProviderDto>("provider_set", { args }),
+  householdSet: (args: HouseholdArgs) => invoke<null>("household_set", { args }),
+  botCheck: (args: TokenArgs) => invoke<BotIdentityDto>("bot_check", { args }),
+  memberAdd: (args: MemberAddArgs) => invoke<PairingDto>("member_add", { args }),
+  memberPair: (args: MemberRef) => invoke<PairingDto>("member_pair", { args }),
+  memberList: () => invoke<Array<MemberDetail>>("member_list"),
+  memberUpdate: (args: MemberUpdateArgs) => invoke<MemberDetail>("member_update", { args }),
+  memberCaps: (args: MemberCapsArgs) => invoke<MemberDetail>("member_caps", { args }),
+  memberPause: (args: PauseArgs) => invoke<null>("member_pause", { args }),
+  memberToken: (args: MemberTokenArgs) => invoke<BotIdentityDto>("member_token", { args }),
+  memberExport: (args: MemberExportArgs) => invoke<ExportDto>("member_export", { args }),
+  memberRemove: (args: MemberRef) => invoke<null>("member_remove", { args }),
+  prices: () => invoke<Array<PriceDto>>("prices"),
+  priceSet: (args: PriceArgs) => invoke<Array<PriceDto>>("price_set", { args }),
+  settings: () => invoke<SettingsDto>("settings"),
+  settingsSet: (args: SettingsArgs) => invoke<SettingsDto>("settings_set", { args }),
+} as const;
+
+/** Events the app emits: `snapshot` carries a `Snapshot`, `notice` a `Notice`. */
+export const EVENTS = { snapshot: "snapshot", notice: "notice" } as const;

@@ -1,0 +1,95 @@
+import { describe, expect, it } from "vitest";
+import { errorCode, errorMessage, FALLBACK_ERROR } from "../lib/errors";
+import { layoutChart, niceMax } from "../lib/chart";
+import { looksLikeToken, parseDollars } from "../lib/format";
+import {
+  budgetValue, canAddMember, canContinueProvider, canTestProvider, providerArgs, stepLabel,
+} from "../lib/wizard";
+
+describe("errorMessage", () => {
+  it("reads an IpcError, a string and an Error", () => {
+    expect(errorMessage({ code: "rejected", message: "The key is wrong." })).toBe("The key is wrong.");
+    expect(errorMessage("Command not found")).toBe("Command not found");
+    expect(errorMessage(new Error("boom"))).toBe("boom");
+    expect(errorCode({ code: "not_found", message: "x" })).toBe("not_found");
+    expect(errorCode("x")).toBeNull();
+  });
+  it("falls back for anything without words", () => {
+    for (const e of [undefined, null, 42, {}, "", { message: "  " }]) expect(errorMessage(e)).toBe(FALLBACK_ERROR);
+  });
+});
+
+describe("chart", () => {
+  it("rounds the axis up to a nice number", () => {
+    expect(niceMax(0)).toBe(1);
+    expect(niceMax(0.37)).toBe(0.5);
+    expect(niceMax(1)).toBe(1);
+    expect(niceMax(1.2)).toBe(2);
+    expect(niceMax(2.3)).toBe(2.5);
+    expect(niceMax(7)).toBe(10);
+    expect(niceMax(180)).toBe(200);
+  });
+  it("scales bars to the tallest day and keeps tiny days visible", () => {
+    const c = layoutChart(
+      [
+        { date: "2025-03-01", usd: 2 },
+        { date: "2025-03-02", usd: 0 },
+        { date: "2025-03-03", usd: 1 },
+        { date: "2025-03-04", usd: 0.0001 },
+      ],
+      310,
+      100,
+    );
+    expect(c.max).toBe(2);
+    expect(c.bars.map((b) => b.h)).toEqual([100, 0, 50, 1]);
+    expect(c.bars[0].y).toBe(0);
+    expect(c.bars[2].y).toBe(50);
+    expect(c.bars[2].day).toBe(3);
+    expect(c.bars[1].x).toBeCloseTo(10 + 1.5);
+    expect(c.ticks).toEqual([0, 1, 2]);
+  });
+  it("handles an empty month", () => {
+    const c = layoutChart([], 300, 100);
+    expect(c.bars).toEqual([]);
+    expect(c.max).toBe(1);
+  });
+});
+
+describe("wizard gating", () => {
+  it("labels the steps after Welcome", () => {
+    expect(stepLabel("welcome")).toBeNull();
+    expect(stepLabel("provider")).toBe("Step 1 of 5");
+    expect(stepLabel("budget")).toBe("Step 2 of 5");
+    expect(stepLabel("done")).toBe("Step 5 of 5");
+  });
+  it("maps the local choice to the OpenAI-compatible kind and trims", () => {
+    expect(providerArgs("local", " http://localhost:11434/v1 ", "llama3.2", "")).toEqual({
+      kind: "openai", base_url: "http://localhost:11434/v1", model: "llama3.2", api_key: "",
+    });
+    expect(providerArgs("anthropic", "u", "m", " k ").kind).toBe("anthropic");
+  });
+  it("needs a key to test a cloud provider, not a local one", () => {
+    expect(canTestProvider("openai", providerArgs("openai", "u", "m", ""))).toBe(false);
+    expect(canTestProvider("openai", providerArgs("openai", "u", "m", "k"))).toBe(true);
+    expect(canTestProvider("local", providerArgs("local", "u", "m", ""))).toBe(true);
+    expect(canTestProvider("local", providerArgs("local", "u", "", ""))).toBe(false);
+  });
+  it("continues only after a successful test of exactly these values", () => {
+    const a = providerArgs("openai", "u", "m", "k");
+    expect(canContinueProvider(null, a)).toBe(false);
+    expect(canContinueProvider({ ...a }, a)).toBe(true);
+    expect(canContinueProvider({ ...a, model: "other" }, a)).toBe(false);
+    expect(canContinueProvider({ ...a, api_key: "k2" }, a)).toBe(false);
+  });
+  it("reads the household budget", () => {
+    expect(budgetValue(true, "abc", parseDollars)).toBeNull();
+    expect(budgetValue(false, "30", parseDollars)).toBe(30);
+    expect(budgetValue(false, "0", parseDollars)).toBeUndefined();
+    expect(budgetValue(false, "", parseDollars)).toBeUndefined();
+  });
+  it("adds a member with a name and a token-shaped token", () => {
+    expect(canAddMember("Ana", "123:abc", looksLikeToken)).toBe(true);
+    expect(canAddMember("  ", "123:abc", looksLikeToken)).toBe(false);
+    expect(canAddMember("Ana", "abc", looksLikeToken)).toBe(false);
+  });
+});
