@@ -131,7 +131,7 @@ impl Shell {
             Err(e) => {
                 let problem = match e.downcast_ref::<AlreadyServing>() {
                     Some(a) => format!(
-                        "Another Hearth is already serving this household's data folder ({}) — probably `hearth serve`, or the app \
+                        "Another Hearth is already serving this household's data folder ({}) — probably the “hearth serve” command, or the app \
                          under another account. Stop it, then press Try again.",
                         a.data_dir.display()
                     ),

@@ -137,8 +137,13 @@ impl Window {
 
     pub async fn click(&self, id: &str) {
         let el = self.tid(id).await;
-        self.wait_enabled(&el, id).await;
-        self.call(reqwest::Method::POST, &format!("/element/{}/click", el.0), Some(json!({}))).await.unwrap_or_else(|e| panic!("click {id}: {e}"));
+        self.click_el(&el, id).await;
+    }
+
+    /// Clicks a found element once it is enabled; `what` names it in a failure.
+    pub async fn click_el(&self, el: &El, what: &str) {
+        self.wait_enabled(el, what).await;
+        self.call(reqwest::Method::POST, &format!("/element/{}/click", el.0), Some(json!({}))).await.unwrap_or_else(|e| panic!("click {what}: {e}"));
     }
 
     async fn wait_enabled(&self, el: &El, id: &str) {

@@ -138,6 +138,11 @@ async fn a_newcomer_sets_up_a_household_and_a_member_gets_answers() {
     // The other screens, for the README.
     w.click("nav-members").await;
     w.screenshot("12-members").await;
+    let row = w.find("[data-testid=\"members-row\"][data-member=\"Ana\"]").await;
+    w.click_el(&row, "Ana's row").await;
+    w.tid("member-page").await;
+    w.tid("member-persona").await;
+    w.screenshot("14-member-page").await;
     w.click("nav-settings").await;
     w.tid("settings-page").await;
     w.screenshot("13-settings").await;
@@ -204,4 +209,25 @@ fn real_member_count(data: &std::path::Path) -> usize {
             n
         })
     })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_gateway_on_the_folder_is_named_and_the_app_recovers() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("hearth-data");
+    // `hearth serve` (here: the same engine, in this test) already serves the folder.
+    let mut config = hearth_gateway::GatewayConfig::new(data.clone(), env!("CARGO_BIN_EXE_hearth-app").into());
+    config.isolation = hearth_gateway::IsolationChoice::Process;
+    config.control_socket = false;
+    let serve = hearth_gateway::Gateway::start(config).await.unwrap();
+    let w = Window::open(std::path::Path::new(env!("CARGO_BIN_EXE_hearth-app")), &app_env(home.path(), &data), &shots()).await;
+    w.tid("stopped").await;
+    let text = w.text("stopped").await;
+    assert!(text.contains("already serving"), "{text}");
+    w.screenshot("15-already-serving").await;
+    // Once the other one stops, "Try again" brings the app up.
+    serve.shutdown(Duration::from_secs(2)).await;
+    drop(serve);
+    w.click("retry-start").await;
+    w.tid("wizard-welcome").await;
 }
