@@ -82,6 +82,7 @@ impl Gateway {
             system: "You are checking that a connection works. Follow the instruction exactly.".into(),
             messages: vec![ChatMessage::user("Reply with the single word: ready")],
             max_tokens: 16,
+            tools: vec![],
         };
         let started = Instant::now();
         let result = hearth_llm::complete(&http, &provider, &request, &limits).await;

@@ -203,12 +203,16 @@ pub(crate) enum Event {
 #[derive(Debug)]
 pub(crate) struct LaneItem {
     pub(crate) row: InboxRow,
-    pub(crate) new_conversation: bool,
+    /// What the worker is asked to do: answer (collected with neighbours) or a command.
+    pub(crate) kind: TurnKind,
+    /// A command's words (`/forget <words>`); empty otherwise.
+    pub(crate) words: String,
 }
 
 impl LaneEntry for LaneItem {
+    /// Commands (`/new`, `/memory`, `/forget`) are turns of their own.
     fn stands_alone(&self) -> bool {
-        self.new_conversation
+        self.kind != TurnKind::Chat
     }
 }
 
@@ -556,11 +560,17 @@ impl Gateway {
             return;
         }
         match route {
-            r @ (Route::Chat | Route::NewConversation) => {
-                let new_conversation = r == Route::NewConversation;
+            r @ (Route::Chat | Route::NewConversation | Route::Memory | Route::Forget { .. }) => {
+                // Memory is the worker's: the gateway only queues the command in lane order.
+                let (kind, words) = match r {
+                    Route::NewConversation => (TurnKind::NewConversation, String::new()),
+                    Route::Memory => (TurnKind::ListMemory, String::new()),
+                    Route::Forget { words } => (TurnKind::Forget, words),
+                    _ => (TurnKind::Chat, String::new()),
+                };
                 let id = row.id;
                 let chat = row.msg.chat_id;
-                let pushed = self.inner.lanes.lock().unwrap().push(&member.id, LaneItem { row, new_conversation });
+                let pushed = self.inner.lanes.lock().unwrap().push(&member.id, LaneItem { row, kind, words });
                 if pushed == Push::Full {
                     let text = format!(
                         "I still have {} of your messages to get through — give me a moment, then send the rest.",
@@ -575,7 +585,7 @@ impl Gateway {
                 self.reply_and_finish(&member.id, row.msg.chat_id, text, row.id, "greeted");
             }
             Route::Help => {
-                let mut text = "Write to me like you'd text a friend and I'll help: questions, ideas, plans, homework, recipes.\n\n/new — start a fresh conversation\n/usage — what you've spent and what's left\n/help — this message".to_owned();
+                let mut text = "Write to me like you'd text a friend and I'll help: questions, ideas, plans, homework, recipes.\n\n/new — start a fresh conversation\n/memory — what I remember about you\n/forget — forget some or all of it\n/usage — what you've spent and what's left\n/help — this message".to_owned();
                 if member.is_admin {
                     text.push_str("\n/family — everyone's spending at a glance (you're an admin)");
                 }
@@ -917,7 +927,7 @@ impl Gateway {
             return;
         };
         let chat_id = items[0].row.msg.chat_id;
-        let kind = if items[0].new_conversation { TurnKind::NewConversation } else { TurnKind::Chat };
+        let kind = items[0].kind;
         // The household's zone, as the caps count days in it (`hearth household timezone`).
         let tz = self.inner.broker.with_spend(|s| s.budget.timezone());
         let turn = Turn {
@@ -925,7 +935,8 @@ impl Gateway {
             chat_id,
             kind,
             messages: match kind {
-                TurnKind::NewConversation => Vec::new(),
+                TurnKind::NewConversation | TurnKind::ListMemory => Vec::new(),
+                TurnKind::Forget => vec![IncomingMessage { inbox_id: items[0].row.id, text: items[0].words.clone(), sent_at: items[0].row.msg.sent_at }],
                 TurnKind::Chat => items
                     .iter()
                     .map(|i| IncomingMessage { inbox_id: i.row.id, text: i.row.msg.text.clone().unwrap_or_default(), sent_at: i.row.msg.sent_at })

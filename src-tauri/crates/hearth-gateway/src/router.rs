@@ -21,6 +21,11 @@ pub enum Route {
     Help,
     /// `/usage` from the member: their spend and what is left.
     Usage,
+    /// `/memory` from the member: what their assistant remembers (answered by their worker).
+    Memory,
+    /// `/forget [words]` from the member: forget matching memories, or all after confirming
+    /// (answered by their worker).
+    Forget { words: String },
     /// `/family` from an admin: every member's spend at a glance.
     Family,
     /// A button press by the member (the admin answering a cap question).
@@ -61,6 +66,8 @@ pub fn route(paired_user: Option<i64>, row: &InboxRow) -> Route {
                 ("help", true) => return Route::Help,
                 ("new", true) => return Route::NewConversation,
                 ("usage", true) => return Route::Usage,
+                ("memory", true) => return Route::Memory,
+                ("forget", true) => return Route::Forget { words: arg.to_owned() },
                 ("family", true) => return Route::Family,
                 _ => {}
             }
@@ -111,6 +118,9 @@ mod tests {
         assert_eq!(route(p, &row(7, "private", None)), Route::Unsupported);
         assert_eq!(route(p, &row(7, "private", Some("/usage"))), Route::Usage);
         assert_eq!(route(p, &row(7, "private", Some("/family"))), Route::Family);
+        assert_eq!(route(p, &row(7, "private", Some("/memory"))), Route::Memory);
+        assert_eq!(route(p, &row(7, "private", Some("/forget"))), Route::Forget { words: String::new() });
+        assert_eq!(route(p, &row(7, "private", Some("/forget@ana_bot  the cat "))), Route::Forget { words: "the cat".into() });
         let mut press = row(7, "private", Some("cap:1:1000000"));
         press.msg.kind = MessageKind::Callback;
         assert_eq!(route(p, &press), Route::Button { data: "cap:1:1000000".into() });
@@ -123,7 +133,7 @@ mod tests {
     #[test]
     fn strangers_stop_here() {
         let p = Some(7);
-        for text in [Some("hi"), Some("/new"), Some("/help"), Some("/start"), Some("/start nonsense"), None] {
+        for text in [Some("hi"), Some("/new"), Some("/help"), Some("/memory"), Some("/forget everything"), Some("/start"), Some("/start nonsense"), None] {
             assert_eq!(route(p, &row(8, "private", text)), Route::Stranger, "{text:?}");
             assert_eq!(route(None, &row(8, "private", text)), Route::Stranger, "{text:?}");
         }

@@ -241,6 +241,8 @@ impl PollLoop {
             let _ = bot.delete_webhook().await;
             let commands = vec![
                 BotCommand::new("new", "Start a fresh conversation"),
+                BotCommand::new("memory", "What I remember about you"),
+                BotCommand::new("forget", "Forget some or all of it"),
                 BotCommand::new("help", "What I can do"),
             ];
             if let Err(e) = bot.set_my_commands(commands).await {

@@ -6,7 +6,7 @@
 //! `cache_read_input_tokens`. A stream gives the input counts in `message_start` and the final,
 //! cumulative `output_tokens` in `message_delta`.
 
-use hearth_proto::llm::{CompletionRequest, Role, Usage};
+use hearth_proto::llm::{ChatMessage, CompletionRequest, Role, ToolCall, Usage};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -18,22 +18,76 @@ use crate::sse::SseEvent;
 pub(crate) const API_VERSION: &str = "2023-06-01";
 
 pub(crate) fn request_body(model: &str, req: &CompletionRequest, stream: bool) -> Value {
-    let messages: Vec<Value> = req
-        .messages
-        .iter()
-        .map(|m| {
-            let role = match m.role {
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            };
-            json!({ "role": role, "content": m.content })
-        })
-        .collect();
+    let mut messages: Vec<Value> = Vec::with_capacity(req.messages.len());
+    for m in &req.messages {
+        push_message(&mut messages, m);
+    }
     let mut body = json!({ "model": model, "messages": messages, "max_tokens": req.max_tokens, "stream": stream });
     if !req.system.is_empty() {
         body["system"] = json!(req.system);
     }
+    if !req.tools.is_empty() {
+        let tools: Vec<Value> = req
+            .tools
+            .iter()
+            .map(|t| json!({ "name": t.name, "description": t.description, "input_schema": t.parameters }))
+            .collect();
+        body["tools"] = json!(tools);
+    }
     body
+}
+
+/// Appends one message in Anthropic's shape. Plain messages keep a string `content`; an
+/// assistant message with tool calls becomes `text` + `tool_use` blocks; a tool result becomes
+/// a `tool_result` block in a user message, and results (or user text) that follow one another
+/// share that message, since roles must alternate.
+fn push_message(out: &mut Vec<Value>, m: &ChatMessage) {
+    let block = match m.role {
+        Role::Assistant if m.tool_calls.is_empty() => {
+            out.push(json!({ "role": "assistant", "content": m.content }));
+            return;
+        }
+        Role::Assistant => {
+            let mut blocks = Vec::with_capacity(m.tool_calls.len() + 1);
+            if !m.content.is_empty() {
+                blocks.push(json!({ "type": "text", "text": m.content }));
+            }
+            for call in &m.tool_calls {
+                // `input` must be an object; arguments that are not one were already answered
+                // with an error result, so what is replayed here only has to be accepted.
+                let input = serde_json::from_str::<Value>(&call.arguments)
+                    .ok()
+                    .filter(Value::is_object)
+                    .unwrap_or_else(|| json!({}));
+                blocks.push(json!({ "type": "tool_use", "id": call.id, "name": call.name, "input": input }));
+            }
+            out.push(json!({ "role": "assistant", "content": blocks }));
+            return;
+        }
+        Role::User => json!({ "type": "text", "text": m.content }),
+        Role::Tool => {
+            let mut block = json!({
+                "type": "tool_result",
+                "tool_use_id": m.tool_call_id.as_deref().unwrap_or(""),
+                "content": m.content,
+            });
+            if m.is_error {
+                block["is_error"] = json!(true);
+            }
+            block
+        }
+    };
+    if let Some(last) = out.last_mut()
+        && last["role"] == "user"
+        && let Some(blocks) = last.get_mut("content").and_then(Value::as_array_mut)
+    {
+        blocks.push(block);
+        return;
+    }
+    match m.role {
+        Role::User => out.push(json!({ "role": "user", "content": m.content })),
+        _ => out.push(json!({ "role": "user", "content": [block] })),
+    }
 }
 
 /// Stop reasons in the vocabulary [`Completion::finish_reason`](hearth_proto::llm::Completion)
@@ -101,6 +155,28 @@ struct Block {
     kind: Option<String>,
     #[serde(default)]
     text: Option<String>,
+    /// `tool_use` blocks: the call's id, tool name and arguments.
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    input: Option<Value>,
+}
+
+/// A `tool_use` block as a [`ToolCall`]; `partial_json` is the streamed input, when streamed.
+fn tool_call(id: Option<String>, name: Option<String>, input: Option<Value>, partial_json: &str) -> Result<ToolCall, LlmError> {
+    let name = name.filter(|n| !n.is_empty()).ok_or_else(|| malformed("a tool_use block has no name"))?;
+    let id = id.filter(|i| !i.is_empty()).ok_or_else(|| malformed("a tool_use block has no id"))?;
+    let arguments = if !partial_json.trim().is_empty() {
+        partial_json.to_owned()
+    } else {
+        match input {
+            Some(v @ Value::Object(_)) => v.to_string(),
+            _ => "{}".to_owned(),
+        }
+    };
+    Ok(ToolCall { id, name, arguments })
 }
 
 pub(crate) fn parse_response(body: &[u8]) -> Result<Answer, LlmError> {
@@ -109,12 +185,21 @@ pub(crate) fn parse_response(body: &[u8]) -> Result<Answer, LlmError> {
         return Err(in_band_error(r.error.as_ref().unwrap_or(&Value::Null)));
     }
     let content = r.content.ok_or_else(|| malformed("the message has no content"))?;
-    let text = content.into_iter().filter(|b| b.kind.as_deref() == Some("text")).filter_map(|b| b.text).collect();
+    let mut text = String::new();
+    let mut tool_calls = Vec::new();
+    for block in content {
+        match block.kind.as_deref() {
+            Some("text") => text.push_str(block.text.as_deref().unwrap_or("")),
+            Some("tool_use") => tool_calls.push(tool_call(block.id, block.name, block.input, "")?),
+            _ => {}
+        }
+    }
     Ok(Answer {
         text,
         model: r.model,
         usage: r.usage.as_ref().and_then(normalise_usage),
         finish_reason: r.stop_reason.map(normalise_stop_reason),
+        tool_calls,
     })
 }
 
@@ -125,9 +210,13 @@ enum Event {
         message: StartMessage,
     },
     ContentBlockStart {
+        #[serde(default)]
+        index: Option<usize>,
         content_block: Block,
     },
     ContentBlockDelta {
+        #[serde(default)]
+        index: Option<usize>,
         delta: BlockDelta,
     },
     MessageDelta {
@@ -160,6 +249,9 @@ struct BlockDelta {
     kind: Option<String>,
     #[serde(default)]
     text: Option<String>,
+    /// `input_json_delta`: the next piece of a `tool_use` block's input JSON.
+    #[serde(default)]
+    partial_json: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,6 +265,8 @@ struct MessageDeltaBody {
 pub(crate) struct Stream {
     answer: Answer,
     usage: WireUsage,
+    /// `tool_use` blocks being assembled: the start block and its input JSON so far, by index.
+    calls: Vec<(Option<usize>, Block, String)>,
 }
 
 impl StreamDecoder for Stream {
@@ -188,20 +282,24 @@ impl StreamDecoder for Stream {
                     self.usage.update(usage);
                 }
             }
-            Event::ContentBlockStart { content_block } => {
-                if content_block.kind.as_deref() == Some("text")
-                    && let Some(text) = content_block.text
-                {
-                    self.answer.text.push_str(&text);
+            Event::ContentBlockStart { index, content_block } => match content_block.kind.as_deref() {
+                Some("text") => self.answer.text.push_str(content_block.text.as_deref().unwrap_or("")),
+                Some("tool_use") => self.calls.push((index, content_block, String::new())),
+                _ => {}
+            },
+            Event::ContentBlockDelta { index, delta } => match delta.kind.as_deref() {
+                Some("text_delta") => self.answer.text.push_str(delta.text.as_deref().unwrap_or("")),
+                Some("input_json_delta") => {
+                    // The block the delta names, else the latest tool_use block.
+                    let call = match index {
+                        Some(i) => self.calls.iter_mut().rfind(|c| c.0 == Some(i)),
+                        None => self.calls.last_mut(),
+                    };
+                    let call = call.ok_or_else(|| malformed("input_json_delta for no tool_use block"))?;
+                    call.2.push_str(delta.partial_json.as_deref().unwrap_or(""));
                 }
-            }
-            Event::ContentBlockDelta { delta } => {
-                if delta.kind.as_deref() == Some("text_delta")
-                    && let Some(text) = delta.text
-                {
-                    self.answer.text.push_str(&text);
-                }
-            }
+                _ => {}
+            },
             Event::MessageDelta { delta, usage } => {
                 if let Some(reason) = delta.and_then(|d| d.stop_reason) {
                     self.answer.finish_reason = Some(normalise_stop_reason(reason));
@@ -210,7 +308,12 @@ impl StreamDecoder for Stream {
                     self.usage.update(usage);
                 }
             }
-            Event::MessageStop => return Ok(true),
+            Event::MessageStop => {
+                for (_, block, json) in std::mem::take(&mut self.calls) {
+                    self.answer.tool_calls.push(tool_call(block.id, block.name, block.input, &json)?);
+                }
+                return Ok(true);
+            }
             Event::Error { error } => return Err(in_band_error(&error)),
             Event::Other => {}
         }
@@ -254,6 +357,35 @@ mod tests {
         let a = s.into_answer();
         assert_eq!(a.usage, Some(Usage { input_tokens: 9, output_tokens: 4, cached_input_tokens: 3 }));
         assert_eq!((a.text.as_str(), a.finish_reason.as_deref()), ("hi", Some("length")));
+    }
+
+    #[test]
+    fn stream_tool_use_blocks_assemble_by_index() {
+        let mut s = Stream::default();
+        let ev = |data: &str| SseEvent { event: None, data: data.to_owned() };
+        for data in [
+            r#"{"type":"message_start","message":{"model":"c","usage":{"input_tokens":9,"output_tokens":1}}}"#,
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Saving."}}"#,
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t1","name":"remember","input":{}}}"#,
+            r#"{"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"t2","name":"recall","input":{}}}"#,
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"fact\":"}}"#,
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"\"x\"}"}}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":7}}"#,
+        ] {
+            assert!(!s.on_event(&ev(data)).unwrap(), "{data}");
+        }
+        assert!(s.on_event(&ev(r#"{"type":"message_stop"}"#)).unwrap());
+        let a = s.into_answer();
+        assert_eq!(a.text, "Saving.");
+        assert_eq!(a.finish_reason.as_deref(), Some("tool_calls"));
+        let got: Vec<(&str, &str, &str)> =
+            a.tool_calls.iter().map(|c| (c.id.as_str(), c.name.as_str(), c.arguments.as_str())).collect();
+        // A block with no input deltas keeps its (empty) start input.
+        assert_eq!(got, [("t1", "remember", "{\"fact\":\"x\"}"), ("t2", "recall", "{}")]);
+        let mut s = Stream::default();
+        let orphan = r#"{"type":"content_block_delta","index":3,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#;
+        assert!(s.on_event(&ev(orphan)).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use hearth_proto::control::ProviderKind;
-use hearth_proto::llm::{Completion, CompletionRequest, Usage};
+use hearth_proto::llm::{Completion, CompletionRequest, ToolCall, Usage};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use serde_json::Value;
 
@@ -37,6 +37,7 @@ pub(crate) struct Answer {
     /// `None` when the provider reported none.
     pub usage: Option<Usage>,
     pub finish_reason: Option<String>,
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// Decodes one provider's event stream.
@@ -111,7 +112,8 @@ fn into_completion(answer: Answer, p: &Provider, req: &CompletionRequest) -> Com
         // Never lose the spend: charge a deliberate over-estimate rather than nothing.
         let usage = Usage {
             input_tokens: estimate_prompt_tokens(req),
-            output_tokens: estimate_text_tokens(&answer.text),
+            output_tokens: estimate_text_tokens(&answer.text)
+                + answer.tool_calls.iter().map(|c| estimate_text_tokens(&c.name) + estimate_text_tokens(&c.arguments)).sum::<u64>(),
             cached_input_tokens: 0,
         };
         tracing::warn!(
@@ -128,6 +130,7 @@ fn into_completion(answer: Answer, p: &Provider, req: &CompletionRequest) -> Com
         model: answer.model.filter(|m| !m.is_empty()).unwrap_or_else(|| p.model.clone()),
         usage,
         finish_reason: answer.finish_reason,
+        tool_calls: answer.tool_calls,
     }
 }
 
@@ -350,7 +353,7 @@ mod tests {
             api_key: ApiKey::new("k"),
             stream: true,
         };
-        let req = CompletionRequest { system: "s".into(), messages: vec![ChatMessage::user("hello")], max_tokens: 5 };
+        let req = CompletionRequest { system: "s".into(), messages: vec![ChatMessage::user("hello")], max_tokens: 5, tools: vec![] };
         let c = into_completion(
             Answer { text: "abcdef".into(), model: Some(String::new()), ..Answer::default() },
             &p,

@@ -6,7 +6,7 @@
 //! input is the difference. A stream reports usage only when asked with
 //! `stream_options.include_usage`, in a last chunk whose `choices` is empty.
 
-use hearth_proto::llm::{CompletionRequest, Role, Usage};
+use hearth_proto::llm::{ChatMessage, CompletionRequest, Role, ToolCall, Usage};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -49,20 +49,46 @@ pub(crate) fn request_body(model: &str, req: &CompletionRequest, stream: bool, o
     if !req.system.is_empty() {
         messages.push(json!({ "role": "system", "content": req.system }));
     }
-    for m in &req.messages {
-        let role = match m.role {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        };
-        messages.push(json!({ "role": role, "content": m.content }));
-    }
+    messages.extend(req.messages.iter().map(message_body));
     let mut body = json!({ "model": model, "messages": messages, "stream": stream });
+    if !req.tools.is_empty() {
+        let tools: Vec<Value> = req
+            .tools
+            .iter()
+            .map(|t| {
+                json!({
+                    "type": "function",
+                    "function": { "name": t.name, "description": t.description, "parameters": t.parameters }
+                })
+            })
+            .collect();
+        body["tools"] = json!(tools);
+    }
     let limit_field = if options.max_completion_tokens { "max_completion_tokens" } else { "max_tokens" };
     body[limit_field] = json!(req.max_tokens);
     if stream && options.stream_options {
         body["stream_options"] = json!({ "include_usage": true });
     }
     body
+}
+
+/// One message in OpenAI's shape: tool calls on the assistant message that asked for them, and
+/// each result as its own `role: tool` message.
+fn message_body(m: &ChatMessage) -> Value {
+    match m.role {
+        Role::User => json!({ "role": "user", "content": m.content }),
+        Role::Assistant if m.tool_calls.is_empty() => json!({ "role": "assistant", "content": m.content }),
+        Role::Assistant => {
+            let calls: Vec<Value> = m
+                .tool_calls
+                .iter()
+                .map(|c| json!({ "id": c.id, "type": "function", "function": { "name": c.name, "arguments": c.arguments } }))
+                .collect();
+            let content = if m.content.is_empty() { Value::Null } else { json!(m.content) };
+            json!({ "role": "assistant", "content": content, "tool_calls": calls })
+        }
+        Role::Tool => json!({ "role": "tool", "tool_call_id": m.tool_call_id.as_deref().unwrap_or(""), "content": m.content }),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +119,55 @@ struct Message {
     content: Option<Value>,
     #[serde(default)]
     refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireToolCall>>,
+}
+
+/// A tool call, whole (a response) or a piece of one (a stream delta: `index` says which call,
+/// the first piece carries `id` and `name`, later ones more of `arguments`).
+#[derive(Debug, Deserialize)]
+struct WireToolCall {
+    #[serde(default)]
+    index: Option<usize>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<WireFunction>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireFunction {
+    #[serde(default)]
+    name: Option<String>,
+    /// JSON text; some servers send an object instead, which is kept as its JSON text.
+    #[serde(default)]
+    arguments: Option<Value>,
+}
+
+fn arguments_text(arguments: Option<Value>) -> String {
+    match arguments {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s,
+        Some(other) => other.to_string(),
+    }
+}
+
+/// An id for a call the server sent without one (some local servers): the result must name
+/// something, and such a server does not check what.
+fn fallback_id(position: usize) -> String {
+    format!("call_{position}")
+}
+
+/// Whole tool calls from a response. A call without a name is malformed: nothing could run.
+fn tool_calls(wire: Option<Vec<WireToolCall>>) -> Result<Vec<ToolCall>, LlmError> {
+    let mut out = Vec::new();
+    for (i, w) in wire.unwrap_or_default().into_iter().enumerate() {
+        let function = w.function.ok_or_else(|| malformed("a tool call has no function"))?;
+        let name = function.name.filter(|n| !n.is_empty()).ok_or_else(|| malformed("a tool call has no name"))?;
+        let id = w.id.filter(|id| !id.is_empty()).unwrap_or_else(|| fallback_id(i));
+        out.push(ToolCall { id, name, arguments: arguments_text(function.arguments) });
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,7 +224,14 @@ pub(crate) fn parse_response(body: &[u8]) -> Result<Answer, LlmError> {
     {
         text = refusal;
     }
-    Ok(Answer { text, model: r.model, usage: r.usage.and_then(normalise_usage), finish_reason: choice.finish_reason })
+    let tool_calls = tool_calls(message.tool_calls)?;
+    Ok(Answer {
+        text,
+        model: r.model,
+        usage: r.usage.and_then(normalise_usage),
+        finish_reason: choice.finish_reason,
+        tool_calls,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,12 +260,57 @@ struct Delta {
     content: Option<Value>,
     #[serde(default)]
     refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireToolCall>>,
 }
 
 /// Accumulates a streamed completion; complete at `data: [DONE]`.
 #[derive(Debug, Default)]
 pub(crate) struct Stream {
     answer: Answer,
+    /// Tool calls being assembled from deltas, by their `index`.
+    calls: Vec<PartialCall>,
+}
+
+#[derive(Debug, Default)]
+struct PartialCall {
+    index: usize,
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+impl Stream {
+    /// Adds one tool-call delta. Pieces are matched by `index`; a server that omits it (some
+    /// compatible ones) is followed by `id`: a new id starts a new call, none continues the last.
+    fn on_tool_delta(&mut self, delta: WireToolCall) {
+        let position = match delta.index {
+            Some(index) => self.calls.iter().position(|c| c.index == index),
+            None => match delta.id.as_deref() {
+                Some(id) => self.calls.iter().position(|c| c.id == id),
+                None if self.calls.is_empty() => None,
+                None => Some(self.calls.len() - 1),
+            },
+        };
+        let call = match position {
+            Some(p) => &mut self.calls[p],
+            None => {
+                let index = delta.index.unwrap_or(self.calls.len());
+                self.calls.push(PartialCall { index, ..PartialCall::default() });
+                self.calls.last_mut().expect("just pushed")
+            }
+        };
+        if let Some(id) = delta.id.filter(|i| !i.is_empty()) {
+            call.id = id;
+        }
+        if let Some(function) = delta.function {
+            if let Some(name) = function.name {
+                // Names arrive whole in practice; appending also covers a server that splits them.
+                call.name.push_str(&name);
+            }
+            call.arguments.push_str(&arguments_text(function.arguments));
+        }
+    }
 }
 
 impl StreamDecoder for Stream {
@@ -212,6 +339,9 @@ impl StreamDecoder for Stream {
                 if let Some(refusal) = delta.refusal {
                     self.answer.text.push_str(&refusal);
                 }
+                for call in delta.tool_calls.unwrap_or_default() {
+                    self.on_tool_delta(call);
+                }
             }
             if choice.finish_reason.is_some() {
                 self.answer.finish_reason = choice.finish_reason;
@@ -220,7 +350,19 @@ impl StreamDecoder for Stream {
         Ok(false)
     }
 
-    fn into_answer(self) -> Answer {
+    fn into_answer(mut self) -> Answer {
+        self.calls.sort_by_key(|c| c.index);
+        self.answer.tool_calls = self
+            .calls
+            .into_iter()
+            .filter(|c| !c.name.is_empty())
+            .enumerate()
+            .map(|(i, c)| ToolCall {
+                id: if c.id.is_empty() { fallback_id(i) } else { c.id },
+                name: c.name,
+                arguments: c.arguments,
+            })
+            .collect();
         self.answer
     }
 }
@@ -291,6 +433,46 @@ mod tests {
         assert_eq!((a.text.as_str(), a.finish_reason.as_deref()), ("", Some("tool_calls")));
     }
 
+    fn stream_of(chunks: &[&str]) -> Answer {
+        let mut s = Stream::default();
+        for c in chunks {
+            s.on_event(&SseEvent { event: None, data: (*c).to_owned() }).unwrap();
+        }
+        assert!(s.on_event(&SseEvent { event: None, data: "[DONE]".into() }).unwrap());
+        s.into_answer()
+    }
+
+    #[test]
+    fn stream_tool_calls_assemble_by_index_even_interleaved() {
+        let a = stream_of(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":1,"id":"b","function":{"name":"recall","arguments":"{\"q"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"a","function":{"name":"remember","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":1,"function":{"arguments":"\":1}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+        ]);
+        let got: Vec<(&str, &str, &str)> =
+            a.tool_calls.iter().map(|c| (c.id.as_str(), c.name.as_str(), c.arguments.as_str())).collect();
+        assert_eq!(got, [("a", "remember", "{}"), ("b", "recall", "{\"q\":1}")]);
+        assert_eq!(a.finish_reason.as_deref(), Some("tool_calls"));
+    }
+
+    #[test]
+    fn stream_tool_calls_without_index_or_id_follow_the_last_one() {
+        let a = stream_of(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"function":{"name":"recall","arguments":"{\"query\""}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":": \"cat\"}"}}]}}]}"#,
+        ]);
+        assert_eq!(a.tool_calls, [ToolCall { id: "call_0".into(), name: "recall".into(), arguments: "{\"query\": \"cat\"}".into() }]);
+        // Arguments sent as an object (some servers) are kept as JSON text.
+        let r = parse_response(
+            br#"{"choices":[{"message":{"content":null,"tool_calls":[{"function":{"name":"recall","arguments":{"query":"x"}}}]}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.tool_calls, [ToolCall { id: "call_0".into(), name: "recall".into(), arguments: "{\"query\":\"x\"}".into() }]);
+        assert!(parse_response(br#"{"choices":[{"message":{"tool_calls":[{"id":"x","function":{}}]}}]}"#).is_err());
+    }
+
     #[test]
     fn fallback_options_flip_once() {
         let o = BodyOptions::default();
@@ -302,8 +484,8 @@ mod tests {
             .unwrap();
         assert!(o3.max_completion_tokens);
         assert_eq!(o3.after_rejection(false, "max_completion_tokens"), None);
-        let body =
-            request_body("m", &CompletionRequest { system: String::new(), messages: vec![], max_tokens: 5 }, false, o3);
+        let req = CompletionRequest { system: String::new(), messages: vec![], max_tokens: 5, tools: vec![] };
+        let body = request_body("m", &req, false, o3);
         assert_eq!(body["max_completion_tokens"], 5);
         assert!(body.get("max_tokens").is_none());
     }

@@ -9,21 +9,71 @@ use serde::{Deserialize, Serialize};
 pub enum Role {
     User,
     Assistant,
+    /// The result of one tool call, answering an earlier assistant message's
+    /// [`ChatMessage::tool_calls`]. OpenAI: a `role: tool` message; Anthropic: a `tool_result`
+    /// block in a user message (consecutive results share one).
+    Tool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub role: Role,
+    /// The text. For [`Role::Tool`], the tool's result, or what went wrong when `is_error`.
     pub content: String,
+    /// Assistant only: the tools the model asked for, in order. Sent back verbatim in later
+    /// steps so the provider can match each result to its call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// Tool only: the [`ToolCall::id`] this result answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// Tool only: the tool failed and `content` says how (Anthropic's `is_error`; OpenAI has no
+    /// such flag and sees only the text).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_error: bool,
 }
 
 impl ChatMessage {
+    fn plain(role: Role, content: String) -> Self {
+        Self { role, content, tool_calls: Vec::new(), tool_call_id: None, is_error: false }
+    }
     pub fn user(content: impl Into<String>) -> Self {
-        Self { role: Role::User, content: content.into() }
+        Self::plain(Role::User, content.into())
     }
     pub fn assistant(content: impl Into<String>) -> Self {
-        Self { role: Role::Assistant, content: content.into() }
+        Self::plain(Role::Assistant, content.into())
     }
+    /// The model's message asking for tools (with whatever text came along, often none).
+    pub fn assistant_tool_calls(content: impl Into<String>, tool_calls: Vec<ToolCall>) -> Self {
+        Self { tool_calls, ..Self::plain(Role::Assistant, content.into()) }
+    }
+    /// A tool's answer to call `tool_call_id`; `is_error` when `content` describes a failure.
+    pub fn tool_result(tool_call_id: impl Into<String>, content: impl Into<String>, is_error: bool) -> Self {
+        Self { tool_call_id: Some(tool_call_id.into()), is_error, ..Self::plain(Role::Tool, content.into()) }
+    }
+}
+
+/// A tool the model may call. The worker offers the tools it runs itself; the gateway passes
+/// them through and never runs one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    /// `^[a-zA-Z0-9_-]{1,64}$`, as both providers require.
+    pub name: String,
+    /// What the tool does and when to use it: the model decides from this.
+    pub description: String,
+    /// JSON Schema of the arguments (an `object` schema).
+    pub parameters: serde_json::Value,
+}
+
+/// One tool call the model asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The provider's id for the call (OpenAI `call_…`, Anthropic `toolu_…`); the result names it.
+    pub id: String,
+    pub name: String,
+    /// The arguments as JSON text, exactly as the model produced them. May be invalid JSON: the
+    /// worker answers that with an error result rather than failing the turn.
+    pub arguments: String,
 }
 
 /// What a worker asks for. The model is not named here: the broker decides it from the member's
@@ -37,6 +87,9 @@ pub struct CompletionRequest {
     pub messages: Vec<ChatMessage>,
     /// Upper bound on output tokens; also what the broker reserves spend for.
     pub max_tokens: u32,
+    /// Tools the model may call; empty for none. Counted in the prompt estimate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolSpec>,
 }
 
 /// Token counts exactly as the provider reported them.
@@ -55,8 +108,11 @@ pub struct Completion {
     /// The model that actually answered (providers may resolve aliases).
     pub model: String,
     pub usage: Usage,
-    /// Provider's stop reason, normalised loosely ("stop", "length", ...), when given.
+    /// Provider's stop reason, normalised loosely ("stop", "length", "tool_calls", ...), when given.
     pub finish_reason: Option<String>,
+    /// Tools the model asked to call, in order; `text` may be empty then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// Why the broker could not produce a completion. The worker branches on `kind` to choose what

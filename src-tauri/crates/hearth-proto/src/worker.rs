@@ -47,7 +47,8 @@ pub struct Turn {
     pub chat_id: i64,
     pub kind: TurnKind,
     /// The user's messages collected into this turn, oldest first (several when the member wrote
-    /// again while the previous turn ran). Empty for [`TurnKind::NewConversation`].
+    /// again while the previous turn ran). Empty for [`TurnKind::NewConversation`] and
+    /// [`TurnKind::ListMemory`]; for [`TurnKind::Forget`] the command's words.
     pub messages: Vec<IncomingMessage>,
     pub context: TurnContext,
 }
@@ -60,6 +61,12 @@ pub enum TurnKind {
     /// The member sent `/new`: start a fresh conversation in this chat; reply with a short
     /// confirmation.
     NewConversation,
+    /// The member sent `/memory`: list what the assistant remembers about them. No model call.
+    ListMemory,
+    /// The member sent `/forget [words]`. `messages` holds one message whose text is the words
+    /// (possibly empty): none asks to confirm forgetting everything, `everything` (or `all`)
+    /// confirms it, anything else forgets the memories matching the words. No model call.
+    Forget,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

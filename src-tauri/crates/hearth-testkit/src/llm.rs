@@ -119,6 +119,37 @@ impl LlmCall {
         .unwrap_or_default()
     }
 
+    /// Names of the tools the request offered, in either format.
+    pub fn tool_names(&self) -> Vec<String> {
+        let tools = self.body.get("tools").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+        tools
+            .iter()
+            .filter_map(|t| t.pointer("/function/name").or_else(|| t.get("name")).and_then(Value::as_str))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Every tool result the request carries, oldest first: (call id, text, is_error). OpenAI
+    /// has no error flag, so it is always false there.
+    pub fn tool_results(&self) -> Vec<(String, String, bool)> {
+        let mut out = Vec::new();
+        for m in self.messages() {
+            let content = m.get("content").unwrap_or(&Value::Null);
+            if m.get("role").and_then(Value::as_str) == Some("tool") {
+                let id = m.get("tool_call_id").and_then(Value::as_str).unwrap_or_default();
+                out.push((id.to_owned(), content_texts(content).join("\n"), false));
+            }
+            for b in content.as_array().map(Vec::as_slice).unwrap_or(&[]) {
+                if b.get("type").and_then(Value::as_str) == Some("tool_result") {
+                    let id = b.get("tool_use_id").and_then(Value::as_str).unwrap_or_default();
+                    let text = content_texts(b.get("content").unwrap_or(&Value::Null)).join("\n");
+                    out.push((id.to_owned(), text, b.get("is_error").and_then(Value::as_bool).unwrap_or(false)));
+                }
+            }
+        }
+        out
+    }
+
     fn messages(&self) -> &[Value] {
         self.body.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
     }
@@ -130,13 +161,20 @@ pub fn token_count(text: &str) -> u64 {
 }
 
 /// Texts inside a `content` (or Anthropic `system`) value: a plain string, or the `text` of each
-/// block in an array of content blocks.
+/// block in an array of content blocks, and the content of each `tool_result` block.
 fn content_texts(content: &Value) -> Vec<String> {
     match content {
         Value::String(s) => vec![s.clone()],
-        Value::Array(blocks) => {
-            blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str).map(str::to_owned)).collect()
-        }
+        Value::Array(blocks) => blocks
+            .iter()
+            .flat_map(|b| match (b.get("text").and_then(Value::as_str), b.get("content")) {
+                (Some(text), _) => vec![text.to_owned()],
+                (None, Some(inner)) if b.get("type").and_then(Value::as_str) == Some("tool_result") => {
+                    content_texts(inner)
+                }
+                _ => Vec::new(),
+            })
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -151,6 +189,12 @@ pub enum Reply {
         name: String,
         arguments: Value,
     },
+    /// Several tool calls in one answer, with some text before them (may be empty), as models
+    /// do when they call tools in parallel.
+    ToolCalls {
+        text: String,
+        calls: Vec<(String, Value)>,
+    },
 }
 
 impl Reply {
@@ -162,12 +206,29 @@ impl Reply {
         Self::ToolCall { name: name.into(), arguments }
     }
 
+    /// `text` and tool `calls` (name, arguments) in one answer.
+    pub fn tool_calls(text: impl Into<String>, calls: Vec<(&str, Value)>) -> Self {
+        Self::ToolCalls { text: text.into(), calls: calls.into_iter().map(|(n, a)| (n.to_owned(), a)).collect() }
+    }
+
+    /// The answer's text and tool calls, whatever the variant.
+    fn parts(&self) -> (&str, Vec<(&str, &Value)>) {
+        match self {
+            Self::Text(t) => (t, Vec::new()),
+            Self::ToolCall { name, arguments } => ("", vec![(name.as_str(), arguments)]),
+            Self::ToolCalls { text, calls } => (text, calls.iter().map(|(n, a)| (n.as_str(), a)).collect()),
+        }
+    }
+
     /// What output tokens are counted from.
     fn billed_text(&self) -> String {
-        match self {
-            Self::Text(t) => t.clone(),
-            Self::ToolCall { name, arguments } => format!("{name}{arguments}"),
+        let (text, calls) = self.parts();
+        let mut out = text.to_owned();
+        for (name, arguments) in calls {
+            out.push_str(name);
+            out.push_str(&arguments.to_string());
         }
+        out
     }
 }
 
@@ -590,6 +651,9 @@ fn shape_problem(api: Api, body: Option<&Value>, headers: &HeaderMap) -> Option<
     {
         return Some("stream: must be a boolean".to_owned());
     }
+    if let Some(problem) = tool_shape_problem(api, body) {
+        return Some(problem);
+    }
     if api == Api::Anthropic {
         if !body.get("max_tokens").is_some_and(Value::is_u64) {
             return Some("max_tokens: an integer is required".to_owned());
@@ -597,6 +661,68 @@ fn shape_problem(api: Api, body: Option<&Value>, headers: &HeaderMap) -> Option<
         if header_str(headers, "anthropic-version").is_none() {
             return Some("anthropic-version: header is required".to_owned());
         }
+    }
+    None
+}
+
+/// The tool-call rules both providers enforce: every result answers a call made in the
+/// assistant message just before it, and every call gets a result before the conversation goes
+/// on. Anthropic also refuses tool blocks when the request defines no tools.
+fn tool_shape_problem(api: Api, body: &Value) -> Option<String> {
+    let messages = body.get("messages").and_then(Value::as_array)?;
+    let role = |m: &Value| m.get("role").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let blocks = |m: &Value, kind: &str, id_field: &str| -> Vec<String> {
+        m.get("content")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .filter(|b| b.get("type").and_then(Value::as_str) == Some(kind))
+            .map(|b| b.get(id_field).and_then(Value::as_str).unwrap_or_default().to_owned())
+            .collect()
+    };
+    // Calls still waiting for a result, from the latest assistant message.
+    let mut open: Vec<String> = Vec::new();
+    let mut any_tool_blocks = false;
+    for m in messages {
+        let (calls, results): (Vec<String>, Vec<String>) = match api {
+            Api::OpenAi => {
+                let calls = m
+                    .get("tool_calls")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|c| c.get("id").and_then(Value::as_str).unwrap_or_default().to_owned())
+                    .collect();
+                let results = if role(m) == "tool" {
+                    vec![m.get("tool_call_id").and_then(Value::as_str).unwrap_or_default().to_owned()]
+                } else {
+                    Vec::new()
+                };
+                (calls, results)
+            }
+            Api::Anthropic => (blocks(m, "tool_use", "id"), blocks(m, "tool_result", "tool_use_id")),
+        };
+        any_tool_blocks |= !calls.is_empty() || !results.is_empty();
+        if api == Api::OpenAi && role(m) != "tool" && !open.is_empty() {
+            return Some(format!("an assistant message with tool_calls must be followed by tool messages for {open:?}"));
+        }
+        for id in &results {
+            let Some(i) = open.iter().position(|o| o == id) else {
+                return Some(format!("tool result for {id:?}, which the preceding assistant message did not call"));
+            };
+            open.remove(i);
+        }
+        if api == Api::Anthropic && !open.is_empty() {
+            return Some(format!("tool_use ids {open:?} were found without tool_result blocks immediately after"));
+        }
+        if !calls.is_empty() {
+            open = calls;
+        }
+    }
+    if api == Api::Anthropic && any_tool_blocks && !body.get("tools").is_some_and(Value::is_array) {
+        return Some("requests which include tool_use or tool_result blocks must define tools".to_owned());
     }
     None
 }

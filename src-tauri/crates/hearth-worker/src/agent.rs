@@ -1,5 +1,7 @@
-//! One turn: store the member's messages, build the prompt, ask the broker, store and return
-//! the reply — or a kind failure message.
+//! One turn: store the member's messages, build the prompt (with what the assistant remembers
+//! about the member), ask the broker, run the tools the model calls and ask again, store and
+//! return the reply — or a kind failure message. `/memory` and `/forget` turns answer from the
+//! member's memory without a model call.
 //!
 //! Failures store nothing as an assistant message, and the member's messages stay in history.
 //! The next turn therefore sends them again, merged with whatever the member writes next into one
@@ -8,17 +10,30 @@
 //! naturally after it; the model answers what is still open instead of a bare "try again".
 //! The member's failure notice ("I couldn't reach my AI service…") is not stored, so the model
 //! never imitates it.
+//!
+//! Tool rounds live only in the turn's request: history keeps the member's messages and the
+//! final reply, and what a tool changed (a remembered fact) is in the memory itself.
 
 use hearth_proto::llm::{BrokerError, BrokerErrorKind, ChatMessage, Completion, CompletionRequest};
 use hearth_proto::worker::{Turn, TurnKind, TurnOutcome};
 
 use crate::history::{self, History, Prepared};
 use crate::link::LinkError;
-use crate::prompt;
+use crate::memory::{self, Memory};
+use crate::{prompt, tools};
 
-/// Most completions one turn may ask for. One is all a turn needs until tools exist; then each
-/// tool round is a step, and the limit keeps a looping model from spending without end.
-pub const MAX_STEPS: usize = 8;
+/// Most completions one turn may ask for. Each tool round is a step; the limit keeps a looping
+/// model from spending without end. Every step is one reserved-and-settled broker call.
+pub const MAX_STEPS: usize = 6;
+
+/// Facts brought into each prompt: up to this many matching the new messages' words…
+const RELEVANT_FACTS: usize = 8;
+/// …plus up to this many of the newest others.
+const RECENT_FACTS: usize = 3;
+
+/// What the member reads when the model still wanted tools after [`MAX_STEPS`] completions.
+pub const STEP_LIMIT_MESSAGE: &str = "Sorry, that took me more steps than I'm allowed for one message, so I \
+    stopped before finishing. Could you ask again, perhaps in smaller pieces?";
 
 /// Where completions come from: the gateway's broker over the worker socket in production
 /// ([`crate::link::Link`]), a script in tests.
@@ -33,17 +48,18 @@ pub trait Broker {
     ) -> impl Future<Output = Result<Result<Completion, BrokerError>, LinkError>>;
 }
 
-/// The history database, opened on first use. Kept as a slot so a file that cannot be opened
-/// fails the turn (and is retried on the next one, after the admin fixed it) instead of killing
-/// the worker before it can say what is wrong.
+/// The history and memory databases, opened on first use. Kept as slots so a file that cannot
+/// be opened fails the turn (and is retried on the next one, after the admin fixed it) instead
+/// of killing the worker before it can say what is wrong.
 pub struct Store {
     member_dir: std::path::PathBuf,
     history: Option<History>,
+    memory: Option<Memory>,
 }
 
 impl Store {
     pub fn new(member_dir: std::path::PathBuf) -> Self {
-        Self { member_dir, history: None }
+        Self { member_dir, history: None, memory: None }
     }
 
     fn get(&mut self) -> Result<&mut History, history::HistoryError> {
@@ -53,16 +69,22 @@ impl Store {
         };
         Ok(self.history.insert(history))
     }
+
+    fn memory(&mut self) -> Result<&mut Memory, memory::MemoryError> {
+        let memory = match self.memory.take() {
+            Some(m) => m,
+            None => Memory::open(&self.member_dir)?,
+        };
+        Ok(self.memory.insert(memory))
+    }
 }
 
 /// What one completion asks the loop to do next.
 enum Step {
     /// The answer for the member; the turn is over.
     Reply(String),
-    /// More work before answering (tool calls and their results, once tools exist): these
-    /// messages extend the transcript and the loop asks again.
-    #[expect(dead_code, reason = "produced by tool calls, which come later")]
-    Continue(Vec<ChatMessage>),
+    /// The model called tools: run them, add the call and its results, ask again.
+    Tools(Completion),
 }
 
 /// Runs one turn to its outcome. Only a broken link to the gateway is an error; everything
@@ -72,6 +94,11 @@ pub async fn run_turn<B: Broker>(broker: &mut B, store: &mut Store, turn: &Turn)
     match turn.kind {
         TurnKind::NewConversation => Ok(new_conversation(store, turn.chat_id, now)),
         TurnKind::Chat => chat(broker, store, turn, now).await,
+        TurnKind::ListMemory => Ok(list_memory(store)),
+        TurnKind::Forget => {
+            let words = turn.messages.first().map(|m| m.text.trim()).unwrap_or("");
+            Ok(forget(store, words))
+        }
     }
 }
 
@@ -83,6 +110,70 @@ fn new_conversation(store: &mut Store, chat_id: i64, now: i64) -> TurnOutcome {
                 .into(),
         },
         Err(e) => history_failed(&e),
+    }
+}
+
+/// `/memory`: every remembered fact, oldest first.
+fn list_memory(store: &mut Store) -> TurnOutcome {
+    let facts = match store.memory().and_then(|m| m.all()) {
+        Ok(f) => f,
+        Err(e) => return memory_failed(&e),
+    };
+    if facts.is_empty() {
+        return TurnOutcome::Reply {
+            text: "I don't remember anything about you yet. Tell me things worth keeping — birthdays, \
+                   favourite foods, your pets' names — and I'll remember them."
+                .into(),
+        };
+    }
+    let mut text = format!("Here's what I remember about you ({}):\n", facts.len());
+    for f in &facts {
+        text.push_str("\n- ");
+        text.push_str(&f.text);
+    }
+    text.push_str("\n\nTo forget something, send /forget and a few words from it. /forget alone forgets everything.");
+    TurnOutcome::Reply { text }
+}
+
+/// `/forget [words]`: no words asks to confirm, `everything` confirms, other words forget the
+/// facts containing all of them.
+fn forget(store: &mut Store, words: &str) -> TurnOutcome {
+    let memory = match store.memory() {
+        Ok(m) => m,
+        Err(e) => return memory_failed(&e),
+    };
+    let everything = ["everything", "all"].iter().any(|w| words.eq_ignore_ascii_case(w));
+    let result = if words.is_empty() {
+        memory.all().map(|facts| match facts.len() {
+            0 => "There's nothing to forget: I don't remember anything about you.".to_owned(),
+            n => format!(
+                "That would make me forget all {n} thing{} I remember about you. If you're sure, send \
+                 /forget everything. To forget only some, send /forget and a few words from them \
+                 (/memory shows the list).",
+                if n == 1 { "" } else { "s" }
+            ),
+        })
+    } else if everything {
+        memory.forget_all().map(|n| match n {
+            0 => "There's nothing to forget: I don't remember anything about you.".to_owned(),
+            n => format!("Done — I've forgotten everything I remembered about you ({n}). It's a clean slate."),
+        })
+    } else {
+        memory.forget_matching(words).map(|gone| {
+            if gone.is_empty() {
+                format!("I don't remember anything with “{words}” in it. Send /memory to see what I remember.")
+            } else {
+                let list: Vec<String> = gone.iter().map(|f| format!("- {}", f.text)).collect();
+                format!("Done — I've forgotten:\n{}", list.join("\n"))
+            }
+        })
+    };
+    match result {
+        Ok(text) => {
+            tracing::info!(confirm = words.is_empty(), everything, "forget command handled");
+            TurnOutcome::Reply { text }
+        }
+        Err(e) => memory_failed(&e),
     }
 }
 
@@ -108,10 +199,19 @@ async fn chat<B: Broker>(broker: &mut B, store: &mut Store, turn: &Turn, now: i6
     };
 
     let new: Vec<&str> = turn.messages.iter().map(|m| m.text.as_str()).collect();
-    let mut request = prompt::build_request(&turn.context, &earlier, &new);
+    // A memory that cannot be read degrades the answer, not the turn.
+    let facts = match store.memory().and_then(|m| m.relevant(&new.join("\n"), RELEVANT_FACTS, RECENT_FACTS)) {
+        Ok(facts) => facts.into_iter().map(|f| f.text).collect(),
+        Err(e) => {
+            tracing::warn!(turn_id = turn.turn_id, error = %e, "memory unavailable; answering without it");
+            Vec::new()
+        }
+    };
+    let mut request = prompt::build_request(&turn.context, &facts, &earlier, &new, tools::specs());
     tracing::debug!(
         turn_id = turn.turn_id,
         history = request.messages.len() - 1,
+        memories = facts.len(),
         system_bytes = request.system.len(),
         "prompt built"
     );
@@ -126,8 +226,11 @@ async fn chat<B: Broker>(broker: &mut B, store: &mut Store, turn: &Turn, now: i6
         };
         let text = match next_step(completion) {
             Ok(Step::Reply(text)) => text,
-            Ok(Step::Continue(more)) => {
-                request.messages.extend(more);
+            Ok(Step::Tools(completion)) => {
+                if step == MAX_STEPS {
+                    break;
+                }
+                run_tools(store, turn.turn_id, &mut request, completion, now).await;
                 continue;
             }
             Err(failed) => return Ok(failed),
@@ -141,13 +244,40 @@ async fn chat<B: Broker>(broker: &mut B, store: &mut Store, turn: &Turn, now: i6
         return Ok(TurnOutcome::Reply { text });
     }
     Ok(TurnOutcome::Failed {
-        user_message: "Sorry, I got stuck working on that. Could you try asking another way?".into(),
-        detail: format!("turn {} hit the limit of {MAX_STEPS} completions", turn.turn_id),
+        user_message: STEP_LIMIT_MESSAGE.into(),
+        detail: format!("turn {} hit the limit of {MAX_STEPS} completions, still calling tools", turn.turn_id),
     })
+}
+
+/// Runs each tool the completion called, one after another, and extends the request with the
+/// model's call and one result per call (an error's text when it failed or timed out).
+async fn run_tools(store: &mut Store, turn_id: u64, request: &mut CompletionRequest, completion: Completion, now: i64) {
+    let calls = completion.tool_calls;
+    request.messages.push(ChatMessage::assistant_tool_calls(completion.text, calls.clone()));
+    for call in &calls {
+        let started = std::time::Instant::now();
+        let result = tools::run(store.member_dir.clone(), call, now).await;
+        // Names and timings only: arguments and results hold what the member said.
+        tracing::info!(
+            turn_id,
+            tool = %call.name,
+            ok = result.is_ok(),
+            ms = started.elapsed().as_millis() as u64,
+            "tool ran"
+        );
+        let message = match result {
+            Ok(text) => ChatMessage::tool_result(call.id.clone(), text, false),
+            Err(e) => ChatMessage::tool_result(call.id.clone(), format!("error: {e}"), true),
+        };
+        request.messages.push(message);
+    }
 }
 
 /// Decides what a completion means for the loop.
 fn next_step(completion: Completion) -> Result<Step, TurnOutcome> {
+    if !completion.tool_calls.is_empty() {
+        return Ok(Step::Tools(completion));
+    }
     if completion.text.trim().is_empty() {
         return Err(TurnOutcome::Failed {
             user_message: "I came up empty on that one, sorry. Could you ask again, maybe in \
@@ -161,6 +291,16 @@ fn next_step(completion: Completion) -> Result<Step, TurnOutcome> {
         });
     }
     Ok(Step::Reply(completion.text))
+}
+
+fn memory_failed(e: &memory::MemoryError) -> TurnOutcome {
+    tracing::error!(error = %e, "memory unavailable");
+    TurnOutcome::Failed {
+        user_message: "I can't open what I remember about you right now. Please let whoever runs Hearth \
+                       at home know."
+            .into(),
+        detail: e.to_string(),
+    }
 }
 
 fn history_failed(e: &history::HistoryError) -> TurnOutcome {

@@ -14,7 +14,7 @@ use std::fs::{OpenOptions, Permissions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use hearth_proto::llm::{ChatMessage, Role};
+use hearth_proto::llm::ChatMessage;
 use hearth_proto::worker::IncomingMessage;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -293,13 +293,10 @@ fn read_before(
     while bytes <= max_bytes
         && let Some(row) = rows.next()?
     {
-        let role = match row.get_ref(0)?.as_str()? {
-            "assistant" => Role::Assistant,
-            _ => Role::User,
-        };
+        let assistant = row.get_ref(0)?.as_str()? == "assistant";
         let content: String = row.get(1)?;
         bytes += content.len();
-        out.push(ChatMessage { role, content });
+        out.push(if assistant { ChatMessage::assistant(content) } else { ChatMessage::user(content) });
     }
     out.reverse();
     Ok(out)

@@ -5,14 +5,22 @@
 //! - [`run_from_env`] / [`serve`]: process entry (`hearth worker`) and the worker's life on its
 //!   socket: handshake, then turns one at a time until shutdown or end of stream.
 //! - `link`: the framed socket to the gateway; completions asked for mid-turn.
-//! - `agent`: one turn — history, prompt, the completion loop, kind failure messages.
+//! - `agent`: one turn — history, memory, prompt, the completion and tool loop, `/memory` and
+//!   `/forget`, kind failure messages.
 //! - `history`: `history.sqlite`, conversations per chat, idempotent turn storage.
-//! - `prompt`: the system prompt and the token-budgeted message list.
+//! - `memory`: `memory.sqlite`, the facts the assistant keeps about its member (FTS5 search).
+//! - `tools`: the tools the model may call (remember, recall, forget), each under a timeout.
+//! - `prompt`: the system prompt, remembered facts and the token-budgeted message list.
 
 mod agent;
 mod history;
 mod link;
+mod memory;
 mod prompt;
+mod tools;
+
+pub use agent::{MAX_STEPS, STEP_LIMIT_MESSAGE};
+pub use tools::TOOL_TIMEOUT;
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@
 
 use chrono::DateTime;
 use hearth_proto::control::Role as MemberRole;
-use hearth_proto::llm::{ChatMessage, CompletionRequest, Role};
+use hearth_proto::llm::{ChatMessage, CompletionRequest, Role, ToolSpec};
 use hearth_proto::worker::TurnContext;
 
 /// Put in place of new-message text cut to fit the budget, so the model knows it sees part.
@@ -100,14 +100,56 @@ fn describe_now(now: &str, timezone: &str) -> String {
 /// messages are always sent; history is kept newest first in whole user/assistant exchanges
 /// while it fits. If the new messages alone do not fit, the oldest new text is cut (see
 /// [`fit_new`]) and no history is sent.
-pub fn build_request(ctx: &TurnContext, earlier: &[ChatMessage], new: &[&str]) -> CompletionRequest {
-    let system = system_prompt(ctx);
-    let budget = (ctx.context_tokens as usize).saturating_sub(estimate_tokens(&system));
+///
+/// `memories` are the member's remembered facts, most relevant first; as many as fit in an
+/// eighth of the budget (at most [`MAX_MEMORY_TOKENS`]) go into the system prompt under their
+/// own heading. `tools` are offered to the model and their definitions count against the budget.
+pub fn build_request(
+    ctx: &TurnContext,
+    memories: &[String],
+    earlier: &[ChatMessage],
+    new: &[&str],
+    tools: Vec<ToolSpec>,
+) -> CompletionRequest {
+    let mut system = system_prompt(ctx);
+    let memory_budget = (ctx.context_tokens as usize / 8).min(MAX_MEMORY_TOKENS);
+    system.push_str(&memory_section(&ctx.member_name, memories, memory_budget));
+    let tools_cost: usize = tools
+        .iter()
+        .map(|t| estimate_tokens(&t.name) + estimate_tokens(&t.description) + estimate_tokens(&t.parameters.to_string()))
+        .sum();
+    let budget = (ctx.context_tokens as usize).saturating_sub(estimate_tokens(&system) + tools_cost);
     let new_text = fit_new(new, budget);
     let left = budget.saturating_sub(estimate_tokens(&new_text));
     let mut messages = trim_history(earlier, left);
     push_merged(&mut messages, ChatMessage::user(new_text));
-    CompletionRequest { system, messages, max_tokens: ctx.max_output_tokens }
+    CompletionRequest { system, messages, max_tokens: ctx.max_output_tokens, tools }
+}
+
+/// Most prompt tokens remembered facts may take, whatever the budget.
+pub const MAX_MEMORY_TOKENS: usize = 1000;
+
+/// The heading and list of remembered facts, as many as fit `budget` tokens in the given order;
+/// empty when there are none.
+pub fn memory_section(member_name: &str, facts: &[String], budget: usize) -> String {
+    let name = member_name.trim();
+    let name = if name.is_empty() { "this person" } else { name };
+    let mut s = format!(
+        "\nWhat you remember about {name} from earlier conversations (if {name} now says otherwise, \
+         believe {name} and update it):\n"
+    );
+    let mut spent = estimate_tokens(&s);
+    let mut any = false;
+    for fact in facts {
+        let line = format!("- {}\n", fact.split_whitespace().collect::<Vec<_>>().join(" "));
+        spent += estimate_tokens(&line);
+        if spent > budget {
+            break;
+        }
+        s.push_str(&line);
+        any = true;
+    }
+    if any { s } else { String::new() }
 }
 
 /// Appends `m`, merging it into the last message when the roles match.
@@ -249,8 +291,24 @@ mod tests {
             ChatMessage::assistant("Plant tulip bulbs in autumn, about six weeks before frost."),
             ChatMessage::user("And daffodils? (this turn failed)"),
         ];
-        let req = build_request(&ctx(), &earlier, &["Sorry, one more:", "what about garlic?"]);
+        let req = build_request(&ctx(), &[], &earlier, &["Sorry, one more:", "what about garlic?"], vec![]);
         insta::assert_json_snapshot!(req);
+    }
+
+    #[test]
+    fn memories_snapshot_and_budget() {
+        let facts = vec![
+            "Rose's granddaughter Mia visits on Sundays.".to_owned(),
+            "Rose is allergic\nto penicillin.".to_owned(),
+            "x".repeat(400),
+        ];
+        let req = build_request(&ctx(), &facts[..2], &[], &["Who visits me?"], vec![]);
+        insta::assert_snapshot!(req.system);
+        // The long fact does not fit a small budget; what fits comes in order.
+        let section = memory_section("Rose", &facts, 80);
+        assert!(section.contains("Mia") && section.contains("allergic to penicillin") && !section.contains("xxx"));
+        assert_eq!(memory_section("Rose", &facts, 10), "");
+        assert_eq!(memory_section("Rose", &[], 1000), "");
     }
 
     #[test]
@@ -297,10 +355,8 @@ mod tests {
     }
 
     fn arb_message() -> impl Strategy<Value = ChatMessage> {
-        (any::<bool>(), "[a-zé😀 ]{0,40}").prop_map(|(user, text)| ChatMessage {
-            role: if user { Role::User } else { Role::Assistant },
-            content: text,
-        })
+        (any::<bool>(), "[a-zé😀 ]{0,40}")
+            .prop_map(|(user, text)| if user { ChatMessage::user(text) } else { ChatMessage::assistant(text) })
     }
 
     proptest! {
@@ -314,7 +370,7 @@ mod tests {
             c.persona = String::new();
             c.context_tokens = context_tokens;
             let new: Vec<&str> = new.iter().map(String::as_str).collect();
-            let req = build_request(&c, &earlier, &new);
+            let req = build_request(&c, &[], &earlier, &new, vec![]);
 
             // Starts with user, alternates, ends with user.
             prop_assert!(!req.messages.is_empty());

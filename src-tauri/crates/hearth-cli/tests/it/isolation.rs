@@ -126,7 +126,8 @@ async fn a_connection_from_an_unrelated_uid_is_dropped() {
 
 /// A worker that misbehaves: it claims to be someone else, asks for completions outside its
 /// turn, finishes turns that are not running, and replies to the one that is. None of it
-/// reaches another member; its reply goes to its own member's chat only.
+/// reaches another member; its reply goes to its own member's chat only. It speaks the current
+/// protocol version (checked in the test), so the gateway lets it in.
 const HOSTILE_WORKER: &str = r#"
 import json, os, socket, struct
 s = socket.socket(fileno=3)
@@ -144,7 +145,7 @@ def recv():
     while len(b) < size:
         b += s.recv(size - len(b))
     return json.loads(b)
-send({"type": "hello", "version": 1, "claimed_member": "somebody-else"})
+send({"type": "hello", "version": 2, "claimed_member": "somebody-else"})
 recv()  # welcome
 while True:
     m = recv()
@@ -160,6 +161,8 @@ while True:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_worker_reaches_only_its_own_chat() {
+    let hello = format!("\"version\": {},", hearth_proto::PROTOCOL_VERSION);
+    assert!(HOSTILE_WORKER.contains(&hello), "update the hostile worker's hello to {hello}");
     let h = Household::with(2, |c| {
         c.worker_exe = "/usr/bin/python3".into();
         c.worker_args = vec!["-c".into(), HOSTILE_WORKER.into()];

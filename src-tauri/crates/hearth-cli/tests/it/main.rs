@@ -7,6 +7,7 @@ mod faults;
 mod flow;
 mod isolation;
 mod members;
+mod memory;
 mod reliability;
 mod spend;
 mod supervisor;

@@ -46,7 +46,7 @@ async fn rig(kind: ProviderKind, stream: bool, price_usd_per_mtok: u64) -> Rig {
 }
 
 fn request(text: &str) -> CompletionRequest {
-    CompletionRequest { system: "You are helpful.".into(), messages: vec![ChatMessage::user(text)], max_tokens: 50 }
+    CompletionRequest { system: "You are helpful.".into(), messages: vec![ChatMessage::user(text)], max_tokens: 50, tools: vec![] }
 }
 
 fn settled(store: &Store) -> (i64, i64, i64) {

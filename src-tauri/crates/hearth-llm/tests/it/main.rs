@@ -3,6 +3,7 @@
 mod calls;
 mod faults;
 mod retry;
+mod tools;
 
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ fn request(text: &str) -> CompletionRequest {
             ChatMessage::user(text),
         ],
         max_tokens: 256,
+        tools: vec![],
     }
 }
 

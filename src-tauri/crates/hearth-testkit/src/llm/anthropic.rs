@@ -21,40 +21,47 @@ fn usage(a: &Answer<'_>, output_tokens: u64) -> Value {
 }
 
 fn stop_reason(reply: &Reply) -> &'static str {
-    match reply {
-        Reply::Text(_) => "end_turn",
-        Reply::ToolCall { .. } => "tool_use",
-    }
+    if reply.parts().1.is_empty() { "end_turn" } else { "tool_use" }
 }
 
 fn message_id(a: &Answer<'_>) -> String {
     format!("msg_fake{}", a.id)
 }
 
-fn tool_use_id(a: &Answer<'_>) -> String {
-    format!("toolu_fake{}", a.id)
+fn tool_use_id(a: &Answer<'_>, i: usize) -> String {
+    if i == 0 { format!("toolu_fake{}", a.id) } else { format!("toolu_fake{}_{i}", a.id) }
+}
+
+/// The answer's content blocks, whole: a text block (when there is text or nothing else), then
+/// one `tool_use` block per call.
+fn blocks(a: &Answer<'_>) -> Vec<Value> {
+    let (text, calls) = a.reply.parts();
+    let mut blocks = Vec::new();
+    if calls.is_empty() || !text.is_empty() {
+        blocks.push(json!({ "type": "text", "text": text }));
+    }
+    for (i, (name, arguments)) in calls.iter().enumerate() {
+        blocks.push(json!({ "type": "tool_use", "id": tool_use_id(a, i), "name": name, "input": arguments }));
+    }
+    blocks
 }
 
 pub(super) fn completion(a: &Answer<'_>) -> Value {
-    let block = match a.reply {
-        Reply::Text(text) => json!({ "type": "text", "text": text }),
-        Reply::ToolCall { name, arguments } => {
-            json!({ "type": "tool_use", "id": tool_use_id(a), "name": name, "input": arguments })
-        }
-    };
     json!({
         "id": message_id(a),
         "type": "message",
         "role": "assistant",
         "model": a.model,
-        "content": [block],
+        "content": blocks(a),
         "stop_reason": stop_reason(a.reply),
         "stop_sequence": null,
         "usage": usage(a, a.tokens.output)
     })
 }
 
-/// Every SSE frame of a streamed answer, `message_stop` last.
+/// Every SSE frame of a streamed answer, `message_stop` last. Each block starts empty (a
+/// `tool_use` block with `input: {}`) and is filled by `text_delta` or `input_json_delta`
+/// pieces naming its index.
 pub(super) fn stream_frames(a: &Answer<'_>) -> Vec<String> {
     let mut frames = vec![frame(
         Some("message_start"),
@@ -72,31 +79,39 @@ pub(super) fn stream_frames(a: &Answer<'_>) -> Vec<String> {
             }
         }),
     )];
-    let (block, deltas): (Value, Vec<Value>) = match a.reply {
-        Reply::Text(text) => (
-            json!({ "type": "text", "text": "" }),
-            pieces(text).into_iter().map(|p| json!({ "type": "text_delta", "text": p })).collect(),
-        ),
-        Reply::ToolCall { name, arguments } => (
-            json!({ "type": "tool_use", "id": tool_use_id(a), "name": name, "input": {} }),
-            pieces(&arguments.to_string())
-                .into_iter()
-                .map(|p| json!({ "type": "input_json_delta", "partial_json": p }))
-                .collect(),
-        ),
-    };
-    frames.push(frame(
-        Some("content_block_start"),
-        &json!({ "type": "content_block_start", "index": 0, "content_block": block }),
-    ));
-    frames.push(frame(Some("ping"), &json!({ "type": "ping" })));
-    for delta in deltas {
+    for (index, whole) in blocks(a).into_iter().enumerate() {
+        let (start, deltas): (Value, Vec<Value>) = if whole["type"] == "text" {
+            (
+                json!({ "type": "text", "text": "" }),
+                pieces(whole["text"].as_str().unwrap_or(""))
+                    .into_iter()
+                    .map(|p| json!({ "type": "text_delta", "text": p }))
+                    .collect(),
+            )
+        } else {
+            (
+                json!({ "type": "tool_use", "id": whole["id"], "name": whole["name"], "input": {} }),
+                pieces(&whole["input"].to_string())
+                    .into_iter()
+                    .map(|p| json!({ "type": "input_json_delta", "partial_json": p }))
+                    .collect(),
+            )
+        };
         frames.push(frame(
-            Some("content_block_delta"),
-            &json!({ "type": "content_block_delta", "index": 0, "delta": delta }),
+            Some("content_block_start"),
+            &json!({ "type": "content_block_start", "index": index, "content_block": start }),
         ));
+        if index == 0 {
+            frames.push(frame(Some("ping"), &json!({ "type": "ping" })));
+        }
+        for delta in deltas {
+            frames.push(frame(
+                Some("content_block_delta"),
+                &json!({ "type": "content_block_delta", "index": index, "delta": delta }),
+            ));
+        }
+        frames.push(frame(Some("content_block_stop"), &json!({ "type": "content_block_stop", "index": index })));
     }
-    frames.push(frame(Some("content_block_stop"), &json!({ "type": "content_block_stop", "index": 0 })));
     frames.push(frame(
         Some("message_delta"),
         &json!({

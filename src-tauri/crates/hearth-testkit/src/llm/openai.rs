@@ -21,29 +21,31 @@ fn usage(a: &Answer<'_>) -> Value {
 }
 
 fn finish_reason(reply: &Reply) -> &'static str {
-    match reply {
-        Reply::Text(_) => "stop",
-        Reply::ToolCall { .. } => "tool_calls",
-    }
+    if reply.parts().1.is_empty() { "stop" } else { "tool_calls" }
 }
 
-fn tool_call_id(a: &Answer<'_>) -> String {
-    format!("call_fake{}", a.id)
+fn tool_call_id(a: &Answer<'_>, i: usize) -> String {
+    if i == 0 { format!("call_fake{}", a.id) } else { format!("call_fake{}_{i}", a.id) }
 }
 
 pub(super) fn completion(a: &Answer<'_>) -> Value {
-    let message = match a.reply {
-        Reply::Text(text) => json!({ "role": "assistant", "content": text, "refusal": null }),
-        Reply::ToolCall { name, arguments } => json!({
-            "role": "assistant",
-            "content": null,
-            "refusal": null,
-            "tool_calls": [{
-                "id": tool_call_id(a),
-                "type": "function",
-                "function": { "name": name, "arguments": arguments.to_string() }
-            }]
-        }),
+    let (text, calls) = a.reply.parts();
+    let message = if calls.is_empty() {
+        json!({ "role": "assistant", "content": text, "refusal": null })
+    } else {
+        let calls: Vec<Value> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, (name, arguments))| {
+                json!({
+                    "id": tool_call_id(a, i),
+                    "type": "function",
+                    "function": { "name": name, "arguments": arguments.to_string() }
+                })
+            })
+            .collect();
+        let content = if text.is_empty() { Value::Null } else { json!(text) };
+        json!({ "role": "assistant", "content": content, "refusal": null, "tool_calls": calls })
     };
     json!({
         "id": format!("chatcmpl-fake{}", a.id),
@@ -56,7 +58,9 @@ pub(super) fn completion(a: &Answer<'_>) -> Value {
     })
 }
 
-/// Every SSE frame of a streamed answer, `data: [DONE]` last.
+/// Every SSE frame of a streamed answer, `data: [DONE]` last. Text comes first, then each tool
+/// call: a first delta with its `index`, `id`, `name` and empty arguments, then the arguments in
+/// pieces that carry only the `index`.
 pub(super) fn stream_frames(a: &Answer<'_>, include_usage: bool) -> Vec<String> {
     let id = format!("chatcmpl-fake{}", a.id);
     let created = unix_now();
@@ -76,33 +80,29 @@ pub(super) fn stream_frames(a: &Answer<'_>, include_usage: bool) -> Vec<String> 
     };
     let choice = |delta: Value, finish: Option<&str>| json!([{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }]);
 
+    let (text, calls) = a.reply.parts();
     let mut frames = Vec::new();
-    match a.reply {
-        Reply::Text(text) => {
-            frames.push(frame(
-                None,
-                &chunk(choice(json!({ "role": "assistant", "content": "", "refusal": null }), None)),
-            ));
-            for piece in pieces(text) {
-                frames.push(frame(None, &chunk(choice(json!({ "content": piece }), None))));
-            }
+    if calls.is_empty() || !text.is_empty() {
+        frames.push(frame(None, &chunk(choice(json!({ "role": "assistant", "content": "", "refusal": null }), None))));
+        for piece in pieces(text) {
+            frames.push(frame(None, &chunk(choice(json!({ "content": piece }), None))));
         }
-        Reply::ToolCall { name, arguments } => {
-            let first = json!({
-                "role": "assistant",
-                "content": null,
-                "tool_calls": [{
-                    "index": 0,
-                    "id": tool_call_id(a),
-                    "type": "function",
-                    "function": { "name": name, "arguments": "" }
-                }]
-            });
-            frames.push(frame(None, &chunk(choice(first, None))));
-            for piece in pieces(&arguments.to_string()) {
-                let delta = json!({ "tool_calls": [{ "index": 0, "function": { "arguments": piece } }] });
-                frames.push(frame(None, &chunk(choice(delta, None))));
-            }
+    }
+    for (i, (name, arguments)) in calls.iter().enumerate() {
+        let first = json!({
+            "role": "assistant",
+            "content": null,
+            "tool_calls": [{
+                "index": i,
+                "id": tool_call_id(a, i),
+                "type": "function",
+                "function": { "name": name, "arguments": "" }
+            }]
+        });
+        frames.push(frame(None, &chunk(choice(first, None))));
+        for piece in pieces(&arguments.to_string()) {
+            let delta = json!({ "tool_calls": [{ "index": i, "function": { "arguments": piece } }] });
+            frames.push(frame(None, &chunk(choice(delta, None))));
         }
     }
     frames.push(frame(None, &chunk(choice(json!({}), Some(finish_reason(a.reply))))));

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use hearth_proto::PROTOCOL_VERSION;
 use hearth_proto::frame::{read_frame, write_frame};
-use hearth_proto::llm::{BrokerError, Completion, CompletionRequest, Usage};
+use hearth_proto::llm::{BrokerError, Completion, CompletionRequest, ToolCall, Usage};
 use hearth_proto::worker::{
     GatewayToWorker, IncomingMessage, Turn, TurnContext, TurnKind, TurnOutcome, WorkerToGateway,
 };
@@ -56,6 +56,21 @@ pub fn completion(text: &str) -> Completion {
         model: "fake-model".into(),
         usage: Usage::default(),
         finish_reason: Some("stop".into()),
+        tool_calls: vec![],
+    }
+}
+
+/// A completion calling `calls` (name, JSON arguments), with ids `call_<turn>_<i>`.
+pub fn tool_calls(calls: &[(&str, serde_json::Value)]) -> Completion {
+    Completion {
+        text: String::new(),
+        finish_reason: Some("tool_calls".into()),
+        tool_calls: calls
+            .iter()
+            .enumerate()
+            .map(|(i, (name, args))| ToolCall { id: format!("call_{i}"), name: (*name).into(), arguments: args.to_string() })
+            .collect(),
+        ..completion("")
     }
 }
 

@@ -3,4 +3,6 @@
 
 mod fake;
 mod lifecycle;
+mod memory;
+mod tools;
 mod turns;
