@@ -18,6 +18,7 @@ Exit codes:
   8  Telegram or the provider could not be reached
   9  `hearth doctor` found warnings (and nothing critical)
   10 `hearth doctor` found something critical
+  11 `hearth backup verify` or `restore` found the backup damaged
 
 Errors print as `error: <message>` on stderr; with --json also as
 {\"error\":{\"code\":\"...\",\"message\":\"...\"}} on stdout.";
@@ -155,6 +156,10 @@ pub enum Command {
     )]
     Supervisor(SupervisorArgs),
 
+    /// Back up the household, check a backup, restore one, or back up on a schedule.
+    #[command(subcommand)]
+    Backup(crate::backup::BackupCommand),
+
     /// Internal: one member's worker process, started by the gateway.
     #[command(hide = true)]
     Worker,
@@ -182,6 +187,7 @@ impl Command {
             Command::Usage(a) => a.command.is_none() && a.json,
             Command::Status(a) => a.json,
             Command::Doctor(a) => a.json,
+            Command::Backup(c) => c.json(),
             Command::Serve(_) | Command::Demo(_) | Command::Supervisor(_) | Command::Worker => false,
         }
     }

@@ -17,6 +17,8 @@ pub const EXIT_UNREACHABLE: u8 = 8;
 pub const EXIT_DOCTOR_WARNINGS: u8 = 9;
 /// `hearth doctor` ran and found something critical.
 pub const EXIT_DOCTOR_CRITICAL: u8 = 10;
+/// `hearth backup verify` (or `restore`) found a backup missing, changed or damaged.
+pub const EXIT_BACKUP_DAMAGED: u8 = 11;
 
 /// A command that did not succeed: a stable `code` for scripts, a `message` for people.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,6 +12,7 @@
 //!   and spending reports, over the same socket.
 //! - [`secret`]: reading a bot token or API key from stdin or an environment variable — never
 //!   from the command line, where `ps` and shell history would show it.
+//! - [`backup`]: `hearth backup create|verify|restore|schedule`.
 //! - [`table`]: aligned plain-text tables.
 //! - [`failure`]: errors as the admin reads them, and the exit codes below.
 //! - [`demo`]: `hearth demo`, a household of simulated users chatting through the real gateway and
@@ -34,12 +35,14 @@
 //! | 8 | Telegram or the provider could not be reached |
 //! | 9 | `hearth doctor` found warnings and nothing critical (the report is printed) |
 //! | 10 | `hearth doctor` found something critical (the report is printed) |
+//! | 11 | `hearth backup verify` or `restore` found the backup missing, changed or damaged |
 //!
 //! Errors print as `error: <message>` on stderr; with `--json` the same error is also printed on
 //! stdout as `{"error":{"code":"...","message":"..."}}`.
 
 mod admin;
 mod args;
+mod backup;
 mod demo;
 mod doctor;
 mod failure;
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
 async fn run(command: Command, data_dir: std::path::PathBuf) -> Result<u8, Failure> {
     let done = match command {
         Command::Doctor(cmd) => return doctor::run(&data_dir, cmd).await,
+        Command::Backup(cmd) => return backup::run(&data_dir, cmd).await,
         Command::Serve(args) => serve::run(data_dir, args).await,
         Command::Provider(cmd) => admin::provider(&data_dir, cmd).await,
         Command::Member(cmd) => admin::member(&data_dir, cmd).await,

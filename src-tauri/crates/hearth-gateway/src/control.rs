@@ -68,6 +68,8 @@ impl Gateway {
                 let gw = self.clone();
                 tokio::task::spawn_blocking(move || gw.doctor()).await.map(ControlReply::Doctor).map_err(internal)
             }
+            ControlRequest::BackupCreate { dest_dir, include_secrets } => self.backup_create(&dest_dir, include_secrets).await,
+            ControlRequest::BackupSchedule { dest_dir, every_hours } => self.backup_schedule(dest_dir, every_hours).await,
         }
     }
 

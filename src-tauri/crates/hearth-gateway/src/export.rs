@@ -100,7 +100,7 @@ fn create_fresh_dir(parent: &Path, base: &str) -> Result<PathBuf, ExportError> {
     Err(ExportError::Write { path: parent.join(base), source: io::Error::other("too many exports with this name") })
 }
 
-fn copy_dir(src: &Path, dst: &Path, rel: &Path, out: &mut Exported) -> Result<(), ExportError> {
+pub(crate) fn copy_dir(src: &Path, dst: &Path, rel: &Path, out: &mut Exported) -> Result<(), ExportError> {
     let read_err = |source| ExportError::Read { path: src.to_owned(), source };
     let mut entries: Vec<_> = fs::read_dir(src).map_err(read_err)?.collect::<Result<_, _>>().map_err(read_err)?;
     entries.sort_by_key(|e| e.file_name());
@@ -138,7 +138,7 @@ fn is_sqlite_sidecar(dir: &Path, name: &str) -> bool {
 
 /// Copies one regular file, opened without following a symlink; `false` if it turned out not
 /// to be a plain file after all (changed since it was listed).
-fn copy_file(from: &Path, to: &Path) -> Result<bool, ExportError> {
+pub(crate) fn copy_file(from: &Path, to: &Path) -> Result<bool, ExportError> {
     let read_err = |source| ExportError::Read { path: from.to_owned(), source };
     let mut src = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(from) {
         Ok(f) => f,
@@ -164,7 +164,7 @@ fn new_file(path: &Path) -> Result<File, ExportError> {
         .map_err(|source| ExportError::Write { path: path.to_owned(), source })
 }
 
-fn write_new(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
     use std::io::Write as _;
     let mut f = new_file(path)?;
     f.write_all(bytes)
@@ -173,7 +173,7 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
 }
 
 /// A consistent copy of a live database: `VACUUM INTO` reads one snapshot.
-fn vacuum_into(from: &Path, to: &Path) -> Result<(), ExportError> {
+pub(crate) fn vacuum_into(from: &Path, to: &Path) -> Result<(), ExportError> {
     let db_err = |source| ExportError::Database { path: from.to_owned(), source };
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
     let conn = Connection::open_with_flags(from, flags).map_err(db_err)?;

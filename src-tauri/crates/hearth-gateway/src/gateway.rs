@@ -163,6 +163,8 @@ pub(crate) struct Inner {
     pub(crate) inbox_tx: mpsc::UnboundedSender<Vec<InboxRow>>,
     pub(crate) cancel: CancellationToken,
     pub(crate) tracker: TaskTracker,
+    /// One backup at a time, and the schedule (`backup.rs`).
+    pub(crate) backups: crate::backup::Backups,
     started: Instant,
     /// Held for the gateway's lifetime: one gateway per data directory.
     _lock: File,
@@ -327,6 +329,7 @@ impl Gateway {
             inbox_tx,
             cancel: cancel.clone(),
             tracker: tracker.clone(),
+            backups: crate::backup::Backups::new(),
             started: Instant::now(),
             _lock: lock,
         });
@@ -344,6 +347,7 @@ impl Gateway {
             let _ = events.send(Event::Inbox(pending));
         }
         tracker.spawn(gateway.clone().core_loop(events_rx));
+        gateway.start_backup_schedule().await;
         if let Some(listener) = worker_socket {
             tracker.spawn(gateway.inner.workers.clone().serve_socket(listener));
         }
@@ -1158,7 +1162,7 @@ fn bind_worker_socket(dir: &DataDir) -> anyhow::Result<tokio::net::UnixListener>
 
 /// One gateway per data directory: an exclusive, non-blocking `flock` held for the process's
 /// life (the kernel drops it if we crash).
-fn take_lock(dir: &DataDir) -> anyhow::Result<File> {
+pub(crate) fn take_lock(dir: &DataDir) -> anyhow::Result<File> {
     use std::os::fd::AsRawFd;
     let path = dir.lock_file();
     let file = std::fs::OpenOptions::new()

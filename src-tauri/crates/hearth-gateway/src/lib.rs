@@ -20,8 +20,10 @@
 //!   settings, pause, token replacement and export in `control_member`, testing and finding
 //!   providers in `control_provider`).
 //! - [`export`]: a consistent copy of one member's directory, for `MemberExport`.
+//! - [`backup`]: backups of the whole household (create, verify, restore) and their schedule.
 //! - [`paths`]: the data directory layout.
 
+pub mod backup;
 pub mod broker;
 pub mod control;
 mod control_doctor;

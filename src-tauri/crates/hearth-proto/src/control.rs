@@ -88,6 +88,14 @@ pub enum ControlRequest {
     UsageExport { month: String },
     /// A security self-check: the isolation level in force per member and findings.
     Doctor,
+    /// A consistent backup of the whole household into a new `hearth-backup-<time>/` folder inside
+    /// `dest_dir` (absolute; created if its parent exists). `secrets.json` only with
+    /// `include_secrets`.
+    BackupCreate { dest_dir: String, include_secrets: bool },
+    /// Back up into `dest_dir` every `every_hours`, keeping the last 7 there; `dest_dir: None`
+    /// turns scheduled backups off. Stored as the household settings `backup.dir` and
+    /// `backup.every_hours`.
+    BackupSchedule { dest_dir: Option<String>, every_hours: u32 },
 }
 
 /// What a member is, for the assistant's tone and care: children and teens get age-appropriate
@@ -211,6 +219,14 @@ impl std::fmt::Debug for ControlRequest {
             Self::Usage { month } => f.debug_struct("Usage").field("month", month).finish(),
             Self::UsageExport { month } => f.debug_struct("UsageExport").field("month", month).finish(),
             Self::Doctor => f.write_str("Doctor"),
+            Self::BackupCreate { dest_dir, include_secrets } => f
+                .debug_struct("BackupCreate")
+                .field("dest_dir", dest_dir)
+                .field("include_secrets", include_secrets)
+                .finish(),
+            Self::BackupSchedule { dest_dir, every_hours } => {
+                f.debug_struct("BackupSchedule").field("dest_dir", dest_dir).field("every_hours", every_hours).finish()
+            }
         }
     }
 }
@@ -270,6 +286,23 @@ pub enum ControlReply {
     Member(MemberSummary),
     /// `MemberExport`: the folder that was written.
     Exported { path: String },
+    /// `BackupCreate`: the backup that was written.
+    BackedUp(BackupSummary),
+}
+
+/// A finished backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupSummary {
+    /// The new `hearth-backup-YYYYMMDD-HHMMSS` folder.
+    pub path: String,
+    /// Member directories it holds.
+    pub members: u32,
+    /// Total size of the files it holds, manifest excluded.
+    pub bytes: u64,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// Whether `secrets.json` (bot tokens, provider key) is in it.
+    pub includes_secrets: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
