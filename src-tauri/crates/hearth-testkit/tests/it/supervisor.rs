@@ -58,13 +58,14 @@ impl Bench {
         let stop = CancellationToken::new();
         let (path, token) = (socket.clone(), stop.clone());
         let served = tokio::spawn(async move { serve(&path, admin_uid, token.cancelled_owned()).await });
+        // The socket file appears at bind(), a moment before listen(): wait until it accepts.
         for _ in 0..500 {
-            if socket.exists() {
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(socket.exists(), "the supervisor did not bind {}", socket.display());
+        assert!(std::os::unix::net::UnixStream::connect(&socket).is_ok(), "the supervisor did not listen on {}", socket.display());
         Bench { root, data, probe, socket, stop, served: Some(served), members: Vec::new() }
     }
 
