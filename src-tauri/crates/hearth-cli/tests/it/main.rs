@@ -9,6 +9,7 @@ mod flow;
 mod isolation;
 mod members;
 mod memory;
+mod package;
 mod reliability;
 mod spend;
 mod supervisor;

@@ -20,7 +20,7 @@ use crate::support::HEARTH;
 
 const T: Duration = Duration::from_secs(30);
 
-fn assert_root() {
+pub(crate) fn assert_root() {
     assert!(
         nix::unistd::geteuid().is_root(),
         "this test needs root (it runs `hearth supervisor` and switches to another uid); CI runs as root"
@@ -53,14 +53,16 @@ fn process_uid(pid: u32) -> u32 {
 /// A throw-away machine layout: a root-owned copy of `hearth` any uid may run (the build
 /// directory need not be reachable, and the supervisor runs only what root alone can change),
 /// the supervisor's socket directory, and a data directory owned by the gateway's uid.
-struct Machine {
+pub(crate) struct Machine {
+    /// Logs (and, for a throw-away layout, everything else).
     root: tempfile::TempDir,
-    hearth: PathBuf,
-    socket: PathBuf,
-    data: PathBuf,
-    uid: u32,
+    pub(crate) hearth: PathBuf,
+    pub(crate) socket: PathBuf,
+    pub(crate) data: PathBuf,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
     /// Member ids whose accounts are removed at the end, whatever happens.
-    members: Vec<String>,
+    pub(crate) members: Vec<String>,
 }
 
 impl Machine {
@@ -80,11 +82,26 @@ impl Machine {
         chmod(&data, 0o700);
         std::os::unix::fs::chown(&data, Some(uid), Some(uid)).unwrap();
         let socket = root.path().join("run").join("supervisor.sock");
-        Machine { root, hearth, socket, data, uid, members: Vec::new() }
+        Machine { root, hearth, socket, data, uid, gid: uid, members: Vec::new() }
+    }
+
+    /// The layout an installed package gives: `/usr/bin/hearth`, the supervisor's socket in
+    /// `/run/hearth`, the data in `/var/lib/hearth`, the gateway as the `hearth` service user.
+    pub(crate) fn installed(uid: u32, gid: u32) -> Machine {
+        assert_root();
+        Machine {
+            root: tempfile::tempdir().unwrap(),
+            hearth: PathBuf::from("/usr/bin/hearth"),
+            socket: PathBuf::from(hearth_isolation::supervisor::DEFAULT_SOCKET_LINUX),
+            data: PathBuf::from("/var/lib/hearth"),
+            uid,
+            gid,
+            members: Vec::new(),
+        }
     }
 
     /// `hearth ARGS` as the gateway's uid, with a clean environment.
-    fn as_admin(&self, args: &[&str]) -> tokio::process::Command {
+    pub(crate) fn as_admin(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.hearth);
         cmd.args(args)
             .env_clear()
@@ -94,7 +111,7 @@ impl Machine {
             .env("COLUMNS", "100")
             .current_dir(&self.data)
             .uid(self.uid)
-            .gid(self.uid)
+            .gid(self.gid)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -103,7 +120,7 @@ impl Machine {
     }
 
     /// Runs an admin command to completion; returns (exit code, stdout, stderr).
-    async fn run(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    pub(crate) async fn run(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
         let mut cmd = self.as_admin(args);
         cmd.envs(env.iter().copied());
         if stdin.is_some() {
@@ -126,7 +143,7 @@ impl Machine {
     }
 
     /// Runs an admin command that must succeed and print JSON.
-    async fn json(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Value {
+    pub(crate) async fn json(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Value {
         let (code, stdout, stderr) = self.run(args, stdin, env).await;
         assert!(code == Some(0) || args[0] == "doctor", "`hearth {}` failed ({code:?}): {stderr}", args.join(" "));
         serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout} / {stderr}"))
@@ -137,7 +154,7 @@ impl Machine {
     }
 
     /// `hearth supervisor` as root, serving the gateway's uid.
-    async fn start_supervisor(&self) -> tokio::process::Child {
+    pub(crate) async fn start_supervisor(&self) -> tokio::process::Child {
         let log = std::fs::File::create(self.log("supervisor")).unwrap();
         let child = tokio::process::Command::new(&self.hearth)
             .args(["supervisor", "--socket", self.socket.to_str().unwrap(), "--admin-uid", &self.uid.to_string()])
@@ -149,7 +166,8 @@ impl Machine {
             .spawn()
             .unwrap();
         let deadline = Instant::now() + T;
-        while !self.socket.exists() {
+        // The socket file appears at bind(), a moment before listen(): wait until it accepts.
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
             assert!(Instant::now() < deadline, "the supervisor did not start: {}", self.read_log("supervisor"));
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -157,7 +175,7 @@ impl Machine {
     }
 
     /// `hearth serve` as the gateway's uid, waiting until it answers `hearth status`.
-    async fn start_gateway(&self, tg: &FakeTelegram, extra: &[&str]) -> tokio::process::Child {
+    pub(crate) async fn start_gateway(&self, tg: &FakeTelegram, extra: &[&str]) -> tokio::process::Child {
         let log = std::fs::File::create(self.log("serve")).unwrap();
         std::os::unix::fs::chown(self.log("serve"), Some(self.uid), Some(self.uid)).unwrap();
         let mut args = vec!["serve"];
@@ -183,7 +201,7 @@ impl Machine {
         }
     }
 
-    fn read_log(&self, name: &str) -> String {
+    pub(crate) fn read_log(&self, name: &str) -> String {
         std::fs::read_to_string(self.log(name)).unwrap_or_default()
     }
 }
@@ -217,7 +235,7 @@ fn kill_processes_of(uid: u32) {
 }
 
 /// Sends SIGTERM and waits (bounded) for a clean exit.
-async fn terminate(mut child: tokio::process::Child, what: &str, log: impl Fn() -> String) {
+pub(crate) async fn terminate(mut child: tokio::process::Child, what: &str, log: impl Fn() -> String) {
     let pid = child.id().unwrap();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let status = tokio::time::timeout(T, child.wait())

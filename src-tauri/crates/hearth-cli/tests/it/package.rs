@@ -1,0 +1,196 @@
+//! The Linux package: `installers/linux/build-deb` packs this build's `hearth`, the package
+//! installs on this machine, its systemd units verify, the services' own command lines (read
+//! from the installed units, run the way systemd would: the supervisor as root, the gateway as
+//! the `hearth` service user) serve a member through the fake Telegram and model, `hearth
+//! doctor` finds nothing critical, and purging removes the user but never the household's data.
+//! Needs root (it installs a package and creates accounts); CI runs as root. There is no systemd
+//! in CI's container, so the units are checked with `systemd-analyze verify` and their commands
+//! are run directly.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hearth_testkit::llm::FakeLlm;
+use hearth_testkit::telegram::FakeTelegram;
+use serde_json::Value;
+
+use crate::support::HEARTH;
+use crate::supervisor::{Machine, assert_root, terminate};
+
+const T: Duration = Duration::from_secs(30);
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..")
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What systemd would run for a unit: its user, environment and command line.
+struct Unit {
+    user: Option<String>,
+    env: Vec<(String, String)>,
+    exec: Vec<String>,
+}
+
+fn unit(path: &Path) -> Unit {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut u = Unit { user: None, env: Vec::new(), exec: Vec::new() };
+    for line in text.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
+        if let Some(v) = line.strip_prefix("User=") {
+            u.user = Some(v.to_owned());
+        } else if let Some(v) = line.strip_prefix("Environment=") {
+            let (k, v) = v.split_once('=').expect("Environment=KEY=VALUE");
+            u.env.push((k.to_owned(), v.to_owned()));
+        } else if let Some(v) = line.strip_prefix("ExecStart=") {
+            u.exec = v.split_whitespace().map(str::to_owned).collect();
+        }
+    }
+    assert!(!u.exec.is_empty(), "{} has no ExecStart", path.display());
+    u
+}
+
+/// Removes the package (purge) and what the test left in /var/lib/hearth, whatever happens.
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["--purge", "hearth"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = std::fs::remove_dir_all("/var/lib/hearth");
+    }
+}
+
+#[test]
+fn the_units_verify_with_systemd() {
+    // Against a copy whose ExecStart points at this build, so no installation is needed.
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["hearth.service", "hearth-supervisor.service"] {
+        let text = std::fs::read_to_string(repo().join("installers/linux").join(name)).unwrap();
+        std::fs::write(dir.path().join(name), text.replace("/usr/bin/hearth", HEARTH)).unwrap();
+    }
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(dir.path().join("hearth.service"))
+        .arg(dir.path().join("hearth-supervisor.service"))
+        .output()
+        .expect("systemd-analyze (Debian's systemd package) is needed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deb_installs_serves_a_member_and_purges_without_losing_data() {
+    assert_root();
+    assert!(
+        !Path::new("/var/lib/hearth").exists() && Command::new("dpkg").args(["-s", "hearth"]).output().unwrap().status.code() != Some(0),
+        "this test installs the hearth package and uses /var/lib/hearth; run it on a machine without them (CI's is fresh)"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let deb = run(Command::new("bash")
+        .arg(repo().join("installers/linux/build-deb"))
+        .args(["--binary", HEARTH, "--out"])
+        .arg(out.path())
+        .arg("--fast"));
+    let deb = deb.trim();
+    let contents = run(Command::new("dpkg-deb").args(["--contents", deb]));
+    for path in ["./usr/bin/hearth", "./lib/systemd/system/hearth.service", "./lib/systemd/system/hearth-supervisor.service"] {
+        assert!(contents.contains(path), "the package lacks {path}:\n{contents}");
+    }
+    let _installed = Installed;
+    run(Command::new("dpkg").args(["-i", deb]));
+
+    // The service user and its state directory.
+    let passwd = run(Command::new("getent").args(["passwd", "hearth"]));
+    let fields: Vec<&str> = passwd.trim().split(':').collect();
+    let (uid, gid): (u32, u32) = (fields[2].parse().unwrap(), fields[3].parse().unwrap());
+    assert!(uid != 0 && fields[6].ends_with("nologin"), "{passwd}");
+    let meta = std::fs::metadata("/var/lib/hearth").unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (uid, 0o711));
+    assert_eq!(std::fs::metadata("/usr/bin/hearth").unwrap().permissions().mode() & 0o7777, 0o755);
+    let verify = Command::new("systemd-analyze")
+        .args(["verify", "/lib/systemd/system/hearth.service", "/lib/systemd/system/hearth-supervisor.service"])
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "installed units: {}", String::from_utf8_lossy(&verify.stderr));
+
+    // The services, run as their units say.
+    let tg = FakeTelegram::start().await;
+    let llm = FakeLlm::start().await;
+    let mut m = Machine::installed(uid, gid);
+    let sup = unit(Path::new("/lib/systemd/system/hearth-supervisor.service"));
+    assert_eq!(sup.user, None, "the supervisor runs as root");
+    let supervisor = tokio::process::Command::new(&sup.exec[0])
+        .args(&sup.exec[1..])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(out.path().join("supervisor.log")).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + T;
+    while std::os::unix::net::UnixStream::connect(&m.socket).is_err() {
+        assert!(Instant::now() < deadline, "the supervisor did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let gw = unit(Path::new("/lib/systemd/system/hearth.service"));
+    assert_eq!(gw.user.as_deref(), Some("hearth"));
+    let serve_log = out.path().join("serve.log");
+    let mut serve = m.as_admin(&gw.exec[1..].iter().map(String::as_str).collect::<Vec<_>>());
+    serve
+        .envs(gw.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("HEARTH_TELEGRAM_API_URL", tg.api_url())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&serve_log).unwrap());
+    let gateway = serve.spawn().unwrap();
+    let deadline = Instant::now() + T;
+    while m.run(&["status", "--json"], None, &[]).await.0 != Some(0) {
+        assert!(Instant::now() < deadline, "the gateway did not answer: {}", std::fs::read_to_string(&serve_log).unwrap_or_default());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A demo round: a provider, a member with her own account, a pairing and an answer.
+    m.json(
+        &["provider", "set", "--kind", "openai", "--base-url", &llm.base_url(), "--model", "test-model", "--api-key-env", "K", "--json"],
+        None,
+        &[("K", "sk-test-key")],
+    )
+    .await;
+    let bot = tg.add_bot("nan_hearth_bot");
+    let added = m.json(&["member", "add", "Nan", "--json"], Some(&format!("{}\n", bot.token)), &[]).await;
+    let id = added["id"].as_str().unwrap().to_owned();
+    m.members.push(id.clone());
+    let user = tg.user(1200, "Nan");
+    tg.send_text(&bot.token, &user, &format!("/start {}", added["pair_code"].as_str().unwrap()));
+    tg.wait_for_sent(&bot.token, user.id, 1, T).await.unwrap();
+    tg.send_text(&bot.token, &user, "hello from the installed package");
+    let sent = tg
+        .wait_for_sent(&bot.token, user.id, 2, T)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nserve: {}", std::fs::read_to_string(&serve_log).unwrap_or_default()));
+    assert_eq!(sent[1].text, "You said: hello from the installed package");
+    let status = m.json(&["status", "--json"], None, &[]).await;
+    assert_eq!(status["isolation"], "account_sandbox", "{status:#}");
+    let doctor: Value = m.json(&["doctor", "--json"], None, &[]).await;
+    let findings: Vec<&Value> = doctor["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(doctor["members"].as_array().unwrap().iter().flat_map(|m| m["findings"].as_array().unwrap()))
+        .collect();
+    assert!(findings.iter().all(|f| f["severity"] != "critical"), "hearth doctor on the installed package: {doctor:#}");
+
+    m.json(&["member", "remove", "Nan", "--json"], None, &[]).await;
+    terminate(gateway, "hearth serve", || std::fs::read_to_string(&serve_log).unwrap_or_default()).await;
+    terminate(supervisor, "hearth supervisor", String::new).await;
+
+    // Purging removes the service user and keeps the household's data.
+    run(Command::new("dpkg").args(["--purge", "hearth"]));
+    assert!(!Command::new("getent").args(["passwd", "hearth"]).output().unwrap().status.success(), "the hearth user is gone");
+    assert!(Path::new("/var/lib/hearth/gateway.sqlite").exists(), "purging must never delete the household's data");
+}
