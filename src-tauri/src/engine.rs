@@ -66,8 +66,9 @@ enum Engine {
     /// Not running; the reason, for the admin.
     Stopped { problem: String },
     Serving { gateway: Gateway },
-    /// The demo household runs; the real gateway (if it started) keeps serving beside it.
-    Demo { demo: Demo, real: Option<Gateway> },
+    /// The demo household runs; the real gateway keeps serving beside it, or the reason it
+    /// could not start is kept for when the demo ends.
+    Demo { demo: Demo, real: Result<Gateway, String> },
 }
 
 /// Shared state of the shell.
@@ -99,7 +100,7 @@ impl Shell {
     /// Starts the gateway on the data folder. On failure the app keeps running and shows why.
     pub async fn start(&self) -> AppInfo {
         let mut engine = self.engine.lock().await;
-        if let Engine::Serving { .. } | Engine::Demo { real: Some(_), .. } = &*engine {
+        if let Engine::Serving { .. } | Engine::Demo { real: Ok(_), .. } = &*engine {
             drop(engine);
             return self.info().await;
         }
@@ -123,7 +124,7 @@ impl Shell {
                     self.update_settings(|s| s.setup_complete = true).ok();
                 }
                 *engine = match std::mem::replace(&mut *engine, Engine::Stopped { problem: String::new() }) {
-                    Engine::Demo { demo, .. } => Engine::Demo { demo, real: Some(gateway) },
+                    Engine::Demo { demo, .. } => Engine::Demo { demo, real: Ok(gateway) },
                     _ => Engine::Serving { gateway },
                 };
                 self.apply_keep_awake(loaded.keep_awake);
@@ -153,7 +154,7 @@ impl Shell {
             Engine::Serving { gateway } => gateway.shutdown(SHUTDOWN_GRACE).await,
             Engine::Demo { demo, real } => {
                 demo.stop().await;
-                if let Some(g) = real {
+                if let Ok(g) = real {
                     g.shutdown(SHUTDOWN_GRACE).await;
                 }
             }
@@ -165,20 +166,20 @@ impl Shell {
     pub async fn start_demo(&self) -> Result<AppInfo, IpcError> {
         let mut engine = self.engine.lock().await;
         let real = match std::mem::replace(&mut *engine, Engine::Stopped { problem: String::new() }) {
-            Engine::Serving { gateway } => Some(gateway),
+            Engine::Serving { gateway } => Ok(gateway),
             Engine::Demo { demo, real } => {
                 *engine = Engine::Demo { demo, real };
                 drop(engine);
                 return Ok(self.info().await);
             }
-            Engine::Stopped { .. } => None,
+            Engine::Stopped { problem } => Err(problem),
         };
         match Demo::start(self.options.worker_exe.clone()).await {
             Ok(demo) => *engine = Engine::Demo { demo, real },
             Err(e) => {
                 *engine = match real {
-                    Some(gateway) => Engine::Serving { gateway },
-                    None => Engine::Stopped { problem: "Hearth is not running.".to_owned() },
+                    Ok(gateway) => Engine::Serving { gateway },
+                    Err(problem) => Engine::Stopped { problem },
                 };
                 return Err(IpcError { code: ErrorCode::Internal, message: format!("The demo could not start: {e:#}") });
             }
@@ -192,8 +193,8 @@ impl Shell {
         if let Engine::Demo { demo, real } = std::mem::replace(&mut *engine, Engine::Stopped { problem: String::new() }) {
             demo.stop().await;
             *engine = match real {
-                Some(gateway) => Engine::Serving { gateway },
-                None => Engine::Stopped { problem: "Hearth is not running.".to_owned() },
+                Ok(gateway) => Engine::Serving { gateway },
+                Err(problem) => Engine::Stopped { problem },
             };
         }
         drop(engine);
