@@ -90,11 +90,16 @@ impl Serve {
     /// Starts `hearth serve` with its stderr in `log`, without waiting for it. Always at isolation
     /// "process": CI runs as root, where "auto" would create OS accounts for test members.
     fn spawn(data_dir: &Path, telegram_api: &str, log: PathBuf) -> Serve {
+        Serve::spawn_with(data_dir, telegram_api, log, &[])
+    }
+
+    fn spawn_with(data_dir: &Path, telegram_api: &str, log: PathBuf, env: &[(&str, &str)]) -> Serve {
         let file = std::fs::File::create(&log).expect("create the serve log");
         let child = hearth(data_dir)
             .arg("serve")
             .env("HEARTH_TELEGRAM_API_URL", telegram_api)
             .env("HEARTH_ISOLATION", "process")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
@@ -105,7 +110,11 @@ impl Serve {
 
     /// Starts `hearth serve` and waits until it answers `hearth status`.
     async fn start(data_dir: &Path, telegram_api: &str, log: PathBuf) -> Serve {
-        let mut serve = Serve::spawn(data_dir, telegram_api, log);
+        Serve::start_with(data_dir, telegram_api, log, &[]).await
+    }
+
+    async fn start_with(data_dir: &Path, telegram_api: &str, log: PathBuf, env: &[(&str, &str)]) -> Serve {
+        let mut serve = Serve::spawn_with(data_dir, telegram_api, log, env);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = serve.child.try_wait().expect("poll serve") {
@@ -892,4 +901,88 @@ async fn demo_household_chats_and_cleans_up() {
     // Nothing is left behind in the temporary directory.
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "the demo left {left:?} behind");
+}
+
+/// The sweep issue 8 asks for: after a household has chatted (with memory and tool calls, which
+/// put the most text on disk), no secret is in any log line even at debug level, in any file of
+/// the data directory other than `secrets.json`, in any worker's environment, or on any
+/// process's command line.
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_never_reach_logs_databases_workers_or_command_lines() {
+    let telegram = FakeTelegram::start().await;
+    let llm = FakeLlm::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let log = tmp.path().join("serve.log");
+    // Debug for Hearth and every library it uses: the most any admin can turn on.
+    let serve = Serve::start_with(&data, &telegram.api_url(), log.clone(), &[("RUST_LOG", "debug")]).await;
+    let d = data.as_path();
+    let key = "sk-sweep-SECRET-70c3e1";
+    llm.require_api_key(key);
+    let base = llm.base_url();
+    let set = ["provider", "set", "--kind", "openai", "--base-url", base.as_str(), "--model", "m", "--json"];
+    run(d, &set, Some(&format!("{key}\n")), &[]).await.expect_code(0);
+    let bots = [telegram.add_bot("ana_sweep_bot"), telegram.add_bot("ben_sweep_bot")];
+    let mut workers = Vec::new();
+    for (i, bot) in bots.iter().enumerate() {
+        let name = ["Ana", "Ben"][i];
+        let added = run(d, &["member", "add", name, "--json"], Some(&format!("{}\n", bot.token)), &[]).await;
+        let code = added.expect_code(0).json()["pair_code"].as_str().unwrap().to_owned();
+        let user = telegram.user(5000 + i as i64, name);
+        telegram.send_text(&bot.token, &user, &format!("/start {code}"));
+        telegram.wait_for_sent(&bot.token, user.id, 1, Duration::from_secs(30)).await.unwrap();
+        llm.push_reply(hearth_testkit::llm::Reply::tool_call("remember", serde_json::json!({"fact": "likes tea"})));
+        llm.push_reply(hearth_testkit::llm::Reply::text("Noted!"));
+        telegram.send_text(&bot.token, &user, "remember that I like tea");
+        telegram.wait_for_sent(&bot.token, user.id, 2, Duration::from_secs(30)).await.unwrap();
+    }
+    let status = run(d, &["status", "--json"], None, &[]).await.json();
+    for m in status["members"].as_array().unwrap() {
+        workers.push(m["worker_pid"].as_u64().expect("each member's worker is still running") as u32);
+    }
+    let secrets: Vec<&str> = vec![key, bots[0].token.as_str(), bots[1].token.as_str()];
+    let bot_secret_parts: Vec<&str> = bots.iter().map(|b| b.token.split_once(':').unwrap().1).collect();
+
+    // Worker environments and every command line.
+    for pid in workers.iter().copied().chain([serve.pid]) {
+        let environ = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).unwrap()).replace('\0', "\n");
+        let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap()).replace('\0', " ");
+        for secret in secrets.iter().chain(&bot_secret_parts) {
+            assert!(!cmdline.contains(secret), "a secret on the command line of {pid}: {cmdline}");
+            if workers.contains(&pid) {
+                assert!(!environ.contains(secret), "a secret in worker {pid}'s environment");
+            }
+        }
+    }
+    // Every file in the data directory but the secrets file itself (databases, WAL, logs).
+    let mut files = 0;
+    let mut stack = vec![data.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() && path.file_name().unwrap() != "secrets.json" {
+                files += 1;
+                let bytes = std::fs::read(&path).unwrap();
+                for secret in secrets.iter().chain(&bot_secret_parts) {
+                    let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+                    assert!(!found, "a secret in {}", path.display());
+                }
+            }
+        }
+    }
+    assert!(files >= 4, "the sweep read the databases ({files} files)");
+    // The search does find a secret where one is meant to be.
+    let kept = std::fs::read(data.join("secrets.json")).unwrap();
+    assert!(kept.windows(key.len()).any(|w| w == key.as_bytes()), "the sweep's search works");
+    assert_eq!(workers.len(), 2);
+    let (code, _) = serve.terminate().await;
+    assert_eq!(code, Some(0));
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.lines().count() > 20, "debug logging was on: {log}");
+    for secret in secrets.iter().chain(&bot_secret_parts) {
+        assert!(!log.contains(secret), "a secret in the debug log: {}", log.lines().find(|l| l.contains(secret)).unwrap());
+    }
 }
