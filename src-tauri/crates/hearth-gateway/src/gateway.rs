@@ -1,8 +1,8 @@
 //! The gateway: wires store, connectors, router, lanes, broker and workers together, and runs
 //! the core loop.
 //!
-//! The core loop takes a closed set of inputs ([`Event`]): new inbox rows from connectors, and
-//! turns that finished. It routes each row, feeds the lanes, and starts whatever turns the lanes
+//! The core loop takes a closed set of inputs ([`Event`]): new inbox rows from connectors,
+//! reminders that came due, and turns that finished. It routes each row, feeds the lanes, and starts whatever turns the lanes
 //! hand out. Everything slow (a model call, a Telegram send) runs in tasks the loop spawns, so the
 //! loop itself never waits on the network.
 
@@ -29,7 +29,7 @@ use crate::lanes::{LaneEntry, Lanes, Push};
 use crate::paths::DataDir;
 use crate::router::{Route, route};
 use crate::secrets::{self, Secrets};
-use crate::store::{self, InboxRow, MemberRow, Store};
+use crate::store::{self, DueReminder, InboxRow, MemberRow, Store};
 use crate::telegram::{self, Backoff, PollLoop};
 use crate::workers::{WorkerError, WorkerSettings, Workers};
 
@@ -96,6 +96,8 @@ pub struct GatewayConfig {
     /// Where `ProviderDetect` looks for model servers on this machine: (name, root URL). A name
     /// containing "ollama" is asked Ollama's `/api/tags`; any other the OpenAI-style `/v1/models`.
     pub local_providers: Vec<(String, String)>,
+    /// "Now" for reminders and turn contexts: the system clock, or a manual one in tests.
+    pub clock: crate::clock::Clock,
 }
 
 impl GatewayConfig {
@@ -128,6 +130,7 @@ impl GatewayConfig {
                 ("Ollama".to_owned(), "http://127.0.0.1:11434".to_owned()),
                 ("LM Studio".to_owned(), "http://127.0.0.1:1234".to_owned()),
             ],
+            clock: crate::clock::Clock::system(),
         }
     }
 }
@@ -165,6 +168,8 @@ pub(crate) struct Inner {
     pub(crate) tracker: TaskTracker,
     /// One backup at a time, and the schedule (`backup.rs`).
     pub(crate) backups: crate::backup::Backups,
+    /// Wakes the reminder schedule when a worker reported a changed list (`reminders.rs`).
+    pub(crate) reminders_wake: crate::reminders::Wake,
     started: Instant,
     /// Held for the gateway's lifetime: one gateway per data directory.
     _lock: File,
@@ -199,12 +204,18 @@ pub(crate) enum Event {
     TurnCap { cap: usize },
     /// The broker crossed a threshold or refused a call for spend.
     Spend(SpendEvent),
+    /// Reminder occurrences committed as due (or left pending by an earlier run).
+    Reminders(Vec<DueReminder>),
 }
 
 /// An entry in a member's lane.
 #[derive(Debug)]
 pub(crate) struct LaneItem {
-    pub(crate) row: InboxRow,
+    /// The committed message; `None` for a due reminder, whose row is in `reminder_firings`
+    /// (keyed by the member and the kind's id and instant).
+    pub(crate) row: Option<InboxRow>,
+    /// Where the answer goes: the message's chat, or for a reminder the member's paired chat.
+    pub(crate) chat_id: i64,
     /// What the worker is asked to do: answer (collected with neighbours) or a command.
     pub(crate) kind: TurnKind,
     /// A command's words (`/forget <words>`); empty otherwise.
@@ -212,7 +223,7 @@ pub(crate) struct LaneItem {
 }
 
 impl LaneEntry for LaneItem {
-    /// Commands (`/new`, `/memory`, `/forget`) are turns of their own.
+    /// Commands (`/new`, `/memory`, `/forget`, `/reminders`) and reminders are turns of their own.
     fn stands_alone(&self) -> bool {
         self.kind != TurnKind::Chat
     }
@@ -222,6 +233,8 @@ impl LaneEntry for LaneItem {
 pub(crate) const PAUSED_NOTE: &str =
     "Your assistant is paused by your household's admin right now. I'll be back once they resume me.";
 pub(crate) const PAUSED_NOTE_EVERY: Duration = Duration::from_secs(3600);
+/// How long a reminder whose worker failed waits before it is tried again.
+const REMINDER_RETRY: Duration = Duration::from_secs(60);
 
 pub(crate) const SETTING_PROVIDER_KIND: &str = "provider.kind";
 pub(crate) const SETTING_PROVIDER_URL: &str = "provider.base_url";
@@ -283,7 +296,7 @@ impl Gateway {
 
         let (events, events_rx) = mpsc::unbounded_channel();
         let (inbox_tx, inbox_rx) = mpsc::unbounded_channel::<Vec<InboxRow>>();
-        let (members, pending, provider, activity) = store
+        let (members, pending, provider, activity, firings) = store
             .call(|c| {
                 let released = store::ledger_release_stale(c, store::now_unix())?;
                 if released > 0 {
@@ -296,7 +309,7 @@ impl Gateway {
                     store::get_setting(c, SETTING_PROVIDER_URL)?,
                     store::get_setting(c, SETTING_PROVIDER_MODEL)?,
                 );
-                Ok((members, pending, provider, store::last_activity(c)?))
+                Ok((members, pending, provider, store::last_activity(c)?, store::pending_firings(c)?))
             })
             .await?;
         if let (Some(kind), Some(url), Some(model)) = provider {
@@ -330,6 +343,7 @@ impl Gateway {
             cancel: cancel.clone(),
             tracker: tracker.clone(),
             backups: crate::backup::Backups::new(),
+            reminders_wake: Default::default(),
             started: Instant::now(),
             _lock: lock,
         });
@@ -346,7 +360,12 @@ impl Gateway {
             tracing::info!(count = pending.len(), "resuming messages left unanswered by the previous run");
             let _ = events.send(Event::Inbox(pending));
         }
+        if !firings.is_empty() {
+            tracing::info!(count = firings.len(), "delivering reminders that came due before the previous run stopped");
+            let _ = events.send(Event::Reminders(firings));
+        }
         tracker.spawn(gateway.clone().core_loop(events_rx));
+        tracker.spawn(crate::reminders::run_schedule(gateway.clone()));
         gateway.start_backup_schedule().await;
         if let Some(listener) = worker_socket {
             tracker.spawn(gateway.inner.workers.clone().serve_socket(listener));
@@ -501,16 +520,27 @@ impl Gateway {
                 }
                 Event::TurnFinished { member_id } => self.inner.lanes.lock().unwrap().finish(&member_id),
                 Event::MemberRemoved { member_id } => {
+                    // A removed member's firings went with them (ON DELETE CASCADE).
                     let dropped = self.inner.lanes.lock().unwrap().drain(&member_id);
-                    let ids: Vec<i64> = dropped.iter().map(|i| i.row.id).collect();
-                    self.finish_rows(ids, "done", "member_removed");
+                    self.finish_rows(inbox_ids(&dropped), "done", "member_removed");
                 }
                 Event::MemberPaused { member_id } => {
+                    // Reminders still come while paused (they cost nothing and may be a pill):
+                    // only the member's messages are dropped.
                     let dropped = self.inner.lanes.lock().unwrap().drain(&member_id);
-                    if let Some(first) = dropped.first() {
-                        let chat = first.row.msg.chat_id;
-                        let ids: Vec<i64> = dropped.iter().map(|i| i.row.id).collect();
-                        self.paused_reply(&member_id, chat, ids);
+                    let (reminders, messages): (Vec<_>, Vec<_>) = dropped.into_iter().partition(|i| i.row.is_none());
+                    if let Some(first) = messages.first() {
+                        let chat = first.chat_id;
+                        self.paused_reply(&member_id, chat, inbox_ids(&messages));
+                    }
+                    let mut lanes = self.inner.lanes.lock().unwrap();
+                    for item in reminders {
+                        lanes.push(&member_id, item);
+                    }
+                }
+                Event::Reminders(due) => {
+                    for d in due {
+                        self.on_reminder_due(d);
                     }
                 }
                 Event::TurnCap { cap } => self.inner.lanes.lock().unwrap().set_turn_cap(cap),
@@ -564,17 +594,24 @@ impl Gateway {
             return;
         }
         match route {
-            r @ (Route::Chat | Route::NewConversation | Route::Memory | Route::Forget { .. }) => {
-                // Memory is the worker's: the gateway only queues the command in lane order.
+            r @ (Route::Chat
+            | Route::NewConversation
+            | Route::Memory
+            | Route::Forget { .. }
+            | Route::Reminders { .. }) => {
+                // Memory and reminders are the worker's: the gateway only queues the command in
+                // lane order.
                 let (kind, words) = match r {
                     Route::NewConversation => (TurnKind::NewConversation, String::new()),
                     Route::Memory => (TurnKind::ListMemory, String::new()),
                     Route::Forget { words } => (TurnKind::Forget, words),
+                    Route::Reminders { words } => (TurnKind::Reminders, words),
                     _ => (TurnKind::Chat, String::new()),
                 };
                 let id = row.id;
                 let chat = row.msg.chat_id;
-                let pushed = self.inner.lanes.lock().unwrap().push(&member.id, LaneItem { row, kind, words });
+                let item = LaneItem { row: Some(row), chat_id: chat, kind, words };
+                let pushed = self.inner.lanes.lock().unwrap().push(&member.id, item);
                 if pushed == Push::Full {
                     let text = format!(
                         "I still have {} of your messages to get through — give me a moment, then send the rest.",
@@ -589,7 +626,7 @@ impl Gateway {
                 self.reply_and_finish(&member.id, row.msg.chat_id, text, row.id, "greeted");
             }
             Route::Help => {
-                let mut text = "Write to me like you'd text a friend and I'll help: questions, ideas, plans, homework, recipes.\n\n/new — start a fresh conversation\n/memory — what I remember about you\n/forget — forget some or all of it\n/usage — what you've spent and what's left\n/help — this message".to_owned();
+                let mut text = "Write to me like you'd text a friend and I'll help: questions, ideas, plans, homework, recipes.\n\n/new — start a fresh conversation\n/memory — what I remember about you\n/forget — forget some or all of it\n/reminders — your reminders\n/usage — what you've spent and what's left\n/help — this message".to_owned();
                 if member.is_admin {
                     text.push_str("\n/family — everyone's spending at a glance (you're an admin)");
                 }
@@ -624,6 +661,31 @@ impl Gateway {
             Route::Stranger => self.stranger(&member, row, false),
             Route::Ignore => self.finish_rows(vec![row.id], "done", "ignored"),
         }
+    }
+
+    /// Queues a committed reminder occurrence in its member's lane, to go to their paired chat.
+    fn on_reminder_due(&self, due: DueReminder) {
+        let chat = self.inner.members.lock().unwrap().get(&due.member_id).map(|m| m.chat_id);
+        let Some(chat) = chat else { return }; // removed: the firing went with the member
+        let Some(chat_id) = chat else {
+            self.finish_firing(due, "done", "no_chat");
+            return;
+        };
+        let kind = TurnKind::Reminder { id: due.reminder_id, due_at: due.due_at };
+        let item = LaneItem { row: None, chat_id, kind, words: String::new() };
+        if self.inner.lanes.lock().unwrap().push(&due.member_id, item) == Push::Full {
+            // Left pending: delivered after the next start.
+            tracing::warn!(member = %due.member_id, "lane full; a reminder waits for the next start");
+        }
+    }
+
+    fn finish_firing(&self, due: DueReminder, state: &'static str, outcome: &'static str) {
+        let store = self.inner.store.clone();
+        self.inner.tracker.spawn(async move {
+            if let Err(e) = store.call(move |c| store::finish_firing(c, &due, state, outcome)).await {
+                tracing::error!(error = %e, "could not close a reminder firing; it comes again at the next start");
+            }
+        });
     }
 
     /// Admins who can be asked over Telegram: marked admin and paired.
@@ -925,13 +987,14 @@ impl Gateway {
 
     async fn run_turn(&self, member_id: &str, items: Vec<LaneItem>) {
         let member = self.inner.members.lock().unwrap().get(member_id).cloned();
-        let ids: Vec<i64> = items.iter().map(|i| i.row.id).collect();
+        let ids = inbox_ids(&items);
         let (Some(member), Some(bot)) = (member, self.bot_for(member_id)) else {
             self.finish_rows(ids, "done", "member_removed");
             return;
         };
-        let chat_id = items[0].row.msg.chat_id;
+        let chat_id = items[0].chat_id;
         let kind = items[0].kind;
+        let rows: Vec<&InboxRow> = items.iter().filter_map(|i| i.row.as_ref()).collect();
         // The household's zone, as the caps count days in it (`hearth household timezone`).
         let tz = self.inner.broker.with_spend(|s| s.budget.timezone());
         let turn = Turn {
@@ -939,28 +1002,65 @@ impl Gateway {
             chat_id,
             kind,
             messages: match kind {
-                TurnKind::NewConversation | TurnKind::ListMemory => Vec::new(),
-                TurnKind::Forget => vec![IncomingMessage { inbox_id: items[0].row.id, text: items[0].words.clone(), sent_at: items[0].row.msg.sent_at }],
-                TurnKind::Chat => items
+                TurnKind::NewConversation | TurnKind::ListMemory | TurnKind::Reminder { .. } => Vec::new(),
+                TurnKind::Forget | TurnKind::Reminders => rows
                     .iter()
-                    .map(|i| IncomingMessage { inbox_id: i.row.id, text: i.row.msg.text.clone().unwrap_or_default(), sent_at: i.row.msg.sent_at })
+                    .take(1)
+                    .map(|r| IncomingMessage { inbox_id: r.id, text: items[0].words.clone(), sent_at: r.msg.sent_at })
+                    .collect(),
+                TurnKind::Chat => rows
+                    .iter()
+                    .map(|r| IncomingMessage {
+                        inbox_id: r.id,
+                        text: r.msg.text.clone().unwrap_or_default(),
+                        sent_at: r.msg.sent_at,
+                    })
                     .collect(),
             },
             context: TurnContext {
                 member_name: member.name.clone(),
                 persona: member.persona.clone(),
-                now: chrono::Utc::now().with_timezone(&tz).to_rfc3339(),
+                now: self.inner.config.clock.now().with_timezone(&tz).to_rfc3339(),
                 timezone: tz.name().to_owned(),
                 context_tokens: self.inner.config.context_tokens,
                 max_output_tokens: self.inner.config.max_output_tokens,
                 role: member.role,
             },
         };
+        let firing = match kind {
+            TurnKind::Reminder { id, due_at } => {
+                Some(DueReminder { member_id: member_id.to_owned(), reminder_id: id, due_at })
+            }
+            _ => None,
+        };
         let typing = self.inner.cancel.child_token();
-        self.inner.tracker.spawn(telegram::show_typing(bot.clone(), chat_id, typing.clone()));
+        if firing.is_none() {
+            self.inner.tracker.spawn(telegram::show_typing(bot.clone(), chat_id, typing.clone()));
+        }
         let outcome = self.inner.workers.run_turn(member_id, turn).await;
         typing.cancel();
+        let outcome = match outcome {
+            Ok((outcome, Some(due))) => {
+                // Before the turn counts as finished, so the member's next turn sees it applied.
+                let (store, member) = (self.inner.store.clone(), member_id.to_owned());
+                match store.call(move |c| store::replace_reminder_schedule(c, &member, &due)).await {
+                    Ok(()) => self.inner.reminders_wake.changed(),
+                    Err(e) => tracing::error!(member = member_id, error = %e, "could not store the reminder schedule"),
+                }
+                Ok(outcome)
+            }
+            Ok((outcome, None)) => Ok(outcome),
+            Err(e) => Err(e),
+        };
+        if let Some(firing) = firing {
+            self.deliver_reminder(member_id, &bot, chat_id, firing, outcome).await;
+            return;
+        }
         let (text, outcome_kind) = match outcome {
+            Ok(TurnOutcome::Nothing) => {
+                self.finish_rows(ids, "done", "nothing");
+                return;
+            }
             Ok(TurnOutcome::Reply { text }) if !text.trim().is_empty() => (text, "replied"),
             Ok(TurnOutcome::Reply { .. }) => ("I'm not sure what to say to that — could you put it another way?".to_owned(), "empty_reply"),
             Ok(TurnOutcome::Failed { user_message, detail }) => {
@@ -984,6 +1084,59 @@ impl Gateway {
             }
         }
     }
+}
+
+impl Gateway {
+    /// Sends a reminder the worker looked up, then closes its firing. Nothing is sent for an
+    /// occurrence cancelled meanwhile, nor an apology when the worker failed: a reminder is not
+    /// an answer the member waits for.
+    async fn deliver_reminder(
+        &self,
+        member_id: &str,
+        bot: &Bot,
+        chat_id: i64,
+        firing: DueReminder,
+        outcome: Result<TurnOutcome, WorkerError>,
+    ) {
+        let text = match outcome {
+            Ok(TurnOutcome::Reply { text }) if !text.trim().is_empty() => text,
+            Ok(TurnOutcome::Reply { .. } | TurnOutcome::Nothing) => {
+                return self.finish_firing(firing, "done", "nothing");
+            }
+            Ok(TurnOutcome::Failed { detail, .. }) => {
+                tracing::error!(member = member_id, %detail, "a reminder could not be looked up");
+                return self.finish_firing(firing, "failed", "turn_failed");
+            }
+            Err(WorkerError::ShuttingDown) => return, // left pending: delivered after restart
+            Err(e) => {
+                // Left pending and tried again in a minute: a crashed worker must not end a
+                // recurring reminder for good.
+                tracing::error!(member = member_id, error = %e, "worker failed on a reminder; again in a minute");
+                let (events, cancel) = (self.inner.events.clone(), self.inner.cancel.clone());
+                self.inner.tracker.spawn(async move {
+                    tokio::select! {
+                        _ = cancel.cancelled() => {}
+                        _ = tokio::time::sleep(REMINDER_RETRY) => {
+                            let _ = events.send(Event::Reminders(vec![firing]));
+                        }
+                    }
+                });
+                return;
+            }
+        };
+        match telegram::send_reply(bot, chat_id, &text).await {
+            Ok(()) => self.finish_firing(firing, "done", "reminded"),
+            Err(e) => {
+                tracing::error!(member = member_id, error = %e, "could not deliver a reminder");
+                self.finish_firing(firing, "failed", "send_failed");
+            }
+        }
+    }
+}
+
+/// Inbox rows behind lane items (a reminder has none).
+fn inbox_ids(items: &[LaneItem]) -> Vec<i64> {
+    items.iter().filter_map(|i| i.row.as_ref().map(|r| r.id)).collect()
 }
 
 /// Feeds another channel into the core loop until shutdown: connectors and the broker have

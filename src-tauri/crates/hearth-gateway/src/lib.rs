@@ -15,6 +15,8 @@
 //! - [`reply`]: rendering a model's Markdown into Telegram HTML that cannot fail to parse.
 //! - [`store`]: `gateway.sqlite` and its migrations.
 //! - [`secrets`]: bot tokens and provider keys (0600 file).
+//! - [`reminders`]: the one timer that fires members' reminders (committed first, delivered by
+//!   the member's worker as a turn without a model call); [`clock`]: the "now" it uses.
 //! - [`control`]: the admin API, in-process and over the owner-only control socket
 //!   (spend settings in `control_spend`, the `hearth doctor` audit in `control_doctor`, member
 //!   settings, pause, token replacement and export in `control_member`, testing and finding
@@ -25,6 +27,7 @@
 
 pub mod backup;
 pub mod broker;
+pub mod clock;
 pub mod control;
 mod control_doctor;
 mod control_member;
@@ -35,6 +38,7 @@ pub mod gateway;
 pub mod lanes;
 pub mod pairing;
 pub mod paths;
+pub mod reminders;
 pub mod reply;
 pub mod router;
 pub mod secrets;

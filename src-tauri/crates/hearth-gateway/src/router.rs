@@ -26,6 +26,9 @@ pub enum Route {
     /// `/forget [words]` from the member: forget matching memories, or all after confirming
     /// (answered by their worker).
     Forget { words: String },
+    /// `/reminders [cancel <id>]` from the member: list or cancel reminders (answered by their
+    /// worker).
+    Reminders { words: String },
     /// `/family` from an admin: every member's spend at a glance.
     Family,
     /// A button press by the member (the admin answering a cap question).
@@ -68,6 +71,7 @@ pub fn route(paired_user: Option<i64>, row: &InboxRow) -> Route {
                 ("usage", true) => return Route::Usage,
                 ("memory", true) => return Route::Memory,
                 ("forget", true) => return Route::Forget { words: arg.to_owned() },
+                ("reminders", true) => return Route::Reminders { words: arg.to_owned() },
                 ("family", true) => return Route::Family,
                 _ => {}
             }
@@ -121,6 +125,8 @@ mod tests {
         assert_eq!(route(p, &row(7, "private", Some("/memory"))), Route::Memory);
         assert_eq!(route(p, &row(7, "private", Some("/forget"))), Route::Forget { words: String::new() });
         assert_eq!(route(p, &row(7, "private", Some("/forget@ana_bot  the cat "))), Route::Forget { words: "the cat".into() });
+        assert_eq!(route(p, &row(7, "private", Some("/reminders"))), Route::Reminders { words: String::new() });
+        assert_eq!(route(p, &row(7, "private", Some("/reminders cancel 3"))), Route::Reminders { words: "cancel 3".into() });
         let mut press = row(7, "private", Some("cap:1:1000000"));
         press.msg.kind = MessageKind::Callback;
         assert_eq!(route(p, &press), Route::Button { data: "cap:1:1000000".into() });
@@ -133,7 +139,7 @@ mod tests {
     #[test]
     fn strangers_stop_here() {
         let p = Some(7);
-        for text in [Some("hi"), Some("/new"), Some("/help"), Some("/memory"), Some("/forget everything"), Some("/start"), Some("/start nonsense"), None] {
+        for text in [Some("hi"), Some("/new"), Some("/help"), Some("/memory"), Some("/forget everything"), Some("/reminders"), Some("/start"), Some("/start nonsense"), None] {
             assert_eq!(route(p, &row(8, "private", text)), Route::Stranger, "{text:?}");
             assert_eq!(route(None, &row(8, "private", text)), Route::Stranger, "{text:?}");
         }

@@ -243,6 +243,7 @@ impl PollLoop {
                 BotCommand::new("new", "Start a fresh conversation"),
                 BotCommand::new("memory", "What I remember about you"),
                 BotCommand::new("forget", "Forget some or all of it"),
+                BotCommand::new("reminders", "Your reminders"),
                 BotCommand::new("help", "What I can do"),
             ];
             if let Err(e) = bot.set_my_commands(commands).await {

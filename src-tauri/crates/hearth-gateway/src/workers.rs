@@ -28,7 +28,7 @@ use hearth_isolation::{IsolationLevel, SpawnedWorker, SupervisorClient, WorkerCo
 use hearth_proto::PROTOCOL_VERSION;
 use hearth_proto::frame::{self, FrameError};
 use hearth_proto::supervisor::SpawnRequest;
-use hearth_proto::worker::{GatewayToWorker, Turn, TurnOutcome, WorkerToGateway};
+use hearth_proto::worker::{GatewayToWorker, ReminderDue, Turn, TurnOutcome, WorkerToGateway};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -103,8 +103,11 @@ struct Slot {
 struct RunningTurn {
     turn_id: u64,
     chat_id: i64,
-    done: oneshot::Sender<TurnOutcome>,
+    done: oneshot::Sender<Done>,
 }
+
+/// A turn's outcome, and the member's upcoming reminders when the turn changed them.
+pub type Done = (TurnOutcome, Option<Vec<ReminderDue>>);
 
 /// A worker's connection as the accept loop hands it over: the stream, and the uid and pid the
 /// kernel reports for its peer.
@@ -250,7 +253,7 @@ impl Workers {
     }
 
     /// Runs one turn on the member's worker, starting it if needed.
-    pub async fn run_turn(&self, member_id: &str, turn: Turn) -> Result<TurnOutcome, WorkerError> {
+    pub async fn run_turn(&self, member_id: &str, turn: Turn) -> Result<Done, WorkerError> {
         if self.inner.cancel.is_cancelled() {
             return Err(WorkerError::ShuttingDown);
         }
@@ -676,11 +679,11 @@ impl WorkerIo {
                     let _ = tx.send(GatewayToWorker::CompletionResult { request_id, result });
                 });
             }
-            WorkerToGateway::TurnDone { turn_id, outcome } => {
+            WorkerToGateway::TurnDone { turn_id, outcome, reminders } => {
                 let mut turn = self.turn.lock().unwrap();
                 if turn.as_ref().is_some_and(|t| t.turn_id == turn_id) {
                     let t = turn.take().expect("checked just above");
-                    let _ = t.done.send(outcome);
+                    let _ = t.done.send((outcome, reminders));
                 } else {
                     tracing::warn!(member = %self.member_id, turn_id, "worker finished a turn that is not running");
                 }

@@ -36,7 +36,25 @@ pub enum WorkerToGateway {
         claimed_member: Option<String>,
     },
     Complete { request_id: u64, turn_id: u64, request: CompletionRequest },
-    TurnDone { turn_id: u64, outcome: TurnOutcome },
+    TurnDone {
+        turn_id: u64,
+        outcome: TurnOutcome,
+        /// The member's upcoming reminders, when this turn changed them (set, cancelled, fired):
+        /// ids and instants only, never their text. The gateway replaces what it schedules for
+        /// the member with exactly this list. Absent: nothing changed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reminders: Option<Vec<ReminderDue>>,
+    },
+}
+
+/// One upcoming reminder as the gateway schedules it. The text stays in the member's
+/// directory; the gateway only knows when to ask the worker to deliver reminder `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReminderDue {
+    /// The worker's id for the reminder, unique per member.
+    pub id: i64,
+    /// When it is due next, Unix seconds (UTC).
+    pub due_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,8 +65,9 @@ pub struct Turn {
     pub chat_id: i64,
     pub kind: TurnKind,
     /// The user's messages collected into this turn, oldest first (several when the member wrote
-    /// again while the previous turn ran). Empty for [`TurnKind::NewConversation`] and
-    /// [`TurnKind::ListMemory`]; for [`TurnKind::Forget`] the command's words.
+    /// again while the previous turn ran). Empty for [`TurnKind::NewConversation`],
+    /// [`TurnKind::ListMemory`] and [`TurnKind::Reminder`]; for [`TurnKind::Forget`] and
+    /// [`TurnKind::Reminders`] the command's words.
     pub messages: Vec<IncomingMessage>,
     pub context: TurnContext,
 }
@@ -67,6 +86,14 @@ pub enum TurnKind {
     /// (possibly empty): none asks to confirm forgetting everything, `everything` (or `all`)
     /// confirms it, anything else forgets the memories matching the words. No model call.
     Forget,
+    /// The member sent `/reminders [cancel <id>]`. `messages` holds one message whose text is the
+    /// words: none lists the upcoming reminders, `cancel <id>` cancels one. No model call.
+    Reminders,
+    /// Reminder `id` is due at `due_at` (Unix seconds, UTC): send its text to the member. The
+    /// gateway scheduled it and committed this occurrence before asking; a second ask for the same
+    /// occurrence (a restart) repeats the text without moving the reminder on. `messages` is
+    /// empty. No model call.
+    Reminder { id: i64, due_at: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,7 +113,8 @@ pub struct TurnContext {
     pub member_name: String,
     /// Extra persona guidance the admin set for this member; may be empty.
     pub persona: String,
-    /// Current time in the household's zone, RFC 3339 (with offset).
+    /// Current time in the household's zone, RFC 3339 (with offset). The worker's "now" for
+    /// reminders too, so the gateway's clock (which tests may move) is the only one that counts.
     pub now: String,
     /// Household IANA time zone name, e.g. "Europe/Berlin".
     pub timezone: String,
@@ -105,6 +133,9 @@ pub struct TurnContext {
 pub enum TurnOutcome {
     /// Send this text to the member.
     Reply { text: String },
+    /// Send nothing: a reminder occurrence that was cancelled or moved after the gateway
+    /// committed it.
+    Nothing,
     /// The turn failed; `user_message` is a kind, plain sentence for the member, `detail` is for
     /// the admin's logs.
     Failed { user_message: String, detail: String },

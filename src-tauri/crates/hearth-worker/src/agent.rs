@@ -1,7 +1,8 @@
 //! One turn: store the member's messages, build the prompt (with what the assistant remembers
 //! about the member), ask the broker, run the tools the model calls and ask again, store and
 //! return the reply — or a kind failure message. `/memory` and `/forget` turns answer from the
-//! member's memory without a model call.
+//! member's memory without a model call; `/reminders` and a due reminder answer from the
+//! member's reminders without one.
 //!
 //! Failures store nothing as an assistant message, and the member's messages stay in history.
 //! The next turn therefore sends them again, merged with whatever the member writes next into one
@@ -20,6 +21,8 @@ use hearth_proto::worker::{Turn, TurnKind, TurnOutcome};
 use crate::history::{self, History, Prepared};
 use crate::link::LinkError;
 use crate::memory::{self, Memory};
+use crate::reminders::{self, Fired, Reminders};
+use crate::tools::Now;
 use crate::{prompt, tools};
 
 /// Most completions one turn may ask for. Each tool round is a step; the limit keeps a looping
@@ -55,11 +58,37 @@ pub struct Store {
     member_dir: std::path::PathBuf,
     history: Option<History>,
     memory: Option<Memory>,
+    reminders: Option<Reminders>,
+    /// The turn changed the reminders (or may have, unseen by the gateway): tell it the schedule.
+    reminders_changed: bool,
 }
 
 impl Store {
     pub fn new(member_dir: std::path::PathBuf) -> Self {
-        Self { member_dir, history: None, memory: None }
+        Self { member_dir, history: None, memory: None, reminders: None, reminders_changed: false }
+    }
+
+    fn reminders(&mut self) -> Result<&mut Reminders, reminders::ReminderError> {
+        let r = match self.reminders.take() {
+            Some(r) => r,
+            None => Reminders::open(&self.member_dir)?,
+        };
+        Ok(self.reminders.insert(r))
+    }
+
+    /// The member's upcoming reminders for the turn's outcome, if the turn changed them; `None`
+    /// otherwise (and when they cannot be read: the gateway keeps what it had).
+    pub fn take_schedule(&mut self) -> Option<Vec<hearth_proto::worker::ReminderDue>> {
+        if !std::mem::take(&mut self.reminders_changed) {
+            return None;
+        }
+        match self.reminders().and_then(|r| r.schedule()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, "reminders unavailable; the gateway keeps the schedule it had");
+                None
+            }
+        }
     }
 
     fn get(&mut self) -> Result<&mut History, history::HistoryError> {
@@ -91,14 +120,84 @@ enum Step {
 /// else, including a damaged history file, becomes [`TurnOutcome::Failed`].
 pub async fn run_turn<B: Broker>(broker: &mut B, store: &mut Store, turn: &Turn) -> Result<TurnOutcome, LinkError> {
     let now = chrono::Utc::now().timestamp();
+    let clock = Now::from_context(&turn.context);
     match turn.kind {
         TurnKind::NewConversation => Ok(new_conversation(store, turn.chat_id, now)),
-        TurnKind::Chat => chat(broker, store, turn, now).await,
+        TurnKind::Chat => chat(broker, store, turn, now, clock).await,
         TurnKind::ListMemory => Ok(list_memory(store)),
         TurnKind::Forget => {
             let words = turn.messages.first().map(|m| m.text.trim()).unwrap_or("");
             Ok(forget(store, words))
         }
+        TurnKind::Reminders => {
+            let words = turn.messages.first().map(|m| m.text.trim()).unwrap_or("");
+            Ok(reminders_command(store, words, clock))
+        }
+        TurnKind::Reminder { id, due_at } => Ok(fire_reminder(store, id, due_at, clock)),
+    }
+}
+
+/// What the member reads when a reminder is due.
+pub fn reminder_text(text: &str) -> String {
+    format!("⏰ Reminder: {text}")
+}
+
+/// A due occurrence: its text for the member, once; the schedule moves on. No model call.
+fn fire_reminder(store: &mut Store, id: i64, due_at: i64, clock: Now) -> TurnOutcome {
+    // Whatever happened, the gateway's schedule must match ours afterwards.
+    store.reminders_changed = true;
+    match store.reminders().and_then(|r| r.fire(id, due_at, clock.unix)) {
+        Ok(Fired::Deliver(text)) => TurnOutcome::Reply { text: reminder_text(&text) },
+        Ok(Fired::Stale) => {
+            tracing::info!(id, due_at, "reminder occurrence cancelled or moved; nothing to send");
+            TurnOutcome::Nothing
+        }
+        Err(e) => reminders_failed(&e),
+    }
+}
+
+/// `/reminders` lists what is coming; `/reminders cancel <id>` cancels one.
+fn reminders_command(store: &mut Store, words: &str, clock: Now) -> TurnOutcome {
+    let r = match store.reminders() {
+        Ok(r) => r,
+        Err(e) => return reminders_failed(&e),
+    };
+    let mut parts = words.split_whitespace();
+    let result = match (parts.next().map(str::to_ascii_lowercase).as_deref(), parts.next(), parts.next()) {
+        (None, ..) => r.upcoming().map(|all| {
+            if all.is_empty() {
+                return "You have no reminders. Ask me, e.g. \"remind me every day at 8 to take my pills\".".to_owned();
+            }
+            let mut text = format!("Your reminders ({}):\n", all.len());
+            for x in &all {
+                text.push_str(&format!("\n{}. {} — {}", x.id, x.text, x.describe()));
+            }
+            text.push_str("\n\nTo cancel one, send /reminders cancel and its number.");
+            text
+        }),
+        (Some("cancel"), Some(id), None) => match id.trim_start_matches('#').parse::<i64>() {
+            Ok(id) => r.cancel(id, clock.unix).map(|gone| match gone {
+                Some(gone) => {
+                    store.reminders_changed = true;
+                    format!("Cancelled: {} ({}).", gone.text, gone.describe())
+                }
+                None => format!("There's no upcoming reminder number {id}. Send /reminders to see them."),
+            }),
+            Err(_) => Ok("Send /reminders cancel and the reminder's number, e.g. /reminders cancel 3.".to_owned()),
+        },
+        _ => Ok("Send /reminders to see your reminders, or /reminders cancel and a number to cancel one.".to_owned()),
+    };
+    match result {
+        Ok(text) => TurnOutcome::Reply { text },
+        Err(e) => reminders_failed(&e),
+    }
+}
+
+fn reminders_failed(e: &reminders::ReminderError) -> TurnOutcome {
+    tracing::error!(error = %e, "reminders unavailable");
+    TurnOutcome::Failed {
+        user_message: "I can't open your reminders right now. Please let whoever runs Hearth at home know.".into(),
+        detail: e.to_string(),
     }
 }
 
@@ -177,7 +276,13 @@ fn forget(store: &mut Store, words: &str) -> TurnOutcome {
     }
 }
 
-async fn chat<B: Broker>(broker: &mut B, store: &mut Store, turn: &Turn, now: i64) -> Result<TurnOutcome, LinkError> {
+async fn chat<B: Broker>(
+    broker: &mut B,
+    store: &mut Store,
+    turn: &Turn,
+    now: i64,
+    clock: Now,
+) -> Result<TurnOutcome, LinkError> {
     if turn.messages.is_empty() {
         return Ok(TurnOutcome::Failed {
             user_message: "Sorry, something went wrong on my side. Please send that again.".into(),
@@ -193,6 +298,8 @@ async fn chat<B: Broker>(broker: &mut B, store: &mut Store, turn: &Turn, now: i6
     let (conversation_id, reply_to, earlier) = match prepared {
         Prepared::Answered { reply } => {
             tracing::info!(turn_id = turn.turn_id, "turn already answered; sending the stored reply");
+            // Its tools may have changed reminders before the gateway heard of them.
+            store.reminders_changed = true;
             return Ok(TurnOutcome::Reply { text: reply });
         }
         Prepared::Ask { conversation_id, reply_to, earlier } => (conversation_id, reply_to, earlier),
@@ -230,7 +337,7 @@ async fn chat<B: Broker>(broker: &mut B, store: &mut Store, turn: &Turn, now: i6
                 if step == MAX_STEPS {
                     break;
                 }
-                run_tools(store, turn.turn_id, &mut request, completion, now).await;
+                run_tools(store, turn.turn_id, &mut request, completion, clock).await;
                 continue;
             }
             Err(failed) => return Ok(failed),
@@ -251,7 +358,7 @@ async fn chat<B: Broker>(broker: &mut B, store: &mut Store, turn: &Turn, now: i6
 
 /// Runs each tool the completion called, one after another, and extends the request with the
 /// model's call and one result per call (an error's text when it failed or timed out).
-async fn run_tools(store: &mut Store, turn_id: u64, request: &mut CompletionRequest, completion: Completion, now: i64) {
+async fn run_tools(store: &mut Store, turn_id: u64, request: &mut CompletionRequest, completion: Completion, now: Now) {
     let calls = completion.tool_calls;
     request.messages.push(ChatMessage::assistant_tool_calls(completion.text, calls.clone()));
     for call in &calls {
@@ -265,6 +372,9 @@ async fn run_tools(store: &mut Store, turn_id: u64, request: &mut CompletionRequ
             ms = started.elapsed().as_millis() as u64,
             "tool ran"
         );
+        if result.is_ok() && tools::changes_reminders(&call.name) {
+            store.reminders_changed = true;
+        }
         let message = match result {
             Ok(text) => ChatMessage::tool_result(call.id.clone(), text, false),
             Err(e) => ChatMessage::tool_result(call.id.clone(), format!("error: {e}"), true),

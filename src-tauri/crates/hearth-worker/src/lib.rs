@@ -9,7 +9,10 @@
 //!   `/forget`, kind failure messages.
 //! - `history`: `history.sqlite`, conversations per chat, idempotent turn storage.
 //! - `memory`: `memory.sqlite`, the facts the assistant keeps about its member (FTS5 search).
-//! - `tools`: the tools the model may call (remember, recall, forget), each under a timeout.
+//! - `reminders`: `reminders.sqlite`, the member's reminders and their recurrence in the
+//!   household's zone; the gateway is told only ids and due instants, and schedules them.
+//! - `tools`: the tools the model may call (remember, recall, forget, set / list / cancel
+//!   reminders), each under a timeout.
 //! - `prompt`: the system prompt, remembered facts and the token-budgeted message list.
 
 mod agent;
@@ -17,6 +20,7 @@ mod history;
 mod link;
 mod memory;
 mod prompt;
+mod reminders;
 mod tools;
 
 pub use agent::{MAX_STEPS, STEP_LIMIT_MESSAGE};
@@ -220,8 +224,12 @@ async fn turns(mut link: Link, member_dir: PathBuf) -> anyhow::Result<()> {
             hearth_proto::worker::TurnOutcome::Failed { detail, .. } => {
                 tracing::warn!(turn_id = turn.turn_id, detail, "turn failed")
             }
+            hearth_proto::worker::TurnOutcome::Nothing => {
+                tracing::info!(turn_id = turn.turn_id, "turn done, nothing to send")
+            }
         }
-        match link.send(&WorkerToGateway::TurnDone { turn_id: turn.turn_id, outcome }).await {
+        let reminders = store.take_schedule();
+        match link.send(&WorkerToGateway::TurnDone { turn_id: turn.turn_id, outcome, reminders }).await {
             Ok(()) => {}
             Err(LinkError::Closed) => return Ok(()),
             Err(e) => return Err(e).context("send the turn's outcome"),

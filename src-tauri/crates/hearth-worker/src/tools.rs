@@ -3,6 +3,8 @@
 //!
 //! - `remember(fact)`, `recall(query)`, `forget(query | id)`: the member's memory
 //!   ([`crate::memory`]).
+//! - `set_reminder(text, at, repeat)`, `list_reminders()`, `cancel_reminder(id)`: the member's
+//!   reminders ([`crate::reminders`]); `at` is local time in the household's zone.
 //!
 //! A tool answers text for the model. A failure is text too ([`ToolError`]): the model reads
 //! what went wrong and can try again or tell the member, so a bad call never fails the turn.
@@ -14,6 +16,35 @@ use hearth_proto::llm::{ToolCall, ToolSpec};
 use serde_json::{Value, json};
 
 use crate::memory::{self, Memory, Saved};
+use crate::reminders::{self, Repeat, Reminders};
+
+/// The turn's "now" and the household's zone: tools take the gateway's clock, not their own.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Now {
+    /// Unix seconds.
+    pub unix: i64,
+    pub tz: chrono_tz::Tz,
+}
+
+impl Now {
+    /// From the turn's context; a value that does not parse falls back to this machine's clock
+    /// and UTC rather than failing the turn.
+    pub fn from_context(context: &hearth_proto::worker::TurnContext) -> Self {
+        let unix = chrono::DateTime::parse_from_rfc3339(&context.now)
+            .map(|t| t.timestamp())
+            .unwrap_or_else(|_| chrono::Utc::now().timestamp());
+        Self { unix, tz: context.timezone.parse().unwrap_or(chrono_tz::UTC) }
+    }
+
+    fn utc(self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp(self.unix, 0).unwrap_or_default()
+    }
+}
+
+/// Tools whose success changes what the gateway must schedule.
+pub fn changes_reminders(name: &str) -> bool {
+    matches!(name, "set_reminder" | "cancel_reminder")
+}
 
 /// Longest one tool may run; past it the model is told it timed out.
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,11 +103,42 @@ pub fn specs() -> Vec<ToolSpec> {
                 }
             }),
         },
+        ToolSpec {
+            name: "set_reminder".into(),
+            description: "Set a reminder: at the given time the person gets a message with the text. Use it when \
+                          they ask to be reminded of something. `at` is the (first) time as local time in the \
+                          household's time zone, like 2026-11-22T08:00, worked out from the current time in your \
+                          instructions. `repeat` makes it come back every day, week or month at that time."
+                .into(),
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "text": { "type": "string", "description": "What to remind them of, e.g. \"take the blue pill\"." },
+                    "at": { "type": "string", "description": "Local date and time, YYYY-MM-DDTHH:MM." },
+                    "repeat": { "type": "string", "enum": ["none", "daily", "weekly", "monthly"] }
+                },
+                "required": ["text", "at"]
+            }),
+        },
+        ToolSpec {
+            name: "list_reminders".into(),
+            description: "List the person's upcoming reminders with their ids.".into(),
+            parameters: json!({ "type": "object", "properties": {} }),
+        },
+        ToolSpec {
+            name: "cancel_reminder".into(),
+            description: "Cancel one reminder by its id (list_reminders shows the ids).".into(),
+            parameters: json!({
+                "type": "object",
+                "properties": { "id": { "type": "integer", "description": "The reminder's id." } },
+                "required": ["id"]
+            }),
+        },
     ]
 }
 
 /// Runs one call under [`TOOL_TIMEOUT`].
-pub async fn run(member_dir: PathBuf, call: &ToolCall, now: i64) -> Result<String, ToolError> {
+pub async fn run(member_dir: PathBuf, call: &ToolCall, now: Now) -> Result<String, ToolError> {
     run_within(TOOL_TIMEOUT, dispatch(member_dir, call.clone(), now)).await
 }
 
@@ -95,7 +157,11 @@ pub async fn run_within(
 /// One tool's work on the member's memory, run on a blocking thread.
 type MemoryOp = Box<dyn FnOnce(&mut Memory) -> Result<String, ToolError> + Send>;
 
-async fn dispatch(member_dir: PathBuf, call: ToolCall, now: i64) -> Result<String, ToolError> {
+/// One tool's work on the member's reminders, run on a blocking thread.
+type ReminderOp = Box<dyn FnOnce(&mut Reminders) -> Result<String, ToolError> + Send>;
+
+async fn dispatch(member_dir: PathBuf, call: ToolCall, clock: Now) -> Result<String, ToolError> {
+    let now = clock.unix;
     let args: Value = if call.arguments.trim().is_empty() {
         json!({})
     } else {
@@ -128,6 +194,15 @@ async fn dispatch(member_dir: PathBuf, call: ToolCall, now: i64) -> Result<Strin
             }
             Box::new(move |m| forget(m, id, &query))
         }
+        "set_reminder" | "list_reminders" | "cancel_reminder" => {
+            let op = reminder_op(&name, &args, clock)?;
+            return tokio::task::spawn_blocking(move || {
+                let mut r = Reminders::open(&member_dir).map_err(|e| ToolError::Failed(e.to_string()))?;
+                op(&mut r)
+            })
+            .await
+            .map_err(|e| ToolError::Failed(format!("the tool stopped unexpectedly: {e}")))?;
+        }
         other => return Err(ToolError::Unknown(other.to_owned())),
     };
     tokio::task::spawn_blocking(move || {
@@ -136,6 +211,54 @@ async fn dispatch(member_dir: PathBuf, call: ToolCall, now: i64) -> Result<Strin
     })
     .await
     .map_err(|e| ToolError::Failed(format!("the tool stopped unexpectedly: {e}")))?
+}
+
+fn reminder_op(name: &str, args: &Value, clock: Now) -> Result<ReminderOp, ToolError> {
+    Ok(match name {
+        "set_reminder" => {
+            let text = string_arg(args, "text")?;
+            if text.chars().count() > reminders::MAX_TEXT_CHARS {
+                return Err(ToolError::BadArguments(format!(
+                    "the text is longer than {} characters; make it shorter",
+                    reminders::MAX_TEXT_CHARS
+                )));
+            }
+            let at = string_arg(args, "at")?;
+            let at = reminders::parse_local(&at).ok_or_else(|| {
+                ToolError::BadArguments(format!("\"at\" must be a local date and time like 2026-11-22T08:00, not {at:?}"))
+            })?;
+            let repeat = args.get("repeat").and_then(Value::as_str).unwrap_or("none");
+            let repeat = Repeat::parse(repeat).ok_or_else(|| {
+                ToolError::BadArguments(format!("\"repeat\" must be none, daily, weekly or monthly, not {repeat:?}"))
+            })?;
+            Box::new(move |r| match r.set(&text, at, clock.tz, repeat, clock.utc()).map_err(reminder_failed)? {
+                Ok(set) => Ok(format!("Reminder set (id {}): {} — {}.", set.id, set.text, set.describe())),
+                Err(e) => Err(ToolError::BadArguments(e.to_string())),
+            })
+        }
+        "list_reminders" => Box::new(|r| {
+            let all = r.upcoming().map_err(reminder_failed)?;
+            if all.is_empty() {
+                return Ok("No reminders are set.".into());
+            }
+            let lines: Vec<String> = all.iter().map(|x| format!("[id {}] {} — {}", x.id, x.text, x.describe())).collect();
+            Ok(lines.join("\n"))
+        }),
+        _ => {
+            let id = args
+                .get("id")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| ToolError::BadArguments("\"id\" must be a reminder's id (a number)".into()))?;
+            Box::new(move |r| match r.cancel(id, clock.unix).map_err(reminder_failed)? {
+                Some(gone) => Ok(format!("Cancelled reminder {id}: {}.", gone.text)),
+                None => Ok(format!("There is no upcoming reminder with id {id}; nothing was cancelled.")),
+            })
+        }
+    })
+}
+
+fn reminder_failed(e: reminders::ReminderError) -> ToolError {
+    ToolError::Failed(e.to_string())
 }
 
 fn string_arg(args: &Value, name: &str) -> Result<String, ToolError> {
@@ -186,6 +309,10 @@ fn forget(m: &mut Memory, id: Option<i64>, query: &str) -> Result<String, ToolEr
 mod tests {
     use super::*;
 
+    fn at(unix: i64) -> Now {
+        Now { unix, tz: chrono_tz::Europe::Berlin }
+    }
+
     fn call(name: &str, arguments: &str) -> ToolCall {
         ToolCall { id: "c".into(), name: name.into(), arguments: arguments.into() }
     }
@@ -194,24 +321,60 @@ mod tests {
     async fn bad_calls_are_errors_for_the_model() {
         let dir = tempfile::tempdir().unwrap();
         let d = || dir.path().to_owned();
-        assert_eq!(run(d(), &call("launch", "{}"), 0).await, Err(ToolError::Unknown("launch".into())));
+        assert_eq!(run(d(), &call("launch", "{}"), at(0)).await, Err(ToolError::Unknown("launch".into())));
         for args in ["{", "[1]", "{\"fact\": 5}", "{\"fact\": \"  \"}"] {
-            let e = run(d(), &call("remember", args), 0).await.unwrap_err();
+            let e = run(d(), &call("remember", args), at(0)).await.unwrap_err();
             assert!(matches!(e, ToolError::BadArguments(_)), "{args}: {e:?}");
         }
         let long = json!({"fact": "x".repeat(memory::MAX_FACT_CHARS + 1)}).to_string();
-        assert!(matches!(run(d(), &call("remember", &long), 0).await, Err(ToolError::BadArguments(_))));
-        assert!(matches!(run(d(), &call("forget", "{}"), 0).await, Err(ToolError::BadArguments(_))));
+        assert!(matches!(run(d(), &call("remember", &long), at(0)).await, Err(ToolError::BadArguments(_))));
+        assert!(matches!(run(d(), &call("forget", "{}"), at(0)).await, Err(ToolError::BadArguments(_))));
     }
 
     #[tokio::test]
     async fn tools_share_the_members_memory() {
         let dir = tempfile::tempdir().unwrap();
         let d = || dir.path().to_owned();
-        assert_eq!(run(d(), &call("remember", r#"{"fact":"Allergic to peanuts"}"#), 1).await.unwrap(), "Saved (id 1).");
-        assert_eq!(run(d(), &call("recall", r#"{"query":"peanut butter?"}"#), 2).await.unwrap(), "[id 1] Allergic to peanuts");
-        assert_eq!(run(d(), &call("forget", r#"{"id":1}"#), 3).await.unwrap(), "Forgotten:\n- Allergic to peanuts");
-        assert_eq!(run(d(), &call("recall", r#"{"query":"peanuts"}"#), 4).await.unwrap(), "Nothing saved matches.");
+        assert_eq!(run(d(), &call("remember", r#"{"fact":"Allergic to peanuts"}"#), at(1)).await.unwrap(), "Saved (id 1).");
+        assert_eq!(run(d(), &call("recall", r#"{"query":"peanut butter?"}"#), at(2)).await.unwrap(), "[id 1] Allergic to peanuts");
+        assert_eq!(run(d(), &call("forget", r#"{"id":1}"#), at(3)).await.unwrap(), "Forgotten:\n- Allergic to peanuts");
+        assert_eq!(run(d(), &call("recall", r#"{"query":"peanuts"}"#), at(4)).await.unwrap(), "Nothing saved matches.");
+    }
+
+    #[tokio::test]
+    async fn reminders_are_set_listed_and_cancelled_in_the_households_zone() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = || dir.path().to_owned();
+        // Saturday 21 November 2026, 20:00 in Berlin.
+        let now = at(chrono::DateTime::parse_from_rfc3339("2026-11-21T20:00:00+01:00").unwrap().timestamp());
+        let pills = call("set_reminder", r#"{"text":"take my pills","at":"2026-11-22T08:00","repeat":"daily"}"#);
+        assert_eq!(
+            run(d(), &pills, now).await.unwrap(),
+            "Reminder set (id 1): take my pills — every day at 08:00, next Sunday 22 November 2026 at 08:00."
+        );
+        let set = run(d(), &call("set_reminder", r#"{"text":"dentist","at":"2026-12-03T14:00"}"#), now).await.unwrap();
+        assert_eq!(set, "Reminder set (id 2): dentist — next Thursday 3 December 2026 at 14:00.");
+        assert_eq!(
+            run(d(), &call("list_reminders", "{}"), now).await.unwrap(),
+            "[id 1] take my pills — every day at 08:00, next Sunday 22 November 2026 at 08:00\n\
+             [id 2] dentist — next Thursday 3 December 2026 at 14:00"
+        );
+        assert_eq!(run(d(), &call("cancel_reminder", r#"{"id":1}"#), now).await.unwrap(), "Cancelled reminder 1: take my pills.");
+        assert_eq!(
+            run(d(), &call("cancel_reminder", r#"{"id":1}"#), now).await.unwrap(),
+            "There is no upcoming reminder with id 1; nothing was cancelled."
+        );
+        for (args, says) in [
+            (r#"{"text":"x","at":"tomorrow at 8"}"#, "like 2026-11-22T08:00"),
+            (r#"{"text":"x","at":"2026-11-22T08:00","repeat":"hourly"}"#, "none, daily, weekly or monthly"),
+            (r#"{"text":"x","at":"2026-11-21T08:00"}"#, "already passed (it is now 2026-11-21T20:00)"),
+            (r#"{"at":"2026-11-22T08:00"}"#, "\"text\""),
+        ] {
+            let e = run(d(), &call("set_reminder", args), now).await.unwrap_err();
+            assert!(matches!(&e, ToolError::BadArguments(m) if m.contains(says)), "{args}: {e:?}");
+        }
+        assert!(changes_reminders("set_reminder") && changes_reminders("cancel_reminder"));
+        assert!(!changes_reminders("list_reminders"));
     }
 
     #[tokio::test]

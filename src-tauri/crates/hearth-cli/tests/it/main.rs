@@ -10,6 +10,7 @@ mod isolation;
 mod members;
 mod memory;
 mod package;
+mod reminders;
 mod reliability;
 mod spend;
 mod supervisor;

@@ -45,9 +45,10 @@ fn settled_cost(h: &Household, member_id: &str) -> i64 {
 async fn a_capped_member_stops_at_the_cap_and_the_admin_raises_it() {
     let h = Household::with(3, |c| c.max_output_tokens = 20).await;
     let (admin, leo, other_admin) = (0, 1, 2);
-    // About $0.002-0.004 a turn (the conversation grows), worst case under $0.006: spend climbs
-    // in steps small enough to cross 80 % before a turn's worst case no longer fits.
-    price_test_model(&h, "test-model", 10).await;
+    // About $0.001-0.003 a turn (the conversation grows, and six tool definitions ride along),
+    // worst case well under $0.01: spend climbs in steps small enough to cross 80 % before a
+    // turn's worst case no longer fits.
+    price_test_model(&h, "test-model", 5).await;
     for admin in ["Rosa", "Sam"] {
         h.gateway.control(ControlRequest::MemberAdmin { member: admin.into(), admin: true }).await.unwrap();
     }

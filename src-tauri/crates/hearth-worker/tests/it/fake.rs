@@ -6,7 +6,7 @@ use hearth_proto::PROTOCOL_VERSION;
 use hearth_proto::frame::{read_frame, write_frame};
 use hearth_proto::llm::{BrokerError, Completion, CompletionRequest, ToolCall, Usage};
 use hearth_proto::worker::{
-    GatewayToWorker, IncomingMessage, Turn, TurnContext, TurnKind, TurnOutcome, WorkerToGateway,
+    GatewayToWorker, IncomingMessage, ReminderDue, Turn, TurnContext, TurnKind, TurnOutcome, WorkerToGateway,
 };
 use tempfile::TempDir;
 use tokio::net::UnixStream;
@@ -127,9 +127,20 @@ impl Gateway {
 
     pub async fn expect_done(&mut self, turn_id: u64) -> TurnOutcome {
         match self.recv().await {
-            WorkerToGateway::TurnDone { turn_id: t, outcome } => {
+            WorkerToGateway::TurnDone { turn_id: t, outcome, .. } => {
                 assert_eq!(t, turn_id);
                 outcome
+            }
+            other => panic!("expected TurnDone, got {other:?}"),
+        }
+    }
+
+    /// Expects `TurnDone` for `turn_id`; returns the outcome and the reminder schedule it carried.
+    pub async fn expect_done_with_schedule(&mut self, turn_id: u64) -> (TurnOutcome, Option<Vec<ReminderDue>>) {
+        match self.recv().await {
+            WorkerToGateway::TurnDone { turn_id: t, outcome, reminders } => {
+                assert_eq!(t, turn_id);
+                (outcome, reminders)
             }
             other => panic!("expected TurnDone, got {other:?}"),
         }

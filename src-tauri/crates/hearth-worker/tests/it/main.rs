@@ -4,5 +4,6 @@
 mod fake;
 mod lifecycle;
 mod memory;
+mod reminders;
 mod tools;
 mod turns;
