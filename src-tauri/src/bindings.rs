@@ -58,6 +58,7 @@ pub fn typescript() -> String {
         PriceArgs::decl(),
         SettingsDto::decl(),
         KeepAwakeDto::decl(),
+        Platform::decl(),
         SettingsArgs::decl(),
     ];
     let mut out = String::from(

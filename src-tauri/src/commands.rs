@@ -334,6 +334,7 @@ async fn settings_dto<R: Runtime>(app: &AppHandle<R>, shell: &Shell) -> Reply<Se
         turn_cap: stored.turn_cap,
         timezone,
         provider: provider_now,
+        platform: Platform::current(),
     })
 }
 

@@ -376,6 +376,30 @@ pub struct SettingsDto {
     pub turn_cap: u32,
     pub timezone: String,
     pub provider: Option<ProviderDto>,
+    /// Which appliance steps the screen shows (power, sleep, login, the supervisor).
+    pub platform: Platform,
+}
+
+/// The operating system the app runs on, as far as the Settings screen cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    Macos,
+    Linux,
+    Other,
+}
+
+impl Platform {
+    /// The platform this binary was built for.
+    pub const fn current() -> Self {
+        if cfg!(target_os = "macos") {
+            Self::Macos
+        } else if cfg!(target_os = "linux") {
+            Self::Linux
+        } else {
+            Self::Other
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]

@@ -146,6 +146,12 @@ async fn a_newcomer_sets_up_a_household_and_a_member_gets_answers() {
     w.click("nav-settings").await;
     w.tid("settings-page").await;
     w.screenshot("13-settings").await;
+    // The closet-box steps (Linux here): a command copies, or is selected when the webview has
+    // no clipboard to give.
+    w.tid("appliance").await;
+    w.click("appliance-sleep-command-copy").await;
+    w.wait_text("[data-testid=\"appliance-sleep\"]", 5, |t| t.contains("✓ Copied") || t.contains("Selected")).await;
+    w.screenshot("16-appliance").await;
     drop(w);
     telegram.shutdown();
     llm.shutdown();

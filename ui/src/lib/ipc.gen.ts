@@ -185,7 +185,11 @@ source: string, };
 
 export type PriceArgs = { model: string, input_usd_per_mtok: number, output_usd_per_mtok: number, cached_input_usd_per_mtok?: number, };
 
-export type SettingsDto = { data_dir: string, launch_at_login: boolean, keep_awake: KeepAwakeDto, turn_cap: number, timezone: string, provider: ProviderDto | null, };
+export type SettingsDto = { data_dir: string, launch_at_login: boolean, keep_awake: KeepAwakeDto, turn_cap: number, timezone: string, provider: ProviderDto | null, 
+/**
+ * Which appliance steps the screen shows (power, sleep, login, the supervisor).
+ */
+platform: Platform, };
 
 export type KeepAwakeDto = { enabled: boolean, 
 /**
@@ -196,6 +200,8 @@ available: boolean,
  * Why not, or how, in words.
  */
 detail: string, };
+
+export type Platform = "macos" | "linux" | "other";
 
 export type SettingsArgs = { launch_at_login?: boolean, keep_awake?: boolean, turn_cap?: number, };
 

@@ -8,6 +8,8 @@ import ProviderForm from "../components/ProviderForm.svelte";
 import MemberCard from "../components/MemberCard.svelte";
 import TokenField from "../components/TokenField.svelte";
 import PairingPanel from "../components/PairingPanel.svelte";
+import CopyCommand from "../components/CopyCommand.svelte";
+import Settings from "../components/Settings.svelte";
 import Wizard from "../components/Wizard.svelte";
 import { app } from "../lib/state.svelte";
 import type { MemberCard as Card, PairingDto, Snapshot } from "../lib/ipc.gen";
@@ -196,5 +198,46 @@ describe("Wizard", () => {
     render(Wizard, { oninfo });
     await fireEvent.click(byId("try-demo"));
     await waitFor(() => expect(oninfo).toHaveBeenCalledWith(expect.objectContaining({ phase: "demo" })));
+  });
+});
+
+describe("CopyCommand", () => {
+  it("copies the command and says so, or selects it when there is no clipboard", async () => {
+    const writeText = vi.fn(async () => {});
+    Object.defineProperty(navigator, "clipboard", { value: { writeText }, configurable: true });
+    render(CopyCommand, { command: "sudo pmset -a autorestart 1", testid: "cmd" });
+    await fireEvent.click(byId("cmd-copy"));
+    await waitFor(() => expect(byId("cmd-copy")).toHaveTextContent("✓ Copied"));
+    expect(writeText).toHaveBeenCalledWith("sudo pmset -a autorestart 1");
+    cleanup();
+
+    Object.defineProperty(navigator, "clipboard", { value: undefined, configurable: true });
+    render(CopyCommand, { command: "sudo pmset -a sleep 0 disksleep 0", testid: "cmd" });
+    await fireEvent.click(byId("cmd-copy"));
+    await waitFor(() => expect(screen.getByText(/press ⌘C or Ctrl\+C/)).toBeInTheDocument());
+    expect(window.getSelection()?.toString()).toBe("sudo pmset -a sleep 0 disksleep 0");
+    expect(byId("cmd-copy")).toHaveTextContent("Copy");
+  });
+});
+
+describe("Settings", () => {
+  const settings = (platform: string) => ({
+    data_dir: "/d", launch_at_login: false, keep_awake: { enabled: false, available: true, detail: "" },
+    turn_cap: 4, timezone: "UTC", provider: null, platform,
+  });
+  it("shows the Mac's appliance steps with copyable commands", async () => {
+    invoke.mockImplementation(async (cmd: string) => (cmd === "settings" ? settings("macos") : []));
+    render(Settings);
+    await waitFor(() => expect(byId("appliance")).toHaveTextContent("This Mac as an appliance"));
+    expect(byId("appliance-autorestart-command")).toHaveTextContent("sudo pmset -a autorestart 1");
+    expect(byId("appliance-supervisor")).toHaveTextContent("Login Items");
+    expect(byId("appliance-login")).toHaveTextContent("Off — turn on");
+  });
+  it("shows systemd's on Linux", async () => {
+    invoke.mockImplementation(async (cmd: string) => (cmd === "settings" ? settings("linux") : []));
+    render(Settings);
+    await waitFor(() => expect(byId("appliance")).toHaveTextContent("This machine as an appliance"));
+    expect(byId("appliance-services-command")).toHaveTextContent("sudo systemctl enable --now hearth-supervisor hearth");
+    expect(screen.queryByTestId("appliance-supervisor")).toBeNull();
   });
 });

@@ -1,4 +1,6 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { applianceGuide, copyText } from "../lib/appliance";
+import type { Platform } from "../lib/ipc.gen";
 import { errorCode, errorMessage, FALLBACK_ERROR } from "../lib/errors";
 import { layoutChart, niceMax } from "../lib/chart";
 import { looksLikeToken, parseDollars } from "../lib/format";
@@ -91,5 +93,41 @@ describe("wizard gating", () => {
     expect(canAddMember("Ana", "123:abc", looksLikeToken)).toBe(true);
     expect(canAddMember("  ", "123:abc", looksLikeToken)).toBe(false);
     expect(canAddMember("Ana", "abc", looksLikeToken)).toBe(false);
+  });
+});
+
+describe("applianceGuide", () => {
+  const commands = (p: Platform) => applianceGuide(p).steps.flatMap((s) => (s.command ? [s.command] : []));
+  it("gives a Mac the power, sleep, FileVault and supervisor steps", () => {
+    const g = applianceGuide("macos");
+    expect(g.heading).toBe("This Mac as an appliance");
+    expect(commands("macos")).toEqual(expect.arrayContaining(["sudo pmset -a autorestart 1", "sudo pmset -a sleep 0 disksleep 0"]));
+    const ids = g.steps.map((s) => s.id);
+    expect(ids).toEqual(["autorestart", "sleep", "filevault", "login", "supervisor"]);
+    expect(g.steps.find((s) => s.id === "filevault")!.text).toMatch(/FileVault.*disk password.*Automatic login.*unavailable with FileVault/s);
+    expect(g.steps.find((s) => s.id === "supervisor")!.text).toContain("System Settings → General → Login Items");
+    expect(g.steps.filter((s) => s.loginToggle)).toHaveLength(1);
+  });
+  it("gives Linux the systemd equivalents", () => {
+    const g = applianceGuide("linux");
+    expect(g.heading).toBe("This machine as an appliance");
+    expect(commands("linux")).toEqual([
+      "sudo systemctl enable --now hearth-supervisor hearth",
+      "sudo systemctl mask sleep.target suspend.target hibernate.target hybrid-sleep.target",
+    ]);
+    expect(commands("linux").join(" ")).not.toContain("pmset");
+  });
+  it("falls back to the login toggle elsewhere", () => {
+    expect(applianceGuide("other").steps.map((s) => s.id)).toEqual(["login"]);
+  });
+});
+
+describe("copyText", () => {
+  it("writes to the clipboard and says whether it could", async () => {
+    const writeText = vi.fn(async () => {});
+    expect(await copyText("sudo pmset -a autorestart 1", { writeText })).toBe(true);
+    expect(writeText).toHaveBeenCalledWith("sudo pmset -a autorestart 1");
+    expect(await copyText("x", { writeText: async () => Promise.reject(new Error("denied")) })).toBe(false);
+    expect(await copyText("x", undefined)).toBe(false);
   });
 });

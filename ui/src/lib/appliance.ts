@@ -1,0 +1,101 @@
+import type { Platform } from "./ipc.gen";
+
+/** One thing a machine that serves the family day and night needs, with its command if any. */
+export type ApplianceStep = {
+  id: string;
+  title: string;
+  /** One or two plain sentences: why, and what happens. */
+  text: string;
+  /** A shell command to copy into Terminal, when there is one. */
+  command?: string;
+  /** Shows the state of "Start Hearth when this computer starts" instead of a command. */
+  loginToggle?: boolean;
+};
+
+export type ApplianceGuide = { heading: string; intro: string; steps: ApplianceStep[] };
+
+const loginStep: ApplianceStep = {
+  id: "login",
+  title: "Start Hearth when you log in",
+  text: "The app runs the assistants, so it has to open by itself after a restart.",
+  loginToggle: true,
+};
+
+/** The steps for a closet box on this platform, in the order to do them. */
+export function applianceGuide(platform: Platform): ApplianceGuide {
+  if (platform === "macos") {
+    return {
+      heading: "This Mac as an appliance",
+      intro: "A few one-time settings let this Mac answer the family day and night and come back by itself after a power cut. Paste each command into Terminal; it asks for your password.",
+      steps: [
+        {
+          id: "autorestart",
+          title: "Restart automatically after a power failure",
+          text: "When the power comes back, the Mac turns itself on instead of waiting for someone to press the button.",
+          command: "sudo pmset -a autorestart 1",
+        },
+        {
+          id: "sleep",
+          title: "Never sleep",
+          text: "A sleeping Mac cannot answer messages; the display may still turn off.",
+          command: "sudo pmset -a sleep 0 disksleep 0",
+        },
+        {
+          id: "filevault",
+          title: "Automatic login or FileVault",
+          text: "With FileVault on, the Mac waits at the disk password after a power cut and Hearth stays off until someone types it. Automatic login, which lets Hearth start by itself, is unavailable with FileVault, so choose between a disk that is safe if the Mac is stolen and a Hearth that comes back alone (System Settings → Users & Groups → Automatically log in as).",
+          command: "fdesetup status",
+        },
+        loginStep,
+        {
+          id: "supervisor",
+          title: "Allow the Hearth supervisor",
+          text: "It creates an account for each family member so their conversations stay apart, and macOS runs it only once you allow it: in System Settings → General → Login Items, turn on Hearth under “Allow in the Background”. This command opens that page.",
+          command: 'open "x-apple.systempreferences:com.apple.LoginItems-Settings.extension"',
+        },
+      ],
+    };
+  }
+  if (platform === "linux") {
+    return {
+      heading: "This machine as an appliance",
+      intro: "A few one-time settings let this machine answer the family day and night and come back by itself after a power cut. Run each command in a terminal.",
+      steps: [
+        {
+          id: "services",
+          title: "Start Hearth at boot (headless package)",
+          text: "With the hearth package instead of this app, systemd starts the gateway and its supervisor at boot, before anyone logs in.",
+          command: "sudo systemctl enable --now hearth-supervisor hearth",
+        },
+        {
+          id: "sleep",
+          title: "Never sleep",
+          text: "A sleeping machine cannot answer messages; this stops every kind of suspend.",
+          command: "sudo systemctl mask sleep.target suspend.target hibernate.target hybrid-sleep.target",
+        },
+        {
+          id: "autorestart",
+          title: "Restart automatically after a power failure",
+          text: "Set “Restore on AC power loss” (or “After power failure: Power on”) in the machine's firmware settings, reached by a key such as F2 or Del while it starts.",
+        },
+        loginStep,
+      ],
+    };
+  }
+  return {
+    heading: "This machine as an appliance",
+    intro: "For Hearth to answer day and night, this machine must stay awake, turn itself on after a power cut and open Hearth by itself.",
+    steps: [loginStep],
+  };
+}
+
+/** Puts `text` on the clipboard; false when there is no clipboard or it refused. */
+export async function copyText(text: string, clipboard: Pick<Clipboard, "writeText"> | undefined = globalThis.navigator?.clipboard): Promise<boolean> {
+  if (!clipboard) return false;
+  try {
+    await clipboard.writeText(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
