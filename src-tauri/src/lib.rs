@@ -48,7 +48,6 @@ pub fn main() {
         }
         return;
     }
-    init_logging();
     let options = match Options::from_env() {
         Ok(o) => o,
         Err(e) => {
@@ -56,6 +55,7 @@ pub fn main() {
             std::process::exit(2);
         }
     };
+    init_logging(&options.data_dir);
     let hidden = std::env::args().any(|a| a == "--hidden");
     let shell = Arc::new(Shell::new(options));
     let app = build(tauri::Builder::default(), shell.clone())
@@ -78,9 +78,15 @@ pub fn main() {
                 if let Some(w) = app.get_webview_window("main") {
                     let _ = w.hide();
                 }
-                #[cfg(target_os = "macos")]
-                let _ = handle.set_activation_policy(tauri::ActivationPolicy::Accessory);
             }
+            // Info.plist's LSUIElement starts the app as a menu-bar app without a Dock icon;
+            // with its window shown it gets one, as after `tray::open_window`.
+            #[cfg(target_os = "macos")]
+            let _ = handle.set_activation_policy(if hidden {
+                tauri::ActivationPolicy::Accessory
+            } else {
+                tauri::ActivationPolicy::Regular
+            });
             let starting = tray::model(&snapshot::stopped("Hearth is starting…"));
             let menu_shell = shell.clone();
             tray::install(&handle, &starting, move |app, id| on_tray_menu(app, &menu_shell, id))?;
@@ -129,8 +135,21 @@ fn on_tray_menu<R: Runtime>(app: &AppHandle<R>, shell: &Arc<Shell>, id: &str) {
     }
 }
 
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+/// Logs to stderr and to the household's log files (`hearth logs` reads them), as `hearth
+/// serve` does.
+fn init_logging(data_dir: &std::path::Path) {
+    use tracing_subscriber::prelude::*;
+    // Everything the gateway writes is its own, the log folder included.
+    // SAFETY: umask only changes this process's file creation mask.
+    unsafe { libc::umask(0o077) };
+    let file = std::fs::create_dir_all(data_dir)
+        .and_then(|()| hearth_gateway::logs::RollingFile::open(data_dir))
+        .map_err(|e| eprintln!("warning: logging to stderr only; cannot write logs in {}: {e}", data_dir.display()))
+        .ok()
+        .map(|f| &*Box::leak(Box::new(f)));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let file = file.map(|f| tracing_subscriber::fmt::layer().with_writer(move || f).with_ansi(false));
+    let _ = tracing_subscriber::registry().with(filter).with(stderr).with(file).try_init();
 }

@@ -160,6 +160,16 @@ pub enum Command {
     #[command(subcommand)]
     Backup(crate::backup::BackupCommand),
 
+    /// Show the gateway's log: the last lines, and with --follow what comes next.
+    ///
+    /// Whichever runs the household (`hearth serve` or the app) writes its log to
+    /// <data dir>/logs/hearth-YYYY-MM-DD.log, one file per day (UTC), keeping two weeks. No
+    /// secret is ever logged. More detail: start the gateway with RUST_LOG=debug.
+    ///
+    /// Exit codes: 0; 3 when there is no log yet (Hearth has not run on this data directory).
+    #[command(verbatim_doc_comment, about = "Show the gateway's log, or follow it")]
+    Logs(LogsArgs),
+
     /// Internal: one member's worker process, started by the gateway.
     #[command(hide = true)]
     Worker,
@@ -188,7 +198,7 @@ impl Command {
             Command::Status(a) => a.json,
             Command::Doctor(a) => a.json,
             Command::Backup(c) => c.json(),
-            Command::Serve(_) | Command::Demo(_) | Command::Supervisor(_) | Command::Worker => false,
+            Command::Serve(_) | Command::Demo(_) | Command::Supervisor(_) | Command::Logs(_) | Command::Worker => false,
         }
     }
 }
@@ -710,6 +720,16 @@ pub struct DemoArgs {
     /// How long the demo model takes to answer, in milliseconds.
     #[arg(long, value_name = "N", default_value_t = 1200)]
     pub model_latency_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// How many of the last lines to show.
+    #[arg(long, short = 'n', value_name = "N", default_value_t = 50)]
+    pub lines: usize,
+    /// Keep printing new lines as they are written, until Ctrl-C.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! - [`secret`]: reading a bot token or API key from stdin or an environment variable — never
 //!   from the command line, where `ps` and shell history would show it.
 //! - [`backup`]: `hearth backup create|verify|restore|schedule`.
+//! - [`logs`]: `hearth logs`, the last lines of the gateway's log file and, with --follow, the rest.
 //! - [`table`]: aligned plain-text tables.
 //! - [`failure`]: errors as the admin reads them, and the exit codes below.
 //! - [`demo`]: `hearth demo`, a household of simulated users chatting through the real gateway and
@@ -46,6 +47,7 @@ mod backup;
 mod demo;
 mod doctor;
 mod failure;
+mod logs;
 mod secret;
 mod serve;
 mod spend;
@@ -100,6 +102,7 @@ async fn run(command: Command, data_dir: std::path::PathBuf) -> Result<u8, Failu
     let done = match command {
         Command::Doctor(cmd) => return doctor::run(&data_dir, cmd).await,
         Command::Backup(cmd) => return backup::run(&data_dir, cmd).await,
+        Command::Logs(args) => logs::run(&data_dir, args).await,
         Command::Serve(args) => serve::run(data_dir, args).await,
         Command::Provider(cmd) => admin::provider(&data_dir, cmd).await,
         Command::Member(cmd) => admin::member(&data_dir, cmd).await,

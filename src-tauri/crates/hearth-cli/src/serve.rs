@@ -1,5 +1,6 @@
 //! `hearth serve`: the gateway in the foreground until SIGINT or SIGTERM, then a drain of up to
-//! ten seconds. Logs go to stderr (`RUST_LOG`, default `info`); no secret is ever logged.
+//! ten seconds. Logs go to stderr and to `<data dir>/logs/` (`RUST_LOG`, default `info`; read
+//! them with `hearth logs`); no secret is ever logged.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,7 +15,14 @@ use crate::failure::Failure;
 const GRACE: Duration = Duration::from_secs(10);
 
 pub async fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Failure> {
-    init_logging("info");
+    // Everything the gateway writes is its own, the log folder included.
+    // SAFETY: umask only changes this process's file creation mask.
+    unsafe { libc::umask(0o077) };
+    let file = std::fs::create_dir_all(&data_dir)
+        .and_then(|()| hearth_gateway::logs::RollingFile::open(&data_dir))
+        .map_err(|e| eprintln!("warning: logging to stderr only; cannot write logs in {}: {e}", data_dir.display()))
+        .ok();
+    init_logging("info", file.map(|f| &*Box::leak(Box::new(f))));
     // Signals first, so a SIGTERM that arrives while the gateway starts is not fatal.
     let mut term =
         signal(SignalKind::terminate()).map_err(|e| Failure::unexpected(format!("listen for SIGTERM: {e}")))?;
@@ -62,13 +70,15 @@ pub fn isolation_choice(level: Isolation) -> IsolationChoice {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (else `default`).
-pub fn init_logging(default: &str) {
+/// Logs to stderr, and to the data directory's log files when given, filtered by `RUST_LOG`
+/// (else `default`).
+pub fn init_logging(default: &str, file: Option<&'static hearth_gateway::logs::RollingFile>) {
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let file = file.map(|f| tracing_subscriber::fmt::layer().with_writer(move || f).with_ansi(false));
+    let _ = tracing_subscriber::registry().with(filter).with(stderr).with(file).try_init();
 }

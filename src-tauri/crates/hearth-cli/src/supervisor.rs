@@ -9,7 +9,7 @@ use crate::args::SupervisorArgs;
 use crate::failure::{EXIT_UNEXPECTED, Failure};
 
 pub async fn run(args: SupervisorArgs) -> Result<(), Failure> {
-    crate::serve::init_logging("info");
+    crate::serve::init_logging("info", None);
     if !hearth_isolation::accounts::can_manage_accounts() {
         return Err(Failure {
             code: "needs_root",

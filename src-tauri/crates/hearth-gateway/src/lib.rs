@@ -15,13 +15,14 @@
 //! - [`reply`]: rendering a model's Markdown into Telegram HTML that cannot fail to parse.
 //! - [`store`]: `gateway.sqlite` and its migrations.
 //! - [`secrets`]: bot tokens and provider keys (0600 file).
-//! - [`reminders`]: the one timer that fires members' reminders (committed first, delivered by
-//!   the member's worker as a turn without a model call); [`clock`]: the "now" it uses.
+//! - [`logs`]: the daily log files in `<data dir>/logs/` that `hearth logs` reads.
 //! - [`control`]: the admin API, in-process and over the owner-only control socket
 //!   (spend settings in `control_spend`, the `hearth doctor` audit in `control_doctor`, member
 //!   settings, pause, token replacement and export in `control_member`, testing and finding
 //!   providers in `control_provider`).
 //! - [`export`]: a consistent copy of one member's directory, for `MemberExport`.
+//! - [`reminders`]: the one timer that fires members' reminders (committed first, delivered by
+//!   the member's worker as a turn without a model call); [`clock`]: the "now" it uses.
 //! - [`backup`]: backups of the whole household (create, verify, restore) and their schedule.
 //! - [`paths`]: the data directory layout.
 
@@ -36,6 +37,7 @@ mod control_spend;
 pub mod export;
 pub mod gateway;
 pub mod lanes;
+pub mod logs;
 pub mod pairing;
 pub mod paths;
 pub mod reminders;

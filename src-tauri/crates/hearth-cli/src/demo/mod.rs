@@ -50,7 +50,7 @@ pub fn quiet_workers_by_default() {
 }
 
 pub async fn run(args: DemoArgs) -> Result<(), Failure> {
-    crate::serve::init_logging("warn");
+    crate::serve::init_logging("warn", None);
     let mut interrupt =
         signal(SignalKind::interrupt()).map_err(|e| Failure::unexpected(format!("listen for Ctrl-C: {e}")))?;
     let mut terminate =

@@ -986,3 +986,47 @@ async fn secrets_never_reach_logs_databases_workers_or_command_lines() {
         assert!(!log.contains(secret), "a secret in the debug log: {}", log.lines().find(|l| l.contains(secret)).unwrap());
     }
 }
+
+/// `hearth logs`: what `hearth serve` wrote to the data directory's log file, and with --follow
+/// what it writes next — here the lines of its own shutdown.
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_show_the_last_lines_and_follow_what_comes_next() {
+    let telegram = FakeTelegram::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.as_path();
+    let none = run(d, &["logs"], None, &[]).await;
+    none.expect_code(3);
+    assert!(none.stderr.contains("no log") && none.stderr.contains("hearth serve"), "{none:#?}");
+
+    let serve = Serve::start(d, &telegram.api_url(), tmp.path().join("serve.log")).await;
+    let ran = run(d, &["logs", "--lines", "200"], None, &[]).await;
+    ran.expect_code(0);
+    assert!(ran.stdout.contains("gateway serving"), "{ran:#?}");
+    let logs_dir = data.join("logs");
+    let file = std::fs::read_dir(&logs_dir).unwrap().next().unwrap().unwrap().path();
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "{}", file.display());
+
+    let mut follow = hearth(d).args(["logs", "--follow", "--lines", "0"]).spawn().unwrap();
+    let mut out = follow.stdout.take().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (code, _) = serve.terminate().await;
+    assert_eq!(code, Some(0));
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.contains("stopped") {
+        let mut buf = [0u8; 4096];
+        use tokio::io::AsyncReadExt as _;
+        let n = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), out.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("--follow never showed the shutdown; it showed {seen:?}"))
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains("SIGTERM received"), "{seen}");
+    assert!(!seen.contains("gateway serving"), "--lines 0 shows only what comes next: {seen}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(follow.id().unwrap() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(5), follow.wait()).await.expect("Ctrl-C stops --follow").unwrap();
+    assert_eq!(status.code(), Some(0));
+}
