@@ -58,6 +58,10 @@ pub fn typescript() -> String {
         PriceArgs::decl(),
         SettingsDto::decl(),
         KeepAwakeDto::decl(),
+        BackupStatusDto::decl(),
+        BackupNowArgs::decl(),
+        BackupScheduleArgs::decl(),
+        BackupDto::decl(),
         Platform::decl(),
         SettingsArgs::decl(),
     ];

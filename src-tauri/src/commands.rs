@@ -322,7 +322,9 @@ async fn settings_dto<R: Runtime>(app: &AppHandle<R>, shell: &Shell) -> Reply<Se
         }
         None => (String::new(), None),
     };
+    let backup = backup_status(shell, status.as_ref());
     Ok(SettingsDto {
+        backup,
         data_dir: shell.options.data_dir.display().to_string(),
         launch_at_login: app.autolaunch().is_enabled().unwrap_or(false),
         keep_awake: KeepAwakeDto {
@@ -360,6 +362,46 @@ pub async fn settings_set<R: Runtime>(app: AppHandle<R>, shell: Shared<'_>, args
         shell.apply_keep_awake(on);
     }
     settings_dto(&app, &shell).await
+}
+
+fn backup_status(shell: &Shell, gateway: Option<&hearth_gateway::Gateway>) -> BackupStatusDto {
+    let scheduled = gateway.and_then(|g| g.scheduled_backups());
+    let suggested = hearth_gateway::backup::default_dir(&shell.options.data_dir);
+    let folder = scheduled.as_ref().map(|(d, _)| d.clone()).unwrap_or_else(|| suggested.clone());
+    BackupStatusDto {
+        dest_dir: scheduled.as_ref().map(|(d, _)| d.display().to_string()),
+        every_hours: scheduled.map(|(_, h)| h).unwrap_or(0),
+        last: hearth_gateway::backup::newest(&folder).map(|t| t.to_rfc3339()),
+        suggested_dir: suggested.display().to_string(),
+    }
+}
+
+#[tauri::command]
+pub async fn backup_now(shell: Shared<'_>, args: BackupNowArgs) -> Reply<BackupDto> {
+    let gateway = shell.gateway().await?;
+    let dest_dir = match args.dest_dir.filter(|d| !d.trim().is_empty()) {
+        Some(d) => d,
+        None => match gateway.scheduled_backups() {
+            Some((dir, _)) => dir.display().to_string(),
+            None => hearth_gateway::backup::default_dir(&shell.options.data_dir).display().to_string(),
+        },
+    };
+    match gateway.control(ControlRequest::BackupCreate { dest_dir, include_secrets: false }).await? {
+        ControlReply::BackedUp(b) => Ok(BackupDto {
+            path: b.path,
+            members: b.members,
+            megabytes: u32::try_from(b.bytes.div_ceil(1_000_000)).unwrap_or(u32::MAX),
+        }),
+        other => Err(unexpected(&other)),
+    }
+}
+
+#[tauri::command]
+pub async fn backup_schedule(shell: Shared<'_>, args: BackupScheduleArgs) -> Reply<BackupStatusDto> {
+    let dest_dir = args.dest_dir.filter(|d| !d.trim().is_empty());
+    shell.control(ControlRequest::BackupSchedule { dest_dir, every_hours: args.every_hours }).await?;
+    let gateway = shell.gateway().await.ok();
+    Ok(backup_status(&shell, gateway.as_ref()))
 }
 
 /// Every command, once: `handler()` registers them, `commands()` describes them for the
@@ -408,4 +450,6 @@ table! {
     price_set(PriceArgs) -> Vec<PriceDto>;
     settings() -> SettingsDto;
     settings_set(SettingsArgs) -> SettingsDto;
+    backup_now(BackupNowArgs) -> BackupDto;
+    backup_schedule(BackupScheduleArgs) -> BackupStatusDto;
 }

@@ -376,6 +376,7 @@ pub struct SettingsDto {
     pub turn_cap: u32,
     pub timezone: String,
     pub provider: Option<ProviderDto>,
+    pub backup: BackupStatusDto,
     /// Which appliance steps the screen shows (power, sleep, login, the supervisor).
     pub platform: Platform,
 }
@@ -400,6 +401,43 @@ impl Platform {
             Self::Other
         }
     }
+}
+
+/// Backups of the household, as Settings shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct BackupStatusDto {
+    /// Where scheduled backups go; `None` when they are off.
+    pub dest_dir: Option<String>,
+    /// Every how many hours; 0 when off.
+    pub every_hours: u32,
+    /// RFC 3339: the newest complete backup in the scheduled (or suggested) folder.
+    pub last: Option<String>,
+    /// A folder to suggest: beside the data folder (better: an external disk or a synced folder).
+    pub suggested_dir: String,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct BackupNowArgs {
+    /// An existing (or creatable) folder; `None`: the scheduled folder, else the suggested one.
+    pub dest_dir: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct BackupScheduleArgs {
+    /// `None` turns scheduled backups off.
+    pub dest_dir: Option<String>,
+    pub every_hours: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct BackupDto {
+    /// The new backup's folder.
+    pub path: String,
+    pub members: u32,
+    /// Its size, in megabytes, rounded up.
+    pub megabytes: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]

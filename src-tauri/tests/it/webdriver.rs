@@ -175,6 +175,14 @@ impl Window {
         self.call(reqwest::Method::GET, &format!("/element/{}/attribute/{name}", el.0), None).await.ok().and_then(|v| v.as_str().map(str::to_owned))
     }
 
+    /// Scrolls the element matching `css` into view, for a screenshot of it.
+    pub async fn script_scroll(&self, css: &str) {
+        let script = format!("document.querySelector({css:?})?.scrollIntoView({{block: 'start'}})");
+        self.call(reqwest::Method::POST, "/execute/sync", Some(json!({"script": script, "args": []})))
+            .await
+            .unwrap_or_else(|e| panic!("scroll to {css}: {e}"));
+    }
+
     /// Waits up to `secs` for the text of the element `css` to satisfy `ok`; panics with what it
     /// last saw.
     pub async fn wait_text(&self, css: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {

@@ -146,6 +146,15 @@ async fn a_newcomer_sets_up_a_household_and_a_member_gets_answers() {
     w.click("nav-settings").await;
     w.tid("settings-page").await;
     w.screenshot("13-settings").await;
+    // A backup made from Settings while the household is served.
+    w.fill("backup-dir", &home.path().join("backups").display().to_string()).await;
+    w.click("backup-now").await;
+    w.wait_text("[data-testid=\"backup-result\"]", 30, |t| t.contains("Saved 1 member")).await;
+    assert!(std::fs::read_dir(home.path().join("backups")).unwrap().flatten().any(|e| {
+        e.file_name().to_string_lossy().starts_with("hearth-backup-") && e.path().join("manifest.json").exists()
+    }));
+    w.script_scroll("[data-testid=\"backups\"]").await;
+    w.screenshot("17-backups").await;
     // The closet-box steps (Linux here): a command copies, or is selected when the webview has
     // no clipboard to give.
     w.tid("appliance").await;

@@ -26,7 +26,7 @@ export async function installMock() {
     (details[m.id] ??= { id: m.id, name: m.name, role: m.role, bot_username: m.bot_username, paired: m.paired, paused: m.paused, is_admin: m.name === "Ana", persona: "", model: null, fallback_model: null, daily_cap_usd: m.daily_cap_usd, monthly_cap_usd: m.monthly_cap_usd, created_at: iso(60 * 24 * 20) });
   let cap: number | null = 30;
   let provider: Snapshot["provider"] = phase === "setup" ? null : { kind: "openai", base_url: "https://api.openai.com/v1", model: "gpt-4o-mini" };
-  const settings: SettingsDto = { data_dir: "/var/lib/hearth", launch_at_login: true, keep_awake: { enabled: false, available: false, detail: "This Linux machine has no sleep inhibitor Hearth can use." }, turn_cap: 8, timezone: "Europe/Berlin", provider, platform: "linux" };
+  const settings: SettingsDto = { data_dir: "/var/lib/hearth", launch_at_login: true, keep_awake: { enabled: false, available: false, detail: "This Linux machine has no sleep inhibitor Hearth can use." }, turn_cap: 8, timezone: "Europe/Berlin", provider, platform: "linux", backup: { dest_dir: null, every_hours: 0, last: null, suggested_dir: "/var/lib/hearth-backups" } };
   let prices: PriceDto[] = [
     { model: "gpt-4o-mini", input_usd_per_mtok: 0.15, output_usd_per_mtok: 0.6, cached_input_usd_per_mtok: 0.075, source: "default (as of 2025-06-01)" },
     { model: "claude-sonnet-4-5", input_usd_per_mtok: 3, output_usd_per_mtok: 15, cached_input_usd_per_mtok: 0.3, source: "default (as of 2025-06-01)" },
@@ -76,6 +76,8 @@ export async function installMock() {
       case "price_set": prices = [...prices.filter((p) => p.model !== a.model), { model: a.model, input_usd_per_mtok: a.input_usd_per_mtok, output_usd_per_mtok: a.output_usd_per_mtok, cached_input_usd_per_mtok: a.cached_input_usd_per_mtok ?? a.input_usd_per_mtok, source: "admin" }]; return prices;
       case "settings": return settings;
       case "settings_set": if (a.turn_cap != null) settings.turn_cap = a.turn_cap; if (a.launch_at_login != null) settings.launch_at_login = a.launch_at_login; return settings;
+      case "backup_now": await wait(400); return { path: `${a.dest_dir ?? settings.backup.suggested_dir}/hearth-backup-20261121-101500`, members: 3, megabytes: 2 };
+      case "backup_schedule": settings.backup = { ...settings.backup, dest_dir: a.dest_dir ?? null, every_hours: a.dest_dir ? a.every_hours : 0 }; return settings.backup;
     }
     return fail("internal", `The mock does not know ${cmd}.`);
   }, { shouldMockEvents: true });

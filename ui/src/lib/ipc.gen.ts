@@ -185,7 +185,7 @@ source: string, };
 
 export type PriceArgs = { model: string, input_usd_per_mtok: number, output_usd_per_mtok: number, cached_input_usd_per_mtok?: number, };
 
-export type SettingsDto = { data_dir: string, launch_at_login: boolean, keep_awake: KeepAwakeDto, turn_cap: number, timezone: string, provider: ProviderDto | null, 
+export type SettingsDto = { data_dir: string, launch_at_login: boolean, keep_awake: KeepAwakeDto, turn_cap: number, timezone: string, provider: ProviderDto | null, backup: BackupStatusDto, 
 /**
  * Which appliance steps the screen shows (power, sleep, login, the supervisor).
  */
@@ -200,6 +200,46 @@ available: boolean,
  * Why not, or how, in words.
  */
 detail: string, };
+
+export type BackupStatusDto = { 
+/**
+ * Where scheduled backups go; `None` when they are off.
+ */
+dest_dir: string | null, 
+/**
+ * Every how many hours; 0 when off.
+ */
+every_hours: number, 
+/**
+ * RFC 3339: the newest complete backup in the scheduled (or suggested) folder.
+ */
+last: string | null, 
+/**
+ * A folder to suggest: beside the data folder (better: an external disk or a synced folder).
+ */
+suggested_dir: string, };
+
+export type BackupNowArgs = { 
+/**
+ * An existing (or creatable) folder; `None`: the scheduled folder, else the suggested one.
+ */
+dest_dir?: string, };
+
+export type BackupScheduleArgs = { 
+/**
+ * `None` turns scheduled backups off.
+ */
+dest_dir?: string, every_hours: number, };
+
+export type BackupDto = { 
+/**
+ * The new backup's folder.
+ */
+path: string, members: number, 
+/**
+ * Its size, in megabytes, rounded up.
+ */
+megabytes: number, };
 
 export type Platform = "macos" | "linux" | "other";
 
@@ -231,6 +271,8 @@ export const api = {
   priceSet: (args: PriceArgs) => invoke<Array<PriceDto>>("price_set", { args }),
   settings: () => invoke<SettingsDto>("settings"),
   settingsSet: (args: SettingsArgs) => invoke<SettingsDto>("settings_set", { args }),
+  backupNow: (args: BackupNowArgs) => invoke<BackupDto>("backup_now", { args }),
+  backupSchedule: (args: BackupScheduleArgs) => invoke<BackupStatusDto>("backup_schedule", { args }),
 } as const;
 
 /** Events the app emits: `snapshot` carries a `Snapshot`, `notice` a `Notice`. */

@@ -224,6 +224,7 @@ describe("Settings", () => {
   const settings = (platform: string) => ({
     data_dir: "/d", launch_at_login: false, keep_awake: { enabled: false, available: true, detail: "" },
     turn_cap: 4, timezone: "UTC", provider: null, platform,
+    backup: { dest_dir: null, every_hours: 0, last: null, suggested_dir: "/srv/hearth-backups" },
   });
   it("shows the Mac's appliance steps with copyable commands", async () => {
     invoke.mockImplementation(async (cmd: string) => (cmd === "settings" ? settings("macos") : []));
@@ -239,5 +240,19 @@ describe("Settings", () => {
     await waitFor(() => expect(byId("appliance")).toHaveTextContent("This machine as an appliance"));
     expect(byId("appliance-services-command")).toHaveTextContent("sudo systemctl enable --now hearth-supervisor hearth");
     expect(screen.queryByTestId("appliance-supervisor")).toBeNull();
+  });
+  it("backs up now into the suggested folder and says where", async () => {
+    invoke.mockImplementation(async (cmd: string, args?: { args?: { dest_dir?: string } }) => {
+      if (cmd === "settings") return settings("linux");
+      if (cmd === "backup_now") return { path: `${args?.args?.dest_dir}/hearth-backup-20261121-101500`, members: 2, megabytes: 3 };
+      return [];
+    });
+    render(Settings);
+    await waitFor(() => expect(byId("backup-dir")).toHaveValue("/srv/hearth-backups"));
+    expect(byId("backup-state")).toHaveTextContent("Scheduled backups are off.");
+    await fireEvent.click(byId("backup-now"));
+    await waitFor(() =>
+      expect(byId("backup-result")).toHaveTextContent("✓ Saved 2 members (3 MB) to /srv/hearth-backups/hearth-backup-20261121-101500"),
+    );
   });
 });

@@ -140,13 +140,28 @@ async fn create(data_dir: &Path, args: BackupCreateArgs) -> Result<(), Failure> 
     let dest = args.to.clone().unwrap_or_else(|| backup::default_dir(data_dir));
     let dest_dir = absolute_text(&dest)?;
     let request = ControlRequest::BackupCreate { dest_dir: dest_dir.clone(), include_secrets: args.include_secrets };
-    let summary = match ask(data_dir, request).await {
-        Ok(ControlReply::BackedUp(summary)) => summary,
-        Ok(other) => return Err(unexpected_reply(&other)),
-        Err(f) if f.code == "not_running" => {
-            create_offline(data_dir, PathBuf::from(dest_dir), args.include_secrets).await?
+    // SAFETY: geteuid has no preconditions.
+    let summary = if unsafe { libc::geteuid() } == 0 {
+        // Root reads every member's folder, which an unprivileged gateway (the Linux package's
+        // `hearth` user, with members under accounts of their own) cannot; a snapshot is safe
+        // while a gateway serves, so root backs up directly.
+        create_direct(data_dir, PathBuf::from(dest_dir), args.include_secrets).await?
+    } else {
+        match ask(data_dir, request).await {
+            Ok(ControlReply::BackedUp(summary)) => summary,
+            Ok(other) => return Err(unexpected_reply(&other)),
+            Err(f) if f.code == "not_running" => {
+                create_direct(data_dir, PathBuf::from(dest_dir), args.include_secrets).await?
+            }
+            Err(mut f) if f.message.contains("Permission denied") => {
+                f.message.push_str(
+                    "\nmembers' folders belong to their own OS accounts, which the gateway's user cannot read: \
+                     back up as root instead (sudo hearth backup create …)",
+                );
+                return Err(f);
+            }
+            Err(f) => return Err(f),
         }
-        Err(f) => return Err(f),
     };
     if args.json {
         print_json(&summary);
@@ -169,8 +184,9 @@ async fn create(data_dir: &Path, args: BackupCreateArgs) -> Result<(), Failure> 
     Ok(())
 }
 
-/// No gateway serves: back up the data directory directly, holding its lock meanwhile.
-async fn create_offline(data_dir: &Path, dest: PathBuf, include_secrets: bool) -> Result<BackupSummary, Failure> {
+/// Backs the data directory up from this process: holding its lock when no gateway serves (so
+/// none starts meanwhile), without it when one does (the snapshot is consistent either way).
+async fn create_direct(data_dir: &Path, dest: PathBuf, include_secrets: bool) -> Result<BackupSummary, Failure> {
     let data = data_dir.to_owned();
     blocking(move || {
         if !hearth_gateway::paths::DataDir::new(&data).database().is_file() {
@@ -179,7 +195,11 @@ async fn create_offline(data_dir: &Path, dest: PathBuf, include_secrets: bool) -
                 data.display()
             )));
         }
-        let _lock = backup::hold(&data).map_err(|e| Failure::unexpected(format!("{e:#}")))?;
+        let _lock = match backup::hold(&data) {
+            Ok(lock) => Some(lock),
+            Err(e) if e.downcast_ref::<hearth_gateway::AlreadyServing>().is_some() => None,
+            Err(e) => return Err(Failure::unexpected(format!("{e:#}"))),
+        };
         backup::ensure_destination(&dest).map_err(damaged_or_input)?;
         backup::create(&data, &dest, include_secrets, chrono::Local::now()).map_err(damaged_or_input)
     })

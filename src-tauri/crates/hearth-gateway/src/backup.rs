@@ -564,6 +564,9 @@ pub fn restore(backup: &Path, data_dir: &Path, force: bool, now: DateTime<Local>
     }
     let manifest = verified.manifest;
     let mut moved_aside = None;
+    // Restored as root into a folder someone else owns (the Linux package's `hearth` user), the
+    // household's files go to that owner, so the gateway can open them.
+    let owner = fs::metadata(data_dir).ok().map(|m| (m.uid(), m.gid()));
     if data_dir.exists() {
         let old_lock =
             crate::gateway::take_lock(&DataDir::new(data_dir)).map_err(|e| match e.downcast::<AlreadyServing>() {
@@ -607,6 +610,14 @@ pub fn restore(backup: &Path, data_dir: &Path, force: bool, now: DateTime<Local>
         copy_checked(&backup.join(&f.path), &data_dir.join(&f.path), f)?;
         files += 1;
     }
+    if let Some((uid, gid)) = owner
+        && uid != 0
+        && nix::unistd::geteuid().is_root()
+    {
+        give_to(data_dir, uid, gid).map_err(|e| {
+            RestoreError::Other(format!("the backup was restored but could not be handed to uid {uid}: {e}"))
+        })?;
+    }
     let mut owners_set = Vec::new();
     if hearth_isolation::accounts::can_manage_accounts() {
         for m in &manifest.members {
@@ -630,6 +641,19 @@ pub fn restore(backup: &Path, data_dir: &Path, force: bool, now: DateTime<Local>
         secrets_restored,
         owners_set,
     })
+}
+
+/// Gives `dir` and everything in it to `uid`:`gid`, never following a symlink. Member folders
+/// are handed on to their own accounts afterwards (here when the account exists, otherwise by
+/// the supervisor when the member's worker first starts).
+fn give_to(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?;
+    if fs::symlink_metadata(dir)?.is_dir() {
+        for entry in fs::read_dir(dir)? {
+            give_to(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
 }
 
 /// Empty, or nothing but a lock file.
@@ -903,6 +927,11 @@ impl Gateway {
             .await
             .map_err(internal)?;
         Ok(done)
+    }
+
+    /// The backup schedule in force: the folder and every how many hours; `None` when off.
+    pub fn scheduled_backups(&self) -> Option<(PathBuf, u32)> {
+        self.inner.backups.schedule.borrow().as_ref().map(|s| (s.dir.clone(), (s.every.as_secs() / 3600) as u32))
     }
 
     pub(crate) async fn backup_schedule(

@@ -2,7 +2,8 @@
 //! installs on this machine, its systemd units verify, the services' own command lines (read
 //! from the installed units, run the way systemd would: the supervisor as root, the gateway as
 //! the `hearth` service user) serve a member through the fake Telegram and model, `hearth
-//! doctor` finds nothing critical, and purging removes the user but never the household's data.
+//! doctor` finds nothing critical, a backup made while it serves restores into a fresh install
+//! with the member intact, and purging removes the user but never the household's data.
 //! Needs root (it installs a package and creates accounts); CI runs as root. There is no systemd
 //! in CI's container, so the units are checked with `systemd-analyze verify` and their commands
 //! are run directly.
@@ -55,6 +56,18 @@ fn unit(path: &Path) -> Unit {
     u
 }
 
+/// `hearth ARGS --json` as root, as an admin would run it with sudo, on the package's data.
+fn root_hearth(args: &[&str]) -> Value {
+    let out = Command::new("/usr/bin/hearth")
+        .args(args)
+        .env("HEARTH_DATA_DIR", "/var/lib/hearth")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "sudo hearth {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
 /// Removes the package (purge) and what the test left in /var/lib/hearth, whatever happens.
 struct Installed;
 
@@ -84,7 +97,7 @@ fn the_units_verify_with_systemd() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_deb_installs_serves_a_member_and_purges_without_losing_data() {
+async fn the_deb_installs_serves_backs_up_and_restores_into_a_fresh_install() {
     assert_root();
     assert!(
         !Path::new("/var/lib/hearth").exists() && Command::new("dpkg").args(["-s", "hearth"]).output().unwrap().status.code() != Some(0),
@@ -185,12 +198,91 @@ async fn the_deb_installs_serves_a_member_and_purges_without_losing_data() {
         .collect();
     assert!(findings.iter().all(|f| f["severity"] != "critical"), "hearth doctor on the installed package: {doctor:#}");
 
-    m.json(&["member", "remove", "Nan", "--json"], None, &[]).await;
+    // A backup made while the package serves. The gateway's user cannot read members' folders
+    // (they belong to their accounts) and says to use root; root backs up directly.
+    let backups = out.path().join("backups");
+    std::fs::create_dir(&backups).unwrap();
+    std::os::unix::fs::chown(&backups, Some(uid), Some(gid)).unwrap();
+    std::fs::set_permissions(out.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let (code, _, stderr) = m.run(&["backup", "create", "--to", backups.to_str().unwrap()], None, &[]).await;
+    assert!(code != Some(0) && stderr.contains("sudo hearth backup create"), "{stderr}");
+    let made = root_hearth(&["backup", "create", "--to", backups.to_str().unwrap(), "--json"]);
+    assert_eq!(made["members"], 1, "{made}");
+    let backup = made["path"].as_str().unwrap().to_owned();
     terminate(gateway, "hearth serve", || std::fs::read_to_string(&serve_log).unwrap_or_default()).await;
     terminate(supervisor, "hearth supervisor", String::new).await;
 
-    // Purging removes the service user and keeps the household's data.
+    // … then the box is wiped: the package purged, the household's folder and Nan's account gone.
     run(Command::new("dpkg").args(["--purge", "hearth"]));
     assert!(!Command::new("getent").args(["passwd", "hearth"]).output().unwrap().status.success(), "the hearth user is gone");
     assert!(Path::new("/var/lib/hearth/gateway.sqlite").exists(), "purging must never delete the household's data");
+    std::fs::remove_dir_all("/var/lib/hearth").unwrap();
+    if let Ok(Some(a)) = hearth_isolation::accounts::find_account(&id) {
+        crate::supervisor::kill_processes_of(a.uid);
+        hearth_isolation::accounts::remove_account(&id).unwrap();
+    }
+
+    // A fresh install restores it: Nan is back, answers, and remembers the conversation.
+    run(Command::new("dpkg").args(["-i", deb]));
+    let passwd = run(Command::new("getent").args(["passwd", "hearth"]));
+    let fields: Vec<&str> = passwd.trim().split(':').collect();
+    let (uid, gid): (u32, u32) = (fields[2].parse().unwrap(), fields[3].parse().unwrap());
+    let mut m2 = Machine::installed(uid, gid);
+    m2.members.push(id.clone());
+    std::mem::take(&mut m.members);
+    // Restored by root into the package's folder: the household's files go to the `hearth` user.
+    let restored = root_hearth(&["backup", "restore", &backup, "--json"]);
+    assert_eq!(std::fs::metadata("/var/lib/hearth/gateway.sqlite").unwrap().uid(), uid);
+    assert_eq!(restored["members"], serde_json::json!(["Nan"]), "{restored}");
+    assert!(restored["paste_again"].as_array().is_some_and(|p| !p.is_empty()), "the secrets stayed out: {restored}");
+    let supervisor = tokio::process::Command::new(&sup.exec[0])
+        .args(&sup.exec[1..])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(out.path().join("supervisor2.log")).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + T;
+    while std::os::unix::net::UnixStream::connect(&m2.socket).is_err() {
+        assert!(Instant::now() < deadline, "the supervisor did not start again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut serve = m2.as_admin(&gw.exec[1..].iter().map(String::as_str).collect::<Vec<_>>());
+    serve
+        .envs(gw.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("HEARTH_TELEGRAM_API_URL", tg.api_url())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&serve_log).unwrap());
+    let gateway = serve.spawn().unwrap();
+    let deadline = Instant::now() + T;
+    while m2.run(&["status", "--json"], None, &[]).await.0 != Some(0) {
+        assert!(Instant::now() < deadline, "the restored gateway did not answer: {}", std::fs::read_to_string(&serve_log).unwrap_or_default());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The secrets were not in the backup: paste them again, as the restore said.
+    m2.json(
+        &["provider", "set", "--kind", "openai", "--base-url", &llm.base_url(), "--model", "test-model", "--api-key-env", "K", "--json"],
+        None,
+        &[("K", "sk-test-key")],
+    )
+    .await;
+    m2.json(&["member", "token", "Nan", "--json"], Some(&format!("{}\n", bot.token)), &[]).await;
+    let status = m2.json(&["status", "--json"], None, &[]).await;
+    assert_eq!((status["members"][0]["name"].as_str(), status["members"][0]["paired"].as_bool()), (Some("Nan"), Some(true)), "{status:#}");
+    let asked = llm.calls().len();
+    tg.send_text(&bot.token, &user, "do you remember me?");
+    let sent = tg
+        .wait_for_sent(&bot.token, user.id, 3, T)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nserve: {}", std::fs::read_to_string(&serve_log).unwrap_or_default()));
+    assert_eq!(sent[2].text, "You said: do you remember me?");
+    let prompt = llm.calls()[asked..].iter().map(|c| c.all_text()).collect::<String>();
+    assert!(prompt.contains("hello from the installed package"), "Nan's history came back with the restore: {prompt}");
+
+    m2.json(&["member", "remove", "Nan", "--json"], None, &[]).await;
+    terminate(gateway, "hearth serve", || std::fs::read_to_string(&serve_log).unwrap_or_default()).await;
+    terminate(supervisor, "hearth supervisor", String::new).await;
+    run(Command::new("dpkg").args(["--purge", "hearth"]));
 }

@@ -224,7 +224,7 @@ impl Drop for Machine {
 
 /// Ends the processes still running under a test account (workers this test had started), by
 /// pid, so the account can be deleted.
-fn kill_processes_of(uid: u32) {
+pub(crate) fn kill_processes_of(uid: u32) {
     let Ok(dir) = std::fs::read_dir("/proc") else { return };
     for entry in dir.flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
