@@ -199,6 +199,7 @@ mod tests {
                 role: proto::Role::Teen,
                 paused: false,
                 last_activity: Some("2026-11-21T10:00:00Z".into()),
+                quiet_hours: None,
             }],
             turns_in_flight: 1,
             turn_cap: 64,

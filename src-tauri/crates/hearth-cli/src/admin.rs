@@ -9,7 +9,7 @@ use hearth_gateway::control;
 use hearth_gateway::spend::format_usd;
 use hearth_proto::control::{
     BotState, ControlReply, ControlRequest, IsolationLevel, LaneState, MemberStatus, MemberSummary, ModelChange,
-    ProviderKind, Role, StatusReport,
+    ProviderKind, QuietHours, Role, StatusReport,
 };
 use serde_json::json;
 
@@ -262,9 +262,21 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> Result<(), Failu
                 (None, true) => Some(ModelChange::Household),
                 (None, false) => None,
             };
-            let (member, persona) = (args.name, args.persona);
-            let request = ControlRequest::MemberUpdate { member, role: args.role.map(role), persona, model };
-            match ask(data_dir, request).await? {
+            let quiet = match args.quiet_hours.as_deref().map(str::trim) {
+                None => None,
+                Some(q) if q.eq_ignore_ascii_case("off") || q.eq_ignore_ascii_case("none") => Some(None),
+                Some(q) => Some(Some(q.parse::<QuietHours>().map_err(Failure::invalid_input)?)),
+            };
+            let (member, persona, role_arg) = (args.name, args.persona, args.role.map(role));
+            let mut reply = None;
+            if role_arg.is_some() || persona.is_some() || model.is_some() || quiet.is_none() {
+                let request = ControlRequest::MemberUpdate { member: member.clone(), role: role_arg, persona, model };
+                reply = Some(ask(data_dir, request).await?);
+            }
+            if let Some(quiet_hours) = quiet {
+                reply = Some(ask(data_dir, ControlRequest::MemberQuietHours { member, quiet_hours }).await?);
+            }
+            match reply.expect("one request was sent") {
                 ControlReply::Member(m) => {
                     if args.json {
                         print_json(&m);
@@ -363,6 +375,9 @@ fn describe_member(m: &MemberSummary) -> String {
     }
     if m.paused {
         out += ", paused";
+    }
+    if let Some(q) = m.quiet_hours {
+        out += &format!(", quiet hours {q}");
     }
     out += ".\n";
     if m.persona.is_empty() {
@@ -496,6 +511,9 @@ fn member_notes(members: &[MemberStatus], household: IsolationLevel) -> Vec<Stri
         if !m.paired {
             notes.push(format!("{} is not paired yet: `hearth member pair {}` gives a code.", m.name, m.name));
         }
+        if let Some(q) = m.quiet_hours {
+            notes.push(format!("{}'s assistant rests {q} (quiet hours; reminders still come).", m.name));
+        }
     }
     notes
 }
@@ -578,6 +596,7 @@ mod tests {
             role: Role::Adult,
             paused: false,
             last_activity: None,
+            quiet_hours: None,
         };
         let report = StatusReport {
             version: "0.1.0".into(),
@@ -641,6 +660,7 @@ mod tests {
             is_admin: false,
             daily_cap_usd: None,
             monthly_cap_usd: None,
+            quiet_hours: None,
         };
         assert_eq!(
             describe_member(&m),

@@ -193,6 +193,7 @@ impl Command {
             Command::Price(PriceCommand::List(a)) => a.json,
             Command::Household(HouseholdCommand::Cap(a)) => a.json,
             Command::Household(HouseholdCommand::Timezone(a)) => a.json,
+            Command::Household(HouseholdCommand::IdleReset(a)) => a.json,
             // The export's output is CSV; its errors stay on stderr.
             Command::Usage(a) => a.command.is_none() && a.json,
             Command::Status(a) => a.json,
@@ -324,6 +325,7 @@ pub enum MemberCommand {
     ///   hearth member set Mia --role child --persona "Mia is 8 and loves horses."
     ///   hearth member set Leo --model gpt-4o-mini
     ///   hearth member set Leo --household-model
+    ///   hearth member set Mia --quiet-hours 20:30-07:00
     ///
     /// --json prints the member as `hearth member list --json` shows each one.
     #[command(
@@ -509,6 +511,23 @@ pub enum HouseholdCommand {
     ///
     /// --json prints {"timezone"}.
     Timezone(HouseholdTimezoneArgs),
+    /// Start a member's conversation afresh when they write after HOURS without writing.
+    ///
+    /// As if they had sent /new, without the note: their assistant no longer sees the earlier
+    /// conversation (it stays on disk, and what it remembers about them stays). 0 turns it off,
+    /// the default.
+    ///
+    /// --json prints {"reset_after_idle_hours"}.
+    IdleReset(HouseholdIdleResetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HouseholdIdleResetArgs {
+    /// Hours without a message after which the next one starts afresh; 0: never.
+    pub hours: u32,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -614,6 +633,11 @@ pub struct MemberSetArgs {
     /// Use the household's model again.
     #[arg(long)]
     pub household_model: bool,
+    /// When their assistant rests, local time, e.g. 20:30-07:00 (may wrap midnight); `off` for
+    /// never. Messages then get one short "resting time" note; reminders still come. A child
+    /// gets 20:00-07:00 when added or made a child.
+    #[arg(long, value_name = "HH:MM-HH:MM|off")]
+    pub quiet_hours: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -241,6 +241,22 @@ pub async fn household(data_dir: &Path, command: HouseholdCommand) -> Result<(),
                 other => Err(unexpected_reply(&other)),
             }
         }
+        HouseholdCommand::IdleReset(args) => {
+            let hours = args.hours;
+            match ask(data_dir, ControlRequest::HouseholdIdleReset { hours }).await? {
+                ControlReply::Done => {
+                    if args.json {
+                        print_json(&json!({ "reset_after_idle_hours": hours }));
+                    } else if hours == 0 {
+                        println!("Conversations go on however long a member was away.");
+                    } else {
+                        println!("A member who writes after more than {hours} hours away starts a fresh conversation.");
+                    }
+                    Ok(())
+                }
+                other => Err(unexpected_reply(&other)),
+            }
+        }
     }
 }
 

@@ -8,6 +8,8 @@
 //! - `members/<id>/` for every member directory: databases through `VACUUM INTO` while their
 //!   worker writes, other files copied without following links (symlinks, hard links and
 //!   special files are left out, as in an export);
+//! - `kb/`, the household knowledge the admin wrote (not its index, `kb.sqlite`, which the
+//!   gateway rebuilds);
 //! - `app.json` (the app's settings) when there is one;
 //! - `secrets.json` (bot tokens, provider key) **only** when asked for;
 //! - `manifest.json`: format, Hearth version, time, the gateway schema version, the members, and
@@ -237,6 +239,19 @@ fn fill(
         let from = root.join(name);
         if wanted && fs::symlink_metadata(&from).is_ok_and(|m| m.is_file()) {
             export::copy_file(&from, &out.join(name))?;
+        }
+    }
+    // The household's knowledge (`kb/`) is the admin's own writing: kept. Its search index
+    // (`kb.sqlite`) is a cache the gateway rebuilds, so it is not.
+    let kb = root.join("kb");
+    if fs::symlink_metadata(&kb).is_ok_and(|m| m.is_dir()) {
+        let to = out.join("kb");
+        fs::DirBuilder::new().mode(0o700).create(&to).map_err(write_err(&to))?;
+        let mut copied = Exported { path: to.clone(), files: 0, skipped: Vec::new() };
+        export::copy_dir(&kb, &to, Path::new(""), &mut copied)?;
+        if !copied.skipped.is_empty() {
+            let skipped = &copied.skipped;
+            tracing::warn!(?skipped, "left links and special files in kb/ out of the backup");
         }
     }
     let members_dir = root.join("members");

@@ -60,6 +60,10 @@ impl Gateway {
             ControlRequest::MemberCap { member, daily, monthly } => self.member_cap(&member, daily, monthly).await,
             ControlRequest::MemberAdmin { member, admin } => self.member_admin(&member, admin).await,
             ControlRequest::MemberFallback { member, model } => self.member_fallback(&member, model).await,
+            ControlRequest::MemberQuietHours { member, quiet_hours } => {
+                self.member_quiet_hours(&member, quiet_hours).await.map(ControlReply::Member)
+            }
+            ControlRequest::HouseholdIdleReset { hours } => self.household_idle_reset(hours).await,
             ControlRequest::HouseholdCap { monthly } => self.household_cap(monthly).await,
             ControlRequest::HouseholdTimezone { timezone } => self.household_timezone(&timezone).await,
             ControlRequest::Usage { month } => self.usage(month).await,
@@ -132,6 +136,7 @@ impl Gateway {
             role,
             paused: false,
             model: None,
+            quiet_hours: None,
         };
         // The owner is set when their first worker starts (at account level, to their account).
         // With the supervisor, `members/` is root's: the supervisor makes the directory then.
@@ -163,6 +168,14 @@ impl Gateway {
             }
         }
         self.inner.members.lock().unwrap().insert(row.id.clone(), row.clone());
+        // The role's defaults (caps, a child's quiet hours); a failure here leaves them off.
+        let row = match self.apply_role_preset(row.clone(), None).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(member = %row.id, error = %e.message, "the role's defaults could not be applied");
+                row
+            }
+        };
         self.start_bot(&row);
         self.emit(GatewayEvent::Changed);
         tracing::info!(member = %row.id, bot = %row.bot_username, "member added");
@@ -285,6 +298,7 @@ pub(crate) fn summary(m: MemberRow) -> MemberSummary {
         is_admin: m.is_admin,
         daily_cap_usd: m.cap_daily_micros.map(usd),
         monthly_cap_usd: m.cap_monthly_micros.map(usd),
+        quiet_hours: m.quiet_hours,
         id: m.id,
         name: m.name,
         bot_username: m.bot_username,

@@ -150,6 +150,11 @@ impl Gateway {
                 }
             });
         }
+        // A new role brings its defaults where the old role's still stand (`roles.rs`).
+        let row = match role {
+            Some(role) if role != m.role => self.apply_role_preset(row, Some(m.role)).await?,
+            _ => row,
+        };
         self.emit(GatewayEvent::Changed);
         Ok(summary(row))
     }

@@ -158,6 +158,8 @@ pub(crate) struct Inner {
     pub(crate) last_activity: Mutex<HashMap<String, i64>>,
     /// When each paused member was last told so: at most one note per [`PAUSED_NOTE_EVERY`].
     pub(crate) paused_notes: Mutex<HashMap<String, Instant>>,
+    /// Quiet-hour notes given and the idle reset setting (`roles.rs`).
+    pub(crate) roles: crate::roles::RoleState,
     /// Caps already reported as reached (scope, cap, period), so each is reported once.
     pub(crate) caps_reached: Mutex<HashSet<(Option<String>, CapKind, String)>>,
     /// Events for subscribers (the app); sending with nobody listening is fine.
@@ -212,7 +214,8 @@ pub(crate) enum Event {
 #[derive(Debug)]
 pub(crate) struct LaneItem {
     /// The committed message; `None` for a due reminder, whose row is in `reminder_firings`
-    /// (keyed by the member and the kind's id and instant).
+    /// (keyed by the member and the kind's id and instant), and for the silent fresh start of an
+    /// idle reset (`TurnKind::NewConversation`).
     pub(crate) row: Option<InboxRow>,
     /// Where the answer goes: the message's chat, or for a reminder the member's paired chat.
     pub(crate) chat_id: i64,
@@ -293,6 +296,14 @@ impl Gateway {
             tracker.clone(),
             cancel.clone(),
         );
+        // Household knowledge: a folder that cannot be prepared costs the search, not the gateway.
+        match crate::kb::Knowledge::open(dir.root()) {
+            Ok(kb) => {
+                workers.set_knowledge(kb.clone());
+                tracker.spawn(kb.watch(cancel.clone()));
+            }
+            Err(e) => tracing::error!(error = %e, "household knowledge unavailable"),
+        }
 
         let (events, events_rx) = mpsc::unbounded_channel();
         let (inbox_tx, inbox_rx) = mpsc::unbounded_channel::<Vec<InboxRow>>();
@@ -328,6 +339,7 @@ impl Gateway {
             bots: Mutex::new(HashMap::new()),
             last_activity: Mutex::new(activity.into_iter().collect()),
             paused_notes: Mutex::new(HashMap::new()),
+            roles: Default::default(),
             caps_reached: Mutex::new(HashSet::new()),
             notify: broadcast::channel(256).0,
             config,
@@ -348,6 +360,7 @@ impl Gateway {
             _lock: lock,
         });
         let gateway = Gateway { inner };
+        gateway.load_role_settings().await;
 
         for m in &members {
             gateway.start_bot(m);
@@ -439,6 +452,7 @@ impl Gateway {
             .map(|m| MemberStatus {
                 role: m.role,
                 paused: m.paused,
+                quiet_hours: m.quiet_hours,
                 last_activity: activity.get(&m.id).map(|t| crate::control::rfc3339(*t)),
                 bot: bots.get(&m.id).map(|b| b.state.lock().unwrap().clone()).unwrap_or(BotState::Starting),
                 paired: m.telegram_user_id.is_some(),
@@ -582,8 +596,11 @@ impl Gateway {
             self.finish_rows(vec![row.id], "done", "member_removed");
             return;
         };
+        // The gateway's clock (manual in tests), so an idle reset can be tested without waiting.
+        let now = self.inner.config.clock.now().timestamp();
+        let mut idle_since = None;
         if member.telegram_user_id == Some(row.msg.from_id) {
-            self.inner.last_activity.lock().unwrap().insert(member.id.clone(), store::now_unix());
+            idle_since = self.inner.last_activity.lock().unwrap().insert(member.id.clone(), now);
         }
         let route = route(member.telegram_user_id, &row);
         // A paused member's messages go nowhere near a worker. Pairing still works (the admin may
@@ -592,6 +609,25 @@ impl Gateway {
         if member.paused && !held {
             self.paused_reply(&member.id, row.msg.chat_id, vec![row.id]);
             return;
+        }
+        // Resting time (a child's quiet hours): answered here, no worker, no model.
+        if !held && let Some(quiet) = self.quiet_now(&member) {
+            let text = self.inner.roles.first_note(&member.id, quiet.began_on).then(|| crate::roles::resting_note(&quiet.until));
+            match text {
+                Some(text) => self.reply_and_finish(&member.id, row.msg.chat_id, text, row.id, "quiet"),
+                None => self.finish_rows(vec![row.id], "done", "quiet"),
+            }
+            return;
+        }
+        // Back after long enough away (`context.reset_after_idle_hours`): a fresh conversation
+        // first, the way `/new` starts one, but without its confirmation.
+        if route == Route::Chat
+            && let (Some(limit), Some(since)) = (self.inner.roles.idle_reset_secs(), idle_since)
+            && now - since > limit
+        {
+            tracing::info!(member = %member.id, idle_secs = now - since, "idle long enough: a fresh conversation");
+            let fresh = LaneItem { row: None, chat_id: row.msg.chat_id, kind: TurnKind::NewConversation, words: String::new() };
+            self.inner.lanes.lock().unwrap().push(&member.id, fresh);
         }
         match route {
             r @ (Route::Chat
@@ -1033,8 +1069,10 @@ impl Gateway {
             }
             _ => None,
         };
+        // A fresh start the gateway asked for itself (idle reset) has no row and says nothing.
+        let silent = kind == TurnKind::NewConversation && items[0].row.is_none();
         let typing = self.inner.cancel.child_token();
-        if firing.is_none() {
+        if firing.is_none() && !silent {
             self.inner.tracker.spawn(telegram::show_typing(bot.clone(), chat_id, typing.clone()));
         }
         let outcome = self.inner.workers.run_turn(member_id, turn).await;
@@ -1054,6 +1092,12 @@ impl Gateway {
         };
         if let Some(firing) = firing {
             self.deliver_reminder(member_id, &bot, chat_id, firing, outcome).await;
+            return;
+        }
+        if silent {
+            if let Ok(TurnOutcome::Failed { detail, .. }) = &outcome {
+                tracing::warn!(member = member_id, %detail, "the idle reset failed; the conversation goes on");
+            }
             return;
         }
         let (text, outcome_kind) = match outcome {

@@ -8,6 +8,8 @@
 //! - [`pairing`]: one-time pairing codes and deep links.
 //! - [`lanes`]: per-member FIFO queues and the fair, capped turn scheduler.
 //! - [`workers`]: member worker processes (spawned through `hearth-isolation`) and their sockets.
+//! - [`kb`]: household knowledge — `kb/`, its FTS5 index (`kb.sqlite`), kept current with
+//!   `notify`; searched by workers through the gateway.
 //! - [`broker`]: LLM calls with keys; reserve → call → settle in the ledger; caps enforced
 //!   there, atomically.
 //! - [`spend`]: the rate card, household-zone periods, and the budget that holds the caps.
@@ -23,6 +25,7 @@
 //! - [`export`]: a consistent copy of one member's directory, for `MemberExport`.
 //! - [`reminders`]: the one timer that fires members' reminders (committed first, delivered by
 //!   the member's worker as a turn without a model call); [`clock`]: the "now" it uses.
+//! - [`roles`]: role presets (default caps, a child's quiet hours) and the quiet-hours check.
 //! - [`backup`]: backups of the whole household (create, verify, restore) and their schedule.
 //! - [`paths`]: the data directory layout.
 
@@ -36,12 +39,14 @@ mod control_provider;
 mod control_spend;
 pub mod export;
 pub mod gateway;
+pub mod kb;
 pub mod lanes;
 pub mod logs;
 pub mod pairing;
 pub mod paths;
 pub mod reminders;
 pub mod reply;
+pub mod roles;
 pub mod router;
 pub mod secrets;
 pub mod spend;

@@ -8,6 +8,8 @@
 //!   run/control.sock owner-only admin socket
 //!   workers/gateway.sock where account-level workers connect (peer uid checked)
 //!   members/<id>/    each member's private directory (the worker's)
+//!   kb/              household knowledge the admin drops in (0700, the gateway's; `kb.rs`)
+//!   kb.sqlite        its search index, a cache rebuilt from kb/
 //!   archive/         directories of removed members
 //! ```
 

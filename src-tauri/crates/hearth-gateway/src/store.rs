@@ -203,6 +203,13 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX reminder_firings_pending ON reminder_firings(created_at) WHERE state = 'pending';
     "#,
+    // 5: quiet hours per member (role presets, `roles.rs`).
+    r#"
+    -- 'HH:MM-HH:MM' in the household's zone, may wrap midnight; NULL: no quiet hours. Members
+    -- from before stay without: the child preset is applied when a member is added or made a
+    -- child, not behind the admin's back.
+    ALTER TABLE members ADD COLUMN quiet_hours TEXT;
+    "#,
 ];
 
 /// Schema version this build writes.
@@ -303,11 +310,13 @@ pub struct MemberRow {
     pub paused: bool,
     /// The member's own model on the household's provider; `None`: the provider's model.
     pub model: Option<String>,
+    /// When the assistant rests (household zone); `None`: never.
+    pub quiet_hours: Option<hearth_proto::control::QuietHours>,
 }
 
 const MEMBER_COLUMNS: &str = "m.rowid, m.id, m.name, m.persona, m.telegram_user_id, m.chat_id, m.created_at, \
                               b.bot_id, b.username, b.next_offset, m.is_admin, m.cap_daily_micros, \
-                              m.cap_monthly_micros, m.fallback_model, m.role, m.paused, m.model";
+                              m.cap_monthly_micros, m.fallback_model, m.role, m.paused, m.model, m.quiet_hours";
 
 fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
     Ok(MemberRow {
@@ -329,6 +338,8 @@ fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
         role: r.get::<_, String>(14)?.parse().unwrap_or_default(),
         paused: r.get(15)?,
         model: r.get(16)?,
+        // Written only by `set_member_quiet_hours`; a hand edit that does not parse reads as none.
+        quiet_hours: r.get::<_, Option<String>>(17)?.and_then(|q| q.parse().ok()),
     })
 }
 
@@ -367,8 +378,8 @@ pub fn member_id_for_bot(conn: &Connection, bot_id: i64) -> Result<Option<String
 pub fn insert_member(conn: &mut Connection, m: &MemberRow) -> Result<i64, StoreError> {
     let tx = conn.transaction()?;
     tx.execute(
-        "INSERT INTO members (id, name, persona, created_at, role) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![m.id, m.name, m.persona, m.created_at, m.role.as_str()],
+        "INSERT INTO members (id, name, persona, created_at, role, quiet_hours) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![m.id, m.name, m.persona, m.created_at, m.role.as_str(), m.quiet_hours.map(|q| q.to_string())],
     )?;
     let seq = tx.last_insert_rowid();
     tx.execute(
@@ -410,6 +421,15 @@ pub fn update_member_settings(
     if let Some(model) = model {
         conn.execute("UPDATE members SET model = ?2 WHERE id = ?1", params![member_id, model])?;
     }
+    Ok(())
+}
+
+pub fn set_member_quiet_hours(
+    conn: &Connection,
+    member_id: &str,
+    quiet: Option<hearth_proto::control::QuietHours>,
+) -> Result<(), StoreError> {
+    conn.execute("UPDATE members SET quiet_hours = ?2 WHERE id = ?1", params![member_id, quiet.map(|q| q.to_string())])?;
     Ok(())
 }
 
@@ -1070,6 +1090,7 @@ mod tests {
             role: Role::Adult,
             paused: false,
             model: None,
+            quiet_hours: None,
         }
     }
 

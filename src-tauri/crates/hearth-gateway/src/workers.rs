@@ -86,6 +86,9 @@ struct Inner {
     /// belongs to, and checked against the reply afterwards.
     pending_members: Mutex<HashMap<String, oneshot::Sender<Connection>>>,
     next_turn_id: AtomicU64,
+    /// The household's knowledge workers may search; set once at start, absent if it could
+    /// not be opened (searches then say so).
+    knowledge: std::sync::OnceLock<crate::kb::Knowledge>,
     tracker: TaskTracker,
     cancel: CancellationToken,
 }
@@ -164,10 +167,16 @@ impl Workers {
                 pending: Mutex::new(HashMap::new()),
                 pending_members: Mutex::new(HashMap::new()),
                 next_turn_id: AtomicU64::new(1),
+                knowledge: std::sync::OnceLock::new(),
                 tracker,
                 cancel,
             }),
         }
+    }
+
+    /// Lets workers search the household's knowledge (once; later calls are ignored).
+    pub fn set_knowledge(&self, knowledge: crate::kb::Knowledge) {
+        let _ = self.inner.knowledge.set(knowledge);
     }
 
     pub fn next_turn_id(&self) -> u64 {
@@ -677,6 +686,23 @@ impl WorkerIo {
                 self.workers.inner.tracker.spawn(async move {
                     let result = broker.complete(&member, chat_id, request).await;
                     let _ = tx.send(GatewayToWorker::CompletionResult { request_id, result });
+                });
+            }
+            WorkerToGateway::KbSearch { request_id, turn_id, query } => {
+                // Like spending: only during the worker's own running turn.
+                let running = self.turn.lock().unwrap().as_ref().is_some_and(|t| t.turn_id == turn_id);
+                let knowledge = self.workers.inner.knowledge.get().cloned();
+                let tx = completions.clone();
+                let member = self.member_id.clone();
+                self.workers.inner.tracker.spawn(async move {
+                    let result = match knowledge {
+                        _ if !running => Err("no such turn is running".to_owned()),
+                        None => Err("the household knowledge is not available".to_owned()),
+                        Some(kb) => kb.search(query).await,
+                    };
+                    // Counts only: the query and the hits are the household's words.
+                    tracing::info!(member = %member, turn_id, hits = result.as_ref().map_or(0, Vec::len), "knowledge searched");
+                    let _ = tx.send(GatewayToWorker::KbResults { request_id, result });
                 });
             }
             WorkerToGateway::TurnDone { turn_id, outcome, reminders } => {

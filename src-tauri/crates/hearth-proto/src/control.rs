@@ -79,6 +79,18 @@ pub enum ControlRequest {
     MemberAdmin { member: String, admin: bool },
     /// A cheaper model to route down to instead of refusing when a cap would be exceeded.
     MemberFallback { member: String, model: Option<String> },
+    /// Set a member's quiet hours (`None`: none). During them the gateway answers the member's
+    /// messages with a short "resting time" note, no worker and no model; reminders still come.
+    /// A child gets 20:00–07:00 when added or made a child (`hearth_gateway::roles`).
+    MemberQuietHours {
+        member: String,
+        #[serde(default)]
+        quiet_hours: Option<QuietHours>,
+    },
+    /// Start a member's conversation afresh (as `/new` would) when they write after more than
+    /// `hours` without writing; 0 turns it off (the default). Stored as the household setting
+    /// `context.reset_after_idle_hours`.
+    HouseholdIdleReset { hours: u32 },
     HouseholdCap { monthly: CapChange },
     /// IANA zone name; days and months for caps are counted in it.
     HouseholdTimezone { timezone: String },
@@ -128,6 +140,81 @@ impl std::str::FromStr for Role {
             "child" => Ok(Self::Child),
             other => Err(format!("unknown role {other:?}: use adult, teen or child")),
         }
+    }
+}
+
+/// A daily stretch of local time (the household's zone) when a member's assistant rests, e.g.
+/// 20:30–07:00. It may wrap midnight (start after end); start and end are never equal. Written
+/// and read as `"HH:MM-HH:MM"`, on the wire too, so a person can read a request or a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct QuietHours {
+    /// Minutes after local midnight when the quiet time starts (inclusive), 0..1440.
+    pub start: u16,
+    /// Minutes after local midnight when it ends (exclusive), 0..1440.
+    pub end: u16,
+}
+
+impl QuietHours {
+    /// `None` when a time is out of range or the two are equal (no stretch at all).
+    pub fn new(start: u16, end: u16) -> Option<Self> {
+        (start < 1440 && end < 1440 && start != end).then_some(Self { start, end })
+    }
+
+    /// Whether `minute` (after local midnight) falls in the quiet time.
+    pub fn contains(self, minute: u16) -> bool {
+        if self.start < self.end {
+            (self.start..self.end).contains(&minute)
+        } else {
+            minute >= self.start || minute < self.end
+        }
+    }
+
+    /// "07:00": when the quiet time ends, as a person reads it.
+    pub fn end_text(self) -> String {
+        hhmm(self.end)
+    }
+}
+
+fn hhmm(minute: u16) -> String {
+    format!("{:02}:{:02}", minute / 60, minute % 60)
+}
+
+impl std::fmt::Display for QuietHours {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", hhmm(self.start), hhmm(self.end))
+    }
+}
+
+impl std::str::FromStr for QuietHours {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a time range: write it like 20:00-07:00 (24-hour clock, local time)");
+        let minute = |t: &str| -> Option<u16> {
+            let (h, m) = t.trim().split_once(':')?;
+            let digits = |s: &str, max: usize| (1..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+            if !digits(h, 2) || !digits(m, 2) || m.len() != 2 {
+                return None;
+            }
+            let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+            (h < 24 && m < 60).then_some(h * 60 + m)
+        };
+        let (a, b) = s.split_once(['-', '–']).ok_or_else(bad)?;
+        let (start, end) = (minute(a).ok_or_else(bad)?, minute(b).ok_or_else(bad)?);
+        Self::new(start, end).ok_or_else(|| format!("{s:?} starts and ends at the same time; give two different times"))
+    }
+}
+
+impl TryFrom<String> for QuietHours {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<QuietHours> for String {
+    fn from(q: QuietHours) -> String {
+        q.to_string()
     }
 }
 
@@ -214,6 +301,10 @@ impl std::fmt::Debug for ControlRequest {
             Self::MemberFallback { member, model } => {
                 f.debug_struct("MemberFallback").field("member", member).field("model", model).finish()
             }
+            Self::MemberQuietHours { member, quiet_hours } => {
+                f.debug_struct("MemberQuietHours").field("member", member).field("quiet_hours", quiet_hours).finish()
+            }
+            Self::HouseholdIdleReset { hours } => f.debug_struct("HouseholdIdleReset").field("hours", hours).finish(),
             Self::HouseholdCap { monthly } => f.debug_struct("HouseholdCap").field("monthly", monthly).finish(),
             Self::HouseholdTimezone { timezone } => f.debug_struct("HouseholdTimezone").field("timezone", timezone).finish(),
             Self::Usage { month } => f.debug_struct("Usage").field("month", month).finish(),
@@ -527,6 +618,9 @@ pub struct MemberSummary {
     pub is_admin: bool,
     pub daily_cap_usd: Option<f64>,
     pub monthly_cap_usd: Option<f64>,
+    /// When the assistant rests (local time); `None`: never.
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHours>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -559,6 +653,9 @@ pub struct MemberStatus {
     pub paused: bool,
     /// RFC 3339: when the gateway last received a message from the member (never its text).
     pub last_activity: Option<String>,
+    /// When the assistant rests (local time); `None`: never.
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHours>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -681,5 +778,30 @@ mod tests {
         assert_eq!(serde_json::to_value(GatewayEvent::Changed).unwrap(), serde_json::json!({"type": "changed"}));
         assert_eq!("Child".parse::<Role>(), Ok(Role::Child));
         assert!("baby".parse::<Role>().unwrap_err().contains("adult, teen or child"));
+    }
+
+    #[test]
+    fn quiet_hours_parse_print_and_wrap() {
+        let q: QuietHours = "20:30-07:00".parse().unwrap();
+        assert_eq!((q.start, q.end), (20 * 60 + 30, 7 * 60));
+        assert_eq!(q.to_string(), "20:30-07:00");
+        assert_eq!(q.end_text(), "07:00");
+        assert_eq!("8:05 – 9:00".parse::<QuietHours>().unwrap().to_string(), "08:05-09:00");
+        // Wraps midnight: 20:30 up to (not including) 07:00.
+        for (minute, quiet) in [(20 * 60 + 29, false), (20 * 60 + 30, true), (0, true), (6 * 60 + 59, true), (7 * 60, false)] {
+            assert_eq!(q.contains(minute), quiet, "{minute}");
+        }
+        let day: QuietHours = "13:00-15:00".parse().unwrap();
+        assert!(day.contains(13 * 60) && day.contains(14 * 60 + 59) && !day.contains(15 * 60) && !day.contains(0));
+        for bad in ["", "20:00", "25:00-07:00", "20:60-07:00", "20:00-20:00", "8pm-7am", "20:000-07:00"] {
+            assert!(bad.parse::<QuietHours>().is_err(), "{bad}");
+        }
+        let request = ControlRequest::MemberQuietHours { member: "Mia".into(), quiet_hours: Some(q) };
+        let json = serde_json::to_value(&request).unwrap();
+        assert_eq!(json["quiet_hours"], "20:30-07:00");
+        assert_eq!(serde_json::from_value::<ControlRequest>(json).unwrap(), request);
+        let off: ControlRequest = serde_json::from_str(r#"{"type":"member_quiet_hours","member":"Mia"}"#).unwrap();
+        assert_eq!(off, ControlRequest::MemberQuietHours { member: "Mia".into(), quiet_hours: None });
+        assert!(serde_json::from_str::<QuietHours>(r#""07:00-07:00""#).is_err());
     }
 }

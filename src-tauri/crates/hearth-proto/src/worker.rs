@@ -2,7 +2,9 @@
 //! `Hello`. A worker handles one turn at a time; while a turn runs it may send any number of
 //! [`WorkerToGateway::Complete`] requests, each answered by a
 //! [`GatewayToWorker::CompletionResult`] with the same `request_id`, and finishes the turn with
-//! exactly one [`WorkerToGateway::TurnDone`].
+//! exactly one [`WorkerToGateway::TurnDone`]. It may likewise search the household's knowledge
+//! ([`WorkerToGateway::KbSearch`], answered by [`GatewayToWorker::KbResults`]): the gateway
+//! indexes `kb/`, and no worker reads it itself.
 //!
 //! The worker never names a chat to send to: the gateway sends the reply to the chat the turn
 //! came from, which is bound to the member. That is what keeps a misbehaving worker from writing
@@ -19,6 +21,10 @@ pub enum GatewayToWorker {
     Welcome { version: u32, member_id: String },
     Turn(Turn),
     CompletionResult { request_id: u64, result: Result<Completion, BrokerError> },
+    /// The answer to a [`WorkerToGateway::KbSearch`] with the same `request_id`: at most
+    /// [`KB_MAX_HITS`] hits, best first, their snippets [`KB_MAX_CHARS`] long together; or a
+    /// plain sentence saying why there are none (for the model to read).
+    KbResults { request_id: u64, result: Result<Vec<KbHit>, String> },
     /// Finish what you are doing and exit. Sent when the worker has been idle long enough or the
     /// gateway is shutting down.
     Shutdown,
@@ -36,6 +42,9 @@ pub enum WorkerToGateway {
         claimed_member: Option<String>,
     },
     Complete { request_id: u64, turn_id: u64, request: CompletionRequest },
+    /// Search the household's knowledge (the files the admin put in `kb/`) during turn
+    /// `turn_id`. Read-only; answered by [`GatewayToWorker::KbResults`].
+    KbSearch { request_id: u64, turn_id: u64, query: String },
     TurnDone {
         turn_id: u64,
         outcome: TurnOutcome,
@@ -45,6 +54,22 @@ pub enum WorkerToGateway {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reminders: Option<Vec<ReminderDue>>,
     },
+}
+
+/// Most hits one [`WorkerToGateway::KbSearch`] returns.
+pub const KB_MAX_HITS: usize = 5;
+/// Most characters of snippet text one search returns, all hits together.
+pub const KB_MAX_CHARS: usize = 2000;
+
+/// One passage of the household's knowledge that matched a search.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KbHit {
+    /// The file's path inside `kb/`, e.g. `wifi.md` or `school/calendar.txt`.
+    pub file: String,
+    /// The heading the passage sits under (`A > B` for nested headings); empty before the first.
+    pub heading: String,
+    /// The passage, or the part of it around the matching words.
+    pub snippet: String,
 }
 
 /// One upcoming reminder as the gateway schedules it. The text stays in the member's

@@ -23,7 +23,7 @@ use crate::link::LinkError;
 use crate::memory::{self, Memory};
 use crate::reminders::{self, Fired, Reminders};
 use crate::tools::Now;
-use crate::{prompt, tools};
+use crate::{context, knowledge, prompt, role_tools, tools};
 
 /// Most completions one turn may ask for. Each tool round is a step; the limit keeps a looping
 /// model from spending without end. Every step is one reserved-and-settled broker call.
@@ -49,6 +49,17 @@ pub trait Broker {
         turn_id: u64,
         request: CompletionRequest,
     ) -> impl Future<Output = Result<Result<Completion, BrokerError>, LinkError>>;
+
+    /// Searches the household's knowledge (indexed by the gateway; no worker reads `kb/`) on
+    /// behalf of turn `turn_id`. The inner error is a sentence for the model.
+    fn kb_search(
+        &mut self,
+        turn_id: u64,
+        query: String,
+    ) -> impl Future<Output = Result<Result<Vec<hearth_proto::worker::KbHit>, String>, LinkError>> {
+        let _ = (turn_id, query);
+        async { Ok(Err("the household knowledge is not available".to_owned())) }
+    }
 }
 
 /// The history and memory databases, opened on first use. Kept as slots so a file that cannot
@@ -91,7 +102,7 @@ impl Store {
         }
     }
 
-    fn get(&mut self) -> Result<&mut History, history::HistoryError> {
+    pub(crate) fn get(&mut self) -> Result<&mut History, history::HistoryError> {
         let history = match self.history.take() {
             Some(h) => h,
             None => History::open(&self.member_dir)?,
@@ -302,7 +313,9 @@ async fn chat<B: Broker>(
             store.reminders_changed = true;
             return Ok(TurnOutcome::Reply { text: reply });
         }
-        Prepared::Ask { conversation_id, reply_to, earlier } => (conversation_id, reply_to, earlier),
+        Prepared::Ask { conversation_id, reply_to, earlier, earlier_ids, summary } => {
+            (conversation_id, reply_to, context::Earlier { messages: earlier, ids: earlier_ids, summary })
+        }
     };
 
     let new: Vec<&str> = turn.messages.iter().map(|m| m.text.as_str()).collect();
@@ -314,7 +327,11 @@ async fn chat<B: Broker>(
             Vec::new()
         }
     };
-    let mut request = prompt::build_request(&turn.context, &facts, &earlier, &new, tools::specs());
+    let offered = role_tools::specs(turn.context.role);
+    // What no longer fits is folded into the conversation's running summary (`context.rs`).
+    let (earlier, summary) = context::fit(broker, store, turn, conversation_id, &facts, &new, &offered, earlier).await?;
+    let mut request = prompt::build_request(&turn.context, &facts, &earlier, &new, offered);
+    request.system.push_str(&summary);
     tracing::debug!(
         turn_id = turn.turn_id,
         history = request.messages.len() - 1,
@@ -337,7 +354,7 @@ async fn chat<B: Broker>(
                 if step == MAX_STEPS {
                     break;
                 }
-                run_tools(store, turn.turn_id, &mut request, completion, clock).await;
+                run_tools(broker, store, turn, &mut request, completion, clock).await?;
                 continue;
             }
             Err(failed) => return Ok(failed),
@@ -357,13 +374,28 @@ async fn chat<B: Broker>(
 }
 
 /// Runs each tool the completion called, one after another, and extends the request with the
-/// model's call and one result per call (an error's text when it failed or timed out).
-async fn run_tools(store: &mut Store, turn_id: u64, request: &mut CompletionRequest, completion: Completion, now: Now) {
+/// model's call and one result per call (an error's text when it failed or timed out). A tool
+/// the member's role does not offer is never run: its result is an error ([`role_tools`]).
+async fn run_tools<B: Broker>(
+    broker: &mut B,
+    store: &mut Store,
+    turn: &Turn,
+    request: &mut CompletionRequest,
+    completion: Completion,
+    now: Now,
+) -> Result<(), LinkError> {
+    let turn_id = turn.turn_id;
     let calls = completion.tool_calls;
     request.messages.push(ChatMessage::assistant_tool_calls(completion.text, calls.clone()));
     for call in &calls {
         let started = std::time::Instant::now();
-        let result = tools::run(store.member_dir.clone(), call, now).await;
+        let result = if !role_tools::allows(turn.context.role, &call.name) {
+            Err(role_tools::refused(&call.name))
+        } else if call.name == knowledge::TOOL {
+            knowledge::search(broker, turn_id, call).await?
+        } else {
+            tools::run(store.member_dir.clone(), call, now).await
+        };
         // Names and timings only: arguments and results hold what the member said.
         tracing::info!(
             turn_id,
@@ -381,6 +413,7 @@ async fn run_tools(store: &mut Store, turn_id: u64, request: &mut CompletionRequ
         };
         request.messages.push(message);
     }
+    Ok(())
 }
 
 /// Decides what a completion means for the loop.

@@ -75,8 +75,16 @@ const MESSAGES_1: &str = "
     CREATE INDEX messages_by_reply_to ON messages (reply_to);
 ";
 
+/// A running summary of a conversation's older messages, written when they no longer fit the
+/// prompt (`context.rs`). `summary_through` is the id of the newest message it covers: only
+/// messages after it are read back as history. A new conversation (`/new`) starts without one.
+const SUMMARIES_3: &str = "
+    ALTER TABLE conversations ADD COLUMN summary TEXT;
+    ALTER TABLE conversations ADD COLUMN summary_through INTEGER NOT NULL DEFAULT 0;
+";
+
 /// Applied in order; entry `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[CONVERSATIONS_1, MESSAGES_1];
+const MIGRATIONS: &[&str] = &[CONVERSATIONS_1, MESSAGES_1, SUMMARIES_3];
 
 // ---------------------------------------------------------------------------------------------
 
@@ -101,7 +109,12 @@ pub enum Prepared {
         /// The conversation before the turn's first message, oldest first, capped as described
         /// on [`History::begin_turn`]. May start with an assistant message or hold consecutive
         /// same-role messages (an unanswered earlier turn); the prompt builder normalises.
+        /// Only messages after the conversation's summary.
         earlier: Vec<ChatMessage>,
+        /// The history id of each message in `earlier`, same order.
+        earlier_ids: Vec<i64>,
+        /// The running summary of the conversation's older messages, if it has one.
+        summary: Option<String>,
     },
 }
 
@@ -217,9 +230,14 @@ impl History {
         }
         let first = ids.iter().copied().min().unwrap_or(i64::MAX);
         let reply_to = ids.iter().copied().max().unwrap_or(0);
-        let earlier = read_before(&tx, conversation_id, first, earlier_bytes)?;
+        let (summary, through): (Option<String>, i64) = tx.query_row(
+            "SELECT summary, summary_through FROM conversations WHERE id = ?1",
+            [conversation_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let (earlier_ids, earlier) = read_before(&tx, conversation_id, through, first, earlier_bytes)?.into_iter().unzip();
         tx.commit()?;
-        Ok(Prepared::Ask { conversation_id, reply_to, earlier })
+        Ok(Prepared::Ask { conversation_id, reply_to, earlier, earlier_ids, summary })
     }
 
     /// Records the assistant's reply to a turn prepared by [`History::begin_turn`].
@@ -234,6 +252,16 @@ impl History {
             "INSERT INTO messages (conversation_id, role, text, created_at, reply_to)
              VALUES (?1, 'assistant', ?2, ?3, ?4)",
             params![conversation_id, text, now, reply_to],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces the conversation's running summary: `text` now covers every message up to and
+    /// including `through`.
+    pub fn set_summary(&mut self, conversation_id: i64, text: &str, through: i64) -> Result<(), HistoryError> {
+        self.conn.execute(
+            "UPDATE conversations SET summary = ?2, summary_through = ?3 WHERE id = ?1",
+            params![conversation_id, text, through],
         )?;
         Ok(())
     }
@@ -277,17 +305,20 @@ fn current_conversation(tx: &Transaction<'_>, chat_id: i64, now: i64) -> rusqlit
     }
 }
 
-/// Messages of `conversation_id` older than message `before`, oldest first, read newest first
-/// until more than `max_bytes` of text has been collected.
+/// Messages of `conversation_id` after message `after` and older than message `before`, with
+/// their ids, oldest first, read newest first until more than `max_bytes` of text has been
+/// collected.
 fn read_before(
     tx: &Transaction<'_>,
     conversation_id: i64,
+    after: i64,
     before: i64,
     max_bytes: usize,
-) -> rusqlite::Result<Vec<ChatMessage>> {
-    let mut stmt =
-        tx.prepare("SELECT role, text FROM messages WHERE conversation_id = ?1 AND id < ?2 ORDER BY id DESC")?;
-    let mut rows = stmt.query(params![conversation_id, before])?;
+) -> rusqlite::Result<Vec<(i64, ChatMessage)>> {
+    let mut stmt = tx.prepare(
+        "SELECT role, text, id FROM messages WHERE conversation_id = ?1 AND id > ?2 AND id < ?3 ORDER BY id DESC",
+    )?;
+    let mut rows = stmt.query(params![conversation_id, after, before])?;
     let mut out = Vec::new();
     let mut bytes = 0usize;
     while bytes <= max_bytes
@@ -296,7 +327,8 @@ fn read_before(
         let assistant = row.get_ref(0)?.as_str()? == "assistant";
         let content: String = row.get(1)?;
         bytes += content.len();
-        out.push(if assistant { ChatMessage::assistant(content) } else { ChatMessage::user(content) });
+        let id: i64 = row.get(2)?;
+        out.push((id, if assistant { ChatMessage::assistant(content) } else { ChatMessage::user(content) }));
     }
     out.reverse();
     Ok(out)
@@ -312,7 +344,7 @@ mod tests {
 
     fn ask(p: Prepared) -> (i64, i64, Vec<ChatMessage>) {
         match p {
-            Prepared::Ask { conversation_id, reply_to, earlier } => (conversation_id, reply_to, earlier),
+            Prepared::Ask { conversation_id, reply_to, earlier, .. } => (conversation_id, reply_to, earlier),
             other => panic!("expected Ask, got {other:?}"),
         }
     }
@@ -360,6 +392,32 @@ mod tests {
         // Reads until more than 25 bytes are held: three messages of ten bytes.
         assert_eq!(earlier.len(), 3);
         assert_eq!(earlier.last().unwrap(), &ChatMessage::assistant("abcdefghij"));
+    }
+
+    #[test]
+    fn summary_hides_what_it_covers_and_a_new_conversation_has_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = History::open(dir.path()).unwrap();
+        let mut last = 0;
+        for i in 0..3 {
+            let (c, r, _) = ask(h.begin_turn(7, &[msg(i, &format!("q{i}"))], 0, 1000).unwrap());
+            h.record_reply(c, r, &format!("a{i}"), 0).unwrap();
+            last = r;
+        }
+        let Prepared::Ask { conversation_id, earlier_ids, summary, .. } = h.begin_turn(7, &[msg(10, "x")], 0, 1000).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((earlier_ids.len(), summary), (6, None));
+        // The summary covers the first two exchanges (through the second question's reply).
+        h.set_summary(conversation_id, "They talked about q0 and q1.", earlier_ids[3]).unwrap();
+        let Prepared::Ask { earlier, summary, .. } = h.begin_turn(7, &[msg(11, "y")], 0, 1000).unwrap() else { panic!() };
+        assert_eq!(summary.as_deref(), Some("They talked about q0 and q1."));
+        assert_eq!(earlier[0], ChatMessage::user("q2"));
+        assert!(last > 0);
+        h.new_conversation(7, 0).unwrap();
+        let Prepared::Ask { earlier, summary, .. } = h.begin_turn(7, &[msg(12, "z")], 0, 1000).unwrap() else { panic!() };
+        assert!(earlier.is_empty() && summary.is_none());
     }
 
     #[test]

@@ -13,14 +13,22 @@
 //!   household's zone; the gateway is told only ids and due instants, and schedules them.
 //! - `tools`: the tools the model may call (remember, recall, forget, set / list / cancel
 //!   reminders), each under a timeout.
+//! - `context`: folding older messages into a running summary when they no longer fit.
+//! - `files`: the member's notes and lists in `files/` (plain names, no links followed, capped).
+//! - `knowledge`: the `search_household_knowledge` tool, answered by the gateway's index of `kb/`.
+//! - `role_tools`: the one table of which tools adults, teens and children have.
 //! - `prompt`: the system prompt, remembered facts and the token-budgeted message list.
 
 mod agent;
+mod context;
+mod files;
 mod history;
+mod knowledge;
 mod link;
 mod memory;
 mod prompt;
 mod reminders;
+mod role_tools;
 mod tools;
 
 pub use agent::{MAX_STEPS, STEP_LIMIT_MESSAGE};

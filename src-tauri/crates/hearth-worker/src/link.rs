@@ -4,7 +4,7 @@
 use hearth_proto::PROTOCOL_VERSION;
 use hearth_proto::frame::{self, FrameError};
 use hearth_proto::llm::{BrokerError, Completion, CompletionRequest};
-use hearth_proto::worker::{GatewayToWorker, WorkerToGateway};
+use hearth_proto::worker::{GatewayToWorker, KbHit, WorkerToGateway};
 use tokio::net::UnixStream;
 
 use crate::agent::Broker;
@@ -93,6 +93,24 @@ impl Broker for Link {
             }
         }
     }
+
+    async fn kb_search(&mut self, turn_id: u64, query: String) -> Result<Result<Vec<KbHit>, String>, LinkError> {
+        let request_id = self.next_request_id;
+        self.next_request_id += 1;
+        self.send(&WorkerToGateway::KbSearch { request_id, turn_id, query }).await?;
+        loop {
+            match self.recv().await? {
+                GatewayToWorker::KbResults { request_id: id, result } if id == request_id => return Ok(result),
+                GatewayToWorker::Shutdown => {
+                    tracing::info!(turn_id, "shutdown requested; finishing the turn first");
+                    self.shutdown_requested = true;
+                }
+                other => {
+                    return Err(LinkError::Protocol(format!("{} while waiting for search {request_id}", name(&other))));
+                }
+            }
+        }
+    }
 }
 
 /// A frame's kind for logs and errors; never its content (which may hold message text).
@@ -103,6 +121,7 @@ pub fn name(msg: &GatewayToWorker) -> String {
         GatewayToWorker::CompletionResult { request_id, .. } => {
             format!("completion result {request_id}")
         }
+        GatewayToWorker::KbResults { request_id, .. } => format!("knowledge results {request_id}"),
         GatewayToWorker::Shutdown => "shutdown".into(),
     }
 }

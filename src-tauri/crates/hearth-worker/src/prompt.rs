@@ -111,6 +111,20 @@ pub fn build_request(
     new: &[&str],
     tools: Vec<ToolSpec>,
 ) -> CompletionRequest {
+    let (system, new_text, left) = layout(ctx, memories, new, &tools);
+    let mut messages = trim_history(earlier, left);
+    push_merged(&mut messages, ChatMessage::user(new_text));
+    CompletionRequest { system, messages, max_tokens: ctx.max_output_tokens, tools }
+}
+
+/// Tokens left for history in the request [`build_request`] would build: the budget less the
+/// system prompt with memories, the tool definitions and the new messages.
+pub fn history_budget(ctx: &TurnContext, memories: &[String], new: &[&str], tools: &[ToolSpec]) -> usize {
+    layout(ctx, memories, new, tools).2
+}
+
+/// The system prompt with memories, the new messages' text, and the tokens left for history.
+fn layout(ctx: &TurnContext, memories: &[String], new: &[&str], tools: &[ToolSpec]) -> (String, String, usize) {
     let mut system = system_prompt(ctx);
     let memory_budget = (ctx.context_tokens as usize / 8).min(MAX_MEMORY_TOKENS);
     system.push_str(&memory_section(&ctx.member_name, memories, memory_budget));
@@ -121,9 +135,7 @@ pub fn build_request(
     let budget = (ctx.context_tokens as usize).saturating_sub(estimate_tokens(&system) + tools_cost);
     let new_text = fit_new(new, budget);
     let left = budget.saturating_sub(estimate_tokens(&new_text));
-    let mut messages = trim_history(earlier, left);
-    push_merged(&mut messages, ChatMessage::user(new_text));
-    CompletionRequest { system, messages, max_tokens: ctx.max_output_tokens, tools }
+    (system, new_text, left)
 }
 
 /// Most prompt tokens remembered facts may take, whatever the budget.

@@ -5,6 +5,10 @@
 //!   ([`crate::memory`]).
 //! - `set_reminder(text, at, repeat)`, `list_reminders()`, `cancel_reminder(id)`: the member's
 //!   reminders ([`crate::reminders`]); `at` is local time in the household's zone.
+//! - `list_files()`, `read_file(name)`, `write_file(name, content, append)`, `delete_file(name)`:
+//!   the member's notes in `files/` ([`crate::files`]).
+//! - `search_household_knowledge(query)` is run by the agent through the gateway
+//!   ([`crate::knowledge`]); which tools a member has is [`crate::role_tools`]'s to say.
 //!
 //! A tool answers text for the model. A failure is text too ([`ToolError`]): the model reads
 //! what went wrong and can try again or tell the member, so a bad call never fails the turn.
@@ -54,6 +58,9 @@ pub const TOOL_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum ToolError {
     #[error("there is no tool called {0:?}")]
     Unknown(String),
+    /// The member's role does not have this tool (`role_tools`); it was not run.
+    #[error("the tool {0:?} is not available to this member, so it was not used")]
+    NotAllowed(String),
     #[error("the arguments are not valid: {0}")]
     BadArguments(String),
     #[error("the tool took longer than {} seconds and was stopped", .0.as_secs())]
@@ -202,6 +209,11 @@ async fn dispatch(member_dir: PathBuf, call: ToolCall, clock: Now) -> Result<Str
             })
             .await
             .map_err(|e| ToolError::Failed(format!("the tool stopped unexpectedly: {e}")))?;
+        }
+        "list_files" | "read_file" | "write_file" | "delete_file" => {
+            return tokio::task::spawn_blocking(move || crate::files::run(&member_dir, &name, &args))
+                .await
+                .map_err(|e| ToolError::Failed(format!("the tool stopped unexpectedly: {e}")))?;
         }
         other => return Err(ToolError::Unknown(other.to_owned())),
     };

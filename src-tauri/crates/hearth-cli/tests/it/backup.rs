@@ -75,9 +75,15 @@ async fn a_backup_made_while_serving_restores_every_member_with_their_memory() {
     })
     .await;
 
+    // The admin's household knowledge is part of the household.
+    std::fs::write(h.dir.path().join("kb").join("wifi.md"), "# Wifi\n\nThe password is apple-tree-42.\n").unwrap();
+
     let out = tempfile::tempdir().unwrap();
     // The workers are still running (idle, history open) while the backup is made.
     let summary = back_up(&h.gateway, out.path(), true).await;
+    let kb_copy = PathBuf::from(&summary.path).join("kb").join("wifi.md");
+    assert!(std::fs::read_to_string(&kb_copy).unwrap().contains("apple-tree-42"), "kb/ is in the backup");
+    assert!(!PathBuf::from(&summary.path).join("kb.sqlite").exists(), "the knowledge index is rebuilt, not backed up");
     assert_eq!(summary.members, 2);
     assert!(summary.includes_secrets);
     let path = PathBuf::from(&summary.path);
@@ -100,6 +106,7 @@ async fn a_backup_made_while_serving_restores_every_member_with_their_memory() {
     let mode = |p: &str| std::fs::metadata(dir.path().join(p)).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode("secrets.json"), 0o600);
     assert_eq!(mode(&format!("members/{}", members[0].id)), 0o700);
+    assert!(std::fs::read_to_string(dir.path().join("kb/wifi.md")).unwrap().contains("apple-tree-42"), "kb/ came back");
 
     let gateway = Gateway::start(test_config(dir.path(), &tg)).await.expect("the restored household starts");
     let h = Household { tg, llm, dir, gateway, members };

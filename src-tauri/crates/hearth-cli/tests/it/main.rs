@@ -4,14 +4,17 @@
 mod backup;
 mod bench;
 mod cli;
+mod context;
 mod faults;
 mod flow;
 mod isolation;
+mod knowledge;
 mod members;
 mod memory;
 mod package;
 mod reminders;
 mod reliability;
+mod roles;
 mod spend;
 mod supervisor;
 mod support;

@@ -34,7 +34,10 @@ async fn told_on_monday_known_on_tuesday_for_that_member_only(kind: ProviderKind
     assert_eq!(h.replies(0, 2, T).await[1].text, "How exciting — I'll remember the play!");
     let calls = h.llm.calls();
     assert_eq!(calls.len(), 2, "one completion per step");
-    assert_eq!(calls[0].tool_names(), ["remember", "recall", "forget", "set_reminder", "list_reminders", "cancel_reminder"]);
+    assert_eq!(calls[0].tool_names(), [
+        "remember", "recall", "forget", "set_reminder", "list_reminders", "cancel_reminder",
+        "search_household_knowledge", "list_files", "read_file", "write_file", "delete_file",
+    ]);
     let results = calls[1].tool_results();
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].1, "Saved (id 1).");

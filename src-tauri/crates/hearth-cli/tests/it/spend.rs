@@ -45,10 +45,10 @@ fn settled_cost(h: &Household, member_id: &str) -> i64 {
 async fn a_capped_member_stops_at_the_cap_and_the_admin_raises_it() {
     let h = Household::with(3, |c| c.max_output_tokens = 20).await;
     let (admin, leo, other_admin) = (0, 1, 2);
-    // About $0.001-0.003 a turn (the conversation grows, and six tool definitions ride along),
-    // worst case well under $0.01: spend climbs in steps small enough to cross 80 % before a
-    // turn's worst case no longer fits.
-    price_test_model(&h, "test-model", 5).await;
+    // About $0.001-0.002 a turn (the conversation grows, and eleven tool definitions ride along),
+    // worst case under $0.01: spend climbs in steps small enough to cross 80 % before a turn's
+    // worst case no longer fits.
+    price_test_model(&h, "test-model", 4).await;
     for admin in ["Rosa", "Sam"] {
         h.gateway.control(ControlRequest::MemberAdmin { member: admin.into(), admin: true }).await.unwrap();
     }
@@ -133,7 +133,9 @@ async fn a_flood_of_messages_never_overshoots_any_cap() {
         c.queue_cap = 250;
     })
     .await;
-    price_test_model(&h, "test-model", 50).await;
+    // A worst case under half the household cap (the prompt with eleven tool definitions, and
+    // 100 output tokens), so two calls at a time fit and the flood uses most of it.
+    price_test_model(&h, "test-model", 30).await;
     h.llm.set_latency(Duration::from_millis(100));
     cap(&h, 0, CapChange::Set { micros: 30_000 }).await;
     h.gateway.control(ControlRequest::HouseholdCap { monthly: CapChange::Set { micros: 100_000 } }).await.unwrap();

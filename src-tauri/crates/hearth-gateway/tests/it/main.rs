@@ -3,4 +3,5 @@
 
 mod admin;
 mod broker;
+mod kb;
 mod migrations;

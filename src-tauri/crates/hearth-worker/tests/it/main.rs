@@ -2,6 +2,7 @@
 //! gateway (see `fake`).
 
 mod fake;
+mod knowledge;
 mod lifecycle;
 mod memory;
 mod reminders;

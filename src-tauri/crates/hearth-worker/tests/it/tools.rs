@@ -15,7 +15,10 @@ async fn tool_call_then_result_then_answer() {
 
     let (id, first) = gw.expect_complete(1).await;
     let offered: Vec<&str> = first.tools.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(offered, ["remember", "recall", "forget", "set_reminder", "list_reminders", "cancel_reminder"]);
+    assert_eq!(offered, [
+        "remember", "recall", "forget", "set_reminder", "list_reminders", "cancel_reminder",
+        "search_household_knowledge", "list_files", "read_file", "write_file", "delete_file",
+    ]);
     gw.answer(id, Ok(tool_calls(&[("remember", json!({"fact": "Alex's cat is called Miso."}))]))).await;
 
     // Step two: the same conversation, then the model's call and the tool's result.

@@ -1,0 +1,494 @@
+//! The member's notes and lists: plain files in `<member_dir>/files/`, which the assistant may
+//! list, read, write and delete through tools — and nothing outside that folder.
+//!
+//! - A name is one plain file name: no `/`, no `..`, no leading dot, at most [`MAX_NAME_CHARS`]
+//!   characters of letters, digits, spaces and `._-(),` — so it cannot name another folder.
+//! - Everything is opened relative to a descriptor of `files/` itself (opened without following a
+//!   symlink) and with `O_NOFOLLOW`: a symlink planted inside, or in place of `files/`, never
+//!   redirects a read or a write. Hard-linked files are refused too.
+//! - Each file is at most [`MAX_FILE_BYTES`], all together at most [`MAX_TOTAL_BYTES`] and
+//!   [`MAX_FILES`] files; files are created 0600. A whole-file write goes to a temporary file
+//!   renamed over the old one, so a crash leaves the old or the new text, never half.
+//!
+//! Contents are the member's words: never logged.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use hearth_proto::llm::ToolSpec;
+use serde_json::{Value, json};
+
+use crate::tools::ToolError;
+
+/// The folder inside the member directory.
+pub const DIR_NAME: &str = "files";
+/// Longest file name, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+/// Largest file, in bytes.
+pub const MAX_FILE_BYTES: u64 = 100 * 1024;
+/// Largest total of all the member's files, in bytes.
+pub const MAX_TOTAL_BYTES: u64 = 5 * 1024 * 1024;
+/// Most files.
+pub const MAX_FILES: usize = 500;
+/// Most characters `read_file` returns at once; `offset` reads on.
+pub const READ_CHARS: usize = 12_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileError {
+    #[error("{0}")]
+    BadName(String),
+    #[error("there is no file called {0:?}")]
+    NotFound(String),
+    #[error("{0:?} is not a plain file and cannot be used")]
+    NotPlain(String),
+    #[error("that would make {name:?} {bytes} bytes; a file may be at most {} bytes", MAX_FILE_BYTES)]
+    TooLarge { name: String, bytes: u64 },
+    #[error(
+        "that would take the files to {bytes} bytes; all files together may be at most {} bytes — delete some first",
+        MAX_TOTAL_BYTES
+    )]
+    Full { bytes: u64 },
+    #[error("there are {} files already; delete some first", MAX_FILES)]
+    TooMany,
+    #[error("the files folder cannot be used: {0}")]
+    Io(String),
+}
+
+impl From<FileError> for ToolError {
+    fn from(e: FileError) -> Self {
+        match e {
+            FileError::BadName(_) => ToolError::BadArguments(e.to_string()),
+            FileError::Io(_) => ToolError::Failed(e.to_string()),
+            other => ToolError::Failed(other.to_string()),
+        }
+    }
+}
+
+fn io(e: std::io::Error) -> FileError {
+    FileError::Io(e.to_string())
+}
+
+/// Checks a file name from the model; the error says what a good one looks like.
+pub fn check_name(name: &str) -> Result<(), FileError> {
+    let bad = |why: &str| Err(FileError::BadName(format!("the file name {name:?} {why}")));
+    if name.is_empty() {
+        return bad("is empty");
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return bad(&format!("is longer than {MAX_NAME_CHARS} characters"));
+    }
+    if name.starts_with('.') {
+        return bad("starts with a dot");
+    }
+    if name.contains("..") {
+        return bad("contains \"..\"");
+    }
+    if name.trim() != name {
+        return bad("starts or ends with a space");
+    }
+    if let Some(c) = name.chars().find(|&c| !(c.is_alphanumeric() || " ._-(),".contains(c))) {
+        return bad(&format!(
+            "contains {c:?}; use letters, digits, spaces and . _ - ( ) , only, e.g. shopping-list.txt"
+        ));
+    }
+    Ok(())
+}
+
+/// The member's `files/` folder.
+pub struct Files {
+    dir: OwnedFd,
+}
+
+impl Files {
+    /// Opens `<member_dir>/files/`, creating it (0700) if missing. A symlink in its place is
+    /// refused, not followed.
+    pub fn open(member_dir: &Path) -> Result<Files, FileError> {
+        let path = member_dir.join(DIR_NAME);
+        match std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(e)),
+        }
+        let c = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| FileError::Io(e.to_string()))?;
+        // SAFETY: a plain open(2) of a NUL-terminated path; the result is checked.
+        let fd =
+            unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
+        if fd < 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(FileError::Io(format!("{} ({e}); it must be a folder, not a link", path.display())));
+        }
+        // SAFETY: fd was just opened and is owned by nothing else.
+        Ok(Files { dir: unsafe { OwnedFd::from_raw_fd(fd) } })
+    }
+
+    fn openat(&self, name: &str, flags: libc::c_int) -> std::io::Result<File> {
+        let c = CString::new(name).map_err(std::io::Error::other)?;
+        // SAFETY: openat(2) relative to our directory fd with a NUL-terminated single name; the
+        // result is checked and owned by the File.
+        let fd = unsafe {
+            libc::openat(
+                self.dir.as_raw_fd(),
+                c.as_ptr(),
+                flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o600 as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd was just opened and is owned by nothing else.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    /// A duplicate of the directory descriptor as a `ReadDir`-able handle.
+    fn entries(&self) -> Result<Vec<(String, u64)>, FileError> {
+        // SAFETY: dup(2) of our own descriptor; fdopendir takes the duplicate.
+        let dup = unsafe { libc::fcntl(self.dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(io(std::io::Error::last_os_error()));
+        }
+        // SAFETY: `dup` is a fresh directory descriptor; on success the DIR owns it.
+        let dirp = unsafe { libc::fdopendir(dup) };
+        if dirp.is_null() {
+            let e = std::io::Error::last_os_error();
+            // SAFETY: fdopendir failed, so `dup` is still ours to close.
+            unsafe { libc::close(dup) };
+            return Err(io(e));
+        }
+        // SAFETY: rewind so a second listing through the same descriptor starts at the top.
+        unsafe { libc::rewinddir(dirp) };
+        let mut names = Vec::new();
+        loop {
+            // SAFETY: readdir on a DIR we own; the entry is valid until the next call.
+            let entry = unsafe { libc::readdir(dirp) };
+            if entry.is_null() {
+                break;
+            }
+            // SAFETY: d_name is NUL-terminated within the entry.
+            let name = unsafe { std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) };
+            if let Ok(name) = name.to_str() {
+                if !name.starts_with('.') {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        // SAFETY: closes the DIR and the duplicate it owns.
+        unsafe { libc::closedir(dirp) };
+        let mut out = Vec::new();
+        for name in names {
+            if let Some(meta) = self.stat(&name)? {
+                if meta.0 {
+                    out.push((name, meta.1));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// `(is a plain file, size)` of `name` without following a link; `None` if absent.
+    fn stat(&self, name: &str) -> Result<Option<(bool, u64)>, FileError> {
+        let c = CString::new(name).map_err(|e| FileError::Io(e.to_string()))?;
+        // SAFETY: fstatat(2) into a zeroed struct, relative to our directory, not following links.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::fstatat(self.dir.as_raw_fd(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            return if e.kind() == std::io::ErrorKind::NotFound { Ok(None) } else { Err(io(e)) };
+        }
+        let plain = st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_nlink == 1;
+        Ok(Some((plain, st.st_size as u64)))
+    }
+
+    /// Plain files, by name, with their sizes.
+    pub fn list(&self) -> Result<Vec<(String, u64)>, FileError> {
+        self.entries()
+    }
+
+    /// Up to [`READ_CHARS`] characters of `name` from character `offset`, and its length in
+    /// characters.
+    pub fn read(&self, name: &str, offset: usize) -> Result<(String, usize), FileError> {
+        check_name(name)?;
+        let mut file = match self.openat(name, libc::O_RDONLY | libc::O_NONBLOCK) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(FileError::NotFound(name.into())),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(FileError::NotPlain(name.into())),
+            Err(e) => return Err(io(e)),
+        };
+        let meta = file.metadata().map_err(io)?;
+        if !meta.is_file() || meta.nlink() != 1 {
+            return Err(FileError::NotPlain(name.into()));
+        }
+        let mut bytes = Vec::new();
+        (&mut file).take(MAX_FILE_BYTES).read_to_end(&mut bytes).map_err(io)?;
+        let text = String::from_utf8_lossy(&bytes);
+        let total = text.chars().count();
+        Ok((text.chars().skip(offset).take(READ_CHARS).collect(), total))
+    }
+
+    /// Writes `content` as the whole of `name` (or after what it holds, with `append`);
+    /// returns the file's new size.
+    pub fn write(&self, name: &str, content: &str, append: bool) -> Result<u64, FileError> {
+        check_name(name)?;
+        let files = self.entries()?;
+        let existing = match self.stat(name)? {
+            Some((false, _)) => return Err(FileError::NotPlain(name.into())),
+            Some((true, size)) => Some(size),
+            None => None,
+        };
+        if existing.is_none() && files.len() >= MAX_FILES {
+            return Err(FileError::TooMany);
+        }
+        let old = existing.unwrap_or(0);
+        let new_size = if append { old + content.len() as u64 } else { content.len() as u64 };
+        if new_size > MAX_FILE_BYTES {
+            return Err(FileError::TooLarge { name: name.into(), bytes: new_size });
+        }
+        let total: u64 = files.iter().map(|f| f.1).sum::<u64>() - old + new_size;
+        if total > MAX_TOTAL_BYTES {
+            return Err(FileError::Full { bytes: total });
+        }
+        if append {
+            let mut file = self.openat(name, libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT).map_err(io)?;
+            let meta = file.metadata().map_err(io)?;
+            if !meta.is_file() || meta.nlink() != 1 {
+                return Err(FileError::NotPlain(name.into()));
+            }
+            file.write_all(content.as_bytes()).and_then(|()| file.sync_data()).map_err(io)?;
+            return Ok(meta.len() + content.len() as u64);
+        }
+        let temp = format!(".{name}.tmp");
+        let _ = self.unlink(&temp);
+        let mut file = self.openat(&temp, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL).map_err(io)?;
+        let written = file.write_all(content.as_bytes()).and_then(|()| file.sync_data());
+        drop(file);
+        if let Err(e) = written.and_then(|()| self.rename(&temp, name)) {
+            let _ = self.unlink(&temp);
+            return Err(io(e));
+        }
+        Ok(new_size)
+    }
+
+    /// Deletes `name`; false when there was no such file.
+    pub fn delete(&self, name: &str) -> Result<bool, FileError> {
+        check_name(name)?;
+        match self.stat(name)? {
+            None => Ok(false),
+            Some((false, _)) => Err(FileError::NotPlain(name.into())),
+            Some((true, _)) => self.unlink(name).map(|()| true).map_err(io),
+        }
+    }
+
+    fn unlink(&self, name: &str) -> std::io::Result<()> {
+        let c = CString::new(name).map_err(std::io::Error::other)?;
+        // SAFETY: unlinkat(2) of one name in our directory (a link itself, never its target).
+        if unsafe { libc::unlinkat(self.dir.as_raw_fd(), c.as_ptr(), 0) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
+        let (a, b) =
+            (CString::new(from).map_err(std::io::Error::other)?, CString::new(to).map_err(std::io::Error::other)?);
+        let fd = self.dir.as_raw_fd();
+        // SAFETY: renameat(2) between two names in our directory; replaces `to` itself.
+        if unsafe { libc::renameat(fd, a.as_ptr(), fd, b.as_ptr()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// The file tools' definitions.
+pub fn specs() -> Vec<ToolSpec> {
+    // Every tool definition rides along on every call, so these are terse.
+    let name = json!({ "type": "string", "description": "Plain file name, e.g. list.txt" });
+    vec![
+        ToolSpec {
+            name: "list_files".into(),
+            description: "List this person's saved notes and lists.".into(),
+            parameters: json!({ "type": "object", "properties": {} }),
+        },
+        ToolSpec {
+            name: "read_file".into(),
+            description: "Read a note; long ones come in parts, `offset` reads on.".into(),
+            parameters: json!({
+                "type": "object",
+                "properties": { "name": name, "offset": { "type": "integer" } },
+                "required": ["name"]
+            }),
+        },
+        ToolSpec {
+            name: "write_file".into(),
+            description: "Save a note or list for this person, replacing the file, or adding to its end with `append`."
+                .into(),
+            parameters: json!({
+                "type": "object",
+                "properties": { "name": name, "content": { "type": "string" }, "append": { "type": "boolean" } },
+                "required": ["name", "content"]
+            }),
+        },
+        ToolSpec {
+            name: "delete_file".into(),
+            description: "Delete a note.".into(),
+            parameters: json!({ "type": "object", "properties": { "name": name }, "required": ["name"] }),
+        },
+    ]
+}
+
+/// Runs one file tool (blocking: call it on a blocking thread).
+pub fn run(member_dir: &Path, tool: &str, args: &Value) -> Result<String, ToolError> {
+    let name = || {
+        args.get("name")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ToolError::BadArguments("\"name\" must be a file name".into()))
+    };
+    let files = Files::open(member_dir)?;
+    match tool {
+        "list_files" => {
+            let all = files.list()?;
+            if all.is_empty() {
+                return Ok("No files yet.".into());
+            }
+            Ok(all.iter().map(|(n, size)| format!("{n} ({size} bytes)")).collect::<Vec<_>>().join("\n"))
+        }
+        "read_file" => {
+            let name = name()?;
+            let offset = args.get("offset").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let (text, total) = files.read(&name, offset)?;
+            let end = offset + text.chars().count();
+            Ok(if offset == 0 && end >= total {
+                text
+            } else {
+                format!("[characters {offset}–{end} of {total}]\n{text}")
+            })
+        }
+        "write_file" => {
+            let name = name()?;
+            let content = args
+                .get("content")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ToolError::BadArguments("\"content\" must be text".into()))?;
+            let append = args.get("append").and_then(Value::as_bool).unwrap_or(false);
+            let size = files.write(&name, content, append)?;
+            Ok(format!("Saved {name} ({size} bytes)."))
+        }
+        "delete_file" => {
+            let name = name()?;
+            Ok(match files.delete(&name)? {
+                true => format!("Deleted {name}."),
+                false => format!("There is no file called {name}; nothing was deleted."),
+            })
+        }
+        other => Err(ToolError::Unknown(other.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn names_are_plain() {
+        for good in ["shopping-list.txt", "Ideas (2025).md", "Einkaufsliste_ä.txt", "a", &"x".repeat(100)] {
+            assert_eq!(check_name(good), Ok(()), "{good}");
+        }
+        for bad in
+            ["", "../memory.sqlite", "a/b", "/etc/passwd", ".hidden", "a..b", " x", "x ", "a\\b", "a\0b", "a\nb", "*"]
+        {
+            assert!(matches!(check_name(bad), Err(FileError::BadName(_))), "{bad:?}");
+        }
+        assert!(check_name(&"x".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn round_trip_append_list_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::open(dir.path()).unwrap();
+        assert_eq!(files.write("list.txt", "milk\n", false).unwrap(), 5);
+        assert_eq!(files.write("list.txt", "eggs\n", true).unwrap(), 10);
+        assert_eq!(files.read("list.txt", 0).unwrap(), ("milk\neggs\n".into(), 10));
+        assert_eq!(files.read("list.txt", 5).unwrap().0, "eggs\n");
+        files.write("list.txt", "bread", false).unwrap();
+        assert_eq!(files.read("list.txt", 0).unwrap().0, "bread");
+        files.write("b.md", "x", false).unwrap();
+        assert_eq!(files.list().unwrap(), [("b.md".to_owned(), 1), ("list.txt".to_owned(), 5)]);
+        let mode = std::fs::metadata(dir.path().join("files/list.txt")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::metadata(dir.path().join("files")).unwrap().permissions().mode() & 0o777, 0o700);
+        assert!(files.delete("list.txt").unwrap());
+        assert!(!files.delete("list.txt").unwrap());
+        assert_eq!(files.read("list.txt", 0), Err(FileError::NotFound("list.txt".into())));
+    }
+
+    #[test]
+    fn caps_are_enforced() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::open(dir.path()).unwrap();
+        let big = "x".repeat(MAX_FILE_BYTES as usize);
+        files.write("a.txt", &big, false).unwrap();
+        assert!(matches!(files.write("a.txt", "y", true), Err(FileError::TooLarge { .. })));
+        assert!(matches!(files.write("b.txt", &format!("{big}y"), false), Err(FileError::TooLarge { .. })));
+        // Fill to the total cap, file by file.
+        let full = MAX_TOTAL_BYTES / MAX_FILE_BYTES;
+        for i in 1..full {
+            files.write(&format!("f{i}.txt"), &big, false).unwrap();
+        }
+        files.write("rest.txt", &"r".repeat((MAX_TOTAL_BYTES - full * MAX_FILE_BYTES) as usize), false).unwrap();
+        assert!(matches!(files.write("one-more.txt", "z", false), Err(FileError::Full { .. })));
+        // Replacing a file with something smaller always fits.
+        files.write("a.txt", "small", false).unwrap();
+        files.write("one-more.txt", "z", false).unwrap();
+        assert_eq!(files.list().unwrap().len(), full as usize + 2);
+    }
+
+    #[test]
+    fn links_are_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("memory.sqlite");
+        std::fs::write(&outside, "private").unwrap();
+        let files = Files::open(dir.path()).unwrap();
+        let inside = dir.path().join("files");
+        std::os::unix::fs::symlink(&outside, inside.join("link.txt")).unwrap();
+        std::fs::hard_link(&outside, inside.join("hard.txt")).unwrap();
+        for name in ["link.txt", "hard.txt"] {
+            assert_eq!(files.read(name, 0), Err(FileError::NotPlain(name.into())), "{name}");
+            assert_eq!(files.write(name, "owned", false), Err(FileError::NotPlain(name.into())), "{name}");
+            assert_eq!(files.write(name, "owned", true), Err(FileError::NotPlain(name.into())), "{name}");
+            assert_eq!(files.delete(name), Err(FileError::NotPlain(name.into())), "{name}");
+        }
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "private");
+        assert!(files.list().unwrap().is_empty(), "links are not listed as files");
+
+        // files/ itself replaced by a link to the member directory: refused, not followed.
+        let other = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(dir.path(), other.path().join(DIR_NAME)).unwrap();
+        assert!(matches!(Files::open(other.path()), Err(FileError::Io(_))));
+    }
+
+    #[test]
+    fn tool_calls_go_through_the_same_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert_eq!(run(d, "list_files", &json!({})).unwrap(), "No files yet.");
+        assert_eq!(
+            run(d, "write_file", &json!({"name": "todo.txt", "content": "call gran"})).unwrap(),
+            "Saved todo.txt (9 bytes)."
+        );
+        assert_eq!(run(d, "read_file", &json!({"name": "todo.txt"})).unwrap(), "call gran");
+        assert_eq!(run(d, "list_files", &json!({})).unwrap(), "todo.txt (9 bytes)");
+        let e = run(d, "write_file", &json!({"name": "a/../../history.sqlite", "content": "x"})).unwrap_err();
+        assert!(matches!(&e, ToolError::BadArguments(m) if m.contains("\"..\"")), "{e:?}");
+        assert!(matches!(run(d, "read_file", &json!({})), Err(ToolError::BadArguments(_))));
+        assert_eq!(run(d, "delete_file", &json!({"name": "todo.txt"})).unwrap(), "Deleted todo.txt.");
+        assert!(!d.join("history.sqlite").exists());
+    }
+}
