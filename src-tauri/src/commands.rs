@@ -192,6 +192,7 @@ fn member_detail(m: proto::MemberSummary) -> MemberDetail {
         fallback_model: m.fallback_model,
         daily_cap_usd: m.daily_cap_usd,
         monthly_cap_usd: m.monthly_cap_usd,
+        quiet_hours: m.quiet_hours.map(|q| q.to_string()),
         created_at: m.created_at,
     }
 }
@@ -222,6 +223,13 @@ pub async fn member_update(shell: Shared<'_>, args: MemberUpdateArgs) -> Reply<M
     }
     if let Some(admin) = args.is_admin {
         shell.control(ControlRequest::MemberAdmin { member: args.member.clone(), admin }).await?;
+    }
+    if let Some(text) = args.quiet_hours {
+        let quiet_hours = match text.trim() {
+            "" => None,
+            t => Some(t.parse::<proto::QuietHours>().map_err(|e| invalid(format!("Quiet hours: {e}")))?),
+        };
+        shell.control(ControlRequest::MemberQuietHours { member: args.member.clone(), quiet_hours }).await?;
     }
     member(&shell, &args.member).await
 }

@@ -295,6 +295,8 @@ pub struct MemberDetail {
     pub fallback_model: Option<String>,
     pub daily_cap_usd: Option<f64>,
     pub monthly_cap_usd: Option<f64>,
+    /// `"20:00-07:00"` in the household's time zone: the assistant rests then. `None`: always on.
+    pub quiet_hours: Option<String>,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -308,6 +310,8 @@ pub struct MemberUpdateArgs {
     /// `Some(None)` is not expressible in JSON; an empty string means "the household's model".
     pub model: Option<String>,
     pub is_admin: Option<bool>,
+    /// `"HH:MM-HH:MM"`; an empty string turns quiet hours off.
+    pub quiet_hours: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, TS)]

@@ -179,6 +179,15 @@ fn the_member_page_and_settings_through_commands() {
 
     let m: Value = app.ok("member_update", Some(json!({ "member": id, "persona": "Loves trains.", "role": "child", "is_admin": true })));
     assert_eq!((m["persona"].as_str(), m["role"].as_str(), m["is_admin"].as_bool()), (Some("Loves trains."), Some("child"), Some(true)));
+    // A child gets quiet hours by default; the admin changes or clears them.
+    assert_eq!(m["quiet_hours"], "20:00-07:00", "{m}");
+    let m: Value = app.ok("member_update", Some(json!({ "member": id, "quiet_hours": "21:30-06:45" })));
+    assert_eq!(m["quiet_hours"], "21:30-06:45");
+    let e = app.err("member_update", Some(json!({ "member": id, "quiet_hours": "bedtime" })));
+    assert_eq!(e.code, "invalid_input");
+    assert!(e.message.contains("20:00-07:00"), "{}", e.message);
+    let m: Value = app.ok("member_update", Some(json!({ "member": id, "quiet_hours": "" })));
+    assert!(m["quiet_hours"].is_null(), "{m}");
     let m: Value = app.ok("member_caps", Some(json!({ "member": id, "daily_usd": 0.5, "monthly_usd": 5.0 })));
     assert_eq!((m["daily_cap_usd"].as_f64(), m["monthly_cap_usd"].as_f64()), (Some(0.5), Some(5.0)));
     let fresh: Value = app.ok("member_pair", Some(json!({ "member": id })));

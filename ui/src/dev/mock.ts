@@ -23,7 +23,7 @@ export async function installMock() {
   ];
   const details: Record<string, MemberDetail> = {};
   const detail = (m: MemberCard): MemberDetail =>
-    (details[m.id] ??= { id: m.id, name: m.name, role: m.role, bot_username: m.bot_username, paired: m.paired, paused: m.paused, is_admin: m.name === "Ana", persona: "", model: null, fallback_model: null, daily_cap_usd: m.daily_cap_usd, monthly_cap_usd: m.monthly_cap_usd, created_at: iso(60 * 24 * 20) });
+    (details[m.id] ??= { id: m.id, name: m.name, role: m.role, bot_username: m.bot_username, paired: m.paired, paused: m.paused, is_admin: m.name === "Ana", persona: "", model: null, fallback_model: null, daily_cap_usd: m.daily_cap_usd, monthly_cap_usd: m.monthly_cap_usd, quiet_hours: m.role === "child" ? "20:00-07:00" : null, created_at: iso(60 * 24 * 20) });
   let cap: number | null = 30;
   let provider: Snapshot["provider"] = phase === "setup" ? null : { kind: "openai", base_url: "https://api.openai.com/v1", model: "gpt-4o-mini" };
   const settings: SettingsDto = { data_dir: "/var/lib/hearth", launch_at_login: true, keep_awake: { enabled: false, available: false, detail: "This Linux machine has no sleep inhibitor Hearth can use." }, turn_cap: 8, timezone: "Europe/Berlin", provider, platform: "linux", backup: { dest_dir: null, every_hours: 0, last: null, suggested_dir: "/var/lib/hearth-backups" } };
@@ -66,7 +66,7 @@ export async function installMock() {
       }
       case "member_pair": return pairing(members.find((m) => m.id === a.member)!);
       case "member_list": return members.map(detail);
-      case "member_update": { const d = details[a.member]; Object.assign(d, { role: a.role ?? d.role, persona: a.persona ?? d.persona, model: a.model ? a.model : null, is_admin: a.is_admin ?? d.is_admin }); return d; }
+      case "member_update": { const d = details[a.member]; Object.assign(d, { role: a.role ?? d.role, persona: a.persona ?? d.persona, model: a.model ? a.model : null, is_admin: a.is_admin ?? d.is_admin, quiet_hours: a.quiet_hours === undefined ? d.quiet_hours : a.quiet_hours || null }); return d; }
       case "member_caps": { const d = details[a.member]; d.daily_cap_usd = a.daily_usd ?? null; d.monthly_cap_usd = a.monthly_usd ?? null; const m = members.find((x) => x.id === a.member)!; m.daily_cap_usd = d.daily_cap_usd; m.monthly_cap_usd = d.monthly_cap_usd; return d; }
       case "member_pause": for (const m of members) if (!a.member || m.id === a.member) { m.paused = a.paused; if (details[m.id]) details[m.id].paused = a.paused; } return null;
       case "member_token": return { bot_username: "cleo_hearth_bot", bot_name: "Cleo's Hearth" };

@@ -141,6 +141,10 @@ export type MemberDetail = { id: string, name: string, role: Role, bot_username:
  */
 model: string | null, fallback_model: string | null, daily_cap_usd: number | null, monthly_cap_usd: number | null, 
 /**
+ * `"20:00-07:00"` in the household's time zone: the assistant rests then. `None`: always on.
+ */
+quiet_hours: string | null, 
+/**
  * RFC 3339.
  */
 created_at: string, };
@@ -149,7 +153,11 @@ export type MemberUpdateArgs = { member: string, role?: Role, persona?: string,
 /**
  * `Some(None)` is not expressible in JSON; an empty string means "the household's model".
  */
-model?: string, is_admin?: boolean, };
+model?: string, is_admin?: boolean, 
+/**
+ * `"HH:MM-HH:MM"`; an empty string turns quiet hours off.
+ */
+quiet_hours?: string, };
 
 export type MemberCapsArgs = { member: string, 
 /**
