@@ -73,7 +73,7 @@ struct Installed;
 
 impl Drop for Installed {
     fn drop(&mut self) {
-        let _ = Command::new("dpkg").args(["--purge", "hearth"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = Command::new("dpkg").args(["--purge", "hearth-server"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
         let _ = std::fs::remove_dir_all("/var/lib/hearth");
     }
 }
@@ -100,7 +100,7 @@ fn the_units_verify_with_systemd() {
 async fn the_deb_installs_serves_backs_up_and_restores_into_a_fresh_install() {
     assert_root();
     assert!(
-        !Path::new("/var/lib/hearth").exists() && Command::new("dpkg").args(["-s", "hearth"]).output().unwrap().status.code() != Some(0),
+        !Path::new("/var/lib/hearth").exists() && Command::new("dpkg").args(["-s", "hearth-server"]).output().unwrap().status.code() != Some(0),
         "this test installs the hearth package and uses /var/lib/hearth; run it on a machine without them (CI's is fresh)"
     );
     let out = tempfile::tempdir().unwrap();
@@ -213,7 +213,7 @@ async fn the_deb_installs_serves_backs_up_and_restores_into_a_fresh_install() {
     terminate(supervisor, "hearth supervisor", String::new).await;
 
     // … then the box is wiped: the package purged, the household's folder and Nan's account gone.
-    run(Command::new("dpkg").args(["--purge", "hearth"]));
+    run(Command::new("dpkg").args(["--purge", "hearth-server"]));
     assert!(!Command::new("getent").args(["passwd", "hearth"]).output().unwrap().status.success(), "the hearth user is gone");
     assert!(Path::new("/var/lib/hearth/gateway.sqlite").exists(), "purging must never delete the household's data");
     std::fs::remove_dir_all("/var/lib/hearth").unwrap();
@@ -284,5 +284,5 @@ async fn the_deb_installs_serves_backs_up_and_restores_into_a_fresh_install() {
     m2.json(&["member", "remove", "Nan", "--json"], None, &[]).await;
     terminate(gateway, "hearth serve", || std::fs::read_to_string(&serve_log).unwrap_or_default()).await;
     terminate(supervisor, "hearth supervisor", String::new).await;
-    run(Command::new("dpkg").args(["--purge", "hearth"]));
+    run(Command::new("dpkg").args(["--purge", "hearth-server"]));
 }
