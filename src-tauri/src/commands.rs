@@ -320,7 +320,7 @@ pub async fn settings<R: Runtime>(app: AppHandle<R>, shell: Shared<'_>) -> Reply
 
 async fn settings_dto<R: Runtime>(app: &AppHandle<R>, shell: &Shell) -> Reply<SettingsDto> {
     let stored = shell.settings();
-    let (holding, detail) = shell.keep_awake_state();
+    let (available, detail) = shell.keep_awake_state();
     let status = shell.gateway().await.ok();
     let (timezone, provider_now) = match &status {
         Some(g) => {
@@ -337,8 +337,7 @@ async fn settings_dto<R: Runtime>(app: &AppHandle<R>, shell: &Shell) -> Reply<Se
         launch_at_login: app.autolaunch().is_enabled().unwrap_or(false),
         keep_awake: KeepAwakeDto {
             enabled: stored.keep_awake,
-            // Off is always possible; on is possible when the last attempt held the lock.
-            available: holding || !stored.keep_awake || !detail.starts_with("Not available"),
+            available,
             detail,
         },
         turn_cap: stored.turn_cap,

@@ -62,6 +62,14 @@ impl Options {
     }
 }
 
+/// The power assertion, as far as the app knows.
+enum Awake {
+    Off,
+    Held(KeepAwake),
+    /// The last attempt failed; why, in words.
+    Unavailable(String),
+}
+
 enum Engine {
     /// Not running; the reason, for the admin.
     Stopped { problem: String },
@@ -79,7 +87,7 @@ pub struct Shell {
     engine: tokio::sync::Mutex<Engine>,
     // std Mutexes below: each is held for a read or an update, never across an await.
     settings: Mutex<AppSettings>,
-    keep_awake: Mutex<Result<KeepAwake, String>>,
+    keep_awake: Mutex<Awake>,
     host: Mutex<Host>,
     /// Cancels the event pump of the engine that is showing.
     pump: Mutex<CancellationToken>,
@@ -91,7 +99,7 @@ impl Shell {
             options,
             engine: tokio::sync::Mutex::new(Engine::Stopped { problem: "Hearth is starting…".to_owned() }),
             settings: Mutex::new(AppSettings::default()),
-            keep_awake: Mutex::new(Err("Off.".to_owned())),
+            keep_awake: Mutex::new(Awake::Off),
             host: Mutex::new(Host::new()),
             pump: Mutex::new(CancellationToken::new()),
         }
@@ -160,7 +168,7 @@ impl Shell {
             }
             Engine::Stopped { .. } => {}
         }
-        *self.keep_awake.lock().unwrap() = Err("Off.".to_owned());
+        *self.keep_awake.lock().unwrap() = Awake::Off;
     }
 
     pub async fn start_demo(&self) -> Result<AppInfo, IpcError> {
@@ -274,27 +282,27 @@ impl Shell {
 
     /// Takes or releases the power assertion.
     pub fn apply_keep_awake(&self, on: bool) {
-        let mut held = self.keep_awake.lock().unwrap();
-        *held = if on {
-            match std::mem::replace(&mut *held, Err(String::new())) {
-                Ok(k) => Ok(k),
-                Err(_) => keep_awake::acquire(),
-            }
-        } else {
-            Err("Off.".to_owned())
-        };
-        if let Err(why) = &*held
-            && on
-        {
-            tracing::warn!(%why, "cannot keep the machine awake");
+        let mut awake = self.keep_awake.lock().unwrap();
+        if !on {
+            *awake = Awake::Off;
+        } else if !matches!(*awake, Awake::Held(_)) {
+            *awake = match keep_awake::acquire() {
+                Ok(k) => Awake::Held(k),
+                Err(why) => {
+                    tracing::warn!(%why, "cannot keep the machine awake");
+                    Awake::Unavailable(why)
+                }
+            };
         }
     }
 
     /// `(holding, words)`: whether the machine is being kept awake, and how or why not.
+    /// `(available, words)`: whether this machine can be kept awake, and how or why not.
     pub fn keep_awake_state(&self) -> (bool, String) {
         match &*self.keep_awake.lock().unwrap() {
-            Ok(k) => (true, k.detail.clone()),
-            Err(why) => (false, why.clone()),
+            Awake::Held(k) => (true, k.detail.clone()),
+            Awake::Off => (true, "Off.".to_owned()),
+            Awake::Unavailable(why) => (false, why.clone()),
         }
     }
 

@@ -102,11 +102,10 @@ pub fn main() {
             eprintln!("Hearth cannot open its window: {e}");
             std::process::exit(1);
         });
-    app.run(|app, event| {
+    app.run(|_app, event| {
         if let RunEvent::ExitRequested { api, code: None, .. } = event {
             // Only "Quit" (which passes a code) ends the app; losing the last window does not.
             api.prevent_exit();
-            let _ = app;
         }
     });
 }

@@ -10,13 +10,13 @@
 //! nothing that could otherwise run. Move it to `spawn_blocking` if the worker ever does work
 //! concurrently with a turn (reminders, tools that stream).
 
-use std::fs::{OpenOptions, Permissions};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use hearth_proto::llm::ChatMessage;
 use hearth_proto::worker::IncomingMessage;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::db;
 
 /// File name of the history database inside the member directory.
 pub const FILE_NAME: &str = "history.sqlite";
@@ -125,49 +125,12 @@ impl History {
     /// `-shm` files the main file's mode.
     pub fn open(member_dir: &Path) -> Result<Self, HistoryError> {
         let path = member_dir.join(FILE_NAME);
-        let create_err = |source| HistoryError::Create { path: path.clone(), source };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(create_err)?;
-        // An existing file may have been created with a wider mode; tighten it.
-        file.set_permissions(Permissions::from_mode(0o600)).map_err(create_err)?;
-        drop(file);
-
-        let open_err = |source| HistoryError::Open { path: path.clone(), source };
-        let conn = Connection::open(&path).map_err(open_err)?;
-        // A garbage file opens fine and fails here, at the first read ("file is not a database").
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(open_err)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(mode, "history database is not in WAL mode");
-        }
-        // In WAL mode NORMAL never corrupts the database and loses nothing when the worker
-        // crashes; only a power cut can drop the last exchange. FULL cost two fsyncs on every
-        // message's path (BENCHMARKS.md: overhead p50 2.21 → 1.50 ms).
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", true).map_err(open_err)?;
-        let mut history = Self { conn };
-        history.migrate()?;
-        Ok(history)
-    }
-
-    fn migrate(&mut self) -> Result<(), HistoryError> {
-        let known = MIGRATIONS.len() as u32;
-        let found: u32 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if found > known {
-            return Err(HistoryError::TooNew { found, known });
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as u32 + 1)?;
-            tx.commit()?;
-        }
-        Ok(())
+        let mut conn = db::open(&path, None).map_err(db::db_error!(HistoryError, path))?;
+        // Conversations and their messages are linked; keep SQLite checking it.
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(|source| HistoryError::Open { path: path.clone(), source })?;
+        db::migrate(&mut conn, MIGRATIONS).map_err(db::db_error!(HistoryError, path))?;
+        Ok(Self { conn })
     }
 
     /// Stores a chat turn's messages and says whether the model still has to be asked.

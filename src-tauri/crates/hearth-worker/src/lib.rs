@@ -7,6 +7,7 @@
 //! - `link`: the framed socket to the gateway; completions asked for mid-turn.
 //! - `agent`: one turn — history, memory, prompt, the completion and tool loop, `/memory` and
 //!   `/forget`, kind failure messages.
+//! - `db`: how the member's SQLite files are opened (0600, WAL) and migrated.
 //! - `history`: `history.sqlite`, conversations per chat, idempotent turn storage.
 //! - `memory`: `memory.sqlite`, the facts the assistant keeps about its member (FTS5 search).
 //! - `reminders`: `reminders.sqlite`, the member's reminders and their recurrence in the
@@ -21,6 +22,7 @@
 
 mod agent;
 mod context;
+mod db;
 mod files;
 mod history;
 mod knowledge;

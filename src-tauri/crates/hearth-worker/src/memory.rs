@@ -10,12 +10,12 @@
 //! tools open their own connection on a blocking thread so a per-tool timeout can abandon them.
 //! Memory text is never logged at info: it is what the member told their assistant.
 
-use std::fs::{OpenOptions, Permissions};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::db;
 
 /// File name of the memory database inside the member directory.
 pub const FILE_NAME: &str = "memory.sqlite";
@@ -87,41 +87,9 @@ impl Memory {
     /// Opens (creating, 0600) `<member_dir>/memory.sqlite` and migrates it.
     pub fn open(member_dir: &Path) -> Result<Self, MemoryError> {
         let path = member_dir.join(FILE_NAME);
-        let create_err = |source| MemoryError::Create { path: path.clone(), source };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(create_err)?;
-        file.set_permissions(Permissions::from_mode(0o600)).map_err(create_err)?;
-        drop(file);
-        let open_err = |source| MemoryError::Open { path: path.clone(), source };
-        let conn = Connection::open(&path).map_err(open_err)?;
-        let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
-        // A tool's connection and the agent's may meet; wait rather than fail.
-        conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
-        let mut memory = Self { conn };
-        memory.migrate()?;
-        Ok(memory)
-    }
-
-    fn migrate(&mut self) -> Result<(), MemoryError> {
-        let known = MIGRATIONS.len() as u32;
-        let found: u32 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if found > known {
-            return Err(MemoryError::TooNew { found, known });
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as u32 + 1)?;
-            tx.commit()?;
-        }
-        Ok(())
+        let mut conn = db::open(&path, Some(Duration::from_secs(5))).map_err(db::db_error!(MemoryError, path))?;
+        db::migrate(&mut conn, MIGRATIONS).map_err(db::db_error!(MemoryError, path))?;
+        Ok(Self { conn })
     }
 
     /// Keeps `text` (already trimmed and within [`MAX_FACT_CHARS`] — the tool checks).
@@ -272,6 +240,7 @@ pub fn fts_query(text: &str, op: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn fts5_is_available_in_the_bundled_sqlite() {

@@ -12,8 +12,6 @@
 //! changes, and "monthly on the 31st" is on the last day of shorter months without drifting to
 //! the 28th for good.
 
-use std::fs::{OpenOptions, Permissions};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,6 +19,8 @@ use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, TimeZon
 use chrono_tz::Tz;
 use hearth_proto::worker::ReminderDue;
 use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::db;
 
 /// File name of the reminders database inside the member directory.
 pub const FILE_NAME: &str = "reminders.sqlite";
@@ -146,41 +146,9 @@ impl Reminders {
     /// Opens (creating, 0600) `<member_dir>/reminders.sqlite` and migrates it.
     pub fn open(member_dir: &Path) -> Result<Self, ReminderError> {
         let path = member_dir.join(FILE_NAME);
-        let create_err = |source| ReminderError::Create { path: path.clone(), source };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(create_err)?;
-        file.set_permissions(Permissions::from_mode(0o600)).map_err(create_err)?;
-        drop(file);
-        let open_err = |source| ReminderError::Open { path: path.clone(), source };
-        let conn = Connection::open(&path).map_err(open_err)?;
-        let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
-        // A tool's connection and the agent's may meet; wait rather than fail.
-        conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
-        let mut r = Self { conn };
-        r.migrate()?;
-        Ok(r)
-    }
-
-    fn migrate(&mut self) -> Result<(), ReminderError> {
-        let known = MIGRATIONS.len() as u32;
-        let found: u32 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if found > known {
-            return Err(ReminderError::TooNew { found, known });
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as u32 + 1)?;
-            tx.commit()?;
-        }
-        Ok(())
+        let mut conn = db::open(&path, Some(Duration::from_secs(5))).map_err(db::db_error!(ReminderError, path))?;
+        db::migrate(&mut conn, MIGRATIONS).map_err(db::db_error!(ReminderError, path))?;
+        Ok(Self { conn })
     }
 
     /// Sets a reminder first due at local time `at` in `tz`. A recurring one whose `at` has

@@ -68,6 +68,43 @@ fn root_hearth(args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// The supervisor as its unit runs it (as root), once its socket accepts.
+async fn start_supervisor(sup: &Unit, m: &Machine, log: &Path) -> tokio::process::Child {
+    let child = tokio::process::Command::new(&sup.exec[0])
+        .args(&sup.exec[1..])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + T;
+    while std::os::unix::net::UnixStream::connect(&m.socket).is_err() {
+        assert!(Instant::now() < deadline, "the supervisor did not start: {}", std::fs::read_to_string(log).unwrap_or_default());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}
+
+/// The gateway as its unit runs it (as the `hearth` user, with the unit's environment), pointed
+/// at the fake Telegram, once `hearth status` answers.
+async fn start_gateway(gw: &Unit, m: &Machine, tg: &FakeTelegram, log: &Path) -> tokio::process::Child {
+    let mut serve = m.as_admin(&gw.exec[1..].iter().map(String::as_str).collect::<Vec<_>>());
+    serve
+        .envs(gw.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("HEARTH_TELEGRAM_API_URL", tg.api_url())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    let child = serve.spawn().unwrap();
+    let deadline = Instant::now() + T;
+    while m.run(&["status", "--json"], None, &[]).await.0 != Some(0) {
+        assert!(Instant::now() < deadline, "the gateway did not answer: {}", std::fs::read_to_string(log).unwrap_or_default());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child
+}
+
 /// Removes the package (purge) and what the test left in /var/lib/hearth, whatever happens.
 struct Installed;
 
@@ -137,35 +174,11 @@ async fn the_deb_installs_serves_backs_up_and_restores_into_a_fresh_install() {
     let mut m = Machine::installed(uid, gid);
     let sup = unit(Path::new("/lib/systemd/system/hearth-supervisor.service"));
     assert_eq!(sup.user, None, "the supervisor runs as root");
-    let supervisor = tokio::process::Command::new(&sup.exec[0])
-        .args(&sup.exec[1..])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(out.path().join("supervisor.log")).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + T;
-    while std::os::unix::net::UnixStream::connect(&m.socket).is_err() {
-        assert!(Instant::now() < deadline, "the supervisor did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let supervisor = start_supervisor(&sup, &m, &out.path().join("supervisor.log")).await;
     let gw = unit(Path::new("/lib/systemd/system/hearth.service"));
     assert_eq!(gw.user.as_deref(), Some("hearth"));
     let serve_log = out.path().join("serve.log");
-    let mut serve = m.as_admin(&gw.exec[1..].iter().map(String::as_str).collect::<Vec<_>>());
-    serve
-        .envs(gw.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("HEARTH_TELEGRAM_API_URL", tg.api_url())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&serve_log).unwrap());
-    let gateway = serve.spawn().unwrap();
-    let deadline = Instant::now() + T;
-    while m.run(&["status", "--json"], None, &[]).await.0 != Some(0) {
-        assert!(Instant::now() < deadline, "the gateway did not answer: {}", std::fs::read_to_string(&serve_log).unwrap_or_default());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let gateway = start_gateway(&gw, &m, &tg, &serve_log).await;
 
     // A demo round: a provider, a member with her own account, a pairing and an answer.
     m.json(
@@ -235,32 +248,8 @@ async fn the_deb_installs_serves_backs_up_and_restores_into_a_fresh_install() {
     assert_eq!(std::fs::metadata("/var/lib/hearth/gateway.sqlite").unwrap().uid(), uid);
     assert_eq!(restored["members"], serde_json::json!(["Nan"]), "{restored}");
     assert!(restored["paste_again"].as_array().is_some_and(|p| !p.is_empty()), "the secrets stayed out: {restored}");
-    let supervisor = tokio::process::Command::new(&sup.exec[0])
-        .args(&sup.exec[1..])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(out.path().join("supervisor2.log")).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + T;
-    while std::os::unix::net::UnixStream::connect(&m2.socket).is_err() {
-        assert!(Instant::now() < deadline, "the supervisor did not start again");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut serve = m2.as_admin(&gw.exec[1..].iter().map(String::as_str).collect::<Vec<_>>());
-    serve
-        .envs(gw.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("HEARTH_TELEGRAM_API_URL", tg.api_url())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&serve_log).unwrap());
-    let gateway = serve.spawn().unwrap();
-    let deadline = Instant::now() + T;
-    while m2.run(&["status", "--json"], None, &[]).await.0 != Some(0) {
-        assert!(Instant::now() < deadline, "the restored gateway did not answer: {}", std::fs::read_to_string(&serve_log).unwrap_or_default());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let supervisor = start_supervisor(&sup, &m2, &out.path().join("supervisor2.log")).await;
+    let gateway = start_gateway(&gw, &m2, &tg, &serve_log).await;
     // The secrets were not in the backup: paste them again, as the restore said.
     m2.json(
         &["provider", "set", "--kind", "openai", "--base-url", &llm.base_url(), "--model", "test-model", "--api-key-env", "K", "--json"],
