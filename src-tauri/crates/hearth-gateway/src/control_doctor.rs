@@ -80,7 +80,11 @@ impl Gateway {
             IsolationLevel::Account => findings.push(finding(
                 Severity::Warning,
                 format!("The kernel sandbox is not in force: {}", support.detail),
-                "Use a Linux kernel with Landlock (5.13 or later) and seccomp for level \"account + sandbox\".",
+                if cfg!(target_os = "macos") {
+                    "Level \"account + sandbox\" on macOS needs /usr/bin/sandbox-exec, owned by root, to accept Hearth's profile; the reason above says what it answered."
+                } else {
+                    "Use a Linux kernel with Landlock (5.13 or later) and seccomp for level \"account + sandbox\"."
+                },
             )),
             IsolationLevel::AccountSandbox => {}
         }

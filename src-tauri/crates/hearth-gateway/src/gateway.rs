@@ -1242,7 +1242,7 @@ async fn resolve_isolation(
             tracing::info!(supervisor = %path.display(), "running as root: member accounts are managed in-process and the supervisor is not used");
         }
         let support = hearth_isolation::sandbox::support();
-        let sandbox = support.landlock_abi.is_some() && support.seccomp;
+        let sandbox = support.available();
         return pick_level(choice, sandbox, &support.detail).map(|level| (level, None));
     }
     let Some(path) = supervisor_socket else {

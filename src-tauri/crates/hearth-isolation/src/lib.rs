@@ -7,8 +7,10 @@
 //! - [`spawn`]: starting a member's worker: cleared environment, umask 077, own process group,
 //!   no inherited descriptors but its socket, and — with an account — the member's uid/gid, no
 //!   supplementary groups and resource limits.
-//! - [`sandbox`]: the kernel sandbox applied on top (Linux: Landlock, no_new_privs, seccomp),
-//!   and what the kernel offers for `hearth doctor`.
+//! - [`sandbox`]: the kernel sandbox applied on top (Linux: Landlock, no_new_privs, seccomp;
+//!   macOS: Seatbelt), and what the kernel offers for `hearth doctor`.
+//! - [`seatbelt`]: the macOS Seatbelt profile for a worker — a pure generator, tested on every
+//!   platform — and running it through `/usr/bin/sandbox-exec`.
 //! - [`supervisor`]: `hearth supervisor`, the root daemon that does all of the above for a
 //!   gateway that does not run as root (admitting only the admin's uid), and its client.
 //! - [`macos_daemon`]: registering that daemon as a LaunchDaemon with SMAppService (macOS).
@@ -20,6 +22,7 @@ pub mod accounts;
 pub mod dirs;
 pub mod macos_daemon;
 pub mod sandbox;
+pub mod seatbelt;
 pub mod spawn;
 pub mod supervisor;
 

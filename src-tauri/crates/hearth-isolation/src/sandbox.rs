@@ -24,11 +24,15 @@
 //! created in the child from the plan's descriptors, because only the child can name its own
 //! `/proc/<pid>`, and a ruleset shared between spawns would collect every child's rule.
 //!
-//! macOS: not implemented — [`SandboxPlan::prepare`] returns [`SandboxError::Unsupported`]. The
-//! intended follow-up is a Seatbelt profile (deny by default; allow `process-exec` of the worker
-//! and reads of system paths; `file-read*`/`file-write*` under the member directory; allow
-//! `network-outbound` only to the gateway's Unix socket path) applied with `sandbox_init` in the
-//! child, which is how Chromium and Firefox sandbox their helpers.
+//! On macOS the same intent is a Seatbelt profile ([`crate::seatbelt`]): deny by default on
+//! Apple's `system.sb` baseline; execute only the worker binary; read and write only under the
+//! member directory; no network but the gateway's Unix socket. Nothing happens between `fork`
+//! and `exec` there: the worker is started through `/usr/bin/sandbox-exec`, which compiles and
+//! applies the profile in a fresh process and then executes the worker ([`crate::spawn`]).
+//! [`SandboxPlan::prepare`] canonicalizes the paths the profile names and checks, once per
+//! process, that this macOS runs a program under such a profile.
+//!
+//! Elsewhere [`SandboxPlan::prepare`] returns [`SandboxError::Unsupported`].
 
 use std::path::{Path, PathBuf};
 
@@ -49,8 +53,19 @@ pub struct SandboxSupport {
     pub landlock_abi: Option<u32>,
     /// Whether seccomp filters can be installed (and a filter exists for this architecture).
     pub seccomp: bool,
+    /// macOS: whether `/usr/bin/sandbox-exec` is safe to run and ran a program under Hearth's
+    /// Seatbelt profile. Always `false` elsewhere.
+    pub seatbelt: bool,
     /// The same in words, with what is missing and how to get it.
     pub detail: String,
+}
+
+impl SandboxSupport {
+    /// Whether level "account + sandbox" can be had: Landlock and seccomp on Linux, Seatbelt on
+    /// macOS.
+    pub fn available(&self) -> bool {
+        (self.landlock_abi.is_some() && self.seccomp) || self.seatbelt
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -67,6 +82,10 @@ pub struct SandboxPlan {
     landlock: landlock::Plan,
     #[cfg(target_os = "linux")]
     filter: Vec<libc::sock_filter>,
+    /// The canonical paths the Seatbelt profile names; the profile itself is written at each
+    /// start, when the gateway's socket is known.
+    #[cfg(target_os = "macos")]
+    seatbelt: crate::seatbelt::ProfilePaths,
 }
 
 impl SandboxPlan {
@@ -137,13 +156,86 @@ pub fn support() -> SandboxSupport {
         (false, false) => "; seccomp: no filter is written for this CPU architecture (x86_64 and aarch64 are)",
         (false, true) => "; seccomp: this kernel cannot install filters (it needs CONFIG_SECCOMP_FILTER)",
     });
-    SandboxSupport { landlock_abi: landlock.ok(), seccomp, detail }
+    SandboxSupport { landlock_abi: landlock.ok(), seccomp, seatbelt: false, detail }
 }
 
-#[cfg(not(target_os = "linux"))]
-const NOT_HERE: &str = "the kernel sandbox is implemented for Linux (Landlock + seccomp) only; the macOS Seatbelt profile is a planned follow-up";
+#[cfg(target_os = "macos")]
+impl SandboxPlan {
+    /// Checks `/usr/bin/sandbox-exec` and that this macOS runs a program under Hearth's profile
+    /// (once per process), then canonicalizes the member directory and the worker binary — the
+    /// only file outside system paths the worker may execute. `member_dir` must exist and not
+    /// be a symbolic link.
+    pub fn prepare(member_dir: &Path, exe: &Path) -> Result<SandboxPlan, SandboxError> {
+        crate::seatbelt::probe().map_err(SandboxError::Unsupported)?;
+        crate::seatbelt::check_sandbox_exec().map_err(SandboxError::Unsupported)?;
+        let seatbelt = crate::seatbelt::ProfilePaths::resolve(member_dir, exe)?;
+        Ok(SandboxPlan { member_dir: member_dir.to_owned(), seatbelt })
+    }
 
+    /// One line saying what the plan allows, for logs and `hearth doctor`.
+    pub fn summary(&self) -> String {
+        let p = &self.seatbelt;
+        let bundle = p.bundle.as_ref().map(|b| format!(", its bundle {}", b.display())).unwrap_or_default();
+        format!(
+            "Seatbelt via {}: read-write {}; execute {}; read system paths (Apple's system.sb){bundle}; network: the gateway's Unix socket only",
+            crate::seatbelt::SANDBOX_EXEC,
+            p.member_dir.display(),
+            p.exe.display(),
+        )
+    }
+
+    /// The arguments for `/usr/bin/sandbox-exec` that run `exe args…` under this plan's profile.
+    /// `exe` must be the binary the plan was prepared for; `gateway_socket` is the socket the
+    /// worker connects to (`None` for an inherited socket pair), canonicalized here because it
+    /// is only known at start. Runs in the parent: it allocates and looks at the file system.
+    pub fn sandbox_exec_args(
+        &self,
+        exe: &Path,
+        args: &[std::ffi::OsString],
+        gateway_socket: Option<&Path>,
+    ) -> Result<Vec<std::ffi::OsString>, SandboxError> {
+        use crate::seatbelt;
+        let real = std::fs::canonicalize(exe).map_err(|source| SandboxError::Path { path: exe.to_owned(), source })?;
+        if real != self.seatbelt.exe {
+            return Err(SandboxError::Path {
+                path: exe.to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("the sandbox plan was prepared for {}", self.seatbelt.exe.display()),
+                ),
+            });
+        }
+        let socket = gateway_socket
+            .map(|path| {
+                seatbelt::canonical_path(path).map_err(|source| SandboxError::Path { path: path.to_owned(), source })
+            })
+            .transpose()?;
+        let profile = seatbelt::profile(&self.seatbelt, socket.as_deref())?;
+        Ok(seatbelt::sandbox_exec_args(profile, &self.seatbelt.exe, args))
+    }
+}
+
+/// What this Mac offers, in words.
+#[cfg(target_os = "macos")]
+pub fn support() -> SandboxSupport {
+    let (seatbelt, detail) = match crate::seatbelt::probe() {
+        Ok(()) => (true, crate::seatbelt::DESCRIPTION.to_owned()),
+        Err(why) => (false, why),
+    };
+    SandboxSupport { landlock_abi: None, seccomp: false, seatbelt, detail }
+}
+
+/// Outside Linux nothing is applied between `fork` and `exec`: on macOS `sandbox-exec` applies
+/// the profile after `exec` (`SandboxPlan::sandbox_exec_args`, used by [`crate::spawn`]).
 #[cfg(not(target_os = "linux"))]
+pub fn apply_in_child(_plan: &SandboxPlan) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+const NOT_HERE: &str = "the kernel sandbox is implemented for Linux (Landlock + seccomp) and macOS (Seatbelt) only";
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 impl SandboxPlan {
     pub fn prepare(_member_dir: &Path, _exe: &Path) -> Result<SandboxPlan, SandboxError> {
         Err(SandboxError::Unsupported(NOT_HERE.into()))
@@ -154,12 +246,7 @@ impl SandboxPlan {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
-pub fn apply_in_child(_plan: &SandboxPlan) -> std::io::Result<()> {
-    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
-}
-
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub fn support() -> SandboxSupport {
-    SandboxSupport { landlock_abi: None, seccomp: false, detail: NOT_HERE.into() }
+    SandboxSupport { landlock_abi: None, seccomp: false, seatbelt: false, detail: NOT_HERE.into() }
 }

@@ -8,7 +8,9 @@
 //! Nothing secret crosses into the child: the environment is cleared down to an allowlist, and
 //! every descriptor but stdio and the socket is closed on exec. With an [`Account`] the child
 //! drops to the member's uid/gid with no supplementary groups, gets resource limits and
-//! `no_new_privs`; with a [`SandboxPlan`] it is then confined by the kernel sandbox.
+//! `no_new_privs`; with a [`SandboxPlan`] it is then confined by the kernel sandbox — on Linux
+//! between fork and exec, on macOS by starting it through `/usr/bin/sandbox-exec`, which applies
+//! the plan's Seatbelt profile and then executes the worker.
 
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, RawFd};
@@ -21,7 +23,7 @@ use hearth_proto::control::IsolationLevel;
 
 use crate::IsolationError;
 use crate::accounts::{Account, can_manage_accounts};
-use crate::sandbox::{self, SandboxPlan};
+use crate::sandbox::SandboxPlan;
 
 /// Descriptor number the worker finds its socket on ([`WorkerLink::SocketPair`]).
 pub const WORKER_FD: RawFd = 3;
@@ -142,9 +144,8 @@ pub fn spawn_worker(cmd: &WorkerCommand) -> Result<SpawnedWorker, IsolationError
     };
     let child_fd = pair.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
 
-    let mut command = tokio::process::Command::new(&cmd.exe);
+    let mut command = worker_command(cmd)?;
     command
-        .args(&cmd.args)
         .env_clear()
         .envs(worker_env(cmd))
         .current_dir(&cmd.member_dir)
@@ -154,6 +155,8 @@ pub fn spawn_worker(cmd: &WorkerCommand) -> Result<SpawnedWorker, IsolationError
         .process_group(0)
         .kill_on_drop(true);
     let ids = cmd.account.as_ref().map(|a| (a.uid, a.gid));
+    // macOS: `sandbox-exec` applies the plan after exec (`worker_command`).
+    #[cfg(not(target_os = "macos"))]
     let plan = cmd.sandbox.clone();
     // SAFETY: the closure runs in the forked child before exec and only makes
     // async-signal-safe system calls; it reads captured data but allocates nothing.
@@ -164,8 +167,9 @@ pub fn spawn_worker(cmd: &WorkerCommand) -> Result<SpawnedWorker, IsolationError
                 limit_resources()?;
                 become_account(uid, gid)?;
             }
+            #[cfg(not(target_os = "macos"))]
             if let Some(plan) = &plan {
-                sandbox::apply_in_child(plan).map_err(|e| report(b"applying the sandbox", e))?;
+                crate::sandbox::apply_in_child(plan).map_err(|e| report(b"applying the sandbox", e))?;
             }
             if ids.is_some() {
                 // Last: the sandbox needs a few new descriptors, and in a busy gateway the
@@ -185,6 +189,26 @@ pub fn spawn_worker(cmd: &WorkerCommand) -> Result<SpawnedWorker, IsolationError
         None => None,
     };
     Ok(SpawnedWorker { child, stream, pid, level })
+}
+
+/// The program to start with its arguments: the worker binary itself or — on macOS with a
+/// sandbox plan — `/usr/bin/sandbox-exec`, which applies the plan's Seatbelt profile (naming the
+/// gateway's socket when the worker connects to one) and then executes the worker. The uid drop
+/// in `pre_exec` still comes first, so `sandbox-exec` already runs as the member.
+fn worker_command(cmd: &WorkerCommand) -> Result<tokio::process::Command, IsolationError> {
+    #[cfg(target_os = "macos")]
+    if let Some(plan) = &cmd.sandbox {
+        let socket = match &cmd.link {
+            WorkerLink::Connect(path) => Some(path.as_path()),
+            WorkerLink::SocketPair => None,
+        };
+        let mut command = tokio::process::Command::new(crate::seatbelt::SANDBOX_EXEC);
+        command.args(plan.sandbox_exec_args(&cmd.exe, &cmd.args, socket)?);
+        return Ok(command);
+    }
+    let mut command = tokio::process::Command::new(&cmd.exe);
+    command.args(&cmd.args);
+    Ok(command)
 }
 
 /// Refuses to start a worker whose directory is not its own private one.

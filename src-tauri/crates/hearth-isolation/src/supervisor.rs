@@ -241,7 +241,7 @@ impl Supervisor {
     }
 
     fn sandbox_available(&self) -> bool {
-        self.inner.sandbox.landlock_abi.is_some() && self.inner.sandbox.seccomp
+        self.inner.sandbox.available()
     }
 
     async fn connection(self, mut stream: UnixStream) {
