@@ -15,16 +15,12 @@
 #    universal build the two architectures are joined with `lipo`. On a Mac, tauri-build wants
 #    this file for every build of hearth-app (`cargo build`, `cargo test`, `tauri dev`), so
 #    developers run `--sidecar-only` once, and again after changing hearth-cli.
-# 3. Fills in the admin's uid in the LaunchDaemon plist. SMAppService loads the plist only from
-#    inside the signed bundle (Contents/Library/LaunchDaemons), and the bundle cannot be changed
-#    after signing without breaking the signature, so the uid cannot be written at registration
-#    time: it is fixed here, before signing. HEARTH_ADMIN_UID names it; by default it is the uid
-#    of whoever runs this script, which is right when the family admin builds on the closet Mac
-#    itself. The dmg is then for that Mac's admin only. (A dmg for every household needs the
-#    supervisor to learn the admin at run time instead; it does not yet.)
-# 4. `tauri build --bundles app,dmg`, with that plist (and without the ui build, done in step 1)
-#    passed in `--config`; src-tauri/Info.plist and tauri.macos.conf.json are merged by Tauri.
-# 5. Checks the bundle: the sidecar, the plist with no placeholder left, LSUIElement.
+# 3. Lints the supervisor's LaunchDaemon plist. It names no admin (SMAppService loads it only
+#    from inside the signed bundle, so it cannot be per-Mac): the supervisor serves the first
+#    member of the `admin` group to connect and remembers them, so one dmg serves every family.
+# 4. `tauri build --bundles app,dmg` (without the ui build, done in step 1, passed in
+#    `--config`); src-tauri/Info.plist and tauri.macos.conf.json are merged by Tauri.
+# 5. Checks the bundle: the sidecar, the daemon plist, LSUIElement.
 #
 # Signing and notarization are optional and done by Tauri when the environment asks for them:
 #   APPLE_SIGNING_IDENTITY   "Developer ID Application: …" (or "-" for an ad-hoc signature, for a
@@ -94,33 +90,15 @@ step "The window (ui/)"
 (cd "$root/ui" && npm ci && npm run build)
 
 step "The supervisor's LaunchDaemon plist"
-admin_uid="${HEARTH_ADMIN_UID:-$(id -u)}"
-case "$admin_uid" in
-  '' | *[!0-9]*) die "HEARTH_ADMIN_UID must be a number (\`id -u\` run as the admin), not '$admin_uid'" ;;
-esac
-[ "$admin_uid" -ne 0 ] || die "the admin cannot be root: run this as the family admin, or set HEARTH_ADMIN_UID to their uid"
-echo "The supervisor will serve uid $admin_uid ($(id -un "$admin_uid" 2>/dev/null || echo "no such user on this Mac"))."
+plutil -lint "$here/com.hearth.supervisor.plist"
 generated="$root/target/macos"
 mkdir -p "$generated"
-plist="$generated/com.hearth.supervisor.plist"
-sed "s/__HEARTH_ADMIN_UID__/$admin_uid/g" "$here/com.hearth.supervisor.plist" > "$plist"
-plutil -lint "$plist"
-if grep -q __HEARTH_ADMIN_UID__ "$plist"; then
-  die "the placeholder is still in $plist"
-fi
 
-# Merged over tauri.conf.json + tauri.macos.conf.json (JSON Merge Patch): the filled-in plist
-# replaces the template, and null drops beforeBuildCommand because step 1 built the ui.
+# Merged over tauri.conf.json + tauri.macos.conf.json (JSON Merge Patch): null drops
+# beforeBuildCommand because step 1 built the ui.
 overrides="$generated/tauri.build.conf.json"
 cat > "$overrides" <<JSON
-{
-  "build": { "beforeBuildCommand": null },
-  "bundle": {
-    "macOS": {
-      "files": { "Library/LaunchDaemons/com.hearth.supervisor.plist": "$plist" }
-    }
-  }
-}
+{ "build": { "beforeBuildCommand": null } }
 JSON
 
 step "Hearth.app and the dmg"
@@ -147,9 +125,6 @@ step "Checking the bundle"
 "$app/Contents/MacOS/hearth" --version
 daemon="$app/Contents/Library/LaunchDaemons/com.hearth.supervisor.plist"
 plutil -lint "$daemon" "$app/Contents/Info.plist"
-if grep -q __HEARTH_ADMIN_UID__ "$daemon"; then
-  die "the bundled LaunchDaemon plist still holds the placeholder"
-fi
 [ "$(plutil -extract LSUIElement raw "$app/Contents/Info.plist")" = true ] || die "Info.plist lacks LSUIElement"
 [ "$(plutil -extract BundleProgram raw "$daemon")" = Contents/MacOS/hearth ] || die "the daemon's BundleProgram is not the sidecar"
 

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hearth_isolation::macos_daemon::{ADMIN_UID_PLACEHOLDER, LABEL, PLIST_NAME};
+use hearth_isolation::macos_daemon::{LABEL, PLIST_NAME};
 use hearth_isolation::supervisor::DEFAULT_SOCKET_MACOS;
 use plist::{Dictionary, Value};
 use tauri_utils::config::{BundleTarget, BundleType, Config};
@@ -159,7 +159,11 @@ fn the_launch_daemon_plist_has_what_launchd_needs_and_agrees_with_the_app() {
     assert_eq!(&args[..2], ["hearth", "supervisor"]);
     let after = |flag: &str| args.iter().position(|a| *a == flag).and_then(|i| args.get(i + 1).copied());
     assert_eq!(after("--socket"), Some(DEFAULT_SOCKET_MACOS));
-    assert_eq!(after("--admin-uid"), Some(ADMIN_UID_PLACEHOLDER), "build-dmg.sh fills in the placeholder");
+    // One dmg for every family: the plist names the admin group, and the supervisor remembers
+    // the first admin to connect (hearth-isolation's `admin` module).
+    assert_eq!(after("--admin-group"), Some("admin"));
+    assert_eq!(after("--admin-pin"), Some(hearth_isolation::admin::DEFAULT_PIN_MACOS));
+    assert!(!args.contains(&"--admin-uid") && !args.contains(&"--admin-user"), "the plist names no one");
 
     let ids: Vec<&str> = daemon
         .get("AssociatedBundleIdentifiers")
@@ -174,17 +178,6 @@ fn the_launch_daemon_plist_has_what_launchd_needs_and_agrees_with_the_app() {
     assert_eq!(daemon.get("KeepAlive").and_then(Value::as_boolean), Some(true), "restarted when it exits");
     assert!(daemon.get("UserName").is_none() && daemon.get("GroupName").is_none(), "runs as root");
     assert!(daemon.get("Program").is_none(), "BundleProgram, not an absolute Program, for SMAppService");
-}
-
-/// What build-dmg.sh bundles: the template with the uid substituted, still a valid plist.
-#[test]
-fn the_filled_in_launch_daemon_plist_still_parses() {
-    let template = std::fs::read_to_string(repo().join("installers/macos").join(PLIST_NAME)).unwrap();
-    let filled = template.replace(ADMIN_UID_PLACEHOLDER, "501");
-    assert!(!filled.contains(ADMIN_UID_PLACEHOLDER));
-    let value = Value::from_reader_xml(filled.as_bytes()).expect("the filled-in plist parses");
-    let args = value.as_dictionary().unwrap().get("ProgramArguments").and_then(Value::as_array).unwrap();
-    assert!(args.iter().any(|a| a.as_string() == Some("501")));
 }
 
 #[test]

@@ -138,15 +138,19 @@ pub enum Command {
     ///
     /// It serves only that user (the kernel's peer credentials are checked on every connection),
     /// runs workers only as `hearth-*` accounts it creates itself, only inside that user's own
-    /// data directory, and only a hearth binary that nobody but root can change. It stops on
-    /// Ctrl-C or SIGTERM, stopping the workers it started.
+    /// data directory, and only a hearth binary that nobody but root and that user can change.
+    /// It stops on Ctrl-C or SIGTERM, stopping the workers it started.
     ///
-    /// On macOS the Hearth app registers it as a LaunchDaemon; approve it in System Settings →
+    /// With --admin-group instead of a user, it serves the first member of that group (never
+    /// root) to connect and remembers them in --admin-pin, a file of root's; remove that file to
+    /// let another admin claim it. On macOS the Hearth app registers it this way, as a
+    /// LaunchDaemon serving the first of the `admin` group; approve it in System Settings →
     /// General → Login Items.
     ///
     /// Examples:
     ///   sudo hearth supervisor --admin-user alice
     ///   hearth serve --supervisor-socket /run/hearth/supervisor.sock      (then, as alice)
+    ///   sudo hearth supervisor --admin-group admin
     ///
     /// Exit codes: 0 after a clean stop; 1 when not run as root or the socket cannot be served;
     /// 4 when the admin user is unknown or invalid.
@@ -695,7 +699,7 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("admin").required(true).args(["admin_user", "admin_uid"])))]
+#[command(group(ArgGroup::new("admin").required(true).args(["admin_user", "admin_uid", "admin_group"])))]
 pub struct SupervisorArgs {
     /// Where to listen. Its directory is created if missing and must belong to root and be
     /// writable by nobody else.
@@ -707,6 +711,15 @@ pub struct SupervisorArgs {
     /// The same, as a numeric uid (`id -u NAME`).
     #[arg(long, value_name = "UID")]
     pub admin_uid: Option<String>,
+    /// Serve the first member of this group (a name or gid) to connect, and only them from then
+    /// on: for a supervisor whose service file cannot name the admin (the macOS LaunchDaemon).
+    #[arg(long, value_name = "GROUP")]
+    pub admin_group: Option<String>,
+    /// Where --admin-group remembers its admin: a file only root may change. [default:
+    /// /Library/Application Support/Hearth/supervisor-admin on macOS,
+    /// /var/lib/hearth-supervisor/admin elsewhere]
+    #[arg(long, value_name = "PATH")]
+    pub admin_pin: Option<PathBuf>,
 }
 
 /// `hearth serve --isolation`: the level asked for. `auto` is resolved by the gateway.

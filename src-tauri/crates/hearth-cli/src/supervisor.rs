@@ -2,7 +2,7 @@
 //! workers (hearth-isolation's `supervisor` module does the work), in the foreground until
 //! SIGINT or SIGTERM. Logs go to stderr (`RUST_LOG`, default `info`).
 
-use hearth_isolation::macos_daemon::ADMIN_UID_PLACEHOLDER;
+use hearth_isolation::admin::Admin;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::args::SupervisorArgs;
@@ -17,7 +17,7 @@ pub async fn run(args: SupervisorArgs) -> Result<(), Failure> {
             exit: EXIT_UNEXPECTED,
         });
     }
-    let admin_uid = admin_uid(&args)?;
+    let admin = admin(&args)?;
     let mut term =
         signal(SignalKind::terminate()).map_err(|e| Failure::unexpected(format!("listen for SIGTERM: {e}")))?;
     let mut int =
@@ -29,23 +29,34 @@ pub async fn run(args: SupervisorArgs) -> Result<(), Failure> {
         };
         tracing::info!("{which} received; stopping the workers this supervisor started");
     };
-    eprintln!("The Hearth supervisor is serving {} for uid {admin_uid}. Press Ctrl-C to stop.", args.socket.display());
-    hearth_isolation::supervisor::serve(&args.socket, admin_uid, shutdown)
+    let whom = match &admin {
+        Admin::Uid(uid) => format!("uid {uid}"),
+        Admin::FirstOfGroup { gid, pin } => format!("the first of group {gid} to connect (remembered in {})", pin.display()),
+    };
+    eprintln!("The Hearth supervisor is serving {} for {whom}. Press Ctrl-C to stop.", args.socket.display());
+    hearth_isolation::supervisor::serve(&args.socket, admin, shutdown)
         .await
         .map_err(|e| Failure::unexpected(format!("the supervisor cannot serve {}: {e}", args.socket.display())))
 }
 
-/// The admin's uid from --admin-user or --admin-uid; never root (a gateway running as root
-/// manages accounts itself and needs no supervisor).
-fn admin_uid(args: &SupervisorArgs) -> Result<u32, Failure> {
+/// The admin from --admin-user, --admin-uid or --admin-group; never root (a gateway running as
+/// root manages accounts itself and needs no supervisor).
+fn admin(args: &SupervisorArgs) -> Result<Admin, Failure> {
+    if args.admin_pin.is_some() && args.admin_group.is_none() {
+        return Err(Failure::invalid_input("--admin-pin goes with --admin-group: a named admin needs no file to remember them"));
+    }
+    if let Some(group) = &args.admin_group {
+        let gid = hearth_isolation::supervisor::group_gid(group)
+            .ok_or_else(|| Failure::invalid_input(format!("there is no group called {group:?} on this system")))?;
+        let pin = args.admin_pin.clone().unwrap_or_else(|| hearth_isolation::admin::DEFAULT_PIN.into());
+        if !pin.is_absolute() {
+            return Err(Failure::invalid_input(format!("--admin-pin {} must be an absolute path", pin.display())));
+        }
+        return Ok(Admin::FirstOfGroup { gid, pin });
+    }
     let uid = match (&args.admin_user, &args.admin_uid) {
         (Some(name), _) => hearth_isolation::supervisor::user_uid(name)
             .ok_or_else(|| Failure::invalid_input(format!("there is no user called {name:?} on this system")))?,
-        (None, Some(v)) if v == ADMIN_UID_PLACEHOLDER => {
-            return Err(Failure::invalid_input(format!(
-                "--admin-uid is still the placeholder {ADMIN_UID_PLACEHOLDER} from the LaunchDaemon plist; the installer must replace it with the admin's numeric uid (`id -u` run as the admin)"
-            )));
-        }
         (None, Some(v)) => v.trim().parse::<u32>().map_err(|_| {
             Failure::invalid_input(format!(
                 "--admin-uid {v:?} is not a number: give the uid (`id -u NAME`), or --admin-user NAME"
@@ -60,5 +71,5 @@ fn admin_uid(args: &SupervisorArgs) -> Result<u32, Failure> {
             "the admin cannot be root: a gateway running as root creates member accounts itself and needs no supervisor; name the user the gateway runs as",
         ));
     }
-    Ok(uid)
+    Ok(Admin::Uid(uid))
 }

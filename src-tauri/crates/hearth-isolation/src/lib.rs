@@ -13,12 +13,15 @@
 //!   platform — and running it through `/usr/bin/sandbox-exec`.
 //! - [`supervisor`]: `hearth supervisor`, the root daemon that does all of the above for a
 //!   gateway that does not run as root (admitting only the admin's uid), and its client.
+//! - [`admin`]: whom the supervisor serves — a uid named at start, or the first member of the
+//!   admin group to connect, remembered (the macOS LaunchDaemon, whose plist names no one).
 //! - [`macos_daemon`]: registering that daemon as a LaunchDaemon with SMAppService (macOS).
 //!
 //! The level actually in force for a worker is reported as an [`IsolationLevel`]: "process"
 //! (no account), "account", or "account + sandbox".
 
 pub mod accounts;
+pub mod admin;
 pub mod dirs;
 pub mod macos_daemon;
 pub mod sandbox;

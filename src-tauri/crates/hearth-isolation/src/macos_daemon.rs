@@ -13,8 +13,6 @@
 pub const PLIST_NAME: &str = "com.hearth.supervisor.plist";
 /// The daemon's launchd label (the plist's `Label`).
 pub const LABEL: &str = "com.hearth.supervisor";
-/// What the plist holds in place of the admin's uid until packaging fills it in.
-pub const ADMIN_UID_PLACEHOLDER: &str = "__HEARTH_ADMIN_UID__";
 
 /// Where launchd is with the daemon (SMAppServiceStatus).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +135,10 @@ mod tests {
             .collect();
         assert_eq!(args[1], "supervisor");
         let after = |flag: &str| args.iter().position(|a| *a == flag).map(|i| args[i + 1]);
-        assert_eq!(after("--admin-uid"), Some(ADMIN_UID_PLACEHOLDER));
+        // The signed plist cannot name the Mac's admin: the first of the admin group claims it.
+        assert_eq!(after("--admin-group"), Some("admin"));
+        assert_eq!(after("--admin-pin"), Some(crate::admin::DEFAULT_PIN_MACOS));
+        assert_eq!(after("--admin-uid"), None);
         assert_eq!(after("--socket"), Some(crate::supervisor::DEFAULT_SOCKET_MACOS));
 
         let ids =

@@ -4,7 +4,8 @@
 //!
 //! The daemon ([`serve`]) listens on a socket in a root-owned directory. Anyone may connect (the
 //! socket is 0666) but a connection is served only if the kernel says its peer runs as the
-//! admin's uid — the gateway's user; every other connection is closed unread. What it will do
+//! admin's uid — the gateway's user, named at start or learnt once ([`crate::admin`]); every
+//! other connection is closed unread. What it will do
 //! for the admin is deliberately narrow, so a compromised gateway gains no more than it already
 //! has (the members' accounts), never root:
 //!
@@ -14,7 +15,9 @@
 //!   else can write to it; everything below `data_dir` is reached through descriptors
 //!   ([`crate::dirs::prepare_member_dir_at`]), so swapping a directory for a link redirects
 //!   nothing;
-//! - only a binary that nobody but root can change (the file and every directory above it);
+//! - only a binary that nobody but root and the admin can change (the file and every directory
+//!   above it; with `--admin-group`, members of that group too, so a drag-installed
+//!   `/Applications/Hearth.app` qualifies) — never one a member's account could replace;
 //! - it signals only the workers it started (tracked and reaped here), and on removal whatever
 //!   still runs as the removed member's account.
 //!
@@ -53,6 +56,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accounts::{self, Account};
+use crate::admin::{Admin, AdminRule, others_may_change};
 use crate::sandbox::{self, SandboxPlan, SandboxSupport};
 use crate::spawn::{WorkerCommand, WorkerLink, spawn_worker};
 use crate::{IsolationError, dirs};
@@ -91,28 +95,37 @@ pub fn user_uid(name: &str) -> Option<u32> {
     nix::unistd::User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
 }
 
+/// The gid of a group name, or a number taken as a gid, for `--admin-group`.
+pub fn group_gid(name: &str) -> Option<u32> {
+    match name.trim().parse::<u32>() {
+        Ok(gid) => Some(gid),
+        Err(_) => nix::unistd::Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw()),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The daemon
 
-/// Serves the supervisor socket at `socket` for the gateway running as `admin_uid` until
+/// Serves the supervisor socket at `socket` for the gateway running as `admin` until
 /// `shutdown` completes; then stops every worker it started (SIGTERM, SIGKILL after
 /// [`STOP_GRACE`]) and removes the socket. Must run as root.
 ///
 /// The socket's directory is created (0755) if missing; it must belong to root and be writable
 /// by nobody else, so no one can put another socket in its place. A leftover socket file from a
 /// crash is replaced; a live supervisor already serving it is an error.
-pub async fn serve(socket: &Path, admin_uid: u32, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+pub async fn serve(socket: &Path, admin: Admin, shutdown: impl Future<Output = ()>) -> io::Result<()> {
     if !accounts::can_manage_accounts() {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             "the Hearth supervisor must run as root: it creates member accounts and starts workers as them",
         ));
     }
+    let rule = AdminRule::load(admin.clone())?;
     let listener = bind(socket)?;
-    let supervisor = Supervisor::new(admin_uid);
+    let supervisor = Supervisor::new(rule);
     // Should this future be dropped rather than shut down, the workers go with it.
     let _abandon = supervisor.inner.abandoned.clone().drop_guard();
-    tracing::info!(socket = %socket.display(), admin_uid, sandbox = %supervisor.inner.sandbox.detail, "supervisor serving");
+    tracing::info!(socket = %socket.display(), ?admin, pinned = ?supervisor.inner.admin.pinned(), sandbox = %supervisor.inner.sandbox.detail, "supervisor serving");
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -190,8 +203,8 @@ struct Supervisor {
 }
 
 struct Inner {
-    /// The one uid whose connections are served: the gateway's user.
-    admin_uid: u32,
+    /// Whose connections are served: the gateway's user.
+    admin: AdminRule,
     /// What the kernel offers, read once at start.
     sandbox: SandboxSupport,
     // std Mutexes below: each is held for a lookup or an update, never across an await.
@@ -225,10 +238,10 @@ struct Supervised {
 static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Supervisor {
-    fn new(admin_uid: u32) -> Self {
+    fn new(admin: AdminRule) -> Self {
         Self {
             inner: Arc::new(Inner {
-                admin_uid,
+                admin,
                 sandbox: sandbox::support(),
                 workers: Mutex::new(HashMap::new()),
                 accounts: Mutex::new(BTreeMap::new()),
@@ -245,17 +258,26 @@ impl Supervisor {
     }
 
     async fn connection(self, mut stream: UnixStream) {
-        match stream.peer_cred() {
-            Ok(cred) if cred.uid() == self.inner.admin_uid => {}
+        let admin = match stream.peer_cred() {
             Ok(cred) => {
-                tracing::warn!(uid = cred.uid(), pid = ?cred.pid(), "closed a supervisor connection from a uid that is not the admin's");
-                return;
+                let (s, uid) = (self.clone(), cred.uid());
+                match tokio::task::spawn_blocking(move || s.inner.admin.admit(uid)).await {
+                    Ok(Ok(())) => uid,
+                    Ok(Err(why)) => {
+                        tracing::warn!(uid, pid = ?cred.pid(), why, "closed a supervisor connection that is not the admin's");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the admission check failed; connection closed");
+                        return;
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not identify a supervisor connection; closed");
                 return;
             }
-        }
+        };
         let mut greeted = false;
         loop {
             let request = tokio::select! {
@@ -281,7 +303,7 @@ impl Supervisor {
                     last = true;
                     Err(invalid("the first request on a supervisor connection must be hello"))
                 }
-                Ok(request) => self.handle(request).await,
+                Ok(request) => self.handle(request, admin).await,
                 Err(FrameError::Closed) => return,
                 Err(e) => {
                     last = true;
@@ -302,12 +324,13 @@ impl Supervisor {
         }
     }
 
-    async fn handle(&self, request: SupervisorRequest) -> Result<SupervisorReply, SupervisorError> {
+    /// One request from the admin, uid `admin`.
+    async fn handle(&self, request: SupervisorRequest, admin: u32) -> Result<SupervisorReply, SupervisorError> {
         match request {
             SupervisorRequest::Hello { .. } => Ok(self.hello()),
             SupervisorRequest::Spawn(r) => {
                 let member = r.member_id.clone();
-                let result = self.spawn(r).await;
+                let result = self.spawn(r, admin).await;
                 match &result {
                     Ok(s) => {
                         tracing::info!(member, pid = s.pid, uid = s.uid, level = s.level.as_str(), "worker started")
@@ -324,14 +347,14 @@ impl Supervisor {
                 Ok(SupervisorReply::Stopped { was_running })
             }
             SupervisorRequest::Remove { member_id, data_dir, archive_stamp } => {
-                let result = self.remove(&member_id, data_dir, archive_stamp).await;
+                let result = self.remove(&member_id, data_dir, archive_stamp, admin).await;
                 match &result {
                     Ok(_) => tracing::info!(member = member_id, "member removed"),
                     Err(e) => tracing::warn!(member = member_id, error = %e, "member not removed"),
                 }
                 result
             }
-            SupervisorRequest::Status => Ok(SupervisorReply::Status(self.status())),
+            SupervisorRequest::Status => Ok(SupervisorReply::Status(self.status(admin))),
         }
     }
 
@@ -339,7 +362,7 @@ impl Supervisor {
         self.inner.member_locks.lock().unwrap().entry(member_id.to_owned()).or_default().clone()
     }
 
-    async fn spawn(&self, r: SpawnRequest) -> Result<Spawned, SupervisorError> {
+    async fn spawn(&self, r: SpawnRequest, admin: u32) -> Result<Spawned, SupervisorError> {
         check_member_id(&r.member_id)?;
         if !r.gateway_socket.is_absolute() {
             return Err(invalid(format!("the gateway socket {} is not an absolute path", r.gateway_socket.display())));
@@ -355,10 +378,10 @@ impl Supervisor {
         // One worker per member: a stale one (its gateway gone, or given up on) makes way.
         self.stop(&r.member_id, None).await?;
 
-        let admin = self.inner.admin_uid;
         let (id, data_path, exe, want_sandbox) = (r.member_id.clone(), r.data_dir.clone(), r.exe.clone(), r.sandbox);
+        let admin_group = self.inner.admin.group();
         let (exe, account, member_dir, plan) = tokio::task::spawn_blocking(move || {
-            let exe = check_exe(&exe)?;
+            let exe = check_exe(&exe, admin, admin_group)?;
             let (data, _) = open_data_dir(&data_path, admin)?;
             let account = accounts::ensure_account(&id).map_err(failed)?;
             if account.uid == admin {
@@ -472,6 +495,7 @@ impl Supervisor {
         member_id: &str,
         data_dir: PathBuf,
         stamp: String,
+        admin: u32,
     ) -> Result<SupervisorReply, SupervisorError> {
         check_member_id(member_id)?;
         if !dirs::is_safe_stamp(&stamp) {
@@ -480,7 +504,6 @@ impl Supervisor {
         let lock = self.member_lock(member_id);
         let _held = lock.lock().await;
         self.stop(member_id, None).await?;
-        let admin = self.inner.admin_uid;
         let id = member_id.to_owned();
         let (archived_to, account_removed) = tokio::task::spawn_blocking(move || {
             let (data, st) = open_data_dir(&data_dir, admin)?;
@@ -510,7 +533,7 @@ impl Supervisor {
         Ok(SupervisorReply::Removed { archived_to, account_removed })
     }
 
-    fn status(&self) -> SupervisorStatus {
+    fn status(&self, admin: u32) -> SupervisorStatus {
         let mut workers: Vec<SupervisedWorker> = self
             .inner
             .workers
@@ -536,7 +559,7 @@ impl Supervisor {
             .collect();
         SupervisorStatus {
             version: SUPERVISOR_PROTOCOL_VERSION,
-            admin_uid: self.inner.admin_uid,
+            admin_uid: admin,
             sandbox: self.sandbox_available(),
             accounts,
             workers,
@@ -581,10 +604,13 @@ fn check_member_id(id: &str) -> Result<(), SupervisorError> {
     }
 }
 
-/// The worker binary, resolved: a regular file that root owns and nobody else can change, in
-/// directories nobody but root can change (a sticky directory such as /tmp is fine: only root
-/// may then rename root's entries in it), and that member accounts may execute.
-fn check_exe(exe: &Path) -> Result<PathBuf, SupervisorError> {
+/// The worker binary, resolved: a regular file that only root and the admin (and, with
+/// `--admin-group`, that group) can change, in directories only they can change (a sticky
+/// directory such as /tmp is fine: only an entry's owner may rename it there), and that member
+/// accounts may execute. What matters is that no member's account — nor any other user — could
+/// swap it for code that then runs as every member: the admin is trusted with members' accounts
+/// anyway (see the module's doc), so the admin's own `/Applications/Hearth.app` passes.
+fn check_exe(exe: &Path, admin: u32, admin_group: Option<u32>) -> Result<PathBuf, SupervisorError> {
     if !exe.is_absolute() {
         return Err(invalid(format!("the worker binary {} is not an absolute path", exe.display())));
     }
@@ -595,11 +621,12 @@ fn check_exe(exe: &Path) -> Result<PathBuf, SupervisorError> {
         return Err(refused(format!("the worker binary {} is not a regular file", real.display())));
     }
     let mode = meta.mode() & 0o7777;
-    if meta.uid() != 0 || mode & 0o022 != 0 {
+    if others_may_change(meta.uid(), meta.gid(), mode, false, admin, admin_group) {
         return Err(refused(format!(
-            "the worker binary {} could be changed by someone other than root (owner uid {}, mode {mode:04o}), so the supervisor will not run it; install Hearth so that only root can change it: `chown root {} && chmod 755 {}`",
+            "the worker binary {} could be changed by someone other than root or the admin (owner uid {}, group {}, mode {mode:04o}), so the supervisor will not run it; install Hearth so that only root can change it: `chown root {} && chmod 755 {}`",
             real.display(),
             meta.uid(),
+            meta.gid(),
             real.display(),
             real.display()
         )));
@@ -614,13 +641,13 @@ fn check_exe(exe: &Path) -> Result<PathBuf, SupervisorError> {
     for dir in real.ancestors().skip(1) {
         let meta = std::fs::metadata(dir).map_err(|e| refused(format!("cannot read {}: {e}", dir.display())))?;
         let mode = meta.mode() & 0o7777;
-        let writable_by_others = mode & 0o022 != 0 && mode & 0o1000 == 0;
-        if meta.uid() != 0 || writable_by_others {
+        if others_may_change(meta.uid(), meta.gid(), mode, true, admin, admin_group) {
             return Err(refused(format!(
-                "the worker binary {} lies in {}, which someone other than root could change (owner uid {}, mode {mode:04o}), so they could replace the binary; install Hearth where only root can write",
+                "the worker binary {} lies in {}, which someone other than root or the admin could change (owner uid {}, group {}, mode {mode:04o}), so they could replace the binary; install Hearth where only root can write",
                 real.display(),
                 dir.display(),
-                meta.uid()
+                meta.uid(),
+                meta.gid()
             )));
         }
     }
@@ -885,7 +912,7 @@ mod tests {
 
     #[test]
     fn relative_paths_are_refused() {
-        assert_eq!(check_exe(Path::new("hearth")).unwrap_err().code, SupervisorErrorCode::InvalidInput);
+        assert_eq!(check_exe(Path::new("hearth"), 0, None).unwrap_err().code, SupervisorErrorCode::InvalidInput);
         assert_eq!(open_data_dir(Path::new("data"), 0).unwrap_err().code, SupervisorErrorCode::InvalidInput);
     }
 
@@ -896,7 +923,7 @@ mod tests {
         let exe = dir.path().join("hearth");
         std::fs::write(&exe, b"#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let e = check_exe(&exe).unwrap_err();
+        let e = check_exe(&exe, 0, None).unwrap_err();
         assert_eq!(e.code, SupervisorErrorCode::Refused);
         // Either the file (not root's when this runs unprivileged) or its directory is named.
         assert!(e.message.contains("someone other than root"), "{}", e.message);

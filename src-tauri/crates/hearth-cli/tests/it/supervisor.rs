@@ -348,8 +348,9 @@ async fn an_unprivileged_gateway_gets_member_accounts_through_the_supervisor() {
     assert!(!m.socket.exists(), "the supervisor removes its socket when it stops");
 }
 
-/// What a person meets when something is missing: the supervisor without root, the LaunchDaemon
-/// placeholder left in, and a non-root gateway asked for accounts with no supervisor.
+/// What a person meets when something is missing: the supervisor without root, a bad admin
+/// (user, uid, group or pin file), and a non-root gateway asked for accounts with no supervisor.
+/// Also: the macOS LaunchDaemon's own command line is one this `hearth` accepts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_supervisor_and_an_unprivileged_gateway_say_what_is_missing() {
     let m = Machine::new();
@@ -359,15 +360,48 @@ async fn the_supervisor_and_an_unprivileged_gateway_say_what_is_missing() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("must run as root"), "{stderr}");
 
-    // As root: the plist's placeholder, an unknown user, and root as the admin are refused.
+    // The LaunchDaemon's arguments, exactly as launchd would pass them (but this test's socket):
+    // parsed and accepted up to the need for root.
+    let plist = plist::Value::from_file(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../installers/macos/com.hearth.supervisor.plist")).unwrap();
+    let mut daemon: Vec<String> = plist.as_dictionary().unwrap()["ProgramArguments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|v| v.as_string().unwrap().to_owned())
+        .collect();
+    let at = daemon.iter().position(|a| a == "--socket").expect("the plist names its socket") + 1;
+    daemon[at] = socket.to_str().unwrap().into();
+    let daemon: Vec<&str> = daemon.iter().map(String::as_str).collect();
+    let (code, _, stderr) = m.run(&daemon, None, &[]).await;
+    assert_eq!(code, Some(1), "the LaunchDaemon's command line: {stderr}");
+    assert!(stderr.contains("must run as root"), "{stderr}");
+
+    // As root: an unknown user or group, a relative pin file, and root as the admin are refused.
     let as_root = async |args: &[&str]| {
         let out = tokio::process::Command::new(&m.hearth).args(args).output().await.unwrap();
         (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
     let (code, stderr) =
-        as_root(&["supervisor", "--admin-uid", "__HEARTH_ADMIN_UID__", "--socket", socket.to_str().unwrap()]).await;
+        as_root(&["supervisor", "--admin-group", "no-such-group-zz9", "--socket", socket.to_str().unwrap()]).await;
     assert_eq!(code, Some(4), "{stderr}");
-    assert!(stderr.contains("placeholder") && stderr.contains("numeric uid"), "{stderr}");
+    assert!(stderr.contains("no group called"), "{stderr}");
+    let (code, stderr) = as_root(&[
+        "supervisor",
+        "--admin-group",
+        "nogroup",
+        "--admin-pin",
+        "relative/admin",
+        "--socket",
+        socket.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("absolute path"), "{stderr}");
+    let (code, stderr) =
+        as_root(&["supervisor", "--admin-uid", "501", "--admin-pin", "/x", "--socket", socket.to_str().unwrap()]).await;
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("--admin-pin goes with --admin-group"), "{stderr}");
     let (code, stderr) =
         as_root(&["supervisor", "--admin-user", "no-such-user-zz9", "--socket", socket.to_str().unwrap()]).await;
     assert_eq!(code, Some(4), "{stderr}");
@@ -381,7 +415,7 @@ async fn the_supervisor_and_an_unprivileged_gateway_say_what_is_missing() {
 
     let (code, stdout, _) = m.run(&["supervisor", "--help"], None, &[]).await;
     assert_eq!(code, Some(0));
-    for needle in ["--admin-user", "--admin-uid", "--socket", "root", "Login Items", "--supervisor-socket"] {
+    for needle in ["--admin-user", "--admin-uid", "--admin-group", "--admin-pin", "--socket", "root", "Login Items", "--supervisor-socket"] {
         assert!(stdout.contains(needle), "`supervisor --help` lacks {needle:?}:\n{stdout}");
     }
     let (_, stdout, _) = m.run(&["serve", "--help"], None, &[]).await;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hearth_isolation::accounts;
+use hearth_isolation::admin::Admin;
 use hearth_isolation::supervisor::{ClientError, SupervisorClient, serve};
 use hearth_proto::control::IsolationLevel;
 use hearth_proto::frame;
@@ -39,9 +40,9 @@ struct Bench {
 }
 
 impl Bench {
-    /// Serves the supervisor for `admin_uid`; the data directory belongs to root (tests that
-    /// act as the admin use admin uid 0, i.e. this process).
-    async fn start(admin_uid: u32) -> Bench {
+    /// Serves the supervisor for `admin`; the data directory belongs to root (tests that act as
+    /// the admin use admin uid 0, i.e. this process).
+    async fn start(admin: Admin) -> Bench {
         needs_root();
         let root = tempfile::tempdir().unwrap();
         chmod(root.path(), 0o711);
@@ -57,7 +58,7 @@ impl Bench {
         let socket = root.path().join("run").join("supervisor.sock");
         let stop = CancellationToken::new();
         let (path, token) = (socket.clone(), stop.clone());
-        let served = tokio::spawn(async move { serve(&path, admin_uid, token.cancelled_owned()).await });
+        let served = tokio::spawn(async move { serve(&path, admin, token.cancelled_owned()).await });
         // The socket file appears at bind(), a moment before listen(): wait until it accepts.
         for _ in 0..500 {
             if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
@@ -175,7 +176,7 @@ async fn accept(listener: &tokio::net::UnixListener) -> tokio::net::UnixStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supervisor_serves_only_its_admin_uid() {
     // The admin is uid 65534 (nobody); this process is root, i.e. someone else.
-    let bench = Bench::start(65534).await;
+    let bench = Bench::start(Admin::Uid(65534)).await;
     let meta = std::fs::metadata(&bench.socket).unwrap();
     assert_eq!(meta.mode() & 0o777, 0o666, "anyone may connect; the peer's uid decides");
     let dir = std::fs::metadata(bench.socket.parent().unwrap()).unwrap();
@@ -186,6 +187,15 @@ async fn supervisor_serves_only_its_admin_uid() {
     assert!(err.to_string().contains("serves only its admin's uid"), "{err}");
 
     // The admin's uid is served: a hello from uid 65534 gets the supervisor's hello back.
+    assert!(hello_as(&bench.socket, 65534).await, "the admin is served");
+    // Any other unprivileged uid is closed unread.
+    assert!(!hello_as(&bench.socket, 65533).await, "another uid is closed unread");
+    bench.shutdown().await;
+}
+
+/// Says hello to the supervisor at `socket` from a process running as `uid`: true when it
+/// answers with its own hello, false when it closes the connection unread.
+async fn hello_as(socket: &Path, uid: u32) -> bool {
     let script = r#"
 import json, socket, struct, sys
 s = socket.socket(socket.AF_UNIX)
@@ -205,27 +215,123 @@ while len(body) < size:
     body += s.recv(size - len(body))
 print(body.decode())
 "#;
-    let run_as = |uid: u32| {
-        tokio::process::Command::new("python3")
-            .args(["-c", script, bench.socket.to_str().unwrap(), &SUPERVISOR_PROTOCOL_VERSION.to_string()])
-            .uid(uid)
-            .gid(uid)
-            .output()
-    };
-    let out = run_as(65534).await.unwrap();
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", script, socket.to_str().unwrap(), &SUPERVISOR_PROTOCOL_VERSION.to_string()])
+        .uid(uid)
+        .gid(65534)
+        .output()
+        .await
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if stdout.trim() == "closed" {
+        return false;
+    }
+    let reply: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bad reply {stdout:?}: {e}"));
     assert_eq!(reply["Ok"]["type"], "hello", "{reply}");
     assert_eq!(reply["Ok"]["version"], SUPERVISOR_PROTOCOL_VERSION);
-    // Any other unprivileged uid is closed unread.
-    let out = run_as(65533).await.unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "closed");
+    true
+}
+
+/// A group with two users in it (as a supplementary group) and one user outside it, removed on
+/// drop: the admins of a Mac, as `--admin-group admin` sees them.
+struct Admins {
+    group: String,
+    gid: u32,
+    users: Vec<(String, u32)>,
+}
+
+impl Admins {
+    fn create() -> Admins {
+        let tag = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
+        let group = format!("htg-{tag}");
+        run(&["groupadd", "--system", &group]);
+        let gid = hearth_isolation::supervisor::group_gid(&group).expect("the group exists");
+        let mut admins = Admins { group, gid, users: Vec::new() };
+        for (i, in_group) in [(1, true), (2, true), (3, false)] {
+            let name = format!("htu{i}-{tag}");
+            let mut args = vec!["useradd", "--system", "--no-create-home", "--no-user-group", "--gid", "nogroup", "--shell", "/usr/sbin/nologin"];
+            if in_group {
+                args.extend(["--groups", admins.group.as_str()]);
+            }
+            args.push(&name);
+            run(&args);
+            let uid = hearth_isolation::supervisor::user_uid(&name).expect("the user exists");
+            admins.users.push((name, uid));
+        }
+        admins
+    }
+
+    fn uid(&self, i: usize) -> u32 {
+        self.users[i].1
+    }
+}
+
+impl Drop for Admins {
+    fn drop(&mut self) {
+        for (name, _) in &self.users {
+            let _ = std::process::Command::new("userdel").arg(name).status();
+        }
+        let _ = std::process::Command::new("groupdel").arg(&self.group).status();
+    }
+}
+
+fn run(args: &[&str]) {
+    let out = std::process::Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The macOS LaunchDaemon's way (`--admin-group admin`, since its signed plist cannot name
+/// anyone): the first member of the group to connect becomes the admin and stays it across
+/// restarts; root, strangers and the group's other members get nothing, until root removes the
+/// remembered uid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_supervisor_serves_the_first_admin_to_connect_and_only_them() {
+    needs_root();
+    let admins = Admins::create();
+    let (first, second, outsider) = (admins.uid(0), admins.uid(1), admins.uid(2));
+    let state = tempfile::tempdir().unwrap();
+    let pin = state.path().join("Hearth").join("supervisor-admin");
+    let admin = Admin::FirstOfGroup { gid: admins.gid, pin: pin.clone() };
+
+    let bench = Bench::start(admin.clone()).await;
+    let err = SupervisorClient::connect(&bench.socket).await.unwrap_err();
+    assert!(matches!(err, ClientError::NotAdmitted { uid: 0, .. }), "root is never the admin: {err:?}");
+    assert!(!hello_as(&bench.socket, outsider).await, "someone outside the group is closed unread");
+    assert!(!pin.exists(), "nobody has claimed the supervisor yet");
+
+    assert!(hello_as(&bench.socket, first).await, "the first of the group is served");
+    let meta = std::fs::metadata(&pin).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o644), "the remembered admin is root's to change");
+    assert_eq!(std::fs::read_to_string(&pin).unwrap().trim(), first.to_string());
+    assert!(!hello_as(&bench.socket, second).await, "a second admin is not served");
+    assert!(hello_as(&bench.socket, first).await);
+    bench.shutdown().await;
+
+    // A restart (a reboot) remembers whom it serves.
+    let bench = Bench::start(admin.clone()).await;
+    assert!(!hello_as(&bench.socket, second).await);
+    assert!(hello_as(&bench.socket, first).await);
+    bench.shutdown().await;
+
+    // Root removes the file: the next admin to connect claims it.
+    std::fs::remove_file(&pin).unwrap();
+    let bench = Bench::start(admin.clone()).await;
+    assert!(hello_as(&bench.socket, second).await);
+    assert_eq!(std::fs::read_to_string(&pin).unwrap().trim(), second.to_string());
+    assert!(!hello_as(&bench.socket, first).await);
+    bench.shutdown().await;
+
+    // A remembered admin that has since left the group is not served either.
+    run(&["gpasswd", "--delete", &admins.users[1].0, &admins.group]);
+    let bench = Bench::start(admin).await;
+    assert!(!hello_as(&bench.socket, second).await, "no longer an admin, no longer served");
     bench.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supervisor_speaks_hello_first_and_one_version() {
-    let bench = Bench::start(0).await;
+    let bench = Bench::start(Admin::Uid(0)).await;
     let ask_raw = async |requests: Vec<Value>| -> Vec<Result<SupervisorReply, SupervisorError>> {
         let mut s = tokio::net::UnixStream::connect(&bench.socket).await.unwrap();
         let mut out = Vec::new();
@@ -263,7 +369,7 @@ async fn supervisor_speaks_hello_first_and_one_version() {
 /// and hands the member's files to the data directory's owner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supervisor_spawns_stops_and_removes_a_member() {
-    let mut bench = Bench::start(0).await;
+    let mut bench = Bench::start(Admin::Uid(0)).await;
     let id = bench.new_id("life");
     let (gateway, listener) = bench.gateway_listener();
     let mut client = bench.client().await;
@@ -343,7 +449,7 @@ async fn supervisor_spawns_stops_and_removes_a_member() {
 /// any account is made, except what only the member's directory can tell.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supervisor_refuses_unsafe_binaries_directories_and_ids() {
-    let mut bench = Bench::start(0).await;
+    let mut bench = Bench::start(Admin::Uid(0)).await;
     let id = bench.new_id("ref");
     let (gateway, _listener) = bench.gateway_listener();
     let mut client = bench.client().await;
