@@ -15,17 +15,9 @@ fn finding(severity: Severity, what: impl Into<String>, fix: impl Into<String>) 
     Finding { severity, what: what.into(), fix: fix.into() }
 }
 
-/// True when the path carries a POSIX ACL beyond its mode bits.
-fn has_acl(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
-    ["system.posix_acl_access", "system.posix_acl_default"].iter().any(|name| {
-        let name = std::ffi::CString::new(*name).expect("static names have no NUL");
-        // SAFETY: a size query (null buffer, 0 length) on a valid C path.
-        let n = unsafe { libc::lgetxattr(c.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
-        n > 0
-    })
-}
+/// The command that removes a file's ACL (and, below, a whole directory's).
+const ACL_CLEAR: &str = if cfg!(target_os = "macos") { "chmod -N" } else { "setfacl -b" };
+const ACL_CLEAR_ALL: &str = if cfg!(target_os = "macos") { "chmod -RN" } else { "setfacl -bR" };
 
 /// The real and effective uid of a process, from the kernel.
 fn process_uids(pid: u32) -> Option<(u32, u32)> {
@@ -145,8 +137,8 @@ impl Gateway {
                     format!("chown {me} {}", path.display()),
                 ));
             }
-            if has_acl(&path) {
-                findings.push(finding(severity, format!("{what} carries an ACL that may grant others access."), format!("setfacl -b {}", path.display())));
+            if hearth_isolation::dirs::has_acl(&path) {
+                findings.push(finding(severity, format!("{what} carries an ACL that may grant others access."), format!("{} {}", ACL_CLEAR, path.display())));
             }
         }
         for stray in exposed_files(&self.inner.dir.run_dir(), 200) {
@@ -202,8 +194,8 @@ impl Gateway {
                         "Restart Hearth; it sets the owner before the next worker starts.",
                     ));
                 }
-                if has_acl(&dir) {
-                    findings.push(finding(Severity::Warning, "The member's directory carries an ACL that may grant others access.", format!("setfacl -bR {}", dir.display())));
+                if hearth_isolation::dirs::has_acl(&dir) {
+                    findings.push(finding(Severity::Warning, "The member's directory carries an ACL that may grant others access.", format!("{} {}", ACL_CLEAR_ALL, dir.display())));
                 }
                 for stray in exposed_files(&dir, 2_000) {
                     findings.push(finding(Severity::Warning, format!("{stray} is readable by other users."), format!("chmod o-rwx {stray}")));

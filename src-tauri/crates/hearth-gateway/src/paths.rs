@@ -49,7 +49,11 @@ impl DataDir {
 }
 
 /// The data directory when none is given: `HEARTH_DATA_DIR` (read by the CLI through clap), else
-/// the platform's system location when running as root, else the user's data directory.
+/// the platform's system location when running as root, else the user's data directory — on
+/// macOS `/Users/Shared/Hearth`, not the admin's `~/Library`: with the supervisor each member's
+/// worker runs as an account of its own, which must pass through every directory above its
+/// folder, and a Mac's home folders (0750, group staff) let no other account through. The
+/// folder itself stays the admin's, 0711, with each member's inside at 0700.
 pub fn default_data_dir() -> PathBuf {
     let is_root = nix::unistd::geteuid().is_root();
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
@@ -57,7 +61,7 @@ pub fn default_data_dir() -> PathBuf {
         if is_root {
             PathBuf::from("/Library/Application Support/Hearth")
         } else {
-            home.join("Library/Application Support/Hearth")
+            PathBuf::from("/Users/Shared/Hearth")
         }
     } else if is_root {
         PathBuf::from("/var/lib/hearth")

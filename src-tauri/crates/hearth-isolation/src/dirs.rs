@@ -295,10 +295,79 @@ fn strip_acls(fd: &OwnedFd, path: &Path) -> Result<(), IsolationError> {
     Ok(())
 }
 
-/// macOS ACLs are not POSIX ACLs; clearing them (`acl_set_fd` with an empty ACL) is a follow-up.
-#[cfg(not(target_os = "linux"))]
+/// macOS ACLs are not POSIX ACLs but one "extended" ACL per file, often inherited from the
+/// folder above (a home folder's "everyone deny delete", a shared folder's "allow read"):
+/// replacing it with an empty one leaves the mode bits alone in charge.
+#[cfg(target_os = "macos")]
+fn strip_acls(fd: &OwnedFd, path: &Path) -> Result<(), IsolationError> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: acl_init returns a fresh ACL (or null) that is freed below; acl_set_fd_np reads
+    // it and a valid descriptor.
+    unsafe {
+        let empty = macos_acl::acl_init(0);
+        if empty.is_null() {
+            return Err(dir_err(path, Errno::last()));
+        }
+        let set = macos_acl::acl_set_fd_np(fd.as_raw_fd(), empty, macos_acl::ACL_TYPE_EXTENDED);
+        let errno = Errno::last();
+        macos_acl::acl_free(empty);
+        match set {
+            0 => Ok(()),
+            // A file system without ACLs: nothing to strip.
+            _ if errno == Errno::ENOTSUP => Ok(()),
+            _ => Err(dir_err(path, errno)),
+        }
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 fn strip_acls(_fd: &OwnedFd, _path: &Path) -> Result<(), IsolationError> {
     Ok(())
+}
+
+/// Whether `path` (not followed if a link) carries an ACL beyond its mode bits, for `hearth
+/// doctor`: a POSIX ACL on Linux, an extended ACL with any entry on macOS.
+pub fn has_acl(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else { return false };
+    #[cfg(target_os = "linux")]
+    return [c"system.posix_acl_access", c"system.posix_acl_default"].iter().any(|name| {
+        // SAFETY: a size query (null buffer, 0 length) on a valid C path.
+        unsafe { libc::lgetxattr(c.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) > 0 }
+    });
+    #[cfg(target_os = "macos")]
+    // SAFETY: acl_get_link_np returns an ACL this function frees, or null when there is none;
+    // acl_get_entry only reads it.
+    return unsafe {
+        let acl = macos_acl::acl_get_link_np(c.as_ptr(), macos_acl::ACL_TYPE_EXTENDED);
+        if acl.is_null() {
+            return false;
+        }
+        let mut entry = std::ptr::null_mut();
+        let any = macos_acl::acl_get_entry(acl, macos_acl::ACL_FIRST_ENTRY, &mut entry) == 0;
+        macos_acl::acl_free(acl);
+        any
+    };
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    {
+        let _ = c;
+        false
+    }
+}
+
+/// The few calls of macOS's <sys/acl.h> (libSystem) that Hearth needs; the libc crate has none.
+#[cfg(target_os = "macos")]
+mod macos_acl {
+    pub type Acl = *mut std::ffi::c_void;
+    pub const ACL_TYPE_EXTENDED: libc::c_int = 0x0000_0100;
+    pub const ACL_FIRST_ENTRY: libc::c_int = 0;
+    unsafe extern "C" {
+        pub fn acl_init(count: libc::c_int) -> Acl;
+        pub fn acl_free(obj: *mut std::ffi::c_void) -> libc::c_int;
+        pub fn acl_set_fd_np(fd: libc::c_int, acl: Acl, kind: libc::c_int) -> libc::c_int;
+        pub fn acl_get_link_np(path: *const libc::c_char, kind: libc::c_int) -> Acl;
+        pub fn acl_get_entry(acl: Acl, entry_id: libc::c_int, entry: *mut *mut std::ffi::c_void) -> libc::c_int;
+    }
 }
 
 /// Names in an open directory, read completely before anything is changed.
