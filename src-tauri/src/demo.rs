@@ -41,6 +41,8 @@ impl Demo {
         // Simulated members never get OS accounts, whoever runs the app.
         config.isolation = IsolationChoice::Process;
         config.control_socket = false;
+        // Its bot tokens are fakes in a throwaway folder: never in the Keychain.
+        config.secrets = Some(hearth_gateway::secrets::SecretsBackend::File);
         let gateway = Gateway::start(config).await.context("start the demo gateway")?;
         let demo = Demo { gateway, telegram, llm, stop: CancellationToken::new(), people: TaskTracker::new(), data };
         if let Err(e) = demo.set_up().await {

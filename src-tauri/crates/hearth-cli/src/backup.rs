@@ -210,7 +210,8 @@ fn damaged_or_input(e: backup::BackupError) -> Failure {
     match e {
         backup::BackupError::NoDestination(_)
         | backup::BackupError::NoData(_)
-        | backup::BackupError::NotABackup { .. } => Failure::invalid_input(e.to_string()),
+        | backup::BackupError::NotABackup { .. }
+        | backup::BackupError::Secrets(_) => Failure::invalid_input(e.to_string()),
         e => Failure::unexpected(e.to_string()),
     }
 }

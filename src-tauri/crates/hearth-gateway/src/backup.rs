@@ -11,7 +11,11 @@
 //! - `kb/`, the household knowledge the admin wrote (not its index, `kb.sqlite`, which the
 //!   gateway rebuilds);
 //! - `app.json` (the app's settings) when there is one;
-//! - `secrets.json` (bot tokens, provider key) **only** when asked for;
+//! - `secrets.json` (bot tokens, provider key, 0600) **only** when asked for: written from the
+//!   gateway's [`Secrets`](crate::secrets::Secrets) handle wherever it keeps them (the file, or
+//!   the macOS Keychain), or read by [`read_secrets`] for a backup made without a gateway. A
+//!   restore writes it back into the data directory, where a gateway that keeps secrets in the
+//!   Keychain imports it at its next start ([`crate::secrets`]);
 //! - `manifest.json`: format, Hearth version, time, the gateway schema version, the members, and
 //!   every directory and file with its mode, size and SHA-256.
 //!
@@ -24,6 +28,7 @@
 //! Blocking file work (everything but the schedule and the `Gateway` methods): call it from
 //! `spawn_blocking`.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -42,6 +47,7 @@ use crate::control::internal;
 use crate::export::{self, ExportError, Exported};
 use crate::gateway::{AlreadyServing, Gateway};
 use crate::paths::DataDir;
+use crate::secrets::{self, SecretsBackend};
 use crate::store;
 
 /// The manifest format this build writes and reads.
@@ -76,6 +82,9 @@ pub enum BackupError {
     Read { path: PathBuf, source: io::Error },
     #[error("could not read the database {}: {source}", path.display())]
     Database { path: PathBuf, source: rusqlite::Error },
+    /// The secrets asked for cannot be read here; the message says why and what to do.
+    #[error("{0}")]
+    Secrets(String),
 }
 
 fn write_err(path: &Path) -> impl FnOnce(io::Error) -> BackupError + '_ {
@@ -159,16 +168,56 @@ pub fn hold(data_dir: &Path) -> anyhow::Result<File> {
     crate::gateway::take_lock(&DataDir::new(data_dir))
 }
 
+/// The bot tokens and provider key for a backup made without a gateway (`hearth backup create`
+/// as root, or with none serving), read from where a gateway here would keep them
+/// ([`SecretsBackend::resolve`]: `HEARTH_SECRETS`, else the platform's default), changing nothing.
+/// Root cannot open the admin's macOS Keychain: rather than leave the secrets out without a
+/// word, that is an error that says what to do.
+pub fn read_secrets(data_dir: &Path) -> Result<BTreeMap<String, String>, BackupError> {
+    let backend = SecretsBackend::resolve(None).map_err(|e| BackupError::Secrets(e.to_string()))?;
+    if backend == SecretsBackend::Keychain && nix::unistd::geteuid().is_root() {
+        return Err(BackupError::Secrets(
+            "the bot tokens and the provider key are in the admin's macOS Keychain, which root cannot open, so a \
+             backup made as root cannot include them. Leave out --include-secrets (after a restore you paste them \
+             again), or run `hearth backup create --include-secrets` as the admin, without sudo, while Hearth runs"
+                .into(),
+        ));
+    }
+    secrets::read(data_dir, backend).map_err(|e| BackupError::Secrets(e.to_string()))
+}
+
 // ---------------------------------------------------------------------------------------------
 // create
 
 /// Writes a new backup of `data_dir` into `dest_parent` (which must exist) and returns what it
-/// holds. Safe while a gateway serves `data_dir` and workers write; without one, the caller
-/// holds the data directory's lock.
+/// holds, made by a process other than the gateway (`hearth backup create` as root, or with no
+/// gateway serving). Safe while a gateway serves `data_dir` and workers write; without one, the
+/// caller holds the data directory's lock. With `include_secrets` the bot tokens and provider key
+/// are read by [`read_secrets`] — an error, not a backup without them, when they cannot be.
 pub fn create(
     data_dir: &Path,
     dest_parent: &Path,
     include_secrets: bool,
+    now: DateTime<Local>,
+) -> Result<BackupSummary, BackupError> {
+    // What is wrong with the folders first; only then the secrets (the Keychain may ask).
+    if !dest_parent.is_dir() {
+        return Err(BackupError::NoDestination(dest_parent.to_owned()));
+    }
+    if !DataDir::new(data_dir).database().is_file() {
+        return Err(BackupError::NoData(data_dir.to_owned()));
+    }
+    let secrets = if include_secrets { Some(read_secrets(data_dir)?) } else { None };
+    create_with_secrets(data_dir, dest_parent, secrets.as_ref(), now)
+}
+
+/// [`create`] with the secrets given: the gateway's own, from its
+/// [`Secrets::snapshot`](crate::secrets::Secrets::snapshot) (no second trip to the Keychain).
+/// `None` leaves them out.
+pub fn create_with_secrets(
+    data_dir: &Path,
+    dest_parent: &Path,
+    secrets: Option<&BTreeMap<String, String>>,
     now: DateTime<Local>,
 ) -> Result<BackupSummary, BackupError> {
     if !dest_parent.is_dir() {
@@ -179,7 +228,7 @@ pub fn create(
         return Err(BackupError::NoData(data_dir.to_owned()));
     }
     let (partial, name) = fresh_partial(dest_parent, &now)?;
-    let done = fill(&dir, &partial, include_secrets, &now);
+    let done = fill(&dir, &partial, secrets, &now);
     let (manifest, bytes) = match done {
         Ok(m) => m,
         Err(e) => {
@@ -230,16 +279,20 @@ fn fresh_partial(parent: &Path, now: &DateTime<Local>) -> Result<(PathBuf, Strin
 fn fill(
     dir: &DataDir,
     out: &Path,
-    include_secrets: bool,
+    secrets: Option<&BTreeMap<String, String>>,
     now: &DateTime<Local>,
 ) -> Result<(Manifest, u64), BackupError> {
     let root = dir.root();
     export::vacuum_into(&dir.database(), &out.join(DATABASE))?;
-    for (name, wanted) in [(APP_SETTINGS, true), (SECRETS, include_secrets)] {
-        let from = root.join(name);
-        if wanted && fs::symlink_metadata(&from).is_ok_and(|m| m.is_file()) {
-            export::copy_file(&from, &out.join(name))?;
-        }
+    let from = root.join(APP_SETTINGS);
+    if fs::symlink_metadata(&from).is_ok_and(|m| m.is_file()) {
+        export::copy_file(&from, &out.join(APP_SETTINGS))?;
+    }
+    // From the values, not a file: with the Keychain there is no file to copy. Nothing to keep
+    // (no token, no key) is no secrets file, as before.
+    if let Some(values) = secrets.filter(|v| !v.is_empty()) {
+        let text = serde_json::to_vec_pretty(values).expect("a map of strings always serialises");
+        export::write_new(&out.join(SECRETS), &text)?;
     }
     // The household's knowledge (`kb/`) is the admin's own writing: kept. Its search index
     // (`kb.sqlite`) is a cache the gateway rebuilds, so it is not.
@@ -287,7 +340,7 @@ fn fill(
         hearth_version: env!("CARGO_PKG_VERSION").to_owned(),
         created_at: now.with_timezone(&Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         gateway_schema_version: schema,
-        includes_secrets: include_secrets && out.join(SECRETS).is_file(),
+        includes_secrets: out.join(SECRETS).is_file(),
         provider_set,
         members,
         dirs: Vec::new(),
@@ -357,7 +410,12 @@ fn describe(out: &Path, data: &Path, rel: &Path, manifest: &mut Manifest, bytes:
         let path = entry.path();
         let meta = fs::symlink_metadata(&path).map_err(read_err(&path))?;
         let original = fs::symlink_metadata(data.join(&rel)).ok();
-        let mode = original.map(|m| m.mode() & 0o777).unwrap_or(meta.mode() & 0o777);
+        let mode = if rel == Path::new(SECRETS) {
+            // Whatever mode (or Keychain) the secrets had, their copy is the owner's alone.
+            0o600
+        } else {
+            original.map(|m| m.mode() & 0o777).unwrap_or(meta.mode() & 0o777)
+        };
         let _ = fs::set_permissions(&path, fs::Permissions::from_mode(mode));
         let text = rel.to_string_lossy().into_owned();
         if meta.is_dir() {
@@ -917,8 +975,11 @@ impl Gateway {
     ) -> Result<BackupSummary, ControlError> {
         let _one_at_a_time = self.inner.backups.running.lock().await;
         let data = self.inner.dir.root().to_owned();
-        let done =
-            tokio::task::spawn_blocking(move || create(&data, &dest, include_secrets, now)).await.map_err(internal)?;
+        // The values the gateway holds, wherever it keeps them (the file or the Keychain).
+        let secrets = include_secrets.then(|| self.inner.secrets.snapshot());
+        let done = tokio::task::spawn_blocking(move || create_with_secrets(&data, &dest, secrets.as_ref(), now))
+            .await
+            .map_err(internal)?;
         let done = match done {
             Ok(done) => done,
             Err(e @ BackupError::Copy(ExportError::Read { .. })) if self.inner.workers.supervisor().is_some() => {
@@ -1060,6 +1121,73 @@ mod tests {
         }
         assert_eq!(parse_mode("0700"), Some(0o700));
         assert_eq!(parse_mode("4755"), None, "no set-uid bits from a manifest");
+    }
+
+    /// A data directory with an empty household database.
+    fn household() -> tempfile::TempDir {
+        let data = tempfile::tempdir().unwrap();
+        drop(store::Store::open(&data.path().join(DATABASE)).unwrap());
+        data
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_backup_without_a_gateway_takes_the_secrets_from_where_they_are_kept_0600() {
+        let data = household();
+        let secrets = crate::secrets::Secrets::open(data.path(), SecretsBackend::File).unwrap();
+        secrets.set("bot/ana", "111:SECRET-ANA-TOKEN").unwrap();
+        // Someone loosened the file; its copy is the owner's alone all the same.
+        fs::set_permissions(data.path().join(SECRETS), fs::Permissions::from_mode(0o644)).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let now = Local.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+
+        let plain = create(data.path(), out.path(), false, now).unwrap();
+        assert!(!plain.includes_secrets && !Path::new(&plain.path).join(SECRETS).exists());
+        let with = create(data.path(), out.path(), true, now).unwrap();
+        assert!(with.includes_secrets);
+        let copy = Path::new(&with.path).join(SECRETS);
+        assert!(fs::read_to_string(&copy).unwrap().contains("111:SECRET-ANA-TOKEN"));
+        assert_eq!(mode(&copy), 0o600);
+        let manifest: Manifest =
+            serde_json::from_slice(&fs::read(Path::new(&with.path).join(MANIFEST)).unwrap()).unwrap();
+        assert!(manifest.files.iter().any(|f| f.path == SECRETS && f.mode == "0600"));
+        assert!(verify(Path::new(&with.path)).unwrap().problems.is_empty());
+    }
+
+    #[test]
+    fn keychain_secrets_go_into_a_backup_and_come_back_through_the_next_start() {
+        use crate::secrets::tests::MemoryVault;
+        // A household whose secrets are in the Keychain: no secrets.json in the data directory.
+        let data = household();
+        let vault = MemoryVault::default();
+        let kept = crate::secrets::Secrets::open_vault(data.path().join(SECRETS), Box::new(vault.clone())).unwrap();
+        kept.set("bot/ana", "111:SECRET-ANA-TOKEN").unwrap();
+        kept.set(crate::secrets::PROVIDER_KEY, "sk-SECRET-KEY").unwrap();
+        assert!(!data.path().join(SECRETS).exists());
+        let out = tempfile::tempdir().unwrap();
+        let now = Local.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+        let snapshot = kept.snapshot();
+        let with = create_with_secrets(data.path(), out.path(), Some(&snapshot), now).unwrap();
+        assert!(with.includes_secrets);
+        assert_eq!(mode(&Path::new(&with.path).join(SECRETS)), 0o600);
+        let without = create_with_secrets(data.path(), out.path(), None, now).unwrap();
+        assert!(!without.includes_secrets);
+
+        // Restored onto a machine whose Keychain has none of it: the file waits in the data
+        // directory, and the next start imports it and deletes it.
+        let target = tempfile::tempdir().unwrap();
+        let restored_dir = target.path().join("data");
+        let restored = restore(Path::new(&with.path), &restored_dir, false, now).unwrap();
+        assert!(restored.secrets_restored);
+        assert_eq!(mode(&restored_dir.join(SECRETS)), 0o600);
+        let fresh = MemoryVault::default();
+        let opened = crate::secrets::Secrets::open_vault(restored_dir.join(SECRETS), Box::new(fresh.clone())).unwrap();
+        assert_eq!(opened.get("bot/ana").as_deref(), Some("111:SECRET-ANA-TOKEN"));
+        assert_eq!(fresh.map().unwrap(), snapshot);
+        assert!(!restored_dir.join(SECRETS).exists());
     }
 
     #[test]

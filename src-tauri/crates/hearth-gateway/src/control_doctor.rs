@@ -9,6 +9,7 @@ use std::path::Path;
 use hearth_proto::control::{DoctorReport, Finding, IsolationLevel, MemberDoctor, Severity};
 
 use crate::gateway::Gateway;
+use crate::secrets::SecretsBackend;
 use crate::store::MemberRow;
 
 fn finding(severity: Severity, what: impl Into<String>, fix: impl Into<String>) -> Finding {
@@ -117,6 +118,25 @@ impl Gateway {
             }
             Err(e) => findings.push(finding(Severity::Critical, format!("The data directory cannot be read: {e}"), "Check the disk and the path.")),
         }
+        let secrets = &self.inner.secrets;
+        if secrets.backend() == SecretsBackend::Keychain {
+            findings.push(finding(
+                Severity::Info,
+                format!("Bot tokens and API keys are kept in {}, not in a file.", secrets.place()),
+                "Nothing to do. The Keychain keeps them for the admin's account only; Keychain Access shows the item.",
+            ));
+            if self.inner.dir.secrets().exists() {
+                findings.push(finding(
+                    Severity::Warning,
+                    format!(
+                        "A secrets file {} is in the data folder although secrets are kept in the Keychain.",
+                        self.inner.dir.secrets().display()
+                    ),
+                    "Restart Hearth: it imports the file into the Keychain, then deletes it (the log says why if not).",
+                ));
+            }
+        }
+        // A secrets file is checked whenever there is one, whatever keeps the secrets.
         for (path, what, severity) in [
             (self.inner.dir.secrets(), "the secrets file (bot tokens and API keys)", Severity::Critical),
             (self.inner.dir.database(), "the gateway database", Severity::Warning),

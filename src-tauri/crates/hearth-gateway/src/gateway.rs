@@ -28,7 +28,7 @@ use crate::spend_text;
 use crate::lanes::{LaneEntry, Lanes, Push};
 use crate::paths::DataDir;
 use crate::router::{Route, route};
-use crate::secrets::{self, Secrets};
+use crate::secrets::{self, Secrets, SecretsBackend};
 use crate::store::{self, DueReminder, InboxRow, MemberRow, Store};
 use crate::telegram::{self, Backoff, PollLoop};
 use crate::workers::{WorkerError, WorkerSettings, Workers};
@@ -98,6 +98,11 @@ pub struct GatewayConfig {
     pub local_providers: Vec<(String, String)>,
     /// "Now" for reminders and turn contexts: the system clock, or a manual one in tests.
     pub clock: crate::clock::Clock,
+    /// Where bot tokens and provider keys are kept. `None`: `HEARTH_SECRETS` (`file` or
+    /// `keychain`) when set, else [`SecretsBackend::platform_default`] — the Keychain on macOS,
+    /// a 0600 file elsewhere. A throwaway household (the demo) sets `File`, so that it leaves
+    /// nothing behind in the Keychain.
+    pub secrets: Option<SecretsBackend>,
 }
 
 impl GatewayConfig {
@@ -131,6 +136,7 @@ impl GatewayConfig {
                 ("LM Studio".to_owned(), "http://127.0.0.1:1234".to_owned()),
             ],
             clock: crate::clock::Clock::system(),
+            secrets: None,
         }
     }
 }
@@ -267,7 +273,14 @@ impl Gateway {
             }
         };
         let store = Store::open(&dir.database()).context("open gateway database")?;
-        let secrets = Secrets::open(dir.secrets()).context("open secrets")?;
+        // Off the runtime's threads: the Keychain may wait for the admin to allow access.
+        let (choice, secrets_dir) = (config.secrets, absolute.clone());
+        let secrets = tokio::task::spawn_blocking(move || {
+            SecretsBackend::resolve(choice).and_then(|backend| Secrets::open(&secrets_dir, backend))
+        })
+        .await
+        .context("open secrets")?
+        .context("open secrets")?;
         let api_url = reqwest::Url::parse(config.telegram_api_url.as_deref().unwrap_or(telegram::DEFAULT_API_URL))
             .context("HEARTH_TELEGRAM_API_URL is not a valid URL")?;
         let http = telegram::http_client(config.poll_timeout);

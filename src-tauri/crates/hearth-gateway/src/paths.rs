@@ -3,7 +3,8 @@
 //! ```text
 //! <data-dir>/
 //!   gateway.sqlite   members, bots, pairings, inbox, ledger, audit (never conversation history)
-//!   secrets.json     bot tokens and provider keys, 0600
+//!   secrets.json     bot tokens and provider keys, 0600 (with the macOS Keychain: only until the
+//!                    next start imports it, e.g. after a restore; `secrets.rs`)
 //!   gateway.lock     held while a gateway serves this directory
 //!   run/control.sock owner-only admin socket
 //!   workers/gateway.sock where account-level workers connect (peer uid checked)

@@ -74,6 +74,8 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     // The demo is ephemeral: its simulated members never get OS accounts, whoever runs it (even
     // root, where "auto" would create them).
     config.isolation = IsolationChoice::Process;
+    // Its tokens are made up and its folder is temporary: nothing of it goes into the Keychain.
+    config.secrets = Some(hearth_gateway::secrets::SecretsBackend::File);
     // The control socket stays on so `hearth --data-dir <dir> status` works while the demo runs.
     config.control_socket = true;
     let gateway = Gateway::start(config).await.map_err(|e| Failure::unexpected(format!("start the gateway: {e:#}")))?;
