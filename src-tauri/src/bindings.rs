@@ -63,6 +63,8 @@ pub fn typescript() -> String {
         BackupScheduleArgs::decl(),
         BackupDto::decl(),
         Platform::decl(),
+        DaemonDto::decl(),
+        DaemonState::decl(),
         SettingsArgs::decl(),
     ];
     let mut out = String::from(

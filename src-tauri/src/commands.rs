@@ -344,7 +344,63 @@ async fn settings_dto<R: Runtime>(app: &AppHandle<R>, shell: &Shell) -> Reply<Se
         timezone,
         provider: provider_now,
         platform: Platform::current(),
+        daemon: daemon_status(),
     })
+}
+
+/// The supervisor's LaunchDaemon as macOS sees it; `None` elsewhere.
+fn daemon_status() -> Option<DaemonDto> {
+    #[cfg(target_os = "macos")]
+    return Some(hearth_isolation::macos_daemon::status().into());
+    #[cfg(not(target_os = "macos"))]
+    None
+}
+
+#[cfg(not(target_os = "macos"))]
+fn no_daemon_here() -> IpcError {
+    invalid(
+        "Only the Mac app registers the Hearth supervisor. On Linux, members get their own accounts when Hearth runs as the hearth service (the hearth-server package) or under a `hearth supervisor` started as root.",
+    )
+}
+
+/// Asks macOS to run the supervisor (SMAppService). It runs once the admin allows it in
+/// System Settings → General → Login Items; the answer says whether that is still to do.
+#[tauri::command]
+pub async fn daemon_register() -> Reply<DaemonDto> {
+    #[cfg(target_os = "macos")]
+    return tauri::async_runtime::spawn_blocking(hearth_isolation::macos_daemon::register)
+        .await
+        .map_err(|e| IpcError { code: ErrorCode::Internal, message: e.to_string() })?
+        .map(DaemonDto::from)
+        .map_err(|e| IpcError {
+            code: ErrorCode::Rejected,
+            message: format!("macOS did not register the Hearth supervisor: {e}"),
+        });
+    #[cfg(not(target_os = "macos"))]
+    Err(no_daemon_here())
+}
+
+/// Opens System Settings → General → Login Items, where the admin allows the supervisor.
+#[tauri::command]
+pub async fn daemon_open_settings() -> Reply<()> {
+    #[cfg(target_os = "macos")]
+    return {
+        hearth_isolation::macos_daemon::open_login_items_settings();
+        Ok(())
+    };
+    #[cfg(not(target_os = "macos"))]
+    Err(no_daemon_here())
+}
+
+/// Stops the gateway and starts it again: how a newly allowed supervisor takes effect (the
+/// isolation level is chosen at start). Running turns get the usual grace; what is still queued
+/// is answered after the start.
+#[tauri::command]
+pub async fn restart<R: Runtime>(app: AppHandle<R>, shell: Shared<'_>) -> Reply<AppInfo> {
+    shell.stop().await;
+    let info = shell.start().await;
+    crate::pump::restart(&app, shell.inner().clone());
+    Ok(info)
 }
 
 #[tauri::command]
@@ -459,4 +515,7 @@ table! {
     settings_set(SettingsArgs) -> SettingsDto;
     backup_now(BackupNowArgs) -> BackupDto;
     backup_schedule(BackupScheduleArgs) -> BackupStatusDto;
+    daemon_register() -> DaemonDto;
+    daemon_open_settings() -> ();
+    restart() -> AppInfo;
 }

@@ -54,12 +54,21 @@ impl Options {
         config.worker_args = vec!["worker".into()];
         config.telegram_api_url = self.telegram_api_url.clone();
         config.isolation = self.isolation;
-        config.supervisor_socket = self.supervisor_socket.clone();
+        config.supervisor_socket = self.supervisor_socket.clone().or_else(registered_supervisor);
         config.turn_cap = turn_cap.max(1) as usize;
         // The CLI talks to the app's gateway the same way it talks to `hearth serve`.
         config.control_socket = true;
         config
     }
+}
+
+/// On macOS the app registers the supervisor as a LaunchDaemon (Settings); once the admin has
+/// allowed it, its socket exists and the gateway asks it for members' accounts. Looked for at
+/// every start, so a restart after approval is enough. Elsewhere only HEARTH_SUPERVISOR_SOCKET
+/// names one: the Linux supervisor serves the hearth service's user, not a desktop's.
+fn registered_supervisor() -> Option<PathBuf> {
+    let socket = std::path::Path::new(hearth_isolation::supervisor::DEFAULT_SOCKET);
+    (cfg!(target_os = "macos") && socket.exists()).then(|| socket.to_owned())
 }
 
 /// The power assertion, as far as the app knows.

@@ -383,6 +383,41 @@ pub struct SettingsDto {
     pub backup: BackupStatusDto,
     /// Which appliance steps the screen shows (power, sleep, login, the supervisor).
     pub platform: Platform,
+    /// The supervisor's LaunchDaemon, on macOS; `None` where the app registers none.
+    pub daemon: Option<DaemonDto>,
+}
+
+/// Where the Hearth supervisor (the root helper that gives each member an OS account) stands
+/// with macOS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct DaemonDto {
+    pub state: DaemonState,
+    /// What that means for the admin, in a sentence.
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum DaemonState {
+    NotRegistered,
+    /// Registered, waiting for the admin in System Settings → General → Login Items.
+    RequiresApproval,
+    Enabled,
+    /// The app bundle lacks the daemon's plist.
+    NotFound,
+}
+
+impl From<hearth_isolation::macos_daemon::DaemonStatus> for DaemonDto {
+    fn from(status: hearth_isolation::macos_daemon::DaemonStatus) -> Self {
+        use hearth_isolation::macos_daemon::DaemonStatus as S;
+        let state = match status {
+            S::NotRegistered => DaemonState::NotRegistered,
+            S::RequiresApproval => DaemonState::RequiresApproval,
+            S::Enabled => DaemonState::Enabled,
+            S::NotFound => DaemonState::NotFound,
+        };
+        DaemonDto { state, text: status.describe().to_owned() }
+    }
 }
 
 /// The operating system the app runs on, as far as the Settings screen cares.
@@ -459,4 +494,24 @@ pub struct SettingsArgs {
     pub launch_at_login: Option<bool>,
     pub keep_awake: Option<bool>,
     pub turn_cap: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_isolation::macos_daemon::DaemonStatus;
+
+    #[test]
+    fn every_daemon_status_reaches_the_window_with_its_sentence() {
+        for (status, state) in [
+            (DaemonStatus::NotRegistered, DaemonState::NotRegistered),
+            (DaemonStatus::RequiresApproval, DaemonState::RequiresApproval),
+            (DaemonStatus::Enabled, DaemonState::Enabled),
+            (DaemonStatus::NotFound, DaemonState::NotFound),
+        ] {
+            let dto = DaemonDto::from(status);
+            assert_eq!((dto.state, dto.text.as_str()), (state, status.describe()));
+        }
+        assert!(DaemonDto::from(DaemonStatus::RequiresApproval).text.contains("Login Items"));
+    }
 }

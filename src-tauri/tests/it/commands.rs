@@ -220,6 +220,31 @@ fn the_member_page_and_settings_through_commands() {
     assert_eq!(app.snapshot()["members"].as_array().unwrap().len(), 0);
 }
 
+/// The macOS supervisor's commands say plainly that Linux has none to register, and a restart
+/// (how an allowed supervisor takes effect) brings the same household back.
+#[test]
+fn the_supervisor_commands_and_a_restart() {
+    let app = App::start();
+    let settings: Value = app.ok("settings", None);
+    assert!(settings["daemon"].is_null(), "no LaunchDaemon off macOS: {settings}");
+    for cmd in ["daemon_register", "daemon_open_settings"] {
+        let e = app.err(cmd, None);
+        assert_eq!(e.code, "invalid_input", "{cmd}");
+        assert!(e.message.contains("Only the Mac app") && e.message.contains("hearth-server"), "{}", e.message);
+    }
+
+    let provider = json!({ "kind": "openai", "base_url": app.llm.base_url(), "model": "gpt-4o-mini", "api_key": "sk-test" });
+    let _: Value = app.ok("provider_set", Some(provider));
+    let bot = app.telegram.add_bot("cleo_hearth_bot");
+    let _: Value = app.ok("member_add", Some(json!({ "name": "Cleo", "role": "adult", "token": bot.token })));
+    let info: Value = app.ok("restart", None);
+    // A household with a provider and a member needs no wizard after a start.
+    assert_eq!(info["phase"], "serving", "{info}");
+    assert!(info["problem"].is_null(), "{info}");
+    let s = app.wait("Cleo after the restart", |s| s["members"].as_array().is_some_and(|m| m.len() == 1));
+    assert_eq!(s["members"][0]["name"], "Cleo");
+}
+
 #[test]
 fn a_second_gateway_on_the_same_folder_is_told_clearly() {
     let app = App::start();

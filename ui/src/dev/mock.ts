@@ -26,7 +26,7 @@ export async function installMock() {
     (details[m.id] ??= { id: m.id, name: m.name, role: m.role, bot_username: m.bot_username, paired: m.paired, paused: m.paused, is_admin: m.name === "Ana", persona: "", model: null, fallback_model: null, daily_cap_usd: m.daily_cap_usd, monthly_cap_usd: m.monthly_cap_usd, quiet_hours: m.role === "child" ? "20:00-07:00" : null, created_at: iso(60 * 24 * 20) });
   let cap: number | null = 30;
   let provider: Snapshot["provider"] = phase === "setup" ? null : { kind: "openai", base_url: "https://api.openai.com/v1", model: "gpt-4o-mini" };
-  const settings: SettingsDto = { data_dir: "/var/lib/hearth", launch_at_login: true, keep_awake: { enabled: false, available: false, detail: "This Linux machine has no sleep inhibitor Hearth can use." }, turn_cap: 8, timezone: "Europe/Berlin", provider, platform: "linux", backup: { dest_dir: null, every_hours: 0, last: null, suggested_dir: "/var/lib/hearth-backups" } };
+  const settings: SettingsDto = { data_dir: "/var/lib/hearth", launch_at_login: true, keep_awake: { enabled: false, available: false, detail: "This Linux machine has no sleep inhibitor Hearth can use." }, turn_cap: 8, timezone: "Europe/Berlin", provider, platform: "linux", daemon: null, backup: { dest_dir: null, every_hours: 0, last: null, suggested_dir: "/var/lib/hearth-backups" } };
   let prices: PriceDto[] = [
     { model: "gpt-4o-mini", input_usd_per_mtok: 0.15, output_usd_per_mtok: 0.6, cached_input_usd_per_mtok: 0.075, source: "default (as of 2025-06-01)" },
     { model: "claude-sonnet-4-5", input_usd_per_mtok: 3, output_usd_per_mtok: 15, cached_input_usd_per_mtok: 0.3, source: "default (as of 2025-06-01)" },

@@ -1,4 +1,4 @@
-import type { Platform } from "./ipc.gen";
+import type { DaemonDto, Platform } from "./ipc.gen";
 
 /** One thing a machine that serves the family day and night needs, with its command if any. */
 export type ApplianceStep = {
@@ -10,6 +10,8 @@ export type ApplianceStep = {
   command?: string;
   /** Shows the state of "Start Hearth when this computer starts" instead of a command. */
   loginToggle?: boolean;
+  /** Shows where the supervisor stands with macOS, and the button for the next step. */
+  daemon?: boolean;
 };
 
 export type ApplianceGuide = { heading: string; intro: string; steps: ApplianceStep[] };
@@ -50,8 +52,8 @@ export function applianceGuide(platform: Platform): ApplianceGuide {
         {
           id: "supervisor",
           title: "Allow the Hearth supervisor",
-          text: "It creates an account for each family member so their conversations stay apart, and macOS runs it only once you allow it: in System Settings → General → Login Items, turn on Hearth under “Allow in the Background”. This command opens that page.",
-          command: 'open "x-apple.systempreferences:com.apple.LoginItems-Settings.extension"',
+          text: "It creates an account for each family member so their conversations stay apart, and macOS runs it only once you allow it: in System Settings → General → Login Items, turn on Hearth under “Allow in the Background”.",
+          daemon: true,
         },
       ],
     };
@@ -87,6 +89,30 @@ export function applianceGuide(platform: Platform): ApplianceGuide {
     intro: "For Hearth to answer day and night, this machine must stay awake, turn itself on after a power cut and open Hearth by itself.",
     steps: [loginStep],
   };
+}
+
+/** What the supervisor step can offer: register it, open System Settings, look again, restart. */
+export type SupervisorAction = "register" | "open_settings" | "check" | "restart";
+
+/**
+ * The supervisor step's line and buttons, from where macOS says the daemon stands and the
+ * isolation level the running household has ("" when nothing serves).
+ */
+export function supervisorView(daemon: DaemonDto | null, level: string): { ok: boolean; text: string; actions: SupervisorAction[] } {
+  if (!daemon) return { ok: false, text: "", actions: [] };
+  switch (daemon.state) {
+    case "not_registered":
+      return { ok: false, text: "Not set up yet: register it, then allow it in System Settings.", actions: ["register"] };
+    case "requires_approval":
+      return { ok: false, text: daemon.text, actions: ["open_settings", "check"] };
+    case "not_found":
+      return { ok: false, text: daemon.text, actions: [] };
+    case "enabled":
+      if (level === "process")
+        return { ok: false, text: "Allowed. Restart Hearth so each member gets an account of their own; messages that arrive meanwhile wait and are answered.", actions: ["restart"] };
+      return { ok: true, text: level ? `Allowed: each member has an account of their own (${level}).` : "Allowed.", actions: [] };
+  }
+  return { ok: false, text: daemon.text, actions: [] };
 }
 
 /** Puts `text` on the clipboard; false when there is no clipboard or it refused. */

@@ -197,7 +197,11 @@ export type SettingsDto = { data_dir: string, launch_at_login: boolean, keep_awa
 /**
  * Which appliance steps the screen shows (power, sleep, login, the supervisor).
  */
-platform: Platform, };
+platform: Platform, 
+/**
+ * The supervisor's LaunchDaemon, on macOS; `None` where the app registers none.
+ */
+daemon: DaemonDto | null, };
 
 export type KeepAwakeDto = { enabled: boolean, 
 /**
@@ -251,6 +255,14 @@ megabytes: number, };
 
 export type Platform = "macos" | "linux" | "other";
 
+export type DaemonDto = { state: DaemonState, 
+/**
+ * What that means for the admin, in a sentence.
+ */
+text: string, };
+
+export type DaemonState = "not_registered" | "requires_approval" | "enabled" | "not_found";
+
 export type SettingsArgs = { launch_at_login?: boolean, keep_awake?: boolean, turn_cap?: number, };
 
 /** Every command of the app, typed. A rejection carries an `IpcError`. */
@@ -281,6 +293,9 @@ export const api = {
   settingsSet: (args: SettingsArgs) => invoke<SettingsDto>("settings_set", { args }),
   backupNow: (args: BackupNowArgs) => invoke<BackupDto>("backup_now", { args }),
   backupSchedule: (args: BackupScheduleArgs) => invoke<BackupStatusDto>("backup_schedule", { args }),
+  daemonRegister: () => invoke<DaemonDto>("daemon_register"),
+  daemonOpenSettings: () => invoke<null>("daemon_open_settings"),
+  restart: () => invoke<AppInfo>("restart"),
 } as const;
 
 /** Events the app emits: `snapshot` carries a `Snapshot`, `notice` a `Notice`. */

@@ -223,7 +223,7 @@ describe("CopyCommand", () => {
 describe("Settings", () => {
   const settings = (platform: string) => ({
     data_dir: "/d", launch_at_login: false, keep_awake: { enabled: false, available: true, detail: "" },
-    turn_cap: 4, timezone: "UTC", provider: null, platform,
+    turn_cap: 4, timezone: "UTC", provider: null, platform, daemon: platform === "macos" ? { state: "not_registered", text: "" } : null,
     backup: { dest_dir: null, every_hours: 0, last: null, suggested_dir: "/srv/hearth-backups" },
   });
   it("shows the Mac's appliance steps with copyable commands", async () => {
@@ -233,6 +233,20 @@ describe("Settings", () => {
     expect(byId("appliance-autorestart-command")).toHaveTextContent("sudo pmset -a autorestart 1");
     expect(byId("appliance-supervisor")).toHaveTextContent("Login Items");
     expect(byId("appliance-login")).toHaveTextContent("Off — turn on");
+  });
+  it("registers the Mac's supervisor and then opens Login Items for the approval", async () => {
+    invoke.mockImplementation(async (cmd: string) => {
+      if (cmd === "settings") return settings("macos");
+      if (cmd === "daemon_register") return { state: "requires_approval", text: "The Hearth supervisor waits for your approval." };
+      if (cmd === "daemon_open_settings") return null;
+      return [];
+    });
+    render(Settings);
+    await fireEvent.click(await screen.findByTestId("supervisor-register"));
+    await waitFor(() => expect(byId("supervisor-state")).toHaveTextContent("waits for your approval"));
+    expect(screen.queryByTestId("supervisor-register")).toBeNull();
+    await fireEvent.click(byId("supervisor-open-settings"));
+    await waitFor(() => expect(invoke.mock.calls.map((c) => c[0])).toContain("daemon_open_settings"));
   });
   it("shows systemd's on Linux", async () => {
     invoke.mockImplementation(async (cmd: string) => (cmd === "settings" ? settings("linux") : []));

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { applianceGuide, copyText } from "../lib/appliance";
+import { applianceGuide, copyText, supervisorView } from "../lib/appliance";
 import type { Platform } from "../lib/ipc.gen";
 import { errorCode, errorMessage, FALLBACK_ERROR } from "../lib/errors";
 import { layoutChart, niceMax } from "../lib/chart";
@@ -119,6 +119,26 @@ describe("applianceGuide", () => {
   });
   it("falls back to the login toggle elsewhere", () => {
     expect(applianceGuide("other").steps.map((s) => s.id)).toEqual(["login"]);
+  });
+});
+
+describe("supervisorView", () => {
+  const daemon = (state: "not_registered" | "requires_approval" | "enabled" | "not_found") => ({ state, text: `macOS says ${state}` });
+  it("leads the admin from registering to allowing to restarting", () => {
+    expect(supervisorView(daemon("not_registered"), "process").actions).toEqual(["register"]);
+    const waiting = supervisorView(daemon("requires_approval"), "process");
+    expect(waiting.actions).toEqual(["open_settings", "check"]);
+    expect(waiting.text).toBe("macOS says requires_approval");
+    const allowed = supervisorView(daemon("enabled"), "process");
+    expect(allowed.actions).toEqual(["restart"]);
+    expect(allowed.ok).toBe(false);
+    expect(allowed.text).toContain("Restart Hearth");
+  });
+  it("says plainly when members have their accounts, or when the bundle is broken", () => {
+    const done = supervisorView(daemon("enabled"), "account + sandbox");
+    expect(done).toEqual({ ok: true, text: "Allowed: each member has an account of their own (account + sandbox).", actions: [] });
+    expect(supervisorView(daemon("not_found"), "").actions).toEqual([]);
+    expect(supervisorView(null, "process")).toEqual({ ok: false, text: "", actions: [] });
   });
 });
 
