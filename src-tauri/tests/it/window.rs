@@ -17,7 +17,7 @@ fn shots() -> PathBuf {
 
 /// The app's environment: a home of its own (launch at login writes there), the data folder,
 /// and workers at isolation "process" — these tests are about the window, not OS accounts.
-fn app_env(home: &std::path::Path, data: &std::path::Path) -> Vec<(&'static str, String)> {
+pub(crate) fn app_env(home: &std::path::Path, data: &std::path::Path) -> Vec<(&'static str, String)> {
     vec![
         ("HOME", home.display().to_string()),
         ("XDG_CONFIG_HOME", home.join(".config").display().to_string()),
