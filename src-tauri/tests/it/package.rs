@@ -89,11 +89,21 @@ async fn the_app_deb_installs_beside_the_server_runs_a_demo_and_removes_cleanly(
     let tmp = tempfile::tempdir().unwrap();
     let app_deb = match std::env::var("HEARTH_APP_DEB") {
         Ok(deb) => deb,
-        Err(_) => run(Command::new("bash").arg(repo().join("installers/linux/build-app-deb")).arg("--prebuilt"))
+        // Packed from a copy in a scratch target directory: the bundler opens the binary it packs
+        // for writing, which fails ("Text file busy") while a window test runs the original.
+        Err(_) => {
+            let debug = tmp.path().join("target/debug");
+            std::fs::create_dir_all(&debug).unwrap();
+            std::fs::copy(env!("CARGO_BIN_EXE_hearth-app"), debug.join("hearth-app")).unwrap();
+            run(Command::new("bash")
+                .arg(repo().join("installers/linux/build-app-deb"))
+                .arg("--prebuilt")
+                .env("CARGO_TARGET_DIR", tmp.path().join("target")))
             .lines()
             .last()
             .unwrap()
-            .to_owned(),
+            .to_owned()
+        }
     };
     // The headless package, from the `hearth` binary of the same build.
     let hearth = Path::new(env!("CARGO_BIN_EXE_hearth-app")).with_file_name("hearth");
