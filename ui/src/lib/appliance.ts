@@ -66,7 +66,7 @@ export function applianceGuide(platform: Platform): ApplianceGuide {
         {
           id: "services",
           title: "Start Hearth at boot (headless package)",
-          text: "With the hearth package instead of this app, systemd starts the gateway and its supervisor at boot, before anyone logs in.",
+          text: "With the hearth-server package instead of this app, systemd starts the gateway and its supervisor at boot, before anyone logs in.",
           command: "sudo systemctl enable --now hearth-supervisor hearth",
         },
         {
