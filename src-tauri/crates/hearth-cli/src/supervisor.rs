@@ -2,7 +2,12 @@
 //! workers (hearth-isolation's `supervisor` module does the work), in the foreground until
 //! SIGINT or SIGTERM. Logs go to stderr (`RUST_LOG`, default `info`).
 
+use std::path::Path;
+use std::sync::Arc;
+
+use hearth_gateway::backup;
 use hearth_isolation::admin::Admin;
+use hearth_proto::control::BackupSummary;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::args::SupervisorArgs;
@@ -34,7 +39,7 @@ pub async fn run(args: SupervisorArgs) -> Result<(), Failure> {
         Admin::FirstOfGroup { gid, pin } => format!("the first of group {gid} to connect (remembered in {})", pin.display()),
     };
     eprintln!("The Hearth supervisor is serving {} for {whom}. Press Ctrl-C to stop.", args.socket.display());
-    hearth_isolation::supervisor::serve(&args.socket, admin, shutdown)
+    hearth_isolation::supervisor::serve_with(&args.socket, admin, Some(Arc::new(backup)), shutdown)
         .await
         .map_err(|e| Failure::unexpected(format!("the supervisor cannot serve {}: {e}", args.socket.display())))
 }
@@ -72,4 +77,18 @@ fn admin(args: &SupervisorArgs) -> Result<Admin, Failure> {
         ));
     }
     Ok(Admin::Uid(uid))
+}
+
+/// A backup for the gateway, made as root the way `sudo hearth backup create` makes one: root
+/// reads every member's folder, which the gateway's user cannot. Snapshots are consistent while
+/// the gateway serves. Secrets are never included (none cross the supervisor's socket); older
+/// backups beyond `keep` go, since the admin cannot delete root's folders.
+fn backup(data_dir: &Path, dest_dir: &Path, keep: usize) -> Result<BackupSummary, String> {
+    let summary = backup::create(data_dir, dest_dir, false, chrono::Local::now()).map_err(|e| e.to_string())?;
+    match backup::prune(dest_dir, keep) {
+        Ok(deleted) if !deleted.is_empty() => tracing::info!(deleted = deleted.len(), "older backups deleted"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(dir = %dest_dir.display(), error = %e, "could not delete older backups"),
+    }
+    Ok(summary)
 }

@@ -975,23 +975,11 @@ impl Gateway {
     ) -> Result<BackupSummary, ControlError> {
         let _one_at_a_time = self.inner.backups.running.lock().await;
         let data = self.inner.dir.root().to_owned();
-        // The values the gateway holds, wherever it keeps them (the file or the Keychain).
-        let secrets = include_secrets.then(|| self.inner.secrets.snapshot());
-        let done = tokio::task::spawn_blocking(move || create_with_secrets(&data, &dest, secrets.as_ref(), now))
-            .await
-            .map_err(internal)?;
-        let done = match done {
-            Ok(done) => done,
-            Err(e @ BackupError::Copy(ExportError::Read { .. })) if self.inner.workers.supervisor().is_some() => {
-                return Err(ControlError::new(
-                    ErrorCode::Internal,
-                    format!(
-                        "{e}. Members' files belong to their own OS accounts, which this gateway cannot read; run \
-                         `hearth backup create` as root"
-                    ),
-                ));
-            }
-            Err(e) => return Err(backup_error(e)),
+        let done = match self.inner.workers.supervisor() {
+            // Members' folders belong to their own accounts, which this user cannot read: root
+            // makes the backup (and keeps the newest KEEP, since these folders are root's).
+            Some(supervisor) => self.backup_through(supervisor, &data, &dest, include_secrets).await?,
+            None => self.backup_here(data, dest, include_secrets, now).await?,
         };
         let detail = format!(
             "{} members, {} bytes, secrets: {}, to {}",
@@ -1003,6 +991,47 @@ impl Gateway {
             .await
             .map_err(internal)?;
         Ok(done)
+    }
+
+    async fn backup_through(
+        &self,
+        supervisor: &Path,
+        data: &Path,
+        dest: &Path,
+        include_secrets: bool,
+    ) -> Result<BackupSummary, ControlError> {
+        if include_secrets {
+            return Err(ControlError::new(
+                ErrorCode::InvalidInput,
+                "Members' files belong to their own OS accounts, so the Hearth supervisor makes this backup, and it never \
+                 handles the bot tokens or the API key. Back up without them (you paste them again after a restore), or \
+                 on Linux run `sudo hearth backup create --include-secrets`",
+            ));
+        }
+        let data = std::fs::canonicalize(data).map_err(internal)?;
+        let dest = std::fs::canonicalize(dest).map_err(internal)?;
+        let keep = u32::try_from(KEEP).unwrap_or(u32::MAX);
+        let mut client = hearth_isolation::SupervisorClient::connect(supervisor).await.map_err(|e| {
+            ControlError::new(ErrorCode::Internal, format!("the backup needs the Hearth supervisor: {e}"))
+        })?;
+        client.backup(&data, &dest, keep).await.map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))
+    }
+
+    /// A backup made by this process, which can read every member's folder (no accounts, or
+    /// the gateway is root).
+    async fn backup_here(
+        &self,
+        data: PathBuf,
+        dest: PathBuf,
+        include_secrets: bool,
+        now: DateTime<Local>,
+    ) -> Result<BackupSummary, ControlError> {
+        // The values the gateway holds, wherever it keeps them (the file or the Keychain).
+        let secrets = include_secrets.then(|| self.inner.secrets.snapshot());
+        let done = tokio::task::spawn_blocking(move || create_with_secrets(&data, &dest, secrets.as_ref(), now))
+            .await
+            .map_err(internal)?;
+        done.map_err(backup_error)
     }
 
     /// The backup schedule in force: the folder and every how many hours; `None` when off.

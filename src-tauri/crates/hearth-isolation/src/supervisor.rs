@@ -19,7 +19,10 @@
 //!   above it; with `--admin-group`, members of that group too, so a drag-installed
 //!   `/Applications/Hearth.app` qualifies) — never one a member's account could replace;
 //! - it signals only the workers it started (tracked and reaped here), and on removal whatever
-//!   still runs as the removed member's account.
+//!   still runs as the removed member's account;
+//! - it backs the household up only from the admin's data directory into a folder of the
+//!   admin's, with the code the binary serving it supplies ([`BackupFn`]), and never reads or
+//!   writes a secret doing so.
 //!
 //! The binary's arguments are the admin's to choose, so the admin can run anything root has
 //! installed as a member's account: the gateway is trusted with members' accounts (it already
@@ -40,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hearth_proto::control::IsolationLevel;
+use hearth_proto::control::{BackupSummary, IsolationLevel};
 use hearth_proto::frame::{self, FrameError};
 use hearth_proto::supervisor::{
     SUPERVISOR_PROTOCOL_VERSION, SpawnRequest, Spawned, SupervisedAccount, SupervisedWorker, SupervisorError,
@@ -73,6 +76,14 @@ pub const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// How long the client waits for one answer (a spawn may wait for the account database lock).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long it waits for a backup: a household's histories may take a while to copy.
+const BACKUP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Makes a backup as root: `(data_dir, dest_dir, keep)` → a new backup folder in `dest_dir`,
+/// with only the newest `keep` kept. The binary that serves the supervisor supplies it (`hearth`
+/// runs the code of `hearth backup create`): the household's files are not this crate's
+/// business. Blocking; called off the runtime.
+pub type BackupFn = Arc<dyn Fn(&Path, &Path, usize) -> Result<BackupSummary, String> + Send + Sync>;
 
 fn err(code: SupervisorErrorCode, message: impl Into<String>) -> SupervisorError {
     SupervisorError::new(code, message)
@@ -114,6 +125,16 @@ pub fn group_gid(name: &str) -> Option<u32> {
 /// by nobody else, so no one can put another socket in its place. A leftover socket file from a
 /// crash is replaced; a live supervisor already serving it is an error.
 pub async fn serve(socket: &Path, admin: Admin, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    serve_with(socket, admin, None, shutdown).await
+}
+
+/// [`serve`], able to make backups with `backup`.
+pub async fn serve_with(
+    socket: &Path,
+    admin: Admin,
+    backup: Option<BackupFn>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     if !accounts::can_manage_accounts() {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -122,7 +143,7 @@ pub async fn serve(socket: &Path, admin: Admin, shutdown: impl Future<Output = (
     }
     let rule = AdminRule::load(admin.clone())?;
     let listener = bind(socket)?;
-    let supervisor = Supervisor::new(rule);
+    let supervisor = Supervisor::new(rule, backup);
     // Should this future be dropped rather than shut down, the workers go with it.
     let _abandon = supervisor.inner.abandoned.clone().drop_guard();
     tracing::info!(socket = %socket.display(), ?admin, pinned = ?supervisor.inner.admin.pinned(), sandbox = %supervisor.inner.sandbox.detail, "supervisor serving");
@@ -205,6 +226,8 @@ struct Supervisor {
 struct Inner {
     /// Whose connections are served: the gateway's user.
     admin: AdminRule,
+    /// How to make a backup, when the serving binary knows.
+    backup: Option<BackupFn>,
     /// What the kernel offers, read once at start.
     sandbox: SandboxSupport,
     // std Mutexes below: each is held for a lookup or an update, never across an await.
@@ -238,10 +261,11 @@ struct Supervised {
 static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Supervisor {
-    fn new(admin: AdminRule) -> Self {
+    fn new(admin: AdminRule, backup: Option<BackupFn>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 admin,
+                backup,
                 sandbox: sandbox::support(),
                 workers: Mutex::new(HashMap::new()),
                 accounts: Mutex::new(BTreeMap::new()),
@@ -355,6 +379,14 @@ impl Supervisor {
                 result
             }
             SupervisorRequest::Status => Ok(SupervisorReply::Status(self.status(admin))),
+            SupervisorRequest::Backup { data_dir, dest_dir, keep } => {
+                let result = self.backup(data_dir, dest_dir, keep, admin).await;
+                match &result {
+                    Ok(b) => tracing::info!(path = %b.path, members = b.members, bytes = b.bytes, "household backed up"),
+                    Err(e) => tracing::warn!(error = %e, "household not backed up"),
+                }
+                result.map(SupervisorReply::BackedUp)
+            }
         }
     }
 
@@ -533,6 +565,25 @@ impl Supervisor {
         Ok(SupervisorReply::Removed { archived_to, account_removed })
     }
 
+    async fn backup(
+        &self,
+        data_dir: PathBuf,
+        dest_dir: PathBuf,
+        keep: u32,
+        admin: u32,
+    ) -> Result<BackupSummary, SupervisorError> {
+        let Some(make) = self.inner.backup.clone() else {
+            return Err(refused("this supervisor cannot make backups; run `sudo hearth backup create`"));
+        };
+        tokio::task::spawn_blocking(move || {
+            open_data_dir(&data_dir, admin)?;
+            check_backup_dest(&dest_dir, admin)?;
+            make(&data_dir, &dest_dir, keep.max(1) as usize).map_err(failed)
+        })
+        .await
+        .map_err(failed)?
+    }
+
     fn status(&self, admin: u32) -> SupervisorStatus {
         let mut workers: Vec<SupervisedWorker> = self
             .inner
@@ -652,6 +703,28 @@ fn check_exe(exe: &Path, admin: u32, admin_group: Option<u32>) -> Result<PathBuf
         }
     }
     Ok(real)
+}
+
+/// Where root may put a backup for the admin: a real directory (not a link) of the admin's that
+/// nobody else can write to, so the supervisor writes nowhere the admin could not.
+fn check_backup_dest(dest: &Path, admin: u32) -> Result<(), SupervisorError> {
+    if !dest.is_absolute() {
+        return Err(invalid(format!("the backup folder {} is not an absolute path", dest.display())));
+    }
+    let meta = std::fs::symlink_metadata(dest)
+        .map_err(|e| refused(format!("cannot use the backup folder {}: {e}", dest.display())))?;
+    let mode = meta.mode() & 0o7777;
+    if !meta.is_dir() {
+        return Err(refused(format!("the backup folder {} is not a directory (a link is not followed)", dest.display())));
+    }
+    if meta.uid() != admin || mode & 0o022 != 0 {
+        return Err(refused(format!(
+            "the backup folder {} must be yours (uid {admin}) and writable by nobody else, but it belongs to uid {} with mode {mode:04o}; choose a folder of your own",
+            dest.display(),
+            meta.uid()
+        )));
+    }
+    Ok(())
 }
 
 /// Opens the gateway's data directory — never through a link at its last component — and checks
@@ -862,6 +935,16 @@ impl SupervisorClient {
         }
     }
 
+    /// Asks root to back the household in `data_dir` up into a new folder in `dest_dir` (the
+    /// admin's), keeping the newest `keep` there. Without secrets.
+    pub async fn backup(&mut self, data_dir: &Path, dest_dir: &Path, keep: u32) -> Result<BackupSummary, ClientError> {
+        let request = SupervisorRequest::Backup { data_dir: data_dir.to_owned(), dest_dir: dest_dir.to_owned(), keep };
+        match self.request_within(request, BACKUP_TIMEOUT).await? {
+            SupervisorReply::BackedUp(summary) => Ok(summary),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
     pub async fn status(&mut self) -> Result<SupervisorStatus, ClientError> {
         match self.request(SupervisorRequest::Status).await? {
             SupervisorReply::Status(s) => Ok(s),
@@ -870,6 +953,10 @@ impl SupervisorClient {
     }
 
     async fn request(&mut self, request: SupervisorRequest) -> Result<SupervisorReply, ClientError> {
+        self.request_within(request, REQUEST_TIMEOUT).await
+    }
+
+    async fn request_within(&mut self, request: SupervisorRequest, limit: Duration) -> Result<SupervisorReply, ClientError> {
         let io = |e: FrameError| ClientError::Io {
             path: self.path.clone(),
             message: match e {
@@ -881,12 +968,12 @@ impl SupervisorClient {
             frame::write_frame(&mut self.stream, &request).await?;
             frame::read_frame::<_, Result<SupervisorReply, SupervisorError>>(&mut self.stream).await
         };
-        match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+        match tokio::time::timeout(limit, exchange).await {
             Ok(Ok(reply)) => Ok(reply?),
             Ok(Err(e)) => Err(io(e)),
             Err(_) => Err(ClientError::Io {
                 path: self.path.clone(),
-                message: format!("no answer within {} seconds", REQUEST_TIMEOUT.as_secs()),
+                message: format!("no answer within {} seconds", limit.as_secs()),
             }),
         }
     }
@@ -914,6 +1001,24 @@ mod tests {
     fn relative_paths_are_refused() {
         assert_eq!(check_exe(Path::new("hearth"), 0, None).unwrap_err().code, SupervisorErrorCode::InvalidInput);
         assert_eq!(open_data_dir(Path::new("data"), 0).unwrap_err().code, SupervisorErrorCode::InvalidInput);
+    }
+
+    #[test]
+    fn backups_go_only_into_a_real_folder_of_the_admins() {
+        let me = nix::unistd::geteuid().as_raw();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        check_backup_dest(dir.path(), me).unwrap();
+        assert_eq!(check_backup_dest(Path::new("backups"), me).unwrap_err().code, SupervisorErrorCode::InvalidInput);
+        let e = check_backup_dest(dir.path(), me + 1).unwrap_err();
+        assert!(e.message.contains("must be yours"), "{}", e.message);
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(check_backup_dest(dir.path(), me).unwrap_err().message.contains("writable by nobody else"));
+        let link = dir.path().join("link");
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(check_backup_dest(&link, me).unwrap_err().message.contains("link is not followed"));
     }
 
     #[test]

@@ -14,11 +14,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::control::IsolationLevel;
+use crate::control::{BackupSummary, IsolationLevel};
 
 /// Version of the supervisor protocol, sent in `Hello` both ways. A gateway and a supervisor of
 /// different versions do not talk: the admin upgrades both together.
-pub const SUPERVISOR_PROTOCOL_VERSION: u32 = 1;
+pub const SUPERVISOR_PROTOCOL_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
@@ -41,6 +41,11 @@ pub enum SupervisorRequest {
     Remove { member_id: String, data_dir: PathBuf, archive_stamp: String },
     /// The accounts and workers this supervisor knows.
     Status,
+    /// Back the household up into a new folder in `dest_dir` (which must be the admin's), as
+    /// `sudo hearth backup create` would — root reads every member's folder, which the gateway's
+    /// user cannot — then keep only the newest `keep` backups there. Never with secrets: none
+    /// cross this socket, and the supervisor does not read them.
+    Backup { data_dir: PathBuf, dest_dir: PathBuf, keep: u32 },
 }
 
 /// What to start, and where.
@@ -82,6 +87,7 @@ pub enum SupervisorReply {
         account_removed: bool,
     },
     Status(SupervisorStatus),
+    BackedUp(BackupSummary),
 }
 
 /// A worker just started. The gateway binds the connection whose kernel-reported uid and pid

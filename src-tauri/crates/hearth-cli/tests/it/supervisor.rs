@@ -316,6 +316,34 @@ async fn an_unprivileged_gateway_gets_member_accounts_through_the_supervisor() {
     assert!(all.iter().all(|f| f["severity"] != "critical"), "{doctor:#}");
     assert!(all.iter().any(|f| f["what"].as_str().unwrap().contains("Hearth supervisor")), "{doctor:#}");
 
+    // A backup asked of the gateway (as the app and the schedule do): the gateway's user cannot
+    // read Rosa's folder, so root makes it through the supervisor, into a folder of the admin's.
+    let backups = m.root.path().join("backups");
+    std::fs::create_dir(&backups).unwrap();
+    std::os::unix::fs::chown(&backups, Some(m.uid), Some(m.uid)).unwrap();
+    chmod(&backups, 0o700);
+    let made = m.json(&["backup", "create", "--to", backups.to_str().unwrap(), "--json"], None, &[]).await;
+    assert_eq!((made["members"].as_u64(), made["includes_secrets"].as_bool()), (Some(1), Some(false)), "{made}");
+    let path = PathBuf::from(made["path"].as_str().unwrap());
+    assert!(path.starts_with(&backups), "{made}");
+    let copied = path.join("members").join(&id).join("history.sqlite");
+    // Root's copy, private: the admin's user reads no member's history through a backup either.
+    let meta = std::fs::metadata(&copied).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o077), (0, 0), "{}", copied.display());
+    let verified = std::process::Command::new(&m.hearth).args(["backup", "verify", path.to_str().unwrap(), "--json"]).output().unwrap();
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+    // Never with secrets, and never into a folder that is not the admin's.
+    let (code, _, stderr) =
+        m.run(&["backup", "create", "--to", backups.to_str().unwrap(), "--include-secrets"], None, &[]).await;
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("supervisor makes this backup"), "{stderr}");
+    let foreign = m.root.path().join("not-yours");
+    std::fs::create_dir(&foreign).unwrap();
+    chmod(&foreign, 0o777);
+    let (code, _, stderr) = m.run(&["backup", "create", "--to", foreign.to_str().unwrap()], None, &[]).await;
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("must be yours"), "{stderr}");
+
     // 2. Restarted with the default (`auto`), the gateway takes the strongest level the
     // supervisor offers; Rosa's next worker runs sandboxed under the same account.
     terminate(gateway, "hearth serve", || m.read_log("serve")).await;
