@@ -466,6 +466,7 @@ async fn isolation_the_sandbox_confines_a_worker_to_its_directory_and_unix_socke
             probe("read own", "read", json!({ "path": s(&own) })),
             probe("rename own", "rename", json!({ "from": s(&own), "to": s(&a.dir.join("renamed.txt")) })),
             probe("list own", "list", json!({ "path": s(&a.dir) })),
+            probe("link in own", "symlink_read", json!({ "target": s(&own), "link": s(&a.dir.join("link")) })),
             probe("fds", "fds", json!({})),
             probe("ids", "ids", json!({})),
             probe("env", "env", json!({})),
@@ -496,6 +497,9 @@ async fn isolation_the_sandbox_confines_a_worker_to_its_directory_and_unix_socke
     assert_eq!(r.expect("read own", "ok"), "probe");
     r.expect("rename own", "ok");
     assert_eq!(r.expect("list own", "ok"), &json!(["renamed.txt"]));
+    // No links, even in its own folder: none for root to follow when it backs the folder up.
+    r.expect("link in own", "EACCES");
+    assert!(std::fs::symlink_metadata(a.dir.join("link")).is_err());
     let fds: Vec<i64> = r.expect("fds", "ok").as_array().unwrap().iter().map(|f| f[0].as_i64().unwrap()).collect();
     assert_eq!(fds, [0, 1, 2, 3], "{}", r.get("fds"));
     assert_eq!(r.expect("ids", "ok")["uid"], a.account.uid);
