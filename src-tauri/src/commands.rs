@@ -398,9 +398,7 @@ pub async fn daemon_open_settings() -> Reply<()> {
 #[tauri::command]
 pub async fn restart<R: Runtime>(app: AppHandle<R>, shell: Shared<'_>) -> Reply<AppInfo> {
     shell.stop().await;
-    let info = shell.start().await;
-    crate::pump::restart(&app, shell.inner().clone());
-    Ok(info)
+    retry_start(app, shell).await
 }
 
 #[tauri::command]

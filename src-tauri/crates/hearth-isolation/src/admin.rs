@@ -193,6 +193,23 @@ pub(crate) fn others_may_change(owner: u32, group: u32, mode: u32, is_dir: bool,
     group_writable || mode & 0o002 != 0
 }
 
+/// The first directory above `file`, up to `/`, that [`others_may_change`], with its metadata;
+/// `None` when only root and the admin can change every one of them. An unreadable directory is
+/// the error, named.
+pub(crate) fn changeable_parent(
+    file: &Path,
+    admin: u32,
+    admin_group: Option<u32>,
+) -> Result<Option<(PathBuf, std::fs::Metadata)>, (PathBuf, io::Error)> {
+    for dir in file.ancestors().skip(1) {
+        let meta = std::fs::metadata(dir).map_err(|e| (dir.to_owned(), e))?;
+        if others_may_change(meta.uid(), meta.gid(), meta.mode() & 0o7777, true, admin, admin_group) {
+            return Ok(Some((dir.to_owned(), meta)));
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

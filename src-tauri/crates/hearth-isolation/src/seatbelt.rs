@@ -243,25 +243,24 @@ pub fn check_sandbox_exec() -> Result<(), String> {
         }
         _ => format!("Seatbelt: cannot read {SANDBOX_EXEC}: {e}"),
     })?;
-    if !meta.is_file() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+    // Root alone: the same rule the supervisor applies to the worker binary, with no admin.
+    if !meta.is_file() || crate::admin::others_may_change(meta.uid(), meta.gid(), meta.mode() & 0o7777, false, 0, None) {
         return Err(format!(
             "Seatbelt: {SANDBOX_EXEC} is not a root-owned file only root can change (owner uid {}, mode {:04o}), so Hearth will not run it",
             meta.uid(),
             meta.mode() & 0o7777
         ));
     }
-    for dir in exe.ancestors().skip(1) {
-        let meta = std::fs::metadata(dir).map_err(|e| format!("Seatbelt: cannot read {}: {e}", dir.display()))?;
-        if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
-            return Err(format!(
-                "Seatbelt: {} could be changed by someone other than root (owner uid {}, mode {:04o}), so Hearth will not run {SANDBOX_EXEC}",
-                dir.display(),
-                meta.uid(),
-                meta.mode() & 0o7777
-            ));
-        }
+    match crate::admin::changeable_parent(exe, 0, None) {
+        Ok(None) => Ok(()),
+        Ok(Some((dir, meta))) => Err(format!(
+            "Seatbelt: {} could be changed by someone other than root (owner uid {}, mode {:04o}), so Hearth will not run {SANDBOX_EXEC}",
+            dir.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        )),
+        Err((dir, e)) => Err(format!("Seatbelt: cannot read {}: {e}", dir.display())),
     }
-    Ok(())
 }
 
 /// Proves that this macOS accepts Hearth's profile: runs `/usr/bin/true` under a profile

@@ -59,7 +59,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accounts::{self, Account};
-use crate::admin::{Admin, AdminRule, others_may_change};
+use crate::admin::{Admin, AdminRule, changeable_parent, others_may_change};
 use crate::sandbox::{self, SandboxPlan, SandboxSupport};
 use crate::spawn::{WorkerCommand, WorkerLink, spawn_worker};
 use crate::{IsolationError, dirs};
@@ -689,20 +689,18 @@ fn check_exe(exe: &Path, admin: u32, admin_group: Option<u32>) -> Result<PathBuf
             real.display()
         )));
     }
-    for dir in real.ancestors().skip(1) {
-        let meta = std::fs::metadata(dir).map_err(|e| refused(format!("cannot read {}: {e}", dir.display())))?;
-        let mode = meta.mode() & 0o7777;
-        if others_may_change(meta.uid(), meta.gid(), mode, true, admin, admin_group) {
-            return Err(refused(format!(
-                "the worker binary {} lies in {}, which someone other than root or the admin could change (owner uid {}, group {}, mode {mode:04o}), so they could replace the binary; install Hearth where only root can write",
-                real.display(),
-                dir.display(),
-                meta.uid(),
-                meta.gid()
-            )));
-        }
+    match changeable_parent(&real, admin, admin_group) {
+        Ok(None) => Ok(real),
+        Ok(Some((dir, meta))) => Err(refused(format!(
+            "the worker binary {} lies in {}, which someone other than root or the admin could change (owner uid {}, group {}, mode {:04o}), so they could replace the binary; install Hearth where only root can write",
+            real.display(),
+            dir.display(),
+            meta.uid(),
+            meta.gid(),
+            meta.mode() & 0o7777
+        ))),
+        Err((dir, e)) => Err(refused(format!("cannot read {}: {e}", dir.display()))),
     }
-    Ok(real)
 }
 
 /// Where root may put a backup for the admin: a real directory (not a link) of the admin's that
