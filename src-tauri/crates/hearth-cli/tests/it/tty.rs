@@ -351,3 +351,36 @@ async fn a_worker_cannot_type_into_the_terminal_of_the_supervisor() {
         assert!(!text.contains(&format!("touch /tmp/{target}")), "the worker typed into the terminal:\n{text}");
     }
 }
+
+/// The gateway's own start path (`hearth serve` as root, no supervisor): its workers lead their
+/// own sessions with no terminal, stdin and stdout `/dev/null`, stderr a pipe, the connection
+/// on fd 3 — the kernel's word, read from `/proc` — and `hearth doctor` says what is in force
+/// and finds nothing wrong with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_starts_its_workers_without_its_terminal() {
+    use hearth_proto::control::{ControlReply, ControlRequest, Severity};
+    assert_root();
+    let h = crate::support::Household::with(1, |c| c.isolation = hearth_gateway::IsolationChoice::AccountSandbox).await;
+    let _accounts = Accounts(h.members.iter().map(|m| m.id.clone()).collect());
+    h.say(0, "hello");
+    assert_eq!(h.replies(0, 2, T).await[1].text, "You said: hello");
+    let pid = h.status().await.members[0].worker_pid.expect("the worker runs");
+    let facts = hearth_isolation::spawn::inspect(pid).unwrap();
+    assert!(facts.session_leader && !facts.controlling_terminal, "{facts:?}");
+    assert!(facts.seccomp_filter && facts.no_new_privs, "{facts:?}");
+    assert_eq!(facts.address_space, Some(hearth_isolation::spawn::LIMIT_AS));
+    let fd = |n: u32| std::fs::read_link(format!("/proc/{pid}/fd/{n}")).unwrap().display().to_string();
+    assert_eq!((fd(0), fd(1)), ("/dev/null".to_owned(), "/dev/null".to_owned()));
+    assert!(fd(2).starts_with("pipe:"), "{}", fd(2));
+    assert!(fd(3).starts_with("socket:"), "{}", fd(3));
+
+    let ControlReply::Doctor(report) = h.gateway.control(ControlRequest::Doctor).await.unwrap() else { panic!() };
+    let said =
+        report.findings.iter().find(|f| f.what.starts_with("What protects each worker")).expect("doctor says it");
+    for needed in ["no controlling terminal", "fd 3", "seccomp", "TIOCSTI", "address space"] {
+        assert!(said.what.contains(needed), "{needed}: {}", said.what);
+    }
+    let bad: Vec<_> = report.members[0].findings.iter().filter(|f| f.severity > Severity::Info).collect();
+    assert!(bad.is_empty(), "{bad:?}");
+    h.stop().await;
+}
