@@ -72,7 +72,10 @@ impl Gateway {
             )),
             IsolationLevel::Account => findings.push(finding(
                 Severity::Warning,
-                format!("The kernel sandbox is not in force: {}", support.detail),
+                format!(
+                    "The kernel sandbox is not in force, so a worker may make network and Unix sockets, write wherever its account may, and open its own folder to other users with chmod: {}",
+                    support.detail
+                ),
                 if cfg!(target_os = "macos") {
                     "Level \"account + sandbox\" on macOS needs /usr/bin/sandbox-exec, owned by root, to accept Hearth's profile; the reason above says what it answered."
                 } else {
@@ -82,6 +85,11 @@ impl Gateway {
             IsolationLevel::AccountSandbox => {}
         }
 
+        findings.push(finding(
+            Severity::Info,
+            format!("What protects each worker: {}.", hearth_isolation::spawn::protections(level).join("; ")),
+            "Nothing to do; each member's findings below say what the kernel reports for their running worker.",
+        ));
         if let Some(path) = self.inner.workers.supervisor() {
             findings.push(finding(
                 Severity::Info,
@@ -234,6 +242,9 @@ impl Gateway {
                 Some(_) => {}
                 None => findings.push(finding(Severity::Info, format!("The member's worker (pid {pid}) just exited."), "Nothing to do.")),
             }
+            if let Some(facts) = hearth_isolation::spawn::inspect(pid) {
+                findings.extend(worker_facts_findings(pid, level, &facts));
+            }
         }
         if m.telegram_user_id.is_none() {
             findings.push(finding(Severity::Info, "Not paired with a Telegram account yet.", format!("hearth member pair {}", m.name)));
@@ -248,6 +259,50 @@ impl Gateway {
             findings,
         }
     }
+}
+
+/// What the kernel reports about a running worker, held against what its level promises.
+fn worker_facts_findings(
+    pid: u32,
+    level: IsolationLevel,
+    facts: &hearth_isolation::spawn::WorkerFacts,
+) -> Vec<Finding> {
+    let restart = "Restart Hearth (and `hearth supervisor`, if it starts the workers) so every worker is started by this version.";
+    let mut out = Vec::new();
+    if facts.controlling_terminal || !facts.session_leader {
+        out.push(finding(
+            Severity::Critical,
+            format!("The member's worker (pid {pid}) shares a session or a terminal with the process that started it, so it could type into that terminal."),
+            restart,
+        ));
+    }
+    if level != IsolationLevel::Process {
+        if cfg!(target_os = "linux") && facts.address_space != Some(hearth_isolation::spawn::LIMIT_AS) {
+            out.push(finding(
+                Severity::Warning,
+                format!(
+                    "The member's worker (pid {pid}) has no memory limit (address space: {:?} bytes).",
+                    facts.address_space
+                ),
+                restart,
+            ));
+        }
+        if !facts.no_new_privs {
+            out.push(finding(
+                Severity::Critical,
+                format!("The member's worker (pid {pid}) may gain privileges (no_new_privs is off)."),
+                restart,
+            ));
+        }
+    }
+    if level == IsolationLevel::AccountSandbox && !facts.seccomp_filter {
+        out.push(finding(
+            Severity::Critical,
+            format!("The member's worker (pid {pid}) runs without its seccomp filter, although the level is \"account + sandbox\"."),
+            restart,
+        ));
+    }
+    out
 }
 
 fn root_member_dir(data: &Path, id: &str) -> Option<std::path::PathBuf> {

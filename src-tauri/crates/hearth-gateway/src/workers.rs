@@ -5,9 +5,12 @@
 //! account per member when the gateway runs as root), or — when the gateway is not root — by the
 //! `hearth supervisor` daemon, which creates the account and starts the worker as it. Then the
 //! worker is not the gateway's child: its end is seen as its socket closing, and it is stopped
-//! through the supervisor. Either way an account-level worker connects to the worker socket and
-//! is bound to the member whose account the kernel reports for the connection, and only if it is
-//! the very process that was started.
+//! through the supervisor. Either way an account-level worker's connection to the worker socket
+//! is made by the worker's own process, as the member, before exec and before its sandbox (which
+//! then refuses any socket); the worker finds it on fd 3. It is bound to the member whose account
+//! the kernel reports for the connection, and only if it is the very process that was started.
+//! Workers lead sessions of their own, with no controlling terminal, and their stderr reaches
+//! this log through a pipe, tagged with the member and cleaned (`hearth_isolation::spawn`).
 //!
 //! Each worker gets an I/O task that owns its socket. Frames from the worker are trusted only as
 //! far as the socket they arrive on: a worker can ask for completions during its own member's

@@ -1,22 +1,25 @@
 //! The kernel sandbox: level "account + sandbox".
 //!
-//! On Linux a worker is confined by three layers, all set up between `fork` and `exec`:
+//! On Linux a worker is confined by three layers, all set up between `fork` and `exec`, after the
+//! worker has become its member and has its connection to the gateway on fd 3
+//! ([`crate::spawn`]):
 //!
 //! - `no_new_privs`: nothing it executes can gain privileges (setuid binaries, file caps);
 //! - Landlock: the file system shrinks to what a Rust binary needs to run — read + execute
 //!   `/usr`, `/lib`, `/lib64`, `/bin` and the worker binary itself; read `/etc/ld.so.cache`,
 //!   `/etc/ld.so.preload`, `/etc/localtime`, `/etc/timezone`, `/dev/urandom`, `/dev/random` and
 //!   its own `/proc/<pid>`; read + write `/dev/null`; and read + write (not execute) its member
-//!   directory. TCP bind and connect are handled with no rule allowing them (ABI ≥ 4), and with
-//!   ABI ≥ 6 it can neither signal processes outside its sandbox nor reach abstract Unix sockets
-//!   created outside it. Connecting to a *named* Unix socket (the gateway's) is not something
-//!   Landlock governs, so it keeps working;
-//! - seccomp: sockets of any family but `AF_UNIX`, and the kernel's attack surface a worker
-//!   never needs (ptrace, process_vm_*, mount and the new mount API, kexec, bpf, perf, keyrings,
-//!   modules, reboot, swap, namespaces via unshare/setns/clone flags, io_uring, userfaultfd,
-//!   pivot_root) fail with `EPERM`; `clone3` fails with `ENOSYS` so the C library falls back to
-//!   `clone`, whose flags the filter can see. A system call from a foreign architecture (or the
-//!   x32 ABI) kills the process.
+//!   directory, where it can make no link, FIFO or device. TCP bind and connect are handled with
+//!   no rule allowing them (ABI ≥ 4), and with ABI ≥ 6 it can neither signal processes outside
+//!   its sandbox nor reach abstract Unix sockets created outside it;
+//! - seccomp ([`seccomp`]): an allowlist of the system calls a worker makes; everything else
+//!   fails with `EPERM`. No socket can be made or connected (`socket`, `connect`, `bind`,
+//!   `listen`, `accept*`), so no named Unix socket elsewhere on the machine — the D-Bus system
+//!   bus, systemd-resolved, `/dev/log` — can be reached, which Landlock does not govern;
+//!   `ioctl` is limited to a handful of descriptor requests, so `TIOCSTI` / `TIOCLINUX` fail on
+//!   any descriptor; `chmod` and `umask` cannot give group or other any access; no namespaces,
+//!   no `ptrace`, mounts, BPF, keyrings, modules, `io_uring`, links or extended attributes. A
+//!   system call from a foreign architecture (or the x32 ABI) kills the process.
 //!
 //! [`SandboxPlan::prepare`] does everything that can fail or allocate in the parent: it opens
 //! every allowed path (`O_PATH`), proves the kernel accepts the rules, and assembles the BPF
@@ -26,7 +29,7 @@
 //!
 //! On macOS the same intent is a Seatbelt profile ([`crate::seatbelt`]): deny by default on
 //! Apple's `system.sb` baseline; execute only the worker binary; read and write only under the
-//! member directory; no network but the gateway's Unix socket. Nothing happens between `fork`
+//! member directory, with no links made there; no network at all. Nothing happens between `fork`
 //! and `exec` there: the worker is started through `/usr/bin/sandbox-exec`, which compiles and
 //! applies the profile in a fresh process and then executes the worker ([`crate::spawn`]).
 //! [`SandboxPlan::prepare`] canonicalizes the paths the profile names and checks, once per
@@ -123,8 +126,28 @@ impl SandboxPlan {
 
     /// One line saying what the plan allows, for logs and `hearth doctor`.
     pub fn summary(&self) -> String {
-        format!("{}; network: Unix sockets only ({} seccomp instructions)", self.landlock.summary(), self.filter.len())
+        format!("{}; {}", self.landlock.summary(), seccomp_summary(self.filter.len()))
     }
+}
+
+/// What the seccomp filter refuses, in words, for `hearth doctor`.
+pub fn seccomp_protections() -> String {
+    #[cfg(target_os = "linux")]
+    let allowed = seccomp::allowed_count();
+    #[cfg(not(target_os = "linux"))]
+    let allowed = 0;
+    format!(
+        "seccomp: an allowlist of {allowed} system calls, everything else refused; no socket, connect, bind, listen or accept (only the inherited connection); ioctl only FIONBIO, FIOCLEX, FIONCLEX and FIONREAD, so no TIOCSTI or TIOCLINUX on any descriptor; chmod and umask never give group or other access; no namespaces, ptrace, mounts, links, extended attributes or io_uring"
+    )
+}
+
+/// What the seccomp filter does, in words.
+#[cfg(target_os = "linux")]
+fn seccomp_summary(instructions: usize) -> String {
+    format!(
+        "seccomp: an allowlist of {} system calls ({instructions} instructions), the rest refused; no socket, connect, bind, listen or accept; ioctl only FIONBIO/FIOCLEX/FIONCLEX/FIONREAD (no TIOCSTI, no TIOCLINUX); chmod and umask never give group or other access",
+        seccomp::allowed_count()
+    )
 }
 
 /// Applies the plan to the calling process. Meant for the forked child before `exec`: it makes
@@ -152,7 +175,7 @@ pub fn support() -> SandboxSupport {
         Err(why) => why.clone(),
     };
     detail.push_str(match (seccomp, filter) {
-        (true, _) => "; seccomp filters: available",
+        (true, _) => "; seccomp filters: available (workers get an allowlist: no sockets, no terminal ioctls, no chmod for group or other)",
         (false, false) => "; seccomp: no filter is written for this CPU architecture (x86_64 and aarch64 are)",
         (false, true) => "; seccomp: this kernel cannot install filters (it needs CONFIG_SECCOMP_FILTER)",
     });
@@ -177,7 +200,7 @@ impl SandboxPlan {
         let p = &self.seatbelt;
         let bundle = p.bundle.as_ref().map(|b| format!(", its bundle {}", b.display())).unwrap_or_default();
         format!(
-            "Seatbelt via {}: read-write {}; execute {}; read system paths (Apple's system.sb){bundle}; network: the gateway's Unix socket only",
+            "Seatbelt via {}: read-write {} (no links made there, its folders never opened to others, no ACLs); execute {}; read system paths (Apple's system.sb){bundle}; no network (the gateway connection is inherited)",
             crate::seatbelt::SANDBOX_EXEC,
             p.member_dir.display(),
             p.exe.display(),
@@ -185,14 +208,12 @@ impl SandboxPlan {
     }
 
     /// The arguments for `/usr/bin/sandbox-exec` that run `exe args…` under this plan's profile.
-    /// `exe` must be the binary the plan was prepared for; `gateway_socket` is the socket the
-    /// worker connects to (`None` for an inherited socket pair), canonicalized here because it
-    /// is only known at start. Runs in the parent: it allocates and looks at the file system.
+    /// `exe` must be the binary the plan was prepared for. Runs in the parent: it allocates and
+    /// looks at the file system.
     pub fn sandbox_exec_args(
         &self,
         exe: &Path,
         args: &[std::ffi::OsString],
-        gateway_socket: Option<&Path>,
     ) -> Result<Vec<std::ffi::OsString>, SandboxError> {
         use crate::seatbelt;
         let real = std::fs::canonicalize(exe).map_err(|source| SandboxError::Path { path: exe.to_owned(), source })?;
@@ -205,12 +226,7 @@ impl SandboxPlan {
                 ),
             });
         }
-        let socket = gateway_socket
-            .map(|path| {
-                seatbelt::canonical_path(path).map_err(|source| SandboxError::Path { path: path.to_owned(), source })
-            })
-            .transpose()?;
-        let profile = seatbelt::profile(&self.seatbelt, socket.as_deref())?;
+        let profile = seatbelt::profile(&self.seatbelt)?;
         Ok(seatbelt::sandbox_exec_args(profile, &self.seatbelt.exe, args))
     }
 }

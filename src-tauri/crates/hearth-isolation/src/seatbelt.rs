@@ -19,13 +19,21 @@
 //! - execute only the worker binary, read (and map) its app bundle if it has one; no `fork`;
 //! - read, write, create and delete under the member directory only — nothing there may be
 //!   executed or mapped executable (Landlock's member rule has no `EXECUTE` either);
-//! - no network, except connecting to the gateway's one Unix socket, by path, when the worker
-//!   connects to one ([`crate::spawn::WorkerLink::Connect`]); a socket pair inherited as fd 3
-//!   needs no rule;
+//! - but no hard link (`file-link`) and no symbolic link (`file-write-create` of a `SYMLINK`)
+//!   made anywhere: root's backups and exports walk the member's folder, and a link planted
+//!   there is how a worker would make root read something else in its name (Landlock's member
+//!   rule makes none either). No mode change on a directory (`file-write-mode`): the worker
+//!   cannot open its folder to other local users — Seatbelt cannot look at the new mode, and
+//!   the worker never changes a directory's; its files' modes it may set (its databases are
+//!   made 0600), and they stay unreachable inside the 0700 folder. No ACL and no set-id bit
+//!   (`file-write-acl`, `file-write-setugid`);
+//! - no network at all: the worker's connection to the gateway is already open on fd 3 when
+//!   `sandbox-exec` starts ([`crate::spawn`]), so the profile allows no socket of any kind;
 //! - signals to itself only.
 //!
-//! Every rule after `(deny default)` allows, so their order does not matter (Seatbelt lets the
-//! last matching rule win, which would make a trailing `deny` override an earlier `allow`).
+//! Every rule between `(deny default)` and the closing denies allows, so their order does not
+//! matter; the denies come last, because Seatbelt lets the last matching rule win, and they
+//! must override the member directory's `file-write*`.
 //!
 //! How it is applied: `/usr/bin/sandbox-exec -p <profile> -- <worker> <args…>`, started as the
 //! member (the uid drop happens between fork and exec, before `sandbox-exec` runs), as Codex
@@ -57,7 +65,7 @@ use crate::sandbox::SandboxError;
 pub const SANDBOX_EXEC: &str = "/usr/bin/sandbox-exec";
 
 /// What the sandbox allows, in words, for `hearth doctor`.
-pub const DESCRIPTION: &str = "Seatbelt through /usr/bin/sandbox-exec: deny by default on Apple's system.sb baseline; read-write only the member directory; execute only the worker binary; no network but the gateway's Unix socket";
+pub const DESCRIPTION: &str = "Seatbelt through /usr/bin/sandbox-exec: deny by default on Apple's system.sb baseline; read-write only the member directory, with no links made there and its folders never opened to others; execute only the worker binary; no network at all (the gateway connection is inherited)";
 
 /// The part of every profile that names no path of ours. `system.sb` is looked up in
 /// `/System/Library/Sandbox/Profiles`.
@@ -127,7 +135,7 @@ impl ProfilePaths {
         let bundle = app_bundle(&real_exe).map(Path::to_owned);
         let paths = ProfilePaths { member_dir: member, exe: real_exe, bundle };
         // Refuse now, not at every start, a path no profile can name.
-        profile(&paths, None)?;
+        profile(&paths)?;
         Ok(paths)
     }
 }
@@ -158,9 +166,19 @@ pub fn app_bundle(exe: &Path) -> Option<&Path> {
     (macos.file_name()? == "MacOS" && contents.file_name()? == "Contents" && is_app).then_some(bundle)
 }
 
-/// The profile for one worker. `gateway_socket` is the canonical path of the gateway's worker
-/// socket when the worker connects to one, and `None` when it inherits a socket pair.
-pub fn profile(paths: &ProfilePaths, gateway_socket: Option<&Path>) -> Result<String, SandboxError> {
+/// What every profile ends with: the denies that must override the member directory's
+/// `file-write*` (the last matching rule wins).
+const CLOSING: &str = r#"
+; No links anywhere, the member directory included: root's backups and exports walk it.
+(deny file-link)
+(deny file-write-create (vnode-type SYMLINK))
+; Its folders are never opened to others; no ACLs, no set-id bits.
+(deny file-write-mode (vnode-type DIRECTORY))
+(deny file-write-acl file-write-setugid)
+"#;
+
+/// The profile for one worker.
+pub fn profile(paths: &ProfilePaths) -> Result<String, SandboxError> {
     let member = sbpl_string(&paths.member_dir)?;
     let exe = sbpl_string(&paths.exe)?;
     let mut p = String::from(BASE);
@@ -172,17 +190,8 @@ pub fn profile(paths: &ProfilePaths, gateway_socket: Option<&Path>) -> Result<St
     }
     p.push_str("\n; Its member directory: everything but executing what is there.\n");
     p.push_str(&format!("(allow file-read* file-write* (subpath {member}))\n"));
-    match gateway_socket {
-        Some(socket) => {
-            p.push_str("\n; No network but the gateway's worker socket.\n");
-            p.push_str("(allow system-socket (socket-domain AF_UNIX))\n");
-            p.push_str(&format!(
-                "(allow network-outbound (remote unix-socket (path-literal {})))\n",
-                sbpl_string(socket)?
-            ));
-        }
-        None => p.push_str("\n; No network: the gateway's socket pair is inherited, already connected.\n"),
-    }
+    p.push_str("\n; No network: the connection to the gateway is inherited on fd 3, already open.\n");
+    p.push_str(CLOSING);
     Ok(p)
 }
 
@@ -264,7 +273,7 @@ pub fn check_sandbox_exec() -> Result<(), String> {
 }
 
 /// Proves that this macOS accepts Hearth's profile: runs `/usr/bin/true` under a profile
-/// written exactly as a worker's (gateway socket included). A profile that fails to compile,
+/// written exactly as a worker's. A profile that fails to compile,
 /// or an OS that no longer starts a program under it, is reported here — with
 /// `sandbox-exec`'s own message — instead of as workers that die at start. A success is
 /// remembered for the life of the process; a failure is tried again next time.
@@ -282,8 +291,7 @@ pub fn probe() -> Result<(), String> {
         exe: PathBuf::from("/usr/bin/true"),
         bundle: None,
     };
-    let socket = Path::new("/private/var/run/hearth-sandbox-probe.sock");
-    let text = profile(&paths, Some(socket)).map_err(|e| format!("Seatbelt: {e}"))?;
+    let text = profile(&paths).map_err(|e| format!("Seatbelt: {e}"))?;
     let out = Command::new(SANDBOX_EXEC)
         .args(sandbox_exec_args(text, &paths.exe, &[]))
         .env_clear()
@@ -318,7 +326,6 @@ mod tests {
     }
 
     const ANA: &str = "/Library/Application Support/Hearth/members/ana";
-    const SOCKET: &str = "/Library/Application Support/Hearth/workers.sock";
 
     /// The rules of a profile, one per line, comments and blank lines left out.
     fn rules(profile: &str) -> Vec<&str> {
@@ -367,15 +374,26 @@ mod tests {
         strings
     }
 
+    /// The denies that close every profile, in order.
+    const DENIES: [&str; 4] = [
+        "(deny file-link)",
+        "(deny file-write-create (vnode-type SYMLINK))",
+        "(deny file-write-mode (vnode-type DIRECTORY))",
+        "(deny file-write-acl file-write-setugid)",
+    ];
+
     #[test]
     fn it_denies_by_default_and_adds_no_service_fork_or_network() {
-        let p = profile(&paths(ANA), None).unwrap();
+        let p = profile(&paths(ANA)).unwrap();
         read_sbpl(&p);
         let rules = rules(&p);
         assert_eq!(rules[..3], ["(version 1)", "(deny default)", r#"(import "system.sb")"#]);
-        // Everything after `(deny default)` allows: no later rule can widen or narrow by order.
-        assert!(rules[2..].iter().all(|r| !r.starts_with("(deny")), "{p}");
-        let text = rules.join("\n");
+        // Between `(deny default)` and the closing denies every rule allows, so their order
+        // cannot matter; the denies are last, so no allow can undo them.
+        let (middle, end) = rules[2..].split_at(rules.len() - 2 - DENIES.len());
+        assert!(middle.iter().all(|r| r.starts_with("(allow") || r.starts_with("(import")), "{p}");
+        assert_eq!(end, DENIES, "{p}");
+        let text = middle.join("\n");
         for never in ["(allow default", "process-fork", "mach-", "network", "system-socket", "iokit", "ipc-", "sysctl"]
         {
             assert!(!text.contains(never), "{never} in:\n{p}");
@@ -387,8 +405,9 @@ mod tests {
 
     #[test]
     fn it_writes_only_under_the_member_dir() {
-        let p = profile(&paths(ANA), Some(Path::new(SOCKET))).unwrap();
-        let writes: Vec<_> = rules(&p).into_iter().filter(|r| r.contains("file-write")).collect();
+        let p = profile(&paths(ANA)).unwrap();
+        let writes: Vec<_> =
+            rules(&p).into_iter().filter(|r| r.contains("file-write") && r.starts_with("(allow")).collect();
         assert_eq!(
             writes,
             [
@@ -404,8 +423,8 @@ mod tests {
 
     #[test]
     fn it_never_names_another_members_dir() {
-        let ana = profile(&paths(ANA), Some(Path::new(SOCKET))).unwrap();
-        let bo = profile(&paths("/Library/Application Support/Hearth/members/bo"), Some(Path::new(SOCKET))).unwrap();
+        let ana = profile(&paths(ANA)).unwrap();
+        let bo = profile(&paths("/Library/Application Support/Hearth/members/bo")).unwrap();
         assert!(!ana.contains("members/bo"), "{ana}");
         assert!(!bo.contains("members/ana"), "{bo}");
         // The member directory is named once; the data directory above it is never granted.
@@ -414,24 +433,33 @@ mod tests {
     }
 
     #[test]
-    fn it_allows_exactly_the_one_unix_socket() {
-        let p = profile(&paths(ANA), Some(Path::new(SOCKET))).unwrap();
-        let net: Vec<_> = rules(&p).into_iter().filter(|r| r.contains("network") || r.contains("socket")).collect();
-        assert_eq!(
-            net,
-            [
-                "(allow system-socket (socket-domain AF_UNIX))",
-                r#"(allow network-outbound (remote unix-socket (path-literal "/Library/Application Support/Hearth/workers.sock")))"#,
-            ]
-        );
-        // A worker on an inherited socket pair gets no network rule at all.
-        let pair = profile(&paths(ANA), None).unwrap();
-        assert!(rules(&pair).iter().all(|r| !r.contains("network") && !r.contains("socket")), "{pair}");
+    fn it_allows_no_socket_at_all() {
+        // The connection to the gateway is inherited on fd 3: no rule for a socket, whichever.
+        let p = profile(&paths(ANA)).unwrap();
+        let net: Vec<_> = rules(&p)
+            .into_iter()
+            .filter(|r| r.contains("network") || r.contains("socket") || r.contains("unix"))
+            .collect();
+        assert!(net.is_empty(), "{net:?}");
+    }
+
+    #[test]
+    fn no_link_no_opened_folder_no_acl() {
+        let p = profile(&paths(ANA)).unwrap();
+        let rules = rules(&p);
+        // After the member directory's `file-write*`, which would allow them.
+        let member = rules.iter().position(|r| r.contains("/members/ana")).unwrap();
+        for deny in DENIES {
+            let at = rules.iter().position(|r| *r == deny).unwrap_or_else(|| panic!("{deny} missing:\n{p}"));
+            assert!(at > member, "{deny} comes before the member directory's rule");
+        }
+        // Unfiltered: anywhere, not only in the member directory.
+        assert!(rules.contains(&"(deny file-link)"));
     }
 
     #[test]
     fn every_path_it_names_is_canonical() {
-        let p = profile(&paths(ANA), Some(Path::new(SOCKET))).unwrap();
+        let p = profile(&paths(ANA)).unwrap();
         for s in read_sbpl(&p).iter().filter(|s| s.starts_with('/')) {
             for symlinked in ["/var/", "/tmp/", "/etc/"] {
                 assert!(!s.starts_with(symlinked), "{s} is a symbolic link's spelling on macOS");
@@ -442,7 +470,7 @@ mod tests {
     #[test]
     fn a_bare_binary_gets_no_bundle_rule() {
         let bare = ProfilePaths { member_dir: ANA.into(), exe: "/usr/local/bin/hearth".into(), bundle: None };
-        let p = profile(&bare, None).unwrap();
+        let p = profile(&bare).unwrap();
         let reads: Vec<_> = rules(&p).into_iter().filter(|r| r.contains("/usr/local")).collect();
         assert_eq!(
             reads,
@@ -463,7 +491,7 @@ mod tests {
     #[test]
     fn quotes_and_backslashes_are_escaped_and_cannot_end_a_rule() {
         let dir = r#"/Users/o"brien/x\y ) (allow default) ; z"#;
-        let p = profile(&paths(dir), None).unwrap();
+        let p = profile(&paths(dir)).unwrap();
         assert!(p.contains(r#"(subpath "/Users/o\"brien/x\\y ) (allow default) ; z")"#), "{p}");
         assert!(read_sbpl(&p).iter().any(|s| s == dir));
         assert!(!rules(&p).contains(&"(allow default)"));
@@ -479,7 +507,7 @@ mod tests {
         }
         for name in names.iter().filter(|n| !n.is_empty()) {
             let dir = format!("/data/{name}");
-            let p = profile(&paths(&dir), None).unwrap();
+            let p = profile(&paths(&dir)).unwrap();
             assert!(read_sbpl(&p).contains(&dir), "{dir:?} did not read back from:\n{p}");
         }
     }
@@ -495,13 +523,12 @@ mod tests {
             ("data/ana", "absolute"),
             ("/data/../etc", "`..`"),
         ] {
-            let err = profile(&paths(dir), None).unwrap_err().to_string();
+            let err = profile(&paths(dir)).unwrap_err().to_string();
             assert!(err.contains(why), "{dir:?}: {err}");
         }
-        // The socket and the binary are checked the same way.
-        assert!(profile(&paths(ANA), Some(Path::new("/run/a\n(allow network*)"))).is_err());
+        // The binary is checked the same way.
         let newline_exe = ProfilePaths { exe: "/bin/a\nb".into(), ..paths(ANA) };
-        assert!(profile(&newline_exe, None).is_err());
+        assert!(profile(&newline_exe).is_err());
         use std::os::unix::ffi::OsStrExt;
         let not_utf8 = Path::new(std::ffi::OsStr::from_bytes(b"/data/\xff"));
         let err = sbpl_string(not_utf8).unwrap_err().to_string();
@@ -526,7 +553,7 @@ mod tests {
         assert_eq!(resolved.member_dir, real.join("members/ana"));
         assert_eq!(resolved.exe, real.join("bin/hearth"));
         assert_eq!(resolved.bundle, None);
-        let p = profile(&resolved, None).unwrap();
+        let p = profile(&resolved).unwrap();
         assert!(!p.contains(&link.display().to_string()), "{p}");
 
         // A socket that does not exist yet resolves through its parent directory.
@@ -546,12 +573,11 @@ mod tests {
         assert!(ProfilePaths::resolve(&real.join("members/ana"), &real.join("bin/missing")).is_err());
     }
 
-    /// Runs `exe args…` under a profile for `member` (and `socket`) the way a worker is run.
+    /// Runs `exe args…` under a profile for `member` the way a worker is run.
     #[cfg(target_os = "macos")]
-    fn run_confined(member: &Path, socket: Option<&Path>, exe: &str, args: &[&Path]) -> std::process::Output {
+    fn run_confined(member: &Path, exe: &str, args: &[&Path]) -> std::process::Output {
         let paths = ProfilePaths::resolve(member, Path::new(exe)).unwrap();
-        let socket = socket.map(|s| canonical_path(s).unwrap());
-        let text = profile(&paths, socket.as_deref()).unwrap();
+        let text = profile(&paths).unwrap();
         let args: Vec<OsString> = args.iter().map(|a| a.as_os_str().to_owned()).collect();
         std::process::Command::new(SANDBOX_EXEC)
             .args(sandbox_exec_args(text, &paths.exe, &args))
@@ -573,46 +599,49 @@ mod tests {
         std::fs::write(&mine, b"mine").unwrap();
         std::fs::write(&theirs, b"theirs").unwrap();
 
-        let read = run_confined(member.path(), None, "/bin/cat", &[&mine]);
+        let read = run_confined(member.path(), "/bin/cat", &[&mine]);
         assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
         assert_eq!(read.stdout, b"mine");
-        assert!(!run_confined(member.path(), None, "/bin/cat", &[&theirs]).status.success());
+        assert!(!run_confined(member.path(), "/bin/cat", &[&theirs]).status.success());
 
         let created = member.path().join("new");
-        assert!(run_confined(member.path(), None, "/usr/bin/touch", &[&created]).status.success());
+        assert!(run_confined(member.path(), "/usr/bin/touch", &[&created]).status.success());
         assert!(created.exists());
         let outside = other.path().join("new");
-        assert!(!run_confined(member.path(), None, "/usr/bin/touch", &[&outside]).status.success());
+        assert!(!run_confined(member.path(), "/usr/bin/touch", &[&outside]).status.success());
         assert!(!outside.exists());
 
         // The binary may not start anything else.
-        let env = run_confined(member.path(), None, "/usr/bin/env", &[Path::new("/usr/bin/true")]);
+        let env = run_confined(member.path(), "/usr/bin/env", &[Path::new("/usr/bin/true")]);
         assert!(!env.status.success(), "env ran another program under the profile");
     }
 
-    /// macOS only: the one socket the profile names can be connected to; another, beside it,
-    /// cannot.
+    /// macOS only: no socket can be reached, not even one beside the member's folder, and no
+    /// link can be made in the member's folder.
     #[cfg(target_os = "macos")]
     #[test]
-    fn on_macos_only_the_gateway_socket_connects() {
+    fn on_macos_no_socket_connects_and_no_link_is_made() {
         probe().unwrap();
         let member = tempfile::tempdir().unwrap();
         let sockets = tempfile::tempdir().unwrap();
-        let (gateway, other) = (sockets.path().join("gateway.sock"), sockets.path().join("other.sock"));
-        for path in [&gateway, &other] {
-            let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
-            // Accept and hang up at once, so `nc` sees the end of the stream and exits.
-            std::thread::spawn(move || {
-                for conn in listener.incoming() {
-                    drop(conn);
-                }
-            });
-        }
-        let nc = |target: &Path| {
-            run_confined(member.path(), Some(&gateway), "/usr/bin/nc", &[Path::new("-U"), target]).status.success()
-        };
-        assert!(nc(&gateway), "the gateway socket was refused");
-        assert!(!nc(&other), "a socket the profile does not name was reached");
+        let other = sockets.path().join("other.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&other).unwrap();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                drop(conn);
+            }
+        });
+        let nc = run_confined(member.path(), "/usr/bin/nc", &[Path::new("-U"), &other]);
+        assert!(!nc.status.success(), "a Unix socket was reached from the sandbox");
+        let target = member.path().join("target");
+        std::fs::write(&target, b"x").unwrap();
+        let soft = member.path().join("soft");
+        assert!(!run_confined(member.path(), "/bin/ln", &[Path::new("-s"), &target, &soft]).status.success());
+        assert!(std::fs::symlink_metadata(&soft).is_err());
+        let hard = member.path().join("hard");
+        assert!(!run_confined(member.path(), "/bin/ln", &[&target, &hard]).status.success());
+        assert!(!hard.exists());
+        assert!(!run_confined(member.path(), "/bin/chmod", &[Path::new("777"), member.path()]).status.success());
     }
 
     #[test]

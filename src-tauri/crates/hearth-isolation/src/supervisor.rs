@@ -28,8 +28,12 @@
 //! installed as a member's account: the gateway is trusted with members' accounts (it already
 //! holds their conversations' keys). What the supervisor guards is root.
 //!
-//! Workers connect to the gateway's worker socket themselves ([`WorkerLink::Connect`]), so no
-//! descriptor crosses the supervisor socket, and nothing secret does either.
+//! A worker is connected to the gateway's worker socket by its own process, as the member,
+//! between fork and exec ([`WorkerLink::Connect`]), so no descriptor crosses the supervisor
+//! socket, and nothing secret does either. Like the gateway's own, the workers it starts lead
+//! sessions of their own with no controlling terminal — not the terminal `hearth supervisor`
+//! may have been started from — and their stderr comes back through a pipe into this daemon's
+//! log, tagged and cleaned ([`crate::spawn`]).
 //!
 //! [`SupervisorClient`] is the gateway's side: one connection, one request at a time.
 

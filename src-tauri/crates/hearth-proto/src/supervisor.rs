@@ -61,7 +61,8 @@ pub struct SpawnRequest {
     pub args: Vec<String>,
     /// Confine the worker with the kernel sandbox (refused when the kernel cannot).
     pub sandbox: bool,
-    /// The gateway's listening socket the worker connects to (`HEARTH_GATEWAY_SOCKET`).
+    /// The gateway's listening socket. The worker's process connects to it as the member before
+    /// exec, and the worker finds the connection on fd 3 (`HEARTH_WORKER_FD`), never this path.
     pub gateway_socket: PathBuf,
 }
 

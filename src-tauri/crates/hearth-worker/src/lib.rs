@@ -45,61 +45,31 @@ use tokio::net::UnixStream;
 
 use crate::link::{Link, LinkError};
 
-/// Environment variable naming the inherited, connected socket fd (isolation level "process").
+/// Environment variable naming the inherited, connected socket fd — always 3. At level
+/// "process" it is one end of a socket pair; at the account levels the process that became this
+/// worker connected it to the gateway's listening socket before the sandbox closed in, so the
+/// worker itself never opens a socket (the sandbox refuses it).
 pub const ENV_FD: &str = "HEARTH_WORKER_FD";
-/// Environment variable naming the gateway's worker socket to connect to (levels "account" and
-/// "account + sandbox": the gateway identifies the worker by the uid the kernel reports).
-pub const ENV_GATEWAY_SOCKET: &str = "HEARTH_GATEWAY_SOCKET";
 /// The member id the worker was started for; sent as a claim the gateway does not trust.
 pub const ENV_MEMBER_ID: &str = "HEARTH_MEMBER_ID";
-
-/// How the worker reaches the gateway.
-#[derive(Debug)]
-enum Endpoint {
-    /// The inherited socket pair end.
-    Inherited(std::os::unix::net::UnixStream),
-    /// The gateway's listening socket.
-    Path(PathBuf),
-}
 /// Environment variable naming the member directory the worker owns.
 pub const ENV_MEMBER_DIR: &str = "HEARTH_MEMBER_DIR";
 
 /// Entry point for `hearth worker`: reads `HEARTH_WORKER_FD` (an inherited, already-connected
 /// Unix stream socket fd) and `HEARTH_MEMBER_DIR`, logs to stderr (`RUST_LOG`, default
 /// `info`; message text is never logged at info), builds a current-thread runtime and runs
-/// [`serve`].
+/// [`serve`]. Its stderr is a pipe the spawner reads into its own log.
 pub fn run_from_env() -> anyhow::Result<()> {
     init_logging();
-    let (endpoint, member_dir) = match std::env::var_os(ENV_GATEWAY_SOCKET) {
-        Some(path) => {
-            let path = PathBuf::from(path);
-            if !path.is_absolute() {
-                bail!("{ENV_GATEWAY_SOCKET}={} is not an absolute path", path.display());
-            }
-            let dir = std::env::var_os(ENV_MEMBER_DIR)
-                .map(PathBuf::from)
-                .filter(|d| d.is_absolute())
-                .with_context(|| format!("{ENV_MEMBER_DIR} is not set to an absolute path"))?;
-            check_member_dir(&dir)?;
-            (Endpoint::Path(path), dir)
-        }
-        None => {
-            let (fd, dir) = config_from(std::env::var_os(ENV_FD), std::env::var_os(ENV_MEMBER_DIR))?;
-            (Endpoint::Inherited(socket_from_fd(fd)?), dir)
-        }
-    };
+    let (fd, member_dir) = config_from(std::env::var_os(ENV_FD), std::env::var_os(ENV_MEMBER_DIR))?;
+    let socket = socket_from_fd(fd)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("start the worker's async runtime")?;
     // An error is returned, not logged: `hearth worker` prints it to stderr and exits non-zero.
     runtime.block_on(async move {
-        let stream = match endpoint {
-            Endpoint::Inherited(socket) => UnixStream::from_std(socket).context("register the gateway socket")?,
-            Endpoint::Path(path) => UnixStream::connect(&path)
-                .await
-                .with_context(|| format!("connect to the gateway at {}", path.display()))?,
-        };
+        let stream = UnixStream::from_std(socket).context("register the gateway socket")?;
         serve(stream, member_dir).await
     })
 }

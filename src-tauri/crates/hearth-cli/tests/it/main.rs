@@ -18,3 +18,6 @@ mod roles;
 mod spend;
 mod supervisor;
 mod support;
+// Pseudo-terminals, /proc and root: Linux only.
+#[cfg(target_os = "linux")]
+mod tty;
