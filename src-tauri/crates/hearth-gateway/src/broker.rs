@@ -120,6 +120,11 @@ impl Broker {
         })
     }
 
+    /// The gateway's database, for the worker pool's audit rows.
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
     pub fn set_admin_available(&self, yes: bool) {
         self.inner.admin_available.store(yes, Ordering::Relaxed);
     }

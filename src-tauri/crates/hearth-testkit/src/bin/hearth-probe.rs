@@ -10,6 +10,9 @@
 //! `write {path}`, `rename {from, to}`, `symlink_read {target, link}`, `env`, `fds`,
 //! `kill {pid, signal}`, `ptrace {pid}`, `socket {domain}`, `tcp_connect {port}`,
 //! `unix_connect {path}`, `ids`, `limits` (rlimits and umask), `thread`, `exec {path}`.
+//!
+//! `hearth-probe abuse PLAN` instead speaks the worker protocol to a real gateway and asks for
+//! what a hostile worker would (`probe_abuse.rs`; `tests/it/abuse.rs`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::FromRawFd;
@@ -17,6 +20,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 
 use serde_json::{Value, json};
+
+#[path = "../probe_abuse.rs"]
+mod abuse;
 
 fn main() {
     let stream = match connect() {
@@ -26,6 +32,12 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, plan] = args.as_slice()
+        && mode == "abuse"
+    {
+        std::process::exit(abuse::run(stream, plan));
+    }
     // Read through a reference, not a clone: a duplicate descriptor would show up in `fds`.
     let mut line = String::new();
     if BufReader::new(&stream).read_line(&mut line).is_err() || line.trim().is_empty() {
