@@ -379,7 +379,7 @@ fn to_broker_error(e: &LlmError) -> BrokerError {
         LlmError::Timeout { .. } => BrokerErrorKind::Timeout,
         LlmError::Status { status, .. } if *status == 429 || *status >= 500 => BrokerErrorKind::ProviderUnavailable,
         LlmError::Network(_) => BrokerErrorKind::ProviderUnavailable,
-        LlmError::Status { .. } | LlmError::Malformed(_) => BrokerErrorKind::ProviderError,
+        LlmError::Status { .. } | LlmError::Malformed(_) | LlmError::Redirected { .. } => BrokerErrorKind::ProviderError,
         LlmError::Config(_) => BrokerErrorKind::NotConfigured,
     };
     BrokerError { kind, message: e.to_string() }
