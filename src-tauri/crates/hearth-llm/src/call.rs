@@ -386,7 +386,7 @@ mod tests {
         );
         assert_eq!(
             c.usage,
-            Usage { input_tokens: estimate_prompt_tokens(&req), output_tokens: 2, cached_input_tokens: 0 }
+            Usage { input_tokens: estimate_prompt_tokens(&req), output_tokens: 6, cached_input_tokens: 0 }
         );
         assert_eq!(c.model, "asked-for");
     }
