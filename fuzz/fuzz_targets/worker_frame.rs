@@ -60,7 +60,7 @@ async fn read_all<T: DeserializeOwned>(mut stream: &[u8]) {
     for _ in 0..64 {
         match frame::read_frame::<_, T>(&mut stream).await {
             Ok(_) | Err(FrameError::Decode(_)) => {}
-            Err(FrameError::Closed | FrameError::TooLarge(_) | FrameError::Io(_)) => break,
+            Err(FrameError::Closed | FrameError::TooLarge(_) | FrameError::OverLimit { .. } | FrameError::Io(_)) => break,
         }
     }
 }

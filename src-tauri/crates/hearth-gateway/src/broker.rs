@@ -120,6 +120,11 @@ impl Broker {
         })
     }
 
+    /// The gateway's database, for the worker pool's audit rows.
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
     pub fn set_admin_available(&self, yes: bool) {
         self.inner.admin_available.store(yes, Ordering::Relaxed);
     }
@@ -374,7 +379,7 @@ fn to_broker_error(e: &LlmError) -> BrokerError {
         LlmError::Timeout { .. } => BrokerErrorKind::Timeout,
         LlmError::Status { status, .. } if *status == 429 || *status >= 500 => BrokerErrorKind::ProviderUnavailable,
         LlmError::Network(_) => BrokerErrorKind::ProviderUnavailable,
-        LlmError::Status { .. } | LlmError::Malformed(_) => BrokerErrorKind::ProviderError,
+        LlmError::Status { .. } | LlmError::Malformed(_) | LlmError::Redirected { .. } => BrokerErrorKind::ProviderError,
         LlmError::Config(_) => BrokerErrorKind::NotConfigured,
     };
     BrokerError { kind, message: e.to_string() }

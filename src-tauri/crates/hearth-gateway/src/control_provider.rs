@@ -206,6 +206,15 @@ fn test_error(e: &LlmError, kind: ProviderKind, base_url: &str, model: &str) -> 
             ),
         ),
         LlmError::Config(detail) => (ErrorCode::InvalidInput, format!("These settings cannot work: {detail}.")),
+        LlmError::Redirected { status, location, .. } => (
+            ErrorCode::Rejected,
+            format!(
+                "{base_url} answered with a redirect (HTTP {status}) to {}. Hearth does not follow a provider's \
+                 redirects, because the API key would go along; if that address is right, set it as the provider's \
+                 address instead.",
+                clip(location, SHOWN_CHARS)
+            ),
+        ),
     };
     ControlError::new(code, message)
 }

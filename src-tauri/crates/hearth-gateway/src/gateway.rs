@@ -284,10 +284,8 @@ impl Gateway {
         let api_url = reqwest::Url::parse(config.telegram_api_url.as_deref().unwrap_or(telegram::DEFAULT_API_URL))
             .context("HEARTH_TELEGRAM_API_URL is not a valid URL")?;
         let http = telegram::http_client(config.poll_timeout);
-        let llm_http = reqwest::Client::builder()
-            .connect_timeout(config.llm_limits.connect)
-            .build()
-            .context("build HTTP client")?;
+        // Providers' own client: it follows no redirect (the key would go along; `hearth_llm::http_client`).
+        let llm_http = hearth_llm::http_client(&config.llm_limits).context("build HTTP client")?;
 
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -1088,7 +1086,7 @@ impl Gateway {
         if firing.is_none() && !silent {
             self.inner.tracker.spawn(telegram::show_typing(bot.clone(), chat_id, typing.clone()));
         }
-        let outcome = self.inner.workers.run_turn(member_id, turn).await;
+        let outcome = self.inner.workers.run_turn(member_id, turn, self.turn_rules(&member)).await;
         typing.cancel();
         let outcome = match outcome {
             Ok((outcome, Some(due))) => {
@@ -1144,6 +1142,26 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// What a turn of `member`'s may ask for, as far as their state goes (`turn_rules.rs`):
+    /// nothing from the model while paused or resting as it starts, and nothing after a pause
+    /// in the middle of it.
+    fn turn_rules(&self, member: &MemberRow) -> crate::turn_rules::TurnRules {
+        use hearth_proto::llm::Refusal;
+        let refused = if member.paused {
+            Some(Refusal::Paused)
+        } else if self.quiet_now(member).is_some() {
+            Some(Refusal::Resting)
+        } else {
+            None
+        };
+        // Weak: the rules sit in the worker pool, which the gateway owns.
+        let (inner, id) = (Arc::downgrade(&self.inner), member.id.clone());
+        let paused_now = Arc::new(move || {
+            inner.upgrade().is_none_or(|inner| inner.members.lock().unwrap().get(&id).is_none_or(|m| m.paused))
+        });
+        crate::turn_rules::TurnRules { refused, paused_now, clock: self.inner.config.clock.clone() }
+    }
+
     /// Sends a reminder the worker looked up, then closes its firing. Nothing is sent for an
     /// occurrence cancelled meanwhile, nor an apology when the worker failed: a reminder is not
     /// an answer the member waits for.

@@ -76,7 +76,15 @@ them and answer from them. Sub-folders are fine.
 - A change is picked up within a second; delete a file to take it out again.
 - Headings (lines starting with #) help: each passage is found with the heading it sits under.
 - Everyone in the household can be told what is written here, children too. Keep anything
-  private out of this folder.
+  private out of this folder: health, money, anything about one person they would not want the
+  others (or a guest on their phone) to read.
+- No secrets beyond what everyone may know: no bank or email passwords, PINs, door or alarm
+  codes, API keys or tokens. The wifi password is fine if everyone may have it.
+- Notes are information, not orders: the assistants read them as quoted material and do not
+  follow instructions written in them. Don't put instructions for the assistants here (to set
+  how one member's assistant behaves, use `hearth member set NAME --persona \"…\"`), and don't
+  drop in text you have not read — a pasted web page or a forwarded email may hold instructions
+  meant to trick an assistant.
 - PDF and Word files are not read: save them as text first. Files over 2 MB, hidden files,
   symbolic links and this README are skipped.
 ";
@@ -667,6 +675,18 @@ mod tests {
         assert!(kb.search_sync("SECRET token").unwrap().is_empty());
         let hits = kb.search_sync("autumn term").unwrap();
         assert_eq!(hits.iter().map(|h| h.file.as_str()).collect::<Vec<_>>(), ["school/terms.txt"]);
+    }
+
+    /// The admin reads what not to put here: private things, secrets, instructions for the
+    /// assistants (which read notes as quoted material) and text they have not read.
+    #[test]
+    fn the_readme_says_what_not_to_drop_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let kb = Knowledge::open(dir.path()).unwrap();
+        let readme = fs::read_to_string(kb.dir().join(README)).unwrap();
+        for words in ["private", "passwords", "codes", "API keys", "not orders", "instructions", "--persona", "not read"] {
+            assert!(readme.contains(words), "the README does not mention {words:?}:\n{readme}");
+        }
     }
 
     #[test]

@@ -15,7 +15,11 @@
 //! Each worker gets an I/O task that owns its socket. Frames from the worker are trusted only as
 //! far as the socket they arrive on: a worker can ask for completions during its own member's
 //! running turn, and finish that turn — nothing else. The reply goes to the chat the turn came
-//! from, chosen by the gateway.
+//! from, chosen by the gateway. What the turn may ask for is the gateway's decision too
+//! (`turn_rules.rs`): by the turn's kind and the member's state, one request at a time, a bounded
+//! number per turn; each frame within its kind's size (a frame over
+//! [`WORKER_FRAME_MAX`] ends the connection); the reply and the reminder schedule it finishes
+//! with checked (`turn_rules::bound_outcome`, `reminders::check_schedule`).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -30,14 +34,16 @@ use hearth_isolation::spawn::WorkerLink;
 use hearth_isolation::{IsolationLevel, SpawnedWorker, SupervisorClient, WorkerCommand};
 use hearth_proto::PROTOCOL_VERSION;
 use hearth_proto::frame::{self, FrameError};
+use hearth_proto::llm::{BrokerError, BrokerErrorKind};
 use hearth_proto::supervisor::SpawnRequest;
-use hearth_proto::worker::{GatewayToWorker, ReminderDue, Turn, TurnOutcome, WorkerToGateway};
+use hearth_proto::worker::{GatewayToWorker, ReminderDue, Turn, TurnOutcome, WORKER_FRAME_MAX, WorkerToGateway};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
+use crate::turn_rules::{self, Allowance, Ask, TurnRules};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -110,6 +116,10 @@ struct RunningTurn {
     turn_id: u64,
     chat_id: i64,
     done: oneshot::Sender<Done>,
+    /// The member's state when the turn started, and how to see a pause since.
+    rules: TurnRules,
+    /// What the turn has asked for so far, by its kind.
+    allowance: Allowance,
 }
 
 /// A turn's outcome, and the member's upcoming reminders when the turn changed them.
@@ -264,13 +274,20 @@ impl Workers {
         self.inner.pending_members.lock().unwrap().remove(member)
     }
 
-    /// Runs one turn on the member's worker, starting it if needed.
-    pub async fn run_turn(&self, member_id: &str, turn: Turn) -> Result<Done, WorkerError> {
+    /// Runs one turn on the member's worker, starting it if needed. `rules` are what the gateway
+    /// knew about the member as the turn started (`turn_rules.rs`).
+    pub async fn run_turn(&self, member_id: &str, turn: Turn, rules: TurnRules) -> Result<Done, WorkerError> {
         if self.inner.cancel.is_cancelled() {
             return Err(WorkerError::ShuttingDown);
         }
         let (done_tx, done_rx) = oneshot::channel();
-        let running = RunningTurn { turn_id: turn.turn_id, chat_id: turn.chat_id, done: done_tx };
+        let running = RunningTurn {
+            turn_id: turn.turn_id,
+            chat_id: turn.chat_id,
+            done: done_tx,
+            rules,
+            allowance: Allowance::new(turn.kind),
+        };
         let (tx, generation) = {
             let mut pending = Some(running);
             loop {
@@ -584,9 +601,15 @@ impl WorkerIo {
         let idle = self.workers.inner.settings.idle;
         let reader = async {
             loop {
-                match frame::read_frame::<_, WorkerToGateway>(&mut rd).await {
-                    Ok(msg) => self.on_frame(msg, &completions_tx),
+                match frame::read_frame_limited::<_, WorkerToGateway>(&mut rd, WORKER_FRAME_MAX).await {
+                    Ok((msg, size)) => self.on_frame(msg, size, &completions_tx),
                     Err(FrameError::Closed) => return "closed its socket".to_owned(),
+                    Err(e @ FrameError::OverLimit { .. }) => {
+                        let why = format!("sent a frame over the limit ({e}); disconnected");
+                        tracing::warn!(member = %self.member_id, "worker {why}");
+                        self.audit(why.clone());
+                        return why;
+                    }
                     Err(e) => return format!("sent a bad frame ({e})"),
                 }
             }
@@ -664,62 +687,179 @@ impl WorkerIo {
         }
     }
 
-    fn on_frame(&self, msg: WorkerToGateway, completions: &mpsc::UnboundedSender<GatewayToWorker>) {
+    fn on_frame(&self, msg: WorkerToGateway, size: usize, completions: &mpsc::UnboundedSender<GatewayToWorker>) {
         *self.last_used.lock().unwrap() = Instant::now();
+        let max = msg.max_bytes();
+        let oversize =
+            (size > max).then(|| format!("a {} frame of {size} bytes is over its {max}-byte limit", msg.kind_name()));
         match msg {
             WorkerToGateway::Complete { request_id, turn_id, request } => {
-                let chat_id = {
-                    let turn = self.turn.lock().unwrap();
-                    turn.as_ref().filter(|t| t.turn_id == turn_id).map(|t| t.chat_id)
-                };
-                let Some(chat_id) = chat_id else {
-                    // Only during its own running turn may a worker spend.
-                    let _ = completions.send(GatewayToWorker::CompletionResult {
-                        request_id,
-                        result: Err(hearth_proto::llm::BrokerError {
-                            kind: hearth_proto::llm::BrokerErrorKind::BadRequest,
-                            message: "no such turn is running".into(),
-                        }),
-                    });
-                    return;
+                let chat_id = match self.admit(turn_id, Ask::Completion, oversize) {
+                    Ok(chat_id) => chat_id,
+                    Err(error) => {
+                        let _ = completions
+                            .send(GatewayToWorker::CompletionResult { request_id, result: Err(error.completion()) });
+                        return;
+                    }
                 };
                 let broker = self.workers.inner.broker.clone();
                 let member = self.member_id.clone();
                 let tx = completions.clone();
+                let turn = self.turn.clone();
                 self.workers.inner.tracker.spawn(async move {
                     let result = broker.complete(&member, chat_id, request).await;
+                    // Before the answer goes out, so the worker's next request is not "busy".
+                    finished(&turn, turn_id, Ask::Completion);
                     let _ = tx.send(GatewayToWorker::CompletionResult { request_id, result });
                 });
             }
             WorkerToGateway::KbSearch { request_id, turn_id, query } => {
-                // Like spending: only during the worker's own running turn.
-                let running = self.turn.lock().unwrap().as_ref().is_some_and(|t| t.turn_id == turn_id);
+                let admitted = self.admit(turn_id, Ask::Search, oversize);
                 let knowledge = self.workers.inner.knowledge.get().cloned();
                 let tx = completions.clone();
                 let member = self.member_id.clone();
+                let turn = self.turn.clone();
                 self.workers.inner.tracker.spawn(async move {
-                    let result = match knowledge {
-                        _ if !running => Err("no such turn is running".to_owned()),
-                        None => Err("the household knowledge is not available".to_owned()),
-                        Some(kb) => kb.search(query).await,
+                    let admitted_one = admitted.is_ok();
+                    let result = match (admitted, knowledge) {
+                        (Err(error), _) => Err(error.search()),
+                        (Ok(_), None) => Err("the household knowledge is not available".to_owned()),
+                        (Ok(_), Some(kb)) => kb.search(query).await,
                     };
+                    if admitted_one {
+                        finished(&turn, turn_id, Ask::Search);
+                    }
                     // Counts only: the query and the hits are the household's words.
                     tracing::info!(member = %member, turn_id, hits = result.as_ref().map_or(0, Vec::len), "knowledge searched");
                     let _ = tx.send(GatewayToWorker::KbResults { request_id, result });
                 });
             }
             WorkerToGateway::TurnDone { turn_id, outcome, reminders } => {
-                let mut turn = self.turn.lock().unwrap();
-                if turn.as_ref().is_some_and(|t| t.turn_id == turn_id) {
-                    let t = turn.take().expect("checked just above");
-                    let _ = t.done.send((outcome, reminders));
-                } else {
+                let Some(t) = ({
+                    let mut turn = self.turn.lock().unwrap();
+                    if turn.as_ref().is_some_and(|t| t.turn_id == turn_id) { turn.take() } else { None }
+                }) else {
                     tracing::warn!(member = %self.member_id, turn_id, "worker finished a turn that is not running");
-                }
+                    return;
+                };
+                self.finish(t, outcome, reminders);
             }
             WorkerToGateway::Hello { .. } => {
                 tracing::warn!(member = %self.member_id, "worker said hello twice; ignoring");
             }
+        }
+    }
+
+    /// Whether the running turn `turn_id` may have one more `ask` now (`turn_rules.rs`); its chat
+    /// if so. A refusal is counted, and the turn's first is warned about and audited.
+    fn admit(&self, turn_id: u64, ask: Ask, oversize: Option<String>) -> Result<i64, Denied> {
+        // The member's state is read before the turn's lock is taken: the two locks never nest.
+        let rules = {
+            let turn = self.turn.lock().unwrap();
+            turn.as_ref().filter(|t| t.turn_id == turn_id).map(|t| t.rules.clone())
+        };
+        let Some(rules) = rules else { return Err(Denied::NoTurn) };
+        let paused = (rules.paused_now)();
+        let mut turn = self.turn.lock().unwrap();
+        let Some(t) = turn.as_mut().filter(|t| t.turn_id == turn_id) else { return Err(Denied::NoTurn) };
+        let denied = match oversize {
+            Some(why) => Denied::TooLarge(why),
+            None => match t.allowance.admit(ask, rules.refused, paused) {
+                Ok(()) => return Ok(t.chat_id),
+                Err(why) => Denied::Refused(why),
+            },
+        };
+        let why = match &denied {
+            Denied::Refused(r) => turn_rules::describe(*r, ask),
+            Denied::TooLarge(why) => why.clone(),
+            Denied::NoTurn => unreachable!("returned above"),
+        };
+        if t.allowance.note_refusal() {
+            let kind = t.allowance.kind().name();
+            tracing::warn!(member = %self.member_id, turn_id, kind, "refused a worker's {}: {why}", ask.name());
+            self.audit(format!("turn {turn_id} ({kind}): {} refused: {why}", ask.name()));
+        }
+        Err(denied)
+    }
+
+    /// Hands a finished turn's outcome over, after checking what the worker finished it with.
+    fn finish(&self, t: RunningTurn, outcome: TurnOutcome, reminders: Option<Vec<ReminderDue>>) {
+        let (member, turn_id, kind) = (&self.member_id, t.turn_id, t.allowance.kind());
+        let now = t.rules.clock.now().timestamp();
+        let mut refusals = t.allowance.refusals;
+        let reminders = match reminders.map(|list| crate::reminders::check_schedule(kind, list, now)) {
+            None => None,
+            Some(Ok(checked)) => {
+                if checked.dropped > 0 {
+                    tracing::warn!(member = %member, turn_id, dropped = checked.dropped, kept = checked.kept.len(), "dropped reminder instants too far in the past or future");
+                }
+                Some(checked.kept)
+            }
+            Some(Err(why)) => {
+                tracing::warn!(member = %member, turn_id, kind = kind.name(), "refused a worker's reminder schedule; keeping the one it had: {why}");
+                if refusals == 0 {
+                    self.audit(format!("turn {turn_id} ({}): reminder schedule refused: {why}", kind.name()));
+                }
+                refusals += 1;
+                None
+            }
+        };
+        let (outcome, cut) = turn_rules::bound_outcome(outcome);
+        if cut {
+            tracing::warn!(member = %member, turn_id, "a worker's reply was over {} bytes; cut", hearth_proto::worker::MAX_REPLY_BYTES);
+        }
+        if refusals > 1 {
+            tracing::warn!(member = %member, turn_id, kind = kind.name(), refusals, "the turn ended; requests refused in it");
+        }
+        let _ = t.done.send((outcome, reminders));
+    }
+
+    /// One `worker_refused` row in the audit log, written off this task.
+    fn audit(&self, detail: String) {
+        let store = self.workers.inner.broker.store().clone();
+        let member = self.member_id.clone();
+        self.workers.inner.tracker.spawn(async move {
+            let written =
+                store.call(move |c| crate::store::audit(c, "gateway", "worker_refused", Some(&member), &detail)).await;
+            if let Err(e) = written {
+                tracing::error!(error = %e, "could not audit a refused worker request");
+            }
+        });
+    }
+}
+
+/// Marks the request admitted last for `ask` in turn `turn_id` answered, if that turn still runs.
+fn finished(turn: &Mutex<Option<RunningTurn>>, turn_id: u64, ask: Ask) {
+    if let Some(t) = turn.lock().unwrap().as_mut().filter(|t| t.turn_id == turn_id) {
+        t.allowance.finished(ask);
+    }
+}
+
+/// Why a worker's request gets no answer from the broker or the index.
+enum Denied {
+    /// No turn with that id runs on this worker.
+    NoTurn,
+    /// Over its frame kind's bound.
+    TooLarge(String),
+    Refused(hearth_proto::llm::Refusal),
+}
+
+impl Denied {
+    fn completion(self) -> BrokerError {
+        match self {
+            Denied::NoTurn => {
+                BrokerError { kind: BrokerErrorKind::BadRequest, message: "no such turn is running".into() }
+            }
+            Denied::TooLarge(why) => BrokerError { kind: BrokerErrorKind::BadRequest, message: why },
+            Denied::Refused(why) => turn_rules::refused_completion(why),
+        }
+    }
+
+    fn search(self) -> String {
+        match self {
+            Denied::NoTurn => "no such turn is running".to_owned(),
+            Denied::TooLarge(_) => "the search is too long: search for a few words".to_owned(),
+            Denied::Refused(why) => turn_rules::refused_search(why),
         }
     }
 }

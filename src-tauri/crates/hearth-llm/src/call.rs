@@ -22,9 +22,16 @@ const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 
 /// A client suited to [`complete`]: its connect timeout is `limits.connect`, which reqwest
 /// cannot set per request. Reuse one client for every call so connections are pooled.
+///
+/// It follows no redirect: reqwest drops only `Authorization` when a redirect leaves the host,
+/// so Anthropic's `x-api-key` (and any key of a provider behind a proxy) would be handed to
+/// whatever host a provider — or anyone who can answer in its name — points to. A redirect
+/// comes back as [`LlmError::Redirected`]. Use this client for every provider call, and for
+/// nothing else that must follow redirects.
 pub fn http_client(limits: &CallLimits) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(limits.connect)
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("hearth/", env!("CARGO_PKG_VERSION")))
         .build()
 }
@@ -73,6 +80,10 @@ async fn attempt(
         let response = send(http, p, req, limits, options).await?;
         if response.status().is_success() {
             break response;
+        }
+        if response.status().is_redirection() {
+            // Even from a client that would follow it: the answer is an error, never a hop.
+            return Err(redirected(&response));
         }
         let error = status_error(response, limits).await;
         if p.kind == ProviderKind::Openai
@@ -254,6 +265,20 @@ async fn read_stream<D: StreamDecoder>(
     }
 }
 
+/// The error for a redirect: where it was asked (no query, no user info) and where it points.
+fn redirected(response: &reqwest::Response) -> LlmError {
+    let u = response.url();
+    let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let url = format!("{}://{}{port}{}", u.scheme(), u.host_str().unwrap_or(""), u.path());
+    let location = response
+        .headers()
+        .get(header::LOCATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).chars().filter(|c| !c.is_control()).collect::<String>())
+        .filter(|l| !l.is_empty())
+        .map_or_else(|| "nowhere in particular".to_owned(), |l| clip(&l));
+    LlmError::Redirected { status: response.status().as_u16(), url, location }
+}
+
 /// The error for a non-success status, with the provider's message and its retry hint.
 async fn status_error(response: reqwest::Response, limits: &CallLimits) -> LlmError {
     let status = response.status();
@@ -361,7 +386,7 @@ mod tests {
         );
         assert_eq!(
             c.usage,
-            Usage { input_tokens: estimate_prompt_tokens(&req), output_tokens: 2, cached_input_tokens: 0 }
+            Usage { input_tokens: estimate_prompt_tokens(&req), output_tokens: 6, cached_input_tokens: 0 }
         );
         assert_eq!(c.model, "asked-for");
     }

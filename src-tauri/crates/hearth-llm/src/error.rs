@@ -32,6 +32,16 @@ pub enum LlmError {
     /// header). Not retried; the admin has to fix the settings.
     #[error("the provider settings are invalid: {0}")]
     Config(String),
+    /// The provider answered with a redirect. It is not followed: the key header would go along
+    /// to wherever it points (reqwest strips only `Authorization` on a cross-host redirect, not
+    /// Anthropic's `x-api-key`). Not retried; the admin sets the address it points to, if that
+    /// is right. `url` is the address asked (scheme, host, port and path only), `location` what
+    /// the provider pointed to (at most 300 characters).
+    #[error(
+        "the provider at {url} answered HTTP {status} with a redirect to {location}; Hearth does not follow a \
+         provider's redirects (the API key would go along), so set the provider's address to where it should go"
+    )]
+    Redirected { status: u16, url: String, location: String },
 }
 
 impl LlmError {
@@ -41,7 +51,7 @@ impl LlmError {
         match self {
             Self::Status { status, .. } => matches!(status, 408 | 409 | 429 | 500..=599),
             Self::Timeout { .. } | Self::Network(_) => true,
-            Self::Malformed(_) | Self::Config(_) => false,
+            Self::Malformed(_) | Self::Config(_) | Self::Redirected { .. } => false,
         }
     }
 
@@ -54,6 +64,7 @@ impl LlmError {
             Self::Network(_) => "network".to_owned(),
             Self::Malformed(_) => "malformed".to_owned(),
             Self::Config(_) => "config".to_owned(),
+            Self::Redirected { status, .. } => format!("redirect_{status}"),
         }
     }
 
@@ -77,6 +88,9 @@ impl LlmError {
             Self::Network(m) => Self::Network(scrub(m)),
             Self::Malformed(m) => Self::Malformed(scrub(m)),
             Self::Config(m) => Self::Config(scrub(m)),
+            Self::Redirected { status, url, location } => {
+                Self::Redirected { status, url: scrub(url), location: scrub(location) }
+            }
             t @ Self::Timeout { .. } => t,
         }
     }
@@ -115,6 +129,9 @@ mod tests {
         assert!(LlmError::Network("reset".into()).is_retryable());
         assert!(!LlmError::Malformed("x".into()).is_retryable());
         assert!(!LlmError::Config("x".into()).is_retryable());
+        let redirect = LlmError::Redirected { status: 307, url: "u".into(), location: "l".into() };
+        assert!(!redirect.is_retryable());
+        assert_eq!(redirect.kind(), "redirect_307");
     }
 
     #[test]
@@ -134,6 +151,11 @@ mod tests {
             LlmError::Network(format!("x {key} y {key}")),
             LlmError::Malformed(key.to_owned()),
             LlmError::Config(key.to_owned()),
+            LlmError::Redirected {
+                status: 302,
+                url: format!("https://h/{key}"),
+                location: format!("https://x/?k={key}"),
+            },
         ] {
             let e = e.redact(key);
             assert!(!format!("{e} {e:?}").contains(key));

@@ -15,6 +15,9 @@ pub enum FrameError {
     Closed,
     #[error("frame of {0} bytes is over the {MAX_FRAME}-byte limit")]
     TooLarge(usize),
+    /// Over a reader's own, smaller limit ([`read_frame_limited`]).
+    #[error("frame of {len} bytes is over this socket's {max}-byte limit")]
+    OverLimit { len: usize, max: usize },
     #[error("frame is not valid: {0}")]
     Decode(#[from] serde_json::Error),
     #[error("socket error: {0}")]
@@ -67,6 +70,30 @@ where
     Ok(decode(&body)?)
 }
 
+/// Reads one frame of at most `max` bytes (and never more than [`MAX_FRAME`]) and returns it with
+/// its payload's size, so a reader that bounds each message kind on its own can check it. A
+/// longer frame is refused with [`FrameError::OverLimit`] before its body is read or allocated.
+pub async fn read_frame_limited<R, T>(r: &mut R, max: usize) -> Result<(T, usize), FrameError>
+where
+    R: AsyncRead + Unpin,
+    T: DeserializeOwned,
+{
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    let max = max.min(MAX_FRAME);
+    if len > max {
+        return Err(FrameError::OverLimit { len, max });
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await?;
+    Ok((decode(&body)?, len))
+}
+
 /// Decodes a frame payload (without its length prefix).
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
     serde_json::from_slice(body)
@@ -95,6 +122,23 @@ mod tests {
         a.write_all(&(u32::MAX).to_be_bytes()).await.unwrap();
         let got = read_frame::<_, GatewayToWorker>(&mut b).await;
         assert!(matches!(got, Err(FrameError::TooLarge(n)) if n == u32::MAX as usize), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn a_limited_reader_refuses_more_than_its_limit_and_reports_the_size() {
+        let (mut a, mut b) = tokio::net::UnixStream::pair().unwrap();
+        let sent = WorkerToGateway::Hello { version: 1, claimed_member: Some("x".repeat(100)) };
+        write_frame(&mut a, &sent).await.unwrap();
+        let size = encode(&sent).unwrap().len() - 4;
+        let (got, len) = read_frame_limited::<_, WorkerToGateway>(&mut b, size).await.unwrap();
+        assert_eq!((got, len), (sent.clone(), size));
+        write_frame(&mut a, &sent).await.unwrap();
+        let got = read_frame_limited::<_, WorkerToGateway>(&mut b, size - 1).await;
+        assert!(matches!(got, Err(FrameError::OverLimit { len, max }) if len == size && max == size - 1), "{got:?}");
+        // The limit never exceeds the global one.
+        a.write_all(&((MAX_FRAME + 1) as u32).to_be_bytes()).await.unwrap();
+        let got = read_frame_limited::<_, WorkerToGateway>(&mut b, usize::MAX).await;
+        assert!(matches!(got, Err(FrameError::OverLimit { max: MAX_FRAME, .. })), "{got:?}");
     }
 
     #[tokio::test]

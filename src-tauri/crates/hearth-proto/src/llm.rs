@@ -142,4 +142,24 @@ pub enum BrokerErrorKind {
     Timeout,
     /// The request itself was invalid (e.g. empty, too large).
     BadRequest,
+    /// The gateway does not let this turn ask for this: the member is paused or resting, the
+    /// turn's kind needs no model, or the turn used up what one turn may ask for. No provider
+    /// was called and nothing was charged.
+    Refused { reason: Refusal },
+}
+
+/// Why the gateway refused a worker's request without calling a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// The admin paused the member (before or during the turn).
+    Paused,
+    /// The member's quiet hours had begun when the turn started.
+    Resting,
+    /// This kind of turn (a command, a reminder) never asks the model or searches.
+    NotThisTurn,
+    /// Another request of this turn is still being answered: one at a time.
+    Busy,
+    /// The turn has had as many completions or searches as one turn may.
+    Limit,
 }

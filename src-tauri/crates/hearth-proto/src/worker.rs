@@ -1,6 +1,6 @@
 //! Gateway ↔ worker messages. One socket per worker; the gateway speaks first after the worker's
-//! `Hello`. A worker handles one turn at a time; while a turn runs it may send any number of
-//! [`WorkerToGateway::Complete`] requests, each answered by a
+//! `Hello`. A worker handles one turn at a time; while a chat turn runs it may send
+//! [`WorkerToGateway::Complete`] requests, one at a time, each answered by a
 //! [`GatewayToWorker::CompletionResult`] with the same `request_id`, and finishes the turn with
 //! exactly one [`WorkerToGateway::TurnDone`]. It may likewise search the household's knowledge
 //! ([`WorkerToGateway::KbSearch`], answered by [`GatewayToWorker::KbResults`]): the gateway
@@ -9,6 +9,14 @@
 //! The worker never names a chat to send to: the gateway sends the reply to the chat the turn
 //! came from, which is bound to the member. That is what keeps a misbehaving worker from writing
 //! to anyone else's chat.
+//!
+//! The gateway believes nothing else a worker says about its turn either: it decides from the
+//! turn's [`TurnKind`] what the turn may ask for ([`TurnKind::uses_model`],
+//! [`TurnKind::may_search`], [`TurnKind::may_change_reminders`]) and how much: at most one
+//! request in flight, [`MAX_COMPLETIONS_PER_TURN`] completions and [`KB_MAX_SEARCHES_PER_TURN`]
+//! searches per turn, at most [`MAX_REMINDERS`] reminders within [`REMINDER_PAST_GRACE_SECS`] and
+//! [`REMINDER_MAX_AHEAD_SECS`] of now, and each frame within its kind's
+//! [`WorkerToGateway::max_bytes`]. The constants live here so the worker keeps to the same limits.
 
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +62,72 @@ pub enum WorkerToGateway {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reminders: Option<Vec<ReminderDue>>,
     },
+}
+
+/// Most completions one chat turn's step loop asks for. Each tool round is a step; the limit
+/// keeps a looping model from spending without end.
+pub const MAX_STEPS: usize = 6;
+
+/// Most completions the gateway grants one turn: the step loop plus the one that folds older
+/// messages into the conversation's running summary (`hearth-worker/src/context.rs`). Uncapped
+/// members have no spend bound, so this (with one completion in flight at a time) is what
+/// bounds what one turn can cost.
+pub const MAX_COMPLETIONS_PER_TURN: usize = MAX_STEPS + 1;
+
+/// Most knowledge searches the gateway answers in one turn: two per step is more than a model
+/// needs to find a note, and each search is a query on the household's index.
+pub const KB_MAX_SEARCHES_PER_TURN: usize = 2 * MAX_STEPS;
+
+/// Longest search query the gateway takes, in bytes (the worker sends at most 300 characters).
+pub const KB_MAX_QUERY_BYTES: usize = 1200;
+
+/// Most upcoming reminders a member may have: the worker refuses a new one past it, and the
+/// gateway refuses a schedule longer than it.
+pub const MAX_REMINDERS: usize = 200;
+
+/// How far in the past a reported reminder may be due. A worker moves a reminder past the
+/// turn's `now` when it fires it, so only a turn's own duration (at most the turn timeout)
+/// separates a fresh instant from the gateway's clock; older instants are dropped — the occurrence
+/// was either fired already or is committed as a firing that reports the next one.
+pub const REMINDER_PAST_GRACE_SECS: i64 = 15 * 60;
+
+/// How far ahead a reported reminder may be due: ten years.
+pub const REMINDER_MAX_AHEAD_SECS: i64 = 10 * 366 * 24 * 3600;
+
+/// Largest frame a worker may send at all; a bigger one ends the worker's connection. Below
+/// [`crate::frame::MAX_FRAME`], which bounds every Hearth socket; each kind has a smaller bound
+/// still ([`WorkerToGateway::max_bytes`]).
+pub const WORKER_FRAME_MAX: usize = 4 * 1024 * 1024;
+
+/// Longest reply text the gateway sends for one turn, in bytes; longer is cut with a note. A
+/// model's answer is bounded by its output tokens (a few KiB); only `/memory` with thousands of
+/// facts comes near, and 64 KiB is already sixteen Telegram messages.
+pub const MAX_REPLY_BYTES: usize = 64 * 1024;
+
+impl WorkerToGateway {
+    /// The largest encoded size (JSON body, without the length prefix) a frame of this kind may
+    /// have. A `Complete` carries a prompt the worker fits to the member's context budget
+    /// (tens of KiB) plus up to [`MAX_STEPS`] rounds of tool calls and results; `TurnDone`
+    /// carries a reply (a `/memory` listing of every fact is the longest legitimate one) and
+    /// at most [`MAX_REMINDERS`] instants; `Hello` and `KbSearch` are a few words.
+    pub fn max_bytes(&self) -> usize {
+        match self {
+            WorkerToGateway::Hello { .. } => 4 * 1024,
+            WorkerToGateway::KbSearch { .. } => 4 * 1024,
+            WorkerToGateway::Complete { .. } => 2 * 1024 * 1024,
+            WorkerToGateway::TurnDone { .. } => WORKER_FRAME_MAX,
+        }
+    }
+
+    /// The frame's kind, for logs and refusals; never its content.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            WorkerToGateway::Hello { .. } => "hello",
+            WorkerToGateway::Complete { .. } => "complete",
+            WorkerToGateway::KbSearch { .. } => "kb_search",
+            WorkerToGateway::TurnDone { .. } => "turn_done",
+        }
+    }
 }
 
 /// Most hits one [`WorkerToGateway::KbSearch`] returns.
@@ -121,6 +195,39 @@ pub enum TurnKind {
     Reminder { id: i64, due_at: i64 },
 }
 
+impl TurnKind {
+    /// Whether a turn of this kind asks the model anything. Only a chat turn does (its step loop
+    /// and, in a long conversation, one summary); commands and reminders are answered by the
+    /// worker from the member's own files, so the gateway refuses them any completion.
+    pub fn uses_model(self) -> bool {
+        matches!(self, TurnKind::Chat)
+    }
+
+    /// Whether a turn of this kind may search the household's knowledge: only a chat turn's
+    /// model calls the search tool.
+    pub fn may_search(self) -> bool {
+        matches!(self, TurnKind::Chat)
+    }
+
+    /// Whether a turn of this kind may report a new reminder schedule: a chat turn (the reminder
+    /// tools), `/reminders cancel`, and a firing (which moves the reminder on).
+    pub fn may_change_reminders(self) -> bool {
+        matches!(self, TurnKind::Chat | TurnKind::Reminders | TurnKind::Reminder { .. })
+    }
+
+    /// A short name for logs and the audit log.
+    pub fn name(self) -> &'static str {
+        match self {
+            TurnKind::Chat => "chat",
+            TurnKind::NewConversation => "new_conversation",
+            TurnKind::ListMemory => "list_memory",
+            TurnKind::Forget => "forget",
+            TurnKind::Reminders => "reminders",
+            TurnKind::Reminder { .. } => "reminder",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncomingMessage {
     /// Gateway inbox row id. Stable across gateway restarts, so a worker can recognise a turn it
@@ -164,4 +271,63 @@ pub enum TurnOutcome {
     /// The turn failed; `user_message` is a kind, plain sentence for the member, `detail` is for
     /// the admin's logs.
     Failed { user_message: String, detail: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::ChatMessage;
+
+    fn size(msg: &WorkerToGateway) -> usize {
+        crate::frame::encode(msg).unwrap().len() - 4
+    }
+
+    /// The largest frame a real worker sends of each kind fits that kind's bound, and every
+    /// bound is below the worker frame limit.
+    #[test]
+    fn real_frames_fit_their_bounds() {
+        let hello = WorkerToGateway::Hello { version: crate::PROTOCOL_VERSION, claimed_member: Some("m".repeat(64)) };
+        // The worker cuts a query to 300 characters; four bytes each at worst.
+        let search = WorkerToGateway::KbSearch { request_id: u64::MAX, turn_id: u64::MAX, query: "😀".repeat(300) };
+        // Every fact of a full memory (2,000 of 500 characters) listed by `/memory`, and a full
+        // reminder schedule.
+        let memory = format!("- {}\n", "x".repeat(500)).repeat(2000);
+        let done = WorkerToGateway::TurnDone {
+            turn_id: u64::MAX,
+            outcome: TurnOutcome::Reply { text: memory },
+            reminders: Some((0..MAX_REMINDERS as i64).map(|id| ReminderDue { id: i64::MAX - id, due_at: i64::MAX }).collect()),
+        };
+        // A 12,000-token prompt at one byte per token, and five rounds of tool results.
+        let mut messages = vec![ChatMessage::user("p".repeat(12_000))];
+        for i in 0..5 {
+            messages.push(ChatMessage::tool_result(format!("call_{i}"), "r".repeat(100 * 1024), false));
+        }
+        let complete = WorkerToGateway::Complete {
+            request_id: 1,
+            turn_id: 1,
+            request: CompletionRequest { system: "s".repeat(8000), messages, max_tokens: 4096, tools: Vec::new() },
+        };
+        for msg in [hello, search, done, complete] {
+            assert!(size(&msg) <= msg.max_bytes(), "{}: {} > {}", msg.kind_name(), size(&msg), msg.max_bytes());
+            assert!(msg.max_bytes() <= WORKER_FRAME_MAX && WORKER_FRAME_MAX < crate::frame::MAX_FRAME);
+        }
+    }
+
+    #[test]
+    fn only_a_chat_turn_uses_the_model() {
+        let all = [
+            TurnKind::Chat,
+            TurnKind::NewConversation,
+            TurnKind::ListMemory,
+            TurnKind::Forget,
+            TurnKind::Reminders,
+            TurnKind::Reminder { id: 1, due_at: 2 },
+        ];
+        let model: Vec<_> = all.iter().filter(|k| k.uses_model()).collect();
+        assert_eq!(model, [&TurnKind::Chat]);
+        assert_eq!(all.iter().filter(|k| k.may_search()).count(), 1);
+        let reminders: Vec<_> = all.iter().filter(|k| k.may_change_reminders()).map(|k| k.name()).collect();
+        assert_eq!(reminders, ["chat", "reminders", "reminder"]);
+        assert_eq!(MAX_COMPLETIONS_PER_TURN, MAX_STEPS + 1);
+    }
 }

@@ -246,6 +246,8 @@ pub enum Fault {
     /// A 200 that is not the provider's format: wrong-typed JSON (non-stream), or an event
     /// whose data is not JSON (stream).
     Malformed,
+    /// Answer with a redirect: this status (301, 302, 307, 308) and `Location: location`.
+    Redirect { code: u16, location: String },
 }
 
 /// A scripted behaviour for requests whose text contains `contains`. Build one with
@@ -586,6 +588,13 @@ async fn respond(shared: Arc<Shared>, api: Api, headers: HeaderMap, body: Bytes)
             return error_response(api, 503, "the fake LLM gave up hanging", None);
         }
         Plan::Fault(Fault::Malformed) => return malformed_response(api, call.stream),
+        Plan::Fault(Fault::Redirect { code, location }) => {
+            let mut response = json_response(code, "{}".to_owned(), None);
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, v);
+            }
+            return response;
+        }
         Plan::Fault(Fault::Truncated) => None,
         Plan::Reply(reply) => Some(reply.unwrap_or_else(|| responder(&call))),
     };

@@ -15,7 +15,7 @@
 //! Tool rounds live only in the turn's request: history keeps the member's messages and the
 //! final reply, and what a tool changed (a remembered fact) is in the memory itself.
 
-use hearth_proto::llm::{BrokerError, BrokerErrorKind, ChatMessage, Completion, CompletionRequest};
+use hearth_proto::llm::{BrokerError, BrokerErrorKind, ChatMessage, Completion, CompletionRequest, Refusal};
 use hearth_proto::worker::{Turn, TurnKind, TurnOutcome};
 
 use crate::history::{self, History, Prepared};
@@ -25,9 +25,11 @@ use crate::reminders::{self, Fired, Reminders};
 use crate::tools::Now;
 use crate::{context, knowledge, prompt, role_tools, tools};
 
-/// Most completions one turn may ask for. Each tool round is a step; the limit keeps a looping
-/// model from spending without end. Every step is one reserved-and-settled broker call.
-pub const MAX_STEPS: usize = 6;
+/// Most completions one turn's step loop asks for. Each tool round is a step; the limit keeps a
+/// looping model from spending without end. Every step is one reserved-and-settled broker call.
+/// Shared with the gateway, which grants a chat turn this many plus one (the summary in
+/// `context.rs`) and refuses the rest.
+pub use hearth_proto::worker::MAX_STEPS;
 
 /// Facts brought into each prompt: up to this many matching the new messages' words…
 const RELEVANT_FACTS: usize = 8;
@@ -489,6 +491,16 @@ pub fn broker_failed(e: &BrokerError) -> TurnOutcome {
                                         long. Try a shorter message, or send /new to start a \
                                         fresh conversation."
             .to_owned(),
+        BrokerErrorKind::Refused { reason: Refusal::Paused } => "Whoever runs Hearth at home has paused \
+                                                                me, so I stopped there. I'll be back once \
+                                                                they resume me."
+            .to_owned(),
+        BrokerErrorKind::Refused { reason: Refusal::Resting } => "It's rest time now, so I can't answer \
+                                                                 that. Let's talk again after."
+            .to_owned(),
+        BrokerErrorKind::Refused { .. } => "Sorry, that took me more than I'm allowed for one message, so \
+                                            I stopped. Could you ask again, perhaps in smaller pieces?"
+            .to_owned(),
     };
     TurnOutcome::Failed { user_message, detail: format!("broker: {e}") }
 }
@@ -543,6 +555,9 @@ mod tests {
             BrokerErrorKind::ProviderError,
             BrokerErrorKind::Timeout,
             BrokerErrorKind::BadRequest,
+            BrokerErrorKind::Refused { reason: Refusal::Paused },
+            BrokerErrorKind::Refused { reason: Refusal::Resting },
+            BrokerErrorKind::Refused { reason: Refusal::Limit },
         ] {
             let m = user_message(broker_failed(&err(kind.clone())));
             assert!(!m.contains("boom") && !m.contains("Error"), "{kind:?}: {m}");

@@ -34,6 +34,7 @@ mod role_tools;
 mod tools;
 
 pub use agent::{MAX_STEPS, STEP_LIMIT_MESSAGE};
+pub use knowledge::{QUOTE_CLOSE as KB_QUOTE_CLOSE, QUOTE_OPEN as KB_QUOTE_OPEN};
 pub use tools::TOOL_TIMEOUT;
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};

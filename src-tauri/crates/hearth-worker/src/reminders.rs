@@ -26,8 +26,8 @@ use crate::db;
 pub const FILE_NAME: &str = "reminders.sqlite";
 /// Longest reminder text, in characters.
 pub const MAX_TEXT_CHARS: usize = 500;
-/// Most active reminders per member.
-pub const MAX_ACTIVE: usize = 200;
+/// Most active reminders per member; the gateway refuses a longer schedule.
+pub const MAX_ACTIVE: usize = hearth_proto::worker::MAX_REMINDERS;
 /// How local times are written to and read from the model: `2026-11-22T08:00`.
 pub const LOCAL_FORMAT: &str = "%Y-%m-%dT%H:%M";
 

@@ -26,6 +26,24 @@ async fn price_test_model(h: &Household, model: &str, usd_per_mtok: u64) {
     assert!(matches!(reply, ControlReply::Prices { .. }), "{reply:?}");
 }
 
+/// Input and output at different prices, in USD per million tokens (whole cents: `in_cents`,
+/// `out_cents`). The reservation holds the prompt at one token per byte — several times what the
+/// fake counts, with eleven tool definitions riding along — and `max_output_tokens` of output;
+/// a cheap input keeps that worst case within a few turns' real cost.
+async fn price_in_out(h: &Household, model: &str, in_cents: u64, out_cents: u64) {
+    let reply = h
+        .gateway
+        .control(ControlRequest::PriceSet {
+            model: model.into(),
+            input_micros_per_mtok: in_cents * 10_000,
+            output_micros_per_mtok: out_cents * 10_000,
+            cached_input_micros_per_mtok: None,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(reply, ControlReply::Prices { .. }), "{reply:?}");
+}
+
 async fn cap(h: &Household, i: usize, daily: CapChange) {
     h.gateway
         .control(ControlRequest::MemberCap { member: h.members[i].name.clone(), daily, monthly: CapChange::Keep })
@@ -45,10 +63,10 @@ fn settled_cost(h: &Household, member_id: &str) -> i64 {
 async fn a_capped_member_stops_at_the_cap_and_the_admin_raises_it() {
     let h = Household::with(3, |c| c.max_output_tokens = 20).await;
     let (admin, leo, other_admin) = (0, 1, 2);
-    // About $0.001-0.002 a turn (the conversation grows, and eleven tool definitions ride along),
-    // worst case under $0.01: spend climbs in steps small enough to cross 80 % before a turn's
-    // worst case no longer fits.
-    price_test_model(&h, "test-model", 4).await;
+    // $0.10 in, $200 out per million: about $0.0015 a turn (seven output tokens, a few hundred
+    // input), worst case under $0.005 (the prompt at a token per byte, 20 output tokens): spend
+    // climbs in steps small enough to cross 80 % before a turn's worst case no longer fits.
+    price_in_out(&h, "test-model", 10, 20_000).await;
     for admin in ["Rosa", "Sam"] {
         h.gateway.control(ControlRequest::MemberAdmin { member: admin.into(), admin: true }).await.unwrap();
     }
@@ -133,9 +151,12 @@ async fn a_flood_of_messages_never_overshoots_any_cap() {
         c.queue_cap = 250;
     })
     .await;
-    // A worst case under half the household cap (the prompt with eleven tool definitions, and
-    // 100 output tokens), so two calls at a time fit and the flood uses most of it.
-    price_test_model(&h, "test-model", 30).await;
+    // Every answer is 100 output tokens at $300 per million, the prompt $0.01 per million: a call
+    // costs about $0.03, its worst case (the prompt with eleven tool definitions at a token per
+    // byte, and 100 output tokens) about $0.034 — over the member's cap, under half the household
+    // cap, so two calls at a time fit and the flood uses most of it.
+    price_in_out(&h, "test-model", 1, 30_000).await;
+    h.llm.set_responder(|_| hearth_testkit::llm::Reply::text("y".repeat(400)));
     h.llm.set_latency(Duration::from_millis(100));
     cap(&h, 0, CapChange::Set { micros: 30_000 }).await;
     h.gateway.control(ControlRequest::HouseholdCap { monthly: CapChange::Set { micros: 100_000 } }).await.unwrap();

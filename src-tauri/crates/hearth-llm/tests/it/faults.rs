@@ -127,3 +127,51 @@ async fn bad_settings_are_config_errors() {
     assert!(matches!(complete(&http(), &p, &request("hi"), &limits()).await, Err(LlmError::Config(_))));
     assert!(fake.calls().is_empty());
 }
+
+/// A provider that answers with a redirect — to another host that records what it receives —
+/// is not followed: the key never reaches the other host, the answer is a clear error naming
+/// both addresses, and it is not retried. A client that follows redirects would have handed
+/// Anthropic's `x-api-key` over (reqwest strips only `Authorization`), so the recording host
+/// can see a leak.
+#[tokio::test]
+async fn a_redirect_is_an_error_and_the_key_never_follows_it() {
+    let provider_host = FakeLlm::start().await;
+    let elsewhere = FakeLlm::start().await;
+    for (kind, path) in [(ProviderKind::Openai, "chat/completions"), (ProviderKind::Anthropic, "messages")] {
+        for code in [301, 302, 307, 308] {
+            provider_host.add_rule(
+                Rule::matching("")
+                    .times(1)
+                    .fault(Fault::Redirect { code, location: format!("{}/{path}", elsewhere.base_url()) }),
+            );
+            let before = provider_host.calls().len();
+            let p = provider(&provider_host, kind, false);
+            let e =
+                hearth_llm::complete_with_retry(&http(), &p, &request("hi"), &limits(), &fast_retries(), &mut |_| {})
+                    .await
+                    .unwrap_err();
+            let e = no_key(e);
+            let LlmError::Redirected { status, ref url, ref location } = e else { panic!("{kind:?} {code}: {e:?}") };
+            assert_eq!(status, code);
+            assert!(url.starts_with(&provider_host.base_url()), "{url}");
+            assert!(location.starts_with(&elsewhere.base_url()), "{location}");
+            let shown = e.to_string();
+            assert!(shown.contains(&provider_host.base_url()) && shown.contains("redirect"), "{shown}");
+            assert_eq!(provider_host.calls().len(), before + 1, "{kind:?} {code}: retried");
+        }
+    }
+    assert!(elsewhere.calls().is_empty(), "the redirect was followed: {:?}", elsewhere.calls());
+
+    // The same redirect through a client that follows it: the key arrives elsewhere.
+    provider_host.add_rule(
+        Rule::matching("")
+            .times(1)
+            .fault(Fault::Redirect { code: 307, location: format!("{}/messages", elsewhere.base_url()) }),
+    );
+    let following = reqwest::Client::new();
+    let _ = complete(&following, &provider(&provider_host, ProviderKind::Anthropic, false), &request("hi"), &limits())
+        .await;
+    let leaked = elsewhere.calls();
+    assert_eq!(leaked.len(), 1);
+    assert_eq!(leaked[0].api_key.as_deref(), Some(KEY), "this test could not see a leak");
+}

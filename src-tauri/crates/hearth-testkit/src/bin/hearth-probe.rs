@@ -16,6 +16,9 @@
 //! (session, process group and controlling terminal from `/proc/self/stat`, and opening
 //! `/dev/tty`), `type_into_terminal {text}` (`TIOCSTI` of each byte and `TIOCLINUX` on every open
 //! descriptor; value: each descriptor's two outcomes), `stderr {text}` (written to fd 2 as is).
+//!
+//! `hearth-probe abuse PLAN` instead speaks the worker protocol to a real gateway and asks for
+//! what a hostile worker would (`probe_abuse.rs`; `tests/it/abuse.rs`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::FromRawFd;
@@ -23,6 +26,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 
 use serde_json::{Value, json};
+
+#[path = "../probe_abuse.rs"]
+mod abuse;
 
 fn main() {
     let stream = match connect() {
@@ -32,6 +38,12 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, plan] = args.as_slice()
+        && mode == "abuse"
+    {
+        std::process::exit(abuse::run(stream, plan));
+    }
     // Read through a reference, not a clone: a duplicate descriptor would show up in `fds`.
     let mut line = String::new();
     if BufReader::new(&stream).read_line(&mut line).is_err() || line.trim().is_empty() {

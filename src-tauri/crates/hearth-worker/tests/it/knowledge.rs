@@ -25,7 +25,8 @@ async fn a_knowledge_search_is_answered_by_the_gateway() {
 
     let (id, second) = gw.expect_complete(1).await;
     let result = second.messages.last().unwrap();
-    assert_eq!((result.content.as_str(), result.is_error), ("[wifi.md — Wifi]\nPassword: swordfish", false));
+    let quoted = format!("{}\n[wifi.md — Wifi]\nPassword: swordfish\n{}", hearth_worker::KB_QUOTE_OPEN, hearth_worker::KB_QUOTE_CLOSE);
+    assert_eq!((result.content.as_str(), result.is_error), (quoted.as_str(), false));
     gw.answer(id, Ok(completion("It's swordfish."))).await;
     assert_eq!(gw.expect_done(1).await, TurnOutcome::Reply { text: "It's swordfish.".into() });
 
