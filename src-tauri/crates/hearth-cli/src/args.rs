@@ -19,6 +19,8 @@ Exit codes:
   9  `hearth doctor` found warnings (and nothing critical)
   10 `hearth doctor` found something critical
   11 `hearth backup verify` or `restore` found the backup damaged
+  12 refused for safety: the data folder, or whoever serves its control socket, is
+     not what it must be (someone else could change or impersonate it)
 
 Errors print as `error: <message>` on stderr; with --json also as
 {\"error\":{\"code\":\"...\",\"message\":\"...\"}} on stdout.";

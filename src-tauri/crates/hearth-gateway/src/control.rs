@@ -358,12 +358,11 @@ fn new_member_id(name: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // The socket
 
-/// Binds `run/control.sock` (directory 0700, socket 0600) and serves it until shutdown.
-pub(crate) async fn serve_socket(gateway: Gateway) -> std::io::Result<()> {
+/// Binds `run/control.sock` (directory 0700 and checked like the data folder, socket 0600) and
+/// serves it until shutdown.
+pub(crate) async fn serve_socket(gateway: Gateway) -> anyhow::Result<()> {
     let dir = &gateway.inner.dir;
-    let run = dir.run_dir();
-    std::fs::create_dir_all(&run)?;
-    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700))?;
+    crate::data_dir::prepare_subdir(dir.root(), "run", 0o700)?;
     let path = dir.control_socket();
     // We hold the data directory's lock, so a socket file here is a leftover of a crash.
     let _ = std::fs::remove_file(&path);
