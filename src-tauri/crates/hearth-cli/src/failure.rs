@@ -75,6 +75,7 @@ impl From<ClientError> for Failure {
         match e {
             ClientError::NotRunning(_) => Self { code: "not_running", message: e.to_string(), exit: EXIT_NOT_RUNNING },
             ClientError::Io(_) => Self { code: "internal", message: e.to_string(), exit: EXIT_UNEXPECTED },
+            ClientError::Refused(m) => Self::refused(m),
             ClientError::Control(c) => c.into(),
         }
     }
@@ -110,5 +111,7 @@ mod tests {
         let f = Failure::from(ClientError::NotRunning("/d".into()));
         assert_eq!((f.code, f.exit), ("not_running", 3));
         assert!(f.message.contains("hearth serve"), "{}", f.message);
+        let f = Failure::from(ClientError::Refused("served by uid 4242".into()));
+        assert_eq!((f.code, f.exit, f.message.as_str()), ("refused", 12, "served by uid 4242"));
     }
 }
