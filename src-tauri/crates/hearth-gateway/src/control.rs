@@ -494,7 +494,10 @@ pub(crate) fn check_server(data_dir: &Path, server: u32, me: u32) -> Result<(), 
     let meta = |p: &Path| {
         std::fs::symlink_metadata(p).map_err(|e| ClientError::Io(format!("could not check {}: {e}", p.display())))
     };
-    let owner = meta(data_dir)?.uid();
+    // The folder's own owner, through a link to it if the command was given one.
+    let owner = std::fs::metadata(data_dir)
+        .map_err(|e| ClientError::Io(format!("could not check {}: {e}", data_dir.display())))?
+        .uid();
     let trusted = |uid: u32| uid == me || uid == 0 || (me == 0 && uid == owner);
     if !trusted(server) {
         return refuse(format!(
