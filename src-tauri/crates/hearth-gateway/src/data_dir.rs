@@ -341,15 +341,21 @@ fn acl(path: &Path) -> io::Result<Acl> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
     let read = |name: &std::ffi::CStr| -> io::Result<Option<Vec<u8>>> {
-        let mut buf = vec![0u8; 4096];
+        let absent = |e: io::Error| match e.raw_os_error() {
+            Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
+            _ => Err(e),
+        };
+        // SAFETY: a size query (null buffer, length 0) on a valid C path and attribute name.
+        let size = unsafe { libc::lgetxattr(c.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
+        if size < 0 {
+            return absent(io::Error::last_os_error());
+        }
+        // Room for an entry or two more, should one be added between the two calls.
+        let mut buf = vec![0u8; size as usize + 64];
         // SAFETY: a valid C path and attribute name, and a buffer of the length given.
         let n = unsafe { libc::lgetxattr(c.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
-                _ => Err(e),
-            };
+            return absent(io::Error::last_os_error());
         }
         buf.truncate(n as usize);
         Ok(Some(buf))
