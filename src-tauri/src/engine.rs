@@ -121,9 +121,10 @@ impl Shell {
             drop(engine);
             return self.info().await;
         }
-        let loaded = match std::fs::create_dir_all(&self.options.data_dir) {
-            Ok(()) => settings::load(&self.options.data_dir),
-            Err(e) => Err(anyhow::anyhow!("create the data folder {}: {e}", self.options.data_dir.display())),
+        // Checked as the gateway checks it, before app.json is read from it.
+        let loaded = match hearth_gateway::data_dir::prepare(&self.options.data_dir, None) {
+            Ok(_) => settings::load(&self.options.data_dir),
+            Err(e) => Err(anyhow::Error::new(e)),
         };
         let loaded = match loaded {
             Ok(s) => s,

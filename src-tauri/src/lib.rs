@@ -141,8 +141,11 @@ fn init_logging(data_dir: &std::path::Path) {
     // Everything the gateway writes is its own, the log folder included.
     // SAFETY: umask only changes this process's file creation mask.
     unsafe { libc::umask(0o077) };
-    let file = std::fs::create_dir_all(data_dir)
-        .and_then(|()| hearth_gateway::logs::RollingFile::open(data_dir))
+    // Nothing is written in a data folder that fails the gateway's checks (the engine then says
+    // why in the window).
+    let file = hearth_gateway::data_dir::prepare(data_dir, None)
+        .map_err(std::io::Error::other)
+        .and_then(|_| hearth_gateway::logs::RollingFile::open(data_dir))
         .map_err(|e| eprintln!("warning: logging to stderr only; cannot write logs in {}: {e}", data_dir.display()))
         .ok()
         .map(|f| &*Box::leak(Box::new(f)));

@@ -40,22 +40,14 @@ pub fn load(data_dir: &Path) -> anyhow::Result<AppSettings> {
     }
 }
 
-/// Writes the settings atomically (temporary file, fsync, rename), so a crash or a full disk
-/// leaves either the old file or the new one.
+/// Writes the settings atomically (a new temporary file, never through a link, fsync, rename:
+/// `hearth_gateway::data_dir::write_private`), so a crash or a full disk leaves either the old
+/// file or the new one.
 pub fn save(data_dir: &Path, settings: &AppSettings) -> anyhow::Result<()> {
-    use std::io::Write as _;
     let path = path(data_dir);
-    let tmp = path.with_extension("json.tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(settings).expect("settings serialise"))?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        anyhow::anyhow!("save the app's settings to {}: {e}", path.display())
-    })
+    let body = serde_json::to_vec_pretty(settings).expect("settings serialise");
+    hearth_gateway::data_dir::write_private(&path, &body)
+        .map_err(|e| anyhow::anyhow!("save the app's settings to {}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ Exit codes:
   9  `hearth doctor` found warnings (and nothing critical)
   10 `hearth doctor` found something critical
   11 `hearth backup verify` or `restore` found the backup damaged
+  12 refused for safety: the data folder, or whoever serves its control socket, is
+     not what it must be (someone else could change or impersonate it)
 
 Errors print as `error: <message>` on stderr; with --json also as
 {\"error\":{\"code\":\"...\",\"message\":\"...\"}} on stdout.";
@@ -104,7 +106,9 @@ pub enum Command {
     /// member, the level their worker runs at, their OS account and uid, the worker's pid and
     /// any findings (files readable by others, stray ACLs, a worker under the wrong uid, secrets
     /// with loose permissions, an open stranger policy); then findings about the gateway itself.
-    /// Each finding says what is wrong and what to do about it.
+    /// Each finding says what is wrong and what to do about it — among them member OS accounts
+    /// that belong to no member of this household (`sudo hearth doctor --fix-orphans` removes
+    /// them).
     ///
     /// Exit codes: 0 when nothing needs fixing (at most notes marked "info"), 9 when there are
     /// warnings but nothing critical, 10 when anything is critical; the usual codes otherwise
@@ -744,6 +748,12 @@ pub struct DoctorArgs {
     /// Print the report as JSON (the exit code is the same).
     #[arg(long)]
     pub json: bool,
+    /// As root, first remove the member OS accounts (`hearth-*`) this household left behind:
+    /// those made for its former members, or for a household whose folder is gone. An account
+    /// that still runs processes, or whose member folder is still there, is kept, and so is one
+    /// made by an older Hearth that did not record its household. What was done goes to stderr.
+    #[arg(long)]
+    pub fix_orphans: bool,
 }
 
 #[derive(Debug, Args)]

@@ -13,8 +13,12 @@ use crate::admin::{ask, print_json, unexpected_reply};
 use crate::args::DoctorArgs;
 use crate::failure::{EXIT_DOCTOR_CRITICAL, EXIT_DOCTOR_WARNINGS, Failure};
 
-/// Asks the running gateway for its report, prints it and returns the verdict's exit code.
+/// Asks the running gateway for its report, prints it and returns the verdict's exit code;
+/// with `--fix-orphans`, removes this household's left-over accounts first.
 pub async fn run(data_dir: &Path, args: DoctorArgs) -> Result<u8, Failure> {
+    if args.fix_orphans {
+        fix_orphans(data_dir).await?;
+    }
     match ask(data_dir, ControlRequest::Doctor).await? {
         ControlReply::Doctor(report) => {
             if args.json {
@@ -26,6 +30,48 @@ pub async fn run(data_dir: &Path, args: DoctorArgs) -> Result<u8, Failure> {
         }
         other => Err(unexpected_reply(&other)),
     }
+}
+
+/// Removes the accounts [`hearth_isolation::accounts::orphans`] finds for this household, each
+/// checked again by `remove_orphan` (no process running, no member folder left); says on stderr
+/// what it removed and what it kept, and why. Root decides from the account database itself;
+/// the gateway is asked only who its members are, which cannot make it point at another
+/// household's accounts (those name their own folder).
+async fn fix_orphans(data_dir: &Path) -> Result<(), Failure> {
+    use hearth_isolation::accounts;
+    if !accounts::can_manage_accounts() {
+        return Err(Failure::invalid_input(
+            "--fix-orphans removes OS accounts, which needs root: run `sudo hearth doctor --fix-orphans`",
+        ));
+    }
+    let members: std::collections::BTreeSet<String> = match ask(data_dir, ControlRequest::MemberList).await? {
+        ControlReply::Members { members } => members.into_iter().map(|m| m.id).collect(),
+        other => return Err(unexpected_reply(&other)),
+    };
+    let household = std::fs::canonicalize(data_dir)
+        .map_err(|e| Failure::unexpected(format!("resolve the data folder {}: {e}", data_dir.display())))?;
+    let all = tokio::task::spawn_blocking(accounts::list_accounts)
+        .await
+        .map_err(|e| Failure::unexpected(e.to_string()))?
+        .map_err(|e| Failure::unexpected(e.to_string()))?;
+    let found = accounts::orphans(&all, &members, &household, accounts::holds_household);
+    if found.is_empty() {
+        eprintln!("No left-over member accounts.");
+    }
+    for orphan in found {
+        let name = orphan.found.account.name.clone();
+        if !orphan.removable() {
+            eprintln!("left alone: {orphan} If no other Hearth household on this machine uses it: sudo userdel {name}");
+            continue;
+        }
+        let o = orphan.clone();
+        match tokio::task::spawn_blocking(move || accounts::remove_orphan(&o)).await {
+            Ok(Ok(())) => eprintln!("removed {name}: {orphan}"),
+            Ok(Err(e)) => eprintln!("kept {name}: {e}"),
+            Err(e) => eprintln!("kept {name}: {e}"),
+        }
+    }
+    Ok(())
 }
 
 /// 0 when nothing is above info, 9 for warnings only, 10 when anything is critical.

@@ -19,6 +19,9 @@ pub const EXIT_DOCTOR_WARNINGS: u8 = 9;
 pub const EXIT_DOCTOR_CRITICAL: u8 = 10;
 /// `hearth backup verify` (or `restore`) found a backup missing, changed or damaged.
 pub const EXIT_BACKUP_DAMAGED: u8 = 11;
+/// Refused for safety: the data folder, or whoever serves its control socket, is not what it
+/// must be (someone else could change or impersonate it). The message says what to do.
+pub const EXIT_REFUSED: u8 = 12;
 
 /// A command that did not succeed: a stable `code` for scripts, a `message` for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +38,10 @@ impl Failure {
 
     pub fn unexpected(message: impl Into<String>) -> Self {
         Self { code: "internal", message: message.into(), exit: EXIT_UNEXPECTED }
+    }
+
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self { code: "refused", message: message.into(), exit: EXIT_REFUSED }
     }
 
     /// Prints the error (stderr always; stdout too as JSON when asked) and gives the exit code.
@@ -68,6 +75,7 @@ impl From<ClientError> for Failure {
         match e {
             ClientError::NotRunning(_) => Self { code: "not_running", message: e.to_string(), exit: EXIT_NOT_RUNNING },
             ClientError::Io(_) => Self { code: "internal", message: e.to_string(), exit: EXIT_UNEXPECTED },
+            ClientError::Refused(m) => Self::refused(m),
             ClientError::Control(c) => c.into(),
         }
     }
@@ -103,5 +111,7 @@ mod tests {
         let f = Failure::from(ClientError::NotRunning("/d".into()));
         assert_eq!((f.code, f.exit), ("not_running", 3));
         assert!(f.message.contains("hearth serve"), "{}", f.message);
+        let f = Failure::from(ClientError::Refused("served by uid 4242".into()));
+        assert_eq!((f.code, f.exit, f.message.as_str()), ("refused", 12, "served by uid 4242"));
     }
 }

@@ -37,6 +37,7 @@
 //! | 9 | `hearth doctor` found warnings and nothing critical (the report is printed) |
 //! | 10 | `hearth doctor` found something critical (the report is printed) |
 //! | 11 | `hearth backup verify` or `restore` found the backup missing, changed or damaged |
+//! | 12 | refused for safety: the data folder, or whoever serves its control socket, is not what it must be (another user could change or impersonate it); nothing was sent |
 //!
 //! Errors print as `error: <message>` on stderr; with `--json` the same error is also printed on
 //! stdout as `{"error":{"code":"...","message":"..."}}`.

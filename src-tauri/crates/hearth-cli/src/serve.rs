@@ -18,8 +18,10 @@ pub async fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Failure> {
     // Everything the gateway writes is its own, the log folder included.
     // SAFETY: umask only changes this process's file creation mask.
     unsafe { libc::umask(0o077) };
-    let file = std::fs::create_dir_all(&data_dir)
-        .and_then(|()| hearth_gateway::logs::RollingFile::open(&data_dir))
+    // The folder is checked before anything is written in it, the log included (the gateway
+    // checks it again, and sets its mode, once it knows the isolation level).
+    hearth_gateway::data_dir::prepare(&data_dir, None).map_err(|e| Failure::refused(e.to_string()))?;
+    let file = hearth_gateway::logs::RollingFile::open(&data_dir)
         .map_err(|e| eprintln!("warning: logging to stderr only; cannot write logs in {}: {e}", data_dir.display()))
         .ok();
     init_logging("info", file.map(|f| &*Box::leak(Box::new(f))));
@@ -39,9 +41,14 @@ pub async fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Failure> {
     if let Some(url) = &config.telegram_api_url {
         tracing::info!(%url, "using another Telegram Bot API server (HEARTH_TELEGRAM_API_URL)");
     }
-    let gateway = Gateway::start(config).await.map_err(|e| match e.downcast_ref::<hearth_gateway::AlreadyServing>() {
-        Some(busy) => Failure { code: "conflict", message: busy.to_string(), exit: crate::failure::EXIT_CONFLICT },
-        None => Failure::unexpected(format!("{e:#}")),
+    let gateway = Gateway::start(config).await.map_err(|e| {
+        if let Some(busy) = e.downcast_ref::<hearth_gateway::AlreadyServing>() {
+            return Failure { code: "conflict", message: busy.to_string(), exit: crate::failure::EXIT_CONFLICT };
+        }
+        match e.downcast_ref::<hearth_gateway::data_dir::DataDirError>() {
+            Some(unsafe_folder) => Failure::refused(unsafe_folder.to_string()),
+            None => Failure::unexpected(format!("{e:#}")),
+        }
     })?;
     eprintln!("Hearth is serving {}. Press Ctrl-C to stop.", gateway.data_dir().display());
 

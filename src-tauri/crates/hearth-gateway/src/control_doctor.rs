@@ -45,7 +45,7 @@ fn exposed_files(dir: &Path, limit: usize) -> Vec<String> {
             if meta.file_type().is_symlink() {
                 continue;
             }
-            if meta.permissions().mode() & 0o006 != 0 && !e.path().extension().is_some_and(|x| x == "sock") {
+            if meta.permissions().mode() & 0o006 != 0 && e.path().extension().is_none_or(|x| x != "sock") {
                 out.push(e.path().display().to_string());
             }
             if meta.is_dir() {
@@ -177,6 +177,8 @@ impl Gateway {
             "Strangers who write to a bot get one short reply an hour, an audit row, and nothing else: no AI, no spend, no data.",
             "Nothing to do.",
         ));
+        findings.extend(self.data_folder_findings());
+        findings.extend(self.orphan_findings());
 
         let mut members: Vec<MemberRow> = self.inner.members.lock().unwrap().values().cloned().collect();
         members.sort_by_key(|m| m.seq);
@@ -303,6 +305,68 @@ fn worker_facts_findings(
         ));
     }
     out
+}
+
+impl Gateway {
+    /// What the start-up check of the data folder (`data_dir::prepare`) established, checked
+    /// again now: a folder that has since become changeable by others is a finding.
+    fn data_folder_findings(&self) -> Vec<Finding> {
+        let root = self.inner.dir.root();
+        match crate::data_dir::check(root) {
+            Ok(real) => vec![finding(
+                Severity::Info,
+                format!(
+                    "The data folder {} and every folder above it belong to you or root, nobody else can change them, \
+                     and none carries an ACL that lets anyone in; the control socket's commands check who serves it \
+                     before they send a key or a token.",
+                    real.display()
+                ),
+                "Nothing to do. Hearth checks this at every start and refuses a folder that fails.",
+            )],
+            Err(e) => vec![finding(
+                Severity::Critical,
+                format!("The data folder is no longer safe: {e}"),
+                "Fix it as said, then restart Hearth.",
+            )],
+        }
+    }
+
+    /// Member OS accounts on this machine that belong to no member of this household: made for
+    /// a member since removed (a warning: this household's own leftover), for a household whose
+    /// folder is gone, or by an older Hearth that did not record its household (notes: they may
+    /// be another household's). Accounts of another household that still exists are not named.
+    fn orphan_findings(&self) -> Vec<Finding> {
+        use hearth_isolation::accounts::{self, OrphanReason};
+        let members: std::collections::BTreeSet<String> = self.inner.members.lock().unwrap().keys().cloned().collect();
+        let root = self.inner.dir.root();
+        let household = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+        let all = match accounts::list_accounts() {
+            Ok(all) => all,
+            Err(e) => {
+                return vec![finding(
+                    Severity::Info,
+                    format!("Member accounts left over could not be looked for: {e}"),
+                    "Nothing to do unless members were removed or a data folder deleted; then run `sudo hearth doctor --fix-orphans`.",
+                )];
+            }
+        };
+        accounts::orphans(&all, &members, &household, accounts::holds_household)
+            .into_iter()
+            .map(|o| {
+                let name = &o.found.account.name;
+                let severity = match o.reason {
+                    OrphanReason::FormerMember => Severity::Warning,
+                    OrphanReason::HouseholdGone(_) | OrphanReason::Unrecorded => Severity::Info,
+                };
+                let fix = if o.removable() {
+                    format!("sudo hearth doctor --fix-orphans (it removes {name}, unless it still runs processes or its member folder is still there)")
+                } else {
+                    format!("If no other Hearth household on this machine uses it: sudo userdel {name}")
+                };
+                finding(severity, o.to_string(), fix)
+            })
+            .collect()
+    }
 }
 
 fn root_member_dir(data: &Path, id: &str) -> Option<std::path::PathBuf> {

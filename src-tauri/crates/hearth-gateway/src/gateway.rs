@@ -259,10 +259,10 @@ impl Gateway {
         raise_open_files_limit();
         let dir = DataDir::new(config.data_dir.clone());
         let (level, supervisor) = resolve_isolation(config.isolation, config.supervisor_socket.as_deref()).await?;
-        create_data_dir(dir.root(), level).with_context(|| format!("create data directory {}", dir.root().display()))?;
-        // Workers (and the supervisor) are given absolute paths, whatever the working directory.
-        let absolute = std::fs::canonicalize(dir.root())
-            .with_context(|| format!("resolve data directory {}", dir.root().display()))?;
+        // Checked (owner, who may write, ACLs, links, up to `/`) before anything is kept in it;
+        // 0700, or 0711 (traversable, not listable) when member accounts must reach their own
+        // folders inside. Workers (and the supervisor) get this absolute, link-free path.
+        let absolute = crate::data_dir::prepare(dir.root(), Some(data_dir_mode(level)))?;
         let lock = take_lock(&dir)?;
         let worker_socket = match level {
             IsolationLevel::Process => None,
@@ -1362,15 +1362,8 @@ fn exe_runnable_by_members(exe: &std::path::Path) -> Result<(), String> {
 
 /// The data directory is the gateway's: 0700 at level "process"; 0711 (traversable, not
 /// listable) when member accounts must reach their own directory inside it.
-fn create_data_dir(path: &std::path::Path, level: IsolationLevel) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(path)?;
-    let want = if level == IsolationLevel::Process { 0o700 } else { 0o711 };
-    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
-    if mode != want {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(want))?;
-    }
-    Ok(())
+fn data_dir_mode(level: IsolationLevel) -> u32 {
+    if level == IsolationLevel::Process { 0o700 } else { 0o711 }
 }
 
 /// The socket account-level workers connect to. Anyone may connect (0666 in a 0711 directory);
@@ -1378,9 +1371,7 @@ fn create_data_dir(path: &std::path::Path, level: IsolationLevel) -> std::io::Re
 fn bind_worker_socket(dir: &DataDir) -> anyhow::Result<tokio::net::UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.worker_socket();
-    let parent = path.parent().expect("the worker socket lives in a directory");
-    std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
-    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o711))?;
+    crate::data_dir::prepare_subdir(dir.root(), "workers", 0o711)?;
     // We hold the data directory's lock, so a socket file here is a leftover of a crash.
     let _ = std::fs::remove_file(&path);
     let listener = tokio::net::UnixListener::bind(&path).with_context(|| format!("bind {}", path.display()))?;

@@ -27,7 +27,8 @@
 //!   the member's worker as a turn without a model call); [`clock`]: the "now" it uses.
 //! - [`roles`]: role presets (default caps, a child's quiet hours) and the quiet-hours check.
 //! - [`backup`]: backups of the whole household (create, verify, restore) and their schedule.
-//! - [`paths`]: the data directory layout.
+//! - [`paths`]: the data directory layout; [`data_dir`]: the checks it passes before anything is
+//!   kept in it (owner, who may write, ACLs, links — up to `/`), and atomic private writes.
 
 pub mod backup;
 pub mod broker;
@@ -37,6 +38,7 @@ mod control_doctor;
 mod control_member;
 mod control_provider;
 mod control_spend;
+pub mod data_dir;
 pub mod export;
 pub mod gateway;
 pub mod kb;

@@ -9,9 +9,10 @@
 //!   second household never share one. A start reads it once (one access prompt at most) and
 //!   each change replaces it in one write. An empty map leaves no item behind.
 //! - **`secrets.json`** in the data directory, mode 0600, owned by the gateway's user (the
-//!   default elsewhere, and `HEARTH_SECRETS=file`). Writes go to a temporary file that is fsynced
-//!   and renamed over the old one, so a crash or a full disk leaves either the old or the new
-//!   file, never half of one.
+//!   default elsewhere, and `HEARTH_SECRETS=file`). Writes go to a temporary file — created new,
+//!   never through a link ([`crate::data_dir::write_private`]) — that is fsynced and renamed
+//!   over the old one, so a crash or a full disk leaves either the old or the new file, never
+//!   half of one.
 //!
 //! A `secrets.json` found beside the Keychain is imported when [`Secrets::open`] runs: it was
 //! left by an install that kept a file, or by a restore of a backup made with
@@ -25,8 +26,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -395,16 +395,10 @@ fn read_file(path: &Path) -> Result<Option<BTreeMap<String, String>>, SecretsErr
     }
 }
 
+/// Through `secrets.json.tmp`, created new and never through a link (`data_dir::write_private`).
 fn write_file(path: &Path, values: &BTreeMap<String, String>) -> Result<(), SecretsError> {
-    let werr = |source| SecretsError::Write { path: path.to_owned(), source };
-    let tmp = path.with_extension("json.tmp");
     let body = serde_json::to_vec_pretty(values).expect("a map of strings always serialises");
-    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(werr)?;
-    f.write_all(&body).map_err(werr)?;
-    f.sync_all().map_err(werr)?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(werr)?;
-    Ok(())
+    crate::data_dir::write_private(path, &body).map_err(|source| SecretsError::Write { path: path.to_owned(), source })
 }
 
 fn load_vault(vault: &dyn Vault) -> Result<BTreeMap<String, String>, SecretsError> {

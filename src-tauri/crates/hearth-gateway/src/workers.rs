@@ -367,8 +367,8 @@ impl Workers {
         let account = match s.level {
             IsolationLevel::Process => None,
             IsolationLevel::Account | IsolationLevel::AccountSandbox => {
-                let id = member_id.to_owned();
-                let acc = tokio::task::spawn_blocking(move || accounts::ensure_account(&id))
+                let (id, household) = (member_id.to_owned(), s.data_dir.clone());
+                let acc = tokio::task::spawn_blocking(move || accounts::ensure_account_in(&id, &household))
                     .await
                     .map_err(|e| WorkerError::Spawn(e.to_string()))?
                     .map_err(spawn_err)?;

@@ -419,7 +419,7 @@ impl Supervisor {
         let (exe, account, member_dir, plan) = tokio::task::spawn_blocking(move || {
             let exe = check_exe(&exe, admin, admin_group)?;
             let (data, _) = open_data_dir(&data_path, admin)?;
-            let account = accounts::ensure_account(&id).map_err(failed)?;
+            let account = accounts::ensure_account_in(&id, &data_path).map_err(failed)?;
             if account.uid == admin {
                 return Err(refused(format!(
                     "{} has the admin's own uid {admin}; it cannot be a member's",

@@ -7,6 +7,9 @@ mod cli;
 mod context;
 mod faults;
 mod flow;
+// Linux only: POSIX ACL xattrs, setresuid, and root (CI runs as root).
+#[cfg(target_os = "linux")]
+mod hardening;
 mod isolation;
 mod knowledge;
 mod members;

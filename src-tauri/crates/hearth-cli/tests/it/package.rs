@@ -5,9 +5,10 @@
 //! doctor` finds nothing critical, a backup made while it serves restores into a fresh install
 //! with the member intact, and purging removes the user but never the household's data.
 //! Needs root (it installs a package and creates accounts); CI runs as root. There is no systemd
-//! in CI's container, so the units are checked with `systemd-analyze verify` and their commands
-//! are run directly.
+//! in CI's container, so the units are checked with `systemd-analyze verify` (and their
+//! sandboxing with `systemd-analyze security --offline`) and their commands are run directly.
 
+use std::collections::BTreeSet;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -131,6 +132,39 @@ fn the_units_verify_with_systemd() {
         .expect("systemd-analyze (Debian's systemd package) is needed");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
+}
+
+/// The units keep the sandboxing systemd scores (`systemd-analyze security`, exposure 0–10,
+/// lower is better): the gateway at 3.0 or better, the supervisor at 5.0 or better — the same
+/// bounds `scripts/test` holds with `--threshold` — and the supervisor keeps only the
+/// capabilities its work needs.
+#[test]
+fn the_units_stay_hardened() {
+    for (name, bound) in [("hearth.service", 3.0), ("hearth-supervisor.service", 5.0)] {
+        let path = repo().join("installers/linux").join(name);
+        let out = Command::new("systemd-analyze")
+            .args(["security", "--offline=true", "--no-pager"])
+            .arg(&path)
+            .output()
+            .expect("systemd-analyze (Debian's systemd package) is needed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().find(|l| l.contains("Overall exposure level")).unwrap_or_else(|| {
+            panic!("no overall exposure for {name}: {text}{}", String::from_utf8_lossy(&out.stderr))
+        });
+        let score: f64 =
+            line.split(':').nth(1).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap();
+        assert!(score <= bound, "{name} scores {score}, above {bound}:\n{text}");
+    }
+    let unit = std::fs::read_to_string(repo().join("installers/linux/hearth-supervisor.service")).unwrap();
+    let caps = unit.lines().find_map(|l| l.strip_prefix("CapabilityBoundingSet=")).expect("a capability bounding set");
+    let caps: BTreeSet<&str> = caps.split_whitespace().collect();
+    let needed =
+        ["CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_FOWNER", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_KILL"];
+    assert_eq!(caps, needed.into_iter().collect(), "the supervisor's capabilities");
+    for line in ["PrivateNetwork=yes", "RestrictAddressFamilies=AF_UNIX", "ProtectSystem=strict", "NoNewPrivileges=yes"]
+    {
+        assert!(unit.lines().any(|l| l == line), "the supervisor's unit lacks {line}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
