@@ -15,6 +15,7 @@ mod knowledge;
 mod members;
 mod memory;
 mod package;
+mod panics;
 mod reminders;
 mod reliability;
 mod roles;
