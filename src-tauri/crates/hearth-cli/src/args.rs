@@ -177,6 +177,14 @@ pub enum Command {
     /// Internal: one member's worker process, started by the gateway.
     #[command(hide = true)]
     Worker,
+
+    /// Internal: reads the folder on descriptor 3 with this process's rights and writes it to
+    /// stdout, for a backup or export root makes (started as the folder's owner).
+    #[command(hide = true, name = "tree-reader")]
+    TreeReader {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 impl Command {
@@ -203,7 +211,12 @@ impl Command {
             Command::Status(a) => a.json,
             Command::Doctor(a) => a.json,
             Command::Backup(c) => c.json(),
-            Command::Serve(_) | Command::Demo(_) | Command::Supervisor(_) | Command::Logs(_) | Command::Worker => false,
+            Command::Serve(_)
+            | Command::Demo(_)
+            | Command::Supervisor(_)
+            | Command::Logs(_)
+            | Command::Worker
+            | Command::TreeReader { .. } => false,
         }
     }
 }

@@ -53,6 +53,7 @@ pub mod spend;
 pub mod spend_text;
 pub mod store;
 pub mod telegram;
+pub mod tree;
 pub mod workers;
 
 pub use gateway::{AlreadyServing, Gateway, GatewayConfig, IsolationChoice};

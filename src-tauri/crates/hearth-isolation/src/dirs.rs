@@ -217,6 +217,82 @@ pub fn data_dir_reachable_by_members(data_dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// How much disk a member's folder takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Allocated bytes (`st_blocks * 512`) of everything inside, each file counted once however
+    /// many links it has, the folders included.
+    pub bytes: u64,
+    /// Entries counted.
+    pub files: u64,
+}
+
+/// Entries a usage walk counts at most; a folder with more is reported as at least this full.
+const USAGE_MAX_ENTRIES: u64 = 1_000_000;
+
+/// Measures `members/<member_id>` inside the opened data directory for the disk quota: a walk
+/// through descriptors (`openat` with `O_NOFOLLOW`, `fstatat` without following links) that
+/// opens only directories and reads no file, so it is safe as root in a folder the member
+/// writes. `Usage::default()` when the member has no folder yet.
+pub fn usage_at(data: &OwnedFd, member_id: &str) -> Result<Usage, IsolationError> {
+    let path = PathBuf::from("members").join(member_id);
+    if !is_safe_member_id(member_id) {
+        return Err(IsolationError::BadMemberId(member_id.to_owned()));
+    }
+    let top = match crate::fsat::open_dir_beneath(data, &format!("members/{member_id}")) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Usage::default()),
+        Err(e) => return Err(dir_err(&path, e)),
+    };
+    let st = nix::sys::stat::fstat(&top).map_err(|e| dir_err(&path, e))?;
+    let mut usage = Usage { bytes: st.st_blocks as u64 * 512, files: 0 };
+    let mut seen = std::collections::HashSet::new();
+    count_tree(&top, &path, 0, &mut usage, &mut seen)?;
+    Ok(usage)
+}
+
+/// [`usage_at`] for a data directory named by path (the gateway measuring its own members'
+/// folders, at level "process" or as root).
+pub fn usage(data_dir: &Path, member_id: &str) -> Result<Usage, IsolationError> {
+    let data = open_dir(data_dir)?;
+    usage_at(&data, member_id)
+}
+
+fn count_tree(
+    dir: &OwnedFd,
+    path: &Path,
+    depth: usize,
+    usage: &mut Usage,
+    seen: &mut std::collections::HashSet<(u64, u64)>,
+) -> Result<(), IsolationError> {
+    for name in entries(dir, path)? {
+        if usage.files >= USAGE_MAX_ENTRIES {
+            return Ok(());
+        }
+        let st = match nix::sys::stat::fstatat(dir, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(dir_err(path, e)),
+        };
+        usage.files += 1;
+        let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+        // A file with several links counts once (the member may link a file many times).
+        if st.st_nlink > 1 && kind != SFlag::S_IFDIR && !seen.insert((st.st_dev as u64, st.st_ino as u64)) {
+            continue;
+        }
+        usage.bytes = usage.bytes.saturating_add(st.st_blocks as u64 * 512);
+        if kind == SFlag::S_IFDIR && depth < MAX_DEPTH {
+            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            let child_path = path.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name.as_bytes()));
+            // Gone or swapped meanwhile: not counted, never followed.
+            if let Ok(Some(child)) = open_entry(dir, &name, flags, &st, &child_path) {
+                count_tree(&child, &child_path, depth + 1, usage, seen)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Deeper trees than this are refused rather than walked (each level holds a descriptor).
 const MAX_DEPTH: usize = 128;
 
