@@ -206,6 +206,7 @@ impl Command {
             Command::Household(HouseholdCommand::Cap(a)) => a.json,
             Command::Household(HouseholdCommand::Timezone(a)) => a.json,
             Command::Household(HouseholdCommand::IdleReset(a)) => a.json,
+            Command::Household(HouseholdCommand::DiskQuota(a)) => a.json,
             // The export's output is CSV; its errors stay on stderr.
             Command::Usage(a) => a.command.is_none() && a.json,
             Command::Status(a) => a.json,
@@ -536,6 +537,23 @@ pub enum HouseholdCommand {
     ///
     /// --json prints {"reset_after_idle_hours"}.
     IdleReset(HouseholdIdleResetArgs),
+    /// How much disk each member's folder may take, in MB; 0: no limit (default 1024).
+    ///
+    /// A member whose folder grows past it gets a short note instead of an answer until it is
+    /// smaller again (reminders still come), and you are told once. `hearth status` and
+    /// `hearth doctor` show each folder against it.
+    ///
+    /// --json prints {"disk_quota_mb"}.
+    DiskQuota(HouseholdDiskQuotaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HouseholdDiskQuotaArgs {
+    /// Megabytes each member's folder may take; 0: no limit.
+    pub mb: u32,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -33,9 +33,10 @@ pub enum BackupCommand {
     Verify(BackupDirArgs),
     /// Put a backup back into the data directory (Hearth must be stopped).
     ///
-    /// Verifies the backup first. A data directory that already holds a household is left alone
-    /// unless --force, which moves it aside to <data-dir>.before-restore-<time> (nothing is
-    /// deleted). If the backup holds no secrets, Hearth lists the bot tokens and provider key to
+    /// Verifies the backup first, and reads only a backup folder that root or the household's own
+    /// user owns and nobody else can write to. A data directory that already holds a household is
+    /// left alone unless --force, which moves it aside to <data-dir>.before-restore-<time>
+    /// (nothing is deleted). If the backup holds no secrets, Hearth lists the bot tokens and provider key to
     /// paste again once it runs.
     ///
     /// --json prints {"data_dir","moved_aside","members","secrets_restored","paste_again"}.

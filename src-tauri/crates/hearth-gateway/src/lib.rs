@@ -28,6 +28,8 @@
 //! - [`roles`]: role presets (default caps, a child's quiet hours) and the quiet-hours check.
 //! - [`backup`]: backups of the whole household (create, verify, restore) and their schedule.
 //! - [`paths`]: the data directory layout.
+//! - [`quota`]: each member's disk quota, measured and enforced.
+//! - [`tree`]: copying a folder with its owner's rights, written through descriptors.
 
 pub mod backup;
 pub mod broker;
@@ -44,6 +46,7 @@ pub mod lanes;
 pub mod logs;
 pub mod pairing;
 pub mod paths;
+pub mod quota;
 pub mod reminders;
 pub mod reply;
 pub mod roles;

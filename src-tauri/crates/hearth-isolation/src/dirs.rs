@@ -91,8 +91,8 @@ pub fn prepare_member_dir_at(
         // A hard link whose file the member already owns may be chowned to the member.
         trusted_uid: owner.map(|a| a.uid),
     };
-    fix_node(&top, &dir, &walk, true)?;
     walk_tree(&top, &dir, &walk, 0)?;
+    fix_node(&top, &dir, &walk, true)?;
     Ok(dir)
 }
 
@@ -175,8 +175,10 @@ pub fn archive_member_dir_at(
         // The member's own files may be hard-linked (by the member); they are taken back too.
         trusted_uid: Some(st.st_uid),
     };
-    fix_node(&top, &to_path, &walk, true)?;
+    // Inside out: each folder goes to its new owner only once everything in it was handed
+    // over, so the new owner can change nothing in a folder the walk is still in.
     walk_tree(&top, &to_path, &walk, 0)?;
+    fix_node(&top, &to_path, &walk, true)?;
     Ok(Some(to_path))
 }
 
@@ -481,8 +483,8 @@ fn walk_tree(dir: &OwnedFd, path: &Path, walk: &Walk, depth: usize) -> Result<()
             }
             let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
             let Some(child) = open_entry(dir, &name, flags, &st, &child_path)? else { continue };
-            fix_node(&child, &child_path, walk, take)?;
             walk_tree(&child, &child_path, walk, depth + 1)?;
+            fix_node(&child, &child_path, walk, take)?;
         } else if kind == SFlag::S_IFREG || kind == SFlag::S_IFIFO {
             // Non-blocking so a FIFO opens at once; no controlling terminal, never a link.
             let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
@@ -568,6 +570,27 @@ mod tests {
         assert!(to.join("files/note.txt").exists());
         assert_eq!(archive_member_dir(data.path(), "ana-1", "x").unwrap(), None);
         assert!(archive_member_dir(data.path(), "ana-1", "../x").is_err());
+    }
+
+    #[test]
+    fn usage_counts_what_is_inside_once_and_follows_no_link() {
+        let data = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        assert_eq!(usage(data.path(), "ana-1").unwrap(), Usage::default(), "no folder yet");
+        let dir = prepare_member_dir(data.path(), "ana-1", None).unwrap();
+        fs::create_dir(dir.join("files")).unwrap();
+        fs::write(dir.join("files/note.bin"), vec![1u8; 256 * 1024]).unwrap();
+        let small = usage(data.path(), "ana-1").unwrap();
+        assert!(small.bytes >= 256 * 1024, "{small:?}");
+        // A link to something big outside is not followed; a hard link is one file.
+        fs::write(elsewhere.path().join("big.bin"), vec![2u8; 4 << 20]).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.join("files/out")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path().join("big.bin"), dir.join("big-link")).unwrap();
+        fs::hard_link(dir.join("files/note.bin"), dir.join("again.bin")).unwrap();
+        let linked = usage(data.path(), "ana-1").unwrap();
+        assert!(linked.bytes < small.bytes + 64 * 1024, "{small:?} then {linked:?}");
+        assert_eq!(linked.files, small.files + 3);
+        assert!(matches!(usage(data.path(), "../x"), Err(IsolationError::BadMemberId(_))));
     }
 
     #[test]

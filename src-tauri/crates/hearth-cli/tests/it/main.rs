@@ -12,6 +12,7 @@ mod knowledge;
 mod members;
 mod memory;
 mod package;
+mod quota;
 mod reminders;
 mod reliability;
 mod roles;

@@ -520,3 +520,133 @@ async fn an_export_as_root_carries_nothing_from_outside_the_members_folder() {
     assert!(member_swaps.load(Ordering::Relaxed) > 0 && swaps.load(Ordering::Relaxed) > 0, "no swaps happened");
     assert!(holds(&exports, &s.canary.content).is_none(), "the canary's content is in an export");
 }
+
+/// A removed member's folder is handed to the gateway's user (`archive_member_dir_at`, which the
+/// supervisor runs as root), while the member swaps a subfolder for a link to the canary folder
+/// up to the last moment and the admin swaps what appears in `archive/`. The member also left
+/// a hard link to the canary file (plantable on a Mac). Only the member's own files change hands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archiving_a_removed_members_folder_hands_over_only_their_files() {
+    let s = Scene::new();
+    let data = hearth_isolation::fsat::open_dir_path(&s.m.data, false).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (member, member_swaps) = s.swap_member_folder(stop.clone());
+    let swaps = Arc::new(AtomicUsize::new(0));
+    let (count, flag, canary, archive) = (swaps.clone(), stop.clone(), s.canary.dir.clone(), s.m.data.join("archive"));
+    let admin = thread_as(s.m.uid, move || {
+        let mut n = 0usize;
+        while !flag.load(Ordering::Relaxed) {
+            if let Ok(entries) = std::fs::read_dir(&archive) {
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    if entry.file_name().to_string_lossy().starts_with(MEMBER)
+                        && entry.file_type().is_ok_and(|t| t.is_dir())
+                    {
+                        n += 1;
+                        if std::fs::rename(&path, archive.join(format!("moved-{n}"))).is_ok()
+                            && std::os::unix::fs::symlink(&canary, &path).is_ok()
+                        {
+                            count.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            std::thread::yield_now();
+        }
+    });
+    let started = Instant::now();
+    for i in 0..TRIES {
+        // The member's folder as their worker would have left it, recreated for each try.
+        if !s.member_dir.exists() {
+            std::fs::create_dir_all(s.member_dir.join("files")).unwrap();
+            std::fs::write(s.member_dir.join("files/list.txt"), "milk, bread").unwrap();
+            for p in ["files/list.txt", "files", ""] {
+                chown(&s.member_dir.join(p), s.member_uid);
+            }
+            chmod(&s.member_dir, 0o700);
+        }
+        let pinned = s.member_dir.join("pinned");
+        if !pinned.exists() {
+            std::fs::hard_link(&s.canary.file, &pinned).unwrap();
+        }
+        let (data_path, stamp) = (s.m.data.clone(), format!("try-{i}"));
+        let data = data.try_clone().unwrap();
+        let owner = (s.m.uid, s.m.gid);
+        let done = tokio::task::spawn_blocking(move || {
+            hearth_isolation::dirs::archive_member_dir_at(&data, &data_path, MEMBER, &stamp, owner)
+        })
+        .await
+        .unwrap();
+        s.canary.assert_intact(&format!("archive {i}: {done:?}"));
+        assert!(started.elapsed() < LOOP_LIMIT, "{i} tries took too long");
+    }
+    stop.store(true, Ordering::Relaxed);
+    member.join().unwrap();
+    admin.join().unwrap();
+    assert!(member_swaps.load(Ordering::Relaxed) > 0, "the member never swapped a folder");
+    // What was archived belongs to the gateway's user, but for the hard link to root's file.
+    let archived: Vec<PathBuf> = std::fs::read_dir(s.m.data.join("archive"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
+        .collect();
+    assert!(!archived.is_empty());
+    for dir in archived {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+            let expected = if entry.file_name() == "pinned" { 0 } else { s.m.uid };
+            assert_eq!(meta.uid(), expected, "{}", entry.path().display());
+        }
+    }
+    eprintln!("the admin swapped {} archived folders", swaps.load(Ordering::Relaxed));
+}
+
+/// The disk quota's measurement through the supervisor (`SupervisorRequest::Usage`): root walks
+/// the member's folder reading no file and following no link, while the member swaps a
+/// subfolder for a link to a large folder elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_supervisor_measures_a_members_folder_without_following_links() {
+    let s = Scene::new();
+    let outside = s.m.root.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("big.bin"), vec![1u8; 16 << 20]).unwrap();
+    std::os::unix::fs::symlink(outside.join("big.bin"), s.member_dir.join("big-link")).unwrap();
+    let supervisor = s.m.start_supervisor().await;
+    let request = || SupervisorRequest::Usage { data_dir: s.m.data.clone(), member_id: MEMBER.into() };
+    let Ok(SupervisorReply::Usage { bytes: calm, files }) = supervisor_request(&s.m.socket, s.m.uid, request()).await
+    else {
+        panic!("{}", s.m.read_log("supervisor"))
+    };
+    assert!(calm < 4 << 20 && files >= 5, "{calm} bytes, {files} entries");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (dir, target) = (s.member_dir.clone(), outside.clone());
+    let swaps = Arc::new(AtomicUsize::new(0));
+    let (count, flag) = (swaps.clone(), stop.clone());
+    let member = thread_as(s.member_uid, move || {
+        let (files, real) = (dir.join("files"), dir.join("files.real"));
+        while !flag.load(Ordering::Relaxed) {
+            if std::fs::rename(&files, &real).is_ok() {
+                let _ = std::os::unix::fs::symlink(&target, &files);
+                count.fetch_add(1, Ordering::Relaxed);
+                std::thread::yield_now();
+                let _ = std::fs::remove_file(&files);
+                let _ = std::fs::rename(&real, &files);
+            }
+        }
+    });
+    for i in 0..TRIES {
+        let reply = supervisor_request(&s.m.socket, s.m.uid, request()).await;
+        let Ok(SupervisorReply::Usage { bytes, .. }) = reply else { panic!("{i}: {reply:?}") };
+        assert!(bytes < calm + (1 << 20), "try {i}: {bytes} bytes counted, {calm} without the race");
+    }
+    stop.store(true, Ordering::Relaxed);
+    member.join().unwrap();
+    assert!(swaps.load(Ordering::Relaxed) > 0, "the member never swapped a folder");
+    // Another member's id, or a data folder that is not the admin's, gets no answer.
+    let elsewhere = SupervisorRequest::Usage { data_dir: outside.clone(), member_id: MEMBER.into() };
+    let refused = supervisor_request(&s.m.socket, s.m.uid, elsewhere).await.unwrap_err();
+    assert!(refused.message.contains("belongs to uid 0"), "{refused:?}");
+    let bad = SupervisorRequest::Usage { data_dir: s.m.data.clone(), member_id: "../x".into() };
+    assert!(supervisor_request(&s.m.socket, s.m.uid, bad).await.is_err());
+    terminate(supervisor, "hearth supervisor", || s.m.read_log("supervisor")).await;
+}
