@@ -42,7 +42,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read as _, Write as _};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -846,12 +845,7 @@ pub fn restore(backup: &Path, data_dir: &Path, force: bool, now: DateTime<Local>
         return Err(RestoreError::Other(format!("{} cannot be a data directory", data_dir.display())));
     };
     let parent_path = if parent_path.as_os_str().is_empty() { Path::new(".") } else { parent_path };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(parent_path)
-        .map_err(|e| RestoreError::Backup(write_err(parent_path)(e)))?;
-    let parent = fsat::open_dir_path(parent_path, true).map_err(|e| RestoreError::Backup(read_err(parent_path)(e)))?;
+    let parent = fsat::make_dirs_path(parent_path).map_err(|e| RestoreError::Backup(write_err(parent_path)(e)))?;
 
     let mut moved_aside = None;
     // Restored as root into a folder someone else owns (the Linux package's `hearth` user), the

@@ -40,6 +40,10 @@ pub enum ExportError {
     Write { path: PathBuf, source: io::Error },
     #[error("could not copy {}: {source}", path.display())]
     Copy { path: PathBuf, source: TreeError },
+    /// The new export folder was renamed or replaced while it was written: someone else can
+    /// write the destination. Nothing was left there.
+    #[error("the export {} was moved or replaced while it was being written; choose a folder nobody else can write to", .0.display())]
+    Moved(PathBuf),
 }
 
 /// What was written.
@@ -82,12 +86,20 @@ where
     let options = ReadOptions { household: false, conversations: Some((name.to_owned(), now.to_rfc3339())) };
     let src = Source { dir: &member, path: &member_path, options, exe };
     let mut got = Received::default();
-    if let Err(source) = tree::copy_tree(&src, &folder, "", MAX_EXPORT_BYTES, &mut got) {
-        // Nothing half-made is left behind (the folder is reached through its descriptor, wherever
-        // its name went meanwhile).
+    let copied = tree::copy_tree(&src, &folder, "", MAX_EXPORT_BYTES, &mut got);
+    // The export must still be where it is said to be: a folder renamed away meanwhile (by
+    // someone who can write the destination) is not reported as done.
+    let ours = nix::sys::stat::fstat(&folder).ok();
+    let in_place = fsat::stat_at(&dest, &folder_name).ok().flatten().zip(ours).is_some_and(|(a, b)| fsat::same(&a, &b));
+    if copied.is_err() || !in_place {
+        // Nothing half-made or misplaced is left behind (the folder is reached through its
+        // descriptor, wherever its name went).
         let _ = fsat::clear_dir(&folder);
         let _ = fsat::remove_empty_dir_at(&dest, &folder_name, &folder);
-        return Err(ExportError::Copy { path: member_path, source });
+        return Err(match copied {
+            Err(source) => ExportError::Copy { path: member_path, source },
+            Ok(()) => ExportError::Moved(path),
+        });
     }
     Ok(Exported {
         path,

@@ -17,7 +17,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
@@ -67,14 +67,138 @@ pub fn mode_bits(st: &FileStat) -> u32 {
 }
 
 /// Opens a directory the caller named by path. `follow_last`: whether a link at the last
-/// component is followed (a folder a person typed may live behind one); links above it always
-/// are, as for any program.
+/// component is followed (a folder a person typed may live behind one).
+///
+/// As root the path is walked from `/` one component at a time through descriptors, and a
+/// symbolic link is followed only where it sits in a folder that nobody but root (or this
+/// process's user) can write — or, in a sticky folder such as `/tmp`, only a link root made —
+/// the rule of Linux's `protected_symlinks`, applied to every component: a link someone else
+/// planted (in their own backup folder, in the `hearth` user's data folder) is refused, never
+/// followed. Not as root, the path is opened as any program would: there is no privilege to
+/// misuse.
 pub fn open_dir_path(path: &Path, follow_last: bool) -> io::Result<OwnedFd> {
+    if nix::unistd::geteuid().is_root() {
+        return walk_from_root(path, follow_last);
+    }
     let flags = if follow_last { DIR_FLAGS.difference(OFlag::O_NOFOLLOW) } else { DIR_FLAGS };
     nix::fcntl::open(path, flags, Mode::empty()).map_err(|e| match e {
         Errno::ELOOP => not_a_directory(&path.display().to_string()),
         e => e.into(),
     })
+}
+
+/// Links followed in one walk, at most (as the kernel's own limit).
+const MAX_LINKS: usize = 40;
+
+fn components(path: &Path) -> std::collections::VecDeque<OsString> {
+    use std::path::Component;
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_owned()),
+            Component::ParentDir => Some(OsString::from("..")),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect()
+}
+
+/// Whether a link in the folder `dir` may be followed: the folder is root's or ours and nobody
+/// else can write to it, or it is sticky and root or we made the link.
+fn link_trusted(dir: &FileStat, link: &FileStat) -> bool {
+    let me = nix::unistd::geteuid().as_raw();
+    let trusted = |uid: u32| uid == 0 || uid == me;
+    let others_write = mode_bits(dir) & 0o022 != 0;
+    let sticky = mode_bits(dir) & 0o1000 != 0;
+    trusted(dir.st_uid) && (!others_write || (sticky && trusted(link.st_uid)))
+}
+
+fn walk_from_root(path: &Path, follow_last: bool) -> io::Result<OwnedFd> {
+    let shown = path.display().to_string();
+    let path = std::path::absolute(path)?;
+    let mut stack = vec![nix::fcntl::open("/", DIR_FLAGS, Mode::empty())?];
+    let mut todo = components(&path);
+    let mut links = 0;
+    while let Some(name) = todo.pop_front() {
+        if name == ".." {
+            if stack.len() > 1 {
+                stack.pop();
+            }
+            continue;
+        }
+        let cur = stack.last().expect("the root stays on the stack");
+        let st = match nix::sys::stat::fstatat(cur, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => {
+                return Err(io::Error::new(io::ErrorKind::NotFound, format!("{shown}: {name:?} does not exist")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+        if kind == SFlag::S_IFLNK {
+            if todo.is_empty() && !follow_last {
+                return Err(not_a_directory(&shown));
+            }
+            let dir = nix::sys::stat::fstat(cur)?;
+            if !link_trusted(&dir, &st) {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!(
+                        "{shown} passes through the link {name:?} in a folder that uid {} (mode {:04o}) or others can change; \
+                         Hearth, as root, does not follow it: give the real path",
+                        dir.st_uid,
+                        mode_bits(&dir)
+                    ),
+                ));
+            }
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(Errno::ELOOP.into());
+            }
+            let target = PathBuf::from(nix::fcntl::readlinkat(cur, name.as_os_str())?);
+            if target.is_absolute() {
+                stack.truncate(1);
+            }
+            for part in components(&target).into_iter().rev() {
+                todo.push_front(part);
+            }
+        } else if kind == SFlag::S_IFDIR {
+            let fd = nix::fcntl::openat(cur, name.as_os_str(), DIR_FLAGS, Mode::empty())?;
+            if !same(&nix::sys::stat::fstat(&fd)?, &st) {
+                return Err(io::Error::other(format!("{shown} changed while Hearth was opening it")));
+            }
+            stack.push(fd);
+        } else {
+            return Err(not_a_directory(&shown));
+        }
+    }
+    Ok(stack.pop().expect("the root stays on the stack"))
+}
+
+/// [`open_dir_path`] for a directory that may not exist yet: the missing folders at its end are
+/// made (0700, this process's) with `mkdirat` below the deepest one that exists.
+pub fn make_dirs_path(path: &Path) -> io::Result<OwnedFd> {
+    let path = std::path::absolute(path)?;
+    let mut missing = Vec::new();
+    let mut at = path.as_path();
+    let mut dir = loop {
+        match open_dir_path(at, true) {
+            Ok(fd) => break fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let (Some(parent), Some(name)) = (at.parent(), at.file_name()) else { return Err(e) };
+                missing.push(name.to_owned());
+                at = parent;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    for name in missing.into_iter().rev() {
+        let name = name.to_str().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a folder name that is not text"))?;
+        match nix::sys::stat::mkdirat(&dir, name, Mode::from_bits_truncate(0o700)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        dir = open_dir_at(&dir, name)?;
+    }
+    Ok(dir)
 }
 
 /// `fstatat` without following a link; `None` when nothing has that name.
@@ -274,6 +398,35 @@ pub fn remove_empty_dir_at(parent: &impl AsFd, name: &str, dir: &OwnedFd) -> io:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn as_root_only_links_in_folders_nobody_else_can_write_are_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let chmod = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        let target = tmp.path().join("target");
+        std::fs::create_dir(&target).unwrap();
+        for (folder, mode) in [("private", 0o755), ("shared", 0o777), ("sticky", 0o1777)] {
+            let dir = tmp.path().join(folder);
+            std::fs::create_dir(&dir).unwrap();
+            std::os::unix::fs::symlink(&target, dir.join("link")).unwrap();
+            std::os::unix::fs::symlink("../target/..", dir.join("up")).unwrap();
+            chmod(&dir, mode);
+        }
+        let me = nix::sys::stat::stat(&target).unwrap();
+        let reach = |p: &str| walk_from_root(&tmp.path().join(p), true).map(|fd| same(&nix::sys::stat::fstat(&fd).unwrap(), &me));
+        assert!(reach("private/link").unwrap(), "a folder only its owner writes");
+        assert!(reach("sticky/link").unwrap(), "a sticky folder, a link its owner made");
+        let refused = reach("shared/link").unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied, "{refused}");
+        assert!(refused.to_string().contains("give the real path"), "{refused}");
+        assert!(reach("private/up/target").unwrap(), "relative links and .. walk through descriptors");
+        assert_eq!(walk_from_root(&tmp.path().join("private/link"), false).unwrap_err().kind(), io::ErrorKind::NotADirectory);
+        assert_eq!(walk_from_root(&tmp.path().join("none/x"), true).unwrap_err().kind(), io::ErrorKind::NotFound);
+        // Missing folders at the end are made.
+        let made = make_dirs_path(&tmp.path().join("private/link/a/b")).unwrap();
+        assert!(same(&nix::sys::stat::fstat(&made).unwrap(), &nix::sys::stat::stat(&target.join("a/b")).unwrap()));
+    }
 
     #[test]
     fn links_are_refused_at_every_level_and_removed_never_followed() {

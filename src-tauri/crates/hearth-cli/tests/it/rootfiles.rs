@@ -149,7 +149,12 @@ impl Scene {
             chown(&member_dir.join(p), member_uid);
         }
         chmod(&member_dir, 0o700);
-        let backups = m.root.path().join("backups");
+        // The admin's backup folder sits in a folder of theirs, so they can swap it too.
+        let home = m.root.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        chown(&home, m.uid);
+        chmod(&home, 0o755);
+        let backups = home.join("backups");
         std::fs::create_dir(&backups).unwrap();
         chown(&backups, m.uid);
         chmod(&backups, 0o700);
@@ -160,13 +165,22 @@ impl Scene {
     /// The admin renames each new `*.partial` folder root creates in `dir` away, and puts in its
     /// place either a folder of their own holding a link to the canary, or a link to the canary
     /// folder itself.
-    fn swap_partials(&self, dir: &Path, stop: Arc<AtomicBool>) -> (std::thread::JoinHandle<()>, Arc<AtomicUsize>) {
+    fn swap_partials(
+        &self,
+        dir: &Path,
+        stop: Arc<AtomicBool>,
+        armed: Arc<AtomicBool>,
+    ) -> (std::thread::JoinHandle<()>, Arc<AtomicUsize>) {
         let (dir, canary) = (dir.to_owned(), self.canary.clone_paths());
         let swaps = Arc::new(AtomicUsize::new(0));
         let count = swaps.clone();
         let thread = thread_as(self.m.uid, move || {
             let mut n = 0usize;
             while !stop.load(Ordering::Relaxed) {
+                if !armed.load(Ordering::Relaxed) {
+                    std::thread::yield_now();
+                    continue;
+                }
                 let Ok(entries) = std::fs::read_dir(&dir) else { continue };
                 for entry in entries.flatten() {
                     let name = entry.file_name().to_string_lossy().into_owned();
@@ -189,6 +203,38 @@ impl Scene {
                         let _ = std::os::unix::fs::symlink(&canary.0, path.join("zz-dir"));
                     }
                     count.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::yield_now();
+            }
+        });
+        (thread, swaps)
+    }
+
+    /// The admin swaps the backup folder itself, and the household's `kb/`, for links to the
+    /// canary folder and back, again and again.
+    fn swap_admin_folders(
+        &self,
+        stop: Arc<AtomicBool>,
+        armed: Arc<AtomicBool>,
+    ) -> (std::thread::JoinHandle<()>, Arc<AtomicUsize>) {
+        let (folders, canary) = (vec![self.backups.clone(), self.m.data.join("kb")], self.canary.dir.clone());
+        let swaps = Arc::new(AtomicUsize::new(0));
+        let count = swaps.clone();
+        let thread = thread_as(self.m.uid, move || {
+            let real = |p: &Path| p.with_extension("real");
+            while !stop.load(Ordering::Relaxed) {
+                if !armed.load(Ordering::Relaxed) {
+                    std::thread::yield_now();
+                    continue;
+                }
+                for folder in &folders {
+                    if std::fs::rename(folder, real(folder)).is_ok() {
+                        let _ = std::os::unix::fs::symlink(&canary, folder);
+                        count.fetch_add(1, Ordering::Relaxed);
+                        std::thread::yield_now();
+                        let _ = std::fs::remove_file(folder);
+                        let _ = std::fs::rename(real(folder), folder);
+                    }
                 }
                 std::thread::yield_now();
             }
@@ -225,6 +271,8 @@ impl Scene {
     /// database opens that file read-write, truncates it and hands it to the database's owner.
     /// (Made by root here: Linux's protection would stop the member.)
     fn plant_shm_link(&self) {
+        // A reader opening the database as the member may have left a real one.
+        self.remove_shm_link();
         std::fs::hard_link(&self.canary.file, self.member_dir.join("history.sqlite-shm")).unwrap();
     }
 
@@ -273,7 +321,10 @@ async fn the_admin_cannot_turn_a_supervisor_backup_against_root() {
     let s = Scene::new();
     let supervisor = s.m.start_supervisor().await;
     let stop = Arc::new(AtomicBool::new(false));
-    let (attacker, swaps) = s.swap_partials(&s.backups, stop.clone());
+    let armed = Arc::new(AtomicBool::new(true));
+    let (attacker, swaps) = s.swap_partials(&s.backups, stop.clone(), armed.clone());
+    let (folders, folder_swaps) = s.swap_admin_folders(stop.clone(), armed.clone());
+    let (member, member_swaps) = s.swap_member_folder(stop.clone());
     let started = Instant::now();
     let mut made = 0;
     for i in 0..TRIES {
@@ -286,7 +337,10 @@ async fn the_admin_cannot_turn_a_supervisor_backup_against_root() {
     }
     stop.store(true, Ordering::Relaxed);
     attacker.join().unwrap();
+    folders.join().unwrap();
+    member.join().unwrap();
     assert!(swaps.load(Ordering::Relaxed) > 0, "the attacker never got to swap a folder: the race was not run");
+    assert!(folder_swaps.load(Ordering::Relaxed) > 0 && member_swaps.load(Ordering::Relaxed) > 0, "no swaps");
     assert!(holds(&s.backups, &s.canary.content).is_none(), "the canary's content is in a backup");
     // The supervisor is unaffected: it still answers, and without the attacker backs up.
     let request = SupervisorRequest::Backup { data_dir: s.m.data.clone(), dest_dir: s.backups.clone(), keep: 1000 };
@@ -304,20 +358,35 @@ async fn the_admin_cannot_turn_a_supervisor_backup_against_root() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sudo_backup_create_cannot_be_raced_by_the_admin_or_a_member() {
     let s = Scene::new();
-    s.plant_shm_link();
     let stop = Arc::new(AtomicBool::new(false));
-    let (admin, admin_swaps) = s.swap_partials(&s.backups, stop.clone());
+    // The admin attacks every other try, so the tries between run the member's race to the end.
+    let armed = Arc::new(AtomicBool::new(true));
+    let (admin, admin_swaps) = s.swap_partials(&s.backups, stop.clone(), armed.clone());
+    let (folders, folder_swaps) = s.swap_admin_folders(stop.clone(), armed.clone());
     let (member, member_swaps) = s.swap_member_folder(stop.clone());
     let started = Instant::now();
+    let mut made = 0;
     for i in 0..TRIES {
+        // Every other try with the hard link as the database's shared memory and the admin's
+        // attacks; the tries between with the member's race alone.
+        if i.is_multiple_of(2) {
+            s.plant_shm_link()
+        } else {
+            s.remove_shm_link()
+        }
+        armed.store(i.is_multiple_of(2), Ordering::Relaxed);
         let out = hearth_as_root(&s.m, &s.m.data, &["backup", "create", "--to", s.backups.to_str().unwrap()]);
         s.canary.assert_intact(&format!("backup create {i}: {}", String::from_utf8_lossy(&out.stderr)));
+        made += usize::from(out.status.success());
         assert!(started.elapsed() < LOOP_LIMIT, "{i} tries took too long");
     }
     stop.store(true, Ordering::Relaxed);
     admin.join().unwrap();
+    folders.join().unwrap();
     member.join().unwrap();
     assert!(admin_swaps.load(Ordering::Relaxed) > 0, "the admin never swapped a folder");
+    assert!(folder_swaps.load(Ordering::Relaxed) > 0, "the admin never swapped the backup folder or kb/");
+    eprintln!("{made} of {TRIES} backups completed under attack");
     assert!(member_swaps.load(Ordering::Relaxed) > 0, "the member never swapped a folder");
     assert!(holds(&s.backups, &s.canary.content).is_none(), "the canary's content is in a backup");
     s.remove_shm_link();
@@ -470,19 +539,25 @@ async fn restore_refuses_a_foreign_backup_and_a_planted_one_gives_nothing_away()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_export_as_root_carries_nothing_from_outside_the_members_folder() {
     let s = Scene::new();
-    s.plant_shm_link();
     let exports = s.m.root.path().join("exports");
     std::fs::create_dir(&exports).unwrap();
     chown(&exports, s.m.uid);
     chmod(&exports, 0o700);
     let stop = Arc::new(AtomicBool::new(false));
     let (member, member_swaps) = s.swap_member_folder(stop.clone());
-    // The admin moves each new export folder away and links the canary folder in its place.
+    // The admin moves each new export folder away and links the canary folder in its place (every
+    // other try, so the tries between run the member's race to the end).
     let swaps = Arc::new(AtomicUsize::new(0));
+    let armed = Arc::new(AtomicBool::new(true));
     let (count, flag, canary, at) = (swaps.clone(), stop.clone(), s.canary.dir.clone(), exports.clone());
+    let on = armed.clone();
     let admin = thread_as(s.m.uid, move || {
         let mut n = 0usize;
         while !flag.load(Ordering::Relaxed) {
+            if !on.load(Ordering::Relaxed) {
+                std::thread::yield_now();
+                continue;
+            }
             let Ok(entries) = std::fs::read_dir(&at) else { continue };
             for entry in entries.flatten() {
                 let path = entry.path();
@@ -502,7 +577,14 @@ async fn an_export_as_root_carries_nothing_from_outside_the_members_folder() {
     });
     let started = Instant::now();
     let now = chrono::Local::now();
+    let mut made = 0;
     for i in 0..TRIES {
+        if i.is_multiple_of(2) {
+            s.plant_shm_link()
+        } else {
+            s.remove_shm_link()
+        }
+        armed.store(i.is_multiple_of(2), Ordering::Relaxed);
         let (data, dest) = (s.m.data.clone(), exports.clone());
         // The member's folder is read by `hearth tree-reader` running as the member.
         let exe = hearth_gateway::tree::ReaderExe::Path(s.m.hearth.clone());
@@ -512,6 +594,7 @@ async fn an_export_as_root_carries_nothing_from_outside_the_members_folder() {
         .await
         .unwrap();
         s.canary.assert_intact(&format!("export {i}: {done:?}"));
+        made += usize::from(done.is_ok());
         assert!(started.elapsed() < LOOP_LIMIT, "{i} tries took too long");
     }
     stop.store(true, Ordering::Relaxed);
@@ -519,6 +602,19 @@ async fn an_export_as_root_carries_nothing_from_outside_the_members_folder() {
     admin.join().unwrap();
     assert!(member_swaps.load(Ordering::Relaxed) > 0 && swaps.load(Ordering::Relaxed) > 0, "no swaps happened");
     assert!(holds(&exports, &s.canary.content).is_none(), "the canary's content is in an export");
+    eprintln!("{made} of {TRIES} exports completed under attack");
+    // Without the attacks the member's files are all there.
+    s.remove_shm_link();
+    let exe = hearth_gateway::tree::ReaderExe::Path(s.m.hearth.clone());
+    let (data, dest) = (s.m.data.clone(), exports.clone());
+    let done = tokio::task::spawn_blocking(move || {
+        hearth_gateway::export::export_member(&data, MEMBER, &dest, "Rosa", &chrono::Local::now(), &exe)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(std::fs::read_to_string(done.path.join("files/list.txt")).unwrap(), "milk, bread");
+    assert!(done.path.join("history.sqlite").is_file());
 }
 
 /// A removed member's folder is handed to the gateway's user (`archive_member_dir_at`, which the
@@ -584,20 +680,28 @@ async fn archiving_a_removed_members_folder_hands_over_only_their_files() {
     member.join().unwrap();
     admin.join().unwrap();
     assert!(member_swaps.load(Ordering::Relaxed) > 0, "the member never swapped a folder");
-    // What was archived belongs to the gateway's user, but for the hard link to root's file.
+    // What was archived belongs to the gateway's user — or still to the member where the admin's
+    // swap stopped the archive (it then fails, and the supervisor keeps the account) — but for
+    // the hard link to root's file, which nobody was given.
     let archived: Vec<PathBuf> = std::fs::read_dir(s.m.data.join("archive"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
         .collect();
     assert!(!archived.is_empty());
+    let mut handed = 0;
     for dir in archived {
         for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let meta = std::fs::symlink_metadata(entry.path()).unwrap();
-            let expected = if entry.file_name() == "pinned" { 0 } else { s.m.uid };
-            assert_eq!(meta.uid(), expected, "{}", entry.path().display());
+            let uid = std::fs::symlink_metadata(entry.path()).unwrap().uid();
+            if entry.file_name() == "pinned" {
+                assert_eq!(uid, 0, "{}", entry.path().display());
+            } else {
+                assert!(uid == s.m.uid || uid == s.member_uid, "{} belongs to uid {uid}", entry.path().display());
+                handed += usize::from(uid == s.m.uid);
+            }
         }
     }
+    assert!(handed > 0, "no archive was handed over at all");
     eprintln!("the admin swapped {} archived folders", swaps.load(Ordering::Relaxed));
 }
 
