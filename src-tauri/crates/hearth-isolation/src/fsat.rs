@@ -9,8 +9,13 @@
 //! folder away while root writes into it then changes nothing: root holds the folder itself,
 //! not its name.
 //!
-//! These are thin, blocking wrappers over `nix`; errors are `io::Error` so callers add the path
-//! they are about.
+//! These are thin, blocking wrappers over `nix` (already what `dirs.rs` uses); errors are
+//! `io::Error` so callers add the path they are about. `cap-std` was considered: its `Dir`
+//! keeps every path beneath a directory (`openat2` with `RESOLVE_BENEATH` on Linux), but root's
+//! work here also needs `fchown`, owner and mode checks on what was opened, device/inode checks
+//! between a look and an open, and renames that never replace, on Linux and macOS alike — a
+//! wrapper over cap-std would be no smaller. The worker's own file tools may still move to it
+//! (issue #14).
 
 use std::ffi::OsString;
 use std::fs::File;
