@@ -21,6 +21,7 @@ use crate::broker::{self, Broker, SETTING_PROVIDER_KIND, SETTING_PROVIDER_MODEL,
 use crate::config::GatewayConfig;
 use crate::core::{Core, CoreState, Engine, Event, Roster, Shared};
 use crate::household::kb::Knowledge;
+use crate::household::quota::{self, Quotas};
 use crate::household::reminders::{self, Schedule};
 use crate::isolation;
 use crate::keeper::Keeper;
@@ -166,15 +167,27 @@ impl Gateway {
 
         // The core loop's state: its writers go to the loop, their readers into the engine.
         let member_count = members.len();
+        let member_ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
         let mut state =
             CoreState::new(Roster::new(members), activity.into_iter().collect(), config.turn_cap, config.queue_cap);
         state.idle_reset_hours = idle_reset;
+        let notify = broadcast::channel(256).0;
+        let roster = state.members.reader();
+        let quotas = Quotas::new(quota::Parts {
+            store: store.clone(),
+            clock: config.clock.clone(),
+            data_dir: dir.root().to_owned(),
+            supervisor: workers.supervisor().map(ToOwned::to_owned),
+            notify: notify.clone(),
+            tracker: tracker.clone(),
+            name_of: Arc::new(move |id| roster.read(|r| r.name(id))),
+        });
         let engine = Engine::new(Shared {
             members: state.members.reader(),
             lanes: state.lanes.reader(),
             bots: state.bots.reader(),
             activity: state.activity.reader(),
-            notify: broadcast::channel(256).0,
+            notify,
             config,
             dir,
             store,
@@ -188,6 +201,7 @@ impl Gateway {
             cancel: cancel.clone(),
             tracker: tracker.clone(),
             keeper: keeper.clone(),
+            quotas,
             reminders_wake: Default::default(),
             started: Instant::now(),
             _lock: lock,
@@ -220,6 +234,7 @@ impl Gateway {
         };
         keeper.watch("the reminder timer", move || reminders::run_schedule(schedule.clone()));
         gateway.start_backup_schedule().await;
+        engine.quotas.start(member_ids).await;
         if let Some(kb) = knowledge {
             let cancel = cancel.clone();
             keeper.watch("the household knowledge watcher", move || kb.clone().watch(cancel.clone()));

@@ -18,11 +18,12 @@
 //! - [`broker`]: LLM calls with keys; reserve → call → settle in the ledger, caps enforced there,
 //!   atomically; [`broker::spend`]: the rate card, household-zone periods, the budget, and what
 //!   people read about spend.
-//! - [`household`]: household knowledge (`kb/`) and the reminder timer.
+//! - [`household`]: household knowledge (`kb/`), the reminder timer and members' disk quota.
 //! - [`telegram`]: one long-poll connector per member's bot; sending replies; [`reply`]:
 //!   rendering a model's Markdown into Telegram HTML that cannot fail to parse.
 //! - [`backup`]: backups of the whole household (create, verify, restore) and their schedule;
-//!   [`export`]: a consistent copy of one member's directory.
+//!   [`export`]: a consistent copy of one member's directory; [`tree`]: copying a folder with its
+//!   owner's rights, written through descriptors.
 //! - [`store`]: `gateway.sqlite`, its migrations, one file per table group.
 //! - Leaves, importing nothing above them: [`paths`] (the data directory layout), [`data_dir`]
 //!   (the checks it passes before anything is kept in it, and atomic private writes),
@@ -50,10 +51,11 @@ pub mod routing;
 pub mod secrets;
 pub mod store;
 pub mod telegram;
+pub mod tree;
 pub mod workers;
 
 pub use broker::spend;
 pub use config::{GatewayConfig, IsolationChoice};
 pub use gateway::Gateway;
-pub use household::kb;
+pub use household::{kb, quota};
 pub use lock::AlreadyServing;

@@ -1,6 +1,6 @@
 //! How each member's assistant behaves: role, persona and own model, pausing, quiet hours and
-//! the role presets behind them, and two household settings — the idle reset and how many turns
-//! may run at once. Every change is stored, audited, applied in the core loop and announced to
+//! the role presets behind them, and household settings — the idle reset, members' disk quota
+//! and how many turns may run at once. Every change is stored, audited, applied in the core loop and announced to
 //! subscribers as [`GatewayEvent::Changed`].
 
 use hearth_proto::control::{
@@ -11,6 +11,7 @@ use super::spend::check_priced;
 use super::{find, internal, stopping, summary};
 use crate::broker::spend::format_usd;
 use crate::core::{Change, Engine, MemberUpdate};
+use crate::household::quota::{MAX_QUOTA_MB, SETTING_QUOTA_MB};
 use crate::routing::roles::{self, MAX_IDLE_RESET_HOURS, SETTING_IDLE_RESET};
 use crate::store::{self, MemberRow};
 
@@ -258,6 +259,29 @@ pub(super) async fn idle_reset(e: &Engine, hours: u32) -> Result<ControlReply, C
         .await
         .map_err(internal)?;
     e.change(Change::IdleReset { hours }).await.map_err(stopping)?;
+    e.emit(GatewayEvent::Changed);
+    Ok(ControlReply::Done)
+}
+
+/// `hearth household disk-quota MB`: stores the quota and measures every folder against it.
+pub(super) async fn disk_quota(e: &Engine, mb: u32) -> Result<ControlReply, ControlError> {
+    if mb > MAX_QUOTA_MB {
+        return Err(ControlError::new(
+            ErrorCode::InvalidInput,
+            format!("{mb} MB is more than 1 TB; choose up to {MAX_QUOTA_MB} MB, or 0 for no limit"),
+        ));
+    }
+    e.store
+        .call(move |c| {
+            store::set_setting(c, SETTING_QUOTA_MB, &mb.to_string())?;
+            let detail = if mb == 0 { "no limit".to_owned() } else { format!("{mb} MB per member") };
+            store::audit(c, "admin", "disk_quota", None, &detail)
+        })
+        .await
+        .map_err(internal)?;
+    e.quotas.set_limit_mb(mb);
+    // Measured again against the new quota: whoever passes it is reported anew.
+    e.quotas.measure_all(e.members.read(|r| r.ids().cloned().collect())).await;
     e.emit(GatewayEvent::Changed);
     Ok(ControlReply::Done)
 }

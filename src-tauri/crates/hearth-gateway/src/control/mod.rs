@@ -75,6 +75,7 @@ pub(crate) async fn handle(e: &Engine, request: ControlRequest) -> Result<Contro
             assistant::quiet_hours(e, &member, quiet_hours).await.map(ControlReply::Member)
         }
         ControlRequest::HouseholdIdleReset { hours } => assistant::idle_reset(e, hours).await,
+        ControlRequest::HouseholdDiskQuota { mb } => assistant::disk_quota(e, mb).await,
         ControlRequest::HouseholdCap { monthly } => spend::household_cap(e, monthly).await,
         ControlRequest::HouseholdTimezone { timezone } => spend::household_timezone(e, &timezone).await,
         ControlRequest::Usage { month } => spend::usage(e, month).await,

@@ -38,6 +38,7 @@ pub(crate) async fn status(e: &Engine) -> anyhow::Result<StatusReport> {
             worker_pid: e.workers.pid(&m.id),
             isolation: e.workers.level(),
             today: usage.get(&m.id).copied().unwrap_or_default(),
+            disk: e.quotas.usage(&m.id),
             id: m.id,
             name: m.name,
             bot_username: m.bot_username,

@@ -22,6 +22,7 @@ use super::state::{Reader, Roster};
 use super::{Change, Event, LaneItem};
 use crate::broker::Broker;
 use crate::config::GatewayConfig;
+use crate::household::quota::Quotas;
 use crate::household::reminders::Wake;
 use crate::keeper::Keeper;
 use crate::paths::DataDir;
@@ -63,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) cancel: CancellationToken,
     pub(crate) tracker: TaskTracker,
     pub(crate) keeper: Keeper,
+    /// Members' disk quota and what their folders measured.
+    pub(crate) quotas: Quotas,
     /// Wakes the reminder timer when a worker reported a changed schedule.
     pub(crate) reminders_wake: Wake,
     pub(crate) started: Instant,

@@ -256,6 +256,8 @@ impl Core {
             self.engine.tracker.spawn(async move {
                 let copies = items.clone();
                 let ran = AssertUnwindSafe(turn::run(&engine, &member_id, items)).catch_unwind().await;
+                // The worker may have written: its folder is measured for the quota (rate-limited).
+                engine.quotas.measure_soon(&member_id);
                 let panicked = ran.err().map(|panic| {
                     let panic = crate::keeper::panic_message(&*panic);
                     tracing::error!(member = %member_id, %panic, "a turn panicked; it was caught");

@@ -7,6 +7,8 @@
 //! - [`reminders`]: the one timer that fires members' reminders (committed first, delivered by
 //!   the member's worker as a turn without a model call), and the check of the schedule a worker
 //!   reports.
+//! - [`quota`]: each member's disk quota, measured and enforced.
 
 pub mod kb;
+pub mod quota;
 pub(crate) mod reminders;
