@@ -3,7 +3,6 @@
 //! tasks), shutdown, and the few calls the handle offers. What the gateway does is elsewhere:
 //! the core loop in `core/`, the admin API in `control/`.
 
-use std::ops::Deref;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,11 +19,13 @@ use tokio_util::task::TaskTracker;
 use crate::broker::{self, Broker, SETTING_PROVIDER_KIND, SETTING_PROVIDER_MODEL, SETTING_PROVIDER_URL};
 use crate::config::GatewayConfig;
 use crate::core::{Core, CoreState, Engine, Event, Roster, Shared};
+use crate::household::backup::{self, Backups};
 use crate::household::kb::Knowledge;
 use crate::household::quota::{self, Quotas};
 use crate::household::reminders::{self, Schedule};
 use crate::isolation;
 use crate::keeper::Keeper;
+use crate::lock::take_lock;
 use crate::paths::DataDir;
 use crate::routing::roles::SETTING_IDLE_RESET;
 use crate::secrets::{self, Secrets, SecretsBackend};
@@ -32,28 +33,10 @@ use crate::store::{self, Store};
 use crate::telegram;
 use crate::workers::{WorkerSettings, Workers};
 
-// Until backups move into `household/` (issue 14, phase 2), `backup.rs` reaches these here.
-pub use crate::lock::AlreadyServing;
-pub(crate) use crate::lock::take_lock;
-
 /// A cheap-to-clone handle to a running gateway.
 #[derive(Clone)]
 pub struct Gateway {
-    pub(crate) inner: Arc<Inner>,
-}
-
-/// The engine, and what the handle adds to it. Dereferences to the [`Engine`].
-pub(crate) struct Inner {
     engine: Engine,
-    /// One backup at a time, and the schedule (`backup.rs`).
-    pub(crate) backups: crate::backup::Backups,
-}
-
-impl Deref for Inner {
-    type Target = Engine;
-    fn deref(&self) -> &Engine {
-        &self.engine
-    }
 }
 
 impl Gateway {
@@ -173,6 +156,8 @@ impl Gateway {
         state.idle_reset_hours = idle_reset;
         let notify = broadcast::channel(256).0;
         let roster = state.members.reader();
+        let backups = Backups::default();
+        backups.set(backup::stored_schedule(&store).await);
         let quotas = Quotas::new(quota::Parts {
             store: store.clone(),
             clock: config.clock.clone(),
@@ -202,14 +187,14 @@ impl Gateway {
             tracker: tracker.clone(),
             keeper: keeper.clone(),
             quotas,
+            backups,
             reminders_wake: Default::default(),
             started: Instant::now(),
             _lock: lock,
         });
         let mut core = Core::new(engine.clone(), state);
         core.start_bots();
-        let gateway =
-            Gateway { inner: Arc::new(Inner { engine: engine.clone(), backups: crate::backup::Backups::new() }) };
+        let gateway = Gateway { engine: engine.clone() };
 
         // Poll loops, the broker and the reminder timer have channels of their own, so they need
         // not know the loop's `Event`.
@@ -233,7 +218,14 @@ impl Gateway {
             cancel: cancel.clone(),
         };
         keeper.watch("the reminder timer", move || reminders::run_schedule(schedule.clone()));
-        gateway.start_backup_schedule().await;
+        let (e, cancel2) = (engine.clone(), cancel.clone());
+        keeper.watch("the backup schedule", move || {
+            let e = e.clone();
+            backup::run_schedule(e.backups.subscribe(), cancel2.clone(), chrono::Local::now, move |dir, now| {
+                let e = e.clone();
+                async move { crate::control::backup::backup_into(&e, dir, false, now).await.map_err(|err| err.message) }
+            })
+        });
         engine.quotas.start(member_ids).await;
         if let Some(kb) = knowledge {
             let cancel = cancel.clone();
@@ -259,7 +251,7 @@ impl Gateway {
     /// Stops taking work, lets running turns finish for up to `grace`, stops workers and bots.
     /// Messages not answered by then stay in the inbox and are answered after the next start.
     pub async fn shutdown(&self, grace: Duration) {
-        let inner = &self.inner;
+        let inner = &self.engine;
         inner.cancel.cancel();
         inner.workers.shutdown_all();
         inner.tracker.close();
@@ -274,32 +266,22 @@ impl Gateway {
     /// Events as they happen, for the app: see [`GatewayEvent`]. A receiver that falls more
     /// than 256 events behind loses the oldest (`RecvError::Lagged`) and should ask for `Status`.
     pub fn subscribe(&self) -> broadcast::Receiver<GatewayEvent> {
-        self.inner.notify.subscribe()
+        self.engine.notify.subscribe()
     }
 
     pub fn data_dir(&self) -> &std::path::Path {
-        self.inner.dir.root()
+        self.engine.dir.root()
     }
 
     /// A snapshot of everything the admin watches.
     pub async fn status(&self) -> anyhow::Result<StatusReport> {
-        crate::control::status(&self.inner).await
+        crate::control::status(&self.engine).await
     }
 
     /// Handles one admin request (`control/`). A panic while answering is contained: the admin
     /// gets an error and the gateway goes on.
     pub async fn control(&self, request: ControlRequest) -> Result<ControlReply, ControlError> {
-        let answer = async {
-            match request {
-                ControlRequest::BackupCreate { dest_dir, include_secrets } => {
-                    self.backup_create(&dest_dir, include_secrets).await
-                }
-                ControlRequest::BackupSchedule { dest_dir, every_hours } => {
-                    self.backup_schedule(dest_dir, every_hours).await
-                }
-                other => crate::control::handle(&self.inner, other).await,
-            }
-        };
+        let answer = crate::control::handle(&self.engine, request);
         match AssertUnwindSafe(answer).catch_unwind().await {
             Ok(reply) => reply,
             Err(panic) => {
@@ -314,16 +296,21 @@ impl Gateway {
         }
     }
 
+    /// The backup schedule in force: the folder and every how many hours; `None` when off.
+    pub fn scheduled_backups(&self) -> Option<(std::path::PathBuf, u32)> {
+        self.engine.backups.scheduled()
+    }
+
     /// Why the gateway stopped on its own (a task that kept panicking), if it did. A running or
     /// a plainly shut-down gateway has none.
     pub fn failure(&self) -> Option<String> {
-        self.inner.keeper.failure()
+        self.engine.keeper.failure()
     }
 
     /// Resolves once the gateway stopped on its own, with the reason: `hearth serve` then exits
     /// non-zero, so the service manager starts it again.
     pub async fn failed(&self) -> String {
-        self.inner.keeper.failed().await
+        self.engine.keeper.failed().await
     }
 }
 

@@ -7,8 +7,8 @@
 //! row and firing.
 //!
 //! Which tasks are watched, and how each is "restarted":
-//! - poll loops, the reminder timer, the kb watcher, the control socket's and the worker socket's
-//!   accept loops: [`Keeper::watch`] starts them again from what they were built from (a poll
+//! - poll loops, the reminder timer, the backup schedule, the kb watcher, the control socket's
+//!   and the worker socket's accept loops: [`Keeper::watch`] starts them again from what they were built from (a poll
 //!   loop from its bot's stored offset, which is what Telegram would resend anyway);
 //! - the core loop: [`Keeper::contain`] around each event's handling, so the loop itself goes on
 //!   (`core/mod.rs` says what happens to the event that panicked);

@@ -18,12 +18,11 @@
 //! - [`broker`]: LLM calls with keys; reserve → call → settle in the ledger, caps enforced there,
 //!   atomically; [`broker::spend`]: the rate card, household-zone periods, the budget, and what
 //!   people read about spend.
-//! - [`household`]: household knowledge (`kb/`), the reminder timer and members' disk quota.
+//! - [`household`]: household knowledge (`kb/`), the reminder timer, members' disk quota, and
+//!   backups of the whole household (create, verify, restore, schedule), exports of one member,
+//!   and the tree copy both use.
 //! - [`telegram`]: one long-poll connector per member's bot; sending replies; [`reply`]:
 //!   rendering a model's Markdown into Telegram HTML that cannot fail to parse.
-//! - [`backup`]: backups of the whole household (create, verify, restore) and their schedule;
-//!   [`export`]: a consistent copy of one member's directory; [`tree`]: copying a folder with its
-//!   owner's rights, written through descriptors.
 //! - [`store`]: `gateway.sqlite`, its migrations, one file per table group.
 //! - Leaves, importing nothing above them: [`paths`] (the data directory layout), [`data_dir`]
 //!   (the checks it passes before anything is kept in it, and atomic private writes),
@@ -31,14 +30,12 @@
 //!   reads), [`clock`] (the "now" reminders and turns use), `lock` (one gateway per data
 //!   directory).
 
-pub mod backup;
 pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod control;
 mod core;
 pub mod data_dir;
-pub mod export;
 pub mod gateway;
 pub mod household;
 mod isolation;
@@ -51,11 +48,10 @@ pub mod routing;
 pub mod secrets;
 pub mod store;
 pub mod telegram;
-pub mod tree;
 pub mod workers;
 
 pub use broker::spend;
 pub use config::{GatewayConfig, IsolationChoice};
 pub use gateway::Gateway;
-pub use household::{kb, quota};
+pub use household::{backup, export, kb, quota, tree};
 pub use lock::AlreadyServing;

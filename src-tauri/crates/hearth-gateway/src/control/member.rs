@@ -278,21 +278,21 @@ pub(super) async fn export(e: &Engine, key: &str, dest_dir: &str) -> Result<Cont
     let (data, id, name) = (e.dir.root().to_owned(), m.id.clone(), m.name.clone());
     // As root, the member's folder is read by a reader running as their account: the worker
     // binary (`hearth`) is that reader too.
-    let exe = crate::tree::ReaderExe::Path(e.config.worker_exe.clone());
+    let exe = crate::household::tree::ReaderExe::Path(e.config.worker_exe.clone());
     let done = tokio::task::spawn_blocking(move || {
-        crate::export::export_member(&data, &id, &dest, &name, &chrono::Local::now(), &exe)
+        crate::household::export::export_member(&data, &id, &dest, &name, &chrono::Local::now(), &exe)
     })
     .await
     .map_err(internal)?;
     let done = match done {
         Ok(done) => done,
-        Err(crate::export::ExportError::Nothing) => {
+        Err(crate::household::export::ExportError::Nothing) => {
             return Err(ControlError::new(
                 ErrorCode::NotFound,
                 format!("{} has nothing to export yet: their assistant has not stored anything", m.name),
             ));
         }
-        Err(err @ crate::export::ExportError::Read { .. }) if e.workers.supervisor().is_some() => {
+        Err(err @ crate::household::export::ExportError::Read { .. }) if e.workers.supervisor().is_some() => {
             return Err(ControlError::new(
                 ErrorCode::Internal,
                 format!(

@@ -10,7 +10,8 @@
 //! One file per area: `member.rs` (adding, removing, pairing, tokens, exports), `assistant.rs`
 //! (role, persona, model, pause, quiet hours, role presets, idle reset, turn cap), `spend.rs`
 //! (prices, caps, admins, fallbacks, the zone, reports), `provider.rs` (setting, testing and
-//! finding providers), `doctor.rs` (`hearth doctor`), `status.rs`, `socket.rs`.
+//! finding providers), `backup.rs` (backups while a gateway serves), `doctor.rs` (`hearth
+//! doctor`), `status.rs`, `socket.rs`.
 
 use hearth_proto::control::{ControlError, ControlReply, ControlRequest, ErrorCode, MemberSummary};
 
@@ -20,6 +21,7 @@ use crate::store::{self, MemberRow};
 use crate::telegram::TokenError;
 
 mod assistant;
+pub(crate) mod backup;
 mod doctor;
 mod member;
 mod provider;
@@ -30,7 +32,7 @@ mod status;
 pub use socket::{ClientError, request};
 pub(crate) use status::status;
 
-/// Handles one admin request. (Backups are the gateway's own for now: `Gateway::control`.)
+/// Handles one admin request.
 pub(crate) async fn handle(e: &Engine, request: ControlRequest) -> Result<ControlReply, ControlError> {
     tracing::debug!(?request, "admin request");
     match request {
@@ -84,10 +86,8 @@ pub(crate) async fn handle(e: &Engine, request: ControlRequest) -> Result<Contro
             let e = e.clone();
             tokio::task::spawn_blocking(move || doctor::doctor(&e)).await.map(ControlReply::Doctor).map_err(internal)
         }
-        ControlRequest::BackupCreate { .. } | ControlRequest::BackupSchedule { .. } => Err(ControlError::new(
-            ErrorCode::Internal,
-            "backups are answered by the gateway itself; this request reached the wrong place",
-        )),
+        ControlRequest::BackupCreate { dest_dir, include_secrets } => backup::create(e, &dest_dir, include_secrets).await,
+        ControlRequest::BackupSchedule { dest_dir, every_hours } => backup::schedule(e, dest_dir, every_hours).await,
     }
 }
 

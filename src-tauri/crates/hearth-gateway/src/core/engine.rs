@@ -22,6 +22,7 @@ use super::state::{Reader, Roster};
 use super::{Change, Event, LaneItem};
 use crate::broker::Broker;
 use crate::config::GatewayConfig;
+use crate::household::backup::Backups;
 use crate::household::quota::Quotas;
 use crate::household::reminders::Wake;
 use crate::keeper::Keeper;
@@ -66,6 +67,8 @@ pub(crate) struct Shared {
     pub(crate) keeper: Keeper,
     /// Members' disk quota and what their folders measured.
     pub(crate) quotas: Quotas,
+    /// One backup at a time, and the schedule in force.
+    pub(crate) backups: Backups,
     /// Wakes the reminder timer when a worker reported a changed schedule.
     pub(crate) reminders_wake: Wake,
     pub(crate) started: Instant,

@@ -9,8 +9,8 @@ use hearth_proto::worker::TurnKind;
 use super::{Core, Engine, LaneItem, Roster, notices};
 use crate::broker::spend::text as spend_text;
 use crate::config::FaultSite;
-use crate::household::quota::QUOTA_NOTE;
 use crate::core::lanes::Push;
+use crate::household::quota::QUOTA_NOTE;
 use crate::routing::roles::{idle_reset_secs, resting_note};
 use crate::routing::router::{Route, route};
 use crate::store::{self, InboxRow, MemberRow};
@@ -58,11 +58,15 @@ impl Core {
         }
         // A folder over the disk quota (`household/quota.rs`): a note instead of a turn;
         // reminders still come.
-        if matches!(route, Route::Chat | Route::NewConversation | Route::Memory | Route::Forget { .. } | Route::Reminders { .. })
-            && let Some(tell) = engine.quotas.over_quota(&member.id)
+        if matches!(
+            route,
+            Route::Chat | Route::NewConversation | Route::Memory | Route::Forget { .. } | Route::Reminders { .. }
+        ) && let Some(tell) = engine.quotas.over_quota(&member.id)
         {
             match tell {
-                true => engine.reply_and_finish(&member.id, row.msg.chat_id, QUOTA_NOTE.to_owned(), row.id, "over_quota"),
+                true => {
+                    engine.reply_and_finish(&member.id, row.msg.chat_id, QUOTA_NOTE.to_owned(), row.id, "over_quota")
+                }
                 false => engine.finish_rows(vec![row.id], "done", "over_quota"),
             }
             return;

@@ -65,6 +65,9 @@ struct Inner {
     parts: Parts,
 }
 
+/// A member's name by id (the roster, which this module cannot see).
+pub(crate) type NameOf = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// What measuring needs, handed over at start (this module knows nothing of the gateway).
 pub(crate) struct Parts {
     pub(crate) store: Store,
@@ -77,7 +80,7 @@ pub(crate) struct Parts {
     pub(crate) notify: broadcast::Sender<GatewayEvent>,
     pub(crate) tracker: TaskTracker,
     /// A member's name for the admin, by id.
-    pub(crate) name_of: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    pub(crate) name_of: NameOf,
 }
 
 #[derive(Default)]
@@ -234,7 +237,12 @@ impl Quotas {
         );
         let detail = format!("{name}: {} MB of {} MB", bytes >> 20, limit >> 20);
         let id = member_id.to_owned();
-        let audited = self.inner.parts.store.call(move |c| store::audit(c, "gateway", "disk_quota_reached", Some(&id), &detail)).await;
+        let audited = self
+            .inner
+            .parts
+            .store
+            .call(move |c| store::audit(c, "gateway", "disk_quota_reached", Some(&id), &detail))
+            .await;
         if let Err(e) = audited {
             tracing::error!(error = %e, "could not record the disk quota in the audit log");
         }

@@ -1,7 +1,7 @@
 //! A copy of one member's data for the admin (`MemberExport`): everything in `members/<id>/`,
 //! written to a new folder `Hearth export - <Name> - <YYYY-MM-DD HHMM>/`.
 //!
-//! The copy is made by [`crate::tree`], the one mechanism backups use too: the member's folder
+//! The copy is made by [`crate::household::tree`], the one mechanism backups use too: the member's folder
 //! is read with its owner's rights (a reader process as the member's account when this gateway
 //! runs as root), and written through descriptors into a folder this process creates.
 //!
@@ -24,7 +24,7 @@ use chrono::{DateTime, TimeZone};
 use hearth_isolation::fsat;
 use serde_json::{Value, json};
 
-use crate::tree::{self, ReadOptions, ReaderExe, Received, Source, TreeError};
+use crate::household::tree::{self, ReadOptions, ReaderExe, Received, Source, TreeError};
 
 /// The most an export copies of one member's folder.
 const MAX_EXPORT_BYTES: u64 = 64 << 30;
@@ -130,7 +130,7 @@ fn create_fresh_dir(parent: &OwnedFd, parent_path: &Path, base: &str) -> Result<
 
 /// The conversations in a (copied) history database, as JSON a person can read.
 pub(crate) fn conversations(history: &Path, name: &str, exported_at: &str) -> rusqlite::Result<Value> {
-    let conn = crate::tree::open_snapshot(history)?;
+    let conn = crate::household::tree::open_snapshot(history)?;
     let time = |t: i64| chrono::DateTime::from_timestamp(t, 0).map(|t| t.to_rfc3339()).unwrap_or_default();
     let mut list: Vec<(i64, Value)> = Vec::new();
     let mut stmt = conn.prepare("SELECT id, chat_id, started_at FROM conversations ORDER BY id")?;
@@ -161,7 +161,7 @@ pub(crate) fn conversations(history: &Path, name: &str, exported_at: &str) -> ru
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::HISTORY;
+    use crate::household::tree::HISTORY;
     use rusqlite::Connection;
     use std::fs;
 
