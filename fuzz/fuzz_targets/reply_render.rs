@@ -3,7 +3,7 @@
 //! the HTML, read as Telegram reads it, and the plain fallback) and none is blank.
 #![no_main]
 
-use hearth_gateway::reply::render_reply;
+use hearth_gateway::telegram::reply::render_reply;
 use libfuzzer_sys::fuzz_target;
 
 /// The text Telegram shows for our HTML: tags dropped, the four entities we emit decoded. Only

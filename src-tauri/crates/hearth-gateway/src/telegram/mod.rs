@@ -21,8 +21,10 @@ use teloxide::{ApiError, Bot, RequestError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::reply::render_reply;
 use crate::store::{self, InboxRow, MessageKind, NewMessage, Store};
+use reply::render_reply;
+
+pub mod reply;
 
 /// Telegram's own API root; `HEARTH_TELEGRAM_API_URL` replaces it (fakes, self-hosted Bot API).
 pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
