@@ -221,6 +221,10 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_statx,
     libc::SYS_fstat,
     libc::SYS_openat,
+    // The worker's file tools open through cap-std, which asks the kernel to keep every lookup
+    // beneath `files/` (`RESOLVE_BENEATH`) and walks the path itself only when this is refused.
+    // Its mode is masked by the same umask as `openat`'s, and Landlock checks both alike.
+    libc::SYS_openat2,
     libc::SYS_close,
     libc::SYS_mmap,
     libc::SYS_munmap,
