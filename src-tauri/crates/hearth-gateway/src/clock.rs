@@ -1,8 +1,6 @@
 //! The gateway's "now" for reminders and for the time a turn's context carries. The system
 //! clock in production; tests hold a manual one and move it forward, so "8:00 tomorrow" is a
 //! call away rather than a night. Spend periods and the inbox keep the system clock.
-//!
-//! Also the system's time zone, which a household starts in until the admin sets its own.
 
 use std::fmt;
 use std::sync::Arc;
@@ -54,31 +52,6 @@ impl Clock {
     pub(crate) fn watch(&self) -> Option<watch::Receiver<DateTime<Utc>>> {
         self.manual.as_ref().map(|tx| tx.subscribe())
     }
-}
-
-/// The system's IANA zone name, best effort: `TZ`, then `/etc/timezone`, then the
-/// `/etc/localtime` link; "UTC" when none says. The household's zone until the admin sets one
-/// (`hearth household timezone`); the clock itself always uses the local offset.
-pub(crate) fn system_timezone() -> String {
-    if let Ok(tz) = std::env::var("TZ") {
-        let tz = tz.trim_start_matches(':');
-        if !tz.is_empty() {
-            return tz.to_owned();
-        }
-    }
-    if let Ok(tz) = std::fs::read_to_string("/etc/timezone") {
-        let tz = tz.trim();
-        if !tz.is_empty() {
-            return tz.to_owned();
-        }
-    }
-    if let Ok(target) = std::fs::read_link("/etc/localtime") {
-        let s = target.to_string_lossy();
-        if let Some((_, zone)) = s.split_once("zoneinfo/") {
-            return zone.to_owned();
-        }
-    }
-    "UTC".to_owned()
 }
 
 impl fmt::Debug for Clock {

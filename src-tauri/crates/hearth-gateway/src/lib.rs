@@ -21,8 +21,8 @@
 //! - [`household`]: household knowledge (`kb/`), the reminder timer, members' disk quota, and
 //!   backups of the whole household (create, verify, restore, schedule), exports of one member,
 //!   and the tree copy both use.
-//! - [`telegram`]: one long-poll connector per member's bot; sending replies; [`reply`]:
-//!   rendering a model's Markdown into Telegram HTML that cannot fail to parse.
+//! - [`telegram`]: one long-poll connector per member's bot; sending replies, rendered by
+//!   [`telegram::reply`] from a model's Markdown into Telegram HTML that cannot fail to parse.
 //! - [`store`]: `gateway.sqlite`, its migrations, one file per table group.
 //! - Leaves, importing nothing above them: [`paths`] (the data directory layout), [`data_dir`]
 //!   (the checks it passes before anything is kept in it, and atomic private writes),
@@ -43,7 +43,6 @@ pub mod keeper;
 mod lock;
 pub mod logs;
 pub mod paths;
-pub mod reply;
 pub mod routing;
 pub mod secrets;
 pub mod store;
