@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow, bail};
 use hearth_gateway::control::{self, ClientError};
 use hearth_proto::control::{ControlReply, ControlRequest, ProviderKind, StatusReport};
-use hearth_testkit::llm::{FakeLlm, LlmCall, Reply};
-use hearth_testkit::telegram::{FakeTelegram, FakeUser, SentMessage};
+use hearth_sim::llm::{FakeLlm, LlmCall, Reply};
+use hearth_sim::telegram::{FakeTelegram, FakeUser, SentMessage};
 use tokio::task::JoinSet;
 
 /// Member adds in flight at once over the control socket.

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use hearth_testkit::telegram::{FakeTelegram, Fault};
+use hearth_sim::telegram::{FakeTelegram, Fault};
 use serde_json::{Value, json};
 use teloxide::prelude::*;
 use teloxide::types::{
@@ -718,7 +718,7 @@ async fn an_admin_taps_an_inline_button_and_the_bot_answers_once() {
     assert_eq!(fake.callback_answers(&bot.token).len(), 1);
     assert_eq!(
         fake.callback_answers(&bot.token)[0],
-        hearth_testkit::telegram::CallbackAnswer {
+        hearth_sim::telegram::CallbackAnswer {
             callback_query_id: query.id.0.clone(),
             text: Some("Raised".to_owned()),
             show_alert: false,
