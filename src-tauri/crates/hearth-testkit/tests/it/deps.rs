@@ -18,7 +18,7 @@ fn the_testkit_is_only_ever_a_dev_dependency() {
     let packages = metadata["packages"].as_array().expect("a package list");
     // The workspace as it is, so a renamed crate cannot make this pass by matching nothing.
     let names: Vec<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
-    for expected in ["hearth-cli", "hearth-app", "hearth-sim", "hearth-testkit"] {
+    for expected in ["hearth-cli", "hearth-app", "hearth-sim", "hearth-testkit", "hearth-bench"] {
         assert!(names.contains(&expected), "no {expected} in the workspace: {names:?}");
     }
     let mut shipped = Vec::new();

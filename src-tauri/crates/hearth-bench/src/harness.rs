@@ -1,5 +1,6 @@
-//! The bench's world: the testkit fakes in this process, a real `hearth serve` child on a temp
-//! data directory, a household set up through the control socket, and readings from `/proc`.
+//! The bench's world: the simulated Telegram and model in this process, a real `hearth serve`
+//! child on a temp data directory, a household set up through the control socket, and readings
+//! from `/proc`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
