@@ -1,7 +1,8 @@
 //! End to end in the real window: a newcomer's first five minutes. The app binary runs under
 //! Xvfb with `tauri-driver` + WebKitWebDriver; Telegram and the model are the testkit's fakes,
 //! reached through `HEARTH_TELEGRAM_API_URL` and the base URL typed into the wizard. Every screen
-//! is saved to `docs/screenshots/` (the README shows them).
+//! is saved to `target/screenshots/` — a build folder, so a test run never changes a tracked
+//! file; `scripts/refresh-screenshots` copies them to `assets/screenshots/` for the README.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,8 +12,12 @@ use hearth_testkit::telegram::FakeTelegram;
 
 use crate::webdriver::Window;
 
+/// `<target dir>/screenshots`: the test binary runs from `<target dir>/<profile>/deps/` (also
+/// under another `CARGO_TARGET_DIR`, or `<target dir>/<triple>/` when cross-building).
 fn shots() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let deps = exe.ancestors().find(|p| p.ends_with("deps")).expect("the test binary runs from a deps folder");
+    deps.parent().and_then(|profile| profile.parent()).expect("a target folder above deps").join("screenshots")
 }
 
 /// The app's environment: a home of its own (launch at login writes there), the data folder,
