@@ -201,6 +201,8 @@ pub enum NoticeKind {
     Paired,
     BotTrouble,
     CapReached,
+    // A member's folder passed the household's disk quota.
+    DiskFull,
 }
 
 // ----- arguments and replies of commands -----

@@ -38,7 +38,8 @@ pub fn build<R: Runtime>(builder: tauri::Builder<R>, shell: Arc<Shell>) -> tauri
 }
 
 /// The binary's entry point. `hearth-app worker` runs one member's worker (the gateway starts
-/// them); anything else opens the app. `--hidden` (used by launch at login) starts in the tray.
+/// them), `hearth-app tree-reader` reads a folder for a backup or export as its owner;
+/// anything else opens the app. `--hidden` (used by launch at login) starts in the tray.
 pub fn main() {
     if std::env::args_os().nth(1).is_some_and(|a| a == "worker") {
         // The worker builds its own runtime and must not run inside one.
@@ -47,6 +48,12 @@ pub fn main() {
             std::process::exit(1);
         }
         return;
+    }
+    // A gateway running as root has a member's folder read by this binary running as the member
+    // (hearth_gateway::tree): nothing but the stream on stdout.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "tree-reader") {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().skip(2).collect();
+        std::process::exit(i32::from(hearth_gateway::tree::reader_main(&args)));
     }
     let options = match Options::from_env() {
         Ok(o) => o,

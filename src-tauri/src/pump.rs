@@ -119,6 +119,16 @@ pub fn notice(event: &GatewayEvent) -> Option<Notice> {
             };
             Some(Notice { kind: NoticeKind::CapReached, title, body, member_id: member_id.clone() })
         }
+        GatewayEvent::DiskQuotaReached { member_id, name, bytes, quota_bytes } => Some(Notice {
+            kind: NoticeKind::DiskFull,
+            title: format!("{name}'s folder is full"),
+            body: format!(
+                "{name}'s folder takes {} MB, more than the {} MB each member may use, so their assistant takes no new messages. Free some space there, or raise the limit.",
+                bytes.div_ceil(1 << 20),
+                quota_bytes.div_ceil(1 << 20)
+            ),
+            member_id: Some(member_id.clone()),
+        }),
     }
 }
 

@@ -200,6 +200,7 @@ mod tests {
                 paused: false,
                 last_activity: Some("2026-11-21T10:00:00Z".into()),
                 quiet_hours: None,
+                disk: None,
             }],
             turns_in_flight: 1,
             turn_cap: 64,

@@ -83,7 +83,7 @@ disk_pct: number, };
 
 export type Notice = { kind: NoticeKind, title: string, body: string, member_id: string | null, };
 
-export type NoticeKind = "paired" | "bot_trouble" | "cap_reached";
+export type NoticeKind = "paired" | "bot_trouble" | "cap_reached" | "disk_full";
 
 export type ProviderArgs = { kind: ProviderKind, base_url: string, model: string, api_key: string, };
 

@@ -449,6 +449,7 @@ pub fn render_status(r: &StatusReport) -> String {
                 m.today.calls.to_string(),
                 format!("{} / {}", m.today.input_tokens, m.today.output_tokens),
                 format_usd(m.today.cost_micros),
+                disk(m.disk),
             ]
         })
         .collect();
@@ -464,6 +465,7 @@ pub fn render_status(r: &StatusReport) -> String {
             "CALLS TODAY",
             "TOKENS IN / OUT",
             "TODAY $",
+            "DISK",
         ],
         &rows,
     );
@@ -514,8 +516,28 @@ fn member_notes(members: &[MemberStatus], household: IsolationLevel) -> Vec<Stri
         if let Some(q) = m.quiet_hours {
             notes.push(format!("{}'s assistant rests {q} (quiet hours; reminders still come).", m.name));
         }
+        if let Some(d) = m.disk.filter(|d| d.over()) {
+            notes.push(format!(
+                "⚠ {}'s folder takes {}, over the household's disk quota: their assistant takes no new messages until \
+                 it is smaller. Free space there, or raise the quota with `hearth household disk-quota MB`.",
+                m.name,
+                disk(Some(d))
+            ));
+        }
     }
     notes
+}
+
+/// A member's folder against the disk quota: "12 MB / 1024 MB", or "-" before it is measured.
+fn disk(d: Option<hearth_proto::control::DiskUsage>) -> String {
+    let mb = |b: u64| b.div_ceil(1 << 20);
+    match d {
+        None => "-".into(),
+        Some(d) => match d.quota_bytes {
+            Some(q) => format!("{} MB / {} MB", mb(d.bytes), mb(q)),
+            None => format!("{} MB", mb(d.bytes)),
+        },
+    }
 }
 
 pub fn bot_state(b: &BotState) -> String {
@@ -558,7 +580,7 @@ fn duration(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hearth_proto::control::{DayUsage, ProviderSummary};
+    use hearth_proto::control::{DayUsage, DiskUsage, ProviderSummary};
 
     #[test]
     fn local_urls_are_recognised() {
@@ -597,6 +619,7 @@ mod tests {
             paused: false,
             last_activity: None,
             quiet_hours: None,
+            disk: (calls > 0).then_some(DiskUsage { bytes: calls << 20, quota_bytes: Some(1 << 30) }),
         };
         let report = StatusReport {
             version: "0.1.0".into(),
@@ -642,6 +665,13 @@ mod tests {
         let rosa = text.lines().find(|l| l.starts_with("Rosa ")).unwrap();
         assert!(rosa.contains(" paused, running for 3s "), "a turn started before the pause finishes: {rosa}");
         assert!(text.contains("Leo is paused") && text.contains("`hearth member resume Leo`"), "{text}");
+
+        // A folder over the disk quota says so, with what to do.
+        report.members[1].disk = Some(DiskUsage { bytes: 2 << 30, quota_bytes: Some(1 << 30) });
+        let text = render_status(&report);
+        let leo = text.lines().find(|l| l.starts_with("Leo ")).unwrap();
+        assert!(leo.contains("2048 MB / 1024 MB"), "{leo}");
+        assert!(text.contains("Leo's folder takes 2048 MB / 1024 MB, over the household's disk quota"), "{text}");
     }
 
     #[test]

@@ -181,6 +181,14 @@ pub enum Command {
     /// Internal: one member's worker process, started by the gateway.
     #[command(hide = true)]
     Worker,
+
+    /// Internal: reads the folder on descriptor 3 with this process's rights and writes it to
+    /// stdout, for a backup or export root makes (started as the folder's owner).
+    #[command(hide = true, name = "tree-reader")]
+    TreeReader {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 impl Command {
@@ -202,12 +210,18 @@ impl Command {
             Command::Household(HouseholdCommand::Cap(a)) => a.json,
             Command::Household(HouseholdCommand::Timezone(a)) => a.json,
             Command::Household(HouseholdCommand::IdleReset(a)) => a.json,
+            Command::Household(HouseholdCommand::DiskQuota(a)) => a.json,
             // The export's output is CSV; its errors stay on stderr.
             Command::Usage(a) => a.command.is_none() && a.json,
             Command::Status(a) => a.json,
             Command::Doctor(a) => a.json,
             Command::Backup(c) => c.json(),
-            Command::Serve(_) | Command::Demo(_) | Command::Supervisor(_) | Command::Logs(_) | Command::Worker => false,
+            Command::Serve(_)
+            | Command::Demo(_)
+            | Command::Supervisor(_)
+            | Command::Logs(_)
+            | Command::Worker
+            | Command::TreeReader { .. } => false,
         }
     }
 }
@@ -527,6 +541,23 @@ pub enum HouseholdCommand {
     ///
     /// --json prints {"reset_after_idle_hours"}.
     IdleReset(HouseholdIdleResetArgs),
+    /// How much disk each member's folder may take, in MB; 0: no limit (default 1024).
+    ///
+    /// A member whose folder grows past it gets a short note instead of an answer until it is
+    /// smaller again (reminders still come), and you are told once. `hearth status` and
+    /// `hearth doctor` show each folder against it.
+    ///
+    /// --json prints {"disk_quota_mb"}.
+    DiskQuota(HouseholdDiskQuotaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HouseholdDiskQuotaArgs {
+    /// Megabytes each member's folder may take; 0: no limit.
+    pub mb: u32,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -33,9 +33,10 @@ pub enum BackupCommand {
     Verify(BackupDirArgs),
     /// Put a backup back into the data directory (Hearth must be stopped).
     ///
-    /// Verifies the backup first. A data directory that already holds a household is left alone
-    /// unless --force, which moves it aside to <data-dir>.before-restore-<time> (nothing is
-    /// deleted). If the backup holds no secrets, Hearth lists the bot tokens and provider key to
+    /// Verifies the backup first, and reads only a backup folder that root or the household's own
+    /// user owns and nobody else can write to. A data directory that already holds a household is
+    /// left alone unless --force, which moves it aside to <data-dir>.before-restore-<time>
+    /// (nothing is deleted). If the backup holds no secrets, Hearth lists the bot tokens and provider key to
     /// paste again once it runs.
     ///
     /// --json prints {"data_dir","moved_aside","members","secrets_restored","paste_again"}.
@@ -201,7 +202,9 @@ async fn create_direct(data_dir: &Path, dest: PathBuf, include_secrets: bool) ->
             Err(e) => return Err(Failure::unexpected(format!("{e:#}"))),
         };
         backup::ensure_destination(&dest).map_err(damaged_or_input)?;
-        backup::create(&data, &dest, include_secrets, chrono::Local::now()).map_err(damaged_or_input)
+        // Folders other users own are read by this binary running as them.
+        let exe = hearth_gateway::tree::ReaderExe::This;
+        backup::create(&data, &dest, include_secrets, chrono::Local::now(), &exe).map_err(damaged_or_input)
     })
     .await?
 }
@@ -211,7 +214,8 @@ fn damaged_or_input(e: backup::BackupError) -> Failure {
         backup::BackupError::NoDestination(_)
         | backup::BackupError::NoData(_)
         | backup::BackupError::NotABackup { .. }
-        | backup::BackupError::Secrets(_) => Failure::invalid_input(e.to_string()),
+        | backup::BackupError::Secrets(_)
+        | backup::BackupError::Moved(_) => Failure::invalid_input(e.to_string()),
         e => Failure::unexpected(e.to_string()),
     }
 }
@@ -277,6 +281,7 @@ async fn restore(data_dir: &Path, args: BackupRestoreArgs) -> Result<(), Failure
         backup::RestoreError::NotEmpty(_) => {
             Failure { code: "conflict", message: e.to_string(), exit: crate::failure::EXIT_CONFLICT }
         }
+        backup::RestoreError::Foreign { .. } => Failure::invalid_input(e.to_string()),
         backup::RestoreError::Backup(b) => damaged_or_input(b),
         backup::RestoreError::Other(m) => Failure::unexpected(m),
     })?;

@@ -73,6 +73,8 @@ fn main() -> ExitCode {
                 ExitCode::from(failure::EXIT_UNEXPECTED)
             }
         },
+        // Reads a folder for root as its owner: no runtime, nothing but the stream on stdout.
+        Command::TreeReader { args } => ExitCode::from(hearth_gateway::tree::reader_main(&args)),
         command => {
             if matches!(command, Command::Demo(_)) {
                 demo::quiet_workers_by_default();
@@ -113,7 +115,7 @@ async fn run(command: Command, data_dir: std::path::PathBuf) -> Result<u8, Failu
         Command::Status(cmd) => admin::status(&data_dir, cmd).await,
         Command::Demo(cmd) => demo::run(cmd).await,
         Command::Supervisor(args) => supervisor::run(args).await,
-        Command::Worker => unreachable!("handled before the runtime starts"),
+        Command::Worker | Command::TreeReader { .. } => unreachable!("handled before the runtime starts"),
     };
     done.map(|()| 0)
 }

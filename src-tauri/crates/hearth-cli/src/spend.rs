@@ -257,6 +257,25 @@ pub async fn household(data_dir: &Path, command: HouseholdCommand) -> Result<(),
                 other => Err(unexpected_reply(&other)),
             }
         }
+        HouseholdCommand::DiskQuota(args) => {
+            let mb = args.mb;
+            match ask(data_dir, ControlRequest::HouseholdDiskQuota { mb }).await? {
+                ControlReply::Done => {
+                    if args.json {
+                        print_json(&json!({ "disk_quota_mb": mb }));
+                    } else if mb == 0 {
+                        println!("Members' folders may take any amount of disk.");
+                    } else {
+                        println!(
+                            "Each member's folder may take {mb} MB; past that their assistant takes no new messages \
+                             until it is smaller, and you are told."
+                        );
+                    }
+                    Ok(())
+                }
+                other => Err(unexpected_reply(&other)),
+            }
+        }
     }
 }
 

@@ -2,11 +2,11 @@
 //! workers (hearth-isolation's `supervisor` module does the work), in the foreground until
 //! SIGINT or SIGTERM. Logs go to stderr (`RUST_LOG`, default `info`).
 
-use std::path::Path;
 use std::sync::Arc;
 
 use hearth_gateway::backup;
 use hearth_isolation::admin::Admin;
+use hearth_isolation::supervisor::BackupJob;
 use hearth_proto::control::BackupSummary;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -79,16 +79,27 @@ fn admin(args: &SupervisorArgs) -> Result<Admin, Failure> {
     Ok(Admin::Uid(uid))
 }
 
-/// A backup for the gateway, made as root the way `sudo hearth backup create` makes one: root
-/// reads every member's folder, which the gateway's user cannot. Snapshots are consistent while
-/// the gateway serves. Secrets are never included (none cross the supervisor's socket); older
-/// backups beyond `keep` go, since the admin cannot delete root's folders.
-fn backup(data_dir: &Path, dest_dir: &Path, keep: usize) -> Result<BackupSummary, String> {
-    let summary = backup::create(data_dir, dest_dir, false, chrono::Local::now()).map_err(|e| e.to_string())?;
-    match backup::prune(dest_dir, keep) {
+/// A backup for the gateway, made the way `sudo hearth backup create` makes one, into the
+/// folders the supervisor opened and checked: each member's folder (and the gateway's own
+/// files) read by this binary running as its owner, written by root through descriptors.
+/// Snapshots are consistent while the gateway serves. Secrets are never included (none cross
+/// the supervisor's socket); older backups beyond `keep` go, since the admin cannot delete
+/// root's folders.
+fn backup(job: &BackupJob<'_>) -> Result<BackupSummary, String> {
+    let summary = backup::create_at(
+        job.data,
+        job.data_path,
+        job.dest,
+        job.dest_path,
+        None,
+        chrono::Local::now(),
+        &hearth_gateway::tree::ReaderExe::This,
+    )
+    .map_err(|e| e.to_string())?;
+    match backup::prune_at(job.dest, job.dest_path, job.keep) {
         Ok(deleted) if !deleted.is_empty() => tracing::info!(deleted = deleted.len(), "older backups deleted"),
         Ok(_) => {}
-        Err(e) => tracing::warn!(dir = %dest_dir.display(), error = %e, "could not delete older backups"),
+        Err(e) => tracing::warn!(dir = %job.dest_path.display(), error = %e, "could not delete older backups"),
     }
     Ok(summary)
 }

@@ -2,12 +2,10 @@
 //!
 //! A backup is a folder `hearth-backup-YYYYMMDD-HHMMSS/` (0700, local time) holding
 //!
-//! - `gateway.sqlite`, copied with `VACUUM INTO` from a read-only connection: one consistent
-//!   snapshot even while the gateway writes (the same copy [`crate::export`] makes of a member's
-//!   databases, whose functions do the work here too);
+//! - `gateway.sqlite`, copied with `VACUUM INTO`: one consistent snapshot even while the gateway
+//!   writes;
 //! - `members/<id>/` for every member directory: databases through `VACUUM INTO` while their
-//!   worker writes, other files copied without following links (symlinks, hard links and
-//!   special files are left out, as in an export);
+//!   worker writes, other files as they are; symlinks, hard links and special files are left out;
 //! - `kb/`, the household knowledge the admin wrote (not its index, `kb.sqlite`, which the
 //!   gateway rebuilds);
 //! - `app.json` (the app's settings) when there is one;
@@ -17,38 +15,52 @@
 //!   restore writes it back into the data directory, where a gateway that keeps secrets in the
 //!   Keychain imports it at its next start ([`crate::secrets`]);
 //! - `manifest.json`: format, Hearth version, time, the gateway schema version, the members, and
-//!   every directory and file with its mode, size and SHA-256.
+//!   every directory and file with its original mode, size and SHA-256.
 //!
-//! It is written as `hearth-backup-….partial` and renamed when complete, so a folder with the
-//! final name is always whole. [`verify`] re-hashes every file and runs `PRAGMA
-//! integrity_check` on every database; [`restore`] verifies first, never deletes a data
-//! directory (a non-empty one is moved aside with `force`), and copies back with the modes from
-//! the manifest. Scheduled backups: [`run_schedule`], one timer owned by the gateway.
+//! Everything is copied by [`crate::tree`]: each folder is read with its owner's rights — as
+//! root, by a reader process running as the member's account (or the data folder's owner) — and
+//! written through descriptors. Root never opens a file, link or database inside a folder
+//! someone else can write, and never works by path there: the destination folder is opened
+//! once, the backup is written as `hearth-backup-….partial` created with `mkdirat` and reached
+//! only through its descriptor (renaming the name away while root writes gains nothing), modes
+//! are the writer's (files 0600, folders 0700; the manifest keeps the originals), and the
+//! finished folder is renamed within the destination without replacing anything. A folder with
+//! the final name is always whole.
+//!
+//! [`verify`] re-hashes every file and runs `PRAGMA integrity_check` on every database — on a
+//! private copy, never on the backup's own file — walking the backup through descriptors;
+//! [`restore`] reads only a backup folder that root or the household's own user owns, verifies
+//! it first, never deletes a data directory (a non-empty one is moved aside with `force`), and
+//! creates everything in the data directory through descriptors it opened itself, handing it
+//! over with `fchown`/`fchmod` on those descriptors. Scheduled backups: [`run_schedule`], one
+//! timer owned by the gateway.
 //!
 //! Blocking file work (everything but the schedule and the `Gateway` methods): call it from
 //! `spawn_blocking`.
 
-use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
 use std::io::{self, Read as _, Write as _};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
+use hearth_isolation::fsat;
 use hearth_proto::control::{BackupSummary, ControlError, ControlReply, ErrorCode};
-use rusqlite::{Connection, OpenFlags};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::{FileStat, Mode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::control::internal;
-use crate::export::{self, ExportError, Exported};
 use crate::gateway::{AlreadyServing, Gateway};
-use crate::paths::DataDir;
 use crate::secrets::{self, SecretsBackend};
 use crate::store;
+use crate::tree::{self, ReadOptions, ReaderExe, Received, Source, TreeError, hex};
 
 /// The manifest format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -61,7 +73,11 @@ const PARTIAL: &str = ".partial";
 const STAMP: &str = "%Y%m%d-%H%M%S";
 const DATABASE: &str = "gateway.sqlite";
 const SECRETS: &str = "secrets.json";
-const APP_SETTINGS: &str = "app.json";
+const LOCK: &str = "gateway.lock";
+/// The most a backup copies of the household's own files, and of each member's folder.
+const MAX_COPY_BYTES: u64 = 64 << 30;
+/// A manifest larger than this is not one Hearth wrote.
+const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 
 pub(crate) const SETTING_DIR: &str = "backup.dir";
 pub(crate) const SETTING_EVERY_HOURS: &str = "backup.every_hours";
@@ -74,14 +90,22 @@ pub enum BackupError {
     NoData(PathBuf),
     #[error("{} is not a Hearth backup: {detail}", path.display())]
     NotABackup { path: PathBuf, detail: String },
-    #[error(transparent)]
-    Copy(#[from] ExportError),
+    #[error("could not copy {what}: {source}")]
+    Copy { what: String, source: TreeError },
     #[error("could not write {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
     #[error("could not read {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
     #[error("could not read the database {}: {source}", path.display())]
     Database { path: PathBuf, source: rusqlite::Error },
+    /// The unfinished backup folder was renamed or replaced while it was written: someone who
+    /// can write the destination interfered. Nothing was backed up there.
+    #[error(
+        "the unfinished backup {} was moved or replaced while it was being written, so it was not finished; \
+         make sure nobody else writes to that folder and back up again",
+        .0.display()
+    )]
+    Moved(PathBuf),
     /// The secrets asked for cannot be read here; the message says why and what to do.
     #[error("{0}")]
     Secrets(String),
@@ -153,19 +177,56 @@ pub fn ensure_destination(dir: &Path) -> Result<(), BackupError> {
     if dir.is_dir() {
         return Ok(());
     }
-    match dir.parent() {
-        Some(parent) if parent.is_dir() => fs::DirBuilder::new().mode(0o700).create(dir).or_else(|e| match e.kind() {
-            io::ErrorKind::AlreadyExists if dir.is_dir() => Ok(()),
-            _ => Err(BackupError::Write { path: dir.to_owned(), source: e }),
-        }),
-        _ => Err(BackupError::NoDestination(dir.to_owned())),
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str())) else {
+        return Err(BackupError::NoDestination(dir.to_owned()));
+    };
+    let Ok(parent) = fsat::open_dir_path(parent, true) else { return Err(BackupError::NoDestination(dir.to_owned())) };
+    match nix::sys::stat::mkdirat(&parent, name, Mode::from_bits_truncate(0o700)) {
+        Ok(()) | Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(BackupError::Write { path: dir.to_owned(), source: e.into() }),
     }
 }
 
 /// Holds the data directory's lock, as a gateway does, so none starts while a backup is made
 /// without one. Fails with [`AlreadyServing`] (inside the error) when one serves.
 pub fn hold(data_dir: &Path) -> anyhow::Result<File> {
-    crate::gateway::take_lock(&DataDir::new(data_dir))
+    let data = fsat::open_dir_path(data_dir, true)
+        .map_err(|e| anyhow::anyhow!("cannot open the data directory {}: {e}", data_dir.display()))?;
+    lock_at(&data, data_dir)
+}
+
+/// The data directory's lock (`gateway.lock`, the one a gateway holds), taken through the opened
+/// directory. A lock file this process creates as root in someone else's data directory is
+/// handed to that owner (the gateway must open it later); an existing one is only opened, never
+/// through a link, and never changed.
+pub(crate) fn lock_at(data: &OwnedFd, data_path: &Path) -> anyhow::Result<File> {
+    use std::os::fd::AsRawFd;
+    let path = data_path.join(LOCK);
+    let create = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = match nix::fcntl::openat(data, LOCK, create, Mode::from_bits_truncate(0o600)) {
+        Ok(fd) => {
+            let owner = nix::sys::stat::fstat(data)?;
+            if nix::unistd::geteuid().is_root() && owner.st_uid != 0 {
+                nix::unistd::fchown(
+                    &fd,
+                    Some(nix::unistd::Uid::from_raw(owner.st_uid)),
+                    Some(nix::unistd::Gid::from_raw(owner.st_gid)),
+                )?;
+            }
+            fd
+        }
+        Err(Errno::EEXIST) => {
+            let (file, _) =
+                fsat::open_file_at(data, LOCK).map_err(|e| anyhow::anyhow!("open {}: {e}", path.display()))?;
+            OwnedFd::from(file)
+        }
+        Err(e) => return Err(anyhow::anyhow!("open {}: {e}", path.display())),
+    };
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(AlreadyServing { data_dir: data_path.to_owned() }.into());
+    }
+    Ok(File::from(fd))
 }
 
 /// The bot tokens and provider key for a backup made without a gateway (`hearth backup create`
@@ -194,21 +255,18 @@ pub fn read_secrets(data_dir: &Path) -> Result<BTreeMap<String, String>, BackupE
 /// gateway serving). Safe while a gateway serves `data_dir` and workers write; without one, the
 /// caller holds the data directory's lock. With `include_secrets` the bot tokens and provider key
 /// are read by [`read_secrets`] — an error, not a backup without them, when they cannot be.
+/// `exe` runs the readers of folders that must be read as their owners.
 pub fn create(
     data_dir: &Path,
     dest_parent: &Path,
     include_secrets: bool,
     now: DateTime<Local>,
+    exe: &ReaderExe,
 ) -> Result<BackupSummary, BackupError> {
     // What is wrong with the folders first; only then the secrets (the Keychain may ask).
-    if !dest_parent.is_dir() {
-        return Err(BackupError::NoDestination(dest_parent.to_owned()));
-    }
-    if !DataDir::new(data_dir).database().is_file() {
-        return Err(BackupError::NoData(data_dir.to_owned()));
-    }
+    let (data, dest) = open_both(data_dir, dest_parent)?;
     let secrets = if include_secrets { Some(read_secrets(data_dir)?) } else { None };
-    create_with_secrets(data_dir, dest_parent, secrets.as_ref(), now)
+    create_at(&data, data_dir, &dest, dest_parent, secrets.as_ref(), now, exe)
 }
 
 /// [`create`] with the secrets given: the gateway's own, from its
@@ -219,31 +277,64 @@ pub fn create_with_secrets(
     dest_parent: &Path,
     secrets: Option<&BTreeMap<String, String>>,
     now: DateTime<Local>,
+    exe: &ReaderExe,
 ) -> Result<BackupSummary, BackupError> {
-    if !dest_parent.is_dir() {
-        return Err(BackupError::NoDestination(dest_parent.to_owned()));
+    let (data, dest) = open_both(data_dir, dest_parent)?;
+    create_at(&data, data_dir, &dest, dest_parent, secrets, now, exe)
+}
+
+/// The data directory and the destination, opened by the paths the caller named.
+fn open_both(data_dir: &Path, dest_parent: &Path) -> Result<(OwnedFd, OwnedFd), BackupError> {
+    let dest = fsat::open_dir_path(dest_parent, true).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT | libc::ENOTDIR) => BackupError::NoDestination(dest_parent.to_owned()),
+        _ => BackupError::Write { path: dest_parent.to_owned(), source: e },
+    })?;
+    let data = fsat::open_dir_path(data_dir, true).map_err(|_| BackupError::NoData(data_dir.to_owned()))?;
+    Ok((data, dest))
+}
+
+/// [`create_with_secrets`] into folders already opened: `data` (the data directory, named
+/// `data_path`) and `dest` (the destination, named `dest_path`; the paths only name things in
+/// the summary and in errors). How the `hearth supervisor` daemon backs up for the admin: it
+/// opens and checks both, then everything happens through these descriptors.
+pub fn create_at(
+    data: &OwnedFd,
+    data_path: &Path,
+    dest: &OwnedFd,
+    dest_path: &Path,
+    secrets: Option<&BTreeMap<String, String>>,
+    now: DateTime<Local>,
+    exe: &ReaderExe,
+) -> Result<BackupSummary, BackupError> {
+    if !fsat::stat_at(data, DATABASE).ok().flatten().is_some_and(|st| fsat::is_file(&st)) {
+        return Err(BackupError::NoData(data_path.to_owned()));
     }
-    let dir = DataDir::new(data_dir);
-    if !dir.database().is_file() {
-        return Err(BackupError::NoData(data_dir.to_owned()));
-    }
-    let (partial, name) = fresh_partial(dest_parent, &now)?;
-    let done = fill(&dir, &partial, secrets, &now);
-    let (manifest, bytes) = match done {
-        Ok(m) => m,
+    let (partial, partial_name, name) = fresh_partial(dest, dest_path, &now)?;
+    let partial_path = dest_path.join(&partial_name);
+    let (manifest, bytes) = match fill(data, data_path, &partial, &partial_path, secrets, &now, exe) {
+        Ok(done) => done,
         Err(e) => {
-            let _ = fs::remove_dir_all(&partial);
+            discard(dest, &partial_name, &partial);
             return Err(e);
         }
     };
-    let path = dest_parent.join(&name);
-    if let Err(source) = fs::rename(&partial, &path) {
-        let _ = fs::remove_dir_all(&partial);
+    // Only our own folder is given the final name: if the name was taken over meanwhile, what is
+    // there now is someone else's.
+    let ours = nix::sys::stat::fstat(&partial)
+        .map_err(|e| BackupError::Write { path: partial_path.clone(), source: e.into() })?;
+    if !fsat::stat_at(dest, &partial_name).ok().flatten().is_some_and(|st| fsat::same(&st, &ours)) {
+        discard(dest, &partial_name, &partial);
+        return Err(BackupError::Moved(partial_path));
+    }
+    let path = dest_path.join(&name);
+    if let Err(source) = fsat::rename_new(dest, &partial_name, &name) {
+        discard(dest, &partial_name, &partial);
         return Err(BackupError::Write { path, source });
     }
-    if let Ok(d) = File::open(dest_parent) {
-        let _ = d.sync_all();
+    if !fsat::stat_at(dest, &name).ok().flatten().is_some_and(|st| fsat::same(&st, &ours)) {
+        return Err(BackupError::Moved(partial_path));
     }
+    let _ = File::from(dest.try_clone().map_err(write_err(dest_path))?).sync_all();
     Ok(BackupSummary {
         path: path.display().to_string(),
         members: manifest.members.len() as u32,
@@ -253,206 +344,145 @@ pub fn create_with_secrets(
     })
 }
 
-/// A new, empty `hearth-backup-<stamp>[-n].partial` folder (0700) and the final name.
-fn fresh_partial(parent: &Path, now: &DateTime<Local>) -> Result<(PathBuf, String), BackupError> {
+/// A new, empty `hearth-backup-<stamp>[-n].partial` folder (0700) made in `dest` by this
+/// process, opened; its name and the final name.
+fn fresh_partial(
+    dest: &OwnedFd,
+    dest_path: &Path,
+    now: &DateTime<Local>,
+) -> Result<(OwnedFd, String, String), BackupError> {
     let stamp = now.format(STAMP).to_string();
     for n in 1..=100 {
         let name = if n == 1 { format!("{PREFIX}{stamp}") } else { format!("{PREFIX}{stamp}-{n}") };
-        if parent.join(&name).exists() {
+        if fsat::stat_at(dest, &name).map_err(read_err(dest_path))?.is_some() {
             continue;
         }
-        let partial = parent.join(format!("{name}{PARTIAL}"));
-        match fs::DirBuilder::new().mode(0o700).create(&partial) {
-            Ok(()) => {
-                // A umask or a file system may have loosened it.
-                let _ = fs::set_permissions(&partial, fs::Permissions::from_mode(0o700));
-                return Ok((partial, name));
-            }
+        let partial = format!("{name}{PARTIAL}");
+        match fsat::make_fresh_dir(dest, &partial, 0o700) {
+            Ok(fd) => return Ok((fd, partial, name)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(source) => return Err(BackupError::Write { path: partial, source }),
+            Err(source) => return Err(BackupError::Write { path: dest_path.join(partial), source }),
         }
     }
-    Err(BackupError::Write { path: parent.join(PREFIX), source: io::Error::other("too many backups this second") })
+    Err(BackupError::Write { path: dest_path.join(PREFIX), source: io::Error::other("too many backups this second") })
+}
+
+/// Empties an unfinished backup through its descriptor and removes it if it still has its name.
+fn discard(dest: &OwnedFd, name: &str, partial: &OwnedFd) {
+    let _ = fsat::clear_dir(partial);
+    let _ = fsat::remove_empty_dir_at(dest, name, partial);
 }
 
 /// Copies everything into `out` and writes the manifest; returns it and the bytes copied.
 fn fill(
-    dir: &DataDir,
-    out: &Path,
+    data: &OwnedFd,
+    data_path: &Path,
+    out: &OwnedFd,
+    out_path: &Path,
     secrets: Option<&BTreeMap<String, String>>,
     now: &DateTime<Local>,
+    exe: &ReaderExe,
 ) -> Result<(Manifest, u64), BackupError> {
-    let root = dir.root();
-    export::vacuum_into(&dir.database(), &out.join(DATABASE))?;
-    let from = root.join(APP_SETTINGS);
-    if fs::symlink_metadata(&from).is_ok_and(|m| m.is_file()) {
-        export::copy_file(&from, &out.join(APP_SETTINGS))?;
+    let mut got = Received::default();
+    let household = Source { dir: data, path: data_path, options: ReadOptions::household(), exe };
+    tree::copy_tree(&household, out, "", MAX_COPY_BYTES, &mut got).map_err(|source| BackupError::Copy {
+        what: format!("the household's files in {}", data_path.display()),
+        source,
+    })?;
+    if !got.skipped.is_empty() {
+        let skipped = &got.skipped;
+        tracing::warn!(?skipped, "left links and special files out of the backup");
     }
-    // From the values, not a file: with the Keychain there is no file to copy. Nothing to keep
-    // (no token, no key) is no secrets file, as before.
-    if let Some(values) = secrets.filter(|v| !v.is_empty()) {
-        let text = serde_json::to_vec_pretty(values).expect("a map of strings always serialises");
-        export::write_new(&out.join(SECRETS), &text)?;
-    }
-    // The household's knowledge (`kb/`) is the admin's own writing: kept. Its search index
-    // (`kb.sqlite`) is a cache the gateway rebuilds, so it is not.
-    let kb = root.join("kb");
-    if fs::symlink_metadata(&kb).is_ok_and(|m| m.is_dir()) {
-        let to = out.join("kb");
-        fs::DirBuilder::new().mode(0o700).create(&to).map_err(write_err(&to))?;
-        let mut copied = Exported { path: to.clone(), files: 0, skipped: Vec::new() };
-        export::copy_dir(&kb, &to, Path::new(""), &mut copied)?;
-        if !copied.skipped.is_empty() {
-            let skipped = &copied.skipped;
-            tracing::warn!(?skipped, "left links and special files in kb/ out of the backup");
-        }
-    }
-    let members_dir = root.join("members");
-    if fs::symlink_metadata(&members_dir).is_ok_and(|m| m.is_dir()) {
-        let to = out.join("members");
-        fs::DirBuilder::new().mode(0o700).create(&to).map_err(write_err(&to))?;
-        let mut entries: Vec<_> = fs::read_dir(&members_dir)
-            .and_then(|d| d.collect::<Result<Vec<_>, _>>())
-            .map_err(read_err(&members_dir))?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let id = entry.file_name().to_string_lossy().into_owned();
-            let from = entry.path();
-            let is_dir = fs::symlink_metadata(&from).is_ok_and(|m| m.is_dir());
-            if !is_dir || !hearth_isolation::dirs::is_safe_member_id(&id) {
+    let members_path = data_path.join("members");
+    if let Some(st) = fsat::stat_at(data, "members").map_err(read_err(&members_path))?
+        && fsat::is_dir(&st)
+    {
+        let members = fsat::open_dir_seen(data, "members", &st).map_err(read_err(&members_path))?;
+        let to = fsat::make_fresh_dir(out, "members", 0o700).map_err(write_err(&out_path.join("members")))?;
+        got.dirs.push(("members".into(), fsat::mode_of(&st)));
+        for raw in fsat::names(&members).map_err(read_err(&members_path))? {
+            let Some(id) = raw.to_str().filter(|id| hearth_isolation::dirs::is_safe_member_id(id)) else {
+                tracing::warn!(entry = ?raw, "left out of the backup: not a member directory");
+                continue;
+            };
+            let from = members_path.join(id);
+            let Some(mst) = fsat::stat_at(&members, id).map_err(read_err(&from))?.filter(fsat::is_dir) else {
                 tracing::warn!(entry = %from.display(), "left out of the backup: not a member directory");
                 continue;
-            }
-            let dest = to.join(&id);
-            fs::DirBuilder::new().mode(0o700).create(&dest).map_err(write_err(&dest))?;
-            let mut copied = Exported { path: dest.clone(), files: 0, skipped: Vec::new() };
-            export::copy_dir(&from, &dest, Path::new(""), &mut copied)?;
-            if !copied.skipped.is_empty() {
-                let skipped = &copied.skipped;
+            };
+            let dir = fsat::open_dir_seen(&members, id, &mst).map_err(read_err(&from))?;
+            let rel = format!("members/{id}");
+            let into = fsat::make_fresh_dir(&to, id, 0o700).map_err(write_err(&out_path.join(&rel)))?;
+            got.dirs.push((rel.clone(), fsat::mode_of(&mst)));
+            let before = got.skipped.len();
+            let src = Source { dir: &dir, path: &from, options: ReadOptions::member(), exe };
+            tree::copy_tree(&src, &into, &rel, MAX_COPY_BYTES, &mut got)
+                .map_err(|source| BackupError::Copy { what: format!("the folder of member {id}"), source })?;
+            if got.skipped.len() > before {
+                let skipped = &got.skipped[before..];
                 tracing::warn!(member = %id, ?skipped, "left links and special files out of the backup");
             }
         }
     }
-
-    let (schema, members, provider_set) = read_gateway_db(&out.join(DATABASE))?;
-    let mut manifest = Manifest {
+    // From the values, not a file: with the Keychain there is no file to copy. Nothing to keep
+    // (no token, no key) is no secrets file, as before.
+    let mut includes_secrets = false;
+    if let Some(values) = secrets.filter(|v| !v.is_empty()) {
+        let text = serde_json::to_vec_pretty(values).expect("a map of strings always serialises");
+        write_new_at(out, SECRETS, &text).map_err(write_err(&out_path.join(SECRETS)))?;
+        // Whatever mode (or Keychain) the secrets had, their copy is the owner's alone.
+        got.files.push(tree::ReceivedFile {
+            path: SECRETS.into(),
+            mode: 0o600,
+            bytes: text.len() as u64,
+            sha256: hex(&Sha256::digest(&text)),
+        });
+        got.bytes += text.len() as u64;
+        includes_secrets = true;
+    }
+    let meta = got.meta.take().ok_or_else(|| BackupError::NoData(data_path.to_owned()))?;
+    let manifest = Manifest {
         format: FORMAT_VERSION,
         hearth_version: env!("CARGO_PKG_VERSION").to_owned(),
         created_at: now.with_timezone(&Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        gateway_schema_version: schema,
-        includes_secrets: out.join(SECRETS).is_file(),
-        provider_set,
-        members,
-        dirs: Vec::new(),
-        files: Vec::new(),
+        gateway_schema_version: meta.schema,
+        includes_secrets,
+        provider_set: meta.provider_set,
+        members: meta.members.into_iter().map(|m| ManifestMember { id: m.id, name: m.name }).collect(),
+        dirs: got
+            .dirs
+            .iter()
+            .map(|(path, mode)| ManifestDir { path: path.clone(), mode: format!("{mode:04o}") })
+            .collect(),
+        files: got
+            .files
+            .iter()
+            .map(|f| ManifestFile {
+                path: f.path.clone(),
+                mode: format!("{:04o}", f.mode),
+                bytes: f.bytes,
+                sha256: f.sha256.clone(),
+            })
+            .collect(),
     };
-    let mut bytes = 0;
-    describe(out, root, Path::new(""), &mut manifest, &mut bytes)?;
     let text = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| BackupError::Write { path: out.join(MANIFEST), source: io::Error::other(e) })?;
-    export::write_new(&out.join(MANIFEST), &text)?;
-    if let Ok(d) = File::open(out) {
-        let _ = d.sync_all();
-    }
-    Ok((manifest, bytes))
+        .map_err(|e| BackupError::Write { path: out_path.join(MANIFEST), source: io::Error::other(e) })?;
+    write_new_at(out, MANIFEST, &text).map_err(write_err(&out_path.join(MANIFEST)))?;
+    let _ = File::from(out.try_clone().map_err(write_err(out_path))?).sync_all();
+    Ok((manifest, got.bytes))
 }
 
-/// The schema version, the members and whether a provider is set, from a copy of
-/// `gateway.sqlite`.
-fn read_gateway_db(path: &Path) -> Result<(i64, Vec<ManifestMember>, bool), BackupError> {
-    let db_err = |source| BackupError::Database { path: path.to_owned(), source };
-    let conn = open_read_only(path).map_err(db_err)?;
-    let schema: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(db_err)?;
-    let mut stmt = conn.prepare("SELECT id, name FROM members ORDER BY rowid").map_err(db_err)?;
-    let members = stmt
-        .query_map([], |r| Ok(ManifestMember { id: r.get(0)?, name: r.get(1)? }))
-        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-        .map_err(db_err)?;
-    let provider: Option<String> = conn
-        .query_row("SELECT value FROM settings WHERE key = 'provider.kind'", [], |r| r.get(0))
-        .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })
-        .map_err(db_err)?;
-    Ok((schema, members, provider.is_some()))
+/// Writes a new file (0600, never an existing one or through a link) in an opened folder.
+fn write_new_at(dir: &OwnedFd, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let mut f = fsat::create_file_at(dir, name)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
-/// A database in a backup, opened so that nothing is written beside it (no `-wal`, no `-shm`).
-fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
-    let mut uri = String::from("file:");
-    for b in path.as_os_str().as_encoded_bytes() {
-        match b {
-            b'?' | b'#' | b'%' => uri.push_str(&format!("%{b:02X}")),
-            _ => uri.push(*b as char),
-        }
-    }
-    // Paths are not always UTF-8: fall back to a plain read-only open for those.
-    if !path.to_str().is_some_and(|p| p.is_ascii()) {
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)?;
-        conn.pragma_update(None, "trusted_schema", "OFF")?;
-        return Ok(conn);
-    }
-    uri.push_str("?immutable=1");
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(uri, flags)?;
-    conn.pragma_update(None, "trusted_schema", "OFF")?;
-    Ok(conn)
-}
-
-/// Walks the written backup: sets each entry's mode to its original's (best effort: some disks
-/// keep no modes — the manifest does) and lists it in the manifest.
-fn describe(out: &Path, data: &Path, rel: &Path, manifest: &mut Manifest, bytes: &mut u64) -> Result<(), BackupError> {
-    let here = out.join(rel);
-    let mut entries: Vec<_> =
-        fs::read_dir(&here).and_then(|d| d.collect::<Result<Vec<_>, _>>()).map_err(read_err(&here))?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let rel = rel.join(entry.file_name());
-        let path = entry.path();
-        let meta = fs::symlink_metadata(&path).map_err(read_err(&path))?;
-        let original = fs::symlink_metadata(data.join(&rel)).ok();
-        let mode = if rel == Path::new(SECRETS) {
-            // Whatever mode (or Keychain) the secrets had, their copy is the owner's alone.
-            0o600
-        } else {
-            original.map(|m| m.mode() & 0o777).unwrap_or(meta.mode() & 0o777)
-        };
-        let _ = fs::set_permissions(&path, fs::Permissions::from_mode(mode));
-        let text = rel.to_string_lossy().into_owned();
-        if meta.is_dir() {
-            manifest.dirs.push(ManifestDir { path: text, mode: format!("{mode:04o}") });
-            describe(out, data, &rel, manifest, bytes)?;
-        } else if meta.is_file() {
-            let (size, sha256) = hash_file(&path)?;
-            *bytes += size;
-            manifest.files.push(ManifestFile { path: text, mode: format!("{mode:04o}"), bytes: size, sha256 });
-        }
-    }
-    Ok(())
-}
-
-/// Size and SHA-256 of a file, opened without following a symlink.
-fn hash_file(path: &Path) -> Result<(u64, String), BackupError> {
-    let mut f = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(read_err(path))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(read_err(path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((size, hex(&hasher.finalize())))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// A database opened so that nothing is written beside it (no `-wal`, no `-shm`): a private
+/// copy this process made.
+fn open_read_only(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+    crate::tree::open_snapshot(path)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -472,14 +502,161 @@ pub struct Verified {
 /// Re-hashes every file against the manifest, looks for missing and unexpected entries, and
 /// runs `PRAGMA integrity_check` on every database. `Err` only when `dir` is not a backup at all.
 pub fn verify(dir: &Path) -> Result<Verified, BackupError> {
+    let fd = open_backup(dir)?;
+    verify_at(&fd, dir)
+}
+
+fn open_backup(dir: &Path) -> Result<OwnedFd, BackupError> {
+    fsat::open_dir_path(dir, true).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT | libc::ENOTDIR) => {
+            BackupError::NotABackup { path: dir.to_owned(), detail: "there is no such folder".into() }
+        }
+        _ => BackupError::Read { path: dir.to_owned(), source: e },
+    })
+}
+
+/// Scratch space for copies of databases to check: a private folder of this process's in the
+/// system's temporary directory, removed when done.
+struct Scratch {
+    path: PathBuf,
+    fd: OwnedFd,
+}
+
+impl Scratch {
+    fn new() -> io::Result<Scratch> {
+        let tmp = std::env::temp_dir();
+        let parent = fsat::open_dir_path(&tmp, true)?;
+        let st = nix::sys::stat::fstat(&parent)?;
+        let me = nix::unistd::geteuid().as_raw();
+        // Nobody else may rename our folder away: the parent is ours or root's, and shared only
+        // with the sticky bit.
+        if (st.st_uid != 0 && st.st_uid != me) || (st.st_mode & 0o022 != 0 && st.st_mode & 0o1000 == 0) {
+            return Err(io::Error::other(format!(
+                "the temporary folder {} can be changed by others; set TMPDIR to a private folder",
+                tmp.display()
+            )));
+        }
+        for _ in 0..100 {
+            let name = format!("hearth-verify-{:016x}", rand::random::<u64>());
+            match fsat::make_fresh_dir(&parent, &name, 0o700) {
+                Ok(fd) => return Ok(Scratch { path: tmp.join(name), fd }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other("could not make a private temporary folder"))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fsat::clear_dir(&self.fd);
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+/// How to read files out of a backup folder opened as `root`: through descriptors, and — unless
+/// root made the backup — only files with a single link (a hard link planted in a backup could
+/// be anyone's file).
+struct BackupReader<'a> {
+    root: &'a OwnedFd,
+    root_made: bool,
+    dirs: HashMap<String, OwnedFd>,
+    scratch: Option<Scratch>,
+}
+
+impl<'a> BackupReader<'a> {
+    fn new(root: &'a OwnedFd) -> io::Result<Self> {
+        let st = nix::sys::stat::fstat(root)?;
+        Ok(Self { root, root_made: st.st_uid == 0, dirs: HashMap::new(), scratch: None })
+    }
+
+    fn dir(&mut self, rel: &str) -> io::Result<&OwnedFd> {
+        if !self.dirs.contains_key(rel) {
+            let fd = fsat::open_dir_beneath(self.root, rel)?;
+            self.dirs.insert(rel.to_owned(), fd);
+        }
+        Ok(&self.dirs[rel])
+    }
+
+    /// Opens a file listed at `rel`; `Err` says what it is instead, in words.
+    fn open(&mut self, rel: &str) -> Result<(File, FileStat), String> {
+        let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        let root_made = self.root_made;
+        let dir = self.dir(parent).map_err(|_| "missing".to_owned())?;
+        match fsat::stat_at(dir, name) {
+            Ok(Some(st)) if fsat::is_file(&st) => {
+                if st.st_nlink != 1 && !(root_made && st.st_uid == 0) {
+                    return Err("a hard link, which Hearth reads only from a backup root made".into());
+                }
+                let (f, now) = fsat::open_file_at(dir, name).map_err(|e| e.to_string())?;
+                if !fsat::same(&st, &now) {
+                    return Err("replaced while being read".into());
+                }
+                Ok((f, now))
+            }
+            Ok(Some(_)) => Err("not a plain file".into()),
+            Ok(None) => Err("missing".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Size and SHA-256 of a listed file, and — when `into` is given — a copy written there.
+    fn hash(&mut self, rel: &str, mut into: Option<&mut File>) -> Result<(u64, String), String> {
+        let (mut f, _) = self.open(rel)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut size = 0u64;
+        loop {
+            let n = f.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            if let Some(out) = into.as_deref_mut() {
+                out.write_all(&buf[..n]).map_err(|e| format!("could not copy it to check it: {e}"))?;
+            }
+            size += n as u64;
+        }
+        Ok((size, hex(&hasher.finalize())))
+    }
+
+    /// Hashes a database and checks its integrity on a private copy.
+    fn check_database(&mut self, rel: &str) -> Result<(u64, String, Result<(), String>), String> {
+        if self.scratch.is_none() {
+            self.scratch = Some(Scratch::new().map_err(|e| format!("no room to check it: {e}"))?);
+        }
+        let scratch = self.scratch.as_ref().map(|s| (s.fd.try_clone(), s.path.clone())).expect("made above");
+        let (fd, path) = (scratch.0.map_err(|e| e.to_string())?, scratch.1);
+        let _ = nix::unistd::unlinkat(&fd, "check.sqlite", nix::unistd::UnlinkatFlags::NoRemoveDir);
+        let mut copy = fsat::create_file_at(&fd, "check.sqlite").map_err(|e| e.to_string())?;
+        let (size, sha) = self.hash(rel, Some(&mut copy))?;
+        drop(copy);
+        let checked = integrity(&path.join("check.sqlite"));
+        let _ = nix::unistd::unlinkat(&fd, "check.sqlite", nix::unistd::UnlinkatFlags::NoRemoveDir);
+        Ok((size, sha, checked))
+    }
+}
+
+/// The manifest of the backup opened as `root`.
+fn read_manifest(root: &OwnedFd, dir: &Path) -> Result<Manifest, BackupError> {
     let not_a_backup = |detail: String| BackupError::NotABackup { path: dir.to_owned(), detail };
-    let text = match fs::read(dir.join(MANIFEST)) {
-        Ok(t) => t,
+    let (file, st) = match fsat::open_file_at(root, MANIFEST) {
+        Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_a_backup(format!("it has no {MANIFEST}"))),
         Err(source) => return Err(BackupError::Read { path: dir.join(MANIFEST), source }),
     };
-    let manifest: Manifest =
-        serde_json::from_slice(&text).map_err(|e| not_a_backup(format!("{MANIFEST} cannot be read ({e})")))?;
+    if st.st_size as u64 > MAX_MANIFEST_BYTES {
+        return Err(not_a_backup(format!("its {MANIFEST} is far too large")));
+    }
+    let mut text = Vec::new();
+    file.take(MAX_MANIFEST_BYTES).read_to_end(&mut text).map_err(read_err(&dir.join(MANIFEST)))?;
+    serde_json::from_slice(&text).map_err(|e| not_a_backup(format!("{MANIFEST} cannot be read ({e})")))
+}
+
+/// [`verify`] on a backup folder already opened.
+pub fn verify_at(root: &OwnedFd, dir: &Path) -> Result<Verified, BackupError> {
+    let manifest = read_manifest(root, dir)?;
     let mut v = Verified { files: 0, databases: 0, bytes: 0, problems: Vec::new(), manifest };
     if v.manifest.format > FORMAT_VERSION {
         v.problems.push(format!(
@@ -499,14 +676,15 @@ pub fn verify(dir: &Path) -> Result<Verified, BackupError> {
     if !v.manifest.files.iter().any(|f| f.path == DATABASE) {
         v.problems.push(format!("{DATABASE} is not listed in the manifest"));
     }
-    let mut listed = std::collections::HashSet::new();
+    let mut reader = BackupReader::new(root).map_err(read_err(dir))?;
+    let mut listed = HashSet::new();
     for d in &v.manifest.dirs {
         listed.insert(d.path.clone());
         if !is_safe_relative(&d.path) || parse_mode(&d.mode).is_none() {
             v.problems.push(format!("{}: the manifest lists an unsafe path or mode", d.path));
             continue;
         }
-        if !fs::symlink_metadata(dir.join(&d.path)).is_ok_and(|m| m.is_dir()) {
+        if reader.dir(&d.path).is_err() {
             v.problems.push(format!("{}/: missing (or not a folder)", d.path));
         }
     }
@@ -516,44 +694,32 @@ pub fn verify(dir: &Path) -> Result<Verified, BackupError> {
             v.problems.push(format!("{}: the manifest lists an unsafe path or mode", f.path));
             continue;
         }
-        let path = dir.join(&f.path);
-        match fs::symlink_metadata(&path) {
-            Ok(m) if m.is_file() => {}
-            Ok(_) => {
-                v.problems.push(format!("{}: not a plain file", f.path));
-                continue;
-            }
-            Err(_) => {
-                v.problems.push(format!("{}: missing", f.path));
-                continue;
-            }
-        }
-        match hash_file(&path) {
-            Ok((size, sha)) if size == f.bytes && sha == f.sha256 => {
+        let database = f.path.ends_with(".sqlite");
+        let hashed = if database {
+            reader.check_database(&f.path).map(|(size, sha, checked)| (size, sha, Some(checked)))
+        } else {
+            reader.hash(&f.path, None).map(|(size, sha)| (size, sha, None))
+        };
+        match hashed {
+            Ok((size, sha, checked)) if size == f.bytes && sha == f.sha256 => {
                 v.files += 1;
                 v.bytes += size;
+                match checked {
+                    Some(Ok(())) => v.databases += 1,
+                    Some(Err(why)) => v.problems.push(format!("{}: the database is damaged ({why})", f.path)),
+                    None => {}
+                }
             }
-            Ok((size, _)) => {
-                v.problems.push(format!(
-                    "{}: changed since the backup was made ({size} bytes, {} expected, or a different checksum)",
-                    f.path, f.bytes
-                ));
-                continue;
-            }
-            Err(e) => {
-                v.problems.push(format!("{}: {e}", f.path));
-                continue;
-            }
-        }
-        if f.path.ends_with(".sqlite") {
-            match integrity(&path) {
-                Ok(()) => v.databases += 1,
-                Err(why) => v.problems.push(format!("{}: the database is damaged ({why})", f.path)),
-            }
+            Ok((size, _, _)) => v.problems.push(format!(
+                "{}: changed since the backup was made ({size} bytes, {} expected, or a different checksum)",
+                f.path, f.bytes
+            )),
+            Err(why) => v.problems.push(format!("{}: {why}", f.path)),
         }
     }
     let mut extra = Vec::new();
-    unlisted(dir, Path::new(""), &listed, &mut extra);
+    unlisted(root, "", &listed, &mut extra, 0);
+    extra.sort();
     v.problems.extend(extra.into_iter().map(|p| format!("{p}: not in the manifest (added after the backup was made)")));
     Ok(v)
 }
@@ -566,26 +732,32 @@ fn integrity(path: &Path) -> Result<(), String> {
     if rows == ["ok"] { Ok(()) } else { Err(rows.join("; ")) }
 }
 
-fn unlisted(dir: &Path, rel: &Path, listed: &std::collections::HashSet<String>, out: &mut Vec<String>) {
-    let Ok(entries) = fs::read_dir(dir.join(rel)) else { return };
-    for entry in entries.flatten() {
-        let rel = rel.join(entry.file_name());
-        let text = rel.to_string_lossy().into_owned();
-        if text == MANIFEST {
+/// Entries below `dir` (walked through descriptors) that the manifest does not list.
+fn unlisted(dir: &OwnedFd, rel: &str, listed: &HashSet<String>, out: &mut Vec<String>, depth: usize) {
+    let Ok(names) = fsat::names(dir) else { return };
+    for raw in names {
+        let name = raw.to_string_lossy();
+        let path = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
+        if path == MANIFEST {
             continue;
         }
-        if !listed.contains(&text) {
-            out.push(text);
-        } else if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            unlisted(dir, &rel, listed, out);
+        if !listed.contains(&path) {
+            out.push(path);
+        } else if depth < fsat::MAX_DEPTH
+            && let Ok(Some(st)) = fsat::stat_at(dir, &name)
+            && fsat::is_dir(&st)
+            && let Ok(child) = fsat::open_dir_seen(dir, &name, &st)
+        {
+            unlisted(&child, &path, listed, out, depth + 1);
         }
     }
-    out.sort();
 }
 
-/// A manifest path names something inside the backup: relative, no `..`, nothing odd.
+/// A manifest path names something inside the backup: relative, plain components, nothing odd.
 fn is_safe_relative(path: &str) -> bool {
-    !path.is_empty() && Path::new(path).components().all(|c| matches!(c, Component::Normal(_)))
+    !path.is_empty()
+        && Path::new(path).components().all(|c| matches!(c, Component::Normal(_)))
+        && path.split('/').all(tree::is_plain_name)
 }
 
 fn parse_mode(text: &str) -> Option<u32> {
@@ -607,6 +779,15 @@ pub enum RestoreError {
     NotEmpty(PathBuf),
     #[error("the backup did not pass verification, so nothing was restored:\n  {}", .0.join("\n  "))]
     Damaged(Vec<String>),
+    /// The backup folder is not root's nor the household's own user's (or others can write to
+    /// it): whoever could change it could make the restore hand out what they like.
+    #[error(
+        "{} belongs to uid {uid} (mode {mode:04o}); Hearth restores only a backup folder that root or the household's \
+         own user owns and nobody else can write to. If you made it and trust it, give it to root first \
+         (`sudo chown -R root: {}` and `sudo chmod -R go-w {}`), then restore again",
+        path.display(), path.display(), path.display()
+    )]
+    Foreign { path: PathBuf, uid: u32, mode: u32 },
     #[error(transparent)]
     Backup(#[from] BackupError),
     #[error("{0}")]
@@ -628,77 +809,108 @@ pub struct Restored {
     pub owners_set: Vec<String>,
 }
 
+fn serving(e: anyhow::Error) -> RestoreError {
+    match e.downcast::<AlreadyServing>() {
+        Ok(serving) => RestoreError::Serving(serving),
+        Err(e) => RestoreError::Other(format!("{e:#}")),
+    }
+}
+
 /// Restores the backup in `backup` into `data_dir`: refuses while a gateway serves it, refuses a
 /// non-empty one unless `force` (then moves it aside), verifies first, copies back with modes.
 pub fn restore(backup: &Path, data_dir: &Path, force: bool, now: DateTime<Local>) -> Result<Restored, RestoreError> {
-    let verified = verify(backup)?;
+    let root = open_backup(backup)?;
+    // Whose backups are read: root's, this process's own, and those of the data directory's
+    // owner (the household's user, e.g. the Linux package's `hearth`).
+    let st = nix::sys::stat::fstat(&root).map_err(|e| RestoreError::Backup(read_err(backup)(e.into())))?;
+    let me = nix::unistd::geteuid().as_raw();
+    let data_owner = std::fs::metadata(data_dir).ok().map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    let trusted = st.st_uid == 0 || st.st_uid == me || Some(st.st_uid) == data_owner;
+    if !trusted || st.st_mode & 0o022 != 0 {
+        return Err(RestoreError::Foreign {
+            path: backup.to_owned(),
+            uid: st.st_uid,
+            mode: fsat::mode_bits(&st),
+        });
+    }
+    let verified = verify_at(&root, backup)?;
     if !verified.problems.is_empty() {
         return Err(RestoreError::Damaged(verified.problems));
     }
     let manifest = verified.manifest;
+
+    // The data directory's parent is the caller's choice (created if missing, as before); the
+    // data directory itself is reached only through the parent's descriptor from here on.
+    let (Some(parent_path), Some(name)) = (data_dir.parent(), data_dir.file_name().and_then(|n| n.to_str())) else {
+        return Err(RestoreError::Other(format!("{} cannot be a data directory", data_dir.display())));
+    };
+    let parent_path = if parent_path.as_os_str().is_empty() { Path::new(".") } else { parent_path };
+    let parent = fsat::make_dirs_path(parent_path).map_err(|e| RestoreError::Backup(write_err(parent_path)(e)))?;
+
     let mut moved_aside = None;
     // Restored as root into a folder someone else owns (the Linux package's `hearth` user), the
     // household's files go to that owner, so the gateway can open them.
-    let owner = fs::metadata(data_dir).ok().map(|m| (m.uid(), m.gid()));
-    if data_dir.exists() {
-        let old_lock =
-            crate::gateway::take_lock(&DataDir::new(data_dir)).map_err(|e| match e.downcast::<AlreadyServing>() {
-                Ok(serving) => RestoreError::Serving(serving),
-                Err(e) => RestoreError::Other(format!("{e:#}")),
-            })?;
-        if !is_empty_data_dir(data_dir).map_err(|e| RestoreError::Backup(read_err(data_dir)(e)))? {
+    let mut owner = None;
+    let mut keep_mode = 0o700;
+    let existing = fsat::stat_at(&parent, name).map_err(|e| RestoreError::Backup(read_err(data_dir)(e)))?;
+    let mut data = None;
+    if let Some(old) = existing {
+        let old_fd =
+            fsat::open_dir_seen(&parent, name, &old).map_err(|e| RestoreError::Backup(read_err(data_dir)(e)))?;
+        let old_lock = lock_at(&old_fd, data_dir).map_err(serving)?;
+        owner = Some((old.st_uid, old.st_gid));
+        keep_mode = fsat::mode_of(&old) & 0o711 | 0o700;
+        let names = fsat::names(&old_fd).map_err(|e| RestoreError::Backup(read_err(data_dir)(e)))?;
+        if names.iter().all(|n| n == LOCK) {
+            data = Some((old_fd, old_lock));
+        } else {
             if !force {
                 return Err(RestoreError::NotEmpty(data_dir.to_owned()));
             }
-            let aside = PathBuf::from(format!("{}.before-restore-{}", data_dir.display(), now.format(STAMP)));
-            fs::rename(data_dir, &aside).map_err(|e| RestoreError::Backup(write_err(&aside)(e)))?;
-            moved_aside = Some(aside);
+            let aside = format!("{name}.before-restore-{}", now.format(STAMP));
+            fsat::rename_new(&parent, name, &aside)
+                .map_err(|e| RestoreError::Backup(write_err(&parent_path.join(&aside))(e)))?;
+            moved_aside = Some(parent_path.join(aside));
+            drop(old_lock);
         }
-        drop(old_lock);
     }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .map_err(|e| RestoreError::Backup(write_err(data_dir)(e)))?;
-    // Held while copying, so no gateway starts on a half-restored directory.
-    let _lock =
-        crate::gateway::take_lock(&DataDir::new(data_dir)).map_err(|e| match e.downcast::<AlreadyServing>() {
-            Ok(serving) => RestoreError::Serving(serving),
-            Err(e) => RestoreError::Other(format!("{e:#}")),
-        })?;
+    // Held while copying, so no gateway starts on a half-restored directory. A directory made
+    // here is this process's, 0700, until everything is in it.
+    let (data, _lock) = match data {
+        Some(kept) => kept,
+        None => {
+            let fd =
+                fsat::make_fresh_dir(&parent, name, 0o700).map_err(|e| RestoreError::Backup(write_err(data_dir)(e)))?;
+            let lock = lock_at(&fd, data_dir).map_err(serving)?;
+            (fd, lock)
+        }
+    };
+    let hand = owner.filter(|(uid, _)| *uid != 0 && nix::unistd::geteuid().is_root());
+    let mut writer = RestoreWriter { data: &data, data_path: data_dir, dirs: HashMap::new(), hand };
     for d in &manifest.dirs {
-        let to = data_dir.join(&d.path);
-        let mode = parse_mode(&d.mode).unwrap_or(0o700);
-        match fs::DirBuilder::new().mode(0o700).create(&to) {
-            Ok(()) => {}
-            Err(e)
-                if e.kind() == io::ErrorKind::AlreadyExists && fs::symlink_metadata(&to).is_ok_and(|m| m.is_dir()) => {}
-            Err(e) => return Err(write_err(&to)(e).into()),
-        }
-        fs::set_permissions(&to, fs::Permissions::from_mode(mode)).map_err(write_err(&to))?;
+        writer.make_dir(&d.path, parse_mode(&d.mode).unwrap_or(0o700))?;
     }
+    let mut reader = BackupReader::new(&root).map_err(|e| RestoreError::Backup(read_err(backup)(e)))?;
     let mut files = 0;
     for f in &manifest.files {
-        copy_checked(&backup.join(&f.path), &data_dir.join(&f.path), f)?;
+        writer.copy_file(&mut reader, backup, f)?;
         files += 1;
     }
-    if let Some((uid, gid)) = owner
-        && uid != 0
-        && nix::unistd::geteuid().is_root()
-    {
-        give_to(data_dir, uid, gid).map_err(|e| {
+    if let Some((uid, gid)) = hand {
+        chown_fd(&data, uid, gid).map_err(|e| {
             RestoreError::Other(format!("the backup was restored but could not be handed to uid {uid}: {e}"))
         })?;
     }
+    nix::sys::stat::fchmod(&data, fsat::mode(keep_mode))
+        .map_err(|e| RestoreError::Backup(write_err(data_dir)(e.into())))?;
     let mut owners_set = Vec::new();
     if hearth_isolation::accounts::can_manage_accounts() {
         for m in &manifest.members {
             let Ok(Some(account)) = hearth_isolation::accounts::find_account(&m.id) else { continue };
-            if !data_dir.join("members").join(&m.id).is_dir() {
+            if fsat::open_dir_beneath(&data, &format!("members/{}", m.id)).is_err() {
                 continue;
             }
-            hearth_isolation::dirs::prepare_member_dir(data_dir, &m.id, Some(&account)).map_err(|e| {
+            hearth_isolation::dirs::prepare_member_dir_at(&data, data_dir, &m.id, Some(&account)).map_err(|e| {
                 RestoreError::Other(format!("{}'s folder was restored but not handed to their account: {e}", m.name))
             })?;
             owners_set.push(m.name.clone());
@@ -716,56 +928,78 @@ pub fn restore(backup: &Path, data_dir: &Path, force: bool, now: DateTime<Local>
     })
 }
 
-/// Gives `dir` and everything in it to `uid`:`gid`, never following a symlink. Member folders
-/// are handed on to their own accounts afterwards (here when the account exists, otherwise by
-/// the supervisor when the member's worker first starts).
-fn give_to(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?;
-    if fs::symlink_metadata(dir)?.is_dir() {
-        for entry in fs::read_dir(dir)? {
-            give_to(&entry?.path(), uid, gid)?;
-        }
-    }
-    Ok(())
+fn chown_fd(fd: &impl AsFd, uid: u32, gid: u32) -> nix::Result<()> {
+    nix::unistd::fchown(fd.as_fd(), Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid)))
 }
 
-/// Empty, or nothing but a lock file.
-fn is_empty_data_dir(dir: &Path) -> io::Result<bool> {
-    for entry in fs::read_dir(dir)? {
-        if entry?.file_name() != "gateway.lock" {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+/// Creates a restored household inside the data directory opened as `data`: every folder with
+/// `mkdirat` and opened again without following links, every file new (`O_EXCL|O_NOFOLLOW`),
+/// modes and owners set on those descriptors.
+struct RestoreWriter<'a> {
+    data: &'a OwnedFd,
+    data_path: &'a Path,
+    dirs: HashMap<String, OwnedFd>,
+    /// Who gets everything (root restoring into another user's data directory).
+    hand: Option<(u32, u32)>,
 }
 
-/// Copies one file out of a backup, checking it against the manifest on the way (it may have
-/// changed since it was verified), with the manifest's mode.
-fn copy_checked(from: &Path, to: &Path, f: &ManifestFile) -> Result<(), BackupError> {
-    let mut src = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(from)
-        .map_err(read_err(from))?;
-    let mut dst = OpenOptions::new().write(true).create_new(true).mode(0o600).open(to).map_err(write_err(to))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = src.read(&mut buf).map_err(read_err(from))?;
-        if n == 0 {
-            break;
+impl RestoreWriter<'_> {
+    fn dir(&mut self, rel: &str) -> Result<&OwnedFd, RestoreError> {
+        if rel.is_empty() {
+            return Ok(self.data);
         }
-        hasher.update(&buf[..n]);
-        dst.write_all(&buf[..n]).map_err(write_err(to))?;
-        size += n as u64;
+        if !self.dirs.contains_key(rel) {
+            let fd = fsat::open_dir_beneath(self.data, rel)
+                .map_err(|e| RestoreError::Backup(write_err(&self.data_path.join(rel))(e)))?;
+            self.dirs.insert(rel.to_owned(), fd);
+        }
+        Ok(&self.dirs[rel])
     }
-    if size != f.bytes || hex(&hasher.finalize()) != f.sha256 {
-        return Err(BackupError::Read { path: from.to_owned(), source: io::Error::other("changed while restoring") });
+
+    fn make_dir(&mut self, rel: &str, mode: u32) -> Result<(), RestoreError> {
+        let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        let path = self.data_path.join(rel);
+        let parent = self.dir(parent)?;
+        let fd = fsat::make_fresh_dir(parent, name, 0o700).map_err(|e| RestoreError::Backup(write_err(&path)(e)))?;
+        if let Some((uid, gid)) = self.hand {
+            chown_fd(&fd, uid, gid).map_err(|e| RestoreError::Backup(write_err(&path)(e.into())))?;
+        }
+        nix::sys::stat::fchmod(&fd, fsat::mode(mode))
+            .map_err(|e| RestoreError::Backup(write_err(&path)(e.into())))?;
+        self.dirs.insert(rel.to_owned(), fd);
+        Ok(())
     }
-    let mode = parse_mode(&f.mode).unwrap_or(0o600);
-    dst.set_permissions(fs::Permissions::from_mode(mode)).map_err(write_err(to))?;
-    dst.sync_all().map_err(write_err(to))
+
+    /// Copies one file out of the backup, checking it against the manifest on the way (it may
+    /// have changed since it was verified), with the manifest's mode.
+    fn copy_file(
+        &mut self,
+        reader: &mut BackupReader<'_>,
+        backup: &Path,
+        f: &ManifestFile,
+    ) -> Result<(), RestoreError> {
+        let (parent, name) = f.path.rsplit_once('/').unwrap_or(("", f.path.as_str()));
+        let to = self.data_path.join(&f.path);
+        let hand = self.hand;
+        let dir = self.dir(parent)?;
+        let mut dst = fsat::create_file_at(dir, name).map_err(|e| RestoreError::Backup(write_err(&to)(e)))?;
+        let (size, sha) = reader.hash(&f.path, Some(&mut dst)).map_err(|why| {
+            RestoreError::Backup(BackupError::Read { path: backup.join(&f.path), source: io::Error::other(why) })
+        })?;
+        if size != f.bytes || sha != f.sha256 {
+            return Err(RestoreError::Backup(BackupError::Read {
+                path: backup.join(&f.path),
+                source: io::Error::other("changed while restoring"),
+            }));
+        }
+        if let Some((uid, gid)) = hand {
+            chown_fd(&dst, uid, gid).map_err(|e| RestoreError::Backup(write_err(&to)(e.into())))?;
+        }
+        let mode = parse_mode(&f.mode).unwrap_or(0o600);
+        nix::sys::stat::fchmod(&dst, fsat::mode(mode))
+            .map_err(|e| RestoreError::Backup(write_err(&to)(e.into())))?;
+        dst.sync_all().map_err(|e| RestoreError::Backup(write_err(&to)(e)))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -781,34 +1015,35 @@ pub struct Schedule {
 /// Deletes all but the newest `keep` finished backups in `dir`, and unfinished ones older than
 /// a day. Only `hearth-backup-*` folders are touched. Returns what was deleted.
 pub fn prune(dir: &Path, keep: usize) -> io::Result<Vec<PathBuf>> {
+    let fd = fsat::open_dir_path(dir, true)?;
+    prune_at(&fd, dir, keep)
+}
+
+/// [`prune`] in a folder already opened: every deletion goes through descriptors (`unlinkat`
+/// inside folders opened without following links), so a folder swapped for a link meanwhile
+/// loses only the link.
+pub fn prune_at(dir: &OwnedFd, dir_path: &Path, keep: usize) -> io::Result<Vec<PathBuf>> {
     let mut finished = Vec::new();
     let mut deleted = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Ok(meta) = fs::symlink_metadata(entry.path()) else { continue };
-        if !name.starts_with(PREFIX) || !meta.is_dir() {
-            continue;
-        }
+    for raw in fsat::names(dir)? {
+        let Some(name) = raw.to_str().filter(|n| n.starts_with(PREFIX)) else { continue };
+        let Some(st) = fsat::stat_at(dir, name)?.filter(fsat::is_dir) else { continue };
         if name.ends_with(PARTIAL) {
-            let stale = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > Duration::from_secs(86_400));
+            let modified = std::time::UNIX_EPOCH + Duration::from_secs(st.st_mtime.max(0) as u64);
+            let stale = modified.elapsed().is_ok_and(|age| age > Duration::from_secs(86_400));
             if stale {
-                fs::remove_dir_all(entry.path())?;
-                deleted.push(entry.path());
+                fsat::remove_tree_at(dir, name)?;
+                deleted.push(dir_path.join(name));
             }
         } else {
-            finished.push((sort_key(&name), entry.path()));
+            finished.push((sort_key(name), name.to_owned()));
         }
     }
     finished.sort();
     let excess = finished.len().saturating_sub(keep);
-    for (_, path) in finished.into_iter().take(excess) {
-        fs::remove_dir_all(&path)?;
-        deleted.push(path);
+    for (_, name) in finished.into_iter().take(excess) {
+        fsat::remove_tree_at(dir, &name)?;
+        deleted.push(dir_path.join(name));
     }
     Ok(deleted)
 }
@@ -822,7 +1057,7 @@ fn sort_key(name: &str) -> (String, u32) {
 
 /// When the newest finished backup in `dir` was made, from its name.
 pub fn newest(dir: &Path) -> Option<DateTime<Local>> {
-    fs::read_dir(dir)
+    std::fs::read_dir(dir)
         .ok()?
         .flatten()
         .filter_map(|e| {
@@ -1028,7 +1263,10 @@ impl Gateway {
     ) -> Result<BackupSummary, ControlError> {
         // The values the gateway holds, wherever it keeps them (the file or the Keychain).
         let secrets = include_secrets.then(|| self.inner.secrets.snapshot());
-        let done = tokio::task::spawn_blocking(move || create_with_secrets(&data, &dest, secrets.as_ref(), now))
+        // A gateway running as root reads members' folders through readers running as their
+        // accounts: its worker binary is `hearth`, which serves as the reader too.
+        let exe = ReaderExe::Path(self.inner.config.worker_exe.clone());
+        let done = tokio::task::spawn_blocking(move || create_with_secrets(&data, &dest, secrets.as_ref(), now, &exe))
             .await
             .map_err(internal)?;
         done.map_err(backup_error)
@@ -1111,6 +1349,8 @@ fn backup_error(e: BackupError) -> ControlError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn backups_sort_by_time_then_by_their_number() {
@@ -1173,9 +1413,9 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let now = Local.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
 
-        let plain = create(data.path(), out.path(), false, now).unwrap();
+        let plain = create(data.path(), out.path(), false, now, &ReaderExe::This).unwrap();
         assert!(!plain.includes_secrets && !Path::new(&plain.path).join(SECRETS).exists());
-        let with = create(data.path(), out.path(), true, now).unwrap();
+        let with = create(data.path(), out.path(), true, now, &ReaderExe::This).unwrap();
         assert!(with.includes_secrets);
         let copy = Path::new(&with.path).join(SECRETS);
         assert!(fs::read_to_string(&copy).unwrap().contains("111:SECRET-ANA-TOKEN"));
@@ -1199,10 +1439,10 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let now = Local.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
         let snapshot = kept.snapshot();
-        let with = create_with_secrets(data.path(), out.path(), Some(&snapshot), now).unwrap();
+        let with = create_with_secrets(data.path(), out.path(), Some(&snapshot), now, &ReaderExe::This).unwrap();
         assert!(with.includes_secrets);
         assert_eq!(mode(&Path::new(&with.path).join(SECRETS)), 0o600);
-        let without = create_with_secrets(data.path(), out.path(), None, now).unwrap();
+        let without = create_with_secrets(data.path(), out.path(), None, now, &ReaderExe::This).unwrap();
         assert!(!without.includes_secrets);
 
         // Restored onto a machine whose Keychain has none of it: the file waits in the data

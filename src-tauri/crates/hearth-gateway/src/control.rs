@@ -64,6 +64,7 @@ impl Gateway {
                 self.member_quiet_hours(&member, quiet_hours).await.map(ControlReply::Member)
             }
             ControlRequest::HouseholdIdleReset { hours } => self.household_idle_reset(hours).await,
+            ControlRequest::HouseholdDiskQuota { mb } => self.household_disk_quota(mb).await,
             ControlRequest::HouseholdCap { monthly } => self.household_cap(monthly).await,
             ControlRequest::HouseholdTimezone { timezone } => self.household_timezone(&timezone).await,
             ControlRequest::Usage { month } => self.usage(month).await,

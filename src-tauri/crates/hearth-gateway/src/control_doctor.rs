@@ -251,6 +251,7 @@ impl Gateway {
         if m.telegram_user_id.is_none() {
             findings.push(finding(Severity::Info, "Not paired with a Telegram account yet.", format!("hearth member pair {}", m.name)));
         }
+        findings.extend(self.disk_finding(&m.id));
         MemberDoctor {
             id: m.id.clone(),
             name: m.name.clone(),
@@ -366,6 +367,33 @@ impl Gateway {
                 finding(severity, o.to_string(), fix)
             })
             .collect()
+    }
+
+    /// The member's folder against the disk quota (`quota.rs`), when it was measured.
+    fn disk_finding(&self, member_id: &str) -> Option<Finding> {
+        let usage = self.disk_usage(member_id)?;
+        let mb = |b: u64| b.div_ceil(1 << 20);
+        Some(match usage.quota_bytes {
+            Some(quota) if usage.over() => finding(
+                Severity::Warning,
+                format!(
+                    "The member's folder takes {} MB, more than the household's disk quota of {} MB: their assistant takes no new messages until it is smaller.",
+                    mb(usage.bytes),
+                    mb(quota)
+                ),
+                "Free space in their folder (export it first with `hearth member export`), or raise the quota: `hearth household disk-quota MB`.",
+            ),
+            Some(quota) => finding(
+                Severity::Info,
+                format!("The member's folder takes {} MB of the {} MB disk quota.", mb(usage.bytes), mb(quota)),
+                "Nothing to do.",
+            ),
+            None => finding(
+                Severity::Info,
+                format!("The member's folder takes {} MB; there is no disk quota.", mb(usage.bytes)),
+                "Set one with `hearth household disk-quota MB` so one member cannot fill the disk.",
+            ),
+        })
     }
 }
 

@@ -270,10 +270,12 @@ impl Gateway {
                 format!("there is no folder {}; create it first or choose another", dest.display()),
             ));
         }
-        let member_dir = hearth_isolation::dirs::member_dir(self.inner.dir.root(), &m.id).map_err(internal)?;
-        let name = m.name.clone();
+        let (data, id, name) = (self.inner.dir.root().to_owned(), m.id.clone(), m.name.clone());
+        // As root, the member's folder is read by a reader running as their account: the worker
+        // binary (`hearth`) is that reader too.
+        let exe = crate::tree::ReaderExe::Path(self.inner.config.worker_exe.clone());
         let done = tokio::task::spawn_blocking(move || {
-            crate::export::export_member(&member_dir, &dest, &name, &chrono::Local::now())
+            crate::export::export_member(&data, &id, &dest, &name, &chrono::Local::now(), &exe)
         })
         .await
         .map_err(internal)?;

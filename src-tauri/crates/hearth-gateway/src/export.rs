@@ -1,28 +1,33 @@
 //! A copy of one member's data for the admin (`MemberExport`): everything in `members/<id>/`,
 //! written to a new folder `Hearth export - <Name> - <YYYY-MM-DD HHMM>/`.
 //!
-//! - SQLite databases (`*.sqlite`) are copied with `VACUUM INTO` from a read-only connection, so
-//!   the copy is consistent even while the member's worker writes; their `-wal`/`-shm` files are
-//!   not copied (the copy already holds what they held).
-//! - Other regular files are copied as they are. Files are opened without following symlinks,
-//!   and symlinks, hard-linked files, sockets and the like are skipped: the directory is the
-//!   member's worker's to write, and an export must never carry anything from outside it.
-//! - `conversations.json`: the conversations read back from the copied history, for people who
-//!   do not open SQLite files.
+//! The copy is made by [`crate::tree`], the one mechanism backups use too: the member's folder
+//! is read with its owner's rights (a reader process as the member's account when this gateway
+//! runs as root), and written through descriptors into a folder this process creates.
+//!
+//! - SQLite databases (`*.sqlite`) are copied with `VACUUM INTO`, so the copy is consistent
+//!   even while the member's worker writes; their `-wal`/`-shm` files are not copied (the copy
+//!   already holds what they held).
+//! - Other regular files are copied as they are. Symlinks, hard-linked files, sockets and the
+//!   like are skipped: the directory is the member's worker's to write, and an export must never
+//!   carry anything from outside it.
+//! - `conversations.json`: the conversations read back from the reader's copy of the history,
+//!   for people who do not open SQLite files.
 //!
 //! Blocking file work: call it from `spawn_blocking`.
 
-use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeZone};
-use rusqlite::{Connection, OpenFlags};
+use hearth_isolation::fsat;
 use serde_json::{Value, json};
 
-/// The worker's history database (`hearth_worker::history::FILE_NAME`).
-const HISTORY: &str = "history.sqlite";
+use crate::tree::{self, ReadOptions, ReaderExe, Received, Source, TreeError};
+
+/// The most an export copies of one member's folder.
+const MAX_EXPORT_BYTES: u64 = 64 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -33,8 +38,12 @@ pub enum ExportError {
     Read { path: PathBuf, source: io::Error },
     #[error("could not write {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
-    #[error("could not copy the database {}: {source}", path.display())]
-    Database { path: PathBuf, source: rusqlite::Error },
+    #[error("could not copy {}: {source}", path.display())]
+    Copy { path: PathBuf, source: TreeError },
+    /// The new export folder was renamed or replaced while it was written: someone else can
+    /// write the destination. Nothing was left there.
+    #[error("the export {} was moved or replaced while it was being written; choose a folder nobody else can write to", .0.display())]
+    Moved(PathBuf),
 }
 
 /// What was written.
@@ -46,41 +55,57 @@ pub struct Exported {
     pub skipped: Vec<PathBuf>,
 }
 
-/// Copies `member_dir` into a new folder inside `dest_parent` (which must exist) named for
-/// `name` and `now`. Nothing existing is overwritten: a name already taken gets " (2)", " (3)"…
+/// Copies the folder of member `member_id` in `data_dir` into a new folder inside `dest_parent`
+/// (which must exist) named for `name` and `now`. Nothing existing is overwritten: a name already
+/// taken gets " (2)", " (3)"… `exe` runs the reader when the folder must be read as its owner.
 pub fn export_member<Tz: TimeZone>(
-    member_dir: &Path,
+    data_dir: &Path,
+    member_id: &str,
     dest_parent: &Path,
     name: &str,
     now: &DateTime<Tz>,
+    exe: &ReaderExe,
 ) -> Result<Exported, ExportError>
 where
     Tz::Offset: std::fmt::Display,
 {
-    match fs::symlink_metadata(member_dir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(ExportError::Nothing),
+    let member_path = hearth_isolation::dirs::member_dir(data_dir, member_id)
+        .map_err(|e| ExportError::Read { path: data_dir.to_owned(), source: io::Error::other(e.to_string()) })?;
+    let read_err = |source| ExportError::Read { path: member_path.clone(), source };
+    let data = fsat::open_dir_path(data_dir, true).map_err(read_err)?;
+    let member = match fsat::open_dir_beneath(&data, &format!("members/{member_id}")) {
+        Ok(fd) => fd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ExportError::Nothing),
-        Err(source) => return Err(ExportError::Read { path: member_dir.to_owned(), source }),
-    }
+        Err(e) => return Err(read_err(e)),
+    };
+    let dest = fsat::open_dir_path(dest_parent, true)
+        .map_err(|source| ExportError::Write { path: dest_parent.to_owned(), source })?;
     let base = format!("Hearth export - {} - {}", path_safe(name), now.format("%Y-%m-%d %H%M"));
-    let dest = create_fresh_dir(dest_parent, &base)?;
-    let mut out = Exported { path: dest.clone(), files: 0, skipped: Vec::new() };
-    copy_dir(member_dir, &dest, Path::new(""), &mut out)?;
-    let history = dest.join(HISTORY);
-    if history.is_file() {
-        match conversations(&history, name, &now.to_rfc3339()) {
-            Ok(json) => {
-                let path = dest.join("conversations.json");
-                let text = serde_json::to_string_pretty(&json).unwrap_or_default();
-                write_new(&path, text.as_bytes())?;
-                out.files += 1;
-            }
-            // The databases are the export; the JSON is a convenience.
-            Err(e) => tracing::warn!(error = %e, "could not write conversations.json; the export has the database"),
-        }
+    let (folder, folder_name) = create_fresh_dir(&dest, dest_parent, &base)?;
+    let path = dest_parent.join(&folder_name);
+    let options = ReadOptions { household: false, conversations: Some((name.to_owned(), now.to_rfc3339())) };
+    let src = Source { dir: &member, path: &member_path, options, exe };
+    let mut got = Received::default();
+    let copied = tree::copy_tree(&src, &folder, "", MAX_EXPORT_BYTES, &mut got);
+    // The export must still be where it is said to be: a folder renamed away meanwhile (by
+    // someone who can write the destination) is not reported as done.
+    let ours = nix::sys::stat::fstat(&folder).ok();
+    let in_place = fsat::stat_at(&dest, &folder_name).ok().flatten().zip(ours).is_some_and(|(a, b)| fsat::same(&a, &b));
+    if copied.is_err() || !in_place {
+        // Nothing half-made or misplaced is left behind (the folder is reached through its
+        // descriptor, wherever its name went).
+        let _ = fsat::clear_dir(&folder);
+        let _ = fsat::remove_empty_dir_at(&dest, &folder_name, &folder);
+        return Err(match copied {
+            Err(source) => ExportError::Copy { path: member_path, source },
+            Ok(()) => ExportError::Moved(path),
+        });
     }
-    Ok(out)
+    Ok(Exported {
+        path,
+        files: got.files.len(),
+        skipped: got.skipped.into_iter().map(|(p, _)| PathBuf::from(p)).collect(),
+    })
 }
 
 /// A member's name as a folder name: no path separators or control characters.
@@ -88,106 +113,24 @@ fn path_safe(name: &str) -> String {
     name.chars().map(|c| if c == '/' || c == '\\' || c.is_control() { '-' } else { c }).collect()
 }
 
-fn create_fresh_dir(parent: &Path, base: &str) -> Result<PathBuf, ExportError> {
+fn create_fresh_dir(parent: &OwnedFd, parent_path: &Path, base: &str) -> Result<(OwnedFd, String), ExportError> {
     for n in 1..=100 {
-        let path = if n == 1 { parent.join(base) } else { parent.join(format!("{base} ({n})")) };
-        match fs::DirBuilder::new().mode(0o700).create(&path) {
-            Ok(()) => return Ok(path),
+        let name = if n == 1 { base.to_owned() } else { format!("{base} ({n})") };
+        match fsat::make_fresh_dir(parent, &name, 0o700) {
+            Ok(fd) => return Ok((fd, name)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(source) => return Err(ExportError::Write { path, source }),
+            Err(source) => return Err(ExportError::Write { path: parent_path.join(name), source }),
         }
     }
-    Err(ExportError::Write { path: parent.join(base), source: io::Error::other("too many exports with this name") })
-}
-
-pub(crate) fn copy_dir(src: &Path, dst: &Path, rel: &Path, out: &mut Exported) -> Result<(), ExportError> {
-    let read_err = |source| ExportError::Read { path: src.to_owned(), source };
-    let mut entries: Vec<_> = fs::read_dir(src).map_err(read_err)?.collect::<Result<_, _>>().map_err(read_err)?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name();
-        let (from, to, rel) = (entry.path(), dst.join(&name), rel.join(&name));
-        let meta = fs::symlink_metadata(&from).map_err(|source| ExportError::Read { path: from.clone(), source })?;
-        let text = name.to_string_lossy();
-        if meta.is_dir() {
-            fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&to)
-                .map_err(|source| ExportError::Write { path: to.clone(), source })?;
-            copy_dir(&from, &to, &rel, out)?;
-        } else if !meta.is_file() || meta.nlink() != 1 {
-            out.skipped.push(rel);
-        } else if ["-wal", "-shm", "-journal"].iter().any(|s| text.ends_with(s)) && is_sqlite_sidecar(src, &text) {
-            // Part of a database copied below.
-        } else if text.ends_with(".sqlite") {
-            vacuum_into(&from, &to)?;
-            out.files += 1;
-        } else if copy_file(&from, &to)? {
-            out.files += 1;
-        } else {
-            out.skipped.push(rel);
-        }
-    }
-    Ok(())
-}
-
-fn is_sqlite_sidecar(dir: &Path, name: &str) -> bool {
-    let base = name.trim_end_matches("-wal").trim_end_matches("-shm").trim_end_matches("-journal");
-    base.ends_with(".sqlite") && dir.join(base).is_file()
-}
-
-/// Copies one regular file, opened without following a symlink; `false` if it turned out not
-/// to be a plain file after all (changed since it was listed).
-pub(crate) fn copy_file(from: &Path, to: &Path) -> Result<bool, ExportError> {
-    let read_err = |source| ExportError::Read { path: from.to_owned(), source };
-    let mut src = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(from) {
-        Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(false),
-        Err(source) => return Err(read_err(source)),
-    };
-    let meta = src.metadata().map_err(read_err)?;
-    if !meta.is_file() || meta.nlink() != 1 {
-        return Ok(false);
-    }
-    let mut dst = new_file(to)?;
-    io::copy(&mut src, &mut dst).map_err(|source| ExportError::Write { path: to.to_owned(), source })?;
-    dst.sync_all().map_err(|source| ExportError::Write { path: to.to_owned(), source })?;
-    Ok(true)
-}
-
-fn new_file(path: &Path) -> Result<File, ExportError> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|source| ExportError::Write { path: path.to_owned(), source })
-}
-
-pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
-    use std::io::Write as _;
-    let mut f = new_file(path)?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|source| ExportError::Write { path: path.to_owned(), source })
-}
-
-/// A consistent copy of a live database: `VACUUM INTO` reads one snapshot.
-pub(crate) fn vacuum_into(from: &Path, to: &Path) -> Result<(), ExportError> {
-    let db_err = |source| ExportError::Database { path: from.to_owned(), source };
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-    let conn = Connection::open_with_flags(from, flags).map_err(db_err)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(db_err)?;
-    // The file is the worker's: run nothing its schema might carry.
-    conn.pragma_update(None, "trusted_schema", "OFF").map_err(db_err)?;
-    conn.execute("VACUUM INTO ?1", [to.to_string_lossy()]).map_err(db_err)?;
-    Ok(())
+    Err(ExportError::Write {
+        path: parent_path.join(base),
+        source: io::Error::other("too many exports with this name"),
+    })
 }
 
 /// The conversations in a (copied) history database, as JSON a person can read.
-fn conversations(history: &Path, name: &str, exported_at: &str) -> rusqlite::Result<Value> {
-    let conn =
-        Connection::open_with_flags(history, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+pub(crate) fn conversations(history: &Path, name: &str, exported_at: &str) -> rusqlite::Result<Value> {
+    let conn = crate::tree::open_snapshot(history)?;
     let time = |t: i64| chrono::DateTime::from_timestamp(t, 0).map(|t| t.to_rfc3339()).unwrap_or_default();
     let mut list: Vec<(i64, Value)> = Vec::new();
     let mut stmt = conn.prepare("SELECT id, chat_id, started_at FROM conversations ORDER BY id")?;
@@ -218,6 +161,9 @@ fn conversations(history: &Path, name: &str, exported_at: &str) -> rusqlite::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tree::HISTORY;
+    use rusqlite::Connection;
+    use std::fs;
 
     fn history(dir: &Path) -> Connection {
         let c = Connection::open(dir.join(HISTORY)).unwrap();
@@ -237,7 +183,8 @@ mod tests {
     #[test]
     fn a_live_member_directory_is_copied_consistently_and_safely() {
         let tmp = tempfile::tempdir().unwrap();
-        let member = tmp.path().join("member");
+        let data = tmp.path().join("data");
+        let member = data.join("members/ana-1");
         fs::create_dir_all(member.join("files")).unwrap();
         // The worker keeps its connection open (WAL not checkpointed) while the export runs.
         let live = history(&member);
@@ -249,7 +196,7 @@ mod tests {
         fs::create_dir(&dest).unwrap();
         let now = chrono::FixedOffset::east_opt(3600).unwrap().with_ymd_and_hms(2026, 3, 1, 9, 5, 0).unwrap();
 
-        let done = export_member(&member, &dest, "Ana/Maria", &now).unwrap();
+        let done = export_member(&data, "ana-1", &dest, "Ana/Maria", &now, &ReaderExe::This).unwrap();
         assert_eq!(done.path, dest.join("Hearth export - Ana-Maria - 2026-03-01 0905"));
         assert_eq!(done.files, 3, "history, note, conversations.json");
         let mut skipped = done.skipped.clone();
@@ -271,9 +218,14 @@ mod tests {
         drop(live);
 
         // A second export in the same minute gets its own folder.
-        let again = export_member(&member, &dest, "Ana/Maria", &now).unwrap();
+        let again = export_member(&data, "ana-1", &dest, "Ana/Maria", &now, &ReaderExe::This).unwrap();
         assert!(again.path.ends_with("Hearth export - Ana-Maria - 2026-03-01 0905 (2)"), "{:?}", again.path);
         // No directory, nothing to export.
-        assert!(matches!(export_member(&tmp.path().join("none"), &dest, "Bo", &now), Err(ExportError::Nothing)));
+        let none = export_member(&data, "bo-2", &dest, "Bo", &now, &ReaderExe::This);
+        assert!(matches!(none, Err(ExportError::Nothing)), "{none:?}");
+        // A member folder that is a link is not followed.
+        std::os::unix::fs::symlink(&member, data.join("members/cy-3")).unwrap();
+        let linked = export_member(&data, "cy-3", &dest, "Cy", &now, &ReaderExe::This).unwrap_err();
+        assert!(linked.to_string().contains("does not follow"), "{linked}");
     }
 }

@@ -178,6 +178,8 @@ pub(crate) struct Inner {
     pub(crate) backups: crate::backup::Backups,
     /// Wakes the reminder schedule when a worker reported a changed list (`reminders.rs`).
     pub(crate) reminders_wake: crate::reminders::Wake,
+    /// Each member's disk quota and what their folder measured (`quota.rs`).
+    pub(crate) quotas: crate::quota::Quotas,
     started: Instant,
     /// Held for the gateway's lifetime: one gateway per data directory.
     _lock: File,
@@ -367,6 +369,7 @@ impl Gateway {
             tracker: tracker.clone(),
             backups: crate::backup::Backups::new(),
             reminders_wake: Default::default(),
+            quotas: Default::default(),
             started: Instant::now(),
             _lock: lock,
         });
@@ -391,6 +394,7 @@ impl Gateway {
         tracker.spawn(gateway.clone().core_loop(events_rx));
         tracker.spawn(crate::reminders::run_schedule(gateway.clone()));
         gateway.start_backup_schedule().await;
+        gateway.start_quotas().await;
         if let Some(listener) = worker_socket {
             tracker.spawn(gateway.inner.workers.clone().serve_socket(listener));
         }
@@ -471,6 +475,7 @@ impl Gateway {
                 worker_pid: inner.workers.pid(&m.id),
                 isolation: inner.workers.level(),
                 today: usage.get(&m.id).copied().unwrap_or_default(),
+                disk: inner.quotas.usage(&m.id),
                 id: m.id,
                 name: m.name,
                 bot_username: m.bot_username,
@@ -627,6 +632,16 @@ impl Gateway {
             match text {
                 Some(text) => self.reply_and_finish(&member.id, row.msg.chat_id, text, row.id, "quiet"),
                 None => self.finish_rows(vec![row.id], "done", "quiet"),
+            }
+            return;
+        }
+        // A folder over the disk quota (`quota.rs`): a note instead of a turn; reminders still come.
+        if matches!(route, Route::Chat | Route::NewConversation | Route::Memory | Route::Forget { .. } | Route::Reminders { .. })
+            && let Some(tell) = self.over_quota(&member.id)
+        {
+            match tell {
+                true => self.reply_and_finish(&member.id, row.msg.chat_id, crate::quota::QUOTA_NOTE.to_owned(), row.id, "over_quota"),
+                false => self.finish_rows(vec![row.id], "done", "over_quota"),
             }
             return;
         }
@@ -1027,6 +1042,8 @@ impl Gateway {
             let gw = self.clone();
             self.inner.tracker.spawn(async move {
                 gw.run_turn(&member_id, items).await;
+                // The worker may have written: its folder is measured for the quota (rate-limited).
+                gw.measure_soon(&member_id);
                 let _ = gw.inner.events.send(Event::TurnFinished { member_id });
             });
         }

@@ -29,6 +29,9 @@
 //! - [`backup`]: backups of the whole household (create, verify, restore) and their schedule.
 //! - [`paths`]: the data directory layout; [`data_dir`]: the checks it passes before anything is
 //!   kept in it (owner, who may write, ACLs, links — up to `/`), and atomic private writes.
+//! - [`quota`]: each member's disk quota, measured and enforced.
+//! - [`tree`]: copying a folder with its owner's rights, written through descriptors.
+//! - [`turn_rules`]: what a running turn may ask of the gateway.
 
 pub mod backup;
 pub mod broker;
@@ -46,6 +49,7 @@ pub mod lanes;
 pub mod logs;
 pub mod pairing;
 pub mod paths;
+pub mod quota;
 pub mod reminders;
 pub mod reply;
 pub mod roles;
@@ -55,6 +59,7 @@ pub mod spend;
 pub mod spend_text;
 pub mod store;
 pub mod telegram;
+pub mod tree;
 pub mod turn_rules;
 pub mod workers;
 

@@ -91,8 +91,8 @@ pub fn prepare_member_dir_at(
         // A hard link whose file the member already owns may be chowned to the member.
         trusted_uid: owner.map(|a| a.uid),
     };
-    fix_node(&top, &dir, &walk, true)?;
     walk_tree(&top, &dir, &walk, 0)?;
+    fix_node(&top, &dir, &walk, true)?;
     Ok(dir)
 }
 
@@ -175,8 +175,10 @@ pub fn archive_member_dir_at(
         // The member's own files may be hard-linked (by the member); they are taken back too.
         trusted_uid: Some(st.st_uid),
     };
-    fix_node(&top, &to_path, &walk, true)?;
+    // Inside out: each folder goes to its new owner only once everything in it was handed
+    // over, so the new owner can change nothing in a folder the walk is still in.
     walk_tree(&top, &to_path, &walk, 0)?;
+    fix_node(&top, &to_path, &walk, true)?;
     Ok(Some(to_path))
 }
 
@@ -212,6 +214,82 @@ pub fn data_dir_reachable_by_members(data_dir: &Path) -> Result<(), String> {
                 members.display(),
                 p.display()
             ));
+        }
+    }
+    Ok(())
+}
+
+/// How much disk a member's folder takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Allocated bytes (`st_blocks * 512`) of everything inside, each file counted once however
+    /// many links it has, the folders included.
+    pub bytes: u64,
+    /// Entries counted.
+    pub files: u64,
+}
+
+/// Entries a usage walk counts at most; a folder with more is reported as at least this full.
+const USAGE_MAX_ENTRIES: u64 = 1_000_000;
+
+/// Measures `members/<member_id>` inside the opened data directory for the disk quota: a walk
+/// through descriptors (`openat` with `O_NOFOLLOW`, `fstatat` without following links) that
+/// opens only directories and reads no file, so it is safe as root in a folder the member
+/// writes. `Usage::default()` when the member has no folder yet.
+pub fn usage_at(data: &OwnedFd, member_id: &str) -> Result<Usage, IsolationError> {
+    let path = PathBuf::from("members").join(member_id);
+    if !is_safe_member_id(member_id) {
+        return Err(IsolationError::BadMemberId(member_id.to_owned()));
+    }
+    let top = match crate::fsat::open_dir_beneath(data, &format!("members/{member_id}")) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Usage::default()),
+        Err(e) => return Err(dir_err(&path, e)),
+    };
+    let st = nix::sys::stat::fstat(&top).map_err(|e| dir_err(&path, e))?;
+    let mut usage = Usage { bytes: st.st_blocks as u64 * 512, files: 0 };
+    let mut seen = std::collections::HashSet::new();
+    count_tree(&top, &path, 0, &mut usage, &mut seen)?;
+    Ok(usage)
+}
+
+/// [`usage_at`] for a data directory named by path (the gateway measuring its own members'
+/// folders, at level "process" or as root).
+pub fn usage(data_dir: &Path, member_id: &str) -> Result<Usage, IsolationError> {
+    let data = open_dir(data_dir)?;
+    usage_at(&data, member_id)
+}
+
+fn count_tree(
+    dir: &OwnedFd,
+    path: &Path,
+    depth: usize,
+    usage: &mut Usage,
+    seen: &mut std::collections::HashSet<(u64, u64)>,
+) -> Result<(), IsolationError> {
+    for name in entries(dir, path)? {
+        if usage.files >= USAGE_MAX_ENTRIES {
+            return Ok(());
+        }
+        let st = match nix::sys::stat::fstatat(dir, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(dir_err(path, e)),
+        };
+        usage.files += 1;
+        let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+        // A file with several links counts once (the member may link a file many times).
+        if st.st_nlink > 1 && kind != SFlag::S_IFDIR && !seen.insert((st.st_dev as u64, st.st_ino as u64)) {
+            continue;
+        }
+        usage.bytes = usage.bytes.saturating_add(st.st_blocks as u64 * 512);
+        if kind == SFlag::S_IFDIR && depth < MAX_DEPTH {
+            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            let child_path = path.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name.as_bytes()));
+            // Gone or swapped meanwhile: not counted, never followed.
+            if let Ok(Some(child)) = open_entry(dir, &name, flags, &st, &child_path) {
+                count_tree(&child, &child_path, depth + 1, usage, seen)?;
+            }
         }
     }
     Ok(())
@@ -405,8 +483,8 @@ fn walk_tree(dir: &OwnedFd, path: &Path, walk: &Walk, depth: usize) -> Result<()
             }
             let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
             let Some(child) = open_entry(dir, &name, flags, &st, &child_path)? else { continue };
-            fix_node(&child, &child_path, walk, take)?;
             walk_tree(&child, &child_path, walk, depth + 1)?;
+            fix_node(&child, &child_path, walk, take)?;
         } else if kind == SFlag::S_IFREG || kind == SFlag::S_IFIFO {
             // Non-blocking so a FIFO opens at once; no controlling terminal, never a link.
             let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
@@ -492,6 +570,27 @@ mod tests {
         assert!(to.join("files/note.txt").exists());
         assert_eq!(archive_member_dir(data.path(), "ana-1", "x").unwrap(), None);
         assert!(archive_member_dir(data.path(), "ana-1", "../x").is_err());
+    }
+
+    #[test]
+    fn usage_counts_what_is_inside_once_and_follows_no_link() {
+        let data = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        assert_eq!(usage(data.path(), "ana-1").unwrap(), Usage::default(), "no folder yet");
+        let dir = prepare_member_dir(data.path(), "ana-1", None).unwrap();
+        fs::create_dir(dir.join("files")).unwrap();
+        fs::write(dir.join("files/note.bin"), vec![1u8; 256 * 1024]).unwrap();
+        let small = usage(data.path(), "ana-1").unwrap();
+        assert!(small.bytes >= 256 * 1024, "{small:?}");
+        // A link to something big outside is not followed; a hard link is one file.
+        fs::write(elsewhere.path().join("big.bin"), vec![2u8; 4 << 20]).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.join("files/out")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path().join("big.bin"), dir.join("big-link")).unwrap();
+        fs::hard_link(dir.join("files/note.bin"), dir.join("again.bin")).unwrap();
+        let linked = usage(data.path(), "ana-1").unwrap();
+        assert!(linked.bytes < small.bytes + 64 * 1024, "{small:?} then {linked:?}");
+        assert_eq!(linked.files, small.files + 3);
+        assert!(matches!(usage(data.path(), "../x"), Err(IsolationError::BadMemberId(_))));
     }
 
     #[test]

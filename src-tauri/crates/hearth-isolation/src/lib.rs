@@ -4,6 +4,10 @@
 //!   at every start, removed. Needs root.
 //! - [`dirs`]: a member's private directory (0700, owned by the member's account, no ACLs),
 //!   archiving it on removal, and whether members can reach their directories at all.
+//! - [`fsat`]: file work relative to an open directory (`openat` with `O_NOFOLLOW`, `mkdirat`,
+//!   `O_EXCL` files, rename without replacing), for root in folders other uids can write.
+//! - [`owner`]: a short-lived reader process running as a folder's owner, so root copies a
+//!   member's (or the gateway's) folder with that owner's rights, not its own.
 //! - [`spawn`]: starting a member's worker: cleared environment, umask 077, own process group,
 //!   no inherited descriptors but its socket, and — with an account — the member's uid/gid, no
 //!   supplementary groups and resource limits.
@@ -23,7 +27,9 @@
 pub mod accounts;
 pub mod admin;
 pub mod dirs;
+pub mod fsat;
 pub mod macos_daemon;
+pub mod owner;
 pub mod sandbox;
 pub mod seatbelt;
 pub mod spawn;

@@ -547,7 +547,7 @@ fn limit_descriptors() -> std::io::Result<()> {
 
 /// Drops every privilege: no supplementary groups, the member's gid and uid (real, effective
 /// and saved), then checks the result and that root cannot be regained; sets `no_new_privs`.
-fn become_account(uid: u32, gid: u32) -> std::io::Result<()> {
+pub(crate) fn become_account(uid: u32, gid: u32) -> std::io::Result<()> {
     // SAFETY: plain system calls on the calling process's credentials.
     unsafe {
         if libc::setgroups(0, std::ptr::null()) != 0 {
@@ -600,7 +600,7 @@ fn become_account(uid: u32, gid: u32) -> std::io::Result<()> {
 
 /// Marks every descriptor from `first` up close-on-exec. Marking instead of closing keeps the
 /// standard library's own exec-error pipe working (it is already close-on-exec).
-unsafe fn mark_cloexec_from(first: RawFd) {
+pub(crate) unsafe fn mark_cloexec_from(first: RawFd) {
     #[cfg(target_os = "linux")]
     {
         const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;

@@ -21,8 +21,11 @@
 //! - it signals only the workers it started (tracked and reaped here), and on removal whatever
 //!   still runs as the removed member's account;
 //! - it backs the household up only from the admin's data directory into a folder of the
-//!   admin's, with the code the binary serving it supplies ([`BackupFn`]), and never reads or
-//!   writes a secret doing so.
+//!   admin's, both opened and checked once and used only through those descriptors, with the
+//!   code the binary serving it supplies ([`BackupFn`]: each folder read with its owner's
+//!   rights, never root's), and never reads or writes a secret doing so;
+//! - it measures a member's folder for the gateway's disk quota ([`dirs::usage_at`]: a walk
+//!   through descriptors that reads no file).
 //!
 //! The binary's arguments are the admin's to choose, so the admin can run anything root has
 //! installed as a member's account: the gateway is trusted with members' accounts (it already
@@ -83,11 +86,23 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long it waits for a backup: a household's histories may take a while to copy.
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
-/// Makes a backup as root: `(data_dir, dest_dir, keep)` → a new backup folder in `dest_dir`,
-/// with only the newest `keep` kept. The binary that serves the supervisor supplies it (`hearth`
-/// runs the code of `hearth backup create`): the household's files are not this crate's
-/// business. Blocking; called off the runtime.
-pub type BackupFn = Arc<dyn Fn(&Path, &Path, usize) -> Result<BackupSummary, String> + Send + Sync>;
+/// Makes a backup as root into folders the supervisor opened and checked: a new backup folder
+/// in the destination, with only the newest `keep` kept there. The binary that serves the
+/// supervisor supplies it (`hearth` runs the code of `hearth backup create`, reading each folder
+/// with its owner's rights): the household's files are not this crate's business. Blocking;
+/// called off the runtime.
+pub type BackupFn = Arc<dyn Fn(&BackupJob<'_>) -> Result<BackupSummary, String> + Send + Sync>;
+
+/// One backup for the admin: both folders opened by the supervisor — the data directory (the
+/// admin's, nobody else can write to it) and the destination (likewise) — with their paths
+/// only for naming things. All work happens relative to these descriptors.
+pub struct BackupJob<'a> {
+    pub data: &'a OwnedFd,
+    pub data_path: &'a Path,
+    pub dest: &'a OwnedFd,
+    pub dest_path: &'a Path,
+    pub keep: usize,
+}
 
 fn err(code: SupervisorErrorCode, message: impl Into<String>) -> SupervisorError {
     SupervisorError::new(code, message)
@@ -391,6 +406,16 @@ impl Supervisor {
                 }
                 result.map(SupervisorReply::BackedUp)
             }
+            SupervisorRequest::Usage { data_dir, member_id } => {
+                check_member_id(&member_id)?;
+                let usage = tokio::task::spawn_blocking(move || {
+                    let (data, _) = open_data_dir(&data_dir, admin)?;
+                    dirs::usage_at(&data, &member_id).map_err(failed)
+                })
+                .await
+                .map_err(failed)??;
+                Ok(SupervisorReply::Usage { bytes: usage.bytes, files: usage.files })
+            }
         }
     }
 
@@ -580,9 +605,16 @@ impl Supervisor {
             return Err(refused("this supervisor cannot make backups; run `sudo hearth backup create`"));
         };
         tokio::task::spawn_blocking(move || {
-            open_data_dir(&data_dir, admin)?;
-            check_backup_dest(&dest_dir, admin)?;
-            make(&data_dir, &dest_dir, keep.max(1) as usize).map_err(failed)
+            let (data, _) = open_data_dir(&data_dir, admin)?;
+            let (dest, _) = open_backup_dest(&dest_dir, admin)?;
+            let job = BackupJob {
+                data: &data,
+                data_path: &data_dir,
+                dest: &dest,
+                dest_path: &dest_dir,
+                keep: keep.max(1) as usize,
+            };
+            make(&job).map_err(failed)
         })
         .await
         .map_err(failed)?
@@ -708,25 +740,29 @@ fn check_exe(exe: &Path, admin: u32, admin_group: Option<u32>) -> Result<PathBuf
 }
 
 /// Where root may put a backup for the admin: a real directory (not a link) of the admin's that
-/// nobody else can write to, so the supervisor writes nowhere the admin could not.
-fn check_backup_dest(dest: &Path, admin: u32) -> Result<(), SupervisorError> {
+/// nobody else can write to, so the supervisor writes nowhere the admin could not. Opened once;
+/// the backup is written relative to this descriptor (the checks are on what was opened, so
+/// swapping the folder afterwards redirects nothing).
+fn open_backup_dest(dest: &Path, admin: u32) -> Result<(OwnedFd, FileStat), SupervisorError> {
     if !dest.is_absolute() {
         return Err(invalid(format!("the backup folder {} is not an absolute path", dest.display())));
     }
-    let meta = std::fs::symlink_metadata(dest)
-        .map_err(|e| refused(format!("cannot use the backup folder {}: {e}", dest.display())))?;
-    let mode = meta.mode() & 0o7777;
-    if !meta.is_dir() {
-        return Err(refused(format!("the backup folder {} is not a directory (a link is not followed)", dest.display())));
-    }
-    if meta.uid() != admin || mode & 0o022 != 0 {
+    let fd = crate::fsat::open_dir_path(dest, false).map_err(|e| match e.kind() {
+        io::ErrorKind::NotADirectory => {
+            refused(format!("the backup folder {} is not a directory (a link is not followed)", dest.display()))
+        }
+        _ => refused(format!("cannot use the backup folder {}: {e}", dest.display())),
+    })?;
+    let st = nix::sys::stat::fstat(&fd).map_err(failed)?;
+    let mode = crate::fsat::mode_bits(&st);
+    if st.st_uid != admin || mode & 0o022 != 0 {
         return Err(refused(format!(
             "the backup folder {} must be yours (uid {admin}) and writable by nobody else, but it belongs to uid {} with mode {mode:04o}; choose a folder of your own",
             dest.display(),
-            meta.uid()
+            st.st_uid
         )));
     }
-    Ok(())
+    Ok((fd, st))
 }
 
 /// Opens the gateway's data directory — never through a link at its last component — and checks
@@ -937,6 +973,15 @@ impl SupervisorClient {
         }
     }
 
+    /// How much of the disk a member's folder takes (measured by root, which can read it).
+    pub async fn usage(&mut self, data_dir: &Path, member_id: &str) -> Result<dirs::Usage, ClientError> {
+        let request = SupervisorRequest::Usage { data_dir: data_dir.to_owned(), member_id: member_id.to_owned() };
+        match self.request(request).await? {
+            SupervisorReply::Usage { bytes, files } => Ok(dirs::Usage { bytes, files }),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
     /// Asks root to back the household in `data_dir` up into a new folder in `dest_dir` (the
     /// admin's), keeping the newest `keep` there. Without secrets.
     pub async fn backup(&mut self, data_dir: &Path, dest_dir: &Path, keep: u32) -> Result<BackupSummary, ClientError> {
@@ -1010,17 +1055,17 @@ mod tests {
         let me = nix::unistd::geteuid().as_raw();
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        check_backup_dest(dir.path(), me).unwrap();
-        assert_eq!(check_backup_dest(Path::new("backups"), me).unwrap_err().code, SupervisorErrorCode::InvalidInput);
-        let e = check_backup_dest(dir.path(), me + 1).unwrap_err();
+        open_backup_dest(dir.path(), me).unwrap();
+        assert_eq!(open_backup_dest(Path::new("backups"), me).unwrap_err().code, SupervisorErrorCode::InvalidInput);
+        let e = open_backup_dest(dir.path(), me + 1).unwrap_err();
         assert!(e.message.contains("must be yours"), "{}", e.message);
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(check_backup_dest(dir.path(), me).unwrap_err().message.contains("writable by nobody else"));
+        assert!(open_backup_dest(dir.path(), me).unwrap_err().message.contains("writable by nobody else"));
         let link = dir.path().join("link");
         let real = dir.path().join("real");
         std::fs::create_dir(&real).unwrap();
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        assert!(check_backup_dest(&link, me).unwrap_err().message.contains("link is not followed"));
+        assert!(open_backup_dest(&link, me).unwrap_err().message.contains("link is not followed"));
     }
 
     #[test]

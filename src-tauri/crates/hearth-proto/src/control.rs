@@ -91,6 +91,10 @@ pub enum ControlRequest {
     /// `hours` without writing; 0 turns it off (the default). Stored as the household setting
     /// `context.reset_after_idle_hours`.
     HouseholdIdleReset { hours: u32 },
+    /// How much disk each member's folder may take, in MB (0: no limit; default 1024). A member
+    /// whose folder is larger gets a kind note instead of new turns until it is smaller, and the
+    /// admin is told once. Stored as the household setting `members.disk_quota_mb`.
+    HouseholdDiskQuota { mb: u32 },
     HouseholdCap { monthly: CapChange },
     /// IANA zone name; days and months for caps are counted in it.
     HouseholdTimezone { timezone: String },
@@ -305,6 +309,7 @@ impl std::fmt::Debug for ControlRequest {
                 f.debug_struct("MemberQuietHours").field("member", member).field("quiet_hours", quiet_hours).finish()
             }
             Self::HouseholdIdleReset { hours } => f.debug_struct("HouseholdIdleReset").field("hours", hours).finish(),
+            Self::HouseholdDiskQuota { mb } => f.debug_struct("HouseholdDiskQuota").field("mb", mb).finish(),
             Self::HouseholdCap { monthly } => f.debug_struct("HouseholdCap").field("monthly", monthly).finish(),
             Self::HouseholdTimezone { timezone } => f.debug_struct("HouseholdTimezone").field("timezone", timezone).finish(),
             Self::Usage { month } => f.debug_struct("Usage").field("month", month).finish(),
@@ -442,6 +447,9 @@ pub enum GatewayEvent {
     /// A member (`member_id`) or the household (`None`) reached a spending cap, once per cap
     /// and period. `period` is "day" or "month".
     CapReached { member_id: Option<String>, name: String, period: String },
+    /// A member's folder grew past the household's disk quota: their assistant takes no new
+    /// messages until it is smaller. Sent once each time the quota is passed.
+    DiskQuotaReached { member_id: String, name: String, bytes: u64, quota_bytes: u64 },
 }
 
 /// `hearth doctor`: what isolation is really in force, and what to fix, in the manner of a
@@ -656,6 +664,23 @@ pub struct MemberStatus {
     /// When the assistant rests (local time); `None`: never.
     #[serde(default)]
     pub quiet_hours: Option<QuietHours>,
+    /// How much disk the member's folder took when last measured; `None`: not measured yet.
+    #[serde(default)]
+    pub disk: Option<DiskUsage>,
+}
+
+/// A member's folder on disk against the household's quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskUsage {
+    pub bytes: u64,
+    /// `None`: no quota.
+    pub quota_bytes: Option<u64>,
+}
+
+impl DiskUsage {
+    pub fn over(&self) -> bool {
+        self.quota_bytes.is_some_and(|q| self.bytes > q)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ use crate::control::{BackupSummary, IsolationLevel};
 
 /// Version of the supervisor protocol, sent in `Hello` both ways. A gateway and a supervisor of
 /// different versions do not talk: the admin upgrades both together.
-pub const SUPERVISOR_PROTOCOL_VERSION: u32 = 2;
+pub const SUPERVISOR_PROTOCOL_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
@@ -42,10 +42,13 @@ pub enum SupervisorRequest {
     /// The accounts and workers this supervisor knows.
     Status,
     /// Back the household up into a new folder in `dest_dir` (which must be the admin's), as
-    /// `sudo hearth backup create` would — root reads every member's folder, which the gateway's
-    /// user cannot — then keep only the newest `keep` backups there. Never with secrets: none
-    /// cross this socket, and the supervisor does not read them.
+    /// `sudo hearth backup create` would — each member's folder read with that member's own
+    /// rights, which the gateway's user lacks — then keep only the newest `keep` backups there.
+    /// Never with secrets: none cross this socket, and the supervisor does not read them.
     Backup { data_dir: PathBuf, dest_dir: PathBuf, keep: u32 },
+    /// How much disk a member's folder (`members/<member_id>` in the admin's `data_dir`) takes,
+    /// for the gateway's disk quota: root walks it through descriptors and reads no file.
+    Usage { data_dir: PathBuf, member_id: String },
 }
 
 /// What to start, and where.
@@ -89,6 +92,12 @@ pub enum SupervisorReply {
     },
     Status(SupervisorStatus),
     BackedUp(BackupSummary),
+    /// A member folder's size on disk (allocated blocks, each file counted once) and its
+    /// number of entries.
+    Usage {
+        bytes: u64,
+        files: u64,
+    },
 }
 
 /// A worker just started. The gateway binds the connection whose kernel-reported uid and pid

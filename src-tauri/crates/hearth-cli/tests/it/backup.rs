@@ -294,7 +294,11 @@ async fn the_schedule_keeps_the_last_seven_and_survives_a_missing_disk() {
     let task = tokio::spawn(backup::run_schedule(rx, cancel.clone(), Local::now, move |dir, now| {
         let (data_dir, m, f) = (data_dir.clone(), m.clone(), f.clone());
         async move {
-            let done = tokio::task::spawn_blocking(move || backup::create(&data_dir, &dir, false, now)).await.unwrap();
+            let done = tokio::task::spawn_blocking(move || {
+                backup::create(&data_dir, &dir, false, now, &hearth_gateway::tree::ReaderExe::Path(HEARTH.into()))
+            })
+            .await
+            .unwrap();
             match &done {
                 Ok(s) => m.lock().unwrap().push(Path::new(&s.path).file_name().unwrap().to_string_lossy().into_owned()),
                 Err(_) => _ = f.fetch_add(1, Ordering::SeqCst),

@@ -15,9 +15,13 @@ mod knowledge;
 mod members;
 mod memory;
 mod package;
+mod quota;
 mod reminders;
 mod reliability;
 mod roles;
+// Acts as other users from threads with their own credentials, which only Linux has.
+#[cfg(target_os = "linux")]
+mod rootfiles;
 mod spend;
 mod supervisor;
 mod support;

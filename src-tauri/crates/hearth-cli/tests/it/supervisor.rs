@@ -32,7 +32,7 @@ fn chmod(path: &Path, mode: u32) {
 }
 
 /// A uid (and gid) in 61000–64999 — above what useradd hands out — with no account and no group.
-fn free_high_id() -> u32 {
+pub(crate) fn free_high_id() -> u32 {
     loop {
         let id = 61_000 + rand::random::<u32>() % 4_000;
         let taken = |db: &str| {
@@ -55,7 +55,7 @@ fn process_uid(pid: u32) -> u32 {
 /// the supervisor's socket directory, and a data directory owned by the gateway's uid.
 pub(crate) struct Machine {
     /// Logs (and, for a throw-away layout, everything else).
-    root: tempfile::TempDir,
+    pub(crate) root: tempfile::TempDir,
     pub(crate) hearth: PathBuf,
     pub(crate) socket: PathBuf,
     pub(crate) data: PathBuf,
@@ -66,7 +66,7 @@ pub(crate) struct Machine {
 }
 
 impl Machine {
-    fn new() -> Machine {
+    pub(crate) fn new() -> Machine {
         assert_root();
         let root = tempfile::tempdir().unwrap();
         chmod(root.path(), 0o711);
