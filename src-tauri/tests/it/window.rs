@@ -136,14 +136,20 @@ async fn a_newcomer_sets_up_a_household_and_a_member_gets_answers() {
     telegram.send_text(&bot.token, &ana, "Are you there?");
     let sent = telegram.wait_for_sent(&bot.token, ana.id, before + 1, Duration::from_secs(30)).await.expect("a paused note");
     assert!(sent.last().unwrap().current_text().contains("paused"), "{:?}", sent.last().unwrap().current_text());
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The message is closed once handled (the note is sent first): all the gateway does with it.
+    let db = rusqlite::Connection::open(data.join("gateway.sqlite")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while db.query_row("SELECT COUNT(*) FROM inbox WHERE state = 'pending'", [], |r| r.get::<_, i64>(0)).unwrap() > 0 {
+        assert!(std::time::Instant::now() < deadline, "the paused message was never closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(llm.calls().len(), calls, "a paused bot must not reach the model");
     w.screenshot("11-paused").await;
 
     // The other screens, for the README.
     w.click("nav-members").await;
-    w.screenshot("12-members").await;
     let row = w.find("[data-testid=\"members-row\"][data-member=\"Ana\"]").await;
+    w.screenshot("12-members").await;
     w.click_el(&row, "Ana's row").await;
     w.tid("member-page").await;
     w.tid("member-persona").await;
