@@ -3,11 +3,11 @@
 //! the HTML, read as Telegram reads it, and the plain fallback) and none is blank.
 #![no_main]
 
-use hearth_gateway::reply::render_reply;
+use hearth_gateway::telegram::reply::render_reply;
 use libfuzzer_sys::fuzz_target;
 
 /// The text Telegram shows for our HTML: tags dropped, the four entities we emit decoded. Only
-/// the visible length matters here; `reply.rs`'s own tests check the markup itself.
+/// the visible length matters here; `telegram/reply/`'s own tests check the markup itself.
 fn visible(html: &str) -> String {
     let mut out = String::new();
     let mut rest = html;

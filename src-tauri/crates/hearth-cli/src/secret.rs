@@ -3,6 +3,9 @@
 //! kept in shell history.
 
 use std::io::{BufRead as _, IsTerminal as _};
+use std::os::fd::AsFd as _;
+
+use nix::sys::termios::{self, LocalFlags, SetArg, Termios};
 
 use crate::failure::Failure;
 
@@ -13,7 +16,7 @@ pub async fn from_stdin(prompt: &str) -> Result<String, Failure> {
     let interactive = std::io::stdin().is_terminal();
     let echo = if interactive {
         eprint!("{prompt} ");
-        EchoOff::new()
+        EchoOff::on(std::io::stdin().as_fd())
     } else {
         None
     };
@@ -48,35 +51,60 @@ pub fn from_env(var: &str) -> Result<String, Failure> {
     }
 }
 
-/// Terminal echo switched off for as long as this lives.
+/// Terminal echo switched off for as long as this lives, so the secret is not shown (the Enter
+/// key still is: `ECHONL`). A guard of our own rather than a password-reading library's, so the
+/// Ctrl-C path above can restore the terminal before the process exits while the blocking read
+/// is still waiting.
 struct EchoOff {
-    saved: libc::termios,
+    /// The terminal it was turned off on (a duplicate descriptor: restoring needs no stdin).
+    tty: std::os::fd::OwnedFd,
+    saved: Termios,
 }
 
 impl EchoOff {
-    fn new() -> Option<Self> {
-        // SAFETY: tcgetattr/tcsetattr on stdin with a termios we own; failure leaves echo on.
-        unsafe {
-            let mut saved: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(libc::STDIN_FILENO, &mut saved) != 0 {
-                return None;
-            }
-            let mut quiet = saved;
-            quiet.c_lflag &= !libc::ECHO;
-            quiet.c_lflag |= libc::ECHONL;
-            if libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &quiet) != 0 {
-                return None;
-            }
-            Some(Self { saved })
-        }
+    /// `None` (echo left as it is) when `fd` is no terminal or its settings cannot be changed.
+    fn on(fd: std::os::fd::BorrowedFd<'_>) -> Option<Self> {
+        let saved = termios::tcgetattr(fd).ok()?;
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        quiet.local_flags.insert(LocalFlags::ECHONL);
+        let tty = fd.try_clone_to_owned().ok()?;
+        termios::tcsetattr(&tty, SetArg::TCSANOW, &quiet).ok()?;
+        Some(Self { tty, saved })
     }
 }
 
 impl Drop for EchoOff {
     fn drop(&mut self) {
-        // SAFETY: restores the attributes saved in `new`.
-        unsafe {
-            libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &self.saved);
-        }
+        let _ = termios::tcsetattr(&self.tty, SetArg::TCSANOW, &self.saved);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_is_off_while_the_guard_lives_and_restored_after() {
+        use std::os::fd::AsFd as _;
+        // A pseudo-terminal stands in for the admin's terminal.
+        let pty = nix::pty::openpty(None, None).expect("a pseudo-terminal");
+        let before = termios::tcgetattr(pty.slave.as_fd()).unwrap();
+        assert!(before.local_flags.contains(LocalFlags::ECHO));
+
+        let guard = EchoOff::on(pty.slave.as_fd()).expect("a terminal's echo can be turned off");
+        let during = termios::tcgetattr(pty.slave.as_fd()).unwrap();
+        assert!(!during.local_flags.contains(LocalFlags::ECHO));
+        assert!(during.local_flags.contains(LocalFlags::ECHONL));
+        drop(guard);
+        let after = termios::tcgetattr(pty.slave.as_fd()).unwrap();
+        assert_eq!(after.local_flags, before.local_flags);
+    }
+
+    #[test]
+    fn not_a_terminal_leaves_everything_alone() {
+        let file = tempfile::tempfile().unwrap();
+        use std::os::fd::AsFd as _;
+        assert!(EchoOff::on(file.as_fd()).is_none());
     }
 }

@@ -336,8 +336,7 @@ pub fn parse_cap_kind(s: &str) -> Option<CapKind> {
 pub fn load_spend(conn: &Connection, now: DateTime<Utc>) -> Result<SpendState, StoreError> {
     let tz = store::get_setting(conn, SETTING_TIMEZONE)?
         .and_then(|name| spend::period::parse_timezone(&name).ok())
-        .or_else(|| spend::period::parse_timezone(&crate::gateway::household_timezone()).ok())
-        .unwrap_or(chrono_tz::UTC);
+        .unwrap_or_else(spend::period::system_timezone);
     let mut budget = Budget::new(tz);
     let mut fallbacks = HashMap::new();
     let mut models = HashMap::new();

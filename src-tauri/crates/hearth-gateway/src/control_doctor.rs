@@ -20,12 +20,65 @@ fn finding(severity: Severity, what: impl Into<String>, fix: impl Into<String>) 
 const ACL_CLEAR: &str = if cfg!(target_os = "macos") { "chmod -N" } else { "setfacl -b" };
 const ACL_CLEAR_ALL: &str = if cfg!(target_os = "macos") { "chmod -RN" } else { "setfacl -bR" };
 
-/// The real and effective uid of a process, from the kernel.
-fn process_uids(pid: u32) -> Option<(u32, u32)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    let mut ids = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok());
-    Some((ids.next()?, ids.next()?))
+/// What the kernel's process table says about a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ProcessView {
+    real_uid: u32,
+    effective_uid: u32,
+    /// It leads its own session; `None` when the kernel would not say.
+    session_leader: Option<bool>,
+}
+
+/// Reads a process through sysinfo: the same call on Linux and macOS (which has no `/proc`), so
+/// the uid check runs on both. `None` when the process is gone.
+fn process_view(pid: u32) -> Option<ProcessView> {
+    use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
+    let pid = Pid::from_u32(pid);
+    let mut system = System::new();
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::Some(&[pid]),
+        true,
+        ProcessRefreshKind::nothing().with_user(UpdateKind::Always),
+    );
+    let process = system.process(pid)?;
+    Some(ProcessView {
+        real_uid: **process.user_id()?,
+        effective_uid: **process.effective_user_id()?,
+        session_leader: process.session_id().map(|session| session == pid),
+    })
+}
+
+/// The uid check of a running worker.
+fn process_findings(pid: u32, expected_uid: u32, view: Option<ProcessView>) -> Vec<Finding> {
+    match view {
+        Some(v) if v.real_uid != expected_uid || v.effective_uid != expected_uid => vec![finding(
+            Severity::Critical,
+            format!("The member's worker (pid {pid}) runs as uid {}/{}, not {expected_uid}.", v.real_uid, v.effective_uid),
+            "Remove and re-add the member, and report this: it should never happen.",
+        )],
+        Some(_) => Vec::new(),
+        None => vec![finding(Severity::Info, format!("The member's worker (pid {pid}) just exited."), "Nothing to do.")],
+    }
+}
+
+/// Where `/proc` is missing (macOS): the session is checked from the process table, and the
+/// facts only Linux reports (controlling terminal, seccomp, no_new_privs, memory limit) are said
+/// to be unchecked rather than passed over in silence.
+fn without_proc_findings(pid: u32, view: ProcessView) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if view.session_leader == Some(false) {
+        out.push(finding(
+            Severity::Critical,
+            format!("The member's worker (pid {pid}) shares a session with the process that started it, so it could type into that terminal."),
+            "Restart Hearth (and `hearth supervisor`, if it starts the workers) so every worker is started by this version.",
+        ));
+    }
+    out.push(finding(
+        Severity::Info,
+        format!("The member's worker (pid {pid}): its terminal, seccomp filter, no_new_privs and memory limit are read from /proc, which only Linux has; on this system they are not checked here."),
+        "Nothing to do.",
+    ));
+    out
 }
 
 /// Files under `dir` (not following links, at most `limit` entries) that other users may read
@@ -235,17 +288,12 @@ impl Gateway {
         }
         let worker_pid = self.inner.workers.pid(&m.id);
         if let Some(pid) = worker_pid {
-            match process_uids(pid) {
-                Some((real, effective)) if real != expected_uid || effective != expected_uid => findings.push(finding(
-                    Severity::Critical,
-                    format!("The member's worker (pid {pid}) runs as uid {real}/{effective}, not {expected_uid}."),
-                    "Remove and re-add the member, and report this: it should never happen.",
-                )),
-                Some(_) => {}
-                None => findings.push(finding(Severity::Info, format!("The member's worker (pid {pid}) just exited."), "Nothing to do.")),
-            }
-            if let Some(facts) = hearth_isolation::spawn::inspect(pid) {
-                findings.extend(worker_facts_findings(pid, level, &facts));
+            let view = process_view(pid);
+            findings.extend(process_findings(pid, expected_uid, view));
+            match (hearth_isolation::spawn::inspect(pid), view) {
+                (Some(facts), _) => findings.extend(worker_facts_findings(pid, level, &facts)),
+                (None, Some(view)) if !cfg!(target_os = "linux") => findings.extend(without_proc_findings(pid, view)),
+                (None, _) => {}
             }
         }
         if m.telegram_user_id.is_none() {
@@ -399,4 +447,64 @@ impl Gateway {
 
 fn root_member_dir(data: &Path, id: &str) -> Option<std::path::PathBuf> {
     hearth_isolation::dirs::member_dir(data, id).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sleeper(own_session: bool) -> std::process::Child {
+        use std::os::unix::process::CommandExt as _;
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg("30");
+        if own_session {
+            // SAFETY: setsid is async-signal-safe, and nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| nix::unistd::setsid().map(drop).map_err(std::io::Error::from));
+            }
+        }
+        cmd.spawn().expect("sleep runs")
+    }
+
+    /// The path macOS takes too: the process table, not /proc.
+    #[test]
+    fn the_process_table_tells_uid_and_session_and_a_gone_process_is_none() {
+        let (uid, euid) = (nix::unistd::getuid().as_raw(), nix::unistd::geteuid().as_raw());
+        let mut plain = sleeper(false);
+        let mut leader = sleeper(true);
+        assert_eq!(
+            process_view(plain.id()),
+            Some(ProcessView { real_uid: uid, effective_uid: euid, session_leader: Some(false) })
+        );
+        assert_eq!(process_view(leader.id()).map(|v| v.session_leader), Some(Some(true)));
+        for child in [&mut plain, &mut leader] {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        assert_eq!(process_view(plain.id()), None);
+    }
+
+    #[test]
+    fn a_worker_under_another_uid_is_critical_and_a_gone_one_is_a_note() {
+        let view = |uid| Some(ProcessView { real_uid: uid, effective_uid: uid, session_leader: Some(true) });
+        assert!(process_findings(7, 1000, view(1000)).is_empty());
+        let wrong = process_findings(7, 1000, view(0));
+        assert_eq!(wrong.len(), 1);
+        assert_eq!(wrong[0].severity, Severity::Critical);
+        assert!(wrong[0].what.contains("uid 0/0, not 1000"), "{}", wrong[0].what);
+        let gone = process_findings(7, 1000, None);
+        assert_eq!((gone.len(), gone[0].severity), (1, Severity::Info));
+    }
+
+    #[test]
+    fn without_proc_the_session_is_checked_and_the_rest_said_to_be_unchecked() {
+        let view = |leader| ProcessView { real_uid: 1, effective_uid: 1, session_leader: leader };
+        let shared = without_proc_findings(7, view(Some(false)));
+        assert_eq!(shared.iter().map(|f| f.severity).collect::<Vec<_>>(), vec![Severity::Critical, Severity::Info]);
+        for own in [Some(true), None] {
+            let fine = without_proc_findings(7, view(own));
+            assert_eq!(fine.len(), 1);
+            assert!(fine[0].what.contains("only Linux has"), "{}", fine[0].what);
+        }
+    }
 }

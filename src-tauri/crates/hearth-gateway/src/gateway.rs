@@ -1250,30 +1250,6 @@ async fn forward<T>(
     }
 }
 
-/// The household's IANA zone name, best effort: `TZ`, then `/etc/timezone`, then the
-/// `/etc/localtime` link; the clock itself always uses the local offset.
-pub(crate) fn household_timezone() -> String {
-    if let Ok(tz) = std::env::var("TZ") {
-        let tz = tz.trim_start_matches(':');
-        if !tz.is_empty() {
-            return tz.to_owned();
-        }
-    }
-    if let Ok(tz) = std::fs::read_to_string("/etc/timezone") {
-        let tz = tz.trim();
-        if !tz.is_empty() {
-            return tz.to_owned();
-        }
-    }
-    if let Ok(target) = std::fs::read_link("/etc/localtime") {
-        let s = target.to_string_lossy();
-        if let Some((_, zone)) = s.split_once("zoneinfo/") {
-            return zone.to_owned();
-        }
-    }
-    "UTC".to_owned()
-}
-
 /// Decides the level once, at start. Asking for more than the machine allows is an error that
 /// says why; `auto` takes the strongest level available. As root the gateway manages accounts
 /// itself; otherwise it needs a `hearth supervisor` that answers at `supervisor_socket`, and

@@ -3,7 +3,8 @@
 //!
 //! - [`gateway`]: start/stop, the core event loop, turns; [`Gateway`] is the handle the GUI,
 //!   the CLI and tests all use.
-//! - [`telegram`]: one long-poll connector per member's bot; sending replies.
+//! - [`telegram`]: one long-poll connector per member's bot; sending replies, rendered by
+//!   [`telegram::reply`] from a model's Markdown into Telegram HTML that cannot fail to parse.
 //! - [`router`]: who wrote and what happens to it (member, pairing, stranger).
 //! - [`pairing`]: one-time pairing codes and deep links.
 //! - [`lanes`]: per-member FIFO queues and the fair, capped turn scheduler.
@@ -14,7 +15,6 @@
 //!   there, atomically.
 //! - [`spend`]: the rate card, household-zone periods, and the budget that holds the caps.
 //! - [`spend_text`]: what members and the admin read about spend.
-//! - [`reply`]: rendering a model's Markdown into Telegram HTML that cannot fail to parse.
 //! - [`store`]: `gateway.sqlite` and its migrations.
 //! - [`secrets`]: bot tokens and provider keys (0600 file).
 //! - [`logs`]: the daily log files in `<data dir>/logs/` that `hearth logs` reads.
@@ -51,7 +51,6 @@ pub mod pairing;
 pub mod paths;
 pub mod quota;
 pub mod reminders;
-pub mod reply;
 pub mod roles;
 pub mod router;
 pub mod secrets;

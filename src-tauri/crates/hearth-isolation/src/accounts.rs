@@ -517,11 +517,13 @@ fn verify_common(a: &Account, shells: &[&str]) -> Result<(), IsolationError> {
 /// that the account database is locked — another tool (or test) is changing it right now — it
 /// is retried with growing, jittered pauses for up to about ten seconds.
 fn run_tool(name: &str, tool: &str, args: &[&str]) -> Result<ToolOutcome, IsolationError> {
+    use hearth_proto::backoff::{Backoff, Jitter};
     use std::time::Duration;
-    let mut pause = Duration::from_millis(20);
-    let mut attempt = 0;
+    // 20 ms doubling to 400 ms, 30 attempts: about ten seconds. Jitter so parallel tools (and
+    // tests) that collided on the lock do not collide again.
+    let mut locked_out =
+        Backoff::new(Duration::from_millis(20), Duration::from_millis(400), Jitter::Add(0.25)).retries(Some(30));
     loop {
-        attempt += 1;
         let out = std::process::Command::new(tool)
             .args(args)
             .env_clear()
@@ -535,13 +537,8 @@ fn run_tool(name: &str, tool: &str, args: &[&str]) -> Result<ToolOutcome, Isolat
             return Ok(ToolOutcome::Ok(String::from_utf8_lossy(&out.stdout).into_owned()));
         }
         let locked = stderr.contains("lock") || stderr.contains("try again later");
-        if locked && attempt < 30 {
-            let jitter = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos() % 20_000_000)
-                .unwrap_or(0);
-            std::thread::sleep(pause + Duration::from_nanos(u64::from(jitter)));
-            pause = (pause * 2).min(Duration::from_millis(400));
+        if locked && let Some(pause) = locked_out.failed(None) {
+            std::thread::sleep(pause);
             continue;
         }
         return Ok(ToolOutcome::Failed { code: out.status.code(), stderr });

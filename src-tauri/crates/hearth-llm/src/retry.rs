@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use hearth_proto::backoff::{Backoff, Jitter};
 use hearth_proto::llm::{Completion, CompletionRequest, Usage};
 
 use crate::call::complete;
@@ -38,16 +39,16 @@ impl RetryPolicy {
     /// least half the nominal delay. A provider's `Retry-After` is a floor, unless it exceeds
     /// [`MAX_RETRY_AFTER`], which gives up.
     pub fn delay_after(&self, attempt: u32, error: &LlmError) -> Option<Duration> {
-        let nominal =
-            self.base_delay.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1))).min(self.max_delay);
-        let half = nominal / 2;
-        let jitter_nanos = rand::random_range(0..=u64::try_from(half.as_nanos()).unwrap_or(u64::MAX));
-        let backoff = half + Duration::from_nanos(jitter_nanos);
-        match error.retry_after() {
-            Some(asked) if asked > MAX_RETRY_AFTER => None,
-            Some(asked) => Some(asked.max(backoff)),
-            None => Some(backoff),
+        let asked = error.retry_after();
+        if asked.is_some_and(|asked| asked > MAX_RETRY_AFTER) {
+            return None;
         }
+        Some(self.backoff().delay_honouring(attempt, asked))
+    }
+
+    /// The shared backoff primitive this policy describes.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.base_delay, self.max_delay, Jitter::Equal)
     }
 }
 

@@ -7,12 +7,15 @@
 //! - [`control`]: the admin API spoken by the CLI (and later the GUI) to a running gateway.
 //! - [`supervisor`]: an unprivileged gateway's requests to the root `hearth supervisor` daemon
 //!   (create member accounts, start and stop workers as them, remove members).
+//! - [`backoff`]: the one retry pause (exponential, capped, jittered, honouring a server's
+//!   `Retry-After`) that every process's retry loops share; here because every crate uses this one.
 //!
 //! Nothing here holds a secret: API keys and bot tokens never cross the worker socket, and the
 //! control requests that carry one (`MemberAdd`, `MemberToken`, `BotCheck`, `ProviderSet`,
 //! `ProviderTest`) travel over the owner-only control socket (or in-process) and redact it in
 //! `Debug`.
 
+pub mod backoff;
 pub mod control;
 pub mod frame;
 pub mod llm;

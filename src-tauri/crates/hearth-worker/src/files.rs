@@ -3,22 +3,23 @@
 //!
 //! - A name is one plain file name: no `/`, no `..`, no leading dot, at most [`MAX_NAME_CHARS`]
 //!   characters of letters, digits, spaces and `._-(),` — so it cannot name another folder.
-//! - Everything is opened relative to a descriptor of `files/` itself (opened without following a
-//!   symlink) and with `O_NOFOLLOW`: a symlink planted inside, or in place of `files/`, never
-//!   redirects a read or a write. Hard-linked files are refused too.
+//! - Everything is reached through a [`cap_std::fs::Dir`] for `files/` itself (opened without
+//!   following a symlink): cap-std resolves every name beneath it (the kernel's `openat2`
+//!   `RESOLVE_BENEATH` where it has it, its own checked walk elsewhere), so nothing outside can be
+//!   named, and each file is opened with `O_NOFOLLOW` after a look at the name itself: a symlink
+//!   planted inside, or in place of `files/`, never redirects a read or a write. Hard-linked
+//!   files are refused too.
 //! - Each file is at most [`MAX_FILE_BYTES`], all together at most [`MAX_TOTAL_BYTES`] and
 //!   [`MAX_FILES`] files; files are created 0600. A whole-file write goes to a temporary file
 //!   renamed over the old one, so a crash leaves the old or the new text, never half.
 //!
 //! Contents are the member's words: never logged.
 
-use std::ffi::CString;
-use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, DirBuilder, DirBuilderExt as _, File, MetadataExt as _, OpenOptions, OpenOptionsExt as _};
 use hearth_proto::llm::ToolSpec;
 use serde_json::{Value, json};
 
@@ -100,90 +101,49 @@ pub fn check_name(name: &str) -> Result<(), FileError> {
 
 /// The member's `files/` folder.
 pub struct Files {
-    dir: OwnedFd,
+    dir: Dir,
 }
 
 impl Files {
     /// Opens `<member_dir>/files/`, creating it (0700) if missing. A symlink in its place is
     /// refused, not followed.
     pub fn open(member_dir: &Path) -> Result<Files, FileError> {
-        let path = member_dir.join(DIR_NAME);
-        match std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700).create(&path) {
+        let refused = |e: std::io::Error| {
+            FileError::Io(format!("{} ({e}); it must be a folder, not a link", member_dir.join(DIR_NAME).display()))
+        };
+        let member = Dir::open_ambient_dir(member_dir, ambient_authority()).map_err(io)?;
+        match member.create_dir_with(DIR_NAME, DirBuilder::new().mode(0o700)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io(e)),
         }
-        let c = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| FileError::Io(e.to_string()))?;
-        // SAFETY: a plain open(2) of a NUL-terminated path; the result is checked.
-        let fd =
-            unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
-        if fd < 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(FileError::Io(format!("{} ({e}); it must be a folder, not a link", path.display())));
+        // The name itself, not what it may point to: a link is refused here, and O_NOFOLLOW
+        // refuses one swapped in before the open.
+        if !member.symlink_metadata(DIR_NAME).map_err(refused)?.is_dir() {
+            return Err(refused(std::io::Error::from(std::io::ErrorKind::NotADirectory)));
         }
-        // SAFETY: fd was just opened and is owned by nothing else.
-        Ok(Files { dir: unsafe { OwnedFd::from_raw_fd(fd) } })
+        let dir = member
+            .open_with(DIR_NAME, OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW))
+            .map_err(refused)?;
+        Ok(Files { dir: Dir::from_std_file(dir.into_std()) })
     }
 
-    fn openat(&self, name: &str, flags: libc::c_int) -> std::io::Result<File> {
-        let c = CString::new(name).map_err(std::io::Error::other)?;
-        // SAFETY: openat(2) relative to our directory fd with a NUL-terminated single name; the
-        // result is checked and owned by the File.
-        let fd = unsafe {
-            libc::openat(
-                self.dir.as_raw_fd(),
-                c.as_ptr(),
-                flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                0o600 as libc::c_uint,
-            )
-        };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: fd was just opened and is owned by nothing else.
-        Ok(unsafe { File::from_raw_fd(fd) })
+    /// Opens one name in the folder, never through a link.
+    fn open_file(&self, name: &str, options: &mut OpenOptions) -> std::io::Result<File> {
+        self.dir.open_with(name, options.mode(0o600).custom_flags(libc::O_NOFOLLOW))
     }
 
-    /// A duplicate of the directory descriptor as a `ReadDir`-able handle.
+    /// Plain files, by name, with their sizes, sorted.
     fn entries(&self) -> Result<Vec<(String, u64)>, FileError> {
-        // SAFETY: dup(2) of our own descriptor; fdopendir takes the duplicate.
-        let dup = unsafe { libc::fcntl(self.dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
-        if dup < 0 {
-            return Err(io(std::io::Error::last_os_error()));
-        }
-        // SAFETY: `dup` is a fresh directory descriptor; on success the DIR owns it.
-        let dirp = unsafe { libc::fdopendir(dup) };
-        if dirp.is_null() {
-            let e = std::io::Error::last_os_error();
-            // SAFETY: fdopendir failed, so `dup` is still ours to close.
-            unsafe { libc::close(dup) };
-            return Err(io(e));
-        }
-        // SAFETY: rewind so a second listing through the same descriptor starts at the top.
-        unsafe { libc::rewinddir(dirp) };
-        let mut names = Vec::new();
-        loop {
-            // SAFETY: readdir on a DIR we own; the entry is valid until the next call.
-            let entry = unsafe { libc::readdir(dirp) };
-            if entry.is_null() {
-                break;
-            }
-            // SAFETY: d_name is NUL-terminated within the entry.
-            let name = unsafe { std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) };
-            if let Ok(name) = name.to_str() {
-                if !name.starts_with('.') {
-                    names.push(name.to_owned());
-                }
-            }
-        }
-        // SAFETY: closes the DIR and the duplicate it owns.
-        unsafe { libc::closedir(dirp) };
         let mut out = Vec::new();
-        for name in names {
-            if let Some(meta) = self.stat(&name)? {
-                if meta.0 {
-                    out.push((name, meta.1));
-                }
+        for entry in self.dir.entries().map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Some((true, size)) = self.stat(&name)? {
+                out.push((name, size));
             }
         }
         out.sort();
@@ -192,16 +152,11 @@ impl Files {
 
     /// `(is a plain file, size)` of `name` without following a link; `None` if absent.
     fn stat(&self, name: &str) -> Result<Option<(bool, u64)>, FileError> {
-        let c = CString::new(name).map_err(|e| FileError::Io(e.to_string()))?;
-        // SAFETY: fstatat(2) into a zeroed struct, relative to our directory, not following links.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        let rc = unsafe { libc::fstatat(self.dir.as_raw_fd(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
-        if rc != 0 {
-            let e = std::io::Error::last_os_error();
-            return if e.kind() == std::io::ErrorKind::NotFound { Ok(None) } else { Err(io(e)) };
+        match self.dir.symlink_metadata(name) {
+            Ok(meta) => Ok(Some((meta.is_file() && meta.nlink() == 1, meta.len()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(e)),
         }
-        let plain = st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_nlink == 1;
-        Ok(Some((plain, st.st_size as u64)))
     }
 
     /// Plain files, by name, with their sizes.
@@ -213,7 +168,13 @@ impl Files {
     /// characters.
     pub fn read(&self, name: &str, offset: usize) -> Result<(String, usize), FileError> {
         check_name(name)?;
-        let mut file = match self.openat(name, libc::O_RDONLY | libc::O_NONBLOCK) {
+        match self.stat(name)? {
+            None => return Err(FileError::NotFound(name.into())),
+            Some((false, _)) => return Err(FileError::NotPlain(name.into())),
+            Some((true, _)) => {}
+        }
+        // Non-blocking, so a FIFO swapped in after the look above cannot hang the tool.
+        let mut file = match self.open_file(name, OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK)) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(FileError::NotFound(name.into())),
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(FileError::NotPlain(name.into())),
@@ -253,7 +214,11 @@ impl Files {
             return Err(FileError::Full { bytes: total });
         }
         if append {
-            let mut file = self.openat(name, libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT).map_err(io)?;
+            let mut file = match self.open_file(name, OpenOptions::new().append(true).create(true)) {
+                Ok(f) => f,
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(FileError::NotPlain(name.into())),
+                Err(e) => return Err(io(e)),
+            };
             let meta = file.metadata().map_err(io)?;
             if !meta.is_file() || meta.nlink() != 1 {
                 return Err(FileError::NotPlain(name.into()));
@@ -262,12 +227,13 @@ impl Files {
             return Ok(meta.len() + content.len() as u64);
         }
         let temp = format!(".{name}.tmp");
-        let _ = self.unlink(&temp);
-        let mut file = self.openat(&temp, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL).map_err(io)?;
+        let _ = self.dir.remove_file(&temp);
+        let mut file = self.open_file(&temp, OpenOptions::new().write(true).create_new(true)).map_err(io)?;
         let written = file.write_all(content.as_bytes()).and_then(|()| file.sync_data());
         drop(file);
-        if let Err(e) = written.and_then(|()| self.rename(&temp, name)) {
-            let _ = self.unlink(&temp);
+        // rename(2) replaces `name` itself, never what a link there points to.
+        if let Err(e) = written.and_then(|()| self.dir.rename(&temp, &self.dir, name)) {
+            let _ = self.dir.remove_file(&temp);
             return Err(io(e));
         }
         Ok(new_size)
@@ -279,28 +245,9 @@ impl Files {
         match self.stat(name)? {
             None => Ok(false),
             Some((false, _)) => Err(FileError::NotPlain(name.into())),
-            Some((true, _)) => self.unlink(name).map(|()| true).map_err(io),
+            // unlink(2) removes the name itself (a link, never its target).
+            Some((true, _)) => self.dir.remove_file(name).map(|()| true).map_err(io),
         }
-    }
-
-    fn unlink(&self, name: &str) -> std::io::Result<()> {
-        let c = CString::new(name).map_err(std::io::Error::other)?;
-        // SAFETY: unlinkat(2) of one name in our directory (a link itself, never its target).
-        if unsafe { libc::unlinkat(self.dir.as_raw_fd(), c.as_ptr(), 0) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
-    fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
-        let (a, b) =
-            (CString::new(from).map_err(std::io::Error::other)?, CString::new(to).map_err(std::io::Error::other)?);
-        let fd = self.dir.as_raw_fd();
-        // SAFETY: renameat(2) between two names in our directory; replaces `to` itself.
-        if unsafe { libc::renameat(fd, a.as_ptr(), fd, b.as_ptr()) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
     }
 }
 
@@ -472,6 +419,28 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(dir.path(), other.path().join(DIR_NAME)).unwrap();
         assert!(matches!(Files::open(other.path()), Err(FileError::Io(_))));
+    }
+
+    #[test]
+    fn relative_links_are_refused_too() {
+        // Links that stay inside the member's directory: one inside files/ to a sibling of it,
+        // one in place of files/ to the member directory itself.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("memory.sqlite"), "private").unwrap();
+        let files = Files::open(dir.path()).unwrap();
+        std::os::unix::fs::symlink("../memory.sqlite", dir.path().join("files/up.txt")).unwrap();
+        files.write("real.txt", "mine", false).unwrap();
+        std::os::unix::fs::symlink("real.txt", dir.path().join("files/alias.txt")).unwrap();
+        for name in ["up.txt", "alias.txt"] {
+            assert_eq!(files.read(name, 0), Err(FileError::NotPlain(name.into())), "{name}");
+            assert_eq!(files.write(name, "owned", true), Err(FileError::NotPlain(name.into())), "{name}");
+        }
+        assert_eq!(files.list().unwrap(), [("real.txt".to_owned(), 4)]);
+
+        let member = tempfile::tempdir().unwrap();
+        std::fs::write(member.path().join("history.sqlite"), "private").unwrap();
+        std::os::unix::fs::symlink(".", member.path().join(DIR_NAME)).unwrap();
+        assert!(matches!(Files::open(member.path()), Err(FileError::Io(_))));
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use hearth_gateway::IsolationChoice;
 use hearth_proto::control::{ControlReply, ControlRequest, IsolationLevel, Severity};
+use hearth_testkit::llm::Reply;
+use serde_json::json;
 
 use crate::support::{Household, eventually};
 
@@ -96,6 +98,33 @@ async fn three_members_run_under_three_accounts_in_the_sandbox() {
     let archived = std::fs::read_dir(h.dir.path().join("archive")).unwrap().next().unwrap().unwrap().path();
     assert_eq!(std::fs::metadata(&archived).unwrap().uid(), 0, "archived files belong to the gateway");
     assert_eq!(std::fs::metadata(archived.join("history.sqlite")).unwrap().uid(), 0);
+    h.stop().await;
+}
+
+/// The file tools inside the sandbox: the worker reaches `files/` through cap-std (`openat2`
+/// with `RESOLVE_BENEATH`, directory reads, renames), which the seccomp allowlist and Landlock
+/// let through, and the note is the member's account's, 0600.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandboxed_member_saves_and_reads_a_note() {
+    assert_root();
+    let h = Household::with(1, |c| c.isolation = IsolationChoice::AccountSandbox).await;
+    let _guard = AccountsGuard(h.members.iter().map(|m| m.id.clone()).collect());
+    h.llm.push_reply(Reply::tool_call("write_file", json!({ "name": "list.txt", "content": "milk\n" })));
+    h.llm
+        .push_reply(Reply::tool_call("write_file", json!({ "name": "list.txt", "content": "eggs\n", "append": true })));
+    h.llm.push_reply(Reply::tool_call("read_file", json!({ "name": "list.txt" })));
+    h.llm.push_reply(Reply::tool_call("list_files", json!({})));
+    h.llm.push_reply(Reply::text("Saved."));
+    h.say(0, "Note: milk, eggs");
+    assert_eq!(h.replies(0, 2, T).await[1].text, "Saved.");
+    let results: Vec<String> = h.llm.calls()[1..5].iter().map(|c| c.tool_results().last().unwrap().1.clone()).collect();
+    assert_eq!(
+        results,
+        ["Saved list.txt (5 bytes).", "Saved list.txt (10 bytes).", "milk\neggs\n", "list.txt (10 bytes)"]
+    );
+    let account = hearth_isolation::accounts::find_account(&h.members[0].id).unwrap().unwrap();
+    let note = std::fs::metadata(h.dir.path().join("members").join(&h.members[0].id).join("files/list.txt")).unwrap();
+    assert_eq!((note.uid(), note.mode() & 0o777), (account.uid, 0o600));
     h.stop().await;
 }
 

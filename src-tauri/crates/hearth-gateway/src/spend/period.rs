@@ -189,9 +189,42 @@ pub fn parse_timezone(name: &str) -> Result<Tz, String> {
     })
 }
 
+/// The zone this machine is set to, for a household that has not chosen one: `TZ` when it names
+/// an IANA zone (POSIX's override, for a user or a service), else the system's own setting as
+/// `iana-time-zone` reads it (the `/etc/localtime` link or `/etc/timezone` on Linux, the system
+/// preference on macOS), else UTC.
+pub fn system_timezone() -> Tz {
+    let system = iana_time_zone::get_timezone();
+    if let Err(e) = &system {
+        tracing::debug!(error = %e, "the system's time zone could not be read");
+    }
+    zone_from(std::env::var("TZ").ok().as_deref(), system.ok().as_deref())
+}
+
+/// [`system_timezone`]'s choice, given what `TZ` and the system say.
+fn zone_from(tz_var: Option<&str>, system: Option<&str>) -> Tz {
+    let named = |name: &str| parse_timezone(name.trim_start_matches(':')).ok();
+    tz_var.and_then(named).or_else(|| system.and_then(named)).unwrap_or(chrono_tz::UTC)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn system_zone_prefers_tz_then_the_system_then_utc() {
+        use chrono_tz::{Asia::Tokyo, Europe::Berlin};
+        assert_eq!(zone_from(Some(":Europe/Berlin"), Some("Asia/Tokyo")), Berlin);
+        assert_eq!(zone_from(Some("europe/berlin"), None), Berlin);
+        // A TZ that is no IANA name (a POSIX rule, a typo) does not hide the system's zone.
+        assert_eq!(zone_from(Some("CET-1CEST"), Some("Asia/Tokyo")), Tokyo);
+        assert_eq!(zone_from(Some(""), Some("Asia/Tokyo")), Tokyo);
+        assert_eq!(zone_from(None, Some("not a zone")), chrono_tz::UTC);
+        assert_eq!(zone_from(None, None), chrono_tz::UTC);
+        // The real reading goes through the same choice.
+        let expected = zone_from(std::env::var("TZ").ok().as_deref(), iana_time_zone::get_timezone().ok().as_deref());
+        assert_eq!(system_timezone(), expected);
+    }
     use chrono::{Days, Duration};
     use chrono_tz::{
         America::{Havana, New_York, Santiago},

@@ -26,13 +26,14 @@
 //! nothing from the difference. A call from a foreign architecture (or the x32 ABI, whose
 //! numbers overlap) kills the process before its number is even looked at.
 //!
-//! Why assembled by hand rather than with a crate such as `seccompiler`: the program has one
-//! shape — per system call, compare the number and either return or run a short argument check
-//! that returns — and every jump is local, so a hundred lines assemble it; the BPF interpreter in
-//! the tests runs the finished program, instruction by instruction, against every rule. A crate
-//! would add a JSON or builder front end for the same instructions, and the program must exist
-//! before `fork` anyway (it is built in the parent, installed in the child with one system
-//! call).
+//! Why assembled by hand rather than with a crate such as `seccompiler`: the actions differ per
+//! rule and per argument — allow, `EPERM`, `ENOSYS` for `clone3` (so the C library falls back to
+//! `clone`), `ENOTTY` for terminal queries — while `seccompiler` gives every matching rule of a
+//! filter the same one action. The program has one shape — per system call, compare the number
+//! and either return or run a short argument check that returns — and every jump is local, so a
+//! hundred lines assemble it; the BPF interpreter in the tests runs the finished program,
+//! instruction by instruction, against every rule. It is built in the parent before `fork` and
+//! installed in the child with one system call.
 //!
 //! Layout (classic BPF jumps only forward, by at most 255):
 //!
@@ -221,6 +222,10 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_statx,
     libc::SYS_fstat,
     libc::SYS_openat,
+    // The worker's file tools open through cap-std, which asks the kernel to keep every lookup
+    // beneath `files/` (`RESOLVE_BENEATH`) and walks the path itself only when this is refused.
+    // Its mode is masked by the same umask as `openat`'s, and Landlock checks both alike.
+    libc::SYS_openat2,
     libc::SYS_close,
     libc::SYS_mmap,
     libc::SYS_munmap,

@@ -12,6 +12,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hearth_proto::backoff::{self, Jitter, Retries};
 use hearth_proto::control::BotState;
 use teloxide::payloads::{GetUpdatesSetters, SendMessageSetters};
 use teloxide::requests::Requester;
@@ -20,8 +21,10 @@ use teloxide::{ApiError, Bot, RequestError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::reply::render_reply;
 use crate::store::{self, InboxRow, MessageKind, NewMessage, Store};
+use reply::render_reply;
+
+pub mod reply;
 
 /// Telegram's own API root; `HEARTH_TELEGRAM_API_URL` replaces it (fakes, self-hosted Bot API).
 pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
@@ -178,7 +181,8 @@ impl Default for Backoff {
 impl PollLoop {
     pub async fn run(mut self, backoff: Backoff) {
         self.prepare().await;
-        let mut delay = backoff.min;
+        // Up to 25% jitter so a household's bots do not retry in lockstep; reset by any answer.
+        let mut trouble = backoff::Backoff::new(backoff.min, backoff.max, Jitter::Add(0.25)).retries(None);
         loop {
             let offset = i32::try_from(self.next_offset).unwrap_or(0);
             let request = self
@@ -194,14 +198,14 @@ impl PollLoop {
             let wait = match result {
                 Ok(updates) => {
                     self.set_state(BotState::Polling);
-                    delay = backoff.min;
+                    trouble.reset();
                     match self.commit(updates).await {
                         Ok(()) => continue,
                         Err(e) => {
                             // Not confirmed: Telegram keeps the updates and sends them again.
                             tracing::error!(member = %self.member_id, error = %e, "could not store incoming updates; will retry");
                             self.set_state(BotState::Unreachable { error: format!("could not store messages: {e}") });
-                            grow(&mut delay, backoff.max)
+                            pause(&mut trouble)
                         }
                     }
                 }
@@ -218,12 +222,12 @@ impl PollLoop {
                 Err(RequestError::Api(ApiError::TerminatedByOtherGetUpdates)) => {
                     tracing::warn!(member = %self.member_id, "another program is polling this bot");
                     self.set_state(BotState::UsedElsewhere);
-                    grow(&mut delay, backoff.max)
+                    pause(&mut trouble)
                 }
                 Err(e) => {
                     tracing::warn!(member = %self.member_id, error = %e, "polling failed");
                     self.set_state(BotState::Unreachable { error: short(&e.to_string()) });
-                    grow(&mut delay, backoff.max)
+                    pause(&mut trouble)
                 }
             };
             tokio::select! {
@@ -287,12 +291,9 @@ impl PollLoop {
     }
 }
 
-fn grow(delay: &mut Duration, max: Duration) -> Duration {
-    let now = *delay;
-    *delay = (*delay * 2).min(max);
-    // Up to 25% jitter so a household's bots do not retry in lockstep.
-    let jitter = now.mul_f64(rand::random::<f64>() * 0.25);
-    now + jitter
+/// The poll loop's next pause; it never runs out of attempts.
+fn pause(trouble: &mut Retries) -> Duration {
+    trouble.failed(None).unwrap_or_default()
 }
 
 fn short(s: &str) -> String {
@@ -333,28 +334,47 @@ pub async fn send_plain(bot: &Bot, chat_id: i64, text: &str) -> Result<(), SendE
 }
 
 async fn send_with_retry(bot: &Bot, chat_id: i64, text: &str, mode: Option<ParseMode>) -> Result<(), SendError> {
-    let mut delay = Duration::from_millis(500);
-    let mut last = String::new();
-    for _ in 0..5 {
+    let mut retries = SEND_BACKOFF.retries(Some(SEND_ATTEMPTS));
+    loop {
         let mut req = bot.send_message(ChatId(chat_id), text);
         if let Some(mode) = mode {
             req = req.parse_mode(mode);
         }
-        match req.await {
+        let last = match req.await {
             Ok(_) => return Ok(()),
-            Err(RequestError::RetryAfter(secs)) => {
-                last = format!("rate limited for {}s", secs.seconds());
-                tokio::time::sleep(Duration::from_secs((secs.seconds() as u64).clamp(1, 60))).await;
-            }
-            Err(e) if is_transient(&e) => {
-                last = e.to_string();
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-            Err(e) => return Err(SendError::Refused(e.to_string())),
+            Err(e) => send_trouble(e)?,
+        };
+        match retries.failed(last.asked) {
+            Some(wait) => tokio::time::sleep(wait).await,
+            None => return Err(SendError::Unreachable(last.what)),
         }
     }
-    Err(SendError::Unreachable(last))
+}
+
+/// Attempts per message, the first included.
+const SEND_ATTEMPTS: u32 = 5;
+
+/// Sending backs off from half a second to ten, without jitter: one lane sends at a time.
+const SEND_BACKOFF: backoff::Backoff =
+    backoff::Backoff::new(Duration::from_millis(500), Duration::from_secs(10), Jitter::None);
+
+/// A send that failed in a way worth trying again.
+struct Trouble {
+    what: String,
+    /// Telegram's own pause (a 429's `retry_after`), kept within 1–60 s.
+    asked: Option<Duration>,
+}
+
+/// Sorts a failed send: retried (with what Telegram asked for), or refused for good.
+fn send_trouble(e: RequestError) -> Result<Trouble, SendError> {
+    match e {
+        RequestError::RetryAfter(secs) => Ok(Trouble {
+            what: format!("rate limited for {}s", secs.seconds()),
+            asked: Some(Duration::from_secs((secs.seconds() as u64).clamp(1, 60))),
+        }),
+        e if is_transient(&e) => Ok(Trouble { what: e.to_string(), asked: None }),
+        e => Err(SendError::Refused(e.to_string())),
+    }
 }
 
 /// Errors worth sending again: the network, and Telegram's own server trouble. teloxide reports
@@ -384,21 +404,19 @@ pub async fn send_with_buttons(bot: &Bot, chat_id: i64, text: &str, buttons: Vec
     use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
     let row: Vec<InlineKeyboardButton> = buttons.into_iter().map(|b| InlineKeyboardButton::callback(b.label, b.data)).collect();
     let markup = InlineKeyboardMarkup::new(vec![row]);
-    let mut delay = Duration::from_millis(500);
-    for _ in 0..5 {
-        match bot.send_message(ChatId(chat_id), text).reply_markup(markup.clone()).await {
+    let mut retries = SEND_BACKOFF.retries(Some(SEND_ATTEMPTS));
+    loop {
+        let last = match bot.send_message(ChatId(chat_id), text).reply_markup(markup.clone()).await {
             Ok(_) => return Ok(()),
-            Err(RequestError::RetryAfter(secs)) => {
-                tokio::time::sleep(Duration::from_secs((secs.seconds() as u64).clamp(1, 60))).await;
+            Err(e) => send_trouble(e)?,
+        };
+        match retries.failed(last.asked) {
+            Some(wait) => tokio::time::sleep(wait).await,
+            None => {
+                return Err(SendError::Unreachable(format!("gave up after {SEND_ATTEMPTS} attempts: {}", last.what)));
             }
-            Err(e) if is_transient(&e) => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-            Err(e) => return Err(SendError::Refused(e.to_string())),
         }
     }
-    Err(SendError::Unreachable("gave up after 5 attempts".into()))
 }
 
 /// Stops the button's spinner, optionally with a short toast. Failure only costs the spinner.
