@@ -1,6 +1,7 @@
 //! "Try the demo household": the real gateway and real worker processes in a throwaway folder,
-//! with the testkit's fake Telegram and canned model on 127.0.0.1 — four simulated family members
-//! writing to their bots, so a newcomer sees the dashboard come alive before pasting any key.
+//! with `hearth-sim`'s simulated Telegram and canned model on 127.0.0.1 — four simulated family
+//! members writing to their bots, so a newcomer sees the dashboard come alive before pasting any
+//! key.
 //! Nothing here touches the real household's data folder.
 
 use std::path::PathBuf;
@@ -9,9 +10,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use hearth_gateway::{Gateway, GatewayConfig, IsolationChoice};
 use hearth_proto::control::{CapChange, ControlReply, ControlRequest, ProviderKind};
-use hearth_testkit::demo::{self, model};
-use hearth_testkit::llm::FakeLlm;
-use hearth_testkit::telegram::FakeTelegram;
+use hearth_sim::demo::{self, model};
+use hearth_sim::llm::FakeLlm;
+use hearth_sim::telegram::FakeTelegram;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 

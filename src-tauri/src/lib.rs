@@ -8,7 +8,7 @@
 //! - `snapshot`: status + usage → the one value the dashboard and tray show (pure).
 //! - `tray`: the menu-bar icon and menu, built from a snapshot by a pure function.
 //! - `pump`: engine events → throttled `snapshot` events, notifications.
-//! - `demo`: the demo household on the testkit's fakes, in a throwaway folder.
+//! - `demo`: the demo household on `hearth-sim`'s simulated Telegram and model, in a throwaway folder.
 //! - `settings`, `keep_awake`, `host`, `qr`: the app's own settings file, the power assertion,
 //!   host load for the tray, the pairing QR code.
 

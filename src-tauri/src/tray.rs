@@ -70,9 +70,9 @@ pub fn usd_whole(v: f64) -> String {
 
 fn icon(health: Health) -> Image<'static> {
     let bytes: &'static [u8] = match health {
-        Health::Fine => include_bytes!("../icons/tray-fine.png"),
-        Health::Attention => include_bytes!("../icons/tray-attention.png"),
-        Health::Broken => include_bytes!("../icons/tray-broken.png"),
+        Health::Fine => include_bytes!("../../assets/tray/fine.png"),
+        Health::Attention => include_bytes!("../../assets/tray/attention.png"),
+        Health::Broken => include_bytes!("../../assets/tray/broken.png"),
     };
     Image::from_bytes(bytes).expect("the tray icons are valid PNGs")
 }

@@ -48,6 +48,18 @@ fn plists(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Every icon the bundle names exists, and lives in the top-level `icons/` (the layout the
+/// product asked for; the packages and the window's default icon are made from these).
+fn icons_are_in_the_top_level_folder(config: &Config) {
+    assert!(!config.bundle.icon.is_empty(), "the bundle names its icons");
+    let icons = std::fs::canonicalize(repo().join("icons")).unwrap();
+    for icon in &config.bundle.icon {
+        let path = src_tauri().join(icon);
+        assert!(path.is_file(), "{icon} (relative to src-tauri/) does not exist");
+        assert_eq!(std::fs::canonicalize(&path).unwrap().parent(), Some(icons.as_path()), "{icon} is not in icons/");
+    }
+}
+
 /// The sidecar's name in the bundle: `binaries/hearth` → `Contents/MacOS/hearth`.
 fn sidecar(config: &Config) -> String {
     let bins = config.bundle.external_bin.as_deref().expect("the macOS bundle ships the hearth CLI (externalBin)");
@@ -95,6 +107,7 @@ fn the_macos_configuration_is_what_tauri_accepts_and_names_files_that_exist() {
         "the App Sandbox would stop the gateway from running workers"
     );
 
+    icons_are_in_the_top_level_folder(&config);
     for (inside, source) in &mac.files {
         assert!(inside.is_relative(), "{} is relative to Contents/", inside.display());
         assert!(dir.join(source).is_file(), "{} (bundled as {}) does not exist", source.display(), inside.display());
@@ -127,6 +140,7 @@ fn linux_bundling_is_untouched_by_the_macos_configuration() {
     assert!(config.bundle.external_bin.is_none(), "the Linux packages ship no sidecar");
     assert_eq!(config.bundle.targets, BundleTarget::List(vec![BundleType::Deb, BundleType::Rpm]));
     assert!(config.bundle.macos.files.is_empty());
+    icons_are_in_the_top_level_folder(&config);
 }
 
 #[test]

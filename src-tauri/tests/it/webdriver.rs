@@ -140,10 +140,23 @@ impl Window {
         self.click_el(&el, id).await;
     }
 
-    /// Clicks a found element once it is enabled; `what` names it in a failure.
+    /// Clicks a found element once it is enabled; `what` names it in a failure. When something is
+    /// drawn over it (a toast in the window's corner), it is brought to the middle of the window
+    /// and clicked again, until the click lands or 20 s have passed.
     pub async fn click_el(&self, el: &El, what: &str) {
         self.wait_enabled(el, what).await;
-        self.call(reqwest::Method::POST, &format!("/element/{}/click", el.0), Some(json!({}))).await.unwrap_or_else(|e| panic!("click {what}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match self.call(reqwest::Method::POST, &format!("/element/{}/click", el.0), Some(json!({}))).await {
+                Ok(_) => return,
+                Err(e) if e.contains("intercepted") && Instant::now() < deadline => {
+                    let center = json!({"script": "arguments[0].scrollIntoView({block: 'center'})", "args": [{ELEMENT: el.0}]});
+                    let _ = self.call(reqwest::Method::POST, "/execute/sync", Some(center)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("click {what}: {e}"),
+            }
+        }
     }
 
     async fn wait_enabled(&self, el: &El, id: &str) {
@@ -200,10 +213,25 @@ impl Window {
         }
     }
 
-    /// Saves what is on the display (the real pixels, via ImageMagick's `import`) as `<name>.png`.
+    /// Waits until the page's transitions and animations that end have ended and the result has
+    /// been painted (two animation frames later) — what a screenshot waits for, instead of a
+    /// guess at how long a transition takes. Endless animations (a spinner) are not waited for.
+    pub async fn painted(&self) {
+        let script = "const done = arguments[arguments.length - 1];
+            const all = document.getAnimations ? document.getAnimations() : [];
+            const ending = all.filter(a => a.playState === 'running'
+                && Number.isFinite(a.effect ? a.effect.getComputedTiming().endTime : Infinity));
+            Promise.all(ending.map(a => a.finished.catch(() => null)))
+                .then(() => requestAnimationFrame(() => requestAnimationFrame(() => done(ending.length))));";
+        self.call(reqwest::Method::POST, "/execute/async", Some(json!({"script": script, "args": []})))
+            .await
+            .unwrap_or_else(|e| panic!("wait for the page to be painted: {e}"));
+    }
+
+    /// Saves what is on the display (the real pixels, via ImageMagick's `import`) as `<name>.png`,
+    /// once the page is [`painted`](Self::painted).
     pub async fn screenshot(&self, name: &str) {
-        // Let transitions and the throttled repaint settle.
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        self.painted().await;
         let path = self.shots.join(format!("{name}.png"));
         let status = Command::new("import")
             .args(["-display", &self.display, "-window", "root", path.to_str().unwrap()])

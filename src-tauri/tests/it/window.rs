@@ -1,7 +1,8 @@
 //! End to end in the real window: a newcomer's first five minutes. The app binary runs under
 //! Xvfb with `tauri-driver` + WebKitWebDriver; Telegram and the model are the testkit's fakes,
 //! reached through `HEARTH_TELEGRAM_API_URL` and the base URL typed into the wizard. Every screen
-//! is saved to `docs/screenshots/` (the README shows them).
+//! is saved to `target/screenshots/` — a build folder, so a test run never changes a tracked
+//! file; `scripts/refresh-screenshots` copies them to `assets/screenshots/` for the README.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,8 +12,12 @@ use hearth_testkit::telegram::FakeTelegram;
 
 use crate::webdriver::Window;
 
+/// `<target dir>/screenshots`: the test binary runs from `<target dir>/<profile>/deps/` (also
+/// under another `CARGO_TARGET_DIR`, or `<target dir>/<triple>/` when cross-building).
 fn shots() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let deps = exe.ancestors().find(|p| p.ends_with("deps")).expect("the test binary runs from a deps folder");
+    deps.parent().and_then(|profile| profile.parent()).expect("a target folder above deps").join("screenshots")
 }
 
 /// The app's environment: a home of its own (launch at login writes there), the data folder,
@@ -131,14 +136,20 @@ async fn a_newcomer_sets_up_a_household_and_a_member_gets_answers() {
     telegram.send_text(&bot.token, &ana, "Are you there?");
     let sent = telegram.wait_for_sent(&bot.token, ana.id, before + 1, Duration::from_secs(30)).await.expect("a paused note");
     assert!(sent.last().unwrap().current_text().contains("paused"), "{:?}", sent.last().unwrap().current_text());
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The message is closed once handled (the note is sent first): all the gateway does with it.
+    let db = rusqlite::Connection::open(data.join("gateway.sqlite")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while db.query_row("SELECT COUNT(*) FROM inbox WHERE state = 'pending'", [], |r| r.get::<_, i64>(0)).unwrap() > 0 {
+        assert!(std::time::Instant::now() < deadline, "the paused message was never closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(llm.calls().len(), calls, "a paused bot must not reach the model");
     w.screenshot("11-paused").await;
 
     // The other screens, for the README.
     w.click("nav-members").await;
-    w.screenshot("12-members").await;
     let row = w.find("[data-testid=\"members-row\"][data-member=\"Ana\"]").await;
+    w.screenshot("12-members").await;
     w.click_el(&row, "Ana's row").await;
     w.tid("member-page").await;
     w.tid("member-persona").await;

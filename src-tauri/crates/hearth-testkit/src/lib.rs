@@ -1,18 +1,17 @@
-//! Fakes of every external service Hearth talks to, for tests, benchmarks and the demo — never
-//! for a real install. Each fake listens on 127.0.0.1 port 0 and returns a handle that records
-//! what it saw and lets the caller act on it.
+//! Test support, never a dependency of anything that ships: every crate lists it under
+//! `[dev-dependencies]` only (`tests/it/deps.rs` fails when one does otherwise). What ships on
+//! purpose — the simulated Telegram and model the demo household runs on — is `hearth-sim`; this
+//! crate re-exports it under the paths the tests have always used and adds what only a test
+//! wants.
 //!
-//! - [`telegram`]: a fake Telegram Bot API serving many bot tokens at once, with real long-poll
-//!   semantics, an API to act as a Telegram user, and fault injection.
-//! - [`llm`]: a fake LLM speaking OpenAI chat completions and Anthropic Messages, streaming and
-//!   not, with scripted replies, latency and faults.
+//! - [`telegram`], [`llm`]: `hearth-sim`'s simulated Telegram Bot API and LLM provider, with their
+//!   fault injection (429, 409, 5xx, hangs, truncated streams, latency) and request records.
 //! - [`local`]: a fake model server on this machine (Ollama's and LM Studio's model lists), for
 //!   finding local providers.
-//! - [`demo`]: the demo household — who lives there, what they ask, a canned model that answers,
-//!   and the simulation of people writing to their bots. Used by `hearth demo` and the app's
-//!   "Try the demo household".
+//! - `bin/hearth-probe`: a stand-in worker that tries what a hostile one would — the sandbox
+//!   suite (`tests/it/isolation.rs`, `supervisor.rs`) and, as `hearth-probe abuse`, a worker that
+//!   asks a real gateway for more than a turn may have (`tests/it/abuse.rs`).
 
-pub mod demo;
-pub mod llm;
+pub use hearth_sim::{llm, telegram};
+
 pub mod local;
-pub mod telegram;

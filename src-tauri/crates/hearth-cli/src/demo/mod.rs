@@ -1,8 +1,8 @@
 //! `hearth demo`: a simulated household chatting through the real gateway and real worker
-//! processes, with the testkit's fake Telegram and a canned demo model on 127.0.0.1 — no tokens,
+//! processes, with `hearth-sim`'s simulated Telegram and canned demo model on 127.0.0.1 — no tokens,
 //! no keys, no network.
 //!
-//! The household, the canned model and the simulated people live in `hearth_testkit::demo`, shared
+//! The household, the canned model and the simulated people live in `hearth_sim::demo`, shared
 //! with the app's "Try the demo household".
 //!
 //! - `view`: the live view (a redrawn screen on a terminal, one line per event otherwise) and
@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use hearth_gateway::{Gateway, GatewayConfig, IsolationChoice};
 use hearth_proto::control::{ControlReply, ControlRequest, ProviderKind};
-use hearth_testkit::llm::FakeLlm;
-use hearth_testkit::demo::{self, Person, model};
-use hearth_testkit::telegram::FakeTelegram;
+use hearth_sim::demo::{self, Person, model};
+use hearth_sim::llm::FakeLlm;
+use hearth_sim::telegram::FakeTelegram;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

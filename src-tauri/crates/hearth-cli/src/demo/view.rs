@@ -15,7 +15,7 @@ use crate::table::excerpt;
 
 const REDRAW: Duration = Duration::from_millis(500);
 
-pub use hearth_testkit::demo::Event;
+pub use hearth_sim::demo::Event;
 
 struct PersonView {
     name: String,

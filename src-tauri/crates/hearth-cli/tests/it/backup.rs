@@ -337,6 +337,9 @@ async fn the_schedule_keeps_the_last_seven_and_survives_a_missing_disk() {
     tx.send_replace(None);
     eventually(T, "the newest seven kept", async || (backups() == newest_seven()).then_some(())).await;
     let count = made.lock().unwrap().len();
+    // The one wait for nothing left in these suites: the schedule's timer is tokio's own, which
+    // only tokio's paused clock could move (see above), so "no backups while off" is four periods
+    // of real time in which one would have been made.
     tokio::time::sleep(every * 4).await;
     assert_eq!(made.lock().unwrap().len(), count, "no backups while off");
     assert_eq!(backups().len(), 7);

@@ -1,33 +1,28 @@
 //! `hearth-bench` runs end to end: the smallest idle and fan-out scenarios against a real
 //! `hearth serve` child, with sane figures in its JSON. Not the targets — CI machines
-//! vary — only that the numbers are plausible and the bench stops by itself.
+//! vary — only that the numbers are plausible and the bench stops by itself. The bench is its own
+//! crate; it runs here, in this test's process, because this is the crate whose `hearth` binary
+//! it measures (`CARGO_BIN_EXE_hearth` exists only in hearth-cli's tests).
 
-use std::process::Stdio;
 use std::time::Duration;
 
+use clap::Parser as _;
 use serde_json::Value;
 
-const BENCH: &str = env!("CARGO_BIN_EXE_hearth-bench");
 const HEARTH: &str = env!("CARGO_BIN_EXE_hearth");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smallest_idle_and_fanout_complete_with_sane_numbers() {
-    let child = tokio::process::Command::new(BENCH)
-        .args(["--hearth", HEARTH, "--quick", "--scenario", "idle,fanout", "--idle-sizes", "5"])
-        .args(["--fanout-sizes", "3", "--fanout-latency-ms", "200", "--json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start hearth-bench");
-    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+    let cli = hearth_bench::Cli::try_parse_from(
+        ["hearth-bench", "--hearth", HEARTH, "--quick", "--scenario", "idle,fanout", "--idle-sizes", "5"]
+            .into_iter()
+            .chain(["--fanout-sizes", "3", "--fanout-latency-ms", "200", "--json"]),
+    )
+    .expect("the command line parses");
+    let stdout = tokio::time::timeout(Duration::from_secs(120), hearth_bench::run(cli))
         .await
         .expect("hearth-bench finishes within two minutes")
-        .expect("hearth-bench runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "hearth-bench failed: {stderr}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        .unwrap_or_else(|e| panic!("hearth-bench failed: {e:#}"));
     let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}"));
 
     // Machine details come first, and say what ran.

@@ -1015,20 +1015,38 @@ async fn logs_show_the_last_lines_and_follow_what_comes_next() {
 
     let mut follow = hearth(d).args(["logs", "--follow", "--lines", "0"]).spawn().unwrap();
     let mut out = follow.stdout.take().unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut seen = String::new();
+    // Reads what --follow prints until `needle` shows up; false if it did not by `until`.
+    let mut read_until = async |needle: &str, until: Instant, seen: &mut String| -> bool {
+        while !seen.contains(needle) {
+            let mut buf = [0u8; 4096];
+            use tokio::io::AsyncReadExt as _;
+            match tokio::time::timeout(until.saturating_duration_since(Instant::now()), out.read(&mut buf)).await {
+                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n.unwrap()])),
+                Err(_) => return false,
+            }
+        }
+        true
+    };
+    // --follow is following once it shows a line appended after it started — rather than after
+    // a guess at how long it takes to start. A line appended before it opened the file is not
+    // shown (--lines 0), so another is appended until one is.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for attempt in 1.. {
+        let line = format!("a line from the test ({attempt})\n");
+        std::io::Write::write_all(&mut std::fs::OpenOptions::new().append(true).open(&file).unwrap(), line.as_bytes())
+            .unwrap();
+        // --follow looks at the file twice a second; a new line every 200 ms keeps the wait after
+        // it started under one look.
+        if read_until("a line from the test", Instant::now() + Duration::from_millis(200), &mut seen).await {
+            break;
+        }
+        assert!(Instant::now() < deadline, "--follow never showed an appended line; it showed {seen:?}");
+    }
     let (code, _) = serve.terminate().await;
     assert_eq!(code, Some(0));
-    let mut seen = String::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !seen.contains("stopped") {
-        let mut buf = [0u8; 4096];
-        use tokio::io::AsyncReadExt as _;
-        let n = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), out.read(&mut buf))
-            .await
-            .unwrap_or_else(|_| panic!("--follow never showed the shutdown; it showed {seen:?}"))
-            .unwrap();
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    let shown = read_until("stopped", Instant::now() + Duration::from_secs(10), &mut seen).await;
+    assert!(shown, "--follow never showed the shutdown; it showed {seen:?}");
     assert!(seen.contains("SIGTERM received"), "{seen}");
     assert!(!seen.contains("gateway serving"), "--lines 0 shows only what comes next: {seen}");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(follow.id().unwrap() as i32), nix::sys::signal::Signal::SIGINT).unwrap();

@@ -192,7 +192,7 @@ async fn a_gateway_killed_mid_turn_answers_once_after_restart() {
     let mut gateway = serve();
     let sent = tg.wait_for_sent(&bot.token, ana.id, 2, Duration::from_secs(30)).await.unwrap();
     assert_eq!(sent[1].text, "You said: an interrupted question");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    crate::support::settled(&tg, dir.path(), async || crate::support::serve_status(dir.path()).await).await;
     assert_eq!(tg.sent_to(&bot.token, ana.id).len(), 2, "answered exactly once");
     // The interrupted call's reservation was released, not charged.
     let db = rusqlite::Connection::open(dir.path().join("gateway.sqlite")).unwrap();

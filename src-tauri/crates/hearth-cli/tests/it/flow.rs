@@ -80,7 +80,7 @@ async fn strangers_get_one_short_reply_and_nothing_else() {
         (open == 0).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.settled().await;
     assert_eq!(h.tg.sent_to(&m.bot.token, stranger.id).len(), 1);
     assert!(h.llm.calls().is_empty(), "a stranger's message reached the model");
     let status = h.status().await;
@@ -105,7 +105,7 @@ async fn a_used_code_does_not_pair_anyone_else() {
     let got = h.tg.wait_for_sent(&bot.token, eve.id, 1, T).await.unwrap();
     assert!(got[0].text.contains("isn't valid"), "{:?}", got[0].text);
     h.tg.send_text(&bot.token, &eve, "let me in");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.settled().await;
     assert!(h.llm.calls().is_empty());
     h.stop().await;
 }
@@ -123,7 +123,7 @@ async fn messages_during_a_turn_are_collected_into_one_next_turn() {
     let calls = h.llm.wait_for_calls(2, T).await.unwrap();
     let last = calls[1].last_user_text();
     assert!(last.contains("second") && last.contains("third"), "{last}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.settled().await;
     assert_eq!(h.llm.calls().len(), 2, "one turn for both collected messages");
     assert_eq!(h.tg.sent_to(&h.members[0].bot.token, h.members[0].user.id).len(), 3);
     h.stop().await;

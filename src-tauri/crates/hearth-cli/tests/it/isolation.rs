@@ -200,7 +200,7 @@ async fn a_hostile_worker_reaches_only_its_own_chat() {
     h.say(0, "hello?");
     let got = h.replies(0, 2, T).await;
     assert_eq!(got[1].text, "hostile worker here; outside completion refused");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.settled().await;
     assert_eq!(h.tg.sent_to(&h.members[0].bot.token, h.members[0].user.id).len(), 2, "exactly one reply");
     let other = &h.members[1];
     assert_eq!(h.tg.sent_to(&other.bot.token, other.user.id).len(), 1, "only the other member's pairing welcome");

@@ -40,7 +40,7 @@ async fn pausing_drops_what_waits_and_resuming_answers_again() {
     let got: Vec<&str> = sent[1..].iter().map(|m| m.text.as_str()).collect();
     assert!(got.contains(&PAUSED_NOTE) && got.contains(&"You said: first"), "{got:?}");
     h.say(0, "fourth");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    h.settled().await;
     assert_eq!(texts(&h, 0).len(), 3, "one note an hour at most: {:?}", texts(&h, 0));
     assert_eq!(h.llm.calls().len(), 1, "nothing of a paused member reaches the model");
     let paused: i64 =

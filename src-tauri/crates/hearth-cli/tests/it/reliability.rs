@@ -55,6 +55,11 @@ impl Serve {
     }
 }
 
+/// `support::settled` for the `hearth serve` child on `data`.
+async fn settled(data: &Path, tg: &FakeTelegram) {
+    crate::support::settled(tg, data, async || crate::support::serve_status(data).await).await
+}
+
 async fn control(data: &Path, req: ControlRequest) -> ControlReply {
     let start = Instant::now();
     loop {
@@ -99,7 +104,8 @@ async fn a_stranger_flood_gets_nothing_and_costs_nothing() {
     let serve = Serve::start(dir.path(), &tg);
     let members = household(dir.path(), &tg, &llm, 1).await;
     let bot = &members[0].0;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Measured idle: the household set up and nothing left to do.
+    settled(dir.path(), &tg).await;
     let rss_before = serve.rss_kb();
     let start = Instant::now();
     let strangers: Vec<FakeUser> = (0..users).map(|i| tg.user(100_000 + i, &format!("Stranger{i}"))).collect();
@@ -120,7 +126,7 @@ async fn a_stranger_flood_gets_nothing_and_costs_nothing() {
             (done as usize >= handled).then_some(())
         })
         .await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        settled(dir.path(), &tg).await;
         rss_after_wave.push(serve.rss_kb());
     }
     let total = users as usize * per_user;
@@ -175,6 +181,8 @@ async fn kill_minus_nine_loses_nothing() {
         let text = format!("msg-{n:05}");
         tg.send_text(&members[m].0.token, &members[m].1, &text);
         sent.push((m, text));
+        // Pacing, not waiting for anything: the messages come in over a few seconds, as people
+        // write, so each kill lands with some committed, some in a turn and some not yet polled.
         tokio::time::sleep(Duration::from_millis(10)).await;
         while kill_at.first() == Some(&n) {
             kill_at.remove(0);
@@ -192,7 +200,8 @@ async fn kill_minus_nine_loses_nothing() {
         sent.iter().all(|(m, text)| seen(*m).iter().any(|r| r.contains(text.as_str()))).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Nothing left to do, so any second answer has been sent by now.
+    settled(dir.path(), &tg).await;
     let mut answered_twice = 0;
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for m in 0..members_n {

@@ -20,8 +20,6 @@ use serde_json::json;
 use crate::support::{Household, test_config};
 
 const T: Duration = Duration::from_secs(20);
-/// Long enough for a wrongly scheduled reminder to have shown up.
-const QUIET: Duration = Duration::from_millis(1500);
 
 fn at(rfc3339: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(rfc3339).unwrap().to_utc()
@@ -70,6 +68,14 @@ fn schedule(h: &Household) -> Vec<(String, i64, i64)> {
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
 }
 
+/// What shows that nothing more comes, instead of waiting a while: the schedule has looked at the
+/// clock's time (and committed whatever was due then), and the gateway has finished with all of
+/// it — every occurrence delivered, every lane idle.
+async fn settled(h: &Household, clock: &Clock) {
+    tokio::time::timeout(T, clock.settled()).await.expect("the reminder schedule looks at the clock");
+    h.settled().await;
+}
+
 async fn wait_for_schedule(h: &Household, want: usize) -> Vec<(String, i64, i64)> {
     crate::support::eventually(T, "the schedule", async || Some(schedule(h)).filter(|s| s.len() == want)).await
 }
@@ -90,15 +96,16 @@ async fn remind_me_every_day_at_8_fires_at_8_the_next_day_in_the_right_chat_once
 
     // A second before eight: nothing.
     clock.set(at("2026-11-22T07:59:59+01:00"));
-    tokio::time::sleep(QUIET).await;
+    settled(&h, &clock).await;
     assert_eq!((texts(&h, 0).len(), texts(&h, 1).len()), (rosa, leo));
+    assert_eq!(schedule(&h), want, "still scheduled");
 
     // Eight: each member gets their own reminder, in their own chat, once, with no model call.
     clock.set(at("2026-11-22T08:00:00+01:00"));
     assert_eq!(h.replies(0, rosa + 1, T).await[rosa].text, "⏰ Reminder: Take the blue pill");
     assert_eq!(h.replies(1, leo + 1, T).await[leo].text, "⏰ Reminder: Feed the cat");
     clock.set(at("2026-11-22T08:30:00+01:00"));
-    tokio::time::sleep(QUIET).await;
+    settled(&h, &clock).await;
     assert_eq!(texts(&h, 0).len(), rosa + 1, "{:?}", texts(&h, 0));
     assert_eq!(texts(&h, 1).len(), leo + 1, "{:?}", texts(&h, 1));
     assert!(!texts(&h, 1).iter().any(|t| t.contains("blue pill")));
@@ -158,7 +165,7 @@ async fn a_restart_at_the_due_time_neither_skips_nor_doubles() {
     let h = restart(h, &clock).await;
     assert_eq!(h.replies(0, n + 1, T).await[n].text, "⏰ Reminder: Take the blue pill");
     let h = restart(h, &clock).await;
-    tokio::time::sleep(QUIET).await;
+    settled(&h, &clock).await;
     assert_eq!(texts(&h, 0).len(), n + 1, "{:?}", texts(&h, 0));
 
     // Down right after Monday's occurrence was committed and before it was sent: the gateway's
@@ -174,7 +181,7 @@ async fn a_restart_at_the_due_time_neither_skips_nor_doubles() {
     let h = restart(h, &clock).await;
     assert_eq!(h.replies(0, n + 2, T).await[n + 1].text, "⏰ Reminder: Take the blue pill");
     let h = restart(h, &clock).await;
-    tokio::time::sleep(QUIET).await;
+    settled(&h, &clock).await;
     assert_eq!(texts(&h, 0).len(), n + 2, "{:?}", texts(&h, 0));
     let states: Vec<(String, String)> = {
         let db = h.db();
@@ -215,9 +222,9 @@ async fn a_cancelled_reminder_never_fires() {
     wait_for_schedule(&h, 0).await;
 
     clock.set(at("2026-11-22T10:00:00+01:00"));
-    tokio::time::sleep(QUIET).await;
+    settled(&h, &clock).await;
     clock.set(at("2026-11-25T10:00:00+01:00"));
-    tokio::time::sleep(QUIET).await;
+    settled(&h, &clock).await;
     assert_eq!(texts(&h, 0).len(), n + 3, "{:?}", texts(&h, 0));
     assert!(!texts(&h, 0).iter().any(|t| t.starts_with("⏰")));
     h.stop().await;

@@ -11,8 +11,6 @@ use hearth_proto::control::{CapChange, ControlReply, ControlRequest, MemberSumma
 use crate::support::Household;
 
 const T: Duration = Duration::from_secs(20);
-/// Long enough for a second note (or an answer) to have shown up had one been sent.
-const SETTLE: Duration = Duration::from_millis(1500);
 
 fn at(rfc3339: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(rfc3339).unwrap().to_utc()
@@ -61,7 +59,8 @@ async fn a_child_at_21h_gets_one_resting_note_and_no_model_call_and_at_7h01_an_a
     clock.set(at("2026-11-22T02:00:00+01:00"));
     h.say(1, "please!");
     h.say(1, "/memory");
-    tokio::time::sleep(SETTLE).await;
+    // Every message handled: a second note (or an answer) would have been sent by now.
+    h.settled().await;
     assert_eq!(texts(&h, 1).len(), 2, "one note per night: {:?}", texts(&h, 1));
     assert_eq!(h.llm.calls().len(), calls, "no model call during quiet hours");
     let quiet: i64 = h

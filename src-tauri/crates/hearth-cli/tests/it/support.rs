@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use hearth_gateway::telegram::Backoff;
 use hearth_gateway::{Gateway, GatewayConfig};
-use hearth_proto::control::{ControlReply, ControlRequest, MemberAdded, ProviderKind, StatusReport};
+use hearth_proto::control::{ControlReply, ControlRequest, LaneState, MemberAdded, ProviderKind, StatusReport};
 use hearth_testkit::llm::FakeLlm;
 use hearth_testkit::telegram::{FakeBot, FakeTelegram, FakeUser, SentMessage};
 
@@ -89,6 +89,15 @@ impl Household {
         self.tg.wait_for_sent(&m.bot.token, m.user.id, n, timeout).await.unwrap_or_else(|e| panic!("{}: {e}", m.name))
     }
 
+    /// Waits until the gateway has done all it will do about everything sent to it so far: every
+    /// update confirmed (so committed), no inbox row still open, no lane busy or queued, no
+    /// reminder occurrence undelivered. A reply is sent before its row is closed and a turn's
+    /// lane is busy until it is answered, so a test can then assert that nothing more came —
+    /// the event to wait for instead of a sleep.
+    pub async fn settled(&self) {
+        settled(&self.tg, self.dir.path(), async || self.gateway.status().await.unwrap()).await
+    }
+
     pub async fn status(&self) -> StatusReport {
         self.gateway.status().await.unwrap()
     }
@@ -132,5 +141,52 @@ pub async fn eventually<T>(timeout: Duration, what: &str, mut check: impl AsyncF
         }
         assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// [`Household::settled`] for any gateway on `tg` with its data in `data_dir` — in this process
+/// or a `hearth serve` child — whose status `status` reads.
+pub async fn settled(tg: &FakeTelegram, data_dir: &Path, mut status: impl AsyncFnMut() -> StatusReport) {
+    let db = rusqlite::Connection::open(data_dir.join("gateway.sqlite")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let unconfirmed = tg.unconfirmed_updates();
+        let open: (i64, i64) = db
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM inbox WHERE state = 'pending'), \
+                        (SELECT COUNT(*) FROM reminder_firings WHERE state = 'pending')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let status = status().await;
+        let busy: Vec<(&str, &LaneState)> =
+            status.members.iter().filter(|m| m.lane != LaneState::Idle).map(|m| (m.name.as_str(), &m.lane)).collect();
+        if unconfirmed.is_empty() && open == (0, 0) && busy.is_empty() && status.turns_in_flight == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not finish: unconfirmed updates {unconfirmed:?}, open inbox rows and reminder \
+             firings {open:?}, busy lanes {busy:?}, {} turns in flight",
+            status.turns_in_flight
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The status of the `hearth serve` child on `data_dir`, over its control socket; waits (bounded)
+/// for one that is starting to answer.
+pub async fn serve_status(data_dir: &Path) -> StatusReport {
+    let start = Instant::now();
+    loop {
+        match hearth_gateway::control::request(data_dir, ControlRequest::Status).await {
+            Ok(ControlReply::Status(status)) => return status,
+            Ok(other) => panic!("status answered {other:?}"),
+            Err(hearth_gateway::control::ClientError::NotRunning(_)) if start.elapsed() < Duration::from_secs(30) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
     }
 }

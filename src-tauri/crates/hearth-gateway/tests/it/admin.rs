@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use hearth_gateway::telegram::Backoff;
 use hearth_gateway::{Gateway, GatewayConfig, IsolationChoice};
 use hearth_proto::control::{
-    BotState, CapChange, ControlError, ControlReply, ControlRequest, ErrorCode, GatewayEvent, MemberAdded,
+    BotState, CapChange, ControlError, ControlReply, ControlRequest, ErrorCode, GatewayEvent, LaneState, MemberAdded,
     MemberSummary, ModelChange, ProviderKind, Role,
 };
 use hearth_testkit::llm::{FakeLlm, Fault, Reply, Rule};
 use hearth_testkit::local::FakeModelServer;
-use hearth_testkit::telegram::{FakeBot, FakeTelegram, FakeUser};
+use hearth_testkit::telegram::{FakeBot, FakeTelegram, FakeUser, RecordedRequest};
 use tokio::sync::broadcast;
 
 const T: Duration = Duration::from_secs(15);
@@ -96,6 +96,27 @@ impl Rig {
     async fn stop(self) {
         self.gateway.shutdown(Duration::from_secs(5)).await;
     }
+
+    /// Waits until the gateway has done all it will do about what was sent to it: every update
+    /// confirmed (so committed), no inbox row open, no lane busy. A reply is sent before its row
+    /// is closed, so a test can then assert that nothing more came, without sleeping.
+    async fn settled(&self) {
+        let deadline = Instant::now() + T;
+        loop {
+            let unconfirmed = self.tg.unconfirmed_updates();
+            let open = self.outcomes().into_iter().filter(|(state, _)| state == "pending").count();
+            let status = self.gateway.status().await.unwrap();
+            let busy = status.members.iter().filter(|m| m.lane != LaneState::Idle).count();
+            if unconfirmed.is_empty() && open == 0 && busy == 0 && status.turns_in_flight == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not settled: unconfirmed updates {unconfirmed:?}, {open} open rows, {busy} busy lanes"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 /// The next event `pick` accepts, skipping others; panics after `timeout`.
@@ -119,14 +140,16 @@ async fn next_event<T>(
     }
 }
 
-/// Everything sent on `rx` during `window`.
-async fn events_during(rx: &mut broadcast::Receiver<GatewayEvent>, window: Duration) -> Vec<GatewayEvent> {
-    let deadline = tokio::time::Instant::now() + window;
+/// Everything already sent on `rx`, without waiting.
+fn drain(rx: &mut broadcast::Receiver<GatewayEvent>) -> Vec<GatewayEvent> {
     let mut seen = Vec::new();
-    while let Ok(Ok(e)) = tokio::time::timeout_at(deadline, rx.recv()).await {
-        seen.push(e);
+    loop {
+        match rx.try_recv() {
+            Ok(e) => seen.push(e),
+            Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => return seen,
+        }
     }
-    seen
 }
 
 fn test_request(llm: &FakeLlm, model: &str, key: &str) -> ControlRequest {
@@ -386,7 +409,7 @@ async fn a_paused_member_gets_one_note_and_nothing_else() {
     let sent = rig.tg.wait_for_sent(&bot.token, phone.id, 1, T).await.unwrap();
     assert!(sent[0].text.contains("all set"), "{sent:?}");
     // The old phone got one note in all, within the hour.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    rig.settled().await;
     assert_eq!(rig.tg.sent_to(&bot.token, user.id).len(), 2);
     let paused: Vec<_> = rig.outcomes().into_iter().filter(|(_, o)| o == "paused").collect();
     assert_eq!(paused.len(), 4, "{:?}", rig.outcomes());
@@ -473,15 +496,25 @@ async fn events_tell_the_app_what_happened_once_and_nothing_while_idle() {
     );
     rig.tg.wait_for_sent(&bot.token, user.id, 1, T).await.unwrap();
 
-    // Idle: polls come back empty every second, and say nothing.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let _ = events_during(&mut rx, Duration::from_millis(100)).await;
-    let idle = events_during(&mut rx, Duration::from_millis(2500)).await;
+    // Idle: polls come back empty every second, and say nothing. Counted in polls, not seconds:
+    // once the fake has two more long polls from the bot, the one running when the pairing was
+    // done came back empty and so did a whole one after it — and a poll loop says what a poll
+    // brought before it sends the next.
+    rig.settled().await;
+    let _ = drain(&mut rx);
+    let token = bot.token.clone();
+    let is_poll = move |r: &RecordedRequest| r.token == token && r.method == "getUpdates";
+    let before = rig.tg.requests().iter().filter(|r| is_poll(r)).count();
+    rig.tg.wait_for_requests(before + 2, T, is_poll).await.unwrap();
+    let idle = drain(&mut rx);
     assert_eq!(idle, vec![], "no events while nothing happens");
 
-    // A revoked token: one BotTrouble, though the bot keeps retrying (every 300 ms here).
+    // A revoked token: one BotTrouble, though the bot keeps retrying (every 300 ms here). Once
+    // the fake has refused it four times, whatever the first three brought has been said.
     rig.tg.revoke(&bot.token);
-    let seen = events_during(&mut rx, Duration::from_secs(3)).await;
+    let token = bot.token.clone();
+    rig.tg.wait_for_requests(4, T, move |r| r.token == token && r.status == 401).await.unwrap();
+    let seen = drain(&mut rx);
     let trouble: Vec<_> = seen.iter().filter(|e| matches!(e, GatewayEvent::BotTrouble { .. })).collect();
     assert_eq!(
         trouble,

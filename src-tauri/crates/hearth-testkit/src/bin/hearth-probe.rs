@@ -18,7 +18,7 @@
 //! descriptor; value: each descriptor's two outcomes), `stderr {text}` (written to fd 2 as is).
 //!
 //! `hearth-probe abuse PLAN` instead speaks the worker protocol to a real gateway and asks for
-//! what a hostile worker would (`probe_abuse.rs`; `tests/it/abuse.rs`).
+//! what a hostile worker would (`hearth-probe/abuse.rs`; `tests/it/abuse.rs`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::FromRawFd;
@@ -27,7 +27,7 @@ use std::os::unix::net::UnixStream;
 
 use serde_json::{Value, json};
 
-#[path = "../probe_abuse.rs"]
+#[path = "hearth-probe/abuse.rs"]
 mod abuse;
 
 fn main() {

@@ -15,15 +15,13 @@ use chrono::{DateTime, Utc};
 use hearth_gateway::clock::Clock;
 use hearth_gateway::telegram::Backoff;
 use hearth_gateway::{Gateway, GatewayConfig, IsolationChoice};
-use hearth_proto::control::{ControlReply, ControlRequest, ProviderKind};
+use hearth_proto::control::{ControlReply, ControlRequest, LaneState, ProviderKind};
 use hearth_proto::worker::{MAX_COMPLETIONS_PER_TURN, MAX_REMINDERS, MAX_REPLY_BYTES};
 use hearth_testkit::llm::FakeLlm;
 use hearth_testkit::telegram::{FakeBot, FakeTelegram, FakeUser};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(30);
-/// Long enough for something wrongly let through to have shown up.
-const QUIET: Duration = Duration::from_millis(1500);
 const HOSTILE: usize = 0;
 const POLITE: usize = 1;
 
@@ -158,6 +156,36 @@ impl Rig {
     async fn stop(self) {
         self.gateway.shutdown(Duration::from_secs(5)).await;
     }
+
+    /// Waits until the gateway has done all it will do about what it was sent and what came due:
+    /// every update confirmed, no inbox row or reminder occurrence open, no lane busy. A reply is
+    /// sent before its row is closed and a turn's lane is busy until it is answered, so a test can
+    /// then assert that nothing more was let through, without sleeping.
+    async fn settled(&self) {
+        let deadline = tokio::time::Instant::now() + T;
+        loop {
+            let unconfirmed = self.tg.unconfirmed_updates();
+            let open: (i64, i64) = self
+                .db()
+                .query_row(
+                    "SELECT (SELECT COUNT(*) FROM inbox WHERE state = 'pending'), \
+                            (SELECT COUNT(*) FROM reminder_firings WHERE state = 'pending')",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            let status = self.gateway.status().await.unwrap();
+            let busy = status.members.iter().filter(|m| m.lane != LaneState::Idle).count();
+            if unconfirmed.is_empty() && open == (0, 0) && busy == 0 && status.turns_in_flight == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not settled: unconfirmed updates {unconfirmed:?}, open rows and firings {open:?}, {busy} busy lanes"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 fn parse(reply: &str) -> Value {
@@ -276,7 +304,7 @@ async fn reminder_schedules_are_bounded_and_checked() {
     let before = texts(&rig);
     rig.clock.advance(chrono::Duration::seconds(120));
     assert_eq!(rig.next(HOSTILE, before).await, "polite: reminder");
-    tokio::time::sleep(QUIET).await;
+    rig.settled().await;
     assert_eq!(texts(&rig), before + 1, "{:?}", &rig.texts(HOSTILE)[before..]);
     rig.polite_member_is_served("hi").await;
     rig.stop().await;
@@ -300,7 +328,7 @@ async fn oversize_frames_are_refused() {
     let m = &rig.members[HOSTILE];
     rig.tg.send_text(&m.bot.token, &m.user, "long");
     rig.next(HOSTILE, before).await;
-    tokio::time::sleep(QUIET).await;
+    rig.settled().await;
     let sent: usize = rig.texts(HOSTILE)[before..].iter().map(String::len).sum();
     assert!(sent <= MAX_REPLY_BYTES + 1024, "{sent} bytes sent for one turn");
     assert!(rig.texts(HOSTILE).last().unwrap().contains("cut"), "the member is told the reply was cut");
@@ -309,7 +337,7 @@ async fn oversize_frames_are_refused() {
     rig.hostile(json!({ "mode": "reply", "bytes": 5 << 20 }));
     let answer = rig.ask(HOSTILE, "huge").await;
     assert!(answer.starts_with("Sorry"), "{answer:.200}");
-    tokio::time::sleep(QUIET).await;
+    rig.settled().await;
     let m = &rig.members[HOSTILE];
     assert!(rig.tg.sent_to(&m.bot.token, m.user.id).last().unwrap().text.starts_with("Sorry"));
     rig.polite_member_is_served("and you?").await;

@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     /// Bumped on every accepted sendMessage/editMessageText, so `wait_for_sent` sleeps until
     /// something changed instead of polling.
     pub sent_signal: watch::Sender<u64>,
+    /// Bumped whenever a request is recorded or answered, for `wait_for_requests`.
+    pub request_signal: watch::Sender<u64>,
     /// Cancelled by `shutdown`: the server stops accepting and pending long polls return.
     pub shutdown: CancellationToken,
     pub addr: SocketAddr,

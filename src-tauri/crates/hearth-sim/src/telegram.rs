@@ -195,6 +195,7 @@ impl FakeTelegram {
         let shared = Arc::new(Shared {
             world: Mutex::new(World::default()),
             sent_signal: watch::Sender::new(0),
+            request_signal: watch::Sender::new(0),
             shutdown: shutdown.clone(),
             addr,
         });
@@ -445,6 +446,43 @@ impl FakeTelegram {
             .collect()
     }
 
+    /// Waits until at least `n` recorded requests satisfy `matching` — it sees each request as it
+    /// arrives (`status` 0) and again once answered — and returns how many do. Woken by every
+    /// request the fake records or answers, so a test waits for what the bot did (three 401s,
+    /// two more long polls) rather than for a while. On timeout the error says how many matched.
+    pub async fn wait_for_requests(
+        &self,
+        n: usize,
+        timeout: Duration,
+        matching: impl Fn(&RecordedRequest) -> bool,
+    ) -> Result<usize, String> {
+        // Subscribe before looking, so a request between the look and the wait still wakes us.
+        let mut changes = self.shared.request_signal.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let count = self
+                .shared
+                .lock()
+                .requests
+                .iter()
+                .filter(|(_, r)| matching(r))
+                .count();
+            if count >= n {
+                return Ok(count);
+            }
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Err(format!("the fake stopped with {count} of {n} matching requests"));
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(format!("{count} of the {n} matching requests awaited within {timeout:?}"));
+                }
+            }
+        }
+    }
+
     /// `getUpdates` long polls currently waiting for this token (0 or 1).
     pub fn pending_polls(&self, token: &str) -> usize {
         self.with_bot(token, |bot| usize::from(bot.poll.is_some()))
@@ -461,6 +499,21 @@ impl FakeTelegram {
     pub fn pending_updates(&self, token: &str) -> usize {
         self.with_bot(token, |bot| bot.updates.len())
             .unwrap_or_default()
+    }
+
+    /// The usernames of bots with updates not yet confirmed by an offset, and how many each —
+    /// empty once every bot's poller has taken (and, for Hearth, committed) all it was sent.
+    /// Revoked tokens are left out: nobody can confirm what waits for them.
+    pub fn unconfirmed_updates(&self) -> Vec<(String, usize)> {
+        let world = self.shared.lock();
+        let mut open: Vec<(String, usize)> = world
+            .bots
+            .iter()
+            .filter(|(token, bot)| !bot.updates.is_empty() && !world.revoked.contains(*token))
+            .map(|(_, bot)| (bot.bot.username.clone(), bot.updates.len()))
+            .collect();
+        open.sort();
+        open
     }
 
     pub fn inject(&self, token: &str, fault: Fault) {

@@ -158,6 +158,12 @@ struct Record<'a> {
 
 impl<'a> Record<'a> {
     fn begin(shared: &'a Shared, token: &str, method: &str, params: Value) -> Record<'a> {
+        let record = Self::log(shared, token, method, params);
+        shared.request_signal.send_modify(|n| *n += 1);
+        record
+    }
+
+    fn log(shared: &'a Shared, token: &str, method: &str, params: Value) -> Record<'a> {
         let mut world = shared.lock();
         let seq = world.next_request_seq;
         world.next_request_seq += 1;
@@ -184,6 +190,11 @@ impl<'a> Record<'a> {
 
     fn set(&mut self, status: u16, error: Option<String>) {
         self.done = true;
+        self.update(status, error);
+        self.shared.request_signal.send_modify(|n| *n += 1);
+    }
+
+    fn update(&mut self, status: u16, error: Option<String>) {
         let mut world = self.shared.lock();
         // Sequence numbers are increasing, so the entry is found by binary search.
         if let Ok(i) = world

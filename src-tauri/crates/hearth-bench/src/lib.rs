@@ -1,5 +1,7 @@
-//! `hearth-bench`: measures the real `hearth serve` against the testkit fakes on loopback, and
-//! prints the figures beside the targets of the benchmarks issue (and OpenClaw's numbers).
+//! `hearth-bench`: measures the real `hearth serve` against `hearth-sim`'s simulated Telegram and
+//! model on loopback, and prints the figures beside the targets of the benchmarks issue (and
+//! OpenClaw's numbers). A crate of its own: it is a tool for whoever works on Hearth, not part of
+//! what is installed, and it drives the `hearth` binary from outside like a service manager would.
 //!
 //! Each scenario starts its own fake Telegram and fake LLM in this process and its own
 //! `hearth serve` child (`HEARTH_ISOLATION=process`, `RUST_LOG=warn`) on a temp data directory,
@@ -7,15 +9,17 @@
 //! <code>`), measures, and stops everything. Nothing leaves loopback; every wait is bounded.
 //!
 //! ```text
-//! cargo build --release -p hearth-cli
+//! cargo build --release -p hearth-cli -p hearth-bench   # both: the bench runs the `hearth` beside it
 //! target/release/hearth-bench            # the full preset
 //! target/release/hearth-bench --quick    # under a minute, for CI
 //! target/release/hearth-bench --scenario fanout --fanout-sizes 20 --json
 //! ```
 //!
-//! Modules: `harness` (fakes, the gateway process, the household, `/proc` readings),
-//! `scenarios` (idle, fan-out, overhead & throughput, head-of-line, cold start), `report`
-//! (summaries, machine details, targets, tables).
+//! Modules: `harness` (the simulated services, the gateway process, the household, `/proc`
+//! readings), `scenarios` (idle, fan-out, overhead & throughput, head-of-line, cold start),
+//! `report` (summaries, machine details, targets, tables). `main.rs` only parses the command line
+//! and prints what [`run`] returns; hearth-cli's `tests/it/bench.rs` calls [`run`] with the
+//! `hearth` binary of its own build.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -24,11 +28,8 @@ use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use serde_json::json;
 
-#[path = "hearth-bench/harness.rs"]
 mod harness;
-#[path = "hearth-bench/report.rs"]
 mod report;
-#[path = "hearth-bench/scenarios.rs"]
 mod scenarios;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -43,7 +44,7 @@ enum Scenario {
 /// Benchmarks of the Hearth gateway on local fakes.
 #[derive(Debug, Parser)]
 #[command(name = "hearth-bench", version, max_term_width = 100)]
-struct Cli {
+pub struct Cli {
     /// A small preset that runs in under a minute (for CI). Default: the full preset.
     #[arg(long)]
     quick: bool,
@@ -125,7 +126,7 @@ struct Cli {
 }
 
 /// Everything a scenario is told: a preset with the command line's overrides applied.
-pub struct Params {
+pub(crate) struct Params {
     pub hearth: PathBuf,
     pub tmp_dir: Option<PathBuf>,
     pub idle_sizes: Vec<usize>,
@@ -241,19 +242,9 @@ impl Params {
     }
 }
 
-#[tokio::main]
-async fn main() {
-    let cli = Cli::parse();
-    match run(cli).await {
-        Ok(()) => {}
-        Err(e) => {
-            eprintln!("hearth-bench: {e:#}");
-            std::process::exit(1);
-        }
-    }
-}
-
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the scenarios `cli` asks for and returns what to print: the JSON report with `--json`, else
+/// the tables. Progress goes to stderr as it happens; `--json-out` is written here.
+pub async fn run(cli: Cli) -> anyhow::Result<String> {
     let hearth = match &cli.hearth {
         Some(p) => p.clone(),
         None => std::env::current_exe().context("find this binary")?.with_file_name("hearth"),
@@ -319,12 +310,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         std::fs::write(path, text.clone() + "\n").with_context(|| format!("write {}", path.display()))?;
     }
     if cli.json {
-        println!("{text}");
-        return Ok(());
+        return Ok(text + "\n");
     }
     let m = &out["machine"];
     let params = &out["params"];
-    println!(
+    let mut printed = format!(
         "Hearth benchmarks ({} preset) — {} | {} cores | {} MB | Linux {} | {} ({} build)\n\
          data directories in {} ({}) | load average at start {} / at end {} | {:.0} s in all\n",
         out["preset"].as_str().unwrap_or_default(),
@@ -340,15 +330,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         json!(load_end),
         started.elapsed().as_secs_f64(),
     );
+    printed.push('\n');
     for s in &sections {
-        println!("== {} ==\n{}", s.title, s.text);
+        printed += &format!("== {} ==\n{}\n", s.title, s.text);
     }
     let mut t = report::Table::new(&["", "target", "issue's target", "measured"]);
     for target in &targets {
         t.row(vec![target.mark().into(), target.name.clone(), target.target.clone(), target.measured.clone()]);
     }
-    println!("== targets ==\n{}", t.render());
-    Ok(())
+    printed += &format!("== targets ==\n{}\n", t.render());
+    Ok(printed)
 }
 
 /// A thousand bots need more than the usual 1024 descriptors (a socket each, in the gateway and

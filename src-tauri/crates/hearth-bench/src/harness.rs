@@ -1,5 +1,6 @@
-//! The bench's world: the testkit fakes in this process, a real `hearth serve` child on a temp
-//! data directory, a household set up through the control socket, and readings from `/proc`.
+//! The bench's world: the simulated Telegram and model in this process, a real `hearth serve`
+//! child on a temp data directory, a household set up through the control socket, and readings
+//! from `/proc`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -9,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow, bail};
 use hearth_gateway::control::{self, ClientError};
 use hearth_proto::control::{ControlReply, ControlRequest, ProviderKind, StatusReport};
-use hearth_testkit::llm::{FakeLlm, LlmCall, Reply};
-use hearth_testkit::telegram::{FakeTelegram, FakeUser, SentMessage};
+use hearth_sim::llm::{FakeLlm, LlmCall, Reply};
+use hearth_sim::telegram::{FakeTelegram, FakeUser, SentMessage};
 use tokio::task::JoinSet;
 
 /// Member adds in flight at once over the control socket.

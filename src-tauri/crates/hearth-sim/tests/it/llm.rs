@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use hearth_testkit::llm::{Api, FakeLlm, Fault, LlmCall, Reply, Rule, token_count};
+use hearth_sim::llm::{Api, FakeLlm, Fault, LlmCall, Reply, Rule, token_count};
 use serde_json::{Value, json};
 
 fn openai_body(text: &str, stream: bool, include_usage: bool) -> Value {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use hearth_testkit::telegram::{FakeTelegram, Fault};
+use hearth_sim::telegram::{FakeTelegram, Fault};
 use serde_json::{Value, json};
 use teloxide::prelude::*;
 use teloxide::types::{
@@ -67,13 +67,39 @@ async fn get_me_round_trips_through_teloxide() {
 }
 
 #[tokio::test]
+async fn wait_for_requests_wakes_on_each_request_and_says_what_it_saw() {
+    let fake = FakeTelegram::start().await;
+    let bot = fake.add_bot("w_bot");
+    let token = bot.token.clone();
+    let waiter = {
+        let fake = fake.clone();
+        tokio::spawn(async move {
+            fake.wait_for_requests(2, Duration::from_secs(10), |r| {
+                r.token == token && r.method == "getMe" && r.status == 200
+            })
+            .await
+        })
+    };
+    let tg = client(&fake, &bot.token);
+    tg.get_me().await.expect("getMe");
+    tg.get_me().await.expect("getMe");
+    assert_eq!(waiter.await.expect("waiter"), Ok(2));
+    let err = fake
+        .wait_for_requests(3, Duration::from_millis(10), |r| r.method == "getMe")
+        .await
+        .unwrap_err();
+    assert!(err.contains("2 of the 3"), "{err}");
+}
+
+#[tokio::test]
 async fn long_poll_waits_then_wakes_on_a_message() {
     let fake = FakeTelegram::start().await;
     let bot = fake.add_bot("b_bot");
     let tg = client(&fake, &bot.token);
     let poll = tokio::spawn(async move { tg.get_updates().timeout(10).await });
     eventually("the poll to wait", || fake.pending_polls(&bot.token) == 1).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // No sleep to show it keeps waiting: a poll answered early would have returned nothing,
+    // and it returns the message sent below.
     assert!(
         !poll.is_finished(),
         "the poll must wait while there is nothing to deliver"
@@ -718,7 +744,7 @@ async fn an_admin_taps_an_inline_button_and_the_bot_answers_once() {
     assert_eq!(fake.callback_answers(&bot.token).len(), 1);
     assert_eq!(
         fake.callback_answers(&bot.token)[0],
-        hearth_testkit::telegram::CallbackAnswer {
+        hearth_sim::telegram::CallbackAnswer {
             callback_query_id: query.id.0.clone(),
             text: Some("Raised".to_owned()),
             show_alert: false,

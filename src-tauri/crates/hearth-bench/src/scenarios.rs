@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use hearth_testkit::llm::Rule;
+use hearth_sim::llm::Rule;
 use serde_json::{Value, json};
 
 use crate::Params;

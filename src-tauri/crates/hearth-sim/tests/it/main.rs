@@ -1,0 +1,5 @@
+//! The one integration-test binary of hearth-sim (one binary per crate: faster to link): the
+//! simulated services against real clients.
+
+mod llm;
+mod telegram;
