@@ -219,9 +219,27 @@ impl Shell {
         self.info().await
     }
 
+    /// The engine as it stands: a gateway that stopped on its own (a task kept panicking; see
+    /// hearth-gateway's `keeper.rs`) is shown as stopped, with why, until the admin starts it again.
+    async fn engine(&self) -> tokio::sync::MutexGuard<'_, Engine> {
+        let mut engine = self.engine.lock().await;
+        let failure = match &*engine {
+            Engine::Serving { gateway } | Engine::Demo { real: Ok(gateway), .. } => gateway.failure(),
+            _ => None,
+        };
+        if let Some(reason) = failure {
+            let problem = format!("Hearth stopped after an internal error ({reason}). Press Try again to start it.");
+            *engine = match std::mem::replace(&mut *engine, Engine::Stopped { problem: String::new() }) {
+                Engine::Demo { demo, .. } => Engine::Demo { demo, real: Err(problem) },
+                _ => Engine::Stopped { problem },
+            };
+        }
+        engine
+    }
+
     /// The gateway the window is looking at: the demo's while it runs.
     pub async fn gateway(&self) -> Result<Gateway, IpcError> {
-        match &*self.engine.lock().await {
+        match &*self.engine().await {
             Engine::Serving { gateway } => Ok(gateway.clone()),
             Engine::Demo { demo, .. } => Ok(demo.gateway().clone()),
             Engine::Stopped { problem } => Err(IpcError { code: ErrorCode::NotServing, message: problem.clone() }),
@@ -234,7 +252,7 @@ impl Shell {
     }
 
     pub async fn phase(&self) -> Phase {
-        match &*self.engine.lock().await {
+        match &*self.engine().await {
             Engine::Stopped { .. } => Phase::Stopped,
             Engine::Demo { .. } => Phase::Demo,
             Engine::Serving { .. } if self.settings.lock().unwrap().setup_complete => Phase::Serving,
@@ -243,7 +261,7 @@ impl Shell {
     }
 
     pub async fn info(&self) -> AppInfo {
-        let problem = match &*self.engine.lock().await {
+        let problem = match &*self.engine().await {
             Engine::Stopped { problem } => Some(problem.clone()),
             _ => None,
         };

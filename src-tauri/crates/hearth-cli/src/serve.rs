@@ -55,6 +55,12 @@ pub async fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Failure> {
     let which = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
+        // A task that kept panicking stopped the gateway (its log says which): exit non-zero so
+        // the service manager starts Hearth again; the inbox keeps what was not answered.
+        reason = gateway.failed() => {
+            gateway.shutdown(GRACE).await;
+            return Err(Failure::unexpected(format!("the gateway stopped: {reason}")));
+        }
     };
     tracing::info!("{which} received; finishing answers in progress (up to {}s)", GRACE.as_secs());
     // A second signal stops waiting.

@@ -65,3 +65,46 @@ pub enum IsolationError {
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
 }
+
+#[cfg(test)]
+mod shape {
+    use std::path::{Path, PathBuf};
+
+    /// The code of a file: its lines before `mod tests` (unit tests may sit beside the code).
+    fn code_lines(text: &str) -> usize {
+        text.lines().take_while(|l| l.trim_start() != "mod tests {").count()
+    }
+
+    fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// No file's code is over 800 lines: past that a file mixes concerns, as `supervisor.rs`
+    /// once did (daemon, client, checks and process killing in one); split it by concern.
+    #[test]
+    fn no_source_file_has_over_800_lines_of_code() {
+        let mut files = Vec::new();
+        sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+        assert!(files.len() > 10, "found only {files:?}");
+        let wrong: Vec<String> = files
+            .iter()
+            .map(|p| (p, code_lines(&std::fs::read_to_string(p).unwrap())))
+            .filter(|(_, n)| *n > 800)
+            .map(|(p, n)| format!("{}: {n} lines before its tests; split it", p.display()))
+            .collect();
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn code_lines_stop_at_the_tests() {
+        assert_eq!(code_lines("fn a() {}\n\n#[cfg(test)]\nmod tests {\n    fn b() {}\n}\n"), 3);
+        assert_eq!(code_lines("fn a() {}\n"), 1);
+    }
+}

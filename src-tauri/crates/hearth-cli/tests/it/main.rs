@@ -15,6 +15,7 @@ mod knowledge;
 mod members;
 mod memory;
 mod package;
+mod panics;
 mod quota;
 mod reminders;
 mod reliability;

@@ -68,10 +68,8 @@ fn settled(store: &Store) -> (i64, i64, i64) {
 async fn hundreds_of_concurrent_calls_never_overshoot() {
     let mut r = rig(ProviderKind::Openai, true, 20).await;
     r.llm.set_latency(Duration::from_millis(50));
-    r.broker.with_spend(|s| {
-        s.budget.set_member_caps("ana", Some(50_000), None);
-        s.budget.set_household_cap(Some(80_000));
-    });
+    r.broker.set_member_caps("ana", Some(50_000), None);
+    r.broker.set_household_cap(Some(80_000));
     let broker = Arc::new(r.broker.clone());
     let mut tasks = Vec::new();
     for i in 0..400 {
@@ -99,7 +97,7 @@ async fn hundreds_of_concurrent_calls_never_overshoot() {
     assert!(ana <= 50_000, "member cap overshot: {ana}");
     // The budget agrees with the ledger to the micro-dollar.
     let now = chrono::Utc::now();
-    let household = r.broker.with_spend(|s| s.budget.spent(&Scope::Household, spend::PeriodKind::Month, now));
+    let household = r.broker.spend(|s| s.budget.spent(&Scope::Household, spend::PeriodKind::Month, now));
     assert_eq!(household as i64, cost);
     // Refusals were reported for the gateway to act on.
     let mut hits = 0;

@@ -4,4 +4,5 @@
 mod admin;
 mod broker;
 mod kb;
+mod layers;
 mod migrations;

@@ -1,0 +1,470 @@
+//! The broker: every LLM call goes through here, and only here are provider keys used.
+//!
+//! A call is three steps: reserve the worst case (prompt estimate plus `max_tokens`, at the
+//! model's full input and output price) against every cap that applies — the one place caps
+//! are checked, atomically under one lock, so no number of concurrent calls can overshoot; call
+//! the provider with retries; then settle the real cost from the usage the provider reported
+//! (or release the reservation when the call failed). The ledger row is written at reserve time
+//! and completed at settle time; a row left open by a crash is released at the next start.
+//!
+//! When a cap would be exceeded the broker routes down to the member's fallback model if one is
+//! set and fits, and otherwise refuses with a typed error. Threshold crossings (80 %, 100 %) and
+//! refusals are reported as [`SpendEvent`]s so the gateway can tell the member and ask the admin.
+//!
+//! The broker owns the spend state ([`SpendState`]: caps, the rate card, fallbacks, members' own
+//! models, the household's zone) and is its one writer: the admin's changes come through the
+//! small setter API below (`set_member_caps`, `set_household_cap`, …), reads through
+//! [`Broker::spend`]. [`spend`] is the pure arithmetic it decides with.
+
+pub mod spend;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use hearth_llm::{ApiKey, Attempt, CallLimits, LlmError, Provider, RetryPolicy};
+use hearth_proto::control::{ProviderKind, ProviderSummary};
+use hearth_proto::llm::{BrokerError, BrokerErrorKind, Completion, CompletionRequest};
+use parking_lot::{Mutex, RwLock};
+use rusqlite::Connection;
+use tokio::sync::mpsc;
+
+use spend::{Budget, CapHit, CapKind, Crossing, Hold, PeriodKind, Price, RateCardEntry, Scope};
+use crate::store::{self, LedgerReservation, LedgerSettlement, Store, StoreError};
+
+/// Output tokens a worker may ask for in one call, whatever it requests.
+pub const MAX_OUTPUT_TOKENS: u32 = 4096;
+
+pub(crate) const SETTING_TIMEZONE: &str = "household.timezone";
+/// Where the household's provider is stored (its key is a secret).
+pub(crate) const SETTING_PROVIDER_KIND: &str = "provider.kind";
+pub(crate) const SETTING_PROVIDER_URL: &str = "provider.base_url";
+pub(crate) const SETTING_PROVIDER_MODEL: &str = "provider.model";
+pub(crate) const SETTING_HOUSEHOLD_CAP: &str = "household.cap_monthly_micros";
+
+/// What the gateway hears about spend.
+#[derive(Debug, Clone)]
+pub enum SpendEvent {
+    /// A settled call took the member across 80 % or 100 % of a cap (once per cap and period).
+    Crossing { member_id: String, crossing: Crossing },
+    /// A call was refused because a cap would have been exceeded.
+    CapHit { member_id: String, hit: CapHit },
+    /// A call was settled (or released): the member's spend today may have changed.
+    Settled { member_id: String },
+}
+
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    store: Store,
+    // Read for a moment at the start of each call, never held across an await.
+    provider: RwLock<Option<Provider>>,
+    limits: CallLimits,
+    retry: RetryPolicy,
+    stream: bool,
+    // Reserve and settle are short, synchronous bookkeeping; never held across an await. Holding
+    // one lock for check-and-charge is what makes caps exact under concurrency. parking_lot's
+    // locks do not poison, so a panic elsewhere cannot wedge every later call.
+    spend: Mutex<SpendState>,
+    events: mpsc::UnboundedSender<SpendEvent>,
+    /// Whether a paired admin exists to ask when someone hits a cap.
+    admin_available: AtomicBool,
+}
+
+/// Everything about money the broker decides with.
+pub struct SpendState {
+    pub budget: Budget,
+    /// Admin-set prices first, then the shipped defaults (lookup prefers admin entries).
+    pub rate_card: Vec<RateCardEntry>,
+    pub fallbacks: HashMap<String, String>,
+    /// Members' own models on the household's provider, instead of the provider's model.
+    pub models: HashMap<String, String>,
+}
+
+/// An open ledger row plus the budget hold behind it: settled or released exactly once.
+#[must_use = "a reservation must be settled or released"]
+struct Reservation {
+    ledger_id: i64,
+    hold: Hold,
+    price: Price,
+    model: String,
+}
+
+impl Broker {
+    pub fn new(
+        http: reqwest::Client,
+        store: Store,
+        limits: CallLimits,
+        retry: RetryPolicy,
+        stream: bool,
+        spend: SpendState,
+        events: mpsc::UnboundedSender<SpendEvent>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                http,
+                store,
+                provider: RwLock::new(None),
+                limits,
+                retry,
+                stream,
+                spend: Mutex::new(spend),
+                events,
+                admin_available: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    pub fn set_provider(&self, provider: Option<Provider>) {
+        *self.inner.provider.write() = provider.map(|p| Provider { stream: self.inner.stream, ..p });
+    }
+
+    pub fn provider_summary(&self) -> Option<ProviderSummary> {
+        self.inner.provider.read().as_ref().map(|p| ProviderSummary {
+            kind: p.kind,
+            base_url: p.base_url.clone(),
+            model: p.model.clone(),
+        })
+    }
+
+    /// The gateway's database, for the worker pool's audit rows.
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn set_admin_available(&self, yes: bool) {
+        self.inner.admin_available.store(yes, Ordering::Relaxed);
+    }
+
+    /// Reads the spend state (reports, checks, texts).
+    pub fn spend<R>(&self, f: impl FnOnce(&SpendState) -> R) -> R {
+        f(&self.inner.spend.lock())
+    }
+
+    /// The household's zone: spend periods, quiet hours and a turn's "now" are read in it.
+    pub fn timezone(&self) -> Tz {
+        self.inner.spend.lock().budget.timezone()
+    }
+
+    // The writers of the spend state: each one admin change (or a cap raise the admin granted).
+
+    /// A member's daily and monthly caps (`None`: no cap).
+    pub fn set_member_caps(&self, member_id: &str, daily: Option<u64>, monthly: Option<u64>) {
+        self.inner.spend.lock().budget.set_member_caps(member_id, daily, monthly);
+    }
+
+    pub fn set_household_cap(&self, monthly: Option<u64>) {
+        self.inner.spend.lock().budget.set_household_cap(monthly);
+    }
+
+    pub fn set_timezone(&self, tz: Tz) {
+        self.inner.spend.lock().budget.set_timezone(tz);
+    }
+
+    /// A member's own model on the household's provider (`None`: the provider's).
+    pub fn set_member_model(&self, member_id: &str, model: Option<String>) {
+        let models = &mut self.inner.spend.lock().models;
+        match model {
+            Some(m) => models.insert(member_id.to_owned(), m),
+            None => models.remove(member_id),
+        };
+    }
+
+    /// The cheaper model a member routes down to at a cap (`None`: refuse instead).
+    pub fn set_fallback(&self, member_id: &str, model: Option<String>) {
+        let fallbacks = &mut self.inner.spend.lock().fallbacks;
+        match model {
+            Some(m) => fallbacks.insert(member_id.to_owned(), m),
+            None => fallbacks.remove(member_id),
+        };
+    }
+
+    /// The admin's prices (as stored), ahead of the shipped defaults.
+    pub fn set_admin_prices(&self, admin: &[(String, u64, u64, u64)]) {
+        self.inner.spend.lock().rate_card = rate_card(admin);
+    }
+
+    /// Extra room under one cap for one period (the admin said +$1 or +$5).
+    pub fn grant(&self, member_id: &str, kind: CapKind, period_key: &str, extra_micros: u64) {
+        self.inner.spend.lock().budget.grant(member_id, kind, period_key, extra_micros);
+    }
+
+    /// A removed member's caps, fallback and model.
+    pub fn forget_member(&self, member_id: &str) {
+        let mut s = self.inner.spend.lock();
+        s.budget.set_member_caps(member_id, None, None);
+        s.fallbacks.remove(member_id);
+        s.models.remove(member_id);
+    }
+
+    /// The price the broker would charge for `model` with the current provider, if known.
+    pub fn price_of(&self, model: &str) -> Option<Price> {
+        let base_url = self.inner.provider.read().as_ref().map(|p| p.base_url.clone()).unwrap_or_default();
+        let spend = self.inner.spend.lock();
+        price_for(&spend.rate_card, &base_url, model)
+    }
+
+    /// One completion for `member_id`, answering in `chat_id`.
+    pub async fn complete(&self, member_id: &str, chat_id: i64, mut req: CompletionRequest) -> Result<Completion, BrokerError> {
+        let provider = self.inner.provider.read().clone().ok_or_else(|| BrokerError {
+            kind: BrokerErrorKind::NotConfigured,
+            message: "no AI provider is configured; run `hearth provider set` or use the setup wizard".into(),
+        })?;
+        if req.messages.is_empty() {
+            return Err(BrokerError { kind: BrokerErrorKind::BadRequest, message: "a completion needs at least one message".into() });
+        }
+        req.max_tokens = req.max_tokens.clamp(1, MAX_OUTPUT_TOKENS);
+
+        let reservation = self.reserve(member_id, chat_id, &provider, &req, Utc::now()).await?;
+        let provider = Provider { model: reservation.model.clone(), ..provider };
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        let mut on_attempt = |_: Attempt| attempts += 1;
+        let result = hearth_llm::complete_with_retry(
+            &self.inner.http,
+            &provider,
+            &req,
+            &self.inner.limits,
+            &self.inner.retry,
+            &mut on_attempt,
+        )
+        .await;
+        let latency_ms = started.elapsed().as_millis() as u64;
+        self.settle(member_id, reservation, &result, attempts, latency_ms).await;
+        result.map_err(|e| {
+            tracing::warn!(member = member_id, error = %e, "LLM call failed");
+            to_broker_error(&e)
+        })
+    }
+
+    /// Sets aside the worst case of one call against every cap, routing down to the fallback
+    /// model when the member's own would not fit. No call is made without this.
+    async fn reserve(
+        &self,
+        member_id: &str,
+        chat_id: i64,
+        provider: &Provider,
+        req: &CompletionRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Reservation, BrokerError> {
+        let prompt_tokens = hearth_llm::estimate_prompt_tokens(req);
+        let output_tokens = req.max_tokens as u64;
+        let (model, price, hold) = {
+            let mut spend = self.inner.spend.lock();
+            let tz = spend.budget.timezone();
+            let (daily, monthly) = spend.budget.member_caps(member_id);
+            let capped = daily.is_some() || monthly.is_some() || spend.budget.household_cap().is_some();
+            // The member's own model, else the household's.
+            let own = spend.models.get(member_id).cloned().unwrap_or_else(|| provider.model.clone());
+            let price = match price_for(&spend.rate_card, &provider.base_url, &own) {
+                Some(p) => p,
+                None if capped => {
+                    return Err(BrokerError {
+                        kind: BrokerErrorKind::NoPrice { model: own.clone() },
+                        message: format!(
+                            "model {own} has no price, so spend caps cannot be kept; \
+                             set one with `hearth price set {own}`"
+                        ),
+                    });
+                }
+                // No caps apply: usage is still recorded, cost as zero.
+                None => Price::ZERO,
+            };
+            match spend.budget.reserve(member_id, price.worst_case_micros(prompt_tokens, output_tokens), now) {
+                Ok(hold) => (own, price, hold),
+                Err(hit) => {
+                    let fallback = spend.fallbacks.get(member_id).cloned().and_then(|m| {
+                        let p = price_for(&spend.rate_card, &provider.base_url, &m)?;
+                        let hold = spend.budget.reserve(member_id, p.worst_case_micros(prompt_tokens, output_tokens), now).ok()?;
+                        Some((m, p, hold))
+                    });
+                    match fallback {
+                        Some((m, p, hold)) => {
+                            tracing::info!(member = member_id, model = %m, "routing down to the fallback model");
+                            (m, p, hold)
+                        }
+                        None => {
+                            drop(spend);
+                            let _ = self.inner.events.send(SpendEvent::CapHit { member_id: member_id.to_owned(), hit: hit.clone() });
+                            return Err(BrokerError {
+                                kind: BrokerErrorKind::CapExceeded {
+                                    resets_at: Some(hit.resets_at.with_timezone(&tz).to_rfc3339()),
+                                    admin_asked: self.inner.admin_available.load(Ordering::Relaxed),
+                                },
+                                message: hit.to_string(),
+                            });
+                        }
+                    }
+                }
+            }
+        };
+        let row = LedgerReservation {
+            member_id: member_id.to_owned(),
+            chat_id: Some(chat_id),
+            provider: provider.kind.as_str().to_owned(),
+            model: model.clone(),
+            reserved_input_tokens: prompt_tokens,
+            reserved_output_tokens: output_tokens,
+            reserved_micros: hold.amount(),
+            day_key: hold.day_key().to_owned(),
+            month_key: hold.month_key().to_owned(),
+        };
+        match self.inner.store.call(move |c| store::ledger_reserve(c, &row, store::now_unix())).await {
+            Ok(ledger_id) => Ok(Reservation { ledger_id, hold, price, model }),
+            Err(e) => {
+                self.inner.spend.lock().budget.release(hold);
+                Err(BrokerError { kind: BrokerErrorKind::ProviderError, message: format!("could not record the call: {e}") })
+            }
+        }
+    }
+
+    /// Charges what the call really cost (or nothing, if it failed) and completes the ledger row.
+    async fn settle(&self, member_id: &str, r: Reservation, result: &Result<Completion, LlmError>, attempts: u32, latency_ms: u64) {
+        let settlement = match result {
+            Ok(c) => {
+                let cost = r.price.cost_micros(&c.usage);
+                let crossings = self.inner.spend.lock().budget.settle(r.hold, cost);
+                for crossing in crossings {
+                    let _ = self.inner.events.send(SpendEvent::Crossing { member_id: member_id.to_owned(), crossing });
+                }
+                LedgerSettlement {
+                    model: c.model.clone(),
+                    input_tokens: c.usage.input_tokens,
+                    output_tokens: c.usage.output_tokens,
+                    cached_input_tokens: c.usage.cached_input_tokens,
+                    attempts,
+                    latency_ms,
+                    outcome: "ok".into(),
+                    cost_micros: cost,
+                }
+            }
+            Err(e) => {
+                self.inner.spend.lock().budget.release(r.hold);
+                LedgerSettlement {
+                    model: r.model,
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    cached_input_tokens: 0,
+                    attempts,
+                    latency_ms,
+                    outcome: e.kind(),
+                    cost_micros: 0,
+                }
+            }
+        };
+        let id = r.ledger_id;
+        if let Err(e) = self.inner.store.call(move |c| store::ledger_settle(c, id, &settlement, store::now_unix())).await {
+            // The row stays "reserved" and is released at the next start; nothing is charged twice.
+            tracing::error!(ledger_id = id, error = %e, "could not settle a ledger row");
+        }
+        let _ = self.inner.events.send(SpendEvent::Settled { member_id: member_id.to_owned() });
+    }
+}
+
+/// The price of `model` at `base_url`: a price the admin set wins; otherwise a model on a local
+/// server (Ollama, LM Studio) is free; otherwise the shipped default, if there is one.
+pub fn price_for(card: &[RateCardEntry], base_url: &str, model: &str) -> Option<Price> {
+    // `rate_card` puts the admin's entries first: they are the card's prefix.
+    let admin = card.iter().take_while(|e| matches!(e.source, spend::PriceSource::Admin)).count();
+    if let Some(e) = spend::price::lookup(&card[..admin], model) {
+        return Some(e.price);
+    }
+    if spend::price::is_local_provider(base_url) {
+        return Some(Price::ZERO);
+    }
+    spend::price::lookup(card, model).map(|e| e.price)
+}
+
+/// Admin prices (from the database) ahead of the shipped defaults.
+pub fn rate_card(admin: &[(String, u64, u64, u64)]) -> Vec<RateCardEntry> {
+    let mut card: Vec<RateCardEntry> = admin
+        .iter()
+        .map(|(model, input, output, cached)| RateCardEntry {
+            model: model.clone(),
+            price: Price { input: *input, output: *output, cached_input: *cached },
+            source: spend::PriceSource::Admin,
+        })
+        .collect();
+    card.extend(spend::price::default_rate_card());
+    card
+}
+
+pub fn parse_cap_kind(s: &str) -> Option<CapKind> {
+    CapKind::ALL.into_iter().find(|k| k.as_str() == s)
+}
+
+/// Builds the spend state from the database: prices, caps, fallbacks, members' own models, the
+/// time zone, what was
+/// already spent today and this month, and grants for those periods.
+pub fn load_spend(conn: &Connection, now: DateTime<Utc>) -> Result<SpendState, StoreError> {
+    let tz = store::get_setting(conn, SETTING_TIMEZONE)?
+        .and_then(|name| spend::period::parse_timezone(&name).ok())
+        .unwrap_or_else(spend::period::system_timezone);
+    let mut budget = Budget::new(tz);
+    let mut fallbacks = HashMap::new();
+    let mut models = HashMap::new();
+    for m in store::list_members(conn)? {
+        budget.set_member_caps(&m.id, m.cap_daily_micros, m.cap_monthly_micros);
+        if let Some(f) = m.fallback_model {
+            fallbacks.insert(m.id.clone(), f);
+        }
+        if let Some(model) = m.model {
+            models.insert(m.id, model);
+        }
+    }
+    let household = store::get_setting(conn, SETTING_HOUSEHOLD_CAP)?.and_then(|v| v.parse::<u64>().ok());
+    budget.set_household_cap(household);
+
+    let day = spend::period::period_at(PeriodKind::Day, tz, now);
+    let month = spend::period::period_at(PeriodKind::Month, tz, now);
+    let (per_day, per_month) = store::spent_in(conn, &day.key, &month.key)?;
+    for (member, micros) in per_day {
+        budget.load_spent(Scope::Member(member), PeriodKind::Day, &day.key, micros);
+    }
+    let mut household_month = 0u64;
+    for (member, micros) in per_month {
+        household_month += micros;
+        budget.load_spent(Scope::Member(member), PeriodKind::Month, &month.key, micros);
+    }
+    budget.load_spent(Scope::Household, PeriodKind::Month, &month.key, household_month);
+    for (member, kind, key, extra) in store::grants_for(conn, &[&day.key, &month.key])? {
+        if let Some(kind) = parse_cap_kind(&kind) {
+            budget.grant(&member, kind, &key, extra);
+        }
+    }
+    let rate_card = rate_card(&store::list_prices(conn)?);
+    Ok(SpendState { budget, rate_card, fallbacks, models })
+}
+
+fn to_broker_error(e: &LlmError) -> BrokerError {
+    let kind = match e {
+        LlmError::Timeout { .. } => BrokerErrorKind::Timeout,
+        LlmError::Status { status, .. } if *status == 429 || *status >= 500 => BrokerErrorKind::ProviderUnavailable,
+        LlmError::Network(_) => BrokerErrorKind::ProviderUnavailable,
+        LlmError::Status { .. } | LlmError::Malformed(_) | LlmError::Redirected { .. } => BrokerErrorKind::ProviderError,
+        LlmError::Config(_) => BrokerErrorKind::NotConfigured,
+    };
+    BrokerError { kind, message: e.to_string() }
+}
+
+/// Builds the provider from stored settings and its key.
+pub fn provider_from(kind: ProviderKind, base_url: String, model: String, key: String) -> Provider {
+    Provider { kind, base_url, model, api_key: ApiKey::new(key), stream: true }
+}
+
+/// Limits suited to a family chat: generous for slow local models, but a stalled call is cut.
+pub fn default_limits() -> CallLimits {
+    CallLimits {
+        connect: Duration::from_secs(10),
+        first_byte: Duration::from_secs(90),
+        idle: Duration::from_secs(60),
+        total: Duration::from_secs(180),
+    }
+}

@@ -1,0 +1,179 @@
+//! The admin API. [`handle`] answers one [`ControlRequest`]: the Tauri shell reaches it
+//! in-process through `Gateway::control`, the CLI over `run/control.sock` (`socket.rs`).
+//!
+//! The gateway is the only writer of `gateway.sqlite`; every admin change goes through here and
+//! leaves an audit row. A handler checks the request, stores it, and then has it applied where
+//! that state lives: the core loop's roster, lanes and bots through
+//! [`Engine::change`](crate::core::Engine::change) (which waits until the loop applied it), the
+//! broker's spend state through its setters. No handler changes in-memory state itself.
+//!
+//! One file per area: `member.rs` (adding, removing, pairing, tokens, exports), `assistant.rs`
+//! (role, persona, model, pause, quiet hours, role presets, idle reset, turn cap), `spend.rs`
+//! (prices, caps, admins, fallbacks, the zone, reports), `provider.rs` (setting, testing and
+//! finding providers), `backup.rs` (backups while a gateway serves), `doctor.rs` (`hearth
+//! doctor`), `status.rs`, `socket.rs`.
+
+use hearth_proto::control::{ControlError, ControlReply, ControlRequest, ErrorCode, MemberSummary};
+
+use crate::broker::spend::MICROS_PER_USD;
+use crate::core::{Engine, Stopping};
+use crate::store::{self, MemberRow};
+use crate::telegram::TokenError;
+
+mod assistant;
+pub(crate) mod backup;
+mod doctor;
+mod member;
+mod provider;
+pub(crate) mod socket;
+mod spend;
+mod status;
+
+pub use socket::{ClientError, request};
+pub(crate) use status::status;
+
+/// Handles one admin request.
+pub(crate) async fn handle(e: &Engine, request: ControlRequest) -> Result<ControlReply, ControlError> {
+    tracing::debug!(?request, "admin request");
+    match request {
+        ControlRequest::ProviderSet { kind, base_url, model, api_key } => {
+            provider::set(e, kind, base_url, model, api_key).await
+        }
+        ControlRequest::ProviderTest { kind, base_url, model, api_key } => {
+            provider::test(kind, base_url, model, api_key).await.map(ControlReply::ProviderTested)
+        }
+        ControlRequest::ProviderDetect => Ok(ControlReply::LocalProviders { found: provider::detect(e).await }),
+        ControlRequest::BotCheck { bot_token } => member::bot_check(e, &bot_token).await.map(ControlReply::BotChecked),
+        ControlRequest::MemberAdd { name, bot_token, role } => {
+            member::add(e, name, bot_token, role).await.map(ControlReply::MemberAdded)
+        }
+        ControlRequest::MemberUpdate { member, role, persona, model } => {
+            assistant::update(e, &member, role, persona, model).await.map(ControlReply::Member)
+        }
+        ControlRequest::MemberPause { member, paused } => assistant::pause(e, member.as_deref(), paused).await,
+        ControlRequest::MemberToken { member, bot_token } => {
+            member::replace_token(e, &member, &bot_token).await.map(ControlReply::Member)
+        }
+        ControlRequest::MemberExport { member, dest_dir } => member::export(e, &member, &dest_dir).await,
+        ControlRequest::TurnCap { cap } => assistant::turn_cap(e, cap).await,
+        ControlRequest::MemberList => member::list(e).await,
+        ControlRequest::MemberRemove { member } => member::remove(e, &member).await,
+        ControlRequest::MemberPair { member } => member::pair(e, &member).await.map(ControlReply::PairCode),
+        ControlRequest::Status => status(e).await.map(ControlReply::Status).map_err(internal),
+        ControlRequest::PriceSet {
+            model,
+            input_micros_per_mtok,
+            output_micros_per_mtok,
+            cached_input_micros_per_mtok,
+        } => {
+            spend::price_set(e, model, input_micros_per_mtok, output_micros_per_mtok, cached_input_micros_per_mtok)
+                .await
+        }
+        ControlRequest::PriceList => Ok(spend::price_list(e)),
+        ControlRequest::MemberCap { member, daily, monthly } => spend::member_cap(e, &member, daily, monthly).await,
+        ControlRequest::MemberAdmin { member, admin } => spend::member_admin(e, &member, admin).await,
+        ControlRequest::MemberFallback { member, model } => spend::member_fallback(e, &member, model).await,
+        ControlRequest::MemberQuietHours { member, quiet_hours } => {
+            assistant::quiet_hours(e, &member, quiet_hours).await.map(ControlReply::Member)
+        }
+        ControlRequest::HouseholdIdleReset { hours } => assistant::idle_reset(e, hours).await,
+        ControlRequest::HouseholdDiskQuota { mb } => assistant::disk_quota(e, mb).await,
+        ControlRequest::HouseholdCap { monthly } => spend::household_cap(e, monthly).await,
+        ControlRequest::HouseholdTimezone { timezone } => spend::household_timezone(e, &timezone).await,
+        ControlRequest::Usage { month } => spend::usage(e, month).await,
+        ControlRequest::UsageExport { month } => spend::usage_export(e, &month).await,
+        ControlRequest::Doctor => {
+            let e = e.clone();
+            tokio::task::spawn_blocking(move || doctor::doctor(&e)).await.map(ControlReply::Doctor).map_err(internal)
+        }
+        ControlRequest::BackupCreate { dest_dir, include_secrets } => backup::create(e, &dest_dir, include_secrets).await,
+        ControlRequest::BackupSchedule { dest_dir, every_hours } => backup::schedule(e, dest_dir, every_hours).await,
+    }
+}
+
+pub(crate) fn internal(e: impl std::fmt::Display) -> ControlError {
+    ControlError::new(ErrorCode::Internal, e.to_string())
+}
+
+/// The core loop did not apply a change: the gateway is stopping.
+fn stopping(e: Stopping) -> ControlError {
+    internal(e)
+}
+
+/// The member `key` names (an id, or a name in any case).
+pub(crate) async fn find(e: &Engine, key: &str) -> Result<MemberRow, ControlError> {
+    let k = key.trim().to_owned();
+    e.store.call(move |c| store::find_member(c, &k)).await.map_err(internal)?.ok_or_else(|| {
+        ControlError::new(
+            ErrorCode::NotFound,
+            format!("no member called {key:?}; `hearth member list` shows who there is"),
+        )
+    })
+}
+
+/// What the admin sees of a member.
+pub(crate) fn summary(m: MemberRow) -> MemberSummary {
+    let usd = |micros: u64| micros as f64 / MICROS_PER_USD as f64;
+    MemberSummary {
+        paired: m.telegram_user_id.is_some(),
+        created_at: rfc3339(m.created_at),
+        role: m.role,
+        paused: m.paused,
+        persona: m.persona,
+        model: m.model,
+        fallback_model: m.fallback_model,
+        is_admin: m.is_admin,
+        daily_cap_usd: m.cap_daily_micros.map(usd),
+        monthly_cap_usd: m.cap_monthly_micros.map(usd),
+        quiet_hours: m.quiet_hours,
+        id: m.id,
+        name: m.name,
+        bot_username: m.bot_username,
+    }
+}
+
+/// A token `getMe` refused or could not check, as the admin reads it.
+pub(crate) fn token_error(e: TokenError) -> ControlError {
+    let code = match e {
+        TokenError::Malformed => ErrorCode::InvalidInput,
+        TokenError::Rejected => ErrorCode::Rejected,
+        TokenError::Unreachable(_) => ErrorCode::Unreachable,
+    };
+    ControlError::new(code, e.to_string())
+}
+
+pub(crate) fn rfc3339(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0).map(|t| t.with_timezone(&chrono::Local).to_rfc3339()).unwrap_or_default()
+}
+
+/// A member's display name: 1–40 characters, no control characters, trimmed.
+pub fn validate_name(name: &str) -> Result<String, ControlError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ControlError::new(ErrorCode::InvalidInput, "give the member a name, e.g. `hearth member add Ana`"));
+    }
+    if name.chars().count() > 40 {
+        return Err(ControlError::new(
+            ErrorCode::InvalidInput,
+            "that name is over 40 characters; use something shorter",
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ControlError::new(ErrorCode::InvalidInput, "the name contains control characters"));
+    }
+    Ok(name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        assert_eq!(validate_name("  Ana ").unwrap(), "Ana");
+        assert!(validate_name("").is_err());
+        assert!(validate_name("a\u{7}b").is_err());
+        assert!(validate_name(&"x".repeat(41)).is_err());
+        assert!(validate_name("Grandma Rosa 👵").is_ok());
+    }
+}

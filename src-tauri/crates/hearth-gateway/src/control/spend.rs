@@ -1,0 +1,386 @@
+//! The admin API for spend: prices, caps, admins, fallbacks, the household's zone, reports.
+//! Every change is stored and audited, then applied: to the broker's spend state through its
+//! setters, and to the roster in the core loop.
+
+use chrono::Utc;
+use hearth_proto::control::{
+    CapChange, CapsReport, ControlError, ControlReply, ErrorCode, MemberUsage, PriceRow, UsageReport, UsageTotals,
+};
+
+use super::{find, internal, stopping};
+use crate::broker::spend::{self, PeriodKind, Price, PriceSource, format_usd};
+use crate::broker::{SETTING_HOUSEHOLD_CAP, SETTING_TIMEZONE};
+use crate::core::{Change, Engine, MemberUpdate, Roster};
+use crate::store::{self, MemberRow};
+
+fn usd(micros: u64) -> f64 {
+    micros as f64 / spend::MICROS_PER_USD as f64
+}
+
+/// Prices above this are surely a typo (USD 10,000 per million tokens).
+const MAX_PRICE_MICROS: u64 = 10_000 * spend::MICROS_PER_USD;
+
+fn apply(change: CapChange, current: Option<u64>) -> Option<u64> {
+    match change {
+        CapChange::Keep => current,
+        CapChange::Remove => None,
+        CapChange::Set { micros } => Some(micros),
+    }
+}
+
+pub(super) fn missing_price_error(model: &str) -> ControlError {
+    ControlError::new(
+        ErrorCode::InvalidInput,
+        format!(
+            "the model {model} has no price, so a spending limit could not be kept. Set its price first: \
+             hearth price set {model} --input-usd-per-mtok X --output-usd-per-mtok Y"
+        ),
+    )
+}
+
+/// Refuses a change that would give a capped member a model without a price.
+pub(super) fn check_priced(e: &Engine, model: Option<&str>) -> Result<(), ControlError> {
+    let model = match model {
+        Some(m) => m.to_owned(),
+        None => match e.broker.provider_summary() {
+            Some(p) => p.model,
+            None => return Ok(()), // no provider yet: checked again when one is set
+        },
+    };
+    match e.broker.price_of(&model) {
+        Some(_) => Ok(()),
+        None => Err(missing_price_error(&model)),
+    }
+}
+
+pub(super) fn any_caps(e: &Engine) -> bool {
+    e.broker.spend(|s| s.budget.household_cap().is_some()) || e.members.read(Roster::any_member_caps)
+}
+
+pub(super) async fn price_set(
+    e: &Engine,
+    model: String,
+    input: u64,
+    output: u64,
+    cached: Option<u64>,
+) -> Result<ControlReply, ControlError> {
+    let model = model.trim().to_owned();
+    if model.is_empty() || model.chars().any(char::is_control) {
+        return Err(ControlError::new(ErrorCode::InvalidInput, "name the model, e.g. gpt-4o-mini"));
+    }
+    let cached = cached.unwrap_or(input);
+    if [input, output, cached].iter().any(|p| *p > MAX_PRICE_MICROS) {
+        return Err(ControlError::new(
+            ErrorCode::InvalidInput,
+            "that price is over $10,000 per million tokens; prices are in USD per million tokens, e.g. 0.15",
+        ));
+    }
+    let m = model.clone();
+    let admin = e
+        .store
+        .call(move |c| {
+            store::set_price(c, &m, input, output, cached, store::now_unix())?;
+            store::audit(
+                c,
+                "admin",
+                "price_set",
+                None,
+                &format!("{m} in {input} out {output} cached {cached} micro-USD/Mtok"),
+            )?;
+            store::list_prices(c)
+        })
+        .await
+        .map_err(internal)?;
+    e.broker.set_admin_prices(&admin);
+    let row = price_row(&model, &Price { input, output, cached_input: cached }, &PriceSource::Admin);
+    Ok(ControlReply::Prices { prices: vec![row] })
+}
+
+pub(super) fn price_list(e: &Engine) -> ControlReply {
+    let prices = e.broker.spend(|s| {
+        let mut seen = std::collections::HashSet::new();
+        s.rate_card
+            .iter()
+            .filter(|e| seen.insert(e.model.to_lowercase()))
+            .map(|e| price_row(&e.model, &e.price, &e.source))
+            .collect()
+    });
+    ControlReply::Prices { prices }
+}
+
+pub(super) async fn member_cap(
+    e: &Engine,
+    key: &str,
+    daily: CapChange,
+    monthly: CapChange,
+) -> Result<ControlReply, ControlError> {
+    let m = find(e, key).await?;
+    let (daily, monthly) = (apply(daily, m.cap_daily_micros), apply(monthly, m.cap_monthly_micros));
+    if daily.is_some() || monthly.is_some() {
+        // The model the member's calls use: their own, else the household's.
+        check_priced(e, m.model.as_deref())?;
+    }
+    let (id, name) = (m.id.clone(), m.name.clone());
+    e.store
+        .call(move |c| {
+            store::set_member_caps(c, &id, daily, monthly)?;
+            let show = |v: Option<u64>| v.map(format_usd).unwrap_or_else(|| "none".into());
+            store::audit(
+                c,
+                "admin",
+                "member_cap",
+                Some(&id),
+                &format!("{name}: daily {} monthly {}", show(daily), show(monthly)),
+            )
+        })
+        .await
+        .map_err(internal)?;
+    e.broker.set_member_caps(&m.id, daily, monthly);
+    e.change(Change::Member { member_id: m.id.clone(), update: MemberUpdate::Caps { daily, monthly } })
+        .await
+        .map_err(stopping)?;
+    Ok(ControlReply::Caps(CapsReport {
+        member: Some(m.name),
+        daily_usd: daily.map(usd),
+        monthly_usd: monthly.map(usd),
+    }))
+}
+
+pub(super) async fn member_admin(e: &Engine, key: &str, admin: bool) -> Result<ControlReply, ControlError> {
+    let m = find(e, key).await?;
+    let id = m.id.clone();
+    e.store
+        .call(move |c| {
+            store::set_member_admin(c, &id, admin)?;
+            store::audit(c, "admin", if admin { "admin_granted" } else { "admin_revoked" }, Some(&id), "")
+        })
+        .await
+        .map_err(internal)?;
+    // The loop also re-checks whether a paired admin can be asked about caps.
+    e.change(Change::Member { member_id: m.id.clone(), update: MemberUpdate::Admin(admin) }).await.map_err(stopping)?;
+    Ok(ControlReply::Done)
+}
+
+pub(super) async fn member_fallback(
+    e: &Engine,
+    key: &str,
+    model: Option<String>,
+) -> Result<ControlReply, ControlError> {
+    let m = find(e, key).await?;
+    let model = model.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    if let Some(f) = &model {
+        check_priced(e, Some(f))?;
+    }
+    let (id, f) = (m.id.clone(), model.clone());
+    e.store
+        .call(move |c| {
+            store::set_member_fallback(c, &id, f.as_deref())?;
+            store::audit(c, "admin", "member_fallback", Some(&id), f.as_deref().unwrap_or("none"))
+        })
+        .await
+        .map_err(internal)?;
+    e.broker.set_fallback(&m.id, model.clone());
+    e.change(Change::Member { member_id: m.id.clone(), update: MemberUpdate::Fallback(model) })
+        .await
+        .map_err(stopping)?;
+    Ok(ControlReply::Done)
+}
+
+pub(super) async fn household_cap(e: &Engine, monthly: CapChange) -> Result<ControlReply, ControlError> {
+    let current = e.broker.spend(|s| s.budget.household_cap());
+    let monthly = apply(monthly, current);
+    if monthly.is_some() {
+        // A household cap caps everyone: every model in use needs a price.
+        check_priced(e, None)?;
+        let own: Vec<String> = e.members.read(Roster::own_models);
+        for model in own {
+            check_priced(e, Some(&model))?;
+        }
+    }
+    e.store
+        .call(move |c| {
+            match monthly {
+                Some(v) => store::set_setting(c, SETTING_HOUSEHOLD_CAP, &v.to_string())?,
+                None => {
+                    c.execute("DELETE FROM settings WHERE key = ?1", [SETTING_HOUSEHOLD_CAP])?;
+                }
+            }
+            store::audit(c, "admin", "household_cap", None, &monthly.map(format_usd).unwrap_or_else(|| "none".into()))
+        })
+        .await
+        .map_err(internal)?;
+    e.broker.set_household_cap(monthly);
+    Ok(ControlReply::Caps(CapsReport { member: None, daily_usd: None, monthly_usd: monthly.map(usd) }))
+}
+
+pub(super) async fn household_timezone(e: &Engine, name: &str) -> Result<ControlReply, ControlError> {
+    let tz = spend::period::parse_timezone(name).map_err(|e| ControlError::new(ErrorCode::InvalidInput, e))?;
+    let canonical = tz.name().to_owned();
+    let n = canonical.clone();
+    e.store
+        .call(move |c| {
+            store::set_setting(c, SETTING_TIMEZONE, &n)?;
+            store::audit(c, "admin", "household_timezone", None, &n)
+        })
+        .await
+        .map_err(internal)?;
+    e.broker.set_timezone(tz);
+    Ok(ControlReply::Done)
+}
+
+pub(super) async fn usage(e: &Engine, month: Option<String>) -> Result<ControlReply, ControlError> {
+    let now = Utc::now();
+    let (tz, this_month) = e.broker.spend(|s| {
+        let tz = s.budget.timezone();
+        (tz, spend::period::period_at(PeriodKind::Month, tz, now).key)
+    });
+    let month = match month {
+        Some(m) => {
+            let (y, mo) =
+                spend::period::parse_month(m.trim()).map_err(|e| ControlError::new(ErrorCode::InvalidInput, e))?;
+            spend::period::month_key(y, mo)
+        }
+        None => this_month.clone(),
+    };
+    let key = month.clone();
+    let (totals, per_day, rows) = e
+        .store
+        .call(move |c| Ok((store::month_totals(c, &key)?, store::month_per_day(c, &key)?, store::list_members(c)?)))
+        .await
+        .map_err(internal)?;
+    let current = month == this_month;
+    let mut members: Vec<MemberUsage> = Vec::new();
+    let mut total = UsageTotals::default();
+    let totals_of = |id: &str| totals.iter().find(|t| t.0 == id);
+    let mut push = |id: &str, name: String, row: Option<&MemberRow>| {
+        let t = totals_of(id).map(|t| UsageTotals {
+            calls: t.1,
+            input_tokens: t.2,
+            cached_input_tokens: t.3,
+            output_tokens: t.4,
+            cost_usd: usd(t.5),
+        });
+        let t = t.unwrap_or_default();
+        total.calls += t.calls;
+        total.input_tokens += t.input_tokens;
+        total.cached_input_tokens += t.cached_input_tokens;
+        total.output_tokens += t.output_tokens;
+        total.cost_usd += t.cost_usd;
+        let today = if current { e.broker.spend(|s| s.budget.standing(id, now).daily.spent_micros) } else { 0 };
+        members.push(MemberUsage {
+            id: id.to_owned(),
+            name,
+            totals: t,
+            today_usd: usd(today),
+            daily_cap_usd: row.and_then(|r| r.cap_daily_micros).map(usd),
+            monthly_cap_usd: row.and_then(|r| r.cap_monthly_micros).map(usd),
+        });
+    };
+    for r in &rows {
+        push(&r.id, r.name.clone(), Some(r));
+    }
+    // Spend by members since removed still counts towards the month.
+    for t in &totals {
+        if !rows.iter().any(|r| r.id == t.0) {
+            push(&t.0, format!("{} (removed)", t.0), None);
+        }
+    }
+    let household_monthly_cap_usd = e.broker.spend(|s| s.budget.household_cap()).map(usd);
+    Ok(ControlReply::Usage(UsageReport {
+        month,
+        timezone: tz.name().to_owned(),
+        members,
+        total,
+        household_monthly_cap_usd,
+        per_day: per_day.into_iter().map(|(d, m)| (d, usd(m))).collect(),
+    }))
+}
+
+pub(super) async fn usage_export(e: &Engine, month: &str) -> Result<ControlReply, ControlError> {
+    let (y, mo) =
+        spend::period::parse_month(month.trim()).map_err(|e| ControlError::new(ErrorCode::InvalidInput, e))?;
+    let key = spend::period::month_key(y, mo);
+    let rows = e.store.call(move |c| store::month_rows(c, &key)).await.map_err(internal)?;
+    Ok(ControlReply::Csv { text: ledger_csv(&rows) })
+}
+
+fn price_row(model: &str, p: &Price, source: &PriceSource) -> PriceRow {
+    let (input, output, cached) = p.usd();
+    PriceRow {
+        model: model.to_owned(),
+        input_usd_per_mtok: input,
+        output_usd_per_mtok: output,
+        cached_input_usd_per_mtok: cached,
+        source: match source {
+            PriceSource::Admin => "admin".to_owned(),
+            PriceSource::Default { as_of } => format!("default (as of {as_of})"),
+        },
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+}
+
+/// The month's ledger as CSV (RFC 4180), one row per call, cost in USD.
+pub(crate) fn ledger_csv(rows: &[store::LedgerExportRow]) -> String {
+    let mut out = String::from(
+        "id,time_utc,day,member_id,member,chat_id,provider,model,input_tokens,cached_input_tokens,output_tokens,cost_usd,latency_ms,attempts,outcome\r\n",
+    );
+    for r in rows {
+        let time = chrono::DateTime::from_timestamp(r.created_at, 0).map(|t| t.to_rfc3339()).unwrap_or_default();
+        let fields = [
+            r.id.to_string(),
+            time,
+            r.day_key.clone(),
+            r.member_id.clone(),
+            r.member_name.clone().unwrap_or_default(),
+            r.chat_id.map(|c| c.to_string()).unwrap_or_default(),
+            r.provider.clone(),
+            r.model.clone(),
+            r.input_tokens.to_string(),
+            r.cached_input_tokens.to_string(),
+            r.output_tokens.to_string(),
+            format!("{:.6}", usd(r.cost_micros)),
+            r.latency_ms.map(|l| l.to_string()).unwrap_or_default(),
+            r.attempts.to_string(),
+            r.outcome.clone(),
+        ];
+        out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_what_needs_quoting() {
+        let row = store::LedgerExportRow {
+            id: 1,
+            created_at: 0,
+            day_key: "2026-11-21".into(),
+            member_id: "ana-x".into(),
+            member_name: Some("Ana \"the\" Great, Jr".into()),
+            chat_id: Some(5),
+            provider: "openai".into(),
+            model: "gpt-4o-mini".into(),
+            input_tokens: 10,
+            cached_input_tokens: 2,
+            output_tokens: 3,
+            cost_micros: 1234,
+            latency_ms: Some(800),
+            attempts: 1,
+            outcome: "ok".into(),
+        };
+        let csv = ledger_csv(&[row]);
+        let lines: Vec<&str> = csv.split("\r\n").collect();
+        assert!(lines[0].starts_with("id,time_utc,day,member_id,member,"));
+        assert_eq!(
+            lines[1],
+            "1,1970-01-01T00:00:00+00:00,2026-11-21,ana-x,\"Ana \"\"the\"\" Great, Jr\",5,openai,gpt-4o-mini,10,2,3,0.001234,800,1,ok"
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! One turn, in a task of its own: what the member's worker is asked (`Turn`), what it may ask
+//! for meanwhile (`workers::rules`), and what happens with its answer — sent to the turn's chat,
+//! the inbox rows closed, a reported reminder schedule stored.
+
+use std::sync::Arc;
+
+use hearth_proto::llm::Refusal;
+use hearth_proto::worker::{IncomingMessage, Turn, TurnContext, TurnKind, TurnOutcome};
+
+use super::{Engine, LaneItem, inbox_ids, reminders};
+use crate::config::FaultSite;
+use crate::store::{self, DueReminder, InboxRow, MemberRow};
+use crate::telegram;
+use crate::workers::WorkerError;
+use crate::workers::rules::TurnRules;
+
+/// Runs one turn of `member_id`'s for `items` (one message or several collected, or a command,
+/// or a reminder), and closes what it answered.
+pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) {
+    let member = engine.member(member_id);
+    let ids = inbox_ids(&items);
+    let (Some(member), Some(bot)) = (member, engine.bot_for(member_id)) else {
+        engine.finish_rows(ids, "done", "member_removed");
+        return;
+    };
+    let chat_id = items[0].chat_id;
+    let kind = items[0].kind;
+    let rows: Vec<&InboxRow> = items.iter().filter_map(|i| i.row.as_ref()).collect();
+    // The household's zone, as the caps count days in it (`hearth household timezone`).
+    let tz = engine.broker.timezone();
+    let config = &engine.config;
+    let turn = Turn {
+        turn_id: engine.workers.next_turn_id(),
+        chat_id,
+        kind,
+        messages: match kind {
+            TurnKind::NewConversation | TurnKind::ListMemory | TurnKind::Reminder { .. } => Vec::new(),
+            TurnKind::Forget | TurnKind::Reminders => rows
+                .iter()
+                .take(1)
+                .map(|r| IncomingMessage { inbox_id: r.id, text: items[0].words.clone(), sent_at: r.msg.sent_at })
+                .collect(),
+            TurnKind::Chat => rows
+                .iter()
+                .map(|r| IncomingMessage {
+                    inbox_id: r.id,
+                    text: r.msg.text.clone().unwrap_or_default(),
+                    sent_at: r.msg.sent_at,
+                })
+                .collect(),
+        },
+        context: TurnContext {
+            member_name: member.name.clone(),
+            persona: member.persona.clone(),
+            now: config.clock.now().with_timezone(&tz).to_rfc3339(),
+            timezone: tz.name().to_owned(),
+            context_tokens: config.context_tokens,
+            max_output_tokens: config.max_output_tokens,
+            role: member.role,
+        },
+    };
+    let firing = match kind {
+        TurnKind::Reminder { id, due_at } => {
+            Some(DueReminder { member_id: member_id.to_owned(), reminder_id: id, due_at })
+        }
+        _ => None,
+    };
+    // A fresh start the gateway asked for itself (idle reset) has no row and says nothing.
+    let silent = kind == TurnKind::NewConversation && items[0].row.is_none();
+    let typing = engine.cancel.child_token();
+    if firing.is_none() && !silent {
+        engine.tracker.spawn(telegram::show_typing(bot.clone(), chat_id, typing.clone()));
+    }
+    let outcome = engine.workers.run_turn(member_id, turn, turn_rules(engine, &member)).await;
+    typing.cancel();
+    let outcome = match outcome {
+        Ok((outcome, Some(due))) => {
+            // Before the turn counts as finished, so the member's next turn sees it applied.
+            let (store, member) = (engine.store.clone(), member_id.to_owned());
+            match store.call(move |c| store::replace_reminder_schedule(c, &member, &due)).await {
+                Ok(()) => engine.reminders_wake.changed(),
+                Err(e) => tracing::error!(member = member_id, error = %e, "could not store the reminder schedule"),
+            }
+            Ok(outcome)
+        }
+        Ok((outcome, None)) => Ok(outcome),
+        Err(e) => Err(e),
+    };
+    if let Some(firing) = firing {
+        reminders::deliver(engine, member_id, &bot, chat_id, firing, outcome).await;
+        return;
+    }
+    if silent {
+        if let Ok(TurnOutcome::Failed { detail, .. }) = &outcome {
+            tracing::warn!(member = member_id, %detail, "the idle reset failed; the conversation goes on");
+        }
+        return;
+    }
+    let (text, outcome_kind) = match outcome {
+        Ok(TurnOutcome::Nothing) => {
+            engine.finish_rows(ids, "done", "nothing");
+            return;
+        }
+        Ok(TurnOutcome::Reply { text }) if !text.trim().is_empty() => (text, "replied"),
+        Ok(TurnOutcome::Reply { .. }) => {
+            ("I'm not sure what to say to that — could you put it another way?".to_owned(), "empty_reply")
+        }
+        Ok(TurnOutcome::Failed { user_message, detail }) => {
+            tracing::warn!(member = member_id, %detail, "turn failed");
+            (user_message, "turn_failed")
+        }
+        Err(WorkerError::ShuttingDown) => return, // left pending: answered after restart
+        Err(e) => {
+            tracing::error!(member = member_id, error = %e, "worker failed");
+            (
+                "Sorry — something went wrong on my side while I was answering. Please send that again.".to_owned(),
+                "worker_failed",
+            )
+        }
+    };
+    config.faults.check(FaultSite::TurnReply { member_id, text: &text });
+    match telegram::send_reply(&bot, chat_id, &text).await {
+        Ok(()) => engine.finish_rows(ids, "done", outcome_kind),
+        Err(e) => {
+            tracing::error!(member = member_id, error = %e, "could not deliver a reply");
+            engine.finish_rows(ids, "failed", "send_failed");
+        }
+    }
+}
+
+/// What a turn of `member`'s may ask for, as far as their state goes (`workers/rules.rs`):
+/// nothing from the model while paused or resting as it starts, and nothing after a pause in
+/// the middle of it.
+fn turn_rules(engine: &Engine, member: &MemberRow) -> TurnRules {
+    let refused = if member.paused {
+        Some(Refusal::Paused)
+    } else if engine.quiet_now(member).is_some() {
+        Some(Refusal::Resting)
+    } else {
+        None
+    };
+    // The roster as the core loop keeps it: a pause applied there is seen by the next request.
+    let (roster, id) = (engine.members.clone(), member.id.clone());
+    let paused_now = Arc::new(move || roster.read(|r| r.get(&id).is_none_or(|m| m.paused)));
+    TurnRules { refused, paused_now, clock: engine.config.clock.clone() }
+}
