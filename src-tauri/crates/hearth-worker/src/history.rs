@@ -302,7 +302,7 @@ mod tests {
     use super::*;
 
     fn msg(inbox_id: i64, text: &str) -> IncomingMessage {
-        IncomingMessage { inbox_id, text: text.into(), sent_at: 0 }
+        IncomingMessage { inbox_id, text: text.into(), sent_at: 0, attachment: None }
     }
 
     fn ask(p: Prepared) -> (i64, i64, Vec<ChatMessage>) {

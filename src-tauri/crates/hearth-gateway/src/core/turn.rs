@@ -38,7 +38,7 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
             TurnKind::Forget | TurnKind::Reminders => rows
                 .iter()
                 .take(1)
-                .map(|r| IncomingMessage { inbox_id: r.id, text: items[0].words.clone(), sent_at: r.msg.sent_at })
+                .map(|r| IncomingMessage { inbox_id: r.id, text: items[0].words.clone(), sent_at: r.msg.sent_at, attachment: None })
                 .collect(),
             TurnKind::Chat => rows
                 .iter()
@@ -46,6 +46,7 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
                     inbox_id: r.id,
                     text: r.msg.text.clone().unwrap_or_default(),
                     sent_at: r.msg.sent_at,
+                    attachment: None,
                 })
                 .collect(),
         },

@@ -40,7 +40,7 @@ pub fn chat_turn(turn_id: u64, chat_id: i64, messages: &[(i64, &str)]) -> Turn {
         kind: TurnKind::Chat,
         messages: messages
             .iter()
-            .map(|&(inbox_id, text)| IncomingMessage { inbox_id, text: text.into(), sent_at: 0 })
+            .map(|&(inbox_id, text)| IncomingMessage { inbox_id, text: text.into(), sent_at: 0, attachment: None })
             .collect(),
         context: context(),
     }
