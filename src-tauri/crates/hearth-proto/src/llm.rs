@@ -165,6 +165,10 @@ pub enum BrokerErrorKind {
     Timeout,
     /// The request itself was invalid (e.g. empty, too large).
     BadRequest,
+    /// The request shows the model images and the model cannot see: the rate card says so, or
+    /// the provider refused the images (a 400 naming image input). The worker tells the member
+    /// plainly; the admin may choose a model that sees.
+    ImagesUnsupported { model: String },
     /// The gateway does not let this turn ask for this: the member is paused or resting, the
     /// turn's kind needs no model, or the turn used up what one turn may ask for. No provider
     /// was called and nothing was charged.

@@ -487,6 +487,11 @@ pub fn broker_failed(e: &BrokerError) -> TurnOutcome {
         BrokerErrorKind::ProviderError => "My AI service sent back something I couldn't use. \
                                            Please try again, perhaps in other words."
             .to_owned(),
+        BrokerErrorKind::ImagesUnsupported { .. } => "I can't look at pictures with the AI model I'm set up \
+                                                      with. You could describe it in words, or ask \
+                                                      whoever runs Hearth at home to choose a model \
+                                                      that can see images."
+            .to_owned(),
         BrokerErrorKind::BadRequest => "My AI service couldn't take that request — it may be too \
                                         long. Try a shorter message, or send /new to start a \
                                         fresh conversation."
