@@ -107,8 +107,15 @@ impl Core {
                     _ => (TurnKind::Chat, String::new()),
                 };
                 let (id, chat) = (row.id, row.msg.chat_id);
+                let album = row.msg.media.as_ref().and_then(|m| m.media_group_id.clone());
                 let item = LaneItem { row: Some(row), chat_id: chat, kind, words, attempt: 0 };
-                if self.lanes.write(|l| l.push(&member.id, item)) == Push::Full {
+                let pushed = self.lanes.write(|l| l.push(&member.id, item));
+                if pushed == Push::Queued
+                    && let Some(group) = album
+                {
+                    self.album_part(&member.id, &group);
+                }
+                if pushed == Push::Full {
                     let text = format!(
                         "I still have {} of your messages to get through — give me a moment, then send the rest.",
                         engine.config.queue_cap

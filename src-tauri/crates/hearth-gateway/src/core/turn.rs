@@ -1,13 +1,14 @@
-//! One turn, in a task of its own: what the member's worker is asked (`Turn`), what it may ask
-//! for meanwhile (`workers::rules`), and what happens with its answer — sent to the turn's chat,
-//! the inbox rows closed, a reported reminder schedule stored.
+//! One turn, in a task of its own: what the member's worker is asked (`Turn`, after the files of
+//! a chat turn are fetched and heard — `media.rs`), what it may ask for meanwhile
+//! (`workers::rules`), and what happens with its answer — sent to the turn's chat (with what was
+//! heard quoted first), the inbox rows closed, a reported reminder schedule stored.
 
 use std::sync::Arc;
 
 use hearth_proto::llm::Refusal;
 use hearth_proto::worker::{IncomingMessage, Turn, TurnContext, TurnKind, TurnOutcome};
 
-use super::{Engine, LaneItem, inbox_ids, reminders};
+use super::{Engine, LaneItem, inbox_ids, media, reminders};
 use crate::config::FaultSite;
 use crate::store::{self, DueReminder, InboxRow, MemberRow};
 use crate::telegram;
@@ -29,6 +30,29 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
     // The household's zone, as the caps count days in it (`hearth household timezone`).
     let tz = engine.broker.timezone();
     let config = &engine.config;
+    let firing = match kind {
+        TurnKind::Reminder { id, due_at } => {
+            Some(DueReminder { member_id: member_id.to_owned(), reminder_id: id, due_at })
+        }
+        _ => None,
+    };
+    // A fresh start the gateway asked for itself (idle reset) has no row and says nothing.
+    let silent = kind == TurnKind::NewConversation && items[0].row.is_none();
+    let typing = engine.cancel.child_token();
+    if firing.is_none() && !silent {
+        engine.tracker.spawn(telegram::show_typing(bot.clone(), chat_id, typing.clone()));
+    }
+    // A chat turn's files: fetched, heard and held before the worker is asked (`media.rs`).
+    let mut prepared = media::Prepared::default();
+    if kind == TurnKind::Chat && rows.iter().any(|r| r.msg.kind.has_media()) {
+        prepared = media::prepare(engine, member_id, &bot, chat_id, &rows).await;
+        if prepared.messages.is_empty() {
+            // Every row got its own sentence: nothing is left to ask.
+            typing.cancel();
+            return;
+        }
+    }
+    let ids: Vec<i64> = ids.into_iter().filter(|id| !prepared.closed.contains(id)).collect();
     let turn = Turn {
         turn_id: engine.workers.next_turn_id(),
         chat_id,
@@ -38,8 +62,14 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
             TurnKind::Forget | TurnKind::Reminders => rows
                 .iter()
                 .take(1)
-                .map(|r| IncomingMessage { inbox_id: r.id, text: items[0].words.clone(), sent_at: r.msg.sent_at, attachment: None })
+                .map(|r| IncomingMessage {
+                    inbox_id: r.id,
+                    text: items[0].words.clone(),
+                    sent_at: r.msg.sent_at,
+                    attachment: None,
+                })
                 .collect(),
+            TurnKind::Chat if !prepared.messages.is_empty() => std::mem::take(&mut prepared.messages),
             TurnKind::Chat => rows
                 .iter()
                 .map(|r| IncomingMessage {
@@ -60,19 +90,9 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
             role: member.role,
         },
     };
-    let firing = match kind {
-        TurnKind::Reminder { id, due_at } => {
-            Some(DueReminder { member_id: member_id.to_owned(), reminder_id: id, due_at })
-        }
-        _ => None,
-    };
-    // A fresh start the gateway asked for itself (idle reset) has no row and says nothing.
-    let silent = kind == TurnKind::NewConversation && items[0].row.is_none();
-    let typing = engine.cancel.child_token();
-    if firing.is_none() && !silent {
-        engine.tracker.spawn(telegram::show_typing(bot.clone(), chat_id, typing.clone()));
-    }
-    let outcome = engine.workers.run_turn(member_id, turn, turn_rules(engine, &member)).await;
+    let mut rules = turn_rules(engine, &member);
+    rules.files = std::mem::take(&mut prepared.files);
+    let outcome = engine.workers.run_turn(member_id, turn, rules).await;
     typing.cancel();
     let outcome = match outcome {
         Ok((outcome, Some(due))) => {
@@ -102,7 +122,9 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
             engine.finish_rows(ids, "done", "nothing");
             return;
         }
-        Ok(TurnOutcome::Reply { text }) if !text.trim().is_empty() => (text, "replied"),
+        Ok(TurnOutcome::Reply { text }) if !text.trim().is_empty() => {
+            (media::with_quotes(&prepared.heard, &text), "replied")
+        }
         Ok(TurnOutcome::Reply { .. }) => {
             ("I'm not sure what to say to that — could you put it another way?".to_owned(), "empty_reply")
         }
@@ -143,5 +165,5 @@ fn turn_rules(engine: &Engine, member: &MemberRow) -> TurnRules {
     // The roster as the core loop keeps it: a pause applied there is seen by the next request.
     let (roster, id) = (engine.members.clone(), member.id.clone());
     let paused_now = Arc::new(move || roster.read(|r| r.get(&id).is_none_or(|m| m.paused)));
-    TurnRules { refused, paused_now, clock: engine.config.clock.clone() }
+    TurnRules { refused, paused_now, clock: engine.config.clock.clone(), files: Default::default() }
 }

@@ -80,8 +80,9 @@ fn media_of(msg: &Message) -> Option<(MessageKind, Media)> {
     let group = msg.media_group_id().map(|g| g.0.clone());
     let base = |file_id: &str, size: u32| Media {
         file_id: file_id.to_owned(),
-        // Telegram sends 0 when it does not know; that is "not said", not an empty file.
-        size: (size > 0).then_some(u64::from(size)),
+        // A missing size reads as u32::MAX in teloxide, and some clients say 0: both are
+        // "not said" (the download is capped anyway), not an empty or a huge file.
+        size: (size > 0 && size < u32::MAX).then_some(u64::from(size)),
         duration_secs: None,
         width: None,
         height: None,
@@ -92,7 +93,9 @@ fn media_of(msg: &Message) -> Option<(MessageKind, Media)> {
     if let Some(v) = msg.voice() {
         let media = Media {
             duration_secs: Some(v.duration.seconds()),
-            media_type: Some(v.mime_type.as_ref().map_or_else(|| "audio/ogg".to_owned(), |m| m.essence_str().to_owned())),
+            media_type: Some(
+                v.mime_type.as_ref().map_or_else(|| "audio/ogg".to_owned(), |m| m.essence_str().to_owned()),
+            ),
             ..base(&v.file.id.0, v.file.size)
         };
         return Some((MessageKind::Voice, media));
@@ -100,7 +103,9 @@ fn media_of(msg: &Message) -> Option<(MessageKind, Media)> {
     if let Some(a) = msg.audio() {
         let media = Media {
             duration_secs: Some(a.duration.seconds()),
-            media_type: Some(a.mime_type.as_ref().map_or_else(|| "audio/mpeg".to_owned(), |m| m.essence_str().to_owned())),
+            media_type: Some(
+                a.mime_type.as_ref().map_or_else(|| "audio/mpeg".to_owned(), |m| m.essence_str().to_owned()),
+            ),
             file_name: a.file_name.clone(),
             ..base(&a.file.id.0, a.file.size)
         };
@@ -218,16 +223,19 @@ mod tests {
         assert_eq!(audio.media.unwrap().size, None, "no file_size: not said");
 
         // Sizes as Telegram sends them, smallest first; the 4000×3000 one is over the cap.
-        let photo = extract_message(&message(3, json!({
-            "photo": [
-                {"file_id": "p90", "file_unique_id": "u1", "width": 90, "height": 68, "file_size": 1000},
-                {"file_id": "p1280", "file_unique_id": "u2", "width": 1280, "height": 960, "file_size": 90000},
-                {"file_id": "p2560", "file_unique_id": "u3", "width": 2560, "height": 1920, "file_size": 300000},
-                {"file_id": "p4000", "file_unique_id": "u4", "width": 4000, "height": 3000, "file_size": 900000}
-            ],
-            "caption": "my homework",
-            "media_group_id": "album-7"
-        })))
+        let photo = extract_message(&message(
+            3,
+            json!({
+                "photo": [
+                    {"file_id": "p90", "file_unique_id": "u1", "width": 90, "height": 68, "file_size": 1000},
+                    {"file_id": "p1280", "file_unique_id": "u2", "width": 1280, "height": 960, "file_size": 90000},
+                    {"file_id": "p2560", "file_unique_id": "u3", "width": 2560, "height": 1920, "file_size": 300000},
+                    {"file_id": "p4000", "file_unique_id": "u4", "width": 4000, "height": 3000, "file_size": 900000}
+                ],
+                "caption": "my homework",
+                "media_group_id": "album-7"
+            }),
+        ))
         .unwrap();
         assert_eq!((photo.kind, photo.text.as_deref()), (MessageKind::Photo, Some("my homework")));
         let media = photo.media.unwrap();
@@ -240,17 +248,23 @@ mod tests {
         .unwrap();
         assert_eq!((doc.kind, doc.text), (MessageKind::Document, None));
         let media = doc.media.unwrap();
-        assert_eq!((media.file_name.as_deref(), media.media_type.as_deref()), (Some("letter.pdf"), Some("application/pdf")));
+        assert_eq!(
+            (media.file_name.as_deref(), media.media_type.as_deref()),
+            (Some("letter.pdf"), Some("application/pdf"))
+        );
     }
 
     #[test]
     fn only_huge_sizes_still_give_the_smallest() {
-        let photo = extract_message(&message(5, json!({
-            "photo": [
-                {"file_id": "big", "file_unique_id": "u1", "width": 9000, "height": 9000},
-                {"file_id": "bigger", "file_unique_id": "u2", "width": 12000, "height": 9000}
-            ]
-        })))
+        let photo = extract_message(&message(
+            5,
+            json!({
+                "photo": [
+                    {"file_id": "big", "file_unique_id": "u1", "width": 9000, "height": 9000},
+                    {"file_id": "bigger", "file_unique_id": "u2", "width": 12000, "height": 9000}
+                ]
+            }),
+        ))
         .unwrap();
         assert_eq!(photo.media.unwrap().file_id, "big");
     }

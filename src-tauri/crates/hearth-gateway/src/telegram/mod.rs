@@ -8,6 +8,7 @@
 //!   API — by backing off and reporting it as that bot's [`BotState`]. No bot ever waits on
 //!   another.
 //! - `extract.rs`: an update → the inbox's [`NewMessage`], or nothing.
+//! - `download.rs`: a member's file (voice note, photo, document) into memory, capped.
 //! - `send.rs`: replies, plain notes, inline buttons, chat actions ("typing…").
 //! - `reply/`: a model's Markdown → Telegram HTML, split under the length limit.
 //! - This file: the shared HTTP client, a bot's client, checking a token.
@@ -21,11 +22,13 @@ use teloxide::requests::Requester;
 use teloxide::types::Me;
 use teloxide::{ApiError, Bot, RequestError};
 
+mod download;
 mod extract;
 mod poll;
 pub mod reply;
 mod send;
 
+pub use download::{DownloadError, Limit, download, megabytes};
 pub use extract::extract_message;
 pub use poll::{Backoff, PollLoop, StateHook};
 pub use send::{
@@ -46,6 +49,9 @@ pub fn http_client(poll_timeout: Duration) -> reqwest::Client {
         .timeout(poll_timeout + Duration::from_secs(20))
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
+        // The Bot API never redirects; a file URL (which holds the token) must not be followed
+        // anywhere else.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("a reqwest client with plain settings always builds")
 }
