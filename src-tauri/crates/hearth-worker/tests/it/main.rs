@@ -4,6 +4,7 @@
 mod fake;
 mod knowledge;
 mod lifecycle;
+mod media;
 mod memory;
 mod reminders;
 mod tools;
