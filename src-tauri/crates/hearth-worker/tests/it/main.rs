@@ -7,5 +7,6 @@ mod lifecycle;
 mod media;
 mod memory;
 mod reminders;
+mod sandbox;
 mod tools;
 mod turns;
