@@ -191,6 +191,24 @@ impl Files {
         Ok((text.chars().skip(offset).take(READ_CHARS).collect(), total))
     }
 
+    /// The bytes of `name`, at most `max` of them (a PDF the member sent, for its text).
+    pub fn read_bytes(&self, name: &str, max: u64) -> Result<Vec<u8>, FileError> {
+        check_name(name)?;
+        let mut file = match self.open_file(name, OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(FileError::NotFound(name.into())),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(FileError::NotPlain(name.into())),
+            Err(e) => return Err(io(e)),
+        };
+        let meta = file.metadata().map_err(io)?;
+        if !meta.is_file() || meta.nlink() != 1 {
+            return Err(FileError::NotPlain(name.into()));
+        }
+        let mut bytes = Vec::new();
+        (&mut file).take(max).read_to_end(&mut bytes).map_err(io)?;
+        Ok(bytes)
+    }
+
     /// Writes `content` as the whole of `name` (or after what it holds, with `append`);
     /// returns the file's new size.
     pub fn write(&self, name: &str, content: &str, append: bool) -> Result<u64, FileError> {
@@ -239,6 +257,58 @@ impl Files {
         Ok(new_size)
     }
 
+    /// Keeps the files a member sent (voice notes, photos, documents), all or none: each under
+    /// its wanted name if free, else "stem (2).ext", "stem (3).ext"…, created with `O_EXCL` so
+    /// nothing already there is ever replaced. The caps are checked for all of them together
+    /// before anything is written. [`MAX_FILE_BYTES`] is for the notes the model writes; a file
+    /// the member sent is bounded by the folder's [`MAX_TOTAL_BYTES`] and [`MAX_FILES`] only.
+    /// Each wanted name must pass [`check_name`]. Returns the names used, in order.
+    pub fn keep(&self, wanted: &[(&str, &[u8])]) -> Result<Vec<String>, FileError> {
+        for (name, _) in wanted {
+            check_name(name)?;
+        }
+        let files = self.entries()?;
+        if files.len() + wanted.len() > MAX_FILES {
+            return Err(FileError::TooMany);
+        }
+        let total = files.iter().map(|f| f.1).sum::<u64>() + wanted.iter().map(|w| w.1.len() as u64).sum::<u64>();
+        if total > MAX_TOTAL_BYTES {
+            return Err(FileError::Full { bytes: total });
+        }
+        let mut kept: Vec<String> = Vec::new();
+        for (name, bytes) in wanted {
+            match self.keep_one(name, bytes) {
+                Ok(used) => kept.push(used),
+                Err(e) => {
+                    for k in &kept {
+                        let _ = self.dir.remove_file(k);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(kept)
+    }
+
+    fn keep_one(&self, wanted: &str, bytes: &[u8]) -> Result<String, FileError> {
+        for n in 1..=MAX_FILES + 1 {
+            let name = numbered(wanted, n);
+            let mut file = match self.open_file(&name, OpenOptions::new().write(true).create_new(true)) {
+                Ok(f) => f,
+                // Taken (by a file, a link or anything else): try the next number.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io(e)),
+            };
+            if let Err(e) = file.write_all(bytes).and_then(|()| file.sync_data()) {
+                drop(file);
+                let _ = self.dir.remove_file(&name);
+                return Err(io(e));
+            }
+            return Ok(name);
+        }
+        Err(FileError::TooMany)
+    }
+
     /// Deletes `name`; false when there was no such file.
     pub fn delete(&self, name: &str) -> Result<bool, FileError> {
         check_name(name)?;
@@ -249,6 +319,40 @@ impl Files {
             Some((true, _)) => self.dir.remove_file(name).map(|()| true).map_err(io),
         }
     }
+}
+
+/// A PDF the member sent, as its text: `READ_CHARS` from `offset` on.
+fn read_pdf(files: &Files, name: &str, offset: usize) -> Result<String, ToolError> {
+    let bytes = files.read_bytes(name, MAX_TOTAL_BYTES)?;
+    let want = offset.saturating_add(READ_CHARS);
+    match crate::media::pdf_text_blocking(bytes, want) {
+        Ok((text, more)) => {
+            let part: String = text.chars().skip(offset).take(READ_CHARS).collect();
+            let end = offset + part.chars().count();
+            if offset == 0 && !more {
+                return Ok(part);
+            }
+            let tail = if more { format!("; more from offset {end}") } else { String::new() };
+            Ok(format!("[the PDF's text, characters {offset}–{end}{tail}]\n{part}"))
+        }
+        Err(e) => Err(ToolError::Failed(e.sentence(name))),
+    }
+}
+
+/// `name` for `n == 1`, else "stem (n).ext", the stem shortened so the whole stays within
+/// [`MAX_NAME_CHARS`]. A plain name stays plain.
+fn numbered(name: &str, n: usize) -> String {
+    if n == 1 {
+        return name.to_owned();
+    }
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => name.split_at(i),
+        _ => (name, ""),
+    };
+    let suffix = format!(" ({n}){ext}");
+    let room = MAX_NAME_CHARS.saturating_sub(suffix.chars().count());
+    let stem: String = stem.chars().take(room).collect();
+    format!("{}{suffix}", stem.trim_end())
 }
 
 /// The file tools' definitions.
@@ -308,6 +412,9 @@ pub fn run(member_dir: &Path, tool: &str, args: &Value) -> Result<String, ToolEr
         "read_file" => {
             let name = name()?;
             let offset = args.get("offset").and_then(Value::as_u64).unwrap_or(0) as usize;
+            if name.to_ascii_lowercase().ends_with(".pdf") {
+                return read_pdf(&files, &name, offset);
+            }
             let (text, total) = files.read(&name, offset)?;
             let end = offset + text.chars().count();
             Ok(if offset == 0 && end >= total {
