@@ -220,10 +220,12 @@ mod tests {
                 today_usd: 0.25,
                 daily_cap_usd: Some(1.0),
                 monthly_cap_usd: Some(5.0),
+                today: UsageTotals::default(),
             }],
             total: UsageTotals { calls: 3, cost_usd: 1.5, ..Default::default() },
             household_monthly_cap_usd: Some(30.0),
             per_day: vec![("2026-11-20".into(), 1.25), ("2026-11-21".into(), 0.25)],
+            today_total: UsageTotals::default(),
         }
     }
 

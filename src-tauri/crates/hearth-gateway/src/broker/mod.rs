@@ -15,7 +15,13 @@
 //! models, the household's zone) and is its one writer: the admin's changes come through the
 //! small setter API below (`set_member_caps`, `set_household_cap`, …), reads through
 //! [`Broker::spend`]. [`spend`] is the pure arithmetic it decides with.
+//!
+//! Images: a request reaches [`Broker::complete`] with its images already inline (the turn
+//! resolved the worker's references); each is reserved at its token cost and counted in the
+//! ledger row, and a model the rate card marks as unable to see is refused before any call.
+//! Transcriptions (`speech.rs`) are reserved and settled the same way, per audio minute.
 
+pub mod speech;
 pub mod spend;
 
 use std::collections::HashMap;
@@ -27,16 +33,21 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use hearth_llm::{ApiKey, Attempt, CallLimits, LlmError, Provider, RetryPolicy};
 use hearth_proto::control::{ProviderKind, ProviderSummary};
-use hearth_proto::llm::{BrokerError, BrokerErrorKind, Completion, CompletionRequest};
+use hearth_proto::llm::{BrokerError, BrokerErrorKind, Completion, CompletionRequest, ImageSource};
 use parking_lot::{Mutex, RwLock};
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 
-use spend::{Budget, CapHit, CapKind, Crossing, Hold, PeriodKind, Price, RateCardEntry, Scope};
-use crate::store::{self, LedgerReservation, LedgerSettlement, Store, StoreError};
+use spend::{AudioRateEntry, Budget, CapHit, CapKind, Crossing, Hold, PeriodKind, Price, RateCardEntry, Scope};
+use crate::store::{self, LedgerKind, LedgerReservation, LedgerSettlement, Store, StoreError};
 
 /// Output tokens a worker may ask for in one call, whatever it requests.
 pub const MAX_OUTPUT_TOKENS: u32 = 4096;
+
+/// Prompt tokens reserved per image until hearth-llm's image-aware estimate is merged: about
+/// the most one image costs (Anthropic: 1.15 MP / 750 ≈ 1,600; OpenAI high detail: ≤ 1,445).
+// TODO(#15): replace with hearth_llm's image-aware estimate once media-parts is merged.
+const IMAGE_TOKENS_PLACEHOLDER: u64 = 1_600;
 
 pub(crate) const SETTING_TIMEZONE: &str = "household.timezone";
 /// Where the household's provider is stored (its key is a secret).
@@ -76,6 +87,8 @@ struct Inner {
     events: mpsc::UnboundedSender<SpendEvent>,
     /// Whether a paired admin exists to ask when someone hits a cap.
     admin_available: AtomicBool,
+    /// The admin's speech-recognition choice; read for a moment per transcription.
+    speech: RwLock<speech::SpeechSetting>,
 }
 
 /// Everything about money the broker decides with.
@@ -86,6 +99,28 @@ pub struct SpendState {
     pub fallbacks: HashMap<String, String>,
     /// Members' own models on the household's provider, instead of the provider's model.
     pub models: HashMap<String, String>,
+    /// Speech models' per-minute prices: the admin's first, then the shipped defaults.
+    pub audio_rate_card: Vec<AudioRateEntry>,
+    /// Models the admin marked as unable to see images (`hearth price set MODEL --no-vision`).
+    pub no_vision: Vec<String>,
+}
+
+impl SpendState {
+    /// Whether the admin marked `model` as unable to see images. Names match as prices do
+    /// (case, provider prefix, dated snapshot): marking "gpt-3.5-turbo" covers
+    /// "openai/gpt-3.5-turbo-0125"'s family the same way its price would.
+    pub fn sees_images(&self, model: &str) -> bool {
+        let flags: Vec<AudioRateEntry> = self
+            .no_vision
+            .iter()
+            .map(|m| AudioRateEntry {
+                model: m.clone(),
+                price: spend::AudioPrice::ZERO,
+                source: spend::PriceSource::Admin,
+            })
+            .collect();
+        spend::price::lookup(&flags, model).is_none()
+    }
 }
 
 /// An open ledger row plus the budget hold behind it: settled or released exactly once.
@@ -118,6 +153,7 @@ impl Broker {
                 spend: Mutex::new(spend),
                 events,
                 admin_available: AtomicBool::new(false),
+                speech: RwLock::new(speech::SpeechSetting::Default),
             }),
         }
     }
@@ -221,6 +257,14 @@ impl Broker {
             return Err(BrokerError { kind: BrokerErrorKind::BadRequest, message: "a completion needs at least one message".into() });
         }
         req.max_tokens = req.max_tokens.clamp(1, MAX_OUTPUT_TOKENS);
+        // The turn resolves a worker's image references before the broker; one that slipped
+        // through would have no bytes to send.
+        if req.messages.iter().flat_map(|m| &m.images).any(|i| matches!(i, ImageSource::Attachment { .. })) {
+            return Err(BrokerError {
+                kind: BrokerErrorKind::BadRequest,
+                message: "an image reference reached the broker unresolved".into(),
+            });
+        }
 
         let reservation = self.reserve(member_id, chat_id, &provider, &req, Utc::now()).await?;
         let provider = Provider { model: reservation.model.clone(), ..provider };
@@ -237,10 +281,12 @@ impl Broker {
         )
         .await;
         let latency_ms = started.elapsed().as_millis() as u64;
+        let model = reservation.model.clone();
         self.settle(member_id, reservation, &result, attempts, latency_ms).await;
         result.map_err(|e| {
             tracing::warn!(member = member_id, error = %e, "LLM call failed");
-            to_broker_error(&e)
+            let images = req.messages.iter().any(|m| !m.images.is_empty());
+            to_broker_error(&e, images.then_some(model.as_str()))
         })
     }
 
@@ -254,7 +300,8 @@ impl Broker {
         req: &CompletionRequest,
         now: DateTime<Utc>,
     ) -> Result<Reservation, BrokerError> {
-        let prompt_tokens = hearth_llm::estimate_prompt_tokens(req);
+        let images = req.messages.iter().map(|m| m.images.len() as u64).sum::<u64>();
+        let prompt_tokens = hearth_llm::estimate_prompt_tokens(req) + images * IMAGE_TOKENS_PLACEHOLDER;
         let output_tokens = req.max_tokens as u64;
         let (model, price, hold) = {
             let mut spend = self.inner.spend.lock();
@@ -263,6 +310,9 @@ impl Broker {
             let capped = daily.is_some() || monthly.is_some() || spend.budget.household_cap().is_some();
             // The member's own model, else the household's.
             let own = spend.models.get(member_id).cloned().unwrap_or_else(|| provider.model.clone());
+            if images > 0 && !spend.sees_images(&own) {
+                return Err(images_unsupported(&own));
+            }
             let price = match price_for(&spend.rate_card, &provider.base_url, &own) {
                 Some(p) => p,
                 None if capped => {
@@ -281,6 +331,9 @@ impl Broker {
                 Ok(hold) => (own, price, hold),
                 Err(hit) => {
                     let fallback = spend.fallbacks.get(member_id).cloned().and_then(|m| {
+                        if images > 0 && !spend.sees_images(&m) {
+                            return None;
+                        }
                         let p = price_for(&spend.rate_card, &provider.base_url, &m)?;
                         let hold = spend.budget.reserve(member_id, p.worst_case_micros(prompt_tokens, output_tokens), now).ok()?;
                         Some((m, p, hold))
@@ -292,14 +345,7 @@ impl Broker {
                         }
                         None => {
                             drop(spend);
-                            let _ = self.inner.events.send(SpendEvent::CapHit { member_id: member_id.to_owned(), hit: hit.clone() });
-                            return Err(BrokerError {
-                                kind: BrokerErrorKind::CapExceeded {
-                                    resets_at: Some(hit.resets_at.with_timezone(&tz).to_rfc3339()),
-                                    admin_asked: self.inner.admin_available.load(Ordering::Relaxed),
-                                },
-                                message: hit.to_string(),
-                            });
+                            return Err(self.cap_refusal(member_id, hit, tz));
                         }
                     }
                 }
@@ -315,6 +361,9 @@ impl Broker {
             reserved_micros: hold.amount(),
             day_key: hold.day_key().to_owned(),
             month_key: hold.month_key().to_owned(),
+            kind: LedgerKind::Chat,
+            audio_seconds: 0,
+            images,
         };
         match self.inner.store.call(move |c| store::ledger_reserve(c, &row, store::now_unix())).await {
             Ok(ledger_id) => Ok(Reservation { ledger_id, hold, price, model }),
@@ -322,6 +371,19 @@ impl Broker {
                 self.inner.spend.lock().budget.release(hold);
                 Err(BrokerError { kind: BrokerErrorKind::ProviderError, message: format!("could not record the call: {e}") })
             }
+        }
+    }
+
+    /// A call refused at a cap (a completion or a transcription): reported for the gateway to
+    /// tell the member and ask the admin, and answered with when the cap resets.
+    fn cap_refusal(&self, member_id: &str, hit: CapHit, tz: Tz) -> BrokerError {
+        let _ = self.inner.events.send(SpendEvent::CapHit { member_id: member_id.to_owned(), hit: hit.clone() });
+        BrokerError {
+            kind: BrokerErrorKind::CapExceeded {
+                resets_at: Some(hit.resets_at.with_timezone(&tz).to_rfc3339()),
+                admin_asked: self.inner.admin_available.load(Ordering::Relaxed),
+            },
+            message: hit.to_string(),
         }
     }
 
@@ -440,10 +502,39 @@ pub fn load_spend(conn: &Connection, now: DateTime<Utc>) -> Result<SpendState, S
         }
     }
     let rate_card = rate_card(&store::list_prices(conn)?);
-    Ok(SpendState { budget, rate_card, fallbacks, models })
+    let audio_rate_card = speech::audio_rate_card(&speech::stored_audio_prices(conn)?);
+    let no_vision = speech::stored_no_vision(conn)?;
+    Ok(SpendState { budget, rate_card, fallbacks, models, audio_rate_card, no_vision })
 }
 
-fn to_broker_error(e: &LlmError) -> BrokerError {
+fn images_unsupported(model: &str) -> BrokerError {
+    BrokerError {
+        kind: BrokerErrorKind::ImagesUnsupported { model: model.to_owned() },
+        message: format!(
+            "model {model} cannot see images; choose one that can, or unmark it with `hearth price set {model} --vision`"
+        ),
+    }
+}
+
+/// Whether a provider's 400 says the model cannot take image input ("model does not support
+/// image input", "image_url is only supported by certain models", "Invalid content type.
+/// image_url is only supported…").
+/// A 400 about a bad image ("You uploaded an unsupported image", "Invalid image") is not one.
+fn refuses_images(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    (m.contains("image") || m.contains("vision"))
+        && ["does not support", "doesn't support", "not supported", "only supported", "no vision", "not a vision"]
+            .iter()
+            .any(|p| m.contains(p))
+}
+
+/// `images_model`: the model, when the request showed it images.
+fn to_broker_error(e: &LlmError, images_model: Option<&str>) -> BrokerError {
+    if let (LlmError::Status { status: 400, message, .. }, Some(model)) = (e, images_model)
+        && refuses_images(message)
+    {
+        return BrokerError { message: e.to_string(), ..images_unsupported(model) };
+    }
     let kind = match e {
         LlmError::Timeout { .. } => BrokerErrorKind::Timeout,
         LlmError::Status { status, .. } if *status == 429 || *status >= 500 => BrokerErrorKind::ProviderUnavailable,
