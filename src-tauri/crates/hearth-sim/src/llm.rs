@@ -392,6 +392,7 @@ impl Rule {
 }
 
 type Responder = Arc<dyn Fn(&LlmCall) -> Reply + Send + Sync>;
+type Transcriber = Arc<dyn Fn(&Transcription) -> String + Send + Sync>;
 
 /// Handle to a running fake. Clones share one server, which stops when the last clone is
 /// dropped or [`shutdown`](Self::shutdown) is called.
@@ -441,7 +442,7 @@ struct Settings {
     calls: Vec<LlmCall>,
     /// False: a chat request with an image is refused (a model that cannot see).
     vision: bool,
-    transcript: String,
+    transcriber: Transcriber,
     transcription_failure: Option<u16>,
     transcriptions: Vec<Transcription>,
     speech_failure: Option<u16>,
@@ -469,7 +470,7 @@ impl FakeLlm {
                 cache_creation_input_tokens: 0,
                 calls: Vec::new(),
                 vision: true,
-                transcript: DEFAULT_TRANSCRIPT.to_owned(),
+                transcriber: Arc::new(|_: &Transcription| DEFAULT_TRANSCRIPT.to_owned()),
                 transcription_failure: None,
                 transcriptions: Vec::new(),
                 speech_failure: None,
@@ -554,7 +555,15 @@ impl FakeLlm {
     /// What `/audio/transcriptions` hears in any audio from now on (default
     /// [`DEFAULT_TRANSCRIPT`]).
     pub fn set_transcript(&self, text: impl Into<String>) {
-        self.settings().transcript = text.into();
+        let text = text.into();
+        self.set_transcriber(move |_| text.clone());
+    }
+
+    /// What `/audio/transcriptions` hears, decided per request (by the audio's length, say —
+    /// [`crate::media::ogg_opus_duration_secs`]). Called under the fake's lock: it must not use
+    /// the fake's handle.
+    pub fn set_transcriber(&self, f: impl Fn(&Transcription) -> String + Send + Sync + 'static) {
+        self.settings().transcriber = Arc::new(f);
     }
 
     /// `Some(status)`: every transcription from now on fails with it (404 for a server without

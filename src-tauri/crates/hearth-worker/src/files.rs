@@ -451,6 +451,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kept_files_never_replace_one_and_go_in_all_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::open(dir.path()).unwrap();
+        files.write("a.txt", "mine", false).unwrap();
+        let kept = files.keep(&[("a.txt", b"one"), ("a.txt", b"two"), ("b", b"three")]).unwrap();
+        assert_eq!(kept, ["a (2).txt", "a (3).txt", "b"]);
+        assert_eq!(files.read("a.txt", 0).unwrap().0, "mine");
+        assert_eq!(files.read("a (3).txt", 0).unwrap().0, "two");
+        assert_eq!(numbered(&format!("{}.txt", "x".repeat(100)), 12).chars().count(), MAX_NAME_CHARS);
+        assert!(check_name(&numbered(&format!("{}.txt", "x".repeat(96)), 2)).is_ok());
+        // Over the folder's cap: nothing of the lot is written.
+        let big = vec![0u8; (MAX_TOTAL_BYTES / 2) as usize];
+        assert!(matches!(files.keep(&[("c", &big), ("d", &big)]), Err(FileError::Full { .. })));
+        assert!(matches!(files.keep(&[("../x", b"x")]), Err(FileError::BadName(_))));
+        assert_eq!(files.list().unwrap().len(), 4);
+    }
+
+    #[test]
     fn names_are_plain() {
         for good in ["shopping-list.txt", "Ideas (2025).md", "Einkaufsliste_ä.txt", "a", &"x".repeat(100)] {
             assert_eq!(check_name(good), Ok(()), "{good}");

@@ -97,7 +97,7 @@ pub(super) async fn transcription_route(
     let (latency, failure, transcript) = {
         let mut s = shared.settings();
         s.transcriptions.push(call.clone());
-        (s.latency, s.transcription_failure, s.transcript.clone())
+        (s.latency, s.transcription_failure, (s.transcriber)(&call))
     };
     shared.call_recorded.notify_waiters();
     if !shared.pause(latency).await {

@@ -470,3 +470,120 @@ async fn a_model_that_cannot_see_refuses_images_in_the_providers_words() {
     assert_eq!(status, 200);
     assert_eq!(fake.calls().len(), 3, "refused calls are recorded");
 }
+
+#[tokio::test]
+async fn the_demo_voice_note_and_photo_arrive_and_the_demo_model_hears_and_sees_them() {
+    use hearth_sim::demo::{self, Person, household, model};
+    let fake = FakeTelegram::start().await;
+    let llm = FakeLlm::start().await;
+    model::install(&llm);
+    let mut heard = Vec::new();
+    for (name, scripted) in household::MEDIA {
+        let profile = household::PROFILES.iter().find(|p| p.name == *name).expect("in the household");
+        let bot = fake.add_bot(&household::bot_username(name));
+        let user = fake.user(7_000_000, name);
+        let person = Person { index: 0, name: name.to_string(), profile, bot: bot.clone(), user };
+        assert_eq!(person.profile_media(), Some(*scripted));
+        let shown = demo::send_media(&fake, &person, *scripted);
+        assert!(!shown.is_empty());
+        let tg = client(&fake, &bot.token);
+        let got = updates(&tg).await;
+        match (media_of(&got[0]), scripted) {
+            (MediaKind::Voice(v), household::ScriptedMedia::Voice { seconds, transcript }) => {
+                assert_eq!(v.voice.duration.seconds(), *seconds);
+                let path = tg.get_file(v.voice.file.id.clone()).await.expect("getFile").path;
+                let mut bytes = Vec::new();
+                tg.download_file(&path, &mut bytes).await.expect("download");
+                let part = reqwest::multipart::Part::bytes(bytes).file_name("voice.oga");
+                let form = reqwest::multipart::Form::new().text("model", "whisper-1").part("file", part);
+                let r = reqwest::Client::new()
+                    .post(format!("{}/audio/transcriptions", llm.base_url()))
+                    .multipart(form)
+                    .send()
+                    .await
+                    .expect("reaches");
+                let text = r.json::<Value>().await.expect("json")["text"].as_str().unwrap_or_default().to_owned();
+                assert_eq!(text, *transcript);
+                heard.push(text);
+            }
+            (MediaKind::Photo(p), household::ScriptedMedia::Photo { width, height, caption }) => {
+                assert_eq!(p.caption.as_deref(), Some(*caption));
+                let largest = p.photo.last().expect("sizes");
+                assert_eq!((largest.width, largest.height), (*width, *height));
+                let bytes = fake.file_bytes(&bot.token, &largest.file.id.0).expect("stored");
+                let url = format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(bytes));
+                let body = json!({"model": "demo", "messages": [{"role": "user", "content": [
+                    {"type": "text", "text": caption}, {"type": "image_url", "image_url": {"url": url}}
+                ]}]});
+                let (status, answer) = chat(&llm, Api::OpenAi, &body).await;
+                assert_eq!(status, 200);
+                let text = answer["choices"][0]["message"]["content"].as_str().unwrap_or_default();
+                assert!(text.contains("photo") || text.contains("page"), "{text}");
+            }
+            (got, scripted) => panic!("{scripted:?} arrived as {got:?}"),
+        }
+    }
+    assert_eq!(heard.len(), 1, "one voice note in the script");
+    // The transcript is a question the demo model answers on topic.
+    let body = json!({"model": "demo", "messages": [{"role": "user", "content": heard[0]}]});
+    let (_, answer) = chat(&llm, Api::OpenAi, &body).await;
+    assert!(answer["choices"][0]["message"]["content"].as_str().unwrap_or_default().contains("purr"));
+}
+
+/// The simulated person sends the scripted photo as their second message and waits for its
+/// answer like any other; the test plays the bot.
+#[tokio::test]
+async fn a_simulated_person_sends_the_scripted_photo_second() {
+    use hearth_sim::demo::{self, Event, Person, household};
+    use tokio_util::sync::CancellationToken;
+    let fake = FakeTelegram::start().await;
+    let profile = household::PROFILES.iter().find(|p| p.name == "Leo").expect("Leo");
+    let b = fake.add_bot("leo_family_bot");
+    let user = fake.user(7_000_001, "Leo");
+    let person = Person { index: 1, name: "Leo".into(), profile, bot: b.clone(), user };
+    let (events, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_sending, stop_waiting) = (CancellationToken::new(), CancellationToken::new());
+    let task = tokio::spawn(demo::simulate_with(
+        person,
+        fake.clone(),
+        events,
+        stop_sending.clone(),
+        stop_waiting.clone(),
+        10,
+        true,
+    ));
+    let bot = client(&fake, &b.token);
+    let mut offset = 0;
+    let mut kinds = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while kinds.iter().filter(|k| *k != "thanks").count() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "the person sent {kinds:?}");
+        for u in bot.get_updates().offset(offset).timeout(1).await.expect("poll") {
+            offset = u.id.as_offset();
+            let UpdateKind::Message(m) = &u.kind else { continue };
+            let kind = match (m.photo(), m.text()) {
+                (Some(_), _) => "photo",
+                (None, Some(t)) if profile.thanks.contains(&t) => "thanks",
+                (None, Some(t)) if profile.messages.iter().any(|(_, f)| *f == t) => "follow-up",
+                _ => "question",
+            };
+            if kind != "follow-up" {
+                kinds.push(kind.to_owned());
+            }
+            bot.send_message(m.chat.id, "ok").await.expect("answer");
+        }
+    }
+    stop_sending.cancel();
+    stop_waiting.cancel();
+    task.await.expect("the person stops");
+    let asked: Vec<&str> = kinds.iter().map(String::as_str).filter(|k| *k != "thanks").collect();
+    assert_eq!(asked[..2], ["question", "photo"], "{kinds:?}");
+    assert_eq!(asked[2], "question", "the photo is sent once");
+    let mut shown = Vec::new();
+    while let Ok((_, e)) = seen.try_recv() {
+        if let Event::Sent { text, .. } = e {
+            shown.push(text);
+        }
+    }
+    assert!(shown.iter().any(|t| t.starts_with("📷")), "{shown:?}");
+}

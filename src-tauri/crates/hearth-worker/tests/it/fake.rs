@@ -68,11 +68,7 @@ pub fn tool_calls(calls: &[(&str, serde_json::Value)]) -> Completion {
         tool_calls: calls
             .iter()
             .enumerate()
-            .map(|(i, (name, args))| ToolCall {
-                id: format!("call_{i}"),
-                name: (*name).into(),
-                arguments: args.to_string(),
-            })
+            .map(|(i, (name, args))| ToolCall { id: format!("call_{i}"), name: (*name).into(), arguments: args.to_string() })
             .collect(),
         ..completion("")
     }
