@@ -44,10 +44,11 @@ use crate::store::{self, LedgerKind, LedgerReservation, LedgerSettlement, Store,
 /// Output tokens a worker may ask for in one call, whatever it requests.
 pub const MAX_OUTPUT_TOKENS: u32 = 4096;
 
-/// Prompt tokens reserved per image until hearth-llm's image-aware estimate is merged: about
-/// the most one image costs (Anthropic: 1.15 MP / 750 ≈ 1,600; OpenAI high detail: ≤ 1,445).
-// TODO(#15): replace with hearth_llm's image-aware estimate once media-parts is merged.
-const IMAGE_TOKENS_PLACEHOLDER: u64 = 1_600;
+/// How many times more tokens gpt-4o-mini bills an image than the tile formula the estimate
+/// uses (2,833 + 5,667 per tile against 85 + 170: at most 33.4×), at a price that makes the
+/// dollars about gpt-4o's. Its reservations count images this much larger, so the usage it
+/// reports still fits what was set aside.
+const GPT_4O_MINI_IMAGE_FACTOR: u64 = 34;
 
 pub(crate) const SETTING_TIMEZONE: &str = "household.timezone";
 /// Where the household's provider is stored (its key is a secret).
@@ -301,7 +302,9 @@ impl Broker {
         now: DateTime<Utc>,
     ) -> Result<Reservation, BrokerError> {
         let images = req.messages.iter().map(|m| m.images.len() as u64).sum::<u64>();
-        let prompt_tokens = hearth_llm::estimate_prompt_tokens(req) + images * IMAGE_TOKENS_PLACEHOLDER;
+        // Images count at their size (hearth-llm's estimate), more for a model that bills more.
+        let prompt_tokens = hearth_llm::estimate_prompt_tokens(req);
+        let image_tokens: u64 = req.messages.iter().flat_map(|m| &m.images).map(image_estimate).sum();
         let output_tokens = req.max_tokens as u64;
         let (model, price, hold) = {
             let mut spend = self.inner.spend.lock();
@@ -313,6 +316,7 @@ impl Broker {
             if images > 0 && !spend.sees_images(&own) {
                 return Err(images_unsupported(&own));
             }
+            let prompt_for = |model: &str| prompt_tokens + image_tokens * extra_image_factor(model);
             let price = match price_for(&spend.rate_card, &provider.base_url, &own) {
                 Some(p) => p,
                 None if capped => {
@@ -327,7 +331,7 @@ impl Broker {
                 // No caps apply: usage is still recorded, cost as zero.
                 None => Price::ZERO,
             };
-            match spend.budget.reserve(member_id, price.worst_case_micros(prompt_tokens, output_tokens), now) {
+            match spend.budget.reserve(member_id, price.worst_case_micros(prompt_for(&own), output_tokens), now) {
                 Ok(hold) => (own, price, hold),
                 Err(hit) => {
                     let fallback = spend.fallbacks.get(member_id).cloned().and_then(|m| {
@@ -335,7 +339,7 @@ impl Broker {
                             return None;
                         }
                         let p = price_for(&spend.rate_card, &provider.base_url, &m)?;
-                        let hold = spend.budget.reserve(member_id, p.worst_case_micros(prompt_tokens, output_tokens), now).ok()?;
+                        let hold = spend.budget.reserve(member_id, p.worst_case_micros(prompt_for(&m), output_tokens), now).ok()?;
                         Some((m, p, hold))
                     });
                     match fallback {
@@ -356,7 +360,7 @@ impl Broker {
             chat_id: Some(chat_id),
             provider: provider.kind.as_str().to_owned(),
             model: model.clone(),
-            reserved_input_tokens: prompt_tokens,
+            reserved_input_tokens: prompt_tokens + image_tokens * extra_image_factor(&model),
             reserved_output_tokens: output_tokens,
             reserved_micros: hold.amount(),
             day_key: hold.day_key().to_owned(),
@@ -507,6 +511,23 @@ pub fn load_spend(conn: &Connection, now: DateTime<Utc>) -> Result<SpendState, S
     Ok(SpendState { budget, rate_card, fallbacks, models, audio_rate_card, no_vision })
 }
 
+/// One image's tokens as hearth-llm's estimate counts it.
+fn image_estimate(image: &ImageSource) -> u64 {
+    match image {
+        ImageSource::Inline { data, .. } => {
+            hearth_llm::inline_dimensions(data).map_or(hearth_llm::MAX_IMAGE_TOKENS, |(w, h)| hearth_llm::image_tokens(w, h))
+        }
+        ImageSource::Attachment { .. } => hearth_llm::MAX_IMAGE_TOKENS,
+    }
+}
+
+/// How many more times an image's estimate `model` may bill beyond what the estimate already
+/// counts (0 for every model but gpt-4o-mini and its snapshots).
+fn extra_image_factor(model: &str) -> u64 {
+    let card = [RateCardEntry { model: "gpt-4o-mini".into(), price: Price::ZERO, source: spend::PriceSource::Admin }];
+    if spend::price::lookup(&card, model).is_some() { GPT_4O_MINI_IMAGE_FACTOR - 1 } else { 0 }
+}
+
 fn images_unsupported(model: &str) -> BrokerError {
     BrokerError {
         kind: BrokerErrorKind::ImagesUnsupported { model: model.to_owned() },
@@ -557,5 +578,36 @@ pub fn default_limits() -> CallLimits {
         first_byte: Duration::from_secs(90),
         idle: Duration::from_secs(60),
         total: Duration::from_secs(180),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_gpt_4o_mini_bills_images_larger() {
+        assert_eq!(extra_image_factor("gpt-4o-mini"), 33);
+        assert_eq!(extra_image_factor("openai/gpt-4o-mini-2024-07-18"), 33);
+        assert_eq!(extra_image_factor("gpt-4o"), 0);
+        assert_eq!(extra_image_factor("claude-sonnet-4-5"), 0);
+    }
+
+    #[test]
+    fn a_400_about_a_blind_model_is_told_from_a_bad_image() {
+        for blind in [
+            "model does not support image input",
+            "Invalid content type. image_url is only supported by certain models.",
+            "This model doesn't support images",
+            "image input is not supported",
+        ] {
+            assert!(refuses_images(blind), "{blind}");
+        }
+        for other in ["You uploaded an unsupported image. Please make sure your image is valid.", "Invalid image.", "max_tokens is too large"] {
+            assert!(!refuses_images(other), "{other}");
+        }
+        let e = LlmError::Status { status: 400, retry_after: None, message: "model does not support image input".into() };
+        assert_eq!(to_broker_error(&e, Some("m")).kind, BrokerErrorKind::ImagesUnsupported { model: "m".into() });
+        assert_eq!(to_broker_error(&e, None).kind, BrokerErrorKind::ProviderError);
     }
 }

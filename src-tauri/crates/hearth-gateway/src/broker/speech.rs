@@ -486,10 +486,12 @@ async fn call(
     media_type: &str,
     limits: &hearth_llm::CallLimits,
 ) -> Result<String, LlmError> {
-    // TODO(#15): hearth_llm::speech::transcribe (branch media-parts) goes here once merged; until
-    // then every transcription fails as misconfigured — nothing pretends to have heard anything.
-    let _ = (http, endpoint, audio, file_name, media_type, limits);
-    Err(LlmError::Config("the speech client is not built in yet".into()))
+    let service = hearth_llm::SpeechService {
+        base_url: endpoint.base_url.clone(),
+        api_key: endpoint.api_key.clone(),
+        model: endpoint.model.clone(),
+    };
+    hearth_llm::transcribe(http, &service, audio, file_name, media_type, limits).await
 }
 
 #[cfg(test)]

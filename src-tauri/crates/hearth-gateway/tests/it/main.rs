@@ -6,3 +6,4 @@ mod broker;
 mod kb;
 mod layers;
 mod migrations;
+mod speech;
