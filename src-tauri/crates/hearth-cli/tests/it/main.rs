@@ -23,6 +23,7 @@ mod roles;
 // Acts as other users from threads with their own credentials, which only Linux has.
 #[cfg(target_os = "linux")]
 mod rootfiles;
+mod speech;
 mod spend;
 mod supervisor;
 mod support;
