@@ -12,6 +12,7 @@ mod flow;
 mod hardening;
 mod isolation;
 mod knowledge;
+mod media;
 mod members;
 mod memory;
 mod package;

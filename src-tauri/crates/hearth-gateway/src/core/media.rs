@@ -49,8 +49,23 @@ fn too_many() -> String {
     )
 }
 
-/// Fetches, hears and holds the files of a chat turn's `rows`.
+/// Fetches, hears and holds the files of a chat turn's `rows`; `None` when the gateway began
+/// to stop meanwhile — the rows not yet answered stay pending, and the next start fetches
+/// their files again.
 pub(super) async fn prepare(
+    engine: &Engine,
+    member_id: &str,
+    bot: &teloxide::Bot,
+    chat_id: i64,
+    rows: &[&InboxRow],
+) -> Option<Prepared> {
+    tokio::select! {
+        _ = engine.cancel.cancelled() => None,
+        prepared = prepare_all(engine, member_id, bot, chat_id, rows) => Some(prepared),
+    }
+}
+
+async fn prepare_all(
     engine: &Engine,
     member_id: &str,
     bot: &teloxide::Bot,

@@ -45,7 +45,11 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
     // A chat turn's files: fetched, heard and held before the worker is asked (`media.rs`).
     let mut prepared = media::Prepared::default();
     if kind == TurnKind::Chat && rows.iter().any(|r| r.msg.kind.has_media()) {
-        prepared = media::prepare(engine, member_id, &bot, chat_id, &rows).await;
+        let Some(ready) = media::prepare(engine, member_id, &bot, chat_id, &rows).await else {
+            typing.cancel();
+            return; // left pending: fetched again after the restart
+        };
+        prepared = ready;
         if prepared.messages.is_empty() {
             // Every row got its own sentence: nothing is left to ask.
             typing.cancel();

@@ -152,8 +152,12 @@ pub async fn close_question(bot: &Bot, chat_id: i64, message_id: i32, text: &str
 /// seconds, so it is renewed every four.
 pub async fn show_typing(bot: Bot, chat_id: i64, cancel: CancellationToken) {
     loop {
-        let _ = tokio::time::timeout(Duration::from_secs(5), bot.send_chat_action(ChatId(chat_id), ChatAction::Typing))
-            .await;
+        // A slow Telegram does not hold a finished turn (or a stopping gateway) up.
+        let action = tokio::time::timeout(Duration::from_secs(5), bot.send_chat_action(ChatId(chat_id), ChatAction::Typing));
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = action => {}
+        }
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(4)) => {}
