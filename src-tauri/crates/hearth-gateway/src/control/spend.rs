@@ -55,6 +55,23 @@ pub(super) fn check_priced(e: &Engine, model: Option<&str>) -> Result<(), Contro
     }
 }
 
+/// Refuses a cap while voice notes would go to a speech model without a per-minute price: the
+/// cap could not be kept for them.
+pub(super) fn check_speech_priced(e: &Engine) -> Result<(), ControlError> {
+    match e.broker.speech_service().0 {
+        Some(s) if e.broker.audio_price_of(&s.base_url, &s.model).is_none() => Err(ControlError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "the speech model {m} has no price, so a spending limit could not be kept for voice messages. Set \
+                 its price first: hearth price set {m} --usd-per-minute X (or turn speech off: hearth provider \
+                 speech --off)",
+                m = s.model
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn any_caps(e: &Engine) -> bool {
     e.broker.spend(|s| s.budget.household_cap().is_some()) || e.members.read(Roster::any_member_caps)
 }
@@ -240,6 +257,7 @@ pub(super) async fn member_cap(
     if daily.is_some() || monthly.is_some() {
         // The model the member's calls use: their own, else the household's.
         check_priced(e, m.model.as_deref())?;
+        check_speech_priced(e)?;
     }
     let (id, name) = (m.id.clone(), m.name.clone());
     e.store
@@ -313,6 +331,7 @@ pub(super) async fn household_cap(e: &Engine, monthly: CapChange) -> Result<Cont
     if monthly.is_some() {
         // A household cap caps everyone: every model in use needs a price.
         check_priced(e, None)?;
+        check_speech_priced(e)?;
         let own: Vec<String> = e.members.read(Roster::own_models);
         for model in own {
             check_priced(e, Some(&model))?;

@@ -345,6 +345,21 @@ async fn the_speech_setting_is_stored_shown_and_survives_a_restart() {
     .await;
     let s = speech(ok(&gateway, ControlRequest::SpeechGet).await);
     assert_eq!((s.source, s.model.as_deref()), (SpeechSource::ChatProvider, Some("whisper-1")));
+    // A speech model without a price: no cap can be set while voice notes would go to it.
+    ok(
+        &gateway,
+        ControlRequest::SpeechSet {
+            base_url: "https://asr.invalid/v1".into(),
+            model: "mystery-asr".into(),
+            api_key: "k".into(),
+        },
+    )
+    .await;
+    let refused = gateway
+        .control(ControlRequest::HouseholdCap { monthly: hearth_proto::control::CapChange::Set { micros: 5_000_000 } })
+        .await
+        .unwrap_err();
+    assert!(refused.message.contains("hearth price set mystery-asr --usd-per-minute"), "{refused:?}");
     let s = speech(
         ok(
             &gateway,
