@@ -26,7 +26,6 @@ use hearth_proto::llm::{BrokerError, BrokerErrorKind};
 use super::spend::price::{self, AudioPrice, AudioRateEntry};
 use super::spend::{Hold, PriceSource};
 use super::{Broker, SpendEvent};
-use crate::secrets::Secrets;
 use crate::store::{self, LedgerKind, LedgerReservation, LedgerSettlement, Store, StoreError};
 
 /// Where the speech service's key is kept among the secrets (the chat key is `provider/default`).
@@ -242,8 +241,9 @@ pub fn stored_no_vision(conn: &rusqlite::Connection) -> Result<Vec<String>, Stor
         .collect())
 }
 
-/// The speech setting as stored, with its key from the secrets.
-pub async fn load_setting(store: &Store, secrets: &Secrets) -> Result<SpeechSetting, StoreError> {
+/// The speech setting as stored, with its key (the secret [`SPEECH_KEY`], which the caller
+/// reads: the broker is below the secrets).
+pub async fn load_setting(store: &Store, key: Option<String>) -> Result<SpeechSetting, StoreError> {
     let (off, url, model) = store
         .call(|c| {
             Ok((
@@ -256,7 +256,7 @@ pub async fn load_setting(store: &Store, secrets: &Secrets) -> Result<SpeechSett
     Ok(match (off.as_deref(), url, model) {
         (Some("1"), _, _) => SpeechSetting::Off,
         (_, Some(base_url), Some(model)) => {
-            let api_key = secrets.get(SPEECH_KEY).filter(|k| !k.is_empty()).map(ApiKey::new);
+            let api_key = key.filter(|k| !k.is_empty()).map(ApiKey::new);
             SpeechSetting::Own(SpeechEndpoint { base_url, model, api_key })
         }
         _ => SpeechSetting::Default,
