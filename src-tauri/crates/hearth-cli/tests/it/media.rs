@@ -5,8 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use hearth_gateway::clock::Clock;
 use hearth_gateway::{Gateway, IsolationChoice};
-use hearth_proto::control::ControlRequest;
+use hearth_proto::control::{ControlRequest, LaneState};
 use hearth_sim::media::ogg_opus;
 use hearth_testkit::telegram::{Fault, FakePhoto};
 
@@ -109,10 +110,20 @@ async fn a_photo_reaches_the_model_as_one_image_with_its_caption() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_photo_album_is_one_turn_with_three_images() {
-    let h = Household::new(1).await;
+    // The wait for the rest of an album is on the gateway's clock: this test moves it.
+    let clock = Clock::manual(chrono::Utc::now());
+    let c = clock.clone();
+    let h = Household::with(1, move |config| config.clock = c).await;
     let m = &h.members[0];
     let photos = vec![FakePhoto::new(640, 480), FakePhoto::new(480, 640), FakePhoto::new(500, 500)];
     h.tg.send_album(&m.bot.token, &m.user, photos.clone(), Some("our holiday"));
+    eventually(T, "the album's three parts held in the lane", async || {
+        (h.status().await.members[0].lane == LaneState::Queued { messages: 3 }).then_some(())
+    })
+    .await;
+    clock.settled().await;
+    assert!(h.llm.calls().is_empty() && h.tg.downloads().is_empty(), "nothing starts while the album may grow");
+    clock.advance(chrono::Duration::milliseconds(1600));
     h.replies(0, 2, T).await;
     h.settled().await;
     let calls = h.llm.calls();
