@@ -74,13 +74,16 @@ pub enum Command {
     /// Show what each member spent on AI this month against their caps, or export it as CSV.
     ///
     /// Per member: model calls, tokens (input / cached input / output), what they cost, what was
-    /// spent today, and the member's caps; then the household's total and its monthly cap. Costs
-    /// are in USD, from the prices in `hearth price list`.
+    /// spent today, and the member's caps; then the household's total and its monthly cap. Then
+    /// what it paid for, this month and today: chat (with the images the model was shown) and
+    /// speech recognition (minutes of voice messages heard). Costs are in USD, from the prices in
+    /// `hearth price list`.
     ///
     /// --json prints the whole report: {"month","timezone","members":[{"id","name","totals",
-    /// "today_usd","daily_cap_usd","monthly_cap_usd"}],"total","household_monthly_cap_usd",
-    /// "per_day"}, where totals are {"calls","input_tokens","cached_input_tokens","output_tokens",
-    /// "cost_usd"} and a missing cap is null.
+    /// "today","today_usd","daily_cap_usd","monthly_cap_usd"}],"total","today_total",
+    /// "household_monthly_cap_usd","per_day"}, where totals are {"calls","input_tokens",
+    /// "cached_input_tokens","output_tokens","cost_usd","chat_calls","chat_cost_usd","images",
+    /// "speech_calls","audio_seconds","speech_cost_usd"} and a missing cap is null.
     ///
     /// Examples:
     ///   hearth usage
@@ -687,7 +690,8 @@ pub enum UsageCommand {
     /// Write every model call of a month as CSV to stdout, e.g. `> usage-2026-10.csv`.
     ///
     /// A header line, then one line per call: who, which chat and model, tokens, cost, how long it
-    /// took and how it ended. The text is exactly what the gateway produced, for a spreadsheet.
+    /// took, how it ended, and what it was for (kind "chat" or "speech_in", seconds of audio,
+    /// images shown). The text is exactly what the gateway produced, for a spreadsheet.
     Export(UsageExportArgs),
 }
 
