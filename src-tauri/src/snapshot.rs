@@ -146,7 +146,7 @@ pub fn lane(state: &proto::LaneState) -> Lane {
     match *state {
         proto::LaneState::Idle => Lane { state: LaneState::Idle, queued: 0, secs: 0 },
         proto::LaneState::Queued { messages } => Lane { state: LaneState::Queued, queued: messages, secs: 0 },
-        proto::LaneState::Running { secs, queued } => {
+        proto::LaneState::Running { secs, queued, .. } => {
             Lane { state: LaneState::Thinking, queued, secs: u32::try_from(secs).unwrap_or(u32::MAX) }
         }
     }
@@ -192,7 +192,7 @@ mod tests {
                 bot_username: "ana_bot".into(),
                 bot: BotState::Polling,
                 paired: true,
-                lane: proto::LaneState::Running { secs: 4, queued: 1 },
+                lane: proto::LaneState::Running { secs: 4, queued: 1, doing: Default::default() },
                 worker_pid: Some(42),
                 isolation: IsolationLevel::AccountSandbox,
                 today: DayUsage { calls: 1, input_tokens: 10, output_tokens: 10, cost_micros: 250_000 },

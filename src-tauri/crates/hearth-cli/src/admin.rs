@@ -642,8 +642,9 @@ pub fn lane_state(l: &LaneState) -> String {
     match l {
         LaneState::Idle => "idle".into(),
         LaneState::Queued { messages } => format!("queued {messages}"),
-        LaneState::Running { secs, queued: 0 } => format!("running for {secs}s"),
-        LaneState::Running { secs, queued } => format!("running for {secs}s, {queued} waiting"),
+        LaneState::Running { secs, queued: 0, doing } if !doing.is_thinking() => format!("{} for {secs}s", doing.as_str()),
+        LaneState::Running { secs, queued: 0, .. } => format!("running for {secs}s"),
+        LaneState::Running { secs, queued, .. } => format!("running for {secs}s, {queued} waiting"),
     }
 }
 
@@ -710,7 +711,7 @@ mod tests {
                 model: "gpt-4o-mini".into(),
             }),
             members: vec![
-                member("Rosa", BotState::Polling, true, LaneState::Running { secs: 3, queued: 1 }, 12),
+                member("Rosa", BotState::Polling, true, LaneState::Running { secs: 3, queued: 1, doing: Default::default() }, 12),
                 member("Leo", BotState::Polling, true, LaneState::Queued { messages: 2 }, 4),
                 member("Sam", BotState::TokenRevoked, false, LaneState::Idle, 0),
             ],

@@ -805,8 +805,40 @@ pub enum LaneState {
     Idle,
     /// Messages are waiting for a turn slot.
     Queued { messages: u32 },
-    /// A turn is running; `queued` more messages arrived meanwhile.
-    Running { secs: u64, queued: u32 },
+    /// A turn is running; `queued` more messages arrived meanwhile; `doing` what it does now.
+    Running {
+        secs: u64,
+        queued: u32,
+        #[serde(default, skip_serializing_if = "TurnActivity::is_thinking")]
+        doing: TurnActivity,
+    },
+}
+
+/// What a running turn is doing, for the dashboard (never what it is about).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnActivity {
+    /// Asking the member's assistant (the model, its tools).
+    #[default]
+    Thinking,
+    /// Fetching and transcribing a voice note.
+    Listening,
+    /// A turn that shows the model photos.
+    Looking,
+}
+
+impl TurnActivity {
+    pub fn is_thinking(&self) -> bool {
+        *self == TurnActivity::Thinking
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TurnActivity::Thinking => "thinking",
+            TurnActivity::Listening => "listening",
+            TurnActivity::Looking => "looking",
+        }
+    }
 }
 
 /// How strongly a member's worker is separated from everyone else's. See DESIGN.md.

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use hearth_gateway::clock::Clock;
 use hearth_gateway::{Gateway, IsolationChoice};
-use hearth_proto::control::{ControlRequest, LaneState};
+use hearth_proto::control::{ControlRequest, LaneState, TurnActivity};
 use hearth_sim::media::ogg_opus;
+use hearth_testkit::llm::Rule;
 use hearth_testkit::telegram::{Fault, FakePhoto};
 
 use crate::support::{Household, eventually, set_provider, test_config};
@@ -96,8 +97,14 @@ async fn a_voice_note_is_heard_byte_for_byte_and_the_reply_quotes_it() {
 async fn a_photo_reaches_the_model_as_one_image_with_its_caption() {
     let h = Household::new(1).await;
     let m = &h.members[0];
+    // A slow model, so the dashboard's "Looking" can be seen while the turn runs.
+    h.llm.add_rule(Rule::matching("what is in this picture?").delay(Duration::from_secs(2)).times(1));
     let photo = FakePhoto::new(800, 600);
     h.tg.send_photo(&m.bot.token, &m.user, photo.clone(), Some("what is in this picture?"));
+    eventually(T, "the lane looking", async || {
+        matches!(h.status().await.members[0].lane, LaneState::Running { doing: TurnActivity::Looking, .. }).then_some(())
+    })
+    .await;
     let sent = h.replies(0, 2, T).await;
     let calls = h.llm.calls();
     assert_eq!(calls.len(), 1, "{:?}", sent[1].text);

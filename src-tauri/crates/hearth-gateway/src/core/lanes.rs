@@ -17,7 +17,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use hearth_proto::control::LaneState;
+use hearth_proto::control::{LaneState, TurnActivity};
 
 /// What lanes need to know about an entry.
 pub trait LaneEntry {
@@ -39,11 +39,13 @@ struct Lane<T> {
     ready: bool,
     /// Waiting for more of an album: no turn starts until [`Lanes::hold`] lets go.
     held: bool,
+    /// What the running turn does now, for the dashboard.
+    doing: TurnActivity,
 }
 
 impl<T> Default for Lane<T> {
     fn default() -> Self {
-        Self { queue: VecDeque::new(), running_since: None, ready: false, held: false }
+        Self { queue: VecDeque::new(), running_since: None, ready: false, held: false, doing: TurnActivity::Thinking }
     }
 }
 
@@ -102,6 +104,7 @@ impl<T: LaneEntry> Lanes<T> {
                 }
             }
             lane.running_since = Some(now);
+            lane.doing = TurnActivity::Thinking;
             self.in_flight += 1;
             return Some((member, batch));
         }
@@ -139,6 +142,14 @@ impl<T: LaneEntry> Lanes<T> {
         }
     }
 
+    /// What the member's running turn does now (listening to a voice note, looking at photos);
+    /// ignored when no turn runs.
+    pub fn set_doing(&mut self, member: &str, doing: TurnActivity) {
+        if let Some(lane) = self.lanes.get_mut(member).filter(|l| l.running_since.is_some()) {
+            lane.doing = doing;
+        }
+    }
+
     /// Holds a member's lane (`true`: no turn starts from it) or lets it go (`false`: it is
     /// ready again if anything waits and no turn runs).
     pub fn hold(&mut self, member: &str, held: bool) {
@@ -168,7 +179,11 @@ impl<T: LaneEntry> Lanes<T> {
             Some(lane) => {
                 let queued = lane.queue.len() as u32;
                 match lane.running_since {
-                    Some(since) => LaneState::Running { secs: now.saturating_duration_since(since).as_secs(), queued },
+                    Some(since) => LaneState::Running {
+                        secs: now.saturating_duration_since(since).as_secs(),
+                        queued,
+                        doing: lane.doing,
+                    },
                     None if queued > 0 => LaneState::Queued { messages: queued },
                     None => LaneState::Idle,
                 }
@@ -275,7 +290,11 @@ mod tests {
         assert!(l.next_turn(now()).is_none());
         l.hold("ana", false);
         assert_eq!(l.next_turn(now()).unwrap().1, vec![E::Msg("photo 4")]);
+        l.set_doing("ana", TurnActivity::Looking);
+        assert!(matches!(l.state("ana", now()), LaneState::Running { doing: TurnActivity::Looking, .. }));
         l.finish("ana");
+        l.set_doing("ana", TurnActivity::Listening);
+        assert_eq!(l.state("ana", now()), LaneState::Idle, "no turn, nothing to show");
         l.hold("nobody", false);
         assert_eq!(l.state("nobody", now()), LaneState::Idle);
     }

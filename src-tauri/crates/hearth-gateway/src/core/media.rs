@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use chrono::TimeZone as _;
+use hearth_proto::control::TurnActivity;
 use hearth_proto::worker::{Attachment, AttachmentKind, IncomingMessage, MAX_ATTACHMENTS_PER_TURN};
 
 use super::{Engine, Event};
@@ -93,6 +94,9 @@ async fn prepare_all(
             continue;
         }
         taken += 1;
+        if matches!(row.msg.kind, MessageKind::Voice | MessageKind::Audio) {
+            doing(engine, member_id, TurnActivity::Listening);
+        }
         let bytes = match telegram::download(bot, &media.file_id, media.size, room).await {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -142,6 +146,11 @@ async fn prepare_all(
     }
     out.files = TurnFiles::new(files);
     out
+}
+
+/// Tells the dashboard what the member's turn does now.
+pub(super) fn doing(engine: &Engine, member_id: &str, doing: TurnActivity) {
+    let _ = engine.events.send(Event::Doing { member_id: member_id.to_owned(), doing });
 }
 
 /// A transcription that failed in a way the admin can fix is told to them — once, until one

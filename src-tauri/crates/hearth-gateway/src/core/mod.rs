@@ -35,7 +35,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use futures_util::FutureExt as _;
-use hearth_proto::control::GatewayEvent;
+use hearth_proto::control::{GatewayEvent, TurnActivity};
 use hearth_proto::worker::TurnKind;
 use tokio::sync::{mpsc, oneshot};
 
@@ -79,6 +79,8 @@ pub(crate) enum Event {
     /// A transcription worked (`hint: None`) or failed in a way the admin can fix (what to
     /// set): the admin is told once, and again only after one has worked since.
     Speech { hint: Option<String> },
+    /// What a member's running turn does now (`media.rs`), for the dashboard.
+    Doing { member_id: String, doing: TurnActivity },
     /// The wait for the rest of a member's album ended (`albums.rs`).
     AlbumDue { member_id: String, generation: u64 },
 }
@@ -217,6 +219,7 @@ impl Core {
                 Event::Speech { hint } => {
                     keeper.contain(LOOP, || self.on_speech(hint));
                 }
+                Event::Doing { member_id, doing } => self.lanes.write(|l| l.set_doing(&member_id, doing)),
                 Event::AlbumDue { member_id, generation } => {
                     keeper.contain(LOOP, || self.album_due(&member_id, generation));
                 }

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use hearth_proto::control::TurnActivity;
 use hearth_proto::llm::Refusal;
 use hearth_proto::worker::{IncomingMessage, Turn, TurnContext, TurnKind, TurnOutcome};
 
@@ -50,6 +51,8 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
             return; // left pending: fetched again after the restart
         };
         prepared = ready;
+        let doing = if prepared.files.has_images() { TurnActivity::Looking } else { TurnActivity::Thinking };
+        media::doing(engine, member_id, doing);
         if prepared.messages.is_empty() {
             // Every row got its own sentence: nothing is left to ask.
             typing.cancel();
