@@ -175,6 +175,25 @@ async fn a_21_mb_document_is_refused_by_name_before_any_download() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_bigger_than_the_members_room_is_refused_by_its_stated_size() {
+    let h = Household::new(1).await;
+    let m = &h.members[0];
+    let quota = ControlRequest::HouseholdDiskQuota { mb: 1 };
+    h.gateway.control(quota).await.unwrap();
+    eventually(T, "the folder measured", async || h.status().await.members[0].disk.map(|_| ())).await;
+    // 2 MB against 1 MB of room: refused on the size Telegram states, before any download (the
+    // same cap also holds while bytes stream in, for a file whose size is not stated).
+    let big = vec![b'y'; 2 * 1024 * 1024];
+    h.tg.send_document(&m.bot.token, &m.user, big, "notes.txt", "text/plain", None);
+    let sent = h.replies(0, 2, T).await;
+    assert!(sent[1].text.contains("won't fit") && sent[1].text.contains("left"), "{:?}", sent[1].text);
+    assert!(h.tg.downloads().is_empty() && h.llm.calls().is_empty(), "nothing else happened");
+    let kept = std::fs::read_dir(member_files(h.dir.path(), &m.id)).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(kept, 0);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_pdf_and_an_empty_voice_note_each_get_their_sentence() {
     let h = Household::new(1).await;
     let m = &h.members[0];
