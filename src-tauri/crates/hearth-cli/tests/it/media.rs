@@ -10,7 +10,7 @@ use hearth_gateway::{Gateway, IsolationChoice};
 use hearth_proto::control::{ControlRequest, LaneState, TurnActivity};
 use hearth_sim::media::ogg_opus;
 use hearth_testkit::llm::Rule;
-use hearth_testkit::telegram::{Fault, FakePhoto};
+use hearth_testkit::telegram::{FakePhoto, Fault};
 
 use crate::support::{Household, eventually, set_provider, test_config};
 
@@ -85,10 +85,12 @@ async fn a_voice_note_is_heard_byte_for_byte_and_the_reply_quotes_it() {
     assert!(reply.starts_with("🎤 “Can you remind me to buy milk?”\n"), "{reply:?}");
     assert!(reply.contains("You said:"), "{reply:?}");
     // The audio is kept in the member's files/, and nowhere in the gateway's own records.
-    let kept: Vec<_> = std::fs::read_dir(member_files(h.dir.path(), &m.id)).unwrap().map(|e| e.unwrap().path()).collect();
+    let kept: Vec<_> =
+        std::fs::read_dir(member_files(h.dir.path(), &m.id)).unwrap().map(|e| e.unwrap().path()).collect();
     assert!(kept.iter().any(|p| std::fs::read(p).unwrap() == voice), "{kept:?}");
     h.settled().await;
-    let media: Option<String> = h.db().query_row("SELECT media FROM inbox WHERE kind = 'voice'", [], |r| r.get(0)).unwrap();
+    let media: Option<String> =
+        h.db().query_row("SELECT media FROM inbox WHERE kind = 'voice'", [], |r| r.get(0)).unwrap();
     assert_eq!(media, None, "an answered row forgets its file_id");
     h.stop().await;
 }
@@ -102,7 +104,8 @@ async fn a_photo_reaches_the_model_as_one_image_with_its_caption() {
     let photo = FakePhoto::new(800, 600);
     h.tg.send_photo(&m.bot.token, &m.user, photo.clone(), Some("what is in this picture?"));
     eventually(T, "the lane looking", async || {
-        matches!(h.status().await.members[0].lane, LaneState::Running { doing: TurnActivity::Looking, .. }).then_some(())
+        matches!(h.status().await.members[0].lane, LaneState::Running { doing: TurnActivity::Looking, .. })
+            .then_some(())
     })
     .await;
     let sent = h.replies(0, 2, T).await;
@@ -149,7 +152,14 @@ async fn a_pdf_is_read_and_kept_in_the_members_files() {
     let h = Household::new(1).await;
     let m = &h.members[0];
     let letter = pdf(&[Some("The school trip is on Friday at nine")]);
-    h.tg.send_document(&m.bot.token, &m.user, letter.clone(), "Trip letter.pdf", "application/pdf", Some("what does it say?"));
+    h.tg.send_document(
+        &m.bot.token,
+        &m.user,
+        letter.clone(),
+        "Trip letter.pdf",
+        "application/pdf",
+        Some("what does it say?"),
+    );
     h.replies(0, 2, T).await;
     let calls = h.llm.calls();
     let text = calls[0].all_text();
@@ -197,7 +207,14 @@ async fn a_file_bigger_than_the_members_room_is_refused_by_its_stated_size() {
 async fn a_corrupt_pdf_and_an_empty_voice_note_each_get_their_sentence() {
     let h = Household::new(1).await;
     let m = &h.members[0];
-    h.tg.send_document(&m.bot.token, &m.user, b"%PDF-1.4 this is not really".to_vec(), "letter.pdf", "application/pdf", None);
+    h.tg.send_document(
+        &m.bot.token,
+        &m.user,
+        b"%PDF-1.4 this is not really".to_vec(),
+        "letter.pdf",
+        "application/pdf",
+        None,
+    );
     let sent = h.replies(0, 2, T).await;
     assert!(sent[1].text.contains("damaged"), "{:?}", sent[1].text);
     h.tg.send_voice(&m.bot.token, &m.user, Vec::new(), 0);
@@ -245,11 +262,10 @@ async fn a_restart_mid_download_fetches_the_file_again() {
     gateway.shutdown(Duration::from_secs(5)).await;
     drop(gateway);
     assert!(llm.transcriptions().is_empty());
-    let pending: i64 =
-        rusqlite::Connection::open(dir.path().join("gateway.sqlite"))
-            .unwrap()
-            .query_row("SELECT COUNT(*) FROM inbox WHERE state = 'pending' AND media IS NOT NULL", [], |r| r.get(0))
-            .unwrap();
+    let pending: i64 = rusqlite::Connection::open(dir.path().join("gateway.sqlite"))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM inbox WHERE state = 'pending' AND media IS NOT NULL", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(pending, 1, "the voice note waits, with its file_id");
 
     tg.clear_faults(&m.token);
@@ -315,7 +331,11 @@ async fn as_root_media_lands_only_in_the_members_folder_owned_by_the_member() {
                 // The secrets store is where the token belongs.
                 let secrets = p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("secrets"));
                 for needle in needles.iter().take(if secrets { 2 } else { 3 }) {
-                    assert!(!bytes.windows(needle.len()).any(|w| w == *needle), "{p:?} holds {:?}", String::from_utf8_lossy(needle));
+                    assert!(
+                        !bytes.windows(needle.len()).any(|w| w == *needle),
+                        "{p:?} holds {:?}",
+                        String::from_utf8_lossy(needle)
+                    );
                 }
             }
         }
