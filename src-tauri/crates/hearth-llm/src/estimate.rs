@@ -207,9 +207,19 @@ mod tests {
         let text = prop_oneof![".{0,200}", "[a-z ]{0,400}", "\\PC{0,50}"];
         // Plain messages, tool calls and tool results, in any order: the estimate must hold for
         // whatever a turn's steps build.
-        let message = (0u8..4, text.clone(), "[a-z_]{1,12}", ".{0,60}").prop_map(|(kind, content, name, args)| {
+        let message = (0u8..5, text.clone(), "[a-z_]{1,12}", ".{0,60}").prop_map(|(kind, content, name, args)| {
             match kind {
                 0 => ChatMessage::user(content),
+                // A photo with a caption: a real image of some size, inline as the broker sends it.
+                4 => {
+                    use base64::Engine as _;
+                    let png = hearth_testkit::media::png(name.len() as u32 * 40, args.len() as u32 + 1);
+                    let data = base64::engine::general_purpose::STANDARD.encode(png);
+                    ChatMessage::user_with_images(
+                        content,
+                        vec![ImageSource::Inline { media_type: "image/png".into(), data }],
+                    )
+                }
                 1 => ChatMessage::assistant(content),
                 2 => ChatMessage::assistant_tool_calls(
                     content,
