@@ -9,7 +9,7 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use serde_json::Value;
 
 use crate::error::{LlmError, clip, malformed};
-use crate::estimate::{estimate_prompt_tokens, estimate_text_tokens};
+use crate::estimate::{estimate_prompt_tokens_for, estimate_text_tokens};
 use crate::provider::{CallLimits, Provider};
 use crate::sse::{SseEvent, SseParser};
 use crate::{anthropic, openai};
@@ -123,7 +123,7 @@ fn into_completion(answer: Answer, p: &Provider, req: &CompletionRequest) -> Com
     let usage = answer.usage.unwrap_or_else(|| {
         // Never lose the spend: charge a deliberate over-estimate rather than nothing.
         let usage = Usage {
-            input_tokens: estimate_prompt_tokens(req),
+            input_tokens: estimate_prompt_tokens_for(req, &p.model),
             output_tokens: estimate_text_tokens(&answer.text)
                 + answer.tool_calls.iter().map(|c| estimate_text_tokens(&c.name) + estimate_text_tokens(&c.arguments)).sum::<u64>(),
             cached_input_tokens: 0,
@@ -391,7 +391,7 @@ mod tests {
         );
         assert_eq!(
             c.usage,
-            Usage { input_tokens: estimate_prompt_tokens(&req), output_tokens: 6, cached_input_tokens: 0 }
+            Usage { input_tokens: crate::estimate_prompt_tokens(&req), output_tokens: 6, cached_input_tokens: 0 }
         );
         assert_eq!(c.model, "asked-for");
     }

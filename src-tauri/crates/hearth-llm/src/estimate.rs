@@ -40,7 +40,15 @@ const PER_MESSAGE_TOKENS: u64 = 8;
 /// and messages with separators), and never below the real count of o200k_base or cl100k_base
 /// for any text (`tiktoken-rs`, whose vocabularies ship inside the crate; a dev-dependency).
 pub fn estimate_prompt_tokens(req: &CompletionRequest) -> u64 {
-    let messages: u64 = req.messages.iter().map(|m| PER_MESSAGE_TOKENS + estimate_message_tokens(m)).sum();
+    estimate_prompt_tokens_for(req, "")
+}
+
+/// [`estimate_prompt_tokens`] for a call to `model`: the same, except that a model which counts
+/// an image's tokens many times over ([`image_token_factor`]) has its images reserved at that
+/// count, so its reservation still covers what the provider will report.
+pub fn estimate_prompt_tokens_for(req: &CompletionRequest, model: &str) -> u64 {
+    let factor = image_token_factor(model);
+    let messages: u64 = req.messages.iter().map(|m| PER_MESSAGE_TOKENS + estimate_message_tokens(m, factor)).sum();
     let tools: u64 = req
         .tools
         .iter()
@@ -54,7 +62,7 @@ pub fn estimate_prompt_tokens(req: &CompletionRequest) -> u64 {
     PER_MESSAGE_TOKENS + estimate_text_tokens(&req.system) + messages + tools
 }
 
-fn estimate_message_tokens(m: &ChatMessage) -> u64 {
+fn estimate_message_tokens(m: &ChatMessage, image_factor: u64) -> u64 {
     let calls: u64 = m
         .tool_calls
         .iter()
@@ -65,7 +73,7 @@ fn estimate_message_tokens(m: &ChatMessage) -> u64 {
                 + estimate_text_tokens(&c.arguments)
         })
         .sum();
-    let images: u64 = m.images.iter().map(estimate_image_tokens).sum();
+    let images: u64 = m.images.iter().map(|i| estimate_image_tokens(i) * image_factor).sum();
     estimate_text_tokens(&m.content) + calls + m.tool_call_id.as_deref().map_or(0, estimate_text_tokens) + images
 }
 
@@ -95,9 +103,8 @@ pub const MAX_IMAGE_TOKENS: u64 = 3_779;
 /// - Anthropic: scaled to a long side of at most 1568 px and about 1.15 megapixels; ≈ w·h / 750,
 ///   at most about 1 600 — taken here as ⌈w·h / 750⌉ capped at 1 600.
 ///
-/// Not covered: gpt-4o-mini, which bills an image as 2 833 + 5 667 per tile (≈ 33× gpt-4o's
-/// count) at a price 17× lower, so its dollars match gpt-4o's while its token count does not;
-/// a rate card that prices images per token must know that model's multiplier. A 0 × 0 image
+/// Not covered here: gpt-4o-mini, which bills an image as 2 833 + 5 667 per tile (≈ 33× gpt-4o's
+/// count) at a price 17× lower — [`image_token_factor`] carries that multiplier. A 0 × 0 image
 /// (unknown dimensions) costs [`MAX_IMAGE_TOKENS`].
 pub fn image_tokens(width: u32, height: u32) -> u64 {
     if width == 0 || height == 0 {
@@ -105,6 +112,14 @@ pub fn image_tokens(width: u32, height: u32) -> u64 {
     }
     let (w, h) = (f64::from(width), f64::from(height));
     openai_tile_tokens(w, h).max(openai_patch_tokens(w, h)).max(anthropic_tokens(w, h))
+}
+
+/// How many times [`image_tokens`] a model reports for one image: 34 for gpt-4o-mini (2 833 +
+/// 5 667 per tile against gpt-4o's 85 + 170, rounded up), 1 for every other model. Its dollars
+/// match gpt-4o's, but the broker reserves tokens at the model's own price, so the count must
+/// be the model's.
+pub fn image_token_factor(model: &str) -> u64 {
+    if model.to_ascii_lowercase().contains("gpt-4o-mini") { 34 } else { 1 }
 }
 
 fn openai_tile_tokens(mut w: f64, mut h: f64) -> u64 {
@@ -152,6 +167,14 @@ mod tests {
             tools: vec![],
         };
         assert_eq!(estimate_prompt_tokens(&req), 8 + 3 + 8 + 2);
+    }
+
+    #[test]
+    fn gpt_4o_mini_reserves_its_own_image_count() {
+        // 1024 × 1024 on gpt-4o-mini: 2 833 + 5 667 × 4 tiles = 25 501 tokens reported.
+        assert!(image_tokens(1024, 1024) * image_token_factor("gpt-4o-mini-2024-07-18") >= 25_501);
+        assert!(MAX_IMAGE_TOKENS * image_token_factor("gpt-4o-mini") >= 2_833 + 5_667 * 6);
+        assert_eq!(image_token_factor("gpt-4o"), 1);
     }
 
     #[test]
@@ -207,9 +230,19 @@ mod tests {
         let text = prop_oneof![".{0,200}", "[a-z ]{0,400}", "\\PC{0,50}"];
         // Plain messages, tool calls and tool results, in any order: the estimate must hold for
         // whatever a turn's steps build.
-        let message = (0u8..4, text.clone(), "[a-z_]{1,12}", ".{0,60}").prop_map(|(kind, content, name, args)| {
+        let message = (0u8..5, text.clone(), "[a-z_]{1,12}", ".{0,60}").prop_map(|(kind, content, name, args)| {
             match kind {
                 0 => ChatMessage::user(content),
+                // A photo with a caption: a real image of some size, inline as the broker sends it.
+                4 => {
+                    use base64::Engine as _;
+                    let png = hearth_testkit::media::png(name.len() as u32 * 40, args.len() as u32 + 1);
+                    let data = base64::engine::general_purpose::STANDARD.encode(png);
+                    ChatMessage::user_with_images(
+                        content,
+                        vec![ImageSource::Inline { media_type: "image/png".into(), data }],
+                    )
+                }
                 1 => ChatMessage::assistant(content),
                 2 => ChatMessage::assistant_tool_calls(
                     content,

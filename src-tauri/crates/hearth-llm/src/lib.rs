@@ -28,7 +28,9 @@ mod sse;
 
 pub use call::{complete, http_client};
 pub use error::LlmError;
-pub use estimate::{MAX_IMAGE_TOKENS, estimate_prompt_tokens, estimate_text_tokens, image_tokens};
+pub use estimate::{
+    MAX_IMAGE_TOKENS, estimate_prompt_tokens, estimate_prompt_tokens_for, estimate_text_tokens, image_token_factor, image_tokens,
+};
 pub use images::inline_dimensions;
 pub use provider::{ApiKey, CallLimits, Provider};
 pub use retry::{Attempt, MAX_RETRY_AFTER, RetryPolicy, complete_with_retry};

@@ -920,7 +920,9 @@ fn tool_shape_problem(api: Api, body: &Value) -> Option<String> {
 }
 
 /// Why the provider would refuse the request's images: a model that cannot see, a media type
-/// neither provider takes, or base64 that does not decode.
+/// neither provider takes, or base64 that does not decode. Unlike Anthropic, the fake does not
+/// check that the bytes are of the stated type (the simulated Telegram's photo sizes are PNGs
+/// while Telegram's are JPEGs, so a client that assumes `image/jpeg` still passes here).
 fn image_problem(call: &LlmCall, vision: bool) -> Option<String> {
     let images = call.images();
     if images.is_empty() {

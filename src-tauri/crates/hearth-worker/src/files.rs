@@ -9,8 +9,8 @@
 //!   named, and each file is opened with `O_NOFOLLOW` after a look at the name itself: a symlink
 //!   planted inside, or in place of `files/`, never redirects a read or a write. Hard-linked
 //!   files are refused too.
-//! - Each file is at most [`MAX_FILE_BYTES`], all together at most [`MAX_TOTAL_BYTES`] and
-//!   [`MAX_FILES`] files; files are created 0600. A whole-file write goes to a temporary file
+//! - Each note the model writes is at most [`MAX_FILE_BYTES`]; all files together, the ones the
+//!   member sent included, at most [`MAX_TOTAL_BYTES`] and [`MAX_FILES`] files; files are created 0600. A whole-file write goes to a temporary file
 //!   renamed over the old one, so a crash leaves the old or the new text, never half.
 //!
 //! Contents are the member's words: never logged.
@@ -29,10 +29,13 @@ use crate::tools::ToolError;
 pub const DIR_NAME: &str = "files";
 /// Longest file name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
-/// Largest file, in bytes.
+/// Largest note the model writes, in bytes. With [`MAX_FILES`] this bounds what a looping model
+/// can fill the folder with (50 MB) far below [`MAX_TOTAL_BYTES`].
 pub const MAX_FILE_BYTES: u64 = 100 * 1024;
-/// Largest total of all the member's files, in bytes.
-pub const MAX_TOTAL_BYTES: u64 = 5 * 1024 * 1024;
+/// Largest total of all the member's files, in bytes: the voice notes, photos and documents they
+/// sent and the notes. Large enough for a family's months of photos and letters; the member's
+/// disk quota (checked by the gateway before it downloads a file) is usually the nearer limit.
+pub const MAX_TOTAL_BYTES: u64 = 256 * 1024 * 1024;
 /// Most files.
 pub const MAX_FILES: usize = 500;
 /// Most characters `read_file` returns at once; `offset` reads on.
@@ -461,9 +464,11 @@ mod tests {
         assert_eq!(files.read("a (3).txt", 0).unwrap().0, "two");
         assert_eq!(numbered(&format!("{}.txt", "x".repeat(100)), 12).chars().count(), MAX_NAME_CHARS);
         assert!(check_name(&numbered(&format!("{}.txt", "x".repeat(96)), 2)).is_ok());
-        // Over the folder's cap: nothing of the lot is written.
-        let big = vec![0u8; (MAX_TOTAL_BYTES / 2) as usize];
-        assert!(matches!(files.keep(&[("c", &big), ("d", &big)]), Err(FileError::Full { .. })));
+        // Over the folder's cap: nothing of the lot is written. A sparse file stands for what the
+        // member sent before.
+        std::fs::File::create(dir.path().join("files/sent.bin")).unwrap().set_len(MAX_TOTAL_BYTES - 100).unwrap();
+        assert!(matches!(files.keep(&[("c", &[0u8; 60]), ("d", &[0u8; 60])]), Err(FileError::Full { .. })));
+        std::fs::remove_file(dir.path().join("files/sent.bin")).unwrap();
         assert!(matches!(files.keep(&[("../x", b"x")]), Err(FileError::BadName(_))));
         assert_eq!(files.list().unwrap().len(), 4);
     }
@@ -509,17 +514,17 @@ mod tests {
         files.write("a.txt", &big, false).unwrap();
         assert!(matches!(files.write("a.txt", "y", true), Err(FileError::TooLarge { .. })));
         assert!(matches!(files.write("b.txt", &format!("{big}y"), false), Err(FileError::TooLarge { .. })));
-        // Fill to the total cap, file by file.
-        let full = MAX_TOTAL_BYTES / MAX_FILE_BYTES;
-        for i in 1..full {
-            files.write(&format!("f{i}.txt"), &big, false).unwrap();
-        }
-        files.write("rest.txt", &"r".repeat((MAX_TOTAL_BYTES - full * MAX_FILE_BYTES) as usize), false).unwrap();
+        // Fill to the total cap: a sparse file stands for the photos the member sent.
+        std::fs::File::create(dir.path().join("files/sent.bin"))
+            .unwrap()
+            .set_len(MAX_TOTAL_BYTES - MAX_FILE_BYTES - 1)
+            .unwrap();
+        files.write("rest.txt", "r", false).unwrap();
         assert!(matches!(files.write("one-more.txt", "z", false), Err(FileError::Full { .. })));
         // Replacing a file with something smaller always fits.
         files.write("a.txt", "small", false).unwrap();
         files.write("one-more.txt", "z", false).unwrap();
-        assert_eq!(files.list().unwrap().len(), full as usize + 2);
+        assert_eq!(files.list().unwrap().len(), 4);
     }
 
     #[test]

@@ -286,12 +286,15 @@ async fn over_the_files_cap_nothing_is_kept_and_the_limit_is_named() {
     gw.answer(id, Ok(completion("Nice song."))).await;
     gw.expect_done(1).await;
 
-    // 3 MiB more would pass the 5 MiB of all files together.
+    // Months of photos later (a sparse file stands for them), 3 MiB more would pass the cap of
+    // all files together (256 MiB, files.rs).
+    let sent = gw.dir.path().join("files/photos.bin");
+    std::fs::File::create(&sent).unwrap().set_len((256 << 20) - (4 << 20)).unwrap();
     let msg = with_file(11, "two", AttachmentKind::Audio, "song.mp3", "audio/mpeg", big.len() as u64);
     gw.send_media_turn(2, vec![msg], &[(11, &big)]).await;
     let s = failed(gw.expect_done(2).await);
-    assert!(s.contains("5.0 MB") && s.contains("delete"), "{s}");
-    assert_eq!(files_in(&gw), ["song.mp3"]);
+    assert!(s.contains("256.0 MB") && s.contains("delete"), "{s}");
+    assert_eq!(files_in(&gw), ["photos.bin", "song.mp3"]);
     send_text_turn_answered(&mut gw, 3, 12).await;
     gw.shutdown().await;
 }
