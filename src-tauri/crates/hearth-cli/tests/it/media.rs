@@ -376,3 +376,29 @@ async fn a_video_note_is_told_what_is_supported() {
     .await;
     h.stop().await;
 }
+
+/// A turn that panics after one of its files got its own sentence is tried again without that
+/// file's row: the member reads the sentence once, and the rest is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_tried_again_after_a_panic_does_not_answer_a_file_twice() {
+    let once = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hook: hearth_gateway::config::PanicAt = std::sync::Arc::new(move |site| {
+        matches!(site, hearth_gateway::config::FaultSite::TurnReply { text, .. } if text.contains("PANIC-ONCE"))
+            && !once.swap(true, std::sync::atomic::Ordering::SeqCst)
+    });
+    let h = Household::with(1, move |c| c.faults.panic_at = Some(hook)).await;
+    let m = &h.members[0];
+    // A slow turn first, so the next two messages are collected into one turn.
+    h.llm.add_rule(Rule::matching("slow one").delay(Duration::from_millis(1500)).times(1));
+    h.say(0, "slow one");
+    h.llm.wait_for_calls(1, T).await.unwrap();
+    h.tg.send_document(&m.bot.token, &m.user, vec![b'x'; 21 * 1024 * 1024], "huge.txt", "text/plain", None);
+    h.say(0, "PANIC-ONCE please");
+    h.replies(0, 4, T).await;
+    h.settled().await;
+    let texts: Vec<String> = h.tg.sent(&m.bot.token).into_iter().map(|s| s.text).collect();
+    let sentences = texts.iter().filter(|t| t.contains("I can take files up to 20 MB")).count();
+    assert_eq!(sentences, 1, "{texts:#?}");
+    assert!(texts.iter().any(|t| t.contains("You said: PANIC-ONCE please")), "{texts:#?}");
+    h.stop().await;
+}

@@ -19,6 +19,12 @@ use crate::workers::rules::TurnRules;
 /// Runs one turn of `member_id`'s for `items` (one message or several collected, or a command,
 /// or a reminder), and closes what it answered.
 pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) {
+    // Tried again after a panic: a row the first try already closed (a file's own sentence, in
+    // `media.rs`) is not answered twice.
+    let items = if items.iter().any(|i| i.attempt > 0) { still_open(engine, items).await } else { items };
+    if items.is_empty() {
+        return;
+    }
     let member = engine.member(member_id);
     let ids = inbox_ids(&items);
     let (Some(member), Some(bot)) = (member, engine.bot_for(member_id)) else {
@@ -154,6 +160,19 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
         Err(e) => {
             tracing::error!(member = member_id, error = %e, "could not deliver a reply");
             engine.finish_rows(ids, "failed", "send_failed");
+        }
+    }
+}
+
+/// The items whose rows are still pending (and those without a row); on a store error, all.
+async fn still_open(engine: &Engine, items: Vec<LaneItem>) -> Vec<LaneItem> {
+    let ids = inbox_ids(&items);
+    let pending = engine.store.call(move |c| store::pending_among(c, &ids)).await;
+    match pending {
+        Ok(pending) => items.into_iter().filter(|i| i.row.as_ref().is_none_or(|r| pending.contains(&r.id))).collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not check which rows are still open; trying them all");
+            items
         }
     }
 }

@@ -178,6 +178,22 @@ pub fn pending_inbox(conn: &Connection) -> Result<Vec<InboxRow>, StoreError> {
     Ok(rows)
 }
 
+/// Which of `ids` are still pending.
+pub fn pending_among(conn: &Connection, ids: &[i64]) -> Result<std::collections::HashSet<i64>, StoreError> {
+    let mut stmt = conn.prepare("SELECT state = 'pending' FROM inbox WHERE id = ?1")?;
+    let mut out = std::collections::HashSet::new();
+    for id in ids {
+        let pending: Option<bool> = stmt.query_row([id], |r| r.get(0)).map(Some).or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+        if pending == Some(true) {
+            out.insert(*id);
+        }
+    }
+    Ok(out)
+}
+
 /// Marks rows finished and forgets their text and media.
 pub fn finish_inbox(conn: &mut Connection, ids: &[i64], state: &str, outcome: &str) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
@@ -227,12 +243,14 @@ mod tests {
                     media: Some(media.clone()),
                 };
                 let rows = commit_updates(c, "ana", 11, std::slice::from_ref(&msg), 6)?;
+                assert_eq!(pending_among(c, &[rows[0].id, 999])?, [rows[0].id].into());
                 let pending = pending_inbox(c)?;
                 assert_eq!(pending.len(), 1);
                 assert_eq!(pending[0].msg, msg, "kind and media read back as written");
                 finish_inbox(c, &[rows[0].id], "done", "replied")?;
                 let left: Option<String> = c.query_row("SELECT media FROM inbox WHERE id = ?1", [rows[0].id], |r| r.get(0))?;
                 assert_eq!(left, None);
+                assert!(pending_among(c, &[rows[0].id])?.is_empty());
                 Ok(())
             })
             .unwrap();
