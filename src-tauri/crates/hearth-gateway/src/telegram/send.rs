@@ -153,7 +153,8 @@ pub async fn close_question(bot: &Bot, chat_id: i64, message_id: i32, text: &str
 pub async fn show_typing(bot: Bot, chat_id: i64, cancel: CancellationToken) {
     loop {
         // A slow Telegram does not hold a finished turn (or a stopping gateway) up.
-        let action = tokio::time::timeout(Duration::from_secs(5), bot.send_chat_action(ChatId(chat_id), ChatAction::Typing));
+        let action =
+            tokio::time::timeout(Duration::from_secs(5), bot.send_chat_action(ChatId(chat_id), ChatAction::Typing));
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = action => {}
