@@ -125,7 +125,7 @@ impl ScriptedMedia {
 /// The demo's one voice note and one photo: a child's short spoken question, and a photo of
 /// homework. Each is sent once, by the member named, as their second message.
 pub const MEDIA: &[(&str, ScriptedMedia)] = &[
-    ("Mia", ScriptedMedia::Voice { seconds: 4, transcript: "Hearth, why do cats purr?" }),
+    ("Sam", ScriptedMedia::Voice { seconds: 4, transcript: "Hearth, why do cats purr?" }),
     ("Leo", ScriptedMedia::Photo { width: 800, height: 600, caption: "can u check my maths homework" }),
 ];
 

@@ -19,10 +19,9 @@ use tokio_util::sync::CancellationToken;
 use crate::telegram::{FakeBot, FakePhoto, FakeTelegram, FakeUser};
 
 /// Whether [`simulate`] has people send the scripted voice note and photo
-/// ([`household::MEDIA`]). Off until the gateway understands media (#15): switch it on together
-/// with [`model::install`] in place of `set_responder(model::responder())`, so the demo's speech
-/// service hears the scripted transcript. ([`simulate_with`] takes it as a parameter.)
-pub const SEND_MEDIA: bool = false;
+/// ([`household::MEDIA`]). The demo's model must be set up with [`model::install`], so its
+/// speech service hears the scripted transcript. ([`simulate_with`] takes it as a parameter.)
+pub const SEND_MEDIA: bool = true;
 
 /// Longest a simulated person waits for any one answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(60);
