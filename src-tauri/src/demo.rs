@@ -35,7 +35,7 @@ impl Demo {
         let telegram = FakeTelegram::start().await;
         let llm = FakeLlm::start().await;
         llm.set_latency(MODEL_LATENCY);
-        llm.set_responder(model::responder());
+        model::install(&llm);
         let mut config = GatewayConfig::new(data.path().to_owned(), worker_exe);
         config.worker_args = vec!["worker".into()];
         config.telegram_api_url = Some(telegram.api_url());

@@ -146,7 +146,7 @@ pub fn lane(state: &proto::LaneState) -> Lane {
     match *state {
         proto::LaneState::Idle => Lane { state: LaneState::Idle, queued: 0, secs: 0 },
         proto::LaneState::Queued { messages } => Lane { state: LaneState::Queued, queued: messages, secs: 0 },
-        proto::LaneState::Running { secs, queued } => {
+        proto::LaneState::Running { secs, queued, .. } => {
             Lane { state: LaneState::Thinking, queued, secs: u32::try_from(secs).unwrap_or(u32::MAX) }
         }
     }
@@ -192,7 +192,7 @@ mod tests {
                 bot_username: "ana_bot".into(),
                 bot: BotState::Polling,
                 paired: true,
-                lane: proto::LaneState::Running { secs: 4, queued: 1 },
+                lane: proto::LaneState::Running { secs: 4, queued: 1, doing: Default::default() },
                 worker_pid: Some(42),
                 isolation: IsolationLevel::AccountSandbox,
                 today: DayUsage { calls: 1, input_tokens: 10, output_tokens: 10, cost_micros: 250_000 },
@@ -220,10 +220,12 @@ mod tests {
                 today_usd: 0.25,
                 daily_cap_usd: Some(1.0),
                 monthly_cap_usd: Some(5.0),
+                today: UsageTotals::default(),
             }],
             total: UsageTotals { calls: 3, cost_usd: 1.5, ..Default::default() },
             household_monthly_cap_usd: Some(30.0),
             per_day: vec![("2026-11-20".into(), 1.25), ("2026-11-21".into(), 0.25)],
+            today_total: UsageTotals::default(),
         }
     }
 

@@ -31,6 +31,7 @@ use serde_json::json;
 mod harness;
 mod report;
 mod scenarios;
+mod voice;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
@@ -39,6 +40,7 @@ enum Scenario {
     Overhead,
     HeadOfLine,
     ColdStart,
+    Voice,
 }
 
 /// Benchmarks of the Hearth gateway on local fakes.
@@ -123,6 +125,15 @@ pub struct Cli {
     /// Cold start: fresh members to measure.
     #[arg(long)]
     cold_members: Option<usize>,
+    /// Voice: 30-second voice notes to time, one after another.
+    #[arg(long)]
+    voice_notes: Option<usize>,
+    /// Voice: members sending a voice note at once, for the memory reading.
+    #[arg(long)]
+    voice_in_flight: Option<usize>,
+    /// Voice: the fake's latency per call, transcription and chat (ms).
+    #[arg(long)]
+    voice_latency_ms: Option<u64>,
 }
 
 /// Everything a scenario is told: a preset with the command line's overrides applied.
@@ -147,6 +158,9 @@ pub(crate) struct Params {
     pub hol_phase: Duration,
     pub hol_latency: Duration,
     pub cold_members: usize,
+    pub voice_notes: usize,
+    pub voice_in_flight: usize,
+    pub voice_latency: Duration,
 }
 
 impl Params {
@@ -173,6 +187,9 @@ impl Params {
             hol_phase: Duration::from_secs(20),
             hol_latency: Duration::from_millis(200),
             cold_members: 10,
+            voice_notes: 10,
+            voice_in_flight: 20,
+            voice_latency: Duration::from_secs(1),
         }
     }
 
@@ -192,6 +209,7 @@ impl Params {
             hol_bots: 5,
             hol_phase: Duration::from_secs(4),
             cold_members: 3,
+            voice_notes: 3,
             ..Self::full(hearth)
         }
     }
@@ -222,6 +240,9 @@ impl Params {
         set!(hol_phase, c.hol_phase_secs.map(Duration::from_secs));
         set!(hol_latency, c.hol_latency_ms.map(Duration::from_millis));
         set!(cold_members, c.cold_members);
+        set!(voice_notes, c.voice_notes);
+        set!(voice_in_flight, c.voice_in_flight);
+        set!(voice_latency, c.voice_latency_ms.map(Duration::from_millis));
     }
 
     fn json(&self) -> serde_json::Value {
@@ -237,7 +258,8 @@ impl Params {
             "ceiling_rates": self.ceiling_rates, "ceiling_secs": self.ceiling_secs, "lag_ms": self.lag_ms,
             "hol_stall_s": self.hol_stall.as_secs(), "hol_stalled": self.hol_stalled, "hol_bots": self.hol_bots,
             "hol_phase_s": self.hol_phase.as_secs(), "hol_latency_ms": self.hol_latency.as_millis() as u64,
-            "cold_members": self.cold_members,
+            "cold_members": self.cold_members, "voice_notes": self.voice_notes,
+            "voice_in_flight": self.voice_in_flight, "voice_latency_ms": self.voice_latency.as_millis() as u64,
         })
     }
 }
@@ -270,7 +292,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
     }
     let machine = report::machine(&hearth);
     let scenarios = if cli.scenario.is_empty() {
-        vec![Scenario::Idle, Scenario::Fanout, Scenario::Overhead, Scenario::HeadOfLine, Scenario::ColdStart]
+        vec![Scenario::Idle, Scenario::Fanout, Scenario::Overhead, Scenario::HeadOfLine, Scenario::ColdStart, Scenario::Voice]
     } else {
         cli.scenario.clone()
     };
@@ -285,6 +307,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
             Scenario::Overhead => scenarios::overhead(&p).await,
             Scenario::HeadOfLine => scenarios::head_of_line(&p).await,
             Scenario::ColdStart => scenarios::cold_start(&p).await,
+            Scenario::Voice => voice::voice(&p).await,
         }
         .with_context(|| format!("scenario {s:?}"))?;
         section.json["duration_s"] = json!(report::r2(t0.elapsed().as_secs_f64()));

@@ -1,4 +1,4 @@
-//! The five scenarios. Each sets up its own fakes and gateway, measures, stops everything, and
+//! The first five scenarios (the voice scenario is `voice.rs`). Each sets up its own fakes and gateway, measures, stops everything, and
 //! returns its figures as JSON, a table, and the targets it speaks to.
 
 use std::time::{Duration, Instant};

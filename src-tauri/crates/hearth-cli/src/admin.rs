@@ -9,11 +9,13 @@ use hearth_gateway::control;
 use hearth_gateway::spend::format_usd;
 use hearth_proto::control::{
     BotState, ControlReply, ControlRequest, IsolationLevel, LaneState, MemberStatus, MemberSummary, ModelChange,
-    ProviderKind, QuietHours, Role, StatusReport,
+    ProviderKind, QuietHours, Role, SpeechSource, SpeechSummary, StatusReport,
 };
 use serde_json::json;
 
-use crate::args::{Kind, MemberCommand, MemberPickArgs, ProviderCommand, ProviderSetArgs, RoleArg, StatusArgs};
+use crate::args::{
+    Kind, MemberCommand, MemberPickArgs, ProviderCommand, ProviderSetArgs, ProviderSpeechArgs, RoleArg, StatusArgs,
+};
 use crate::failure::Failure;
 use crate::secret;
 use crate::table;
@@ -56,6 +58,8 @@ pub async fn provider(data_dir: &Path, command: ProviderCommand) -> Result<(), F
     let (args, test) = match command {
         ProviderCommand::Set(args) => (args, false),
         ProviderCommand::Test(args) => (args, true),
+        ProviderCommand::Speech(args) => return provider_speech(data_dir, args).await,
+        ProviderCommand::Show(args) => return provider_show(data_dir, args.json).await,
     };
     ensure_running(data_dir).await?;
     let api_key = api_key(&args).await?;
@@ -94,6 +98,81 @@ pub async fn provider(data_dir: &Path, command: ProviderCommand) -> Result<(), F
             Ok(())
         }
         other => Err(unexpected_reply(&other)),
+    }
+}
+
+/// `hearth provider speech`: a service of the household's own, or off.
+async fn provider_speech(data_dir: &Path, args: ProviderSpeechArgs) -> Result<(), Failure> {
+    ensure_running(data_dir).await?;
+    let request = match (&args.base_url, &args.model) {
+        (Some(base_url), Some(model)) if !args.off => {
+            let api_key = if args.no_key {
+                String::new()
+            } else if let Some(var) = &args.api_key_env {
+                secret::from_env(var)?
+            } else {
+                secret::from_stdin("Paste the speech service's API key and press Enter (it will not be shown):").await?
+            };
+            if api_key.is_empty() && !args.no_key && !is_local(base_url) {
+                return Err(Failure::invalid_input(
+                    "no API key given. Paste the key from the speech service's dashboard when asked, or use \
+                     --api-key-env VAR; if the service needs no key, pass --no-key",
+                ));
+            }
+            ControlRequest::SpeechSet { base_url: base_url.clone(), model: model.clone(), api_key }
+        }
+        _ => ControlRequest::SpeechOff,
+    };
+    match ask(data_dir, request).await? {
+        ControlReply::Speech(summary) => {
+            if args.json {
+                print_json(&summary);
+            } else if args.off {
+                println!("Speech recognition is off: voice messages get a kind note asking to type instead.");
+            } else {
+                println!("{}", describe_speech(&summary));
+                println!("Its key is kept by the gateway only; no member's assistant ever sees it.");
+            }
+            Ok(())
+        }
+        other => Err(unexpected_reply(&other)),
+    }
+}
+
+/// `hearth provider show`: the chat provider and the speech service in use.
+async fn provider_show(data_dir: &Path, json: bool) -> Result<(), Failure> {
+    let provider = match ask(data_dir, ControlRequest::Status).await? {
+        ControlReply::Status(status) => status.provider,
+        other => return Err(unexpected_reply(&other)),
+    };
+    let speech = match ask(data_dir, ControlRequest::SpeechGet).await? {
+        ControlReply::Speech(summary) => summary,
+        other => return Err(unexpected_reply(&other)),
+    };
+    if json {
+        print_json(&json!({ "provider": provider, "speech": speech }));
+    } else {
+        match &provider {
+            Some(p) => println!("Provider: {} model {} at {}", p.kind.as_str(), p.model, p.base_url),
+            None => println!("Provider: not set — run `hearth provider set` so the assistants can answer"),
+        }
+        println!("{}", describe_speech(&speech));
+    }
+    Ok(())
+}
+
+/// One line on the speech service, as the admin reads it.
+pub(crate) fn describe_speech(s: &SpeechSummary) -> String {
+    let at = || format!("{} at {}", s.model.as_deref().unwrap_or("?"), s.base_url.as_deref().unwrap_or("?"));
+    match s.source {
+        SpeechSource::Own => format!("Speech recognition: {}.", at()),
+        SpeechSource::ChatProvider => format!("Speech recognition: {} (the provider's own service).", at()),
+        SpeechSource::Off => {
+            "Speech recognition: off (`hearth provider speech --base-url URL --model NAME` turns it on).".to_owned()
+        }
+        SpeechSource::None => "Speech recognition: none — voice messages can't be understood; set one with \
+                               `hearth provider speech --base-url URL --model NAME`."
+            .to_owned(),
     }
 }
 
@@ -563,8 +642,9 @@ pub fn lane_state(l: &LaneState) -> String {
     match l {
         LaneState::Idle => "idle".into(),
         LaneState::Queued { messages } => format!("queued {messages}"),
-        LaneState::Running { secs, queued: 0 } => format!("running for {secs}s"),
-        LaneState::Running { secs, queued } => format!("running for {secs}s, {queued} waiting"),
+        LaneState::Running { secs, queued: 0, doing } if !doing.is_thinking() => format!("{} for {secs}s", doing.as_str()),
+        LaneState::Running { secs, queued: 0, .. } => format!("running for {secs}s"),
+        LaneState::Running { secs, queued, .. } => format!("running for {secs}s, {queued} waiting"),
     }
 }
 
@@ -631,7 +711,7 @@ mod tests {
                 model: "gpt-4o-mini".into(),
             }),
             members: vec![
-                member("Rosa", BotState::Polling, true, LaneState::Running { secs: 3, queued: 1 }, 12),
+                member("Rosa", BotState::Polling, true, LaneState::Running { secs: 3, queued: 1, doing: Default::default() }, 12),
                 member("Leo", BotState::Polling, true, LaneState::Queued { messages: 2 }, 4),
                 member("Sam", BotState::TokenRevoked, false, LaneState::Idle, 0),
             ],

@@ -74,13 +74,16 @@ pub enum Command {
     /// Show what each member spent on AI this month against their caps, or export it as CSV.
     ///
     /// Per member: model calls, tokens (input / cached input / output), what they cost, what was
-    /// spent today, and the member's caps; then the household's total and its monthly cap. Costs
-    /// are in USD, from the prices in `hearth price list`.
+    /// spent today, and the member's caps; then the household's total and its monthly cap. Then
+    /// what it paid for, this month and today: chat (with the images the model was shown) and
+    /// speech recognition (minutes of voice messages heard). Costs are in USD, from the prices in
+    /// `hearth price list`.
     ///
     /// --json prints the whole report: {"month","timezone","members":[{"id","name","totals",
-    /// "today_usd","daily_cap_usd","monthly_cap_usd"}],"total","household_monthly_cap_usd",
-    /// "per_day"}, where totals are {"calls","input_tokens","cached_input_tokens","output_tokens",
-    /// "cost_usd"} and a missing cap is null.
+    /// "today","today_usd","daily_cap_usd","monthly_cap_usd"}],"total","today_total",
+    /// "household_monthly_cap_usd","per_day"}, where totals are {"calls","input_tokens",
+    /// "cached_input_tokens","output_tokens","cost_usd","chat_calls","chat_cost_usd","images",
+    /// "speech_calls","audio_seconds","speech_cost_usd"} and a missing cap is null.
     ///
     /// Examples:
     ///   hearth usage
@@ -196,6 +199,8 @@ impl Command {
     pub fn json(&self) -> bool {
         match self {
             Command::Provider(ProviderCommand::Set(a) | ProviderCommand::Test(a)) => a.json,
+            Command::Provider(ProviderCommand::Speech(a)) => a.json,
+            Command::Provider(ProviderCommand::Show(a)) => a.json,
             Command::Member(MemberCommand::Add(a)) => a.json,
             Command::Member(MemberCommand::List(a)) => a.json,
             Command::Member(MemberCommand::Remove(a) | MemberCommand::Pair(a) | MemberCommand::Token(a)) => a.json,
@@ -258,6 +263,63 @@ pub enum ProviderCommand {
         about = "Try a provider, model and API key with one small request, without saving anything"
     )]
     Test(ProviderSetArgs),
+    /// Choose the speech recognition that turns members' voice messages into text, or turn it off.
+    ///
+    /// Any service that speaks OpenAI's /audio/transcriptions works: OpenAI, Groq, or a whisper
+    /// server on this machine (whisper.cpp's server, faster-whisper-server). The API key is read
+    /// from stdin (paste it when asked, or pipe it in) or from the variable named by
+    /// --api-key-env, never from an argument; a local server needs none (--no-key, or just
+    /// press Enter with a localhost address).
+    ///
+    /// Without one, and when the provider (`hearth provider set`) is of kind openai, voice
+    /// messages go to that provider's own service with the model whisper-1. --off turns speech
+    /// recognition off altogether: members are asked to type instead.
+    ///
+    /// Transcription is priced per minute of audio (`hearth price set MODEL --usd-per-minute X`)
+    /// and counts against the same caps as everything else.
+    ///
+    /// Examples:
+    ///   hearth provider speech --base-url https://api.openai.com/v1 --model whisper-1
+    ///   hearth provider speech --base-url https://api.groq.com/openai/v1 --model whisper-large-v3-turbo --api-key-env GROQ_API_KEY
+    ///   hearth provider speech --base-url http://localhost:8080/v1 --model whisper-1 --no-key
+    ///   hearth provider speech --off
+    ///
+    /// --json prints {"source","base_url","model"}, where source is "own", "chat_provider",
+    /// "off" or "none" and a missing address or model is null.
+    #[command(
+        verbatim_doc_comment,
+        about = "Choose the speech recognition that turns members' voice messages into text, or turn it off"
+    )]
+    Speech(ProviderSpeechArgs),
+    /// Show the AI provider and the speech recognition in use (never a key).
+    ///
+    /// --json prints {"provider":{"kind","base_url","model"},"speech":{"source","base_url",
+    /// "model"}}, where provider is null when none is set.
+    #[command(verbatim_doc_comment, about = "Show the AI provider and the speech recognition in use (never a key)")]
+    Show(JsonArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("speech").required(true).args(["base_url", "off"])))]
+pub struct ProviderSpeechArgs {
+    /// The service's API root, e.g. https://api.openai.com/v1 (it serves /audio/transcriptions).
+    #[arg(long, value_name = "URL", requires = "model", conflicts_with = "off")]
+    pub base_url: Option<String>,
+    /// The speech model, e.g. whisper-1, gpt-4o-mini-transcribe or whisper-large-v3-turbo.
+    #[arg(long, value_name = "NAME", requires = "base_url", conflicts_with = "off")]
+    pub model: Option<String>,
+    /// Read the API key from this environment variable instead of stdin.
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["no_key", "off"])]
+    pub api_key_env: Option<String>,
+    /// The service needs no API key (a local whisper server); don't ask for one.
+    #[arg(long, conflicts_with = "off")]
+    pub no_key: bool,
+    /// No speech recognition at all: voice messages get a kind note asking to type.
+    #[arg(long)]
+    pub off: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -463,19 +525,27 @@ pub struct MemberFallbackArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum PriceCommand {
-    /// Set what a model costs, in USD per million tokens, as on the provider's pricing page.
+    /// Set what a model costs, in USD per million tokens (or per minute of audio for speech
+    /// recognition), as on the provider's pricing page; or mark a model that cannot see images.
     ///
     /// Replaces Hearth's built-in price for that model, if it has one. Caps are counted with
     /// these prices, and a model without a price cannot be used by a member who has a cap.
     /// Cached input is prompt text the provider had cached (most charge less for it); without
     /// --cached-input-usd-per-mtok it costs the same as input.
     ///
+    /// Speech-recognition models (`hearth provider speech`) are priced per minute of audio with
+    /// --usd-per-minute. --no-vision marks a model that cannot see images: a member's photo then
+    /// gets a kind note instead of an error from the provider; --vision takes the mark away.
+    ///
     /// Examples:
     ///   hearth price set gpt-4o-mini --input-usd-per-mtok 0.15 --output-usd-per-mtok 0.60
     ///   hearth price set claude-sonnet-4-5 --input-usd-per-mtok 3 --output-usd-per-mtok 15 --cached-input-usd-per-mtok 0.30
+    ///   hearth price set whisper-1 --usd-per-minute 0.006
+    ///   hearth price set deepseek-chat --no-vision
     ///
     /// Prints the model's price; --json as {"model","input_usd_per_mtok","output_usd_per_mtok",
-    /// "cached_input_usd_per_mtok","source"}.
+    /// "cached_input_usd_per_mtok","source"}, plus "usd_per_minute" for a speech model and
+    /// "no_vision":true for a model marked as unable to see.
     #[command(
         verbatim_doc_comment,
         about = "Set what a model costs, in USD per million tokens, as on the provider's pricing page"
@@ -487,26 +557,39 @@ pub enum PriceCommand {
     /// built-in price was taken: providers change prices, so check and set the ones you use.
     ///
     /// --json prints {"prices":[{"model","input_usd_per_mtok","output_usd_per_mtok",
-    /// "cached_input_usd_per_mtok","source"}]}.
+    /// "cached_input_usd_per_mtok","source"}]}, with "usd_per_minute" for speech models and
+    /// "no_vision":true for models marked as unable to see images.
     List(JsonArgs),
 }
 
 #[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("what").required(true).multiple(true).args(["input_usd_per_mtok", "usd_per_minute", "no_vision", "vision"])
+))]
 pub struct PriceSetArgs {
     /// The model's name as the provider spells it, e.g. gpt-4o-mini.
     pub model: String,
     /// USD per million input (prompt) tokens, e.g. 0.15.
     // A negative amount gets the amount's own error (exit 4), not "unexpected argument".
-    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
-    pub input_usd_per_mtok: String,
+    #[arg(long, value_name = "USD", allow_negative_numbers = true, requires = "output_usd_per_mtok")]
+    pub input_usd_per_mtok: Option<String>,
     /// USD per million output (generated) tokens, e.g. 0.60.
     // A negative amount gets the amount's own error (exit 4), not "unexpected argument".
-    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
-    pub output_usd_per_mtok: String,
+    #[arg(long, value_name = "USD", allow_negative_numbers = true, requires = "input_usd_per_mtok")]
+    pub output_usd_per_mtok: Option<String>,
     /// USD per million cached input tokens, e.g. 0.075 [default: the input price].
     // A negative amount gets the amount's own error (exit 4), not "unexpected argument".
-    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+    #[arg(long, value_name = "USD", allow_negative_numbers = true, requires = "input_usd_per_mtok")]
     pub cached_input_usd_per_mtok: Option<String>,
+    /// USD per minute of audio, for a speech-recognition model, e.g. 0.006.
+    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+    pub usd_per_minute: Option<String>,
+    /// The model cannot see images: members' photos get a kind note instead of a provider error.
+    #[arg(long, conflicts_with = "vision")]
+    pub no_vision: bool,
+    /// The model can see images (takes a --no-vision mark away).
+    #[arg(long)]
+    pub vision: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -607,7 +690,8 @@ pub enum UsageCommand {
     /// Write every model call of a month as CSV to stdout, e.g. `> usage-2026-10.csv`.
     ///
     /// A header line, then one line per call: who, which chat and model, tokens, cost, how long it
-    /// took and how it ended. The text is exactly what the gateway produced, for a spreadsheet.
+    /// took, how it ended, and what it was for (kind "chat" or "speech_in", seconds of audio,
+    /// images shown). The text is exactly what the gateway produced, for a spreadsheet.
     Export(UsageExportArgs),
 }
 

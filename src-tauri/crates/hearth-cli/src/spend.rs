@@ -11,7 +11,7 @@ use std::path::Path;
 
 use hearth_gateway::spend::period::{self, PeriodKind};
 use hearth_gateway::spend::{MICROS_PER_USD, format_usd, parse_usd};
-use hearth_proto::control::{CapChange, CapsReport, ControlReply, ControlRequest, PriceRow, UsageReport};
+use hearth_proto::control::{CapChange, CapsReport, ControlReply, ControlRequest, PriceRow, UsageReport, UsageTotals};
 use serde_json::json;
 
 use crate::admin::{ask, print_json, unexpected_reply};
@@ -27,34 +27,50 @@ use crate::table;
 pub async fn price(data_dir: &Path, command: PriceCommand) -> Result<(), Failure> {
     match command {
         PriceCommand::Set(args) => {
-            let request = ControlRequest::PriceSet {
-                model: args.model.trim().to_owned(),
-                input_micros_per_mtok: per_mtok("--input-usd-per-mtok", &args.input_usd_per_mtok)?,
-                output_micros_per_mtok: per_mtok("--output-usd-per-mtok", &args.output_usd_per_mtok)?,
-                cached_input_micros_per_mtok: args
-                    .cached_input_usd_per_mtok
-                    .as_deref()
-                    .map(|v| per_mtok("--cached-input-usd-per-mtok", v))
-                    .transpose()?,
-            };
-            match ask(data_dir, request).await? {
-                ControlReply::Prices { prices } => {
-                    let row = row_for(&prices, &args.model).ok_or_else(|| {
-                        Failure::unexpected(format!(
-                            "the gateway accepted the price but did not report it back for {:?}; check `hearth price list`",
-                            args.model.trim()
-                        ))
-                    })?;
-                    if args.json {
-                        print_json(row);
-                    } else {
-                        println!("Price set (USD per million tokens):\n");
-                        print!("{}", price_table(std::slice::from_ref(row)));
-                    }
-                    Ok(())
-                }
-                other => Err(unexpected_reply(&other)),
+            let model = args.model.trim().to_owned();
+            // Every part is checked before anything is sent, so a typo changes nothing.
+            let mut requests = Vec::new();
+            if let (Some(input), Some(output)) = (&args.input_usd_per_mtok, &args.output_usd_per_mtok) {
+                requests.push(ControlRequest::PriceSet {
+                    model: model.clone(),
+                    input_micros_per_mtok: per_mtok("--input-usd-per-mtok", input)?,
+                    output_micros_per_mtok: per_mtok("--output-usd-per-mtok", output)?,
+                    cached_input_micros_per_mtok: args
+                        .cached_input_usd_per_mtok
+                        .as_deref()
+                        .map(|v| per_mtok("--cached-input-usd-per-mtok", v))
+                        .transpose()?,
+                });
             }
+            if let Some(v) = &args.usd_per_minute {
+                let micros_per_minute = parse_usd(v).map_err(|e| {
+                    Failure::invalid_input(format!("--usd-per-minute: {e} (USD per minute of audio, e.g. 0.006)"))
+                })?;
+                requests.push(ControlRequest::SpeechPriceSet { model: model.clone(), micros_per_minute });
+            }
+            if args.no_vision || args.vision {
+                requests.push(ControlRequest::ModelVision { model: model.clone(), vision: args.vision });
+            }
+            let mut last = None;
+            for request in requests {
+                match ask(data_dir, request).await? {
+                    ControlReply::Prices { prices } => last = Some(prices),
+                    other => return Err(unexpected_reply(&other)),
+                }
+            }
+            let prices = last.unwrap_or_default();
+            let row = row_for(&prices, &model).ok_or_else(|| {
+                Failure::unexpected(format!(
+                    "the gateway accepted the price but did not report it back for {model:?}; check `hearth price list`"
+                ))
+            })?;
+            if args.json {
+                print_json(row);
+            } else {
+                println!("Price set (USD per million tokens, or per minute of audio):\n");
+                print!("{}", price_table(std::slice::from_ref(row)));
+            }
+            Ok(())
         }
         PriceCommand::List(args) => match ask(data_dir, ControlRequest::PriceList).await? {
             ControlReply::Prices { prices } => {
@@ -65,7 +81,7 @@ pub async fn price(data_dir: &Path, command: PriceCommand) -> Result<(), Failure
                         "No prices yet. Add one with `hearth price set MODEL --input-usd-per-mtok X --output-usd-per-mtok Y`."
                     );
                 } else {
-                    println!("Prices in USD per million tokens:\n");
+                    println!("Prices in USD per million tokens (speech recognition: per minute of audio):\n");
                     print!("{}", price_table(&prices));
                 }
                 Ok(())
@@ -97,16 +113,24 @@ fn price_table(prices: &[PriceRow]) -> String {
     let rows: Vec<Vec<String>> = prices
         .iter()
         .map(|p| {
+            // A speech model has no token prices: a dash, not "$0.00" (which would read as free).
+            let speech_only = p.usd_per_minute.is_some()
+                && p.input_usd_per_mtok == 0.0
+                && p.output_usd_per_mtok == 0.0
+                && p.cached_input_usd_per_mtok == 0.0;
+            let token = |v: f64| if speech_only { "-".to_owned() } else { usd(v) };
+            let model = if p.no_vision { format!("{} (no vision)", p.model) } else { p.model.clone() };
             vec![
-                p.model.clone(),
-                usd(p.input_usd_per_mtok),
-                usd(p.output_usd_per_mtok),
-                usd(p.cached_input_usd_per_mtok),
+                model,
+                token(p.input_usd_per_mtok),
+                token(p.output_usd_per_mtok),
+                token(p.cached_input_usd_per_mtok),
+                p.usd_per_minute.map_or_else(|| "-".to_owned(), usd),
                 p.source.clone(),
             ]
         })
         .collect();
-    table::render(&["MODEL", "INPUT", "OUTPUT", "CACHED INPUT", "SOURCE"], &rows)
+    table::render(&["MODEL", "INPUT", "OUTPUT", "CACHED INPUT", "PER MINUTE", "SOURCE"], &rows)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -354,6 +378,9 @@ pub fn render_usage(r: &UsageReport, current: bool) -> String {
         header.extend(["DAILY CAP", "MONTHLY CAP"]);
         out += &table::render(&header, &rows);
     }
+    if !r.members.is_empty() {
+        out += &render_split(r, current);
+    }
     out.push('\n');
     out += &match r.household_monthly_cap_usd {
         Some(cap) => {
@@ -363,6 +390,51 @@ pub fn render_usage(r: &UsageReport, current: bool) -> String {
         None => "No household cap (set one with `hearth household cap --monthly-usd 30`).\n".to_owned(),
     };
     out
+}
+
+/// What the spend paid for: chat (with the images shown) and speech (minutes of audio heard),
+/// per member and for the household, this month and — for the current month — today.
+fn render_split(r: &UsageReport, current: bool) -> String {
+    let split = |t: &UsageTotals| {
+        vec![
+            format!("{} ({})", usd(t.chat_cost_usd), t.chat_calls),
+            t.images.to_string(),
+            format!("{} ({})", usd(t.speech_cost_usd), minutes(t.audio_seconds)),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = r
+        .members
+        .iter()
+        .map(|m| {
+            let mut row = vec![m.name.clone()];
+            row.extend(split(&m.totals));
+            if current {
+                row.extend(split(&m.today));
+            }
+            row
+        })
+        .collect();
+    let mut total = vec!["Total".to_owned()];
+    total.extend(split(&r.total));
+    if current {
+        total.extend(split(&r.today_total));
+    }
+    rows.push(total);
+    let mut header = vec!["MEMBER", "CHAT (CALLS)", "IMAGES", "SPEECH (AUDIO)"];
+    if current {
+        header.extend(["TODAY: CHAT", "IMAGES", "SPEECH"]);
+    }
+    format!("\nWhat it paid for:\n\n{}", table::render(&header, &rows))
+}
+
+/// Audio seconds as people read them: "0 min", "0.5 min", "12 min".
+fn minutes(seconds: u64) -> String {
+    let tenths = (seconds * 10).div_ceil(60);
+    if tenths.is_multiple_of(10) {
+        format!("{} min", tenths / 10)
+    } else {
+        format!("{}.{} min", tenths / 10, tenths % 10)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -380,7 +452,7 @@ fn usd(amount: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hearth_proto::control::{MemberUsage, UsageTotals};
+    use hearth_proto::control::MemberUsage;
 
     #[test]
     fn cap_values() {
@@ -415,12 +487,18 @@ mod tests {
 
     #[test]
     fn usage_screen() {
-        let totals = |calls: u64, cost_usd| UsageTotals {
+        let totals = |calls: u64, cost_usd: f64| UsageTotals {
             calls,
             input_tokens: calls * 300,
             cached_input_tokens: calls * 100,
             output_tokens: calls * 40,
             cost_usd,
+            chat_calls: calls.saturating_sub(2),
+            chat_cost_usd: cost_usd * 0.75,
+            images: calls / 4,
+            speech_calls: calls.min(2),
+            audio_seconds: calls * 7,
+            speech_cost_usd: cost_usd * 0.25,
         };
         let report = UsageReport {
             month: "2026-11".into(),
@@ -433,6 +511,7 @@ mod tests {
                     today_usd: 0.0042,
                     daily_cap_usd: Some(1.0),
                     monthly_cap_usd: Some(5.0),
+                    today: totals(3, 0.0042),
                 },
                 MemberUsage {
                     id: "leo-efgh".into(),
@@ -441,14 +520,50 @@ mod tests {
                     today_usd: 0.0,
                     daily_cap_usd: None,
                     monthly_cap_usd: None,
+                    today: UsageTotals::default(),
                 },
             ],
             total: totals(12, 0.0421),
             household_monthly_cap_usd: Some(30.0),
             per_day: vec![("2026-11-01".into(), 0.0421)],
+            today_total: totals(3, 0.0042),
         };
         insta::assert_snapshot!(render_usage(&report, true));
         let past = render_usage(&report, false);
         assert!(!past.contains("TODAY"), "{past}");
+        assert_eq!(
+            (minutes(0), minutes(30), minutes(84), minutes(600), minutes(61)),
+            ("0 min".to_owned(), "0.5 min".to_owned(), "1.4 min".to_owned(), "10 min".to_owned(), "1.1 min".to_owned())
+        );
+    }
+
+    #[test]
+    fn speech_prices_show_per_minute() {
+        let row = PriceRow {
+            model: "whisper-1".into(),
+            input_usd_per_mtok: 0.0,
+            output_usd_per_mtok: 0.0,
+            cached_input_usd_per_mtok: 0.0,
+            source: "admin".into(),
+            usd_per_minute: Some(0.006),
+            no_vision: false,
+        };
+        let blind = PriceRow {
+            model: "deepseek-chat".into(),
+            input_usd_per_mtok: 0.28,
+            output_usd_per_mtok: 0.42,
+            cached_input_usd_per_mtok: 0.028,
+            source: "default (as of 2025-10)".into(),
+            usd_per_minute: None,
+            no_vision: true,
+        };
+        let table = price_table(&[row, blind]);
+        assert!(table.contains("PER MINUTE"), "{table}");
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[1].starts_with("whisper-1") && lines[1].contains("$0.006") && lines[1].contains(" - "),
+            "{table}"
+        );
+        assert!(lines[2].starts_with("deepseek-chat (no vision)") && lines[2].contains("$0.28"), "{table}");
     }
 }

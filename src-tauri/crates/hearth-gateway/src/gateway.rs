@@ -147,6 +147,7 @@ impl Gateway {
                 Err(e) => tracing::error!(error = %e, "stored provider setting is invalid; set it again"),
             }
         }
+        broker.set_speech(broker::speech::load_setting(&store, secrets.get(broker::speech::SPEECH_KEY)).await?);
 
         // The core loop's state: its writers go to the loop, their readers into the engine.
         let member_count = members.len();

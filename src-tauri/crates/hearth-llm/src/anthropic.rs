@@ -37,7 +37,8 @@ pub(crate) fn request_body(model: &str, req: &CompletionRequest, stream: bool) -
     body
 }
 
-/// Appends one message in Anthropic's shape. Plain messages keep a string `content`; an
+/// Appends one message in Anthropic's shape. Plain messages keep a string `content`; a user
+/// message with images becomes `image` blocks then a `text` block; an
 /// assistant message with tool calls becomes `text` + `tool_use` blocks; a tool result becomes
 /// a `tool_result` block in a user message, and results (or user text) that follow one another
 /// share that message, since roles must alternate.
@@ -62,6 +63,26 @@ fn push_message(out: &mut Vec<Value>, m: &ChatMessage) {
                 blocks.push(json!({ "type": "tool_use", "id": call.id, "name": call.name, "input": input }));
             }
             out.push(json!({ "role": "assistant", "content": blocks }));
+            return;
+        }
+        Role::User if !m.images.is_empty() => {
+            // Images first, then the text (Anthropic's advice); an empty text block is refused.
+            let mut blocks: Vec<Value> = crate::images::inline(&m.images)
+                .map(|(media_type, data)| {
+                    json!({ "type": "image", "source": { "type": "base64", "media_type": media_type, "data": data } })
+                })
+                .collect();
+            if !m.content.is_empty() {
+                blocks.push(json!({ "type": "text", "text": m.content }));
+            }
+            if let Some(last) = out.last_mut()
+                && last["role"] == "user"
+                && let Some(existing) = last.get_mut("content").and_then(Value::as_array_mut)
+            {
+                existing.extend(blocks);
+            } else {
+                out.push(json!({ "role": "user", "content": blocks }));
+            }
             return;
         }
         Role::User => json!({ "type": "text", "text": m.content }),

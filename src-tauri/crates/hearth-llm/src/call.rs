@@ -9,7 +9,7 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use serde_json::Value;
 
 use crate::error::{LlmError, clip, malformed};
-use crate::estimate::{estimate_prompt_tokens, estimate_text_tokens};
+use crate::estimate::{estimate_prompt_tokens_for, estimate_text_tokens};
 use crate::provider::{CallLimits, Provider};
 use crate::sse::{SseEvent, SseParser};
 use crate::{anthropic, openai};
@@ -75,6 +75,7 @@ async fn attempt(
     req: &CompletionRequest,
     limits: &CallLimits,
 ) -> Result<Completion, LlmError> {
+    crate::images::check(req)?;
     let mut options = openai::BodyOptions::default();
     let response = loop {
         let response = send(http, p, req, limits, options).await?;
@@ -122,7 +123,7 @@ fn into_completion(answer: Answer, p: &Provider, req: &CompletionRequest) -> Com
     let usage = answer.usage.unwrap_or_else(|| {
         // Never lose the spend: charge a deliberate over-estimate rather than nothing.
         let usage = Usage {
-            input_tokens: estimate_prompt_tokens(req),
+            input_tokens: estimate_prompt_tokens_for(req, &p.model),
             output_tokens: estimate_text_tokens(&answer.text)
                 + answer.tool_calls.iter().map(|c| estimate_text_tokens(&c.name) + estimate_text_tokens(&c.arguments)).sum::<u64>(),
             cached_input_tokens: 0,
@@ -186,7 +187,7 @@ async fn send(
 }
 
 /// A header carrying the key, marked sensitive so reqwest and hyper never print it.
-fn secret_header(value: &str) -> Result<HeaderValue, LlmError> {
+pub(crate) fn secret_header(value: &str) -> Result<HeaderValue, LlmError> {
     let mut v = HeaderValue::from_str(value).map_err(|_| {
         LlmError::Config(
             "the API key contains characters that cannot be sent (a line break pasted with it?)".to_owned(),
@@ -197,7 +198,7 @@ fn secret_header(value: &str) -> Result<HeaderValue, LlmError> {
 }
 
 /// Maps a reqwest failure, without the URL (it could carry anything the admin pasted).
-fn request_error(e: reqwest::Error, phase: &'static str) -> LlmError {
+pub(crate) fn request_error(e: reqwest::Error, phase: &'static str) -> LlmError {
     if e.is_timeout() {
         return LlmError::Timeout { phase: if e.is_connect() { "connect" } else { phase } };
     }
@@ -216,7 +217,11 @@ fn request_error(e: reqwest::Error, phase: &'static str) -> LlmError {
 }
 
 /// Reads a successful body, with `idle` as the longest wait for each piece.
-async fn read_body(mut response: reqwest::Response, idle: Duration, max: usize) -> Result<Vec<u8>, LlmError> {
+pub(crate) async fn read_body(
+    mut response: reqwest::Response,
+    idle: Duration,
+    max: usize,
+) -> Result<Vec<u8>, LlmError> {
     let mut body = Vec::new();
     while let Some(chunk) = next_chunk(&mut response, idle).await? {
         if body.len() + chunk.len() > max {
@@ -266,7 +271,7 @@ async fn read_stream<D: StreamDecoder>(
 }
 
 /// The error for a redirect: where it was asked (no query, no user info) and where it points.
-fn redirected(response: &reqwest::Response) -> LlmError {
+pub(crate) fn redirected(response: &reqwest::Response) -> LlmError {
     let u = response.url();
     let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
     let url = format!("{}://{}{port}{}", u.scheme(), u.host_str().unwrap_or(""), u.path());
@@ -280,7 +285,7 @@ fn redirected(response: &reqwest::Response) -> LlmError {
 }
 
 /// The error for a non-success status, with the provider's message and its retry hint.
-async fn status_error(response: reqwest::Response, limits: &CallLimits) -> LlmError {
+pub(crate) async fn status_error(response: reqwest::Response, limits: &CallLimits) -> LlmError {
     let status = response.status();
     let retry_after = retry_after(response.headers());
     let body = read_error_body(response, limits.idle).await;
@@ -386,7 +391,7 @@ mod tests {
         );
         assert_eq!(
             c.usage,
-            Usage { input_tokens: estimate_prompt_tokens(&req), output_tokens: 6, cached_input_tokens: 0 }
+            Usage { input_tokens: crate::estimate_prompt_tokens(&req), output_tokens: 6, cached_input_tokens: 0 }
         );
         assert_eq!(c.model, "asked-for");
     }

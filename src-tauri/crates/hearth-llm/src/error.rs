@@ -68,6 +68,31 @@ impl LlmError {
         }
     }
 
+    /// A 400 that says the model cannot take images: what the broker turns into "this model
+    /// cannot see" for the member, rather than a generic bad request. Matched on the provider's
+    /// words — OpenAI's "image_url is only supported by certain models", Anthropic's "does not
+    /// support image input", and the phrasings of compatible servers ("does not support images",
+    /// "not a multimodal model", "vision") — because no provider gives it a code of its own. A
+    /// 400 about a broken image (bad base64, wrong media type) is not this.
+    pub fn refuses_images(&self) -> bool {
+        let Self::Status { status: 400, message, .. } = self else {
+            return false;
+        };
+        let m = message.to_ascii_lowercase();
+        [
+            "only supported by certain models",
+            "does not support image",
+            "doesn't support image",
+            "not support images",
+            "not a multimodal model",
+            "does not support vision",
+            "vision is not supported",
+            "image input is not supported",
+        ]
+        .iter()
+        .any(|p| m.contains(p))
+    }
+
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Status { retry_after, .. } => *retry_after,
@@ -132,6 +157,17 @@ mod tests {
         let redirect = LlmError::Redirected { status: 307, url: "u".into(), location: "l".into() };
         assert!(!redirect.is_retryable());
         assert_eq!(redirect.kind(), "redirect_307");
+    }
+
+    #[test]
+    fn refusing_images_is_told_apart_from_a_broken_image() {
+        let status = |s, m: &str| LlmError::Status { status: s, retry_after: None, message: m.to_owned() };
+        assert!(status(400, "Invalid content type. image_url is only supported by certain models.").refuses_images());
+        assert!(status(400, "'claude-2.1' does not support image input.").refuses_images());
+        assert!(status(400, "llama3 is not a multimodal model").refuses_images());
+        assert!(!status(400, "messages.0: the image's base64 data is invalid").refuses_images());
+        assert!(!status(404, "does not support image input").refuses_images(), "only a 400");
+        assert!(!LlmError::Network("does not support image".into()).refuses_images());
     }
 
     #[test]

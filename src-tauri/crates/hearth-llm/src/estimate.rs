@@ -2,7 +2,7 @@
 //! reports no usage, after it (output). They must err high: the broker reserves the estimate
 //! against the member's caps before calling, so an under-estimate is how a cap gets overshot.
 
-use hearth_proto::llm::{ChatMessage, CompletionRequest};
+use hearth_proto::llm::{ChatMessage, CompletionRequest, ImageSource};
 
 /// Allowance per message (and once for the system prompt and the reply's priming) for role
 /// markers and separators; OpenAI's chat format spends 3–4 tokens per message, Anthropic's
@@ -32,11 +32,23 @@ const PER_MESSAGE_TOKENS: u64 = 8;
 /// 1,024 output) at $3/$15 per million, $0.051 is held instead of $0.027, released as soon as
 /// the call settles. Only a call that starts within that much of a cap is refused earlier.
 ///
+/// Images count by [`image_tokens`] of their dimensions, read from the image's header — never
+/// by the length of their base64, which would be 100–1000× too much. An image whose dimensions
+/// cannot be read (or one not inline yet) counts as [`MAX_IMAGE_TOKENS`].
+///
 /// Bounds, checked by property tests: never below the fake LLM's count (⌈chars / 4⌉ of system
 /// and messages with separators), and never below the real count of o200k_base or cl100k_base
 /// for any text (`tiktoken-rs`, whose vocabularies ship inside the crate; a dev-dependency).
 pub fn estimate_prompt_tokens(req: &CompletionRequest) -> u64 {
-    let messages: u64 = req.messages.iter().map(|m| PER_MESSAGE_TOKENS + estimate_message_tokens(m)).sum();
+    estimate_prompt_tokens_for(req, "")
+}
+
+/// [`estimate_prompt_tokens`] for a call to `model`: the same, except that a model which counts
+/// an image's tokens many times over ([`image_token_factor`]) has its images reserved at that
+/// count, so its reservation still covers what the provider will report.
+pub fn estimate_prompt_tokens_for(req: &CompletionRequest, model: &str) -> u64 {
+    let factor = image_token_factor(model);
+    let messages: u64 = req.messages.iter().map(|m| PER_MESSAGE_TOKENS + estimate_message_tokens(m, factor)).sum();
     let tools: u64 = req
         .tools
         .iter()
@@ -50,7 +62,7 @@ pub fn estimate_prompt_tokens(req: &CompletionRequest) -> u64 {
     PER_MESSAGE_TOKENS + estimate_text_tokens(&req.system) + messages + tools
 }
 
-fn estimate_message_tokens(m: &ChatMessage) -> u64 {
+fn estimate_message_tokens(m: &ChatMessage, image_factor: u64) -> u64 {
     let calls: u64 = m
         .tool_calls
         .iter()
@@ -61,7 +73,73 @@ fn estimate_message_tokens(m: &ChatMessage) -> u64 {
                 + estimate_text_tokens(&c.arguments)
         })
         .sum();
-    estimate_text_tokens(&m.content) + calls + m.tool_call_id.as_deref().map_or(0, estimate_text_tokens)
+    let images: u64 = m.images.iter().map(|i| estimate_image_tokens(i) * image_factor).sum();
+    estimate_text_tokens(&m.content) + calls + m.tool_call_id.as_deref().map_or(0, estimate_text_tokens) + images
+}
+
+fn estimate_image_tokens(image: &ImageSource) -> u64 {
+    match image {
+        ImageSource::Inline { data, .. } => {
+            crate::images::inline_dimensions(data).map_or(MAX_IMAGE_TOKENS, |(w, h)| image_tokens(w, h))
+        }
+        ImageSource::Attachment { .. } => MAX_IMAGE_TOKENS,
+    }
+}
+
+/// The most input tokens one image can cost under [`image_tokens`], whatever its size: what an
+/// image of unknown dimensions is reserved at. (OpenAI's patch models at the largest multiplier:
+/// 1536 patches × 2.46.)
+pub const MAX_IMAGE_TOKENS: u64 = 3_779;
+
+/// Input tokens one image of `width` × `height` pixels may cost, over-estimated: the largest of
+/// what the providers Hearth speaks to bill for it (all sent at the default detail, which is
+/// "high" for images this size):
+///
+/// - OpenAI tile models (gpt-4o, gpt-4.1, o1, o3): scaled to fit 2048 × 2048, then down so the
+///   shortest side is at most 768; 85 + 170 per 512-px tile covering it. At most 1 445.
+/// - OpenAI patch models (gpt-4.1-mini/nano, o4-mini, gpt-5-mini/nano): one token per 32-px
+///   patch covering it, at most 1 536, times the model's multiplier — the largest published,
+///   2.46 (gpt-4.1-nano), is used for all. At most 3 779.
+/// - Anthropic: scaled to a long side of at most 1568 px and about 1.15 megapixels; ≈ w·h / 750,
+///   at most about 1 600 — taken here as ⌈w·h / 750⌉ capped at 1 600.
+///
+/// Not covered here: gpt-4o-mini, which bills an image as 2 833 + 5 667 per tile (≈ 33× gpt-4o's
+/// count) at a price 17× lower — [`image_token_factor`] carries that multiplier. A 0 × 0 image
+/// (unknown dimensions) costs [`MAX_IMAGE_TOKENS`].
+pub fn image_tokens(width: u32, height: u32) -> u64 {
+    if width == 0 || height == 0 {
+        return MAX_IMAGE_TOKENS;
+    }
+    let (w, h) = (f64::from(width), f64::from(height));
+    openai_tile_tokens(w, h).max(openai_patch_tokens(w, h)).max(anthropic_tokens(w, h))
+}
+
+/// How many times [`image_tokens`] a model reports for one image: 34 for gpt-4o-mini (2 833 +
+/// 5 667 per tile against gpt-4o's 85 + 170, rounded up), 1 for every other model. Its dollars
+/// match gpt-4o's, but the broker reserves tokens at the model's own price, so the count must
+/// be the model's.
+pub fn image_token_factor(model: &str) -> u64 {
+    if model.to_ascii_lowercase().contains("gpt-4o-mini") { 34 } else { 1 }
+}
+
+fn openai_tile_tokens(mut w: f64, mut h: f64) -> u64 {
+    let fit = (2048.0 / w.max(h)).min(1.0);
+    (w, h) = (w * fit, h * fit);
+    let shrink = (768.0 / w.min(h)).min(1.0);
+    (w, h) = (w * shrink, h * shrink);
+    // Rounding the scaled sides up can only add tiles: over, never under.
+    let tiles = (w.ceil() / 512.0).ceil() * (h.ceil() / 512.0).ceil();
+    85 + 170 * tiles as u64
+}
+
+fn openai_patch_tokens(w: f64, h: f64) -> u64 {
+    // Uncapped patches bound the scaled image's from above; the provider caps at 1536.
+    let patches = ((w / 32.0).ceil() * (h / 32.0).ceil()).min(1536.0);
+    (patches * 2.46).ceil() as u64
+}
+
+fn anthropic_tokens(w: f64, h: f64) -> u64 {
+    ((w * h / 750.0).ceil() as u64).min(1_600)
 }
 
 /// Tokens a piece of text may cost: one per byte (see [`estimate_prompt_tokens`] for why).
@@ -91,13 +169,80 @@ mod tests {
         assert_eq!(estimate_prompt_tokens(&req), 8 + 3 + 8 + 2);
     }
 
+    #[test]
+    fn gpt_4o_mini_reserves_its_own_image_count() {
+        // 1024 × 1024 on gpt-4o-mini: 2 833 + 5 667 × 4 tiles = 25 501 tokens reported.
+        assert!(image_tokens(1024, 1024) * image_token_factor("gpt-4o-mini-2024-07-18") >= 25_501);
+        assert!(MAX_IMAGE_TOKENS * image_token_factor("gpt-4o-mini") >= 2_833 + 5_667 * 6);
+        assert_eq!(image_token_factor("gpt-4o"), 1);
+    }
+
+    #[test]
+    fn image_tokens_follow_the_providers_formulas() {
+        // OpenAI's own examples (tiles): 1024² → 765; 2048×4096 → 1105. The patch rule at 2.46
+        // and Anthropic's w·h/750 are below those there, and above them elsewhere.
+        assert_eq!(openai_tile_tokens(1024.0, 1024.0), 765);
+        assert_eq!(openai_tile_tokens(2048.0, 4096.0), 1105);
+        assert_eq!(openai_tile_tokens(512.0, 512.0), 255);
+        assert_eq!(openai_patch_tokens(1024.0, 1024.0), (1024.0f64 * 2.46).ceil() as u64);
+        assert_eq!(openai_patch_tokens(1800.0, 2400.0), 3779, "capped at 1536 patches");
+        assert_eq!(anthropic_tokens(1000.0, 1000.0), 1334);
+        assert_eq!(anthropic_tokens(4000.0, 3000.0), 1600);
+        assert_eq!(image_tokens(1024, 1024), 2520);
+        assert_eq!(image_tokens(64, 48), 255, "small images cost one tile");
+        assert_eq!(image_tokens(0, 10), MAX_IMAGE_TOKENS);
+        assert_eq!(image_tokens(u32::MAX, u32::MAX), MAX_IMAGE_TOKENS);
+    }
+
+    #[test]
+    fn images_count_by_size_not_by_base64_length() {
+        use base64::Engine as _;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let png = hearth_testkit::media::png(640, 480);
+        let text_only = CompletionRequest {
+            system: String::new(),
+            messages: vec![ChatMessage::user("look")],
+            max_tokens: 10,
+            tools: vec![],
+        };
+        let with = |images: Vec<ImageSource>| CompletionRequest {
+            messages: vec![ChatMessage::user_with_images("look", images)],
+            ..text_only.clone()
+        };
+        let base = estimate_prompt_tokens(&text_only);
+        let inline = |data: String| ImageSource::Inline { media_type: "image/png".into(), data };
+        assert_eq!(estimate_prompt_tokens(&with(vec![inline(b64(&png))])), base + image_tokens(640, 480));
+        assert!(b64(&png).len() as u64 > 100 * image_tokens(640, 480), "the base64 would have been far more");
+        assert_eq!(
+            estimate_prompt_tokens(&with(vec![inline(b64(&png)), inline(b64(b"not an image"))])),
+            base + image_tokens(640, 480) + MAX_IMAGE_TOKENS,
+            "an image whose size cannot be read counts as the largest"
+        );
+        assert_eq!(
+            estimate_prompt_tokens(&with(vec![ImageSource::Attachment { inbox_id: 1 }])),
+            base + MAX_IMAGE_TOKENS
+        );
+        assert_eq!(crate::images::inline_dimensions(&b64(&png)), Some((640, 480)));
+        assert_eq!(crate::images::inline_dimensions("!!!"), None);
+    }
+
     fn arb_request() -> impl Strategy<Value = CompletionRequest> {
         let text = prop_oneof![".{0,200}", "[a-z ]{0,400}", "\\PC{0,50}"];
         // Plain messages, tool calls and tool results, in any order: the estimate must hold for
         // whatever a turn's steps build.
-        let message = (0u8..4, text.clone(), "[a-z_]{1,12}", ".{0,60}").prop_map(|(kind, content, name, args)| {
+        let message = (0u8..5, text.clone(), "[a-z_]{1,12}", ".{0,60}").prop_map(|(kind, content, name, args)| {
             match kind {
                 0 => ChatMessage::user(content),
+                // A photo with a caption: a real image of some size, inline as the broker sends it.
+                4 => {
+                    use base64::Engine as _;
+                    let png = hearth_testkit::media::png(name.len() as u32 * 40, args.len() as u32 + 1);
+                    let data = base64::engine::general_purpose::STANDARD.encode(png);
+                    ChatMessage::user_with_images(
+                        content,
+                        vec![ImageSource::Inline { media_type: "image/png".into(), data }],
+                    )
+                }
                 1 => ChatMessage::assistant(content),
                 2 => ChatMessage::assistant_tool_calls(
                     content,
@@ -196,6 +341,22 @@ mod tests {
             }
             let real: u64 = texts.iter().map(|t| real_tokens(t)).sum::<u64>() + 3 * (req.messages.len() as u64 + 1) + 3;
             prop_assert!(estimate_prompt_tokens(&req) >= real, "{} < {}", estimate_prompt_tokens(&req), real);
+        }
+
+        #[test]
+        fn image_tokens_never_below_any_formula_nor_above_the_max(w in 1u32..20_000, h in 1u32..20_000) {
+            let t = image_tokens(w, h);
+            let (fw, fh) = (f64::from(w), f64::from(h));
+            prop_assert!(t >= openai_tile_tokens(fw, fh) && t >= openai_patch_tokens(fw, fh) && t >= anthropic_tokens(fw, fh));
+            prop_assert!(t <= MAX_IMAGE_TOKENS, "{}x{}: {}", w, h, t);
+            // Exact scaled sizes, computed independently (integer pixels, as the providers do):
+            // the tile count of the scaled image never exceeds what was reserved.
+            let fit = (2048.0 / fw.max(fh)).min(1.0);
+            let (sw, sh) = ((fw * fit).floor().max(1.0), (fh * fit).floor().max(1.0));
+            let shrink = (768.0 / sw.min(sh)).min(1.0);
+            let (sw, sh) = ((sw * shrink).floor().max(1.0), (sh * shrink).floor().max(1.0));
+            let tiles = (sw / 512.0).ceil() * (sh / 512.0).ceil();
+            prop_assert!(t >= 85 + 170 * tiles as u64);
         }
 
         #[test]

@@ -10,24 +10,32 @@
 //!   usage normalised into [`hearth_proto::llm::Usage`].
 //! - `sse`: a server-sent-events parser that accepts any chunking of the byte stream.
 //! - `retry`: which failures are worth another attempt and how long to wait first.
-//! - `estimate`: a safe over-estimate of prompt tokens for spend reservations.
+//! - `estimate`: a safe over-estimate of prompt tokens (images included) for spend reservations.
+//! - `images`: which images may be sent (only inline ones) and their dimensions.
+//! - `speech`: the OpenAI-compatible speech endpoints — [`transcribe`] and [`speak`].
 //! - `error`: [`LlmError`], what a caller branches on.
 
 mod anthropic;
 mod call;
 mod error;
 mod estimate;
+mod images;
 mod openai;
 mod provider;
 mod retry;
+mod speech;
 mod sse;
 
 pub use call::{complete, http_client};
 pub use error::LlmError;
-pub use estimate::{estimate_prompt_tokens, estimate_text_tokens};
+pub use estimate::{
+    MAX_IMAGE_TOKENS, estimate_prompt_tokens, estimate_prompt_tokens_for, estimate_text_tokens, image_token_factor, image_tokens,
+};
+pub use images::inline_dimensions;
 pub use provider::{ApiKey, CallLimits, Provider};
 pub use retry::{Attempt, MAX_RETRY_AFTER, RetryPolicy, complete_with_retry};
+pub use speech::{SpeechService, speak, transcribe};
 pub use sse::{SseEvent, SseParser};
 
 pub use hearth_proto::control::ProviderKind;
-pub use hearth_proto::llm::{ChatMessage, Completion, CompletionRequest, Role, Usage};
+pub use hearth_proto::llm::{ChatMessage, Completion, CompletionRequest, ImageSource, Role, Usage};

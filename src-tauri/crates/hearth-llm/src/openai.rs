@@ -76,7 +76,18 @@ pub(crate) fn request_body(model: &str, req: &CompletionRequest, stream: bool, o
 /// each result as its own `role: tool` message.
 fn message_body(m: &ChatMessage) -> Value {
     match m.role {
-        Role::User => json!({ "role": "user", "content": m.content }),
+        Role::User if m.images.is_empty() => json!({ "role": "user", "content": m.content }),
+        Role::User => {
+            // Content parts: the text (when there is any), then each image as a data URL.
+            let mut parts = Vec::with_capacity(m.images.len() + 1);
+            if !m.content.is_empty() {
+                parts.push(json!({ "type": "text", "text": m.content }));
+            }
+            parts.extend(crate::images::inline(&m.images).map(|(media_type, data)| {
+                json!({ "type": "image_url", "image_url": { "url": format!("data:{media_type};base64,{data}") } })
+            }));
+            json!({ "role": "user", "content": parts })
+        }
         Role::Assistant if m.tool_calls.is_empty() => json!({ "role": "assistant", "content": m.content }),
         Role::Assistant => {
             let calls: Vec<Value> = m

@@ -24,6 +24,16 @@ pub enum ControlRequest {
     ProviderTest { kind: ProviderKind, base_url: String, model: String, api_key: String },
     /// Look for model servers on this machine (Ollama, LM Studio) and the models they offer.
     ProviderDetect,
+    /// Use this speech-recognition service for voice notes and audio (an OpenAI-compatible
+    /// `POST {base_url}/audio/transcriptions`: OpenAI, Groq, a local whisper server). `api_key`
+    /// may be empty (a local server needs none). Replaces the default (the chat provider's own
+    /// service when it is of kind openai) and any earlier one. Added in protocol 6.
+    SpeechSet { base_url: String, model: String, api_key: String },
+    /// No speech recognition at all, not even the chat provider's: voice notes get a kind
+    /// sentence asking to type. `SpeechSet` turns it on again. Added in protocol 6.
+    SpeechOff,
+    /// The speech service in force and where it comes from. Added in protocol 6.
+    SpeechGet,
     /// Check a pasted bot token live with `getMe` without storing anything; `Conflict` if a
     /// member already has that bot.
     BotCheck { bot_token: String },
@@ -72,6 +82,13 @@ pub enum ControlRequest {
     /// default for that model.
     PriceSet { model: String, input_micros_per_mtok: u64, output_micros_per_mtok: u64, cached_input_micros_per_mtok: Option<u64> },
     PriceList,
+    /// Set what a speech-recognition model costs per minute of audio (integer micro-USD per
+    /// minute). Overrides the shipped default for that model. Added in protocol 6.
+    SpeechPriceSet { model: String, micros_per_minute: u64 },
+    /// Mark a model as unable (`vision: false`) or able to see images. A request showing images
+    /// to a model marked unable is refused before any call, with a kind sentence to the member.
+    /// Added in protocol 6.
+    ModelVision { model: String, vision: bool },
     /// Change a member's daily and/or monthly cap.
     MemberCap { member: String, daily: CapChange, monthly: CapChange },
     /// Mark a member as (not) an admin: admins are asked over Telegram when someone hits a cap,
@@ -260,6 +277,14 @@ impl std::fmt::Debug for ControlRequest {
                 .field("api_key", &"<redacted>")
                 .finish(),
             Self::ProviderDetect => f.write_str("ProviderDetect"),
+            Self::SpeechSet { base_url, model, .. } => f
+                .debug_struct("SpeechSet")
+                .field("base_url", base_url)
+                .field("model", model)
+                .field("api_key", &"<redacted>")
+                .finish(),
+            Self::SpeechOff => f.write_str("SpeechOff"),
+            Self::SpeechGet => f.write_str("SpeechGet"),
             Self::BotCheck { .. } => f.debug_struct("BotCheck").field("bot_token", &"<redacted>").finish(),
             Self::MemberAdd { name, role, .. } => f
                 .debug_struct("MemberAdd")
@@ -296,6 +321,14 @@ impl std::fmt::Debug for ControlRequest {
                 .field("cached_input_micros_per_mtok", cached_input_micros_per_mtok)
                 .finish(),
             Self::PriceList => f.write_str("PriceList"),
+            Self::SpeechPriceSet { model, micros_per_minute } => f
+                .debug_struct("SpeechPriceSet")
+                .field("model", model)
+                .field("micros_per_minute", micros_per_minute)
+                .finish(),
+            Self::ModelVision { model, vision } => {
+                f.debug_struct("ModelVision").field("model", model).field("vision", vision).finish()
+            }
             Self::MemberCap { member, daily, monthly } => {
                 f.debug_struct("MemberCap").field("member", member).field("daily", daily).field("monthly", monthly).finish()
             }
@@ -384,6 +417,31 @@ pub enum ControlReply {
     Exported { path: String },
     /// `BackupCreate`: the backup that was written.
     BackedUp(BackupSummary),
+    /// `SpeechSet`, `SpeechOff`, `SpeechGet`: the speech service in force afterwards.
+    Speech(SpeechSummary),
+}
+
+/// The speech-recognition service voice notes go to, and why that one. Never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpeechSummary {
+    pub source: SpeechSource,
+    /// The API root (`None` when there is no service).
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpeechSource {
+    /// Set by the admin with `SpeechSet`.
+    Own,
+    /// Nothing set: the chat provider is of kind openai, so its own address and key are used
+    /// with the model `whisper-1`.
+    ChatProvider,
+    /// Turned off by the admin (`SpeechOff`).
+    Off,
+    /// Nothing set and the chat provider offers none (not set, or not of kind openai).
+    None,
 }
 
 /// A finished backup.
@@ -504,6 +562,12 @@ pub struct PriceRow {
     pub cached_input_usd_per_mtok: f64,
     /// "admin", or "default (as of 2025-10)".
     pub source: String,
+    /// A speech-recognition model's price per minute of audio (its token prices are then 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd_per_minute: Option<f64>,
+    /// The admin marked the model as unable to see images.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_vision: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -524,6 +588,10 @@ pub struct UsageReport {
     pub household_monthly_cap_usd: Option<f64>,
     /// Spend per day of the month (household), for charts: `(YYYY-MM-DD, USD)`.
     pub per_day: Vec<(String, f64)>,
+    /// The household's totals today (only meaningful for the current month). Added in
+    /// protocol 6.
+    #[serde(default)]
+    pub today_total: UsageTotals,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -535,8 +603,14 @@ pub struct MemberUsage {
     pub today_usd: f64,
     pub daily_cap_usd: Option<f64>,
     pub monthly_cap_usd: Option<f64>,
+    /// Today's totals with the same split (only meaningful for the current month). Added in
+    /// protocol 6.
+    #[serde(default)]
+    pub today: UsageTotals,
 }
 
+/// A period's spend. `calls`, the tokens and `cost_usd` count everything; the rest splits it
+/// into chat (completions, with the images they showed) and speech (transcriptions).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct UsageTotals {
     pub calls: u64,
@@ -544,6 +618,21 @@ pub struct UsageTotals {
     pub cached_input_tokens: u64,
     pub output_tokens: u64,
     pub cost_usd: f64,
+    /// Completions and what they cost (images included). Added in protocol 6.
+    #[serde(default)]
+    pub chat_calls: u64,
+    #[serde(default)]
+    pub chat_cost_usd: f64,
+    /// Images the model was shown. Added in protocol 6.
+    #[serde(default)]
+    pub images: u64,
+    /// Transcriptions, the audio they heard and what they cost. Added in protocol 6.
+    #[serde(default)]
+    pub speech_calls: u64,
+    #[serde(default)]
+    pub audio_seconds: u64,
+    #[serde(default)]
+    pub speech_cost_usd: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -716,8 +805,40 @@ pub enum LaneState {
     Idle,
     /// Messages are waiting for a turn slot.
     Queued { messages: u32 },
-    /// A turn is running; `queued` more messages arrived meanwhile.
-    Running { secs: u64, queued: u32 },
+    /// A turn is running; `queued` more messages arrived meanwhile; `doing` what it does now.
+    Running {
+        secs: u64,
+        queued: u32,
+        #[serde(default, skip_serializing_if = "TurnActivity::is_thinking")]
+        doing: TurnActivity,
+    },
+}
+
+/// What a running turn is doing, for the dashboard (never what it is about).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnActivity {
+    /// Asking the member's assistant (the model, its tools).
+    #[default]
+    Thinking,
+    /// Fetching and transcribing a voice note.
+    Listening,
+    /// A turn that shows the model photos.
+    Looking,
+}
+
+impl TurnActivity {
+    pub fn is_thinking(&self) -> bool {
+        *self == TurnActivity::Thinking
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TurnActivity::Thinking => "thinking",
+            TurnActivity::Listening => "listening",
+            TurnActivity::Looking => "looking",
+        }
+    }
 }
 
 /// How strongly a member's worker is separated from everyone else's. See DESIGN.md.
@@ -763,7 +884,8 @@ mod tests {
         };
         let check = ControlRequest::BotCheck { bot_token: "123:SECRET".into() };
         let token = ControlRequest::MemberToken { member: "Ana".into(), bot_token: "123:SECRET".into() };
-        for r in [add, set, test, check, token] {
+        let speech = ControlRequest::SpeechSet { base_url: "http://x".into(), model: "m".into(), api_key: "sk-SECRET".into() };
+        for r in [add, set, test, check, token, speech] {
             let s = format!("{r:?}");
             assert!(!s.contains("SECRET"), "{s}");
             assert!(s.contains("redacted"), "{s}");
@@ -803,6 +925,33 @@ mod tests {
         assert_eq!(serde_json::to_value(GatewayEvent::Changed).unwrap(), serde_json::json!({"type": "changed"}));
         assert_eq!("Child".parse::<Role>(), Ok(Role::Child));
         assert!("baby".parse::<Role>().unwrap_err().contains("adult, teen or child"));
+    }
+
+    /// A usage report and a price row from before the media split still read (the split is
+    /// zero), and the speech requests have the shapes the app will send.
+    #[test]
+    fn media_wire_shapes() {
+        let totals: UsageTotals = serde_json::from_str(
+            r#"{"calls":2,"input_tokens":5,"cached_input_tokens":0,"output_tokens":3,"cost_usd":0.5}"#,
+        )
+        .unwrap();
+        assert_eq!((totals.calls, totals.speech_calls, totals.images), (2, 0, 0));
+        let row: PriceRow = serde_json::from_str(
+            r#"{"model":"m","input_usd_per_mtok":1.0,"output_usd_per_mtok":2.0,"cached_input_usd_per_mtok":1.0,"source":"admin"}"#,
+        )
+        .unwrap();
+        assert_eq!((row.usd_per_minute, row.no_vision), (None, false));
+        let json = serde_json::to_value(&row).unwrap();
+        assert!(json.get("usd_per_minute").is_none() && json.get("no_vision").is_none(), "{json}");
+        assert_eq!(serde_json::to_value(ControlRequest::SpeechOff).unwrap(), serde_json::json!({"type": "speech_off"}));
+        let set: ControlRequest =
+            serde_json::from_str(r#"{"type":"speech_set","base_url":"http://x","model":"whisper-1","api_key":""}"#).unwrap();
+        assert_eq!(set, ControlRequest::SpeechSet { base_url: "http://x".into(), model: "whisper-1".into(), api_key: String::new() });
+        let summary = SpeechSummary { source: SpeechSource::ChatProvider, base_url: Some("u".into()), model: Some("whisper-1".into()) };
+        assert_eq!(
+            serde_json::to_value(ControlReply::Speech(summary)).unwrap(),
+            serde_json::json!({"type": "speech", "source": "chat_provider", "base_url": "u", "model": "whisper-1"})
+        );
     }
 
     #[test]

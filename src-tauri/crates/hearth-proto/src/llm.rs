@@ -31,14 +31,37 @@ pub struct ChatMessage {
     /// such flag and sees only the text).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub is_error: bool,
+    /// User only: images the model should see with `content` (a photo the member sent). A
+    /// worker names them ([`ImageSource::Attachment`]); the broker puts the bytes in before the
+    /// provider sees the request, so image bytes never travel from a worker.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageSource>,
+}
+
+/// Where an image in a user message comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "source")]
+pub enum ImageSource {
+    /// The photo attached to inbox row `inbox_id` of the running turn. The only kind a worker
+    /// may send; the gateway refuses a request naming a row that is not the turn's or has no
+    /// photo.
+    Attachment { inbox_id: i64 },
+    /// The image itself: `media_type` (`image/jpeg`, `image/png`, `image/webp`, `image/gif`) and
+    /// its bytes in standard base64. Only the broker makes these, from `Attachment`s, right
+    /// before the provider call; a worker's request carrying one is refused.
+    Inline { media_type: String, data: String },
 }
 
 impl ChatMessage {
     fn plain(role: Role, content: String) -> Self {
-        Self { role, content, tool_calls: Vec::new(), tool_call_id: None, is_error: false }
+        Self { role, content, tool_calls: Vec::new(), tool_call_id: None, is_error: false, images: Vec::new() }
     }
     pub fn user(content: impl Into<String>) -> Self {
         Self::plain(Role::User, content.into())
+    }
+    /// A user message with images (photos the member sent with it).
+    pub fn user_with_images(content: impl Into<String>, images: Vec<ImageSource>) -> Self {
+        Self { images, ..Self::plain(Role::User, content.into()) }
     }
     pub fn assistant(content: impl Into<String>) -> Self {
         Self::plain(Role::Assistant, content.into())
@@ -142,6 +165,10 @@ pub enum BrokerErrorKind {
     Timeout,
     /// The request itself was invalid (e.g. empty, too large).
     BadRequest,
+    /// The request shows the model images and the model cannot see: the rate card says so, or
+    /// the provider refused the images (a 400 naming image input). The worker tells the member
+    /// plainly; the admin may choose a model that sees.
+    ImagesUnsupported { model: String },
     /// The gateway does not let this turn ask for this: the member is paused or resting, the
     /// turn's kind needs no model, or the turn used up what one turn may ask for. No provider
     /// was called and nothing was charged.

@@ -27,6 +27,13 @@ use crate::llm::{BrokerError, Completion, CompletionRequest};
 pub enum GatewayToWorker {
     /// First frame from the gateway, after the worker's `Hello`.
     Welcome { version: u32, member_id: String },
+    /// Part of an attachment of the turn `turn_id` that follows: the bytes of inbox row
+    /// `inbox_id`'s file from `offset` on, at most [`ATTACHMENT_CHUNK_BYTES`] of them, in standard
+    /// base64. All of a turn's chunks come, in order, right before its `Turn` frame, whose
+    /// [`Attachment::size`] says how many bytes to expect; the worker keeps them in memory until
+    /// then and drops them if the `Turn` does not match. Chunked so that a 20 MB file never
+    /// needs a frame larger than the socket's cap.
+    AttachmentChunk { turn_id: u64, inbox_id: i64, offset: u64, data: String },
     Turn(Turn),
     CompletionResult { request_id: u64, result: Result<Completion, BrokerError> },
     /// The answer to a [`WorkerToGateway::KbSearch`] with the same `request_id`: at most
@@ -129,6 +136,20 @@ impl WorkerToGateway {
         }
     }
 }
+
+/// Most bytes of file in one [`GatewayToWorker::AttachmentChunk`] (before base64): 1 MiB, so a
+/// chunk frame stays near 1.4 MiB, far below [`crate::frame::MAX_FRAME`].
+pub const ATTACHMENT_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Largest file Hearth takes from Telegram: the Bot API serves downloads up to 20 MB.
+pub const MAX_ATTACHMENT_BYTES: u64 = 20 * 1024 * 1024;
+
+/// Most attachments one turn carries (an album is up to 10 photos).
+pub const MAX_ATTACHMENTS_PER_TURN: usize = 10;
+
+/// Most characters of a document's text a turn puts before the model; the rest stays in the
+/// saved file for the files tool.
+pub const DOCUMENT_TEXT_BUDGET_CHARS: usize = 12_000;
 
 /// Most hits one [`WorkerToGateway::KbSearch`] returns.
 pub const KB_MAX_HITS: usize = 5;
@@ -237,6 +258,42 @@ pub struct IncomingMessage {
     pub text: String,
     /// When Telegram says the message was sent (Unix seconds).
     pub sent_at: i64,
+    /// The file the member sent with this message (a voice note, a photo, a document), whose
+    /// bytes came in [`GatewayToWorker::AttachmentChunk`] frames before the turn. For a voice
+    /// note `text` is what was heard; for a photo or document, its caption (maybe empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<Attachment>,
+}
+
+/// A file that came with a member's message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub kind: AttachmentKind,
+    /// The name to keep it under in the member's `files/`, chosen by the gateway: plain (no
+    /// folder, no leading dot, at most 100 characters), e.g. `voice 2026-12-07 19-04.ogg` or the
+    /// document's own name cleaned. The worker still checks it, and picks another name rather
+    /// than replace a file.
+    pub file_name: String,
+    /// What Telegram says the file is (`audio/ogg`, `image/jpeg`, `application/pdf`, …).
+    pub media_type: String,
+    /// Its exact size in bytes; the chunks before the turn add up to it.
+    pub size: u64,
+    /// A voice note's or audio file's length as Telegram reports it, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentKind {
+    /// A voice note (OGG/Opus); the message's text is its transcript.
+    Voice,
+    /// A music or audio file; the message's text is its transcript.
+    Audio,
+    /// A photo: the model sees it through [`crate::llm::ImageSource::Attachment`].
+    Photo,
+    /// A file sent as a document: its text (PDF, plain text, Markdown, CSV) goes to the model.
+    Document,
 }
 
 /// Facts the worker needs to build the prompt that it cannot know itself.

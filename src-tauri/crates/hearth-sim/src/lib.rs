@@ -16,9 +16,13 @@
 //!   long-poll semantics, an API to act as a Telegram user, and the errors Telegram sends.
 //! - [`llm`]: a simulated LLM provider speaking OpenAI chat completions and Anthropic Messages,
 //!   streaming and not, with scripted replies, latency and failures.
+//! - [`media`]: real (tiny) PNGs and Ogg Opus voice notes, made in memory, for users to send and
+//!   the simulated speech service to answer with.
 //! - [`demo`]: the demo household — who lives there, what they ask, a canned model that answers,
 //!   and the simulation of people writing to their bots. Shared by `hearth demo` and the app.
 
 pub mod demo;
 pub mod llm;
+pub mod media;
+mod multipart;
 pub mod telegram;

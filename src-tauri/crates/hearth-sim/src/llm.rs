@@ -1,6 +1,10 @@
 //! A fake LLM provider on loopback speaking both wire formats Hearth uses: OpenAI chat
 //! completions (`POST /v1/chat/completions`) and Anthropic Messages (`POST /v1/messages`),
-//! streaming and not. Tests, benchmarks and `hearth demo` share it.
+//! streaming and not — images included (OpenAI `image_url` parts with data URLs, Anthropic
+//! `image` blocks; read them with [`LlmCall::images`]) — and the OpenAI-compatible speech
+//! endpoints (`POST /v1/audio/transcriptions`, `POST /v1/audio/speech`; see
+//! [`FakeLlm::transcriptions`], [`FakeLlm::speeches`]). Tests, benchmarks and `hearth demo`
+//! share it.
 //!
 //! What it answers, in order of precedence:
 //! 1. a request with the wrong API key (when [`FakeLlm::require_api_key`] was called) gets 401,
@@ -11,13 +15,20 @@
 //! 3. the oldest reply queued with [`FakeLlm::push_reply`];
 //! 4. the responder ([`FakeLlm::set_responder`]), by default `You said: <last user text>`.
 //!
+//! A request showing images to a fake that cannot see ([`FakeLlm::set_vision`]`(false)`) is
+//! refused with 400 between steps 1 and 2, in the provider's words: OpenAI's "Invalid content
+//! type. image_url is only supported by certain models.", Anthropic's "'<model>' does not
+//! support image input." (both name "image"; that is what a caller can match on).
+//!
 //! Token usage is deterministic so tests can assert exact numbers: a text costs
-//! [`token_count`] = ⌈chars / 4⌉ tokens; the prompt is [`LlmCall::all_text`], the output is the
-//! reply's text (or, for a tool call, its name and JSON arguments). Each provider reports it in
-//! its own shape — see the `openai` and `anthropic` submodules.
+//! [`token_count`] = ⌈chars / 4⌉ tokens; the prompt is [`LlmCall::all_text`] plus
+//! [`IMAGE_TOKENS`] per image ([`LlmCall::prompt_tokens`]), the output is the reply's text (or,
+//! for a tool call, its name and JSON arguments). Each provider reports it in its own shape —
+//! see the `openai` and `anthropic` submodules.
 //!
 //! Submodules: `openai` and `anthropic` render bodies, SSE frames and errors in each provider's
-//! exact format; this file holds the handle, the request recording and the decision logic.
+//! exact format; `audio` serves the speech endpoints; this file holds the handle, the request
+//! recording and the decision logic.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -28,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
@@ -37,7 +48,19 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 mod anthropic;
+mod audio;
 mod openai;
+
+pub use audio::{DEFAULT_TRANSCRIPT, Speech, Transcription};
+
+/// What the fake bills for one image in a prompt, whatever its size: OpenAI's price of a
+/// low-detail image. Real providers bill by size; the point here is only that images cost
+/// something and that the number is predictable.
+pub const IMAGE_TOKENS: u64 = 85;
+
+/// Request bodies up to this are read (axum's default is 2 MB): a 20 MB photo in base64, or a
+/// 25 MB audio upload, must reach the fake to be refused or recorded.
+const MAX_REQUEST_BODY: usize = 64 * 1024 * 1024;
 
 /// How long [`Fault::Hang`] holds a request before giving up, so that a forgotten fake can never
 /// keep a test process alive for ever.
@@ -99,9 +122,31 @@ impl LlmCall {
     }
 
     /// Prompt tokens the fake bills for this call (cached ones included): the
-    /// [`token_count`] of [`all_text`](Self::all_text).
+    /// [`token_count`] of [`all_text`](Self::all_text), plus [`IMAGE_TOKENS`] per image.
     pub fn prompt_tokens(&self) -> u64 {
-        token_count(&self.all_text())
+        token_count(&self.all_text()) + IMAGE_TOKENS * self.images().len() as u64
+    }
+
+    /// Every image in the request, oldest message first: OpenAI `image_url` parts and
+    /// Anthropic `image` blocks.
+    pub fn images(&self) -> Vec<ImagePart> {
+        self.messages()
+            .iter()
+            .enumerate()
+            .flat_map(|(i, m)| {
+                let blocks = m.get("content").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+                blocks.iter().filter_map(move |b| image_part(self.api, i, b))
+            })
+            .collect()
+    }
+
+    /// The images of the last `user` message (what the member just sent).
+    pub fn last_user_images(&self) -> Vec<ImagePart> {
+        let Some(last) = self.messages().iter().rposition(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        else {
+            return Vec::new();
+        };
+        self.images().into_iter().filter(|p| p.message_index == last).collect()
     }
 
     /// The system prompt as sent: Anthropic's `system` field, or the first OpenAI message with
@@ -153,6 +198,63 @@ impl LlmCall {
     fn messages(&self) -> &[Value] {
         self.body.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
     }
+}
+
+/// One image in a chat request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImagePart {
+    /// Index of the message holding it in the request's `messages`.
+    pub message_index: usize,
+    /// From the data URL (`data:<media_type>;base64,…`) or Anthropic's `source.media_type`;
+    /// empty for a plain URL.
+    pub media_type: String,
+    /// The decoded bytes; empty for a plain URL, and `None` when the base64 is invalid.
+    pub data: Option<Vec<u8>>,
+    /// A non-`data:` URL (OpenAI `image_url.url`, Anthropic `source.url`), when that is what
+    /// was sent.
+    pub url: Option<String>,
+    /// OpenAI's `image_url.detail`, when given.
+    pub detail: Option<String>,
+}
+
+/// The image in one content block, if it is one.
+fn image_part(api: Api, message_index: usize, block: &Value) -> Option<ImagePart> {
+    use base64::Engine as _;
+    let decode = |b64: &str| base64::engine::general_purpose::STANDARD.decode(b64).ok();
+    let kind = block.get("type").and_then(Value::as_str)?;
+    let mut part = ImagePart { message_index, media_type: String::new(), data: None, url: None, detail: None };
+    match (api, kind) {
+        (Api::OpenAi, "image_url") => {
+            let image = block.get("image_url")?;
+            let url = image.get("url").and_then(Value::as_str).unwrap_or_default();
+            part.detail = image.get("detail").and_then(Value::as_str).map(str::to_owned);
+            match url.strip_prefix("data:").and_then(|rest| rest.split_once(";base64,")) {
+                Some((media_type, b64)) => {
+                    part.media_type = media_type.to_owned();
+                    part.data = decode(b64);
+                }
+                None => {
+                    part.url = Some(url.to_owned());
+                    part.data = Some(Vec::new());
+                }
+            }
+        }
+        (Api::Anthropic, "image") => {
+            let source = block.get("source")?;
+            match source.get("type").and_then(Value::as_str) {
+                Some("url") => {
+                    part.url = source.get("url").and_then(Value::as_str).map(str::to_owned);
+                    part.data = Some(Vec::new());
+                }
+                _ => {
+                    part.media_type = source.get("media_type").and_then(Value::as_str).unwrap_or_default().to_owned();
+                    part.data = source.get("data").and_then(Value::as_str).and_then(decode);
+                }
+            }
+        }
+        _ => return None,
+    }
+    Some(part)
 }
 
 /// The fake's deterministic tokenizer: ⌈chars / 4⌉.
@@ -290,6 +392,7 @@ impl Rule {
 }
 
 type Responder = Arc<dyn Fn(&LlmCall) -> Reply + Send + Sync>;
+type Transcriber = Arc<dyn Fn(&Transcription) -> String + Send + Sync>;
 
 /// Handle to a running fake. Clones share one server, which stops when the last clone is
 /// dropped or [`shutdown`](Self::shutdown) is called.
@@ -337,6 +440,13 @@ struct Settings {
     cached_input_tokens: u64,
     cache_creation_input_tokens: u64,
     calls: Vec<LlmCall>,
+    /// False: a chat request with an image is refused (a model that cannot see).
+    vision: bool,
+    transcriber: Transcriber,
+    transcription_failure: Option<u16>,
+    transcriptions: Vec<Transcription>,
+    speech_failure: Option<u16>,
+    speeches: Vec<Speech>,
 }
 
 impl FakeLlm {
@@ -359,6 +469,12 @@ impl FakeLlm {
                 cached_input_tokens: 0,
                 cache_creation_input_tokens: 0,
                 calls: Vec::new(),
+                vision: true,
+                transcriber: Arc::new(|_: &Transcription| DEFAULT_TRANSCRIPT.to_owned()),
+                transcription_failure: None,
+                transcriptions: Vec::new(),
+                speech_failure: None,
+                speeches: Vec::new(),
             }),
             call_recorded: Notify::new(),
             stop: stop.clone(),
@@ -367,6 +483,9 @@ impl FakeLlm {
         let app = Router::new()
             .route("/v1/chat/completions", post(openai_route))
             .route("/v1/messages", post(anthropic_route))
+            .route("/v1/audio/transcriptions", post(audio::transcription_route))
+            .route("/v1/audio/speech", post(audio::speech_route))
+            .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
             .with_state(shared.clone());
         let server_stop = stop.clone();
         tokio::spawn(async move {
@@ -425,6 +544,68 @@ impl FakeLlm {
     /// OpenAI has no such field and ignores it.
     pub fn set_cache_creation_input_tokens(&self, n: u64) {
         self.settings().cache_creation_input_tokens = n;
+    }
+
+    /// `false` makes the model one that cannot see: any chat request with an image gets 400 in
+    /// the provider's words (see the module doc). Default `true`.
+    pub fn set_vision(&self, sees: bool) {
+        self.settings().vision = sees;
+    }
+
+    /// What `/audio/transcriptions` hears in any audio from now on (default
+    /// [`DEFAULT_TRANSCRIPT`]).
+    pub fn set_transcript(&self, text: impl Into<String>) {
+        let text = text.into();
+        self.set_transcriber(move |_| text.clone());
+    }
+
+    /// What `/audio/transcriptions` hears, decided per request (by the audio's length, say —
+    /// [`crate::media::ogg_opus_duration_secs`]). Called under the fake's lock: it must not use
+    /// the fake's handle.
+    pub fn set_transcriber(&self, f: impl Fn(&Transcription) -> String + Send + Sync + 'static) {
+        self.settings().transcriber = Arc::new(f);
+    }
+
+    /// `Some(status)`: every transcription from now on fails with it (404 for a server without
+    /// the endpoint, 401, 500…), in OpenAI's error format, after being recorded. `None`: they
+    /// work again.
+    pub fn fail_transcriptions(&self, status: Option<u16>) {
+        self.settings().transcription_failure = status;
+    }
+
+    /// Like [`fail_transcriptions`](Self::fail_transcriptions), for `/audio/speech`.
+    pub fn fail_speech(&self, status: Option<u16>) {
+        self.settings().speech_failure = status;
+    }
+
+    /// Every `/audio/transcriptions` request so far, in arrival order, refused ones included.
+    pub fn transcriptions(&self) -> Vec<Transcription> {
+        self.settings().transcriptions.clone()
+    }
+
+    /// Every `/audio/speech` request so far, in arrival order, refused ones included.
+    pub fn speeches(&self) -> Vec<Speech> {
+        self.settings().speeches.clone()
+    }
+
+    /// Waits until at least `n` transcription requests have arrived and returns them all.
+    pub async fn wait_for_transcriptions(&self, n: usize, timeout: Duration) -> Result<Vec<Transcription>, String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.call_recorded.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let settings = self.settings();
+                if settings.transcriptions.len() >= n {
+                    return Ok(settings.transcriptions.clone());
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                let got = self.settings().transcriptions.len();
+                return Err(format!("fake LLM: waited {timeout:?} for {n} transcriptions, got {got}"));
+            }
+        }
     }
 
     /// Every request received so far, in arrival order.
@@ -553,6 +734,8 @@ async fn respond(shared: Arc<Shared>, api: Api, headers: HeaderMap, body: Bytes)
             Plan::Reject { status: 401, message }
         } else if let Some(problem) = shape_problem(api, parsed.as_ref(), &headers) {
             Plan::Reject { status: 400, message: problem }
+        } else if let Some(problem) = image_problem(&call, s.vision) {
+            Plan::Reject { status: 400, message: problem }
         } else {
             let rule = s.rules.iter_mut().find(|r| r.times != Some(0) && all_text.contains(&r.contains));
             let (fault, reply) = match rule {
@@ -601,7 +784,7 @@ async fn respond(shared: Arc<Shared>, api: Api, headers: HeaderMap, body: Bytes)
     let truncated = reply.is_none();
     let reply = reply.unwrap_or_else(|| Reply::text("This answer will be cut off halfway through, sorry."));
 
-    let prompt = token_count(&all_text);
+    let prompt = call.prompt_tokens();
     let cache_read = cached.min(prompt);
     let tokens = Tokens {
         prompt,
@@ -732,6 +915,38 @@ fn tool_shape_problem(api: Api, body: &Value) -> Option<String> {
     }
     if api == Api::Anthropic && any_tool_blocks && !body.get("tools").is_some_and(Value::is_array) {
         return Some("requests which include tool_use or tool_result blocks must define tools".to_owned());
+    }
+    None
+}
+
+/// Why the provider would refuse the request's images: a model that cannot see, a media type
+/// neither provider takes, or base64 that does not decode. Unlike Anthropic, the fake does not
+/// check that the bytes are of the stated type (the simulated Telegram's photo sizes are PNGs
+/// while Telegram's are JPEGs, so a client that assumes `image/jpeg` still passes here).
+fn image_problem(call: &LlmCall, vision: bool) -> Option<String> {
+    let images = call.images();
+    if images.is_empty() {
+        return None;
+    }
+    if !vision {
+        return Some(match call.api {
+            Api::OpenAi => "Invalid content type. image_url is only supported by certain models.".to_owned(),
+            Api::Anthropic => format!("'{}' does not support image input.", call.model),
+        });
+    }
+    for image in &images {
+        if image.url.is_some() {
+            continue;
+        }
+        if !["image/jpeg", "image/png", "image/gif", "image/webp"].contains(&image.media_type.as_str()) {
+            return Some(format!(
+                "messages.{}: image media type {:?} is not one of image/jpeg, image/png, image/gif, image/webp",
+                image.message_index, image.media_type
+            ));
+        }
+        if image.data.as_ref().is_none_or(Vec::is_empty) {
+            return Some(format!("messages.{}: the image's base64 data is invalid", image.message_index));
+        }
     }
     None
 }

@@ -4,18 +4,29 @@
 //! API's error bodies, `parse_mode` validation, and fault injection per token.
 //!
 //! A test acts as Telegram's users through the handle ([`FakeTelegram::send_text`],
-//! [`FakeTelegram::press_button`]) and reads what the bots did ([`FakeTelegram::sent`],
-//! [`FakeTelegram::wait_for_sent`], [`FakeTelegram::callback_answers`],
-//! [`FakeTelegram::requests`]).
+//! [`FakeTelegram::press_button`], and media: [`FakeTelegram::send_voice`],
+//! [`FakeTelegram::send_audio`], [`FakeTelegram::send_photo`], [`FakeTelegram::send_album`],
+//! [`FakeTelegram::send_document`]) and reads what the bots did ([`FakeTelegram::sent`] — voice
+//! notes from `sendVoice` included —, [`FakeTelegram::wait_for_sent`],
+//! [`FakeTelegram::callback_answers`], [`FakeTelegram::chat_actions`],
+//! [`FakeTelegram::downloads`], [`FakeTelegram::requests`]).
 //!
-//! Submodules: `api` is the HTTP handler and the Bot API methods; `world` the state behind one
-//! mutex; `params` decodes paths, queries and bodies like the Bot API; `markup` parses HTML,
-//! MarkdownV2 and Markdown into text and entities.
+//! Files are real: what a user sends is kept (per bot, as `file_id`s are on Telegram) and served
+//! by `getFile` and `GET /file/bot<token>/<file_path>`, which refuse files over 20 MB as the Bot
+//! API does. [`crate::media`] makes real PNGs and Ogg Opus voice notes to send.
+//!
+//! Submodules: `api` is the HTTP handler and the Bot API methods; `files` the media messages,
+//! `getFile`, downloads and `sendVoice`; `world` the state behind one mutex; `params` decodes
+//! paths, queries and bodies like the Bot API; `markup` parses HTML, MarkdownV2 and Markdown
+//! into text and entities.
 //!
 //! Where the fake knowingly differs from Telegram: a bare `&` in HTML is rejected (Telegram
 //! passes it through; see `markup`); MarkdownV2 is an approximation of tdlib's parser; only
 //! private chats exist; `setWebhook` is accepted (and makes `getUpdates` answer 409) but nothing
-//! is ever delivered to the URL; `timeout` may be fractional; files are not stored; an inline
+//! is ever delivered to the URL; `timeout` may be fractional; a photo's smaller sizes are generated grey PNGs of the right
+//! dimensions rather than the sender's picture scaled down, and its largest size is the sender's
+//! bytes as given (Telegram re-encodes to JPEG within 2560 px); `sendVoice` is the only sending
+//! method for media; an inline
 //! button with more than one action field is refused (Telegram uses the first it knows, which
 //! hides a bug in the bot); callback queries never expire, they only become invalid once
 //! answered.
@@ -31,6 +42,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 mod api;
+mod files;
 mod markup;
 mod params;
 mod world;
@@ -85,6 +97,67 @@ pub struct SentMessage {
     pub reply_markup_history: Vec<Option<Value>>,
     /// The message this one replies to, when the reply target existed.
     pub reply_to_message_id: Option<i64>,
+    /// `sendVoice`: the voice note sent (then `text` is its caption, maybe empty, and `source`
+    /// the caption as sent).
+    pub voice: Option<SentVoice>,
+}
+
+/// A voice note a bot sent with `sendVoice`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentVoice {
+    /// The id Telegram gave the file: `getFile` and the download route serve it.
+    pub file_id: String,
+    /// Exactly the bytes uploaded (or those of the file a `file_id` named).
+    pub bytes: Vec<u8>,
+    /// The upload's `filename` and `Content-Type`, as the bot sent them.
+    pub file_name: Option<String>,
+    pub mime_type: Option<String>,
+    /// The `duration` parameter, else read from the Ogg Opus stream, else 0.
+    pub duration_secs: u32,
+}
+
+/// A picture a user sends: its bytes and the dimensions Telegram reports for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakePhoto {
+    pub bytes: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl FakePhoto {
+    /// A real (grey) PNG of `width` × `height`, so the dimensions in its header match.
+    pub fn new(width: u32, height: u32) -> FakePhoto {
+        FakePhoto { bytes: crate::media::png(width, height), width, height }
+    }
+}
+
+/// Something a user sends that is not text, as [`FakeTelegram::send_media`] takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Media {
+    /// `Message.voice`: an Ogg Opus voice note (`audio/ogg`), recorded in the app.
+    Voice { bytes: Vec<u8>, duration_secs: u32 },
+    /// `Message.audio`: a music or audio file sent as such.
+    Audio { bytes: Vec<u8>, duration_secs: u32, file_name: String, mime_type: String },
+    /// `Message.photo`, as several sizes (see [`FakeTelegram::send_photo`]).
+    Photo(FakePhoto),
+    /// `Message.document`: any file sent as a file.
+    Document { bytes: Vec<u8>, file_name: String, mime_type: String },
+}
+
+/// One `GET /file/bot<token>/<file_path>` the fake answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Download {
+    pub token: String,
+    pub file_path: String,
+    /// The file served; `None` when the token or path was wrong (then `status` is 404).
+    pub file_id: Option<String>,
+    pub status: u16,
+    /// Body bytes sent: the whole file, or half of it when `truncated`.
+    pub bytes_sent: usize,
+    /// Cut short by [`Fault::TruncatedDownload`].
+    pub truncated: bool,
+    /// When it was answered, on tokio's clock.
+    pub at: Instant,
 }
 
 impl SentMessage {
@@ -141,6 +214,9 @@ pub enum Fault {
         description: String,
         times: u32,
     },
+    /// The next `times` file downloads announce the whole `Content-Length`, send half the bytes
+    /// and drop the connection: a download cut short.
+    TruncatedDownload { times: u32 },
 }
 
 /// The fake server. Cheap to clone; the server stops when the last clone is dropped or on
@@ -276,6 +352,93 @@ impl FakeTelegram {
     /// When `token` belongs to no bot — a mistake in the test itself.
     pub fn send_text(&self, token: &str, user: &FakeUser, text: &str) -> i64 {
         self.with_bot_mut("send_text", token, |bot| bot.user_sends_text(user, text))
+    }
+
+    /// Acts as `user`: sends `media` (with a caption; `None` or empty for none) to the bot and
+    /// returns its `update_id`. The file is stored for `getFile` and the download route, and
+    /// the message carries it in the Bot API's shape (`voice`, `audio`, `photo`, `document`).
+    ///
+    /// # Panics
+    /// When `token` belongs to no bot.
+    pub fn send_media(&self, token: &str, user: &FakeUser, media: Media, caption: Option<&str>) -> i64 {
+        self.with_bot_mut("send_media", token, |bot| bot.user_sends_media(user, media, caption, None))
+    }
+
+    /// Acts as `user`: sends a voice note (`Message.voice`, `audio/ogg`) of `duration_secs` as
+    /// Telegram reports it (make the bytes with [`crate::media::ogg_opus`] for a real one).
+    pub fn send_voice(&self, token: &str, user: &FakeUser, bytes: Vec<u8>, duration_secs: u32) -> i64 {
+        self.send_media(token, user, Media::Voice { bytes, duration_secs }, None)
+    }
+
+    /// Acts as `user`: sends an audio file (`Message.audio`).
+    pub fn send_audio(
+        &self,
+        token: &str,
+        user: &FakeUser,
+        bytes: Vec<u8>,
+        duration_secs: u32,
+        file_name: &str,
+        mime_type: &str,
+    ) -> i64 {
+        let media =
+            Media::Audio { bytes, duration_secs, file_name: file_name.to_owned(), mime_type: mime_type.to_owned() };
+        self.send_media(token, user, media, None)
+    }
+
+    /// Acts as `user`: sends a photo. `Message.photo` holds its sizes smallest first, each with
+    /// `file_id`, `file_unique_id`, `width`, `height` and `file_size`: a 90 px thumbnail (and
+    /// the 320, 800 and 1280 px sizes smaller than the photo), then the photo itself, last.
+    pub fn send_photo(&self, token: &str, user: &FakeUser, photo: FakePhoto, caption: Option<&str>) -> i64 {
+        self.send_media(token, user, Media::Photo(photo), caption)
+    }
+
+    /// Acts as `user`: sends an album — 2 to 10 photos sharing one `media_group_id`, the caption
+    /// on the first — as Telegram delivers it: one message and one update per photo, in order.
+    /// Returns the update ids.
+    ///
+    /// # Panics
+    /// When `token` belongs to no bot, or the album has fewer than 2 or more than 10 photos
+    /// (Telegram allows neither).
+    pub fn send_album(&self, token: &str, user: &FakeUser, photos: Vec<FakePhoto>, caption: Option<&str>) -> Vec<i64> {
+        assert!((2..=10).contains(&photos.len()), "FakeTelegram::send_album: an album has 2 to 10 photos, not {}", photos.len());
+        self.with_bot_mut("send_album", token, |bot| {
+            use rand::Rng;
+            let group = rand::rng().random_range(10_000_000_000_000_000_i64..20_000_000_000_000_000).to_string();
+            photos
+                .into_iter()
+                .enumerate()
+                .map(|(i, photo)| {
+                    let caption = if i == 0 { caption } else { None };
+                    bot.user_sends_media(user, Media::Photo(photo), caption, Some(&group))
+                })
+                .collect()
+        })
+    }
+
+    /// Acts as `user`: sends a file as a document (`Message.document`).
+    pub fn send_document(
+        &self,
+        token: &str,
+        user: &FakeUser,
+        bytes: Vec<u8>,
+        file_name: &str,
+        mime_type: &str,
+        caption: Option<&str>,
+    ) -> i64 {
+        let media = Media::Document { bytes, file_name: file_name.to_owned(), mime_type: mime_type.to_owned() };
+        self.send_media(token, user, media, caption)
+    }
+
+    /// The bytes of the bot's file `file_id` (one a user sent, or one the bot sent), whatever
+    /// its size.
+    pub fn file_bytes(&self, token: &str, file_id: &str) -> Option<Vec<u8>> {
+        self.with_bot(token, |bot| bot.files.get(file_id).map(|f| f.bytes.to_vec())).flatten()
+    }
+
+    /// Every file download (`GET /file/bot<token>/<path>`) so far, in order, for any token —
+    /// wrong ones included, with status 404.
+    pub fn downloads(&self) -> Vec<Download> {
+        self.shared.lock().downloads.clone()
     }
 
     /// Acts as `user`: taps the inline button carrying `callback_data` under the bot's message
@@ -428,6 +591,40 @@ impl FakeTelegram {
     pub fn chat_actions(&self, token: &str) -> Vec<(i64, String)> {
         self.with_bot(token, |bot| bot.chat_actions.clone())
             .unwrap_or_default()
+    }
+
+    /// Every voice note the bot sent to `chat_id` with `sendVoice`, in order (they are in
+    /// [`FakeTelegram::sent`] too, with their caption as `text`).
+    pub fn sent_voices(&self, token: &str, chat_id: i64) -> Vec<SentMessage> {
+        self.sent_to(token, chat_id).into_iter().filter(|m| m.voice.is_some()).collect()
+    }
+
+    /// Waits until the bot has sent the chat action `action` to `chat_id` (at any time so far).
+    pub async fn wait_for_chat_action(
+        &self,
+        token: &str,
+        chat_id: i64,
+        action: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let mut changes = self.shared.sent_signal.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let actions = self.chat_actions(token);
+            if actions.iter().any(|(c, a)| *c == chat_id && a == action) {
+                return Ok(());
+            }
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Err(format!("the fake stopped; chat actions so far: {actions:?}"));
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(format!("no {action:?} to chat {chat_id} within {timeout:?}; chat actions: {actions:?}"));
+                }
+            }
+        }
     }
 
     /// The `commands` array of the last accepted `setMyCommands` (`None` if never set or

@@ -5,13 +5,16 @@
 //! wants.
 //!
 //! - [`telegram`], [`llm`]: `hearth-sim`'s simulated Telegram Bot API and LLM provider, with their
-//!   fault injection (429, 409, 5xx, hangs, truncated streams, latency) and request records.
+//!   fault injection (429, 409, 5xx, hangs, truncated streams, latency) and request records —
+//!   media included (voice notes, photos, albums, documents, `getFile` and downloads; speech
+//!   endpoints and image parts).
+//! - [`media`]: real (tiny) PNGs and Ogg Opus voice notes to send through them.
 //! - [`local`]: a fake model server on this machine (Ollama's and LM Studio's model lists), for
 //!   finding local providers.
 //! - `bin/hearth-probe`: a stand-in worker that tries what a hostile one would — the sandbox
 //!   suite (`tests/it/isolation.rs`, `supervisor.rs`) and, as `hearth-probe abuse`, a worker that
 //!   asks a real gateway for more than a turn may have (`tests/it/abuse.rs`).
 
-pub use hearth_sim::{llm, telegram};
+pub use hearth_sim::{llm, media, telegram};
 
 pub mod local;

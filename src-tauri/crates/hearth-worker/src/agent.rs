@@ -23,7 +23,7 @@ use crate::link::LinkError;
 use crate::memory::{self, Memory};
 use crate::reminders::{self, Fired, Reminders};
 use crate::tools::Now;
-use crate::{context, knowledge, prompt, role_tools, tools};
+use crate::{context, knowledge, media, prompt, role_tools, tools};
 
 /// Most completions one turn's step loop asks for. Each tool round is a step; the limit keeps a
 /// looping model from spending without end. Every step is one reserved-and-settled broker call.
@@ -131,12 +131,19 @@ enum Step {
 
 /// Runs one turn to its outcome. Only a broken link to the gateway is an error; everything
 /// else, including a damaged history file, becomes [`TurnOutcome::Failed`].
-pub async fn run_turn<B: Broker>(broker: &mut B, store: &mut Store, turn: &Turn) -> Result<TurnOutcome, LinkError> {
+/// `received` holds the bytes of the turn's attachments (`attachments.rs`); only a chat turn
+/// uses them.
+pub async fn run_turn<B: Broker>(
+    broker: &mut B,
+    store: &mut Store,
+    turn: &Turn,
+    received: crate::attachments::Received,
+) -> Result<TurnOutcome, LinkError> {
     let now = chrono::Utc::now().timestamp();
     let clock = Now::from_context(&turn.context);
     match turn.kind {
         TurnKind::NewConversation => Ok(new_conversation(store, turn.chat_id, now)),
-        TurnKind::Chat => chat(broker, store, turn, now, clock).await,
+        TurnKind::Chat => chat(broker, store, turn, received, now, clock).await,
         TurnKind::ListMemory => Ok(list_memory(store)),
         TurnKind::Forget => {
             let words = turn.messages.first().map(|m| m.text.trim()).unwrap_or("");
@@ -293,6 +300,7 @@ async fn chat<B: Broker>(
     broker: &mut B,
     store: &mut Store,
     turn: &Turn,
+    received: crate::attachments::Received,
     now: i64,
     clock: Now,
 ) -> Result<TurnOutcome, LinkError> {
@@ -304,7 +312,17 @@ async fn chat<B: Broker>(
     }
     // Anything older than this many bytes could not fit in the prompt anyway.
     let earlier_bytes = (turn.context.context_tokens as usize).saturating_mul(3);
-    let prepared = match store.get().and_then(|h| h.begin_turn(turn.chat_id, &turn.messages, now, earlier_bytes)) {
+    // The turn's files: checked, kept in `files/`, and turned into lines for history and text
+    // and images for the prompt (`media.rs`); one that cannot be used ends the turn here.
+    let member_dir = store.member_dir.clone();
+    let media = match store.get() {
+        Ok(history) => match media::prepare(history, &member_dir, turn, received).await {
+            Ok(m) => m,
+            Err(refused) => return Ok(refused),
+        },
+        Err(e) => return Ok(history_failed(&e)),
+    };
+    let prepared = match store.get().and_then(|h| h.begin_turn(turn.chat_id, &media.stored, now, earlier_bytes)) {
         Ok(p) => p,
         Err(e) => return Ok(history_failed(&e)),
     };
@@ -320,7 +338,7 @@ async fn chat<B: Broker>(
         }
     };
 
-    let new: Vec<&str> = turn.messages.iter().map(|m| m.text.as_str()).collect();
+    let new: Vec<&str> = media.prompt.iter().map(String::as_str).collect();
     // A memory that cannot be read degrades the answer, not the turn.
     let facts = match store.memory().and_then(|m| m.relevant(&new.join("\n"), RELEVANT_FACTS, RECENT_FACTS)) {
         Ok(facts) => facts.into_iter().map(|f| f.text).collect(),
@@ -334,6 +352,12 @@ async fn chat<B: Broker>(
     let (earlier, summary) = context::fit(broker, store, turn, conversation_id, &facts, &new, &offered, earlier).await?;
     let mut request = prompt::build_request(&turn.context, &facts, &earlier, &new, offered);
     request.system.push_str(&summary);
+    // This turn's photos ride on its user message (the last one); history keeps only their lines.
+    if !media.images.is_empty()
+        && let Some(last) = request.messages.last_mut()
+    {
+        last.images = media.images;
+    }
     tracing::debug!(
         turn_id = turn.turn_id,
         history = request.messages.len() - 1,
@@ -486,6 +510,11 @@ pub fn broker_failed(e: &BrokerError) -> TurnOutcome {
         }
         BrokerErrorKind::ProviderError => "My AI service sent back something I couldn't use. \
                                            Please try again, perhaps in other words."
+            .to_owned(),
+        BrokerErrorKind::ImagesUnsupported { .. } => "I can't look at pictures with the AI model I'm set up \
+                                                      with. You could describe it in words, or ask \
+                                                      whoever runs Hearth at home to choose a model \
+                                                      that can see images."
             .to_owned(),
         BrokerErrorKind::BadRequest => "My AI service couldn't take that request — it may be too \
                                         long. Try a shorter message, or send /new to start a \

@@ -9,8 +9,8 @@
 //!   named, and each file is opened with `O_NOFOLLOW` after a look at the name itself: a symlink
 //!   planted inside, or in place of `files/`, never redirects a read or a write. Hard-linked
 //!   files are refused too.
-//! - Each file is at most [`MAX_FILE_BYTES`], all together at most [`MAX_TOTAL_BYTES`] and
-//!   [`MAX_FILES`] files; files are created 0600. A whole-file write goes to a temporary file
+//! - Each note the model writes is at most [`MAX_FILE_BYTES`]; all files together, the ones the
+//!   member sent included, at most [`MAX_TOTAL_BYTES`] and [`MAX_FILES`] files; files are created 0600. A whole-file write goes to a temporary file
 //!   renamed over the old one, so a crash leaves the old or the new text, never half.
 //!
 //! Contents are the member's words: never logged.
@@ -29,10 +29,13 @@ use crate::tools::ToolError;
 pub const DIR_NAME: &str = "files";
 /// Longest file name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
-/// Largest file, in bytes.
+/// Largest note the model writes, in bytes. With [`MAX_FILES`] this bounds what a looping model
+/// can fill the folder with (50 MB) far below [`MAX_TOTAL_BYTES`].
 pub const MAX_FILE_BYTES: u64 = 100 * 1024;
-/// Largest total of all the member's files, in bytes.
-pub const MAX_TOTAL_BYTES: u64 = 5 * 1024 * 1024;
+/// Largest total of all the member's files, in bytes: the voice notes, photos and documents they
+/// sent and the notes. Large enough for a family's months of photos and letters; the member's
+/// disk quota (checked by the gateway before it downloads a file) is usually the nearer limit.
+pub const MAX_TOTAL_BYTES: u64 = 256 * 1024 * 1024;
 /// Most files.
 pub const MAX_FILES: usize = 500;
 /// Most characters `read_file` returns at once; `offset` reads on.
@@ -191,6 +194,24 @@ impl Files {
         Ok((text.chars().skip(offset).take(READ_CHARS).collect(), total))
     }
 
+    /// The bytes of `name`, at most `max` of them (a PDF the member sent, for its text).
+    pub fn read_bytes(&self, name: &str, max: u64) -> Result<Vec<u8>, FileError> {
+        check_name(name)?;
+        let mut file = match self.open_file(name, OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(FileError::NotFound(name.into())),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(FileError::NotPlain(name.into())),
+            Err(e) => return Err(io(e)),
+        };
+        let meta = file.metadata().map_err(io)?;
+        if !meta.is_file() || meta.nlink() != 1 {
+            return Err(FileError::NotPlain(name.into()));
+        }
+        let mut bytes = Vec::new();
+        (&mut file).take(max).read_to_end(&mut bytes).map_err(io)?;
+        Ok(bytes)
+    }
+
     /// Writes `content` as the whole of `name` (or after what it holds, with `append`);
     /// returns the file's new size.
     pub fn write(&self, name: &str, content: &str, append: bool) -> Result<u64, FileError> {
@@ -239,6 +260,58 @@ impl Files {
         Ok(new_size)
     }
 
+    /// Keeps the files a member sent (voice notes, photos, documents), all or none: each under
+    /// its wanted name if free, else "stem (2).ext", "stem (3).ext"…, created with `O_EXCL` so
+    /// nothing already there is ever replaced. The caps are checked for all of them together
+    /// before anything is written. [`MAX_FILE_BYTES`] is for the notes the model writes; a file
+    /// the member sent is bounded by the folder's [`MAX_TOTAL_BYTES`] and [`MAX_FILES`] only.
+    /// Each wanted name must pass [`check_name`]. Returns the names used, in order.
+    pub fn keep(&self, wanted: &[(&str, &[u8])]) -> Result<Vec<String>, FileError> {
+        for (name, _) in wanted {
+            check_name(name)?;
+        }
+        let files = self.entries()?;
+        if files.len() + wanted.len() > MAX_FILES {
+            return Err(FileError::TooMany);
+        }
+        let total = files.iter().map(|f| f.1).sum::<u64>() + wanted.iter().map(|w| w.1.len() as u64).sum::<u64>();
+        if total > MAX_TOTAL_BYTES {
+            return Err(FileError::Full { bytes: total });
+        }
+        let mut kept: Vec<String> = Vec::new();
+        for (name, bytes) in wanted {
+            match self.keep_one(name, bytes) {
+                Ok(used) => kept.push(used),
+                Err(e) => {
+                    for k in &kept {
+                        let _ = self.dir.remove_file(k);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(kept)
+    }
+
+    fn keep_one(&self, wanted: &str, bytes: &[u8]) -> Result<String, FileError> {
+        for n in 1..=MAX_FILES + 1 {
+            let name = numbered(wanted, n);
+            let mut file = match self.open_file(&name, OpenOptions::new().write(true).create_new(true)) {
+                Ok(f) => f,
+                // Taken (by a file, a link or anything else): try the next number.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io(e)),
+            };
+            if let Err(e) = file.write_all(bytes).and_then(|()| file.sync_data()) {
+                drop(file);
+                let _ = self.dir.remove_file(&name);
+                return Err(io(e));
+            }
+            return Ok(name);
+        }
+        Err(FileError::TooMany)
+    }
+
     /// Deletes `name`; false when there was no such file.
     pub fn delete(&self, name: &str) -> Result<bool, FileError> {
         check_name(name)?;
@@ -249,6 +322,40 @@ impl Files {
             Some((true, _)) => self.dir.remove_file(name).map(|()| true).map_err(io),
         }
     }
+}
+
+/// A PDF the member sent, as its text: `READ_CHARS` from `offset` on.
+fn read_pdf(files: &Files, name: &str, offset: usize) -> Result<String, ToolError> {
+    let bytes = files.read_bytes(name, MAX_TOTAL_BYTES)?;
+    let want = offset.saturating_add(READ_CHARS);
+    match crate::media::pdf_text_blocking(bytes, want) {
+        Ok((text, more)) => {
+            let part: String = text.chars().skip(offset).take(READ_CHARS).collect();
+            let end = offset + part.chars().count();
+            if offset == 0 && !more {
+                return Ok(part);
+            }
+            let tail = if more { format!("; more from offset {end}") } else { String::new() };
+            Ok(format!("[the PDF's text, characters {offset}–{end}{tail}]\n{part}"))
+        }
+        Err(e) => Err(ToolError::Failed(e.sentence(name))),
+    }
+}
+
+/// `name` for `n == 1`, else "stem (n).ext", the stem shortened so the whole stays within
+/// [`MAX_NAME_CHARS`]. A plain name stays plain.
+fn numbered(name: &str, n: usize) -> String {
+    if n == 1 {
+        return name.to_owned();
+    }
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => name.split_at(i),
+        _ => (name, ""),
+    };
+    let suffix = format!(" ({n}){ext}");
+    let room = MAX_NAME_CHARS.saturating_sub(suffix.chars().count());
+    let stem: String = stem.chars().take(room).collect();
+    format!("{}{suffix}", stem.trim_end())
 }
 
 /// The file tools' definitions.
@@ -308,6 +415,9 @@ pub fn run(member_dir: &Path, tool: &str, args: &Value) -> Result<String, ToolEr
         "read_file" => {
             let name = name()?;
             let offset = args.get("offset").and_then(Value::as_u64).unwrap_or(0) as usize;
+            if name.to_ascii_lowercase().ends_with(".pdf") {
+                return read_pdf(&files, &name, offset);
+            }
             let (text, total) = files.read(&name, offset)?;
             let end = offset + text.chars().count();
             Ok(if offset == 0 && end >= total {
@@ -342,6 +452,26 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    #[test]
+    fn kept_files_never_replace_one_and_go_in_all_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::open(dir.path()).unwrap();
+        files.write("a.txt", "mine", false).unwrap();
+        let kept = files.keep(&[("a.txt", b"one"), ("a.txt", b"two"), ("b", b"three")]).unwrap();
+        assert_eq!(kept, ["a (2).txt", "a (3).txt", "b"]);
+        assert_eq!(files.read("a.txt", 0).unwrap().0, "mine");
+        assert_eq!(files.read("a (3).txt", 0).unwrap().0, "two");
+        assert_eq!(numbered(&format!("{}.txt", "x".repeat(100)), 12).chars().count(), MAX_NAME_CHARS);
+        assert!(check_name(&numbered(&format!("{}.txt", "x".repeat(96)), 2)).is_ok());
+        // Over the folder's cap: nothing of the lot is written. A sparse file stands for what the
+        // member sent before.
+        std::fs::File::create(dir.path().join("files/sent.bin")).unwrap().set_len(MAX_TOTAL_BYTES - 100).unwrap();
+        assert!(matches!(files.keep(&[("c", &[0u8; 60]), ("d", &[0u8; 60])]), Err(FileError::Full { .. })));
+        std::fs::remove_file(dir.path().join("files/sent.bin")).unwrap();
+        assert!(matches!(files.keep(&[("../x", b"x")]), Err(FileError::BadName(_))));
+        assert_eq!(files.list().unwrap().len(), 4);
+    }
 
     #[test]
     fn names_are_plain() {
@@ -384,17 +514,17 @@ mod tests {
         files.write("a.txt", &big, false).unwrap();
         assert!(matches!(files.write("a.txt", "y", true), Err(FileError::TooLarge { .. })));
         assert!(matches!(files.write("b.txt", &format!("{big}y"), false), Err(FileError::TooLarge { .. })));
-        // Fill to the total cap, file by file.
-        let full = MAX_TOTAL_BYTES / MAX_FILE_BYTES;
-        for i in 1..full {
-            files.write(&format!("f{i}.txt"), &big, false).unwrap();
-        }
-        files.write("rest.txt", &"r".repeat((MAX_TOTAL_BYTES - full * MAX_FILE_BYTES) as usize), false).unwrap();
+        // Fill to the total cap: a sparse file stands for the photos the member sent.
+        std::fs::File::create(dir.path().join("files/sent.bin"))
+            .unwrap()
+            .set_len(MAX_TOTAL_BYTES - MAX_FILE_BYTES - 1)
+            .unwrap();
+        files.write("rest.txt", "r", false).unwrap();
         assert!(matches!(files.write("one-more.txt", "z", false), Err(FileError::Full { .. })));
         // Replacing a file with something smaller always fits.
         files.write("a.txt", "small", false).unwrap();
         files.write("one-more.txt", "z", false).unwrap();
-        assert_eq!(files.list().unwrap().len(), full as usize + 2);
+        assert_eq!(files.list().unwrap().len(), 4);
     }
 
     #[test]

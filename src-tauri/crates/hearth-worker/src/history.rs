@@ -203,6 +203,13 @@ impl History {
         Ok(Prepared::Ask { conversation_id, reply_to, earlier, earlier_ids, summary })
     }
 
+    /// The text stored for the member's message from inbox row `inbox_id`, if it is stored: a
+    /// replayed turn finds its attachments already kept in `files/` and uses the line written
+    /// then, instead of keeping them a second time.
+    pub fn stored_text(&self, inbox_id: i64) -> Result<Option<String>, HistoryError> {
+        Ok(self.conn.query_row("SELECT text FROM messages WHERE inbox_id = ?1", [inbox_id], |r| r.get(0)).optional()?)
+    }
+
     /// Records the assistant's reply to a turn prepared by [`History::begin_turn`].
     pub fn record_reply(
         &mut self,
@@ -302,7 +309,7 @@ mod tests {
     use super::*;
 
     fn msg(inbox_id: i64, text: &str) -> IncomingMessage {
-        IncomingMessage { inbox_id, text: text.into(), sent_at: 0 }
+        IncomingMessage { inbox_id, text: text.into(), sent_at: 0, attachment: None }
     }
 
     fn ask(p: Prepared) -> (i64, i64, Vec<ChatMessage>) {

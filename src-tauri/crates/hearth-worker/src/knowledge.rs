@@ -89,7 +89,7 @@ pub fn render(hits: &[KbHit]) -> String {
 
 /// A note's text with anything that could pass for a marker taken apart, so a note cannot close
 /// the quotation and go on as if it were the assistant's own instructions.
-fn defuse(text: &str) -> String {
+pub(crate) fn defuse(text: &str) -> String {
     text.replace("<<", "‹‹").replace(">>", "››")
 }
 

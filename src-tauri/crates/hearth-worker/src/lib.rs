@@ -5,6 +5,9 @@
 //! - [`run_from_env`] / [`serve`]: process entry (`hearth worker`) and the worker's life on its
 //!   socket: handshake, then turns one at a time until shutdown or end of stream.
 //! - `link`: the framed socket to the gateway; completions asked for mid-turn.
+//! - `attachments`: a turn's files as their chunks arrive before it, in memory, bounded.
+//! - `media`: what a turn's files become: saved into `files/`, a document's text quoted into
+//!   the prompt, a photo offered to the model by name, a voice note marked as spoken.
 //! - `agent`: one turn — history, memory, prompt, the completion and tool loop, `/memory` and
 //!   `/forget`, kind failure messages.
 //! - `db`: how the member's SQLite files are opened (0600, WAL) and migrated.
@@ -21,12 +24,14 @@
 //! - `prompt`: the system prompt, remembered facts and the token-budgeted message list.
 
 mod agent;
+mod attachments;
 mod context;
 mod db;
 mod files;
 mod history;
 mod knowledge;
 mod link;
+mod media;
 mod memory;
 mod prompt;
 mod reminders;
@@ -165,6 +170,8 @@ pub async fn serve(stream: UnixStream, member_dir: PathBuf) -> anyhow::Result<()
 async fn turns(mut link: Link, member_dir: PathBuf) -> anyhow::Result<()> {
     tracing::info!(dir = %member_dir.display(), "worker ready");
     let mut store = agent::Store::new(member_dir);
+    // Chunks of the next turn's attachments, which come right before its `Turn` frame.
+    let mut inbound = attachments::Collector::default();
     loop {
         let frame = match link.recv().await {
             Ok(f) => f,
@@ -175,6 +182,10 @@ async fn turns(mut link: Link, member_dir: PathBuf) -> anyhow::Result<()> {
             Err(e) => return Err(e).context("read from the gateway"),
         };
         let turn = match frame {
+            GatewayToWorker::AttachmentChunk { turn_id, inbox_id, offset, data } => {
+                inbound.chunk(turn_id, inbox_id, offset, &data);
+                continue;
+            }
             GatewayToWorker::Turn(turn) => turn,
             GatewayToWorker::Shutdown => {
                 tracing::info!("shutdown requested; exiting");
@@ -188,7 +199,8 @@ async fn turns(mut link: Link, member_dir: PathBuf) -> anyhow::Result<()> {
             messages = turn.messages.len(),
             "turn started"
         );
-        let outcome = match agent::run_turn(&mut link, &mut store, &turn).await {
+        let received = inbound.take(turn.turn_id);
+        let outcome = match agent::run_turn(&mut link, &mut store, &turn, received).await {
             Ok(o) => o,
             Err(LinkError::Closed) => {
                 // The gateway went away mid-turn; it will replay the turn to a new worker, which

@@ -117,6 +117,7 @@ impl Broker for Link {
 pub fn name(msg: &GatewayToWorker) -> String {
     match msg {
         GatewayToWorker::Welcome { .. } => "welcome".into(),
+        GatewayToWorker::AttachmentChunk { turn_id, offset, .. } => format!("attachment chunk of turn {turn_id} at {offset}"),
         GatewayToWorker::Turn(t) => format!("turn {}", t.turn_id),
         GatewayToWorker::CompletionResult { request_id, .. } => {
             format!("completion result {request_id}")

@@ -65,7 +65,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     let telegram = FakeTelegram::start().await;
     let llm = FakeLlm::start().await;
     llm.set_latency(Duration::from_millis(args.model_latency_ms));
-    llm.set_responder(model::responder());
+    model::install(&llm);
 
     let exe = std::env::current_exe()
         .map_err(|e| Failure::unexpected(format!("find the hearth binary to run workers with: {e}")))?;

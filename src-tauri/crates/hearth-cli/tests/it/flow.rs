@@ -203,7 +203,7 @@ async fn both_provider_formats_streaming_and_not() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn photos_and_help_get_friendly_answers_without_the_model() {
+async fn stickers_and_help_get_friendly_answers_without_the_model() {
     let h = Household::new(1).await;
     let m = &h.members[0];
     h.tg.push_raw_update(
@@ -212,11 +212,11 @@ async fn photos_and_help_get_friendly_answers_without_the_model() {
             "message_id": 77, "date": 1_700_000_000,
             "from": {"id": m.user.id, "is_bot": false, "first_name": "Rosa"},
             "chat": {"id": m.user.id, "type": "private", "first_name": "Rosa"},
-            "photo": [{"file_id": "f", "file_unique_id": "u", "file_size": 10, "width": 1, "height": 1}]
+            "sticker": {"file_id": "s", "file_unique_id": "su", "width": 512, "height": 512, "is_animated": false, "is_video": false, "type": "regular"}
         }}),
     );
     let sent = h.replies(0, 2, T).await;
-    assert!(sent[1].text.contains("only read text"), "{:?}", sent[1].text);
+    assert!(sent[1].text.contains("can't take that kind of message"), "{:?}", sent[1].text);
     h.say(0, "/help");
     let sent = h.replies(0, 3, T).await;
     assert!(sent[2].text.contains("/new"), "{:?}", sent[2].text);

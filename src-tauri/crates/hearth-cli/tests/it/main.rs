@@ -12,6 +12,7 @@ mod flow;
 mod hardening;
 mod isolation;
 mod knowledge;
+mod media;
 mod members;
 mod memory;
 mod package;
@@ -23,6 +24,7 @@ mod roles;
 // Acts as other users from threads with their own credentials, which only Linux has.
 #[cfg(target_os = "linux")]
 mod rootfiles;
+mod speech;
 mod spend;
 mod supervisor;
 mod support;

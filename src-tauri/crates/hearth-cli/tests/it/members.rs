@@ -73,6 +73,10 @@ async fn role_persona_and_model_reach_the_prompt_and_the_provider() {
         model: Some(ModelChange::Set { model: "kid-model".into() }),
     };
     ok(&h, change).await;
+    // Made a child, the member gets a child's quiet hours; this test is about the prompt, at
+    // any hour of the day it runs.
+    let awake = ControlRequest::MemberQuietHours { member: h.members[0].name.clone(), quiet_hours: None };
+    ok(&h, awake).await;
     h.say(0, "hi");
     h.replies(0, 2, T).await;
     let call = h.llm.calls().pop().unwrap();

@@ -15,7 +15,13 @@
 //! models, the household's zone) and is its one writer: the admin's changes come through the
 //! small setter API below (`set_member_caps`, `set_household_cap`, …), reads through
 //! [`Broker::spend`]. [`spend`] is the pure arithmetic it decides with.
+//!
+//! Images: a request reaches [`Broker::complete`] with its images already inline (the turn
+//! resolved the worker's references); each is reserved at its token cost and counted in the
+//! ledger row, and a model the rate card marks as unable to see is refused before any call.
+//! Transcriptions (`speech.rs`) are reserved and settled the same way, per audio minute.
 
+pub mod speech;
 pub mod spend;
 
 use std::collections::HashMap;
@@ -27,16 +33,22 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use hearth_llm::{ApiKey, Attempt, CallLimits, LlmError, Provider, RetryPolicy};
 use hearth_proto::control::{ProviderKind, ProviderSummary};
-use hearth_proto::llm::{BrokerError, BrokerErrorKind, Completion, CompletionRequest};
+use hearth_proto::llm::{BrokerError, BrokerErrorKind, Completion, CompletionRequest, ImageSource};
 use parking_lot::{Mutex, RwLock};
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 
-use spend::{Budget, CapHit, CapKind, Crossing, Hold, PeriodKind, Price, RateCardEntry, Scope};
-use crate::store::{self, LedgerReservation, LedgerSettlement, Store, StoreError};
+use spend::{AudioRateEntry, Budget, CapHit, CapKind, Crossing, Hold, PeriodKind, Price, RateCardEntry, Scope};
+use crate::store::{self, LedgerKind, LedgerReservation, LedgerSettlement, Store, StoreError};
 
 /// Output tokens a worker may ask for in one call, whatever it requests.
 pub const MAX_OUTPUT_TOKENS: u32 = 4096;
+
+/// How many times more tokens gpt-4o-mini bills an image than the tile formula the estimate
+/// uses (2,833 + 5,667 per tile against 85 + 170: at most 33.4×), at a price that makes the
+/// dollars about gpt-4o's. Its reservations count images this much larger, so the usage it
+/// reports still fits what was set aside.
+const GPT_4O_MINI_IMAGE_FACTOR: u64 = 34;
 
 pub(crate) const SETTING_TIMEZONE: &str = "household.timezone";
 /// Where the household's provider is stored (its key is a secret).
@@ -76,6 +88,8 @@ struct Inner {
     events: mpsc::UnboundedSender<SpendEvent>,
     /// Whether a paired admin exists to ask when someone hits a cap.
     admin_available: AtomicBool,
+    /// The admin's speech-recognition choice; read for a moment per transcription.
+    speech: RwLock<speech::SpeechSetting>,
 }
 
 /// Everything about money the broker decides with.
@@ -86,6 +100,28 @@ pub struct SpendState {
     pub fallbacks: HashMap<String, String>,
     /// Members' own models on the household's provider, instead of the provider's model.
     pub models: HashMap<String, String>,
+    /// Speech models' per-minute prices: the admin's first, then the shipped defaults.
+    pub audio_rate_card: Vec<AudioRateEntry>,
+    /// Models the admin marked as unable to see images (`hearth price set MODEL --no-vision`).
+    pub no_vision: Vec<String>,
+}
+
+impl SpendState {
+    /// Whether the admin marked `model` as unable to see images. Names match as prices do
+    /// (case, provider prefix, dated snapshot): marking "gpt-3.5-turbo" covers
+    /// "openai/gpt-3.5-turbo-0125"'s family the same way its price would.
+    pub fn sees_images(&self, model: &str) -> bool {
+        let flags: Vec<AudioRateEntry> = self
+            .no_vision
+            .iter()
+            .map(|m| AudioRateEntry {
+                model: m.clone(),
+                price: spend::AudioPrice::ZERO,
+                source: spend::PriceSource::Admin,
+            })
+            .collect();
+        spend::price::lookup(&flags, model).is_none()
+    }
 }
 
 /// An open ledger row plus the budget hold behind it: settled or released exactly once.
@@ -118,6 +154,7 @@ impl Broker {
                 spend: Mutex::new(spend),
                 events,
                 admin_available: AtomicBool::new(false),
+                speech: RwLock::new(speech::SpeechSetting::Default),
             }),
         }
     }
@@ -221,6 +258,14 @@ impl Broker {
             return Err(BrokerError { kind: BrokerErrorKind::BadRequest, message: "a completion needs at least one message".into() });
         }
         req.max_tokens = req.max_tokens.clamp(1, MAX_OUTPUT_TOKENS);
+        // The turn resolves a worker's image references before the broker; one that slipped
+        // through would have no bytes to send.
+        if req.messages.iter().flat_map(|m| &m.images).any(|i| matches!(i, ImageSource::Attachment { .. })) {
+            return Err(BrokerError {
+                kind: BrokerErrorKind::BadRequest,
+                message: "an image reference reached the broker unresolved".into(),
+            });
+        }
 
         let reservation = self.reserve(member_id, chat_id, &provider, &req, Utc::now()).await?;
         let provider = Provider { model: reservation.model.clone(), ..provider };
@@ -237,10 +282,12 @@ impl Broker {
         )
         .await;
         let latency_ms = started.elapsed().as_millis() as u64;
+        let model = reservation.model.clone();
         self.settle(member_id, reservation, &result, attempts, latency_ms).await;
         result.map_err(|e| {
             tracing::warn!(member = member_id, error = %e, "LLM call failed");
-            to_broker_error(&e)
+            let images = req.messages.iter().any(|m| !m.images.is_empty());
+            to_broker_error(&e, images.then_some(model.as_str()))
         })
     }
 
@@ -254,7 +301,10 @@ impl Broker {
         req: &CompletionRequest,
         now: DateTime<Utc>,
     ) -> Result<Reservation, BrokerError> {
+        let images = req.messages.iter().map(|m| m.images.len() as u64).sum::<u64>();
+        // Images count at their size (hearth-llm's estimate), more for a model that bills more.
         let prompt_tokens = hearth_llm::estimate_prompt_tokens(req);
+        let image_tokens: u64 = req.messages.iter().flat_map(|m| &m.images).map(image_estimate).sum();
         let output_tokens = req.max_tokens as u64;
         let (model, price, hold) = {
             let mut spend = self.inner.spend.lock();
@@ -263,6 +313,10 @@ impl Broker {
             let capped = daily.is_some() || monthly.is_some() || spend.budget.household_cap().is_some();
             // The member's own model, else the household's.
             let own = spend.models.get(member_id).cloned().unwrap_or_else(|| provider.model.clone());
+            if images > 0 && !spend.sees_images(&own) {
+                return Err(images_unsupported(&own));
+            }
+            let prompt_for = |model: &str| prompt_tokens + image_tokens * extra_image_factor(model);
             let price = match price_for(&spend.rate_card, &provider.base_url, &own) {
                 Some(p) => p,
                 None if capped => {
@@ -277,12 +331,15 @@ impl Broker {
                 // No caps apply: usage is still recorded, cost as zero.
                 None => Price::ZERO,
             };
-            match spend.budget.reserve(member_id, price.worst_case_micros(prompt_tokens, output_tokens), now) {
+            match spend.budget.reserve(member_id, price.worst_case_micros(prompt_for(&own), output_tokens), now) {
                 Ok(hold) => (own, price, hold),
                 Err(hit) => {
                     let fallback = spend.fallbacks.get(member_id).cloned().and_then(|m| {
+                        if images > 0 && !spend.sees_images(&m) {
+                            return None;
+                        }
                         let p = price_for(&spend.rate_card, &provider.base_url, &m)?;
-                        let hold = spend.budget.reserve(member_id, p.worst_case_micros(prompt_tokens, output_tokens), now).ok()?;
+                        let hold = spend.budget.reserve(member_id, p.worst_case_micros(prompt_for(&m), output_tokens), now).ok()?;
                         Some((m, p, hold))
                     });
                     match fallback {
@@ -292,14 +349,7 @@ impl Broker {
                         }
                         None => {
                             drop(spend);
-                            let _ = self.inner.events.send(SpendEvent::CapHit { member_id: member_id.to_owned(), hit: hit.clone() });
-                            return Err(BrokerError {
-                                kind: BrokerErrorKind::CapExceeded {
-                                    resets_at: Some(hit.resets_at.with_timezone(&tz).to_rfc3339()),
-                                    admin_asked: self.inner.admin_available.load(Ordering::Relaxed),
-                                },
-                                message: hit.to_string(),
-                            });
+                            return Err(self.cap_refusal(member_id, hit, tz));
                         }
                     }
                 }
@@ -310,11 +360,14 @@ impl Broker {
             chat_id: Some(chat_id),
             provider: provider.kind.as_str().to_owned(),
             model: model.clone(),
-            reserved_input_tokens: prompt_tokens,
+            reserved_input_tokens: prompt_tokens + image_tokens * extra_image_factor(&model),
             reserved_output_tokens: output_tokens,
             reserved_micros: hold.amount(),
             day_key: hold.day_key().to_owned(),
             month_key: hold.month_key().to_owned(),
+            kind: LedgerKind::Chat,
+            audio_seconds: 0,
+            images,
         };
         match self.inner.store.call(move |c| store::ledger_reserve(c, &row, store::now_unix())).await {
             Ok(ledger_id) => Ok(Reservation { ledger_id, hold, price, model }),
@@ -322,6 +375,19 @@ impl Broker {
                 self.inner.spend.lock().budget.release(hold);
                 Err(BrokerError { kind: BrokerErrorKind::ProviderError, message: format!("could not record the call: {e}") })
             }
+        }
+    }
+
+    /// A call refused at a cap (a completion or a transcription): reported for the gateway to
+    /// tell the member and ask the admin, and answered with when the cap resets.
+    fn cap_refusal(&self, member_id: &str, hit: CapHit, tz: Tz) -> BrokerError {
+        let _ = self.inner.events.send(SpendEvent::CapHit { member_id: member_id.to_owned(), hit: hit.clone() });
+        BrokerError {
+            kind: BrokerErrorKind::CapExceeded {
+                resets_at: Some(hit.resets_at.with_timezone(&tz).to_rfc3339()),
+                admin_asked: self.inner.admin_available.load(Ordering::Relaxed),
+            },
+            message: hit.to_string(),
         }
     }
 
@@ -440,10 +506,56 @@ pub fn load_spend(conn: &Connection, now: DateTime<Utc>) -> Result<SpendState, S
         }
     }
     let rate_card = rate_card(&store::list_prices(conn)?);
-    Ok(SpendState { budget, rate_card, fallbacks, models })
+    let audio_rate_card = speech::audio_rate_card(&speech::stored_audio_prices(conn)?);
+    let no_vision = speech::stored_no_vision(conn)?;
+    Ok(SpendState { budget, rate_card, fallbacks, models, audio_rate_card, no_vision })
 }
 
-fn to_broker_error(e: &LlmError) -> BrokerError {
+/// One image's tokens as hearth-llm's estimate counts it.
+fn image_estimate(image: &ImageSource) -> u64 {
+    match image {
+        ImageSource::Inline { data, .. } => {
+            hearth_llm::inline_dimensions(data).map_or(hearth_llm::MAX_IMAGE_TOKENS, |(w, h)| hearth_llm::image_tokens(w, h))
+        }
+        ImageSource::Attachment { .. } => hearth_llm::MAX_IMAGE_TOKENS,
+    }
+}
+
+/// How many more times an image's estimate `model` may bill beyond what the estimate already
+/// counts (0 for every model but gpt-4o-mini and its snapshots).
+fn extra_image_factor(model: &str) -> u64 {
+    let card = [RateCardEntry { model: "gpt-4o-mini".into(), price: Price::ZERO, source: spend::PriceSource::Admin }];
+    if spend::price::lookup(&card, model).is_some() { GPT_4O_MINI_IMAGE_FACTOR - 1 } else { 0 }
+}
+
+fn images_unsupported(model: &str) -> BrokerError {
+    BrokerError {
+        kind: BrokerErrorKind::ImagesUnsupported { model: model.to_owned() },
+        message: format!(
+            "model {model} cannot see images; choose one that can, or unmark it with `hearth price set {model} --vision`"
+        ),
+    }
+}
+
+/// Whether a provider's 400 says the model cannot take image input ("model does not support
+/// image input", "image_url is only supported by certain models", "Invalid content type.
+/// image_url is only supported…").
+/// A 400 about a bad image ("You uploaded an unsupported image", "Invalid image") is not one.
+fn refuses_images(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    (m.contains("image") || m.contains("vision"))
+        && ["does not support", "doesn't support", "not supported", "only supported", "no vision", "not a vision"]
+            .iter()
+            .any(|p| m.contains(p))
+}
+
+/// `images_model`: the model, when the request showed it images.
+fn to_broker_error(e: &LlmError, images_model: Option<&str>) -> BrokerError {
+    if let (LlmError::Status { status: 400, message, .. }, Some(model)) = (e, images_model)
+        && refuses_images(message)
+    {
+        return BrokerError { message: e.to_string(), ..images_unsupported(model) };
+    }
     let kind = match e {
         LlmError::Timeout { .. } => BrokerErrorKind::Timeout,
         LlmError::Status { status, .. } if *status == 429 || *status >= 500 => BrokerErrorKind::ProviderUnavailable,
@@ -466,5 +578,36 @@ pub fn default_limits() -> CallLimits {
         first_byte: Duration::from_secs(90),
         idle: Duration::from_secs(60),
         total: Duration::from_secs(180),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_gpt_4o_mini_bills_images_larger() {
+        assert_eq!(extra_image_factor("gpt-4o-mini"), 33);
+        assert_eq!(extra_image_factor("openai/gpt-4o-mini-2024-07-18"), 33);
+        assert_eq!(extra_image_factor("gpt-4o"), 0);
+        assert_eq!(extra_image_factor("claude-sonnet-4-5"), 0);
+    }
+
+    #[test]
+    fn a_400_about_a_blind_model_is_told_from_a_bad_image() {
+        for blind in [
+            "model does not support image input",
+            "Invalid content type. image_url is only supported by certain models.",
+            "This model doesn't support images",
+            "image input is not supported",
+        ] {
+            assert!(refuses_images(blind), "{blind}");
+        }
+        for other in ["You uploaded an unsupported image. Please make sure your image is valid.", "Invalid image.", "max_tokens is too large"] {
+            assert!(!refuses_images(other), "{other}");
+        }
+        let e = LlmError::Status { status: 400, retry_after: None, message: "model does not support image input".into() };
+        assert_eq!(to_broker_error(&e, Some("m")).kind, BrokerErrorKind::ImagesUnsupported { model: "m".into() });
+        assert_eq!(to_broker_error(&e, None).kind, BrokerErrorKind::ProviderError);
     }
 }

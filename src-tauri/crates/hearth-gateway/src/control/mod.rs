@@ -43,6 +43,13 @@ pub(crate) async fn handle(e: &Engine, request: ControlRequest) -> Result<Contro
             provider::test(kind, base_url, model, api_key).await.map(ControlReply::ProviderTested)
         }
         ControlRequest::ProviderDetect => Ok(ControlReply::LocalProviders { found: provider::detect(e).await }),
+        ControlRequest::SpeechSet { base_url, model, api_key } => provider::speech_set(e, base_url, model, api_key).await,
+        ControlRequest::SpeechOff => provider::speech_off(e).await,
+        ControlRequest::SpeechGet => Ok(ControlReply::Speech(e.broker.speech_summary())),
+        ControlRequest::SpeechPriceSet { model, micros_per_minute } => {
+            spend::speech_price_set(e, model, micros_per_minute).await
+        }
+        ControlRequest::ModelVision { model, vision } => spend::model_vision(e, model, vision).await,
         ControlRequest::BotCheck { bot_token } => member::bot_check(e, &bot_token).await.map(ControlReply::BotChecked),
         ControlRequest::MemberAdd { name, bot_token, role } => {
             member::add(e, name, bot_token, role).await.map(ControlReply::MemberAdded)

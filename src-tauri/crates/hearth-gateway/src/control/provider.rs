@@ -1,6 +1,6 @@
 //! The admin API for choosing a provider: checking settings, storing them, trying them with one
 //! small real call before they are stored, and finding model servers (Ollama, LM Studio) on this
-//! machine.
+//! machine; and the speech-recognition service voice notes go to (set, off, shown).
 //!
 //! A test call goes straight through `hearth_llm`, not the broker: it is the admin's own check,
 //! so it is charged to no member and leaves nothing in the ledger.
@@ -16,6 +16,9 @@ use hearth_proto::control::{ControlReply, ProviderSummary};
 
 use super::internal;
 use super::spend::{any_caps, missing_price_error};
+use crate::broker::speech::{
+    SETTING_SPEECH_MODEL, SETTING_SPEECH_OFF, SETTING_SPEECH_URL, SPEECH_KEY, SpeechEndpoint, SpeechSetting,
+};
 use crate::broker::{self, SETTING_PROVIDER_KIND, SETTING_PROVIDER_MODEL, SETTING_PROVIDER_URL};
 use crate::core::Engine;
 use crate::secrets;
@@ -90,6 +93,58 @@ pub(super) async fn set(
         .map_err(internal)?;
     e.broker.set_provider(Some(broker::provider_from(kind, base_url.clone(), model.clone(), api_key)));
     Ok(ControlReply::ProviderSet(ProviderSummary { kind, base_url, model }))
+}
+
+/// Stores a speech-recognition service of the household's own, and its key (a secret, like
+/// the chat key; empty: none). With caps in force the model must have a per-minute price.
+pub(super) async fn speech_set(
+    e: &Engine,
+    base_url: String,
+    model: String,
+    api_key: String,
+) -> Result<ControlReply, ControlError> {
+    let (base_url, model, api_key) = checked_settings(&base_url, &model, &api_key)?;
+    if any_caps(e) && e.broker.audio_price_of(&base_url, &model).is_none() {
+        return Err(ControlError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "the speech model {model} has no price, so a spending limit could not be kept. Set its price first: \
+                 hearth price set {model} --usd-per-minute X"
+            ),
+        ));
+    }
+    if api_key.is_empty() {
+        e.secrets.remove(SPEECH_KEY).map_err(internal)?;
+    } else {
+        e.secrets.set(SPEECH_KEY, &api_key).map_err(internal)?;
+    }
+    let (u, m) = (base_url.clone(), model.clone());
+    e.store
+        .call(move |c| {
+            store::set_setting(c, SETTING_SPEECH_URL, &u)?;
+            store::set_setting(c, SETTING_SPEECH_MODEL, &m)?;
+            store::delete_setting(c, SETTING_SPEECH_OFF)?;
+            store::audit(c, "admin", "speech_set", None, &format!("{u} {m}"))
+        })
+        .await
+        .map_err(internal)?;
+    let api_key = (!api_key.is_empty()).then(|| ApiKey::new(api_key));
+    e.broker.set_speech(SpeechSetting::Own(SpeechEndpoint { base_url, model, api_key }));
+    Ok(ControlReply::Speech(e.broker.speech_summary()))
+}
+
+/// Turns speech recognition off (the chat provider's too) and forgets the speech key.
+pub(super) async fn speech_off(e: &Engine) -> Result<ControlReply, ControlError> {
+    e.secrets.remove(SPEECH_KEY).map_err(internal)?;
+    e.store
+        .call(|c| {
+            store::set_setting(c, SETTING_SPEECH_OFF, "1")?;
+            store::audit(c, "admin", "speech_off", None, "")
+        })
+        .await
+        .map_err(internal)?;
+    e.broker.set_speech(SpeechSetting::Off);
+    Ok(ControlReply::Speech(e.broker.speech_summary()))
 }
 
 /// One small real completion with the given settings; nothing is stored or charged.

@@ -8,7 +8,9 @@ use hearth_proto::control::{
 };
 
 use super::{find, internal, stopping};
-use crate::broker::spend::{self, PeriodKind, Price, PriceSource, format_usd};
+use crate::broker::speech::{self, SETTING_AUDIO_PRICE_PREFIX, SETTING_NO_VISION_PREFIX};
+use crate::broker::spend::price::MAX_MICROS_PER_MINUTE;
+use crate::broker::spend::{self, AudioPrice, PeriodKind, Price, PriceSource, format_usd};
 use crate::broker::{SETTING_HOUSEHOLD_CAP, SETTING_TIMEZONE};
 use crate::core::{Change, Engine, MemberUpdate, Roster};
 use crate::store::{self, MemberRow};
@@ -53,6 +55,23 @@ pub(super) fn check_priced(e: &Engine, model: Option<&str>) -> Result<(), Contro
     }
 }
 
+/// Refuses a cap while voice notes would go to a speech model without a per-minute price: the
+/// cap could not be kept for them.
+pub(super) fn check_speech_priced(e: &Engine) -> Result<(), ControlError> {
+    match e.broker.speech_service().0 {
+        Some(s) if e.broker.audio_price_of(&s.base_url, &s.model).is_none() => Err(ControlError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "the speech model {m} has no price, so a spending limit could not be kept for voice messages. Set \
+                 its price first: hearth price set {m} --usd-per-minute X (or turn speech off: hearth provider \
+                 speech --off)",
+                m = s.model
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn any_caps(e: &Engine) -> bool {
     e.broker.spend(|s| s.budget.household_cap().is_some()) || e.members.read(Roster::any_member_caps)
 }
@@ -92,18 +111,137 @@ pub(super) async fn price_set(
         .await
         .map_err(internal)?;
     e.broker.set_admin_prices(&admin);
-    let row = price_row(&model, &Price { input, output, cached_input: cached }, &PriceSource::Admin);
-    Ok(ControlReply::Prices { prices: vec![row] })
+    Ok(ControlReply::Prices { prices: rows_for(e, &model) })
 }
 
+/// A model name as the admin typed it, checked.
+fn model_name(model: &str, example: &str) -> Result<String, ControlError> {
+    let model = model.trim();
+    if model.is_empty() || model.chars().any(char::is_control) || model.len() > 200 {
+        return Err(ControlError::new(ErrorCode::InvalidInput, format!("name the model, e.g. {example}")));
+    }
+    Ok(model.to_owned())
+}
+
+/// Sets a speech model's price per minute of audio (stored among the settings, one per model).
+pub(super) async fn speech_price_set(
+    e: &Engine,
+    model: String,
+    micros_per_minute: u64,
+) -> Result<ControlReply, ControlError> {
+    let model = model_name(&model, "whisper-1")?;
+    if micros_per_minute > MAX_MICROS_PER_MINUTE {
+        return Err(ControlError::new(
+            ErrorCode::InvalidInput,
+            "that price is over $10 per minute of audio; speech recognition costs about $0.006 a minute",
+        ));
+    }
+    let m = model.clone();
+    let admin = e
+        .store
+        .call(move |c| {
+            // One entry per model whatever its spelling: a later price replaces an earlier one.
+            for (stored, _) in speech::stored_audio_prices(c)? {
+                if spend::price::same_model(&stored, &m) {
+                    store::delete_setting(c, &format!("{SETTING_AUDIO_PRICE_PREFIX}{stored}"))?;
+                }
+            }
+            store::set_setting(c, &format!("{SETTING_AUDIO_PRICE_PREFIX}{m}"), &micros_per_minute.to_string())?;
+            store::audit(c, "admin", "speech_price_set", None, &format!("{m} {micros_per_minute} micro-USD/minute"))?;
+            speech::stored_audio_prices(c)
+        })
+        .await
+        .map_err(internal)?;
+    e.broker.set_admin_audio_prices(&admin);
+    Ok(ControlReply::Prices { prices: rows_for(e, &model) })
+}
+
+/// Marks a model as unable (or able) to see images.
+pub(super) async fn model_vision(e: &Engine, model: String, vision: bool) -> Result<ControlReply, ControlError> {
+    let model = model_name(&model, "gpt-3.5-turbo")?;
+    let m = model.clone();
+    let marked = e
+        .store
+        .call(move |c| {
+            for stored in speech::stored_no_vision(c)? {
+                if spend::price::same_model(&stored, &m) {
+                    store::delete_setting(c, &format!("{SETTING_NO_VISION_PREFIX}{stored}"))?;
+                }
+            }
+            if !vision {
+                store::set_setting(c, &format!("{SETTING_NO_VISION_PREFIX}{m}"), "1")?;
+            }
+            store::audit(
+                c,
+                "admin",
+                "model_vision",
+                None,
+                &format!("{m} {}", if vision { "sees" } else { "no vision" }),
+            )?;
+            speech::stored_no_vision(c)
+        })
+        .await
+        .map_err(internal)?;
+    e.broker.set_no_vision(marked);
+    Ok(ControlReply::Prices { prices: rows_for(e, &model) })
+}
+
+/// The rate card's lines for one model, as `price list` shows them (for the reply to a change).
+fn rows_for(e: &Engine, model: &str) -> Vec<PriceRow> {
+    let ControlReply::Prices { prices } = price_list(e) else { return Vec::new() };
+    let found: Vec<PriceRow> = prices.into_iter().filter(|p| spend::price::same_model(&p.model, model)).collect();
+    if found.is_empty() {
+        // A vision mark on a model with no price yet: still say what was set.
+        let no_vision = e.broker.spend(|s| !s.sees_images(model));
+        return vec![PriceRow {
+            model: model.to_owned(),
+            input_usd_per_mtok: 0.0,
+            output_usd_per_mtok: 0.0,
+            cached_input_usd_per_mtok: 0.0,
+            source: "none (no price)".to_owned(),
+            usd_per_minute: None,
+            no_vision,
+        }];
+    }
+    found
+}
+
+/// Every model's price — token prices, then per-minute prices of speech models — each model
+/// once (the admin's entry if there is one), with its vision mark.
 pub(super) fn price_list(e: &Engine) -> ControlReply {
     let prices = e.broker.spend(|s| {
         let mut seen = std::collections::HashSet::new();
-        s.rate_card
+        let mut rows: Vec<PriceRow> = s
+            .rate_card
             .iter()
             .filter(|e| seen.insert(e.model.to_lowercase()))
-            .map(|e| price_row(&e.model, &e.price, &e.source))
-            .collect()
+            .map(|e| PriceRow { no_vision: !s.sees_images(&e.model), ..price_row(&e.model, &e.price, &e.source) })
+            .collect();
+        for e in &s.audio_rate_card {
+            if seen.insert(e.model.to_lowercase()) {
+                rows.push(audio_price_row(&e.model, &e.price, &e.source));
+            } else if let Some(row) =
+                rows.iter_mut().find(|r| r.model.eq_ignore_ascii_case(&e.model) && r.usd_per_minute.is_none())
+            {
+                // A model with token prices and a per-minute price: one line with both.
+                row.usd_per_minute = Some(usd(e.price.micros_per_minute));
+            }
+        }
+        // A model marked as blind that has no price yet is still listed, so the mark can be seen.
+        for m in &s.no_vision {
+            if seen.insert(m.to_lowercase()) {
+                rows.push(PriceRow {
+                    model: m.clone(),
+                    input_usd_per_mtok: 0.0,
+                    output_usd_per_mtok: 0.0,
+                    cached_input_usd_per_mtok: 0.0,
+                    source: "none (no price)".to_owned(),
+                    usd_per_minute: None,
+                    no_vision: true,
+                });
+            }
+        }
+        rows
     });
     ControlReply::Prices { prices }
 }
@@ -119,6 +257,7 @@ pub(super) async fn member_cap(
     if daily.is_some() || monthly.is_some() {
         // The model the member's calls use: their own, else the household's.
         check_priced(e, m.model.as_deref())?;
+        check_speech_priced(e)?;
     }
     let (id, name) = (m.id.clone(), m.name.clone());
     e.store
@@ -192,6 +331,7 @@ pub(super) async fn household_cap(e: &Engine, monthly: CapChange) -> Result<Cont
     if monthly.is_some() {
         // A household cap caps everyone: every model in use needs a price.
         check_priced(e, None)?;
+        check_speech_priced(e)?;
         let own: Vec<String> = e.members.read(Roster::own_models);
         for model in own {
             check_priced(e, Some(&model))?;
@@ -230,9 +370,13 @@ pub(super) async fn household_timezone(e: &Engine, name: &str) -> Result<Control
 
 pub(super) async fn usage(e: &Engine, month: Option<String>) -> Result<ControlReply, ControlError> {
     let now = Utc::now();
-    let (tz, this_month) = e.broker.spend(|s| {
+    let (tz, this_month, today) = e.broker.spend(|s| {
         let tz = s.budget.timezone();
-        (tz, spend::period::period_at(PeriodKind::Month, tz, now).key)
+        (
+            tz,
+            spend::period::period_at(PeriodKind::Month, tz, now).key,
+            spend::period::period_at(PeriodKind::Day, tz, now).key,
+        )
     });
     let month = match month {
         Some(m) => {
@@ -242,30 +386,32 @@ pub(super) async fn usage(e: &Engine, month: Option<String>) -> Result<ControlRe
         }
         None => this_month.clone(),
     };
+    let current = month == this_month;
     let key = month.clone();
-    let (totals, per_day, rows) = e
+    let (totals, today_totals, per_day, rows) = e
         .store
-        .call(move |c| Ok((store::month_totals(c, &key)?, store::month_per_day(c, &key)?, store::list_members(c)?)))
+        .call(move |c| {
+            let today_totals = if current { store::split_totals(c, &today, true)? } else { Vec::new() };
+            Ok((
+                store::split_totals(c, &key, false)?,
+                today_totals,
+                store::month_per_day(c, &key)?,
+                store::list_members(c)?,
+            ))
+        })
         .await
         .map_err(internal)?;
-    let current = month == this_month;
     let mut members: Vec<MemberUsage> = Vec::new();
     let mut total = UsageTotals::default();
-    let totals_of = |id: &str| totals.iter().find(|t| t.0 == id);
+    let mut today_total = UsageTotals::default();
+    let of = |list: &[(String, store::SplitTotals)], id: &str| {
+        list.iter().find(|t| t.0 == id).map(|t| usage_totals(&t.1)).unwrap_or_default()
+    };
     let mut push = |id: &str, name: String, row: Option<&MemberRow>| {
-        let t = totals_of(id).map(|t| UsageTotals {
-            calls: t.1,
-            input_tokens: t.2,
-            cached_input_tokens: t.3,
-            output_tokens: t.4,
-            cost_usd: usd(t.5),
-        });
-        let t = t.unwrap_or_default();
-        total.calls += t.calls;
-        total.input_tokens += t.input_tokens;
-        total.cached_input_tokens += t.cached_input_tokens;
-        total.output_tokens += t.output_tokens;
-        total.cost_usd += t.cost_usd;
+        let t = of(&totals, id);
+        let day = of(&today_totals, id);
+        add_totals(&mut total, &t);
+        add_totals(&mut today_total, &day);
         let today = if current { e.broker.spend(|s| s.budget.standing(id, now).daily.spent_micros) } else { 0 };
         members.push(MemberUsage {
             id: id.to_owned(),
@@ -274,6 +420,7 @@ pub(super) async fn usage(e: &Engine, month: Option<String>) -> Result<ControlRe
             today_usd: usd(today),
             daily_cap_usd: row.and_then(|r| r.cap_daily_micros).map(usd),
             monthly_cap_usd: row.and_then(|r| r.cap_monthly_micros).map(usd),
+            today: day,
         });
     };
     for r in &rows {
@@ -293,7 +440,39 @@ pub(super) async fn usage(e: &Engine, month: Option<String>) -> Result<ControlRe
         total,
         household_monthly_cap_usd,
         per_day: per_day.into_iter().map(|(d, m)| (d, usd(m))).collect(),
+        today_total,
     }))
+}
+
+/// A period's totals as the report shows them, in USD.
+fn usage_totals(t: &store::SplitTotals) -> UsageTotals {
+    UsageTotals {
+        calls: t.calls,
+        input_tokens: t.input_tokens,
+        cached_input_tokens: t.cached_input_tokens,
+        output_tokens: t.output_tokens,
+        cost_usd: usd(t.cost_micros),
+        chat_calls: t.chat_calls,
+        chat_cost_usd: usd(t.chat_cost_micros),
+        images: t.images,
+        speech_calls: t.speech_calls,
+        audio_seconds: t.audio_seconds,
+        speech_cost_usd: usd(t.speech_cost_micros),
+    }
+}
+
+fn add_totals(sum: &mut UsageTotals, t: &UsageTotals) {
+    sum.calls += t.calls;
+    sum.input_tokens += t.input_tokens;
+    sum.cached_input_tokens += t.cached_input_tokens;
+    sum.output_tokens += t.output_tokens;
+    sum.cost_usd += t.cost_usd;
+    sum.chat_calls += t.chat_calls;
+    sum.chat_cost_usd += t.chat_cost_usd;
+    sum.images += t.images;
+    sum.speech_calls += t.speech_calls;
+    sum.audio_seconds += t.audio_seconds;
+    sum.speech_cost_usd += t.speech_cost_usd;
 }
 
 pub(super) async fn usage_export(e: &Engine, month: &str) -> Result<ControlReply, ControlError> {
@@ -304,6 +483,13 @@ pub(super) async fn usage_export(e: &Engine, month: &str) -> Result<ControlReply
     Ok(ControlReply::Csv { text: ledger_csv(&rows) })
 }
 
+fn source_text(source: &PriceSource) -> String {
+    match source {
+        PriceSource::Admin => "admin".to_owned(),
+        PriceSource::Default { as_of } => format!("default (as of {as_of})"),
+    }
+}
+
 fn price_row(model: &str, p: &Price, source: &PriceSource) -> PriceRow {
     let (input, output, cached) = p.usd();
     PriceRow {
@@ -311,10 +497,21 @@ fn price_row(model: &str, p: &Price, source: &PriceSource) -> PriceRow {
         input_usd_per_mtok: input,
         output_usd_per_mtok: output,
         cached_input_usd_per_mtok: cached,
-        source: match source {
-            PriceSource::Admin => "admin".to_owned(),
-            PriceSource::Default { as_of } => format!("default (as of {as_of})"),
-        },
+        source: source_text(source),
+        usd_per_minute: None,
+        no_vision: false,
+    }
+}
+
+fn audio_price_row(model: &str, p: &AudioPrice, source: &PriceSource) -> PriceRow {
+    PriceRow {
+        model: model.to_owned(),
+        input_usd_per_mtok: 0.0,
+        output_usd_per_mtok: 0.0,
+        cached_input_usd_per_mtok: 0.0,
+        source: source_text(source),
+        usd_per_minute: Some(usd(p.micros_per_minute)),
+        no_vision: false,
     }
 }
 
@@ -325,7 +522,7 @@ fn csv_field(s: &str) -> String {
 /// The month's ledger as CSV (RFC 4180), one row per call, cost in USD.
 pub(crate) fn ledger_csv(rows: &[store::LedgerExportRow]) -> String {
     let mut out = String::from(
-        "id,time_utc,day,member_id,member,chat_id,provider,model,input_tokens,cached_input_tokens,output_tokens,cost_usd,latency_ms,attempts,outcome\r\n",
+        "id,time_utc,day,member_id,member,chat_id,provider,model,input_tokens,cached_input_tokens,output_tokens,cost_usd,latency_ms,attempts,outcome,kind,audio_seconds,images\r\n",
     );
     for r in rows {
         let time = chrono::DateTime::from_timestamp(r.created_at, 0).map(|t| t.to_rfc3339()).unwrap_or_default();
@@ -345,6 +542,9 @@ pub(crate) fn ledger_csv(rows: &[store::LedgerExportRow]) -> String {
             r.latency_ms.map(|l| l.to_string()).unwrap_or_default(),
             r.attempts.to_string(),
             r.outcome.clone(),
+            r.kind.clone(),
+            r.audio_seconds.to_string(),
+            r.images.to_string(),
         ];
         out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
         out.push_str("\r\n");
@@ -374,13 +574,16 @@ mod tests {
             latency_ms: Some(800),
             attempts: 1,
             outcome: "ok".into(),
+            kind: "chat".into(),
+            audio_seconds: 0,
+            images: 1,
         };
         let csv = ledger_csv(&[row]);
         let lines: Vec<&str> = csv.split("\r\n").collect();
         assert!(lines[0].starts_with("id,time_utc,day,member_id,member,"));
         assert_eq!(
             lines[1],
-            "1,1970-01-01T00:00:00+00:00,2026-11-21,ana-x,\"Ana \"\"the\"\" Great, Jr\",5,openai,gpt-4o-mini,10,2,3,0.001234,800,1,ok"
+            "1,1970-01-01T00:00:00+00:00,2026-11-21,ana-x,\"Ana \"\"the\"\" Great, Jr\",5,openai,gpt-4o-mini,10,2,3,0.001234,800,1,ok,chat,0,1"
         );
     }
 }

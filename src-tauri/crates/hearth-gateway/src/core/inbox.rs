@@ -21,6 +21,10 @@ pub(crate) const PAUSED_NOTE: &str =
     "Your assistant is paused by your household's admin right now. I'll be back once they resume me.";
 pub(crate) const PAUSED_NOTE_EVERY: Duration = Duration::from_secs(3600);
 
+/// What a member reads after a sticker, video, location… : what Hearth does read.
+pub(crate) const UNSUPPORTED: &str = "I can't take that kind of message. I can read text, listen to voice notes and \
+     audio, look at photos, and read documents (PDF, plain text, Markdown, CSV) — could you send it as one of those?";
+
 impl Core {
     /// Routes one committed row. Pairing is decided here, in order, so a message sent right
     /// after `/start <code>` is already the member's.
@@ -103,8 +107,15 @@ impl Core {
                     _ => (TurnKind::Chat, String::new()),
                 };
                 let (id, chat) = (row.id, row.msg.chat_id);
+                let album = row.msg.media.as_ref().and_then(|m| m.media_group_id.clone());
                 let item = LaneItem { row: Some(row), chat_id: chat, kind, words, attempt: 0 };
-                if self.lanes.write(|l| l.push(&member.id, item)) == Push::Full {
+                let pushed = self.lanes.write(|l| l.push(&member.id, item));
+                if pushed == Push::Queued
+                    && let Some(group) = album
+                {
+                    self.album_part(&member.id, &group);
+                }
+                if pushed == Push::Full {
                     let text = format!(
                         "I still have {} of your messages to get through — give me a moment, then send the rest.",
                         engine.config.queue_cap
@@ -150,8 +161,7 @@ impl Core {
             }
             Route::Button { data } => notices::button(&engine, &member, row, data),
             Route::Unsupported => {
-                let text = "I can only read text messages for now — could you type that out for me?".to_owned();
-                engine.reply_and_finish(&member.id, row.msg.chat_id, text, row.id, "unsupported");
+                engine.reply_and_finish(&member.id, row.msg.chat_id, UNSUPPORTED.to_owned(), row.id, "unsupported");
             }
             Route::Stranger => stranger(&engine, &member, row, false),
             Route::Ignore => engine.finish_rows(vec![row.id], "done", "ignored"),

@@ -9,13 +9,15 @@
 //!   its own member's slot.
 //! - A lane holds at most `queue_cap` waiting messages; beyond that `push` says `Full` and the
 //!   caller tells the member to slow down.
+//! - A lane can be held ([`Lanes::hold`]): it keeps its entries and starts no turn until it is
+//!   let go — the few seconds an album's parts take to arrive, so they are one turn.
 //!
 //! Pure state: no I/O, no clocks except the `Instant`s passed in, so it is tested exhaustively.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use hearth_proto::control::LaneState;
+use hearth_proto::control::{LaneState, TurnActivity};
 
 /// What lanes need to know about an entry.
 pub trait LaneEntry {
@@ -35,11 +37,15 @@ struct Lane<T> {
     queue: VecDeque<T>,
     running_since: Option<Instant>,
     ready: bool,
+    /// Waiting for more of an album: no turn starts until [`Lanes::hold`] lets go.
+    held: bool,
+    /// What the running turn does now, for the dashboard.
+    doing: TurnActivity,
 }
 
 impl<T> Default for Lane<T> {
     fn default() -> Self {
-        Self { queue: VecDeque::new(), running_since: None, ready: false }
+        Self { queue: VecDeque::new(), running_since: None, ready: false, held: false, doing: TurnActivity::Thinking }
     }
 }
 
@@ -54,7 +60,13 @@ pub struct Lanes<T> {
 
 impl<T: LaneEntry> Lanes<T> {
     pub fn new(turn_cap: usize, queue_cap: usize) -> Self {
-        Self { lanes: HashMap::new(), ready: VecDeque::new(), in_flight: 0, turn_cap: turn_cap.max(1), queue_cap: queue_cap.max(1) }
+        Self {
+            lanes: HashMap::new(),
+            ready: VecDeque::new(),
+            in_flight: 0,
+            turn_cap: turn_cap.max(1),
+            queue_cap: queue_cap.max(1),
+        }
     }
 
     pub fn push(&mut self, member: &str, entry: T) -> Push {
@@ -79,7 +91,8 @@ impl<T: LaneEntry> Lanes<T> {
         while let Some(member) = self.ready.pop_front() {
             let Some(lane) = self.lanes.get_mut(&member) else { continue };
             lane.ready = false;
-            if lane.queue.is_empty() || lane.running_since.is_some() {
+            // A held lane becomes ready again when it is let go.
+            if lane.queue.is_empty() || lane.running_since.is_some() || lane.held {
                 continue;
             }
             let mut batch = Vec::new();
@@ -91,6 +104,7 @@ impl<T: LaneEntry> Lanes<T> {
                 }
             }
             lane.running_since = Some(now);
+            lane.doing = TurnActivity::Thinking;
             self.in_flight += 1;
             return Some((member, batch));
         }
@@ -106,7 +120,7 @@ impl<T: LaneEntry> Lanes<T> {
         if !lane.queue.is_empty() && !lane.ready {
             lane.ready = true;
             self.ready.push_back(member.to_owned());
-        } else if lane.queue.is_empty() {
+        } else if lane.queue.is_empty() && !lane.held {
             self.lanes.remove(member);
         }
     }
@@ -128,6 +142,28 @@ impl<T: LaneEntry> Lanes<T> {
         }
     }
 
+    /// What the member's running turn does now (listening to a voice note, looking at photos);
+    /// ignored when no turn runs.
+    pub fn set_doing(&mut self, member: &str, doing: TurnActivity) {
+        if let Some(lane) = self.lanes.get_mut(member).filter(|l| l.running_since.is_some()) {
+            lane.doing = doing;
+        }
+    }
+
+    /// Holds a member's lane (`true`: no turn starts from it) or lets it go (`false`: it is
+    /// ready again if anything waits and no turn runs).
+    pub fn hold(&mut self, member: &str, held: bool) {
+        if !held && !self.lanes.contains_key(member) {
+            return;
+        }
+        let lane = self.lanes.entry(member.to_owned()).or_default();
+        lane.held = held;
+        if !held && !lane.queue.is_empty() && lane.running_since.is_none() && !lane.ready {
+            lane.ready = true;
+            self.ready.push_back(member.to_owned());
+        }
+    }
+
     /// Forgets a member's waiting entries (the member was removed or paused) and returns them so
     /// the caller can close them. A running turn still counts until `finish`.
     pub fn drain(&mut self, member: &str) -> Vec<T> {
@@ -143,7 +179,11 @@ impl<T: LaneEntry> Lanes<T> {
             Some(lane) => {
                 let queued = lane.queue.len() as u32;
                 match lane.running_since {
-                    Some(since) => LaneState::Running { secs: now.saturating_duration_since(since).as_secs(), queued },
+                    Some(since) => LaneState::Running {
+                        secs: now.saturating_duration_since(since).as_secs(),
+                        queued,
+                        doing: lane.doing,
+                    },
                     None if queued > 0 => LaneState::Queued { messages: queued },
                     None => LaneState::Idle,
                 }
@@ -226,6 +266,37 @@ mod tests {
         l.requeue("bo", Vec::new());
         l.finish("bo");
         assert_eq!(l.state("bo", now()), LaneState::Idle);
+    }
+
+    #[test]
+    fn a_held_lane_waits_for_the_rest_of_an_album_and_then_is_one_turn() {
+        let mut l = Lanes::new(8, 20);
+        l.push("ana", E::Msg("photo 1"));
+        l.hold("ana", true);
+        l.push("bo", E::Msg("hi"));
+        assert_eq!(l.next_turn(now()).map(|t| t.0), Some("bo".to_owned()), "others go on");
+        assert!(l.next_turn(now()).is_none(), "ana is held");
+        l.push("ana", E::Msg("photo 2"));
+        l.push("ana", E::Msg("photo 3"));
+        assert!(l.next_turn(now()).is_none());
+        assert_eq!(l.state("ana", now()), LaneState::Queued { messages: 3 });
+        l.hold("ana", false);
+        let (m, batch) = l.next_turn(now()).unwrap();
+        assert_eq!((m.as_str(), batch.len()), ("ana", 3));
+        // Held while a turn runs: the turn ends, and the next waits until let go.
+        l.push("ana", E::Msg("photo 4"));
+        l.hold("ana", true);
+        l.finish("ana");
+        assert!(l.next_turn(now()).is_none());
+        l.hold("ana", false);
+        assert_eq!(l.next_turn(now()).unwrap().1, vec![E::Msg("photo 4")]);
+        l.set_doing("ana", TurnActivity::Looking);
+        assert!(matches!(l.state("ana", now()), LaneState::Running { doing: TurnActivity::Looking, .. }));
+        l.finish("ana");
+        l.set_doing("ana", TurnActivity::Listening);
+        assert_eq!(l.state("ana", now()), LaneState::Idle, "no turn, nothing to show");
+        l.hold("nobody", false);
+        assert_eq!(l.state("nobody", now()), LaneState::Idle);
     }
 
     #[test]

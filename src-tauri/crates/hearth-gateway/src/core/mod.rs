@@ -25,8 +25,9 @@
 //!
 //! Files: `engine.rs` (the shared handle and its helpers), `state.rs` (writers, readers, the
 //! roster), `bots.rs`, `lanes.rs` (the scheduler), `inbox.rs` (one row: member, pairing,
-//! stranger, paused, resting, a command), `turn.rs` (one turn), `notices.rs` (spend notices and
-//! the admin's buttons), `reminders.rs` (delivering due reminders), `changes.rs` (the admin's
+//! stranger, paused, resting, a command), `turn.rs` (one turn), `media.rs` (a turn's files:
+//! fetched, heard, held), `albums.rs` (an album's parts into one turn), `notices.rs` (spend
+//! notices and the admin's buttons), `reminders.rs` (delivering due reminders), `changes.rs` (the admin's
 //! changes).
 
 use std::collections::{HashMap, HashSet};
@@ -34,15 +35,17 @@ use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use futures_util::FutureExt as _;
-use hearth_proto::control::GatewayEvent;
+use hearth_proto::control::{GatewayEvent, TurnActivity};
 use hearth_proto::worker::TurnKind;
 use tokio::sync::{mpsc, oneshot};
 
+mod albums;
 mod bots;
 mod changes;
 mod engine;
 mod inbox;
 pub(crate) mod lanes;
+mod media;
 mod notices;
 mod reminders;
 mod state;
@@ -73,6 +76,13 @@ pub(crate) enum Event {
     Reminders(Vec<DueReminder>),
     /// An admin change, already stored; `ack` answers once it is applied.
     Admin { change: Change, ack: oneshot::Sender<()> },
+    /// A transcription worked (`hint: None`) or failed in a way the admin can fix (what to
+    /// set): the admin is told once, and again only after one has worked since.
+    Speech { hint: Option<String> },
+    /// What a member's running turn does now (`media.rs`), for the dashboard.
+    Doing { member_id: String, doing: TurnActivity },
+    /// The wait for the rest of a member's album ended (`albums.rs`).
+    AlbumDue { member_id: String, generation: u64 },
 }
 
 /// An entry in a member's lane.
@@ -126,6 +136,11 @@ pub(crate) struct Core {
     caps_reached: HashSet<(Option<String>, CapKind, String)>,
     /// `context.reset_after_idle_hours`; 0: off.
     idle_reset_hours: u32,
+    /// Albums whose parts are still arriving, by member.
+    albums: albums::Albums,
+    /// Whether the admin has been told that speech recognition needs fixing, and it has not
+    /// worked since.
+    speech_told: bool,
 }
 
 /// The writers [`Core::new`] takes over; their readers go into the [`Engine`] first.
@@ -161,6 +176,8 @@ impl Core {
             quiet_notes: QuietNotes::default(),
             caps_reached: HashSet::new(),
             idle_reset_hours: state.idle_reset_hours,
+            albums: albums::Albums::new(),
+            speech_told: false,
         }
     }
 
@@ -198,6 +215,13 @@ impl Core {
                 Event::Spend(SpendEvent::Settled { .. }) => {}
                 Event::Spend(e) => {
                     keeper.contain(LOOP, || self.on_spend(e));
+                }
+                Event::Speech { hint } => {
+                    keeper.contain(LOOP, || self.on_speech(hint));
+                }
+                Event::Doing { member_id, doing } => self.lanes.write(|l| l.set_doing(&member_id, doing)),
+                Event::AlbumDue { member_id, generation } => {
+                    keeper.contain(LOOP, || self.album_due(&member_id, generation));
                 }
                 Event::Admin { change, ack } => {
                     // A panic drops `ack`: the admin hears that the change was not applied.
@@ -288,6 +312,21 @@ impl Core {
                 let due = DueReminder { member_id: member_id.to_owned(), reminder_id: id, due_at };
                 self.engine.finish_firing(due, "failed", "panicked");
             }
+        }
+    }
+
+    /// Tells the admins what to set for speech recognition, once until it works again.
+    fn on_speech(&mut self, hint: Option<String>) {
+        let Some(hint) = hint else {
+            self.speech_told = false;
+            return;
+        };
+        if std::mem::replace(&mut self.speech_told, true) {
+            return;
+        }
+        tracing::warn!("a voice note could not be transcribed; the admin is told what to set");
+        for admin in self.engine.admins() {
+            self.engine.send_to_member(&admin.id, hint.clone());
         }
     }
 

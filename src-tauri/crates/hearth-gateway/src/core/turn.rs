@@ -1,13 +1,15 @@
-//! One turn, in a task of its own: what the member's worker is asked (`Turn`), what it may ask
-//! for meanwhile (`workers::rules`), and what happens with its answer — sent to the turn's chat,
-//! the inbox rows closed, a reported reminder schedule stored.
+//! One turn, in a task of its own: what the member's worker is asked (`Turn`, after the files of
+//! a chat turn are fetched and heard — `media.rs`), what it may ask for meanwhile
+//! (`workers::rules`), and what happens with its answer — sent to the turn's chat (with what was
+//! heard quoted first), the inbox rows closed, a reported reminder schedule stored.
 
 use std::sync::Arc;
 
+use hearth_proto::control::TurnActivity;
 use hearth_proto::llm::Refusal;
 use hearth_proto::worker::{IncomingMessage, Turn, TurnContext, TurnKind, TurnOutcome};
 
-use super::{Engine, LaneItem, inbox_ids, reminders};
+use super::{Engine, LaneItem, inbox_ids, media, reminders};
 use crate::config::FaultSite;
 use crate::store::{self, DueReminder, InboxRow, MemberRow};
 use crate::telegram;
@@ -17,6 +19,12 @@ use crate::workers::rules::TurnRules;
 /// Runs one turn of `member_id`'s for `items` (one message or several collected, or a command,
 /// or a reminder), and closes what it answered.
 pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) {
+    // Tried again after a panic: a row the first try already closed (a file's own sentence, in
+    // `media.rs`) is not answered twice.
+    let items = if items.iter().any(|i| i.attempt > 0) { still_open(engine, items).await } else { items };
+    if items.is_empty() {
+        return;
+    }
     let member = engine.member(member_id);
     let ids = inbox_ids(&items);
     let (Some(member), Some(bot)) = (member, engine.bot_for(member_id)) else {
@@ -29,6 +37,35 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
     // The household's zone, as the caps count days in it (`hearth household timezone`).
     let tz = engine.broker.timezone();
     let config = &engine.config;
+    let firing = match kind {
+        TurnKind::Reminder { id, due_at } => {
+            Some(DueReminder { member_id: member_id.to_owned(), reminder_id: id, due_at })
+        }
+        _ => None,
+    };
+    // A fresh start the gateway asked for itself (idle reset) has no row and says nothing.
+    let silent = kind == TurnKind::NewConversation && items[0].row.is_none();
+    let typing = engine.cancel.child_token();
+    if firing.is_none() && !silent {
+        engine.tracker.spawn(telegram::show_typing(bot.clone(), chat_id, typing.clone()));
+    }
+    // A chat turn's files: fetched, heard and held before the worker is asked (`media.rs`).
+    let mut prepared = media::Prepared::default();
+    if kind == TurnKind::Chat && rows.iter().any(|r| r.msg.kind.has_media()) {
+        let Some(ready) = media::prepare(engine, member_id, &bot, chat_id, &rows).await else {
+            typing.cancel();
+            return; // left pending: fetched again after the restart
+        };
+        prepared = ready;
+        let doing = if prepared.files.has_images() { TurnActivity::Looking } else { TurnActivity::Thinking };
+        media::doing(engine, member_id, doing);
+        if prepared.messages.is_empty() {
+            // Every row got its own sentence: nothing is left to ask.
+            typing.cancel();
+            return;
+        }
+    }
+    let ids: Vec<i64> = ids.into_iter().filter(|id| !prepared.closed.contains(id)).collect();
     let turn = Turn {
         turn_id: engine.workers.next_turn_id(),
         chat_id,
@@ -38,14 +75,21 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
             TurnKind::Forget | TurnKind::Reminders => rows
                 .iter()
                 .take(1)
-                .map(|r| IncomingMessage { inbox_id: r.id, text: items[0].words.clone(), sent_at: r.msg.sent_at })
+                .map(|r| IncomingMessage {
+                    inbox_id: r.id,
+                    text: items[0].words.clone(),
+                    sent_at: r.msg.sent_at,
+                    attachment: None,
+                })
                 .collect(),
+            TurnKind::Chat if !prepared.messages.is_empty() => std::mem::take(&mut prepared.messages),
             TurnKind::Chat => rows
                 .iter()
                 .map(|r| IncomingMessage {
                     inbox_id: r.id,
                     text: r.msg.text.clone().unwrap_or_default(),
                     sent_at: r.msg.sent_at,
+                    attachment: None,
                 })
                 .collect(),
         },
@@ -59,19 +103,9 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
             role: member.role,
         },
     };
-    let firing = match kind {
-        TurnKind::Reminder { id, due_at } => {
-            Some(DueReminder { member_id: member_id.to_owned(), reminder_id: id, due_at })
-        }
-        _ => None,
-    };
-    // A fresh start the gateway asked for itself (idle reset) has no row and says nothing.
-    let silent = kind == TurnKind::NewConversation && items[0].row.is_none();
-    let typing = engine.cancel.child_token();
-    if firing.is_none() && !silent {
-        engine.tracker.spawn(telegram::show_typing(bot.clone(), chat_id, typing.clone()));
-    }
-    let outcome = engine.workers.run_turn(member_id, turn, turn_rules(engine, &member)).await;
+    let mut rules = turn_rules(engine, &member);
+    rules.files = std::mem::take(&mut prepared.files);
+    let outcome = engine.workers.run_turn(member_id, turn, rules).await;
     typing.cancel();
     let outcome = match outcome {
         Ok((outcome, Some(due))) => {
@@ -101,7 +135,9 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
             engine.finish_rows(ids, "done", "nothing");
             return;
         }
-        Ok(TurnOutcome::Reply { text }) if !text.trim().is_empty() => (text, "replied"),
+        Ok(TurnOutcome::Reply { text }) if !text.trim().is_empty() => {
+            (media::with_quotes(&prepared.heard, &text), "replied")
+        }
         Ok(TurnOutcome::Reply { .. }) => {
             ("I'm not sure what to say to that — could you put it another way?".to_owned(), "empty_reply")
         }
@@ -128,6 +164,19 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
     }
 }
 
+/// The items whose rows are still pending (and those without a row); on a store error, all.
+async fn still_open(engine: &Engine, items: Vec<LaneItem>) -> Vec<LaneItem> {
+    let ids = inbox_ids(&items);
+    let pending = engine.store.call(move |c| store::pending_among(c, &ids)).await;
+    match pending {
+        Ok(pending) => items.into_iter().filter(|i| i.row.as_ref().is_none_or(|r| pending.contains(&r.id))).collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not check which rows are still open; trying them all");
+            items
+        }
+    }
+}
+
 /// What a turn of `member`'s may ask for, as far as their state goes (`workers/rules.rs`):
 /// nothing from the model while paused or resting as it starts, and nothing after a pause in
 /// the middle of it.
@@ -142,5 +191,5 @@ fn turn_rules(engine: &Engine, member: &MemberRow) -> TurnRules {
     // The roster as the core loop keeps it: a pause applied there is seen by the next request.
     let (roster, id) = (engine.members.clone(), member.id.clone());
     let paused_now = Arc::new(move || roster.read(|r| r.get(&id).is_none_or(|m| m.paused)));
-    TurnRules { refused, paused_now, clock: engine.config.clock.clone() }
+    TurnRules { refused, paused_now, clock: engine.config.clock.clone(), files: Default::default() }
 }

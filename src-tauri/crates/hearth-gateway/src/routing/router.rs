@@ -9,7 +9,7 @@ use crate::store::{InboxRow, MessageKind};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    /// A text from the member: into their lane.
+    /// A text, voice note, audio file, photo or document from the member: into their lane.
     Chat,
     /// `/new` from the member: a fresh conversation, in lane order.
     NewConversation,
@@ -33,7 +33,7 @@ pub enum Route {
     Family,
     /// A button press by the member (the admin answering a cap question).
     Button { data: String },
-    /// A photo, voice note, sticker… from the member.
+    /// A sticker, video, location… from the member: nothing Hearth reads.
     Unsupported,
     /// Anyone who is not the member, in a private chat.
     Stranger,
@@ -81,7 +81,9 @@ pub fn route(paired_user: Option<i64>, row: &InboxRow) -> Route {
         // A stranger's button press gets nothing, not even the stranger reply.
         (false, MessageKind::Callback) => Route::Ignore,
         (false, _) => Route::Stranger,
-        (true, MessageKind::Text) => Route::Chat,
+        (true, MessageKind::Text | MessageKind::Voice | MessageKind::Audio | MessageKind::Photo | MessageKind::Document) => {
+            Route::Chat
+        }
         (true, MessageKind::Unsupported) => Route::Unsupported,
         (true, MessageKind::Callback) => Route::Button { data: text.to_owned() },
     }
@@ -107,6 +109,7 @@ mod tests {
                 sent_at: 0,
                 callback_id: None,
                 message_id: None,
+                media: None,
             },
         }
     }
@@ -134,6 +137,18 @@ mod tests {
         assert_eq!(route(p, &press), Route::Ignore, "a stranger's press");
         // Unknown commands are just text for the assistant.
         assert_eq!(route(p, &row(7, "private", Some("/weather berlin"))), Route::Chat);
+    }
+
+    #[test]
+    fn media_from_the_member_is_a_chat_turn_and_a_caption_is_no_command() {
+        let p = Some(7);
+        for kind in [MessageKind::Voice, MessageKind::Audio, MessageKind::Photo, MessageKind::Document] {
+            let mut r = row(7, "private", Some("/new"));
+            r.msg.kind = kind;
+            assert_eq!(route(p, &r), Route::Chat, "{kind:?}");
+            r.msg.from_id = 8;
+            assert_eq!(route(p, &r), Route::Stranger, "{kind:?} from a stranger");
+        }
     }
 
     #[test]

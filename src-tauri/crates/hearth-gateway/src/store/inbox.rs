@@ -16,7 +16,15 @@ pub struct InboxRow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
     Text,
-    /// A photo, sticker, voice note…: nothing the assistant can read yet.
+    /// A voice note; its [`Media`] names the file, which is transcribed before the turn.
+    Voice,
+    /// A music or audio file, transcribed like a voice note.
+    Audio,
+    /// A photo (one size of it, see `telegram::extract`); `text` is its caption.
+    Photo,
+    /// A file sent as a document; `text` is its caption.
+    Document,
+    /// A sticker, video, location…: nothing the assistant can read.
     Unsupported,
     /// An inline-button press; `text` holds the button's callback data.
     Callback,
@@ -26,6 +34,10 @@ impl MessageKind {
     fn as_str(self) -> &'static str {
         match self {
             Self::Text => "text",
+            Self::Voice => "voice",
+            Self::Audio => "audio",
+            Self::Photo => "photo",
+            Self::Document => "document",
             Self::Unsupported => "unsupported",
             Self::Callback => "callback",
         }
@@ -33,10 +45,48 @@ impl MessageKind {
     fn parse(s: &str) -> Self {
         match s {
             "text" => Self::Text,
+            "voice" => Self::Voice,
+            "audio" => Self::Audio,
+            "photo" => Self::Photo,
+            "document" => Self::Document,
             "callback" => Self::Callback,
             _ => Self::Unsupported,
         }
     }
+
+    /// Whether a message of this kind carries a file the turn fetches first.
+    pub fn has_media(self) -> bool {
+        matches!(self, Self::Voice | Self::Audio | Self::Photo | Self::Document)
+    }
+}
+
+/// What a message carried besides text, kept in `inbox.media` as JSON: enough to fetch the file
+/// (again, after a restart mid-download) and to describe it, never its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Media {
+    /// Telegram's id for the file, for `getFile`; valid for at least an hour.
+    pub file_id: String,
+    /// Telegram's size in bytes, when it says: checked against the limits before downloading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// A voice note's or audio file's length as Telegram reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<u32>,
+    /// A photo's pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// What the sender's app says the file is (`audio/ogg`, `application/pdf`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The name it was sent under (documents, audio files), as the sender wrote it: cleaned
+    /// before it names anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// Telegram's album id: the parts of one album become one turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_group_id: Option<String>,
 }
 
 /// A message as extracted from an update (and as stored in the inbox).
@@ -54,6 +104,8 @@ pub struct NewMessage {
     pub callback_id: Option<String>,
     /// Telegram's message id; for a button press, the message the button was on.
     pub message_id: Option<i64>,
+    /// The file a voice note, audio file, photo or document carried.
+    pub media: Option<Media>,
 }
 
 /// Commits a batch of updates for one bot and advances its offset, in one transaction: after it
@@ -71,13 +123,14 @@ pub fn commit_updates(
     let mut inserted = Vec::new();
     {
         let mut stmt = tx.prepare(
-            "INSERT OR IGNORE INTO inbox (bot_id, member_id, update_id, chat_id, chat_type, from_id, from_name, kind, text, sent_at, received_at, callback_id, message_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            "INSERT OR IGNORE INTO inbox (bot_id, member_id, update_id, chat_id, chat_type, from_id, from_name, kind, text, sent_at, received_at, callback_id, message_id, media)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?;
         for m in messages {
+            let media = m.media.as_ref().map(|d| serde_json::to_string(d).expect("plain fields always serialize"));
             let n = stmt.execute(params![
                 bot_id, member_id, m.update_id, m.chat_id, m.chat_type, m.from_id, m.from_name,
-                m.kind.as_str(), m.text, m.sent_at, now, m.callback_id, m.message_id
+                m.kind.as_str(), m.text, m.sent_at, now, m.callback_id, m.message_id, media
             ])?;
             if n == 1 {
                 inserted.push(InboxRow { id: tx.last_insert_rowid(), bot_id, member_id: member_id.to_owned(), msg: m.clone() });
@@ -95,7 +148,7 @@ pub fn commit_updates(
 /// Rows still waiting for an answer, oldest first: what a restarted gateway picks up again.
 pub fn pending_inbox(conn: &Connection) -> Result<Vec<InboxRow>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT id, bot_id, member_id, update_id, chat_id, chat_type, from_id, from_name, kind, text, sent_at, callback_id, message_id
+        "SELECT id, bot_id, member_id, update_id, chat_id, chat_type, from_id, from_name, kind, text, sent_at, callback_id, message_id, media
          FROM inbox WHERE state = 'pending' ORDER BY id",
     )?;
     let rows = stmt
@@ -115,6 +168,9 @@ pub fn pending_inbox(conn: &Connection) -> Result<Vec<InboxRow>, StoreError> {
                     sent_at: r.get(10)?,
                     callback_id: r.get(11)?,
                     message_id: r.get(12)?,
+                    // Unreadable media (a newer build's field shapes) reads as none: the row is
+                    // then answered as a message Hearth cannot read, not lost.
+                    media: r.get::<_, Option<String>>(13)?.and_then(|j| serde_json::from_str(&j).ok()),
                 },
             })
         })?
@@ -122,15 +178,81 @@ pub fn pending_inbox(conn: &Connection) -> Result<Vec<InboxRow>, StoreError> {
     Ok(rows)
 }
 
-/// Marks rows finished and forgets their text.
+/// Which of `ids` are still pending.
+pub fn pending_among(conn: &Connection, ids: &[i64]) -> Result<std::collections::HashSet<i64>, StoreError> {
+    let mut stmt = conn.prepare("SELECT state = 'pending' FROM inbox WHERE id = ?1")?;
+    let mut out = std::collections::HashSet::new();
+    for id in ids {
+        let pending: Option<bool> = stmt.query_row([id], |r| r.get(0)).map(Some).or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+        if pending == Some(true) {
+            out.insert(*id);
+        }
+    }
+    Ok(out)
+}
+
+/// Marks rows finished and forgets their text and media.
 pub fn finish_inbox(conn: &mut Connection, ids: &[i64], state: &str, outcome: &str) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     {
-        let mut stmt = tx.prepare("UPDATE inbox SET state = ?2, outcome = ?3, text = NULL WHERE id = ?1")?;
+        let mut stmt = tx.prepare("UPDATE inbox SET state = ?2, outcome = ?3, text = NULL, media = NULL WHERE id = ?1")?;
         for id in ids {
             stmt.execute(params![id, state, outcome])?;
         }
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The media survives a restart (the file is fetched again from it) and is forgotten with
+    /// the text once the row is answered.
+    #[test]
+    fn media_is_kept_while_pending_and_forgotten_when_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("g.sqlite")).unwrap();
+        store
+            .call_sync(|c| {
+                let media = Media {
+                    file_id: "AwACAgQ".into(),
+                    size: Some(4096),
+                    duration_secs: Some(31),
+                    width: None,
+                    height: None,
+                    media_type: Some("audio/ogg".into()),
+                    file_name: None,
+                    media_group_id: None,
+                };
+                let msg = NewMessage {
+                    update_id: 5,
+                    chat_id: 7,
+                    chat_type: "private".into(),
+                    from_id: 7,
+                    from_name: "Ana".into(),
+                    kind: MessageKind::Voice,
+                    text: None,
+                    sent_at: 1,
+                    callback_id: None,
+                    message_id: Some(5),
+                    media: Some(media.clone()),
+                };
+                let rows = commit_updates(c, "ana", 11, std::slice::from_ref(&msg), 6)?;
+                assert_eq!(pending_among(c, &[rows[0].id, 999])?, [rows[0].id].into());
+                let pending = pending_inbox(c)?;
+                assert_eq!(pending.len(), 1);
+                assert_eq!(pending[0].msg, msg, "kind and media read back as written");
+                finish_inbox(c, &[rows[0].id], "done", "replied")?;
+                let left: Option<String> = c.query_row("SELECT media FROM inbox WHERE id = ?1", [rows[0].id], |r| r.get(0))?;
+                assert_eq!(left, None);
+                assert!(pending_among(c, &[rows[0].id])?.is_empty());
+                Ok(())
+            })
+            .unwrap();
+    }
 }

@@ -17,16 +17,40 @@ pub struct LedgerReservation {
     /// The day and month (household zone) the call is charged to.
     pub day_key: String,
     pub month_key: String,
+    /// What the call is for: a completion or a transcription.
+    pub kind: LedgerKind,
+    /// A transcription's audio, as Telegram reported its length (0 for a completion).
+    pub audio_seconds: u64,
+    /// Images a completion shows the model.
+    pub images: u64,
+}
+
+/// The `ledger.kind` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerKind {
+    /// A completion (`'chat'`).
+    Chat,
+    /// A transcription of a voice note or audio file (`'speech_in'`).
+    SpeechIn,
+}
+
+impl LedgerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::SpeechIn => "speech_in",
+        }
+    }
 }
 
 pub fn ledger_reserve(conn: &Connection, r: &LedgerReservation, now: i64) -> Result<i64, StoreError> {
     conn.execute(
         "INSERT INTO ledger (member_id, chat_id, provider, model, state, reserved_input_tokens, reserved_output_tokens,
-                             reserved_micros, day_key, month_key, created_at)
-         VALUES (?1, ?2, ?3, ?4, 'reserved', ?5, ?6, ?7, ?8, ?9, ?10)",
+                             reserved_micros, day_key, month_key, created_at, kind, audio_seconds, images)
+         VALUES (?1, ?2, ?3, ?4, 'reserved', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
             r.member_id, r.chat_id, r.provider, r.model, r.reserved_input_tokens as i64, r.reserved_output_tokens as i64,
-            r.reserved_micros as i64, r.day_key, r.month_key, now
+            r.reserved_micros as i64, r.day_key, r.month_key, now, r.kind.as_str(), r.audio_seconds as i64, r.images as i64
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -129,6 +153,63 @@ pub fn month_totals(conn: &Connection, month_key: &str) -> Result<Vec<MonthTotal
     Ok(rows)
 }
 
+/// One member's spend in one period, split by what it paid for. Released rows (failed calls)
+/// count as calls, at no cost, with no audio or images.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SplitTotals {
+    pub calls: u64,
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_micros: u64,
+    pub chat_calls: u64,
+    pub chat_cost_micros: u64,
+    pub images: u64,
+    pub speech_calls: u64,
+    pub audio_seconds: u64,
+    pub speech_cost_micros: u64,
+}
+
+/// Per-member totals, split into chat and speech, for the rows whose `day_key` (`by_day`) or
+/// `month_key` is `key`.
+pub fn split_totals(conn: &Connection, key: &str, by_day: bool) -> Result<Vec<(String, SplitTotals)>, StoreError> {
+    let col = if by_day { "day_key" } else { "month_key" };
+    let settled = "state = 'settled'";
+    let mut stmt = conn.prepare(&format!(
+        "SELECT member_id, COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cached_input_tokens), 0),
+                COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_micros), 0),
+                COUNT(*) FILTER (WHERE kind = 'chat'),
+                COALESCE(SUM(cost_micros) FILTER (WHERE kind = 'chat'), 0),
+                COALESCE(SUM(images) FILTER (WHERE kind = 'chat' AND {settled}), 0),
+                COUNT(*) FILTER (WHERE kind = 'speech_in'),
+                COALESCE(SUM(audio_seconds) FILTER (WHERE kind = 'speech_in' AND {settled}), 0),
+                COALESCE(SUM(cost_micros) FILTER (WHERE kind = 'speech_in'), 0)
+         FROM ledger WHERE {col} = ?1 AND state != 'reserved' GROUP BY member_id ORDER BY member_id"
+    ))?;
+    let n = |r: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
+    let rows = stmt
+        .query_map([key], |r| {
+            Ok((
+                r.get(0)?,
+                SplitTotals {
+                    calls: n(r, 1)?,
+                    input_tokens: n(r, 2)?,
+                    cached_input_tokens: n(r, 3)?,
+                    output_tokens: n(r, 4)?,
+                    cost_micros: n(r, 5)?,
+                    chat_calls: n(r, 6)?,
+                    chat_cost_micros: n(r, 7)?,
+                    images: n(r, 8)?,
+                    speech_calls: n(r, 9)?,
+                    audio_seconds: n(r, 10)?,
+                    speech_cost_micros: n(r, 11)?,
+                },
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 /// Household spend per day of a month: (day key, cost micros), in day order.
 pub fn month_per_day(conn: &Connection, month_key: &str) -> Result<Vec<(String, u64)>, StoreError> {
     let mut stmt = conn.prepare(
@@ -157,13 +238,17 @@ pub struct LedgerExportRow {
     pub latency_ms: Option<u64>,
     pub attempts: u64,
     pub outcome: String,
+    /// "chat" or "speech_in".
+    pub kind: String,
+    pub audio_seconds: u64,
+    pub images: u64,
 }
 
 pub fn month_rows(conn: &Connection, month_key: &str) -> Result<Vec<LedgerExportRow>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT l.id, l.created_at, COALESCE(l.day_key, ''), l.member_id, m.name, l.chat_id, l.provider, l.model,
                 l.input_tokens, l.cached_input_tokens, l.output_tokens, l.cost_micros, l.latency_ms, l.attempts,
-                COALESCE(l.outcome, l.state)
+                COALESCE(l.outcome, l.state), l.kind, l.audio_seconds, l.images
          FROM ledger l LEFT JOIN members m ON m.id = l.member_id WHERE l.month_key = ?1 ORDER BY l.id",
     )?;
     let rows = stmt
@@ -184,6 +269,9 @@ pub fn month_rows(conn: &Connection, month_key: &str) -> Result<Vec<LedgerExport
                 latency_ms: r.get::<_, Option<i64>>(12)?.map(|v| v as u64),
                 attempts: r.get::<_, i64>(13)? as u64,
                 outcome: r.get(14)?,
+                kind: r.get(15)?,
+                audio_seconds: r.get::<_, i64>(16)? as u64,
+                images: r.get::<_, i64>(17)? as u64,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -237,6 +237,18 @@ const MIGRATIONS: &[&str] = &[
     -- child, not behind the admin's back.
     ALTER TABLE members ADD COLUMN quiet_hours TEXT;
     "#,
+    // 6: media — voice notes, photos and documents (#15), and what each ledger row paid for.
+    r#"
+    -- What a message carried besides text, as JSON: the Telegram file to fetch (`file_id`, kept
+    -- so a restart mid-download fetches it again), its size, duration or pixels, media type,
+    -- name and album (`media_group_id`). NULL for text. Never the file's bytes.
+    ALTER TABLE inbox ADD COLUMN media TEXT;
+    -- 'chat' (a completion) or 'speech_in' (a transcription, which counts `audio_seconds`).
+    ALTER TABLE ledger ADD COLUMN kind TEXT NOT NULL DEFAULT 'chat';
+    ALTER TABLE ledger ADD COLUMN audio_seconds INTEGER NOT NULL DEFAULT 0;
+    -- Images the model was shown in this call (each reserved by its token cost).
+    ALTER TABLE ledger ADD COLUMN images INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// Schema version this build writes.

@@ -23,3 +23,18 @@ pub fn set_setting(conn: &Connection, key: &str, value: &str) -> Result<(), Stor
     )?;
     Ok(())
 }
+
+pub fn delete_setting(conn: &Connection, key: &str) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM settings WHERE key = ?1", [key])?;
+    Ok(())
+}
+
+/// Every setting whose key starts with `prefix`, as (the rest of the key, value), in key order:
+/// settings that hold one entry per model (`price.per_minute.<model>`).
+pub fn settings_with_prefix(conn: &Connection, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = conn.prepare("SELECT key, value FROM settings WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key")?;
+    let rows = stmt
+        .query_map([prefix], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows.into_iter().map(|(k, v)| (k[prefix.len()..].to_owned(), v)).collect())
+}

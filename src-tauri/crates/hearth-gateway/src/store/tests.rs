@@ -46,6 +46,7 @@ fn msg(update_id: i64, text: &str) -> NewMessage {
         sent_at: 1,
         callback_id: None,
         message_id: Some(update_id),
+        media: None,
     }
 }
 

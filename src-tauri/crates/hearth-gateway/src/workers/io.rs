@@ -184,9 +184,17 @@ impl WorkerIo {
                 let member = self.member_id.clone();
                 let tx = completions.clone();
                 let turn = self.turn.clone();
+                let files = self.files(turn_id);
                 self.workers.inner.tracker.spawn(async move {
+                    // Photos named by row become bytes here, after the checks and before the
+                    // broker (`rules::TurnFiles::resolve_images`).
+                    let mut request = request;
+                    let call = async {
+                        files.resolve_images(&mut request)?;
+                        broker.complete(&member, chat_id, request).await
+                    };
                     // A panic in the call is this request's: the worker gets an error, not silence.
-                    let result = match AssertUnwindSafe(broker.complete(&member, chat_id, request)).catch_unwind().await {
+                    let result = match AssertUnwindSafe(call).catch_unwind().await {
                         Ok(result) => result,
                         Err(panic) => {
                             let panic = crate::keeper::panic_message(&*panic);
@@ -237,6 +245,11 @@ impl WorkerIo {
                 tracing::warn!(member = %self.member_id, "worker said hello twice; ignoring");
             }
         }
+    }
+
+    /// The files of the running turn `turn_id` (none if it is not running).
+    fn files(&self, turn_id: u64) -> rules::TurnFiles {
+        self.turn.lock().as_ref().filter(|t| t.turn_id == turn_id).map(|t| t.rules.files.clone()).unwrap_or_default()
     }
 
     /// Whether the running turn `turn_id` may have one more `ask` now (`rules.rs`); its chat

@@ -41,7 +41,7 @@ use hearth_isolation::{IsolationLevel, SpawnedWorker, SupervisorClient, WorkerCo
 use hearth_proto::PROTOCOL_VERSION;
 use hearth_proto::frame;
 use hearth_proto::supervisor::SpawnRequest;
-use hearth_proto::worker::{GatewayToWorker, ReminderDue, Turn, TurnOutcome, WorkerToGateway};
+use hearth_proto::worker::{ATTACHMENT_CHUNK_BYTES, GatewayToWorker, ReminderDue, Turn, TurnOutcome, WorkerToGateway};
 use parking_lot::Mutex;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
@@ -151,6 +151,26 @@ enum WorkerProcess {
 }
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// Queues a turn's files for the worker as [`GatewayToWorker::AttachmentChunk`] frames of at most
+/// [`ATTACHMENT_CHUNK_BYTES`] each, in order; false if the worker's connection is gone.
+fn send_files(tx: &mpsc::UnboundedSender<GatewayToWorker>, turn_id: u64, files: &rules::TurnFiles) -> bool {
+    use base64::Engine as _;
+    for file in files.iter() {
+        for (i, chunk) in file.bytes.chunks(ATTACHMENT_CHUNK_BYTES).enumerate() {
+            let chunk = GatewayToWorker::AttachmentChunk {
+                turn_id,
+                inbox_id: file.inbox_id,
+                offset: (i * ATTACHMENT_CHUNK_BYTES) as u64,
+                data: base64::engine::general_purpose::STANDARD.encode(chunk),
+            };
+            if tx.send(chunk).is_err() {
+                return false;
+            }
+        }
+    }
+    true
+}
 
 /// Whether a process exists. A process of another uid answers `EPERM`, which still means it
 /// is there.
@@ -293,6 +313,7 @@ impl Workers {
         if self.inner.cancel.is_cancelled() {
             return Err(WorkerError::ShuttingDown);
         }
+        let files = rules.files.clone();
         let (done_tx, done_rx) = oneshot::channel();
         let running = RunningTurn {
             turn_id: turn.turn_id,
@@ -318,7 +339,8 @@ impl Workers {
                 self.start(member_id).await?;
             }
         };
-        if tx.send(GatewayToWorker::Turn(turn)).is_err() {
+        // The turn's files first, in chunks under the frame cap, then the turn that names them.
+        if !send_files(&tx, turn.turn_id, &files) || tx.send(GatewayToWorker::Turn(turn)).is_err() {
             return Err(WorkerError::Crashed);
         }
         let limit = self.inner.settings.turn_timeout;

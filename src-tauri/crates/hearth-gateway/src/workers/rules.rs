@@ -21,12 +21,18 @@
 //!   for a search), log a warning with member and turn, and are audited (`worker_refused`) once
 //!   per turn; later ones in the same turn are counted and summed up when the turn ends.
 //!
+//! **Images.** A worker names a photo for the model only by its inbox row
+//! ([`ImageSource::Attachment`]); [`TurnFiles::resolve_images`] puts the bytes in — only a photo
+//! of this very turn — right before the broker sees the request, and refuses a request that
+//! carries image bytes itself ([`ImageSource::Inline`]) or names any other row.
+//!
 //! The reply a worker finishes a turn with is bounded here too ([`bound_outcome`]); its reminder
 //! schedule is checked by `household::reminders::check_schedule`.
 
 use std::sync::Arc;
 
-use hearth_proto::llm::{BrokerError, BrokerErrorKind, Refusal};
+use base64::Engine as _;
+use hearth_proto::llm::{BrokerError, BrokerErrorKind, CompletionRequest, ImageSource, Refusal};
 use hearth_proto::worker::{
     KB_MAX_SEARCHES_PER_TURN, MAX_COMPLETIONS_PER_TURN, MAX_REPLY_BYTES, TurnKind, TurnOutcome,
 };
@@ -43,13 +49,69 @@ pub struct TurnRules {
     pub paused_now: Arc<dyn Fn() -> bool + Send + Sync>,
     /// The gateway's clock: reminder instants are checked against it.
     pub clock: Clock,
+    /// The files the member sent with this turn, in memory for its length.
+    pub files: TurnFiles,
 }
 
 impl TurnRules {
     /// No restriction beyond the turn's kind and the per-turn bounds (a member neither paused nor
-    /// resting), on the system clock.
+    /// resting), on the system clock, with no files.
     pub fn open() -> Self {
-        Self { refused: None, paused_now: Arc::new(|| false), clock: Clock::system() }
+        Self { refused: None, paused_now: Arc::new(|| false), clock: Clock::system(), files: TurnFiles::default() }
+    }
+}
+
+/// One file of a turn: the inbox row it came with, its bytes, and — for a photo — its media
+/// type, which makes it something the model may be shown.
+#[derive(Debug, Clone)]
+pub struct TurnFile {
+    pub inbox_id: i64,
+    pub bytes: Arc<[u8]>,
+    pub image_type: Option<String>,
+}
+
+/// The files of one turn (cheap to clone): streamed to the worker before the turn
+/// (`Workers::run_turn`), and its photos shown to the model when a request names them.
+#[derive(Debug, Clone, Default)]
+pub struct TurnFiles(Arc<Vec<TurnFile>>);
+
+impl TurnFiles {
+    pub fn new(files: Vec<TurnFile>) -> Self {
+        Self(Arc::new(files))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &TurnFile> {
+        self.0.iter()
+    }
+
+    pub fn has_images(&self) -> bool {
+        self.0.iter().any(|f| f.image_type.is_some())
+    }
+
+    /// Puts each image a worker's request names into it as bytes, or refuses the request: an
+    /// image the worker sent itself, or a row that is not one of this turn's photos, is a
+    /// `BadRequest` and nothing reaches the broker.
+    pub fn resolve_images(&self, request: &mut CompletionRequest) -> Result<(), BrokerError> {
+        let refuse = |message: String| BrokerError { kind: BrokerErrorKind::BadRequest, message };
+        for message in &mut request.messages {
+            for image in &mut message.images {
+                let inbox_id = match image {
+                    ImageSource::Attachment { inbox_id } => *inbox_id,
+                    ImageSource::Inline { .. } => {
+                        return Err(refuse("a worker may name an image only by its inbox row, never send one".into()));
+                    }
+                };
+                let photo = self.0.iter().find(|f| f.inbox_id == inbox_id);
+                let Some((file, media_type)) = photo.and_then(|f| f.image_type.as_ref().map(|t| (f, t))) else {
+                    return Err(refuse(format!("inbox row {inbox_id} is not a photo of this turn")));
+                };
+                *image = ImageSource::Inline {
+                    media_type: media_type.clone(),
+                    data: base64::engine::general_purpose::STANDARD.encode(&file.bytes),
+                };
+            }
+        }
+        Ok(())
     }
 }
 
@@ -254,6 +316,37 @@ mod tests {
             a.finished(Ask::Search);
         }
         assert_eq!(a.admit(Ask::Search, None, false), Err(Refusal::Limit));
+    }
+
+    #[test]
+    fn images_are_this_turns_photos_named_by_row_and_never_a_workers_bytes() {
+        use hearth_proto::llm::ChatMessage;
+        let files = TurnFiles::new(vec![
+            TurnFile { inbox_id: 7, bytes: Arc::from(&b"\xff\xd8jpeg"[..]), image_type: Some("image/jpeg".into()) },
+            TurnFile { inbox_id: 8, bytes: Arc::from(&b"%PDF-1.4"[..]), image_type: None },
+        ]);
+        let request = |images| CompletionRequest {
+            system: String::new(),
+            messages: vec![ChatMessage::user("look"), ChatMessage::user_with_images("and this", images)],
+            max_tokens: 10,
+            tools: Vec::new(),
+        };
+        let mut ok = request(vec![ImageSource::Attachment { inbox_id: 7 }]);
+        files.resolve_images(&mut ok).unwrap();
+        assert_eq!(
+            ok.messages[1].images,
+            vec![ImageSource::Inline { media_type: "image/jpeg".into(), data: "/9hqcGVn".into() }]
+        );
+        for bad in [
+            ImageSource::Attachment { inbox_id: 8 },
+            ImageSource::Attachment { inbox_id: 99 },
+            ImageSource::Inline { media_type: "image/png".into(), data: "AAAA".into() },
+        ] {
+            let mut r = request(vec![bad.clone()]);
+            let e = files.resolve_images(&mut r).unwrap_err();
+            assert_eq!(e.kind, BrokerErrorKind::BadRequest, "{bad:?}");
+        }
+        assert!(files.has_images() && !TurnFiles::default().has_images());
     }
 
     #[test]

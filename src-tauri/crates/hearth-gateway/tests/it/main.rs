@@ -5,4 +5,6 @@ mod admin;
 mod broker;
 mod kb;
 mod layers;
+mod media;
 mod migrations;
+mod speech;

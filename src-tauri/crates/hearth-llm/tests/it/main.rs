@@ -2,6 +2,7 @@
 
 mod calls;
 mod faults;
+mod media;
 mod retry;
 mod tools;
 

@@ -102,6 +102,38 @@ pub const PROFILES: &[Profile] = &[
     },
 ];
 
+/// Something a member sends that they did not type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptedMedia {
+    /// A voice note lasting `seconds` (distinct per note: it is how the demo's speech service
+    /// knows which one it hears), in which the simulated speech service hears `transcript`.
+    Voice { seconds: u32, transcript: &'static str },
+    /// A photo of `width` × `height` pixels with a caption.
+    Photo { width: u32, height: u32, caption: &'static str },
+}
+
+impl ScriptedMedia {
+    /// How the demo's view shows it being sent.
+    pub fn shown_as(&self) -> String {
+        match self {
+            Self::Voice { seconds, .. } => format!("🎤 a voice note ({seconds} s)"),
+            Self::Photo { caption, .. } => format!("📷 a photo: {caption}"),
+        }
+    }
+}
+
+/// The demo's one voice note and one photo: a child's short spoken question, and a photo of
+/// homework. Each is sent once, by the member named, as their second message.
+pub const MEDIA: &[(&str, ScriptedMedia)] = &[
+    ("Sam", ScriptedMedia::Voice { seconds: 4, transcript: "Hearth, why do cats purr?" }),
+    ("Leo", ScriptedMedia::Photo { width: 800, height: 600, caption: "can u check my maths homework" }),
+];
+
+/// What the member with this profile sends besides text, if anything.
+pub fn media_of(profile: &Profile) -> Option<ScriptedMedia> {
+    MEDIA.iter().find(|(name, _)| *name == profile.name).map(|(_, m)| *m)
+}
+
 /// The `i`-th member of a household of any size: the profiles in order, then again with a
 /// number (`Rosa 2`) so names stay unique.
 pub fn member(i: usize) -> (String, &'static Profile) {
@@ -128,5 +160,24 @@ mod tests {
         let bots: std::collections::HashSet<String> = (0..50).map(|i| bot_username(&member(i).0)).collect();
         assert_eq!(bots.len(), 50);
         assert_eq!(bot_username("Rosa 2"), "rosa2_family_bot");
+    }
+
+    #[test]
+    fn scripted_media_belong_to_members_and_voice_notes_differ_in_length() {
+        for (name, _) in MEDIA {
+            assert!(PROFILES.iter().any(|p| p.name == *name), "{name} is not in the household");
+        }
+        let mut seconds: Vec<u32> = MEDIA
+            .iter()
+            .filter_map(|(_, m)| match m {
+                ScriptedMedia::Voice { seconds, .. } => Some(*seconds),
+                ScriptedMedia::Photo { .. } => None,
+            })
+            .collect();
+        let all = seconds.len();
+        seconds.sort_unstable();
+        seconds.dedup();
+        assert_eq!(seconds.len(), all);
+        assert!(media_of(&PROFILES[3]).is_some_and(|m| m.shown_as().contains("voice note")));
     }
 }

@@ -3,8 +3,9 @@
 //! [`model::responder`]'s fake and adds members through whatever admin API it has; [`set_up`] and
 //! [`simulate`] then act as the family would.
 //!
-//! - `household`: the family members and what they ask.
-//! - `model`: the demo model's canned, topical answers.
+//! - `household`: the family members, what they ask, and the demo's voice note and photo.
+//! - `model`: the demo model's canned, topical answers, what it "sees" in a photo, and what its
+//!   speech service hears in a voice note ([`model::install`] sets both up).
 
 pub mod household;
 pub mod model;
@@ -15,7 +16,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::telegram::{FakeBot, FakeTelegram, FakeUser};
+use crate::telegram::{FakeBot, FakePhoto, FakeTelegram, FakeUser};
+
+/// Whether [`simulate`] has people send the scripted voice note and photo
+/// ([`household::MEDIA`]). The demo's model must be set up with [`model::install`], so its
+/// speech service hears the scripted transcript. ([`simulate_with`] takes it as a parameter.)
+pub const SEND_MEDIA: bool = true;
 
 /// Longest a simulated person waits for any one answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(60);
@@ -83,6 +89,20 @@ pub async fn simulate(
     stop_waiting: CancellationToken,
     model_latency_ms: u64,
 ) {
+    simulate_with(person, telegram, events, stop_sending, stop_waiting, model_latency_ms, SEND_MEDIA).await;
+}
+
+/// [`simulate`], saying whether the person sends their scripted voice note or photo (as their
+/// second message).
+pub async fn simulate_with(
+    person: Person,
+    telegram: FakeTelegram,
+    events: Events,
+    stop_sending: CancellationToken,
+    stop_waiting: CancellationToken,
+    model_latency_ms: u64,
+    send_scripted_media: bool,
+) {
     let token = person.bot.token.clone();
     let chat = person.user.id;
     // The pairing confirmation is already there.
@@ -93,6 +113,9 @@ pub async fn simulate(
     let mut first = true;
     let mut thank = false;
     let mut next_follow_up = "";
+    // The scripted voice note or photo goes out as the second message.
+    let mut media = person.profile_media().filter(|_| send_scripted_media);
+    let mut asked = 0;
     loop {
         let think = match (first, thank) {
             (true, _) => rand::random_range(200..1500),
@@ -104,16 +127,25 @@ pub async fn simulate(
             () = tokio::time::sleep(Duration::from_millis(think)) => {}
             () = stop_sending.cancelled() => return,
         }
-        let text = if thank {
-            person.profile.thanks[rand::random_range(0..person.profile.thanks.len())]
-        } else {
-            let (question, follow_up) = questions.next().expect("an endless cycle");
-            next_follow_up = follow_up;
-            question
-        };
         let mut pending = vec![Instant::now()];
-        telegram.send_text(&token, &person.user, text);
-        emit(&events, Event::Sent { member: person.index, text: text.to_owned() });
+        if !thank && asked == 1 && let Some(m) = media.take() {
+            let shown = send_media(&telegram, &person, m);
+            emit(&events, Event::Sent { member: person.index, text: shown });
+            next_follow_up = "";
+        } else {
+            let text = if thank {
+                person.profile.thanks[rand::random_range(0..person.profile.thanks.len())]
+            } else {
+                let (question, follow_up) = questions.next().expect("an endless cycle");
+                next_follow_up = follow_up;
+                question
+            };
+            telegram.send_text(&token, &person.user, text);
+            emit(&events, Event::Sent { member: person.index, text: text.to_owned() });
+        }
+        if !thank {
+            asked += 1;
+        }
         let follow_up =
             if thank || rand::random_range(0..100) >= 35 { "" } else { std::mem::take(&mut next_follow_up) };
         thank = !thank && rand::random_range(0..100) < 30;
@@ -149,6 +181,28 @@ pub async fn simulate(
         if stop_sending.is_cancelled() {
             return;
         }
+    }
+}
+
+/// Sends `media` from `person` to their bot, as Telegram would deliver it (a real Ogg Opus voice
+/// note of the scripted length, a real PNG of the scripted size), and returns how the demo's
+/// view shows it.
+pub fn send_media(telegram: &FakeTelegram, person: &Person, media: household::ScriptedMedia) -> String {
+    match media {
+        household::ScriptedMedia::Voice { seconds, .. } => {
+            telegram.send_voice(&person.bot.token, &person.user, crate::media::ogg_opus(seconds), seconds);
+        }
+        household::ScriptedMedia::Photo { width, height, caption } => {
+            telegram.send_photo(&person.bot.token, &person.user, FakePhoto::new(width, height), Some(caption));
+        }
+    }
+    media.shown_as()
+}
+
+impl Person {
+    /// The voice note or photo this person sends, if the script gives them one.
+    pub fn profile_media(&self) -> Option<household::ScriptedMedia> {
+        household::media_of(self.profile)
     }
 }
 

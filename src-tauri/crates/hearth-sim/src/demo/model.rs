@@ -3,7 +3,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::llm::{LlmCall, Reply};
+use crate::demo::household::{MEDIA, ScriptedMedia};
+use crate::llm::{FakeLlm, LlmCall, Reply, Transcription};
 
 struct Topic {
     /// Word beginnings that select the topic (`cook` matches "cooking").
@@ -121,6 +122,12 @@ const TOPICS: &[Topic] = &[
         ],
     },
     Topic {
+        stems: &["cat", "purr", "kitten", "dog", "pet"],
+        replies: &[
+            "Cats purr when they're happy and relaxed — and sometimes to calm themselves down. The rumble comes from their voice box, about 25 times a second! 🐱",
+        ],
+    },
+    Topic {
         stems: &["thank", "thx", "cheers", "kindly", "nvm"],
         replies: &["You're very welcome! 😊", "Any time — that's what I'm here for.", "Glad I could help!"],
     },
@@ -132,11 +139,49 @@ const FALLBACK: &[&str] = &[
     "Happy to help with that. Could you tell me a little more about what you have in mind?",
 ];
 
-/// Makes replies for the fake LLM; each call picks the next variant so answers vary.
+/// What the demo model "sees" in a photo of homework: it cannot see at all, and says so.
+const LOOKING: &[&str] = &[
+    "Looking at your photo of the worksheet: the first sum, 7 × 8 = 56, is right ✓. For the fractions, find a common denominator first — 1/2 + 1/3 = 3/6 + 2/6 = 5/6. (I'm the demo model, so I'm only pretending to see; a real model reads the page.)",
+    "I can see the page you sent: the long division at the top checks out ✓, and in the last question remember to carry the 1. (Demo model here — pretend eyes; a real model reads the photo.)",
+];
+
+/// Sets up a fake model as the demo's: [`responder`] for chat and [`transcriber`] for voice
+/// notes.
+pub fn install(llm: &FakeLlm) {
+    llm.set_responder(responder());
+    llm.set_transcriber(transcriber());
+}
+
+/// What the demo's speech service hears: the scripted transcript of the voice note as long as
+/// this one ([`MEDIA`]), or a plain greeting for any other.
+pub fn transcriber() -> impl Fn(&Transcription) -> String + Send + Sync + 'static {
+    |t: &Transcription| {
+        let seconds = crate::media::ogg_opus_duration_secs(&t.bytes);
+        MEDIA
+            .iter()
+            .find_map(|(_, m)| match m {
+                ScriptedMedia::Voice { seconds: s, transcript } if Some(*s) == seconds => Some(*transcript),
+                _ => None,
+            })
+            .unwrap_or("Hello Hearth, can you hear me?")
+            .to_owned()
+    }
+}
+
+/// Makes replies for the fake LLM; each call picks the next variant so answers vary. A message
+/// with photos gets an answer about what it "sees", naming how many there are.
 pub fn responder() -> impl Fn(&LlmCall) -> Reply + Send + Sync + 'static {
     let turn = AtomicUsize::new(0);
     move |call: &LlmCall| {
         let n = turn.fetch_add(1, Ordering::Relaxed);
+        let photos = call.last_user_images().len();
+        if photos > 0 {
+            let looking = LOOKING[n % LOOKING.len()];
+            return Reply::text(match photos {
+                1 => looking.to_owned(),
+                _ => format!("Thanks for the {photos} photos! {looking}"),
+            });
+        }
         // A quick follow-up ("nothing too spicy please") is answered by the question before it.
         let texts = user_texts(call);
         let last = texts.last().map_or("", String::as_str);
@@ -259,6 +304,47 @@ mod tests {
                         "{follow_up:?} changes the subject of {question:?}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn photos_get_an_answer_about_what_is_seen_and_voice_notes_their_transcript() {
+        use base64::Engine as _;
+        let png = base64::engine::general_purpose::STANDARD.encode(crate::media::png(80, 60));
+        let image = serde_json::json!({"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{png}")}});
+        let call = |content: serde_json::Value| LlmCall {
+            api: crate::llm::Api::OpenAi,
+            model: "demo-model".into(),
+            stream: false,
+            api_key: None,
+            body: serde_json::json!({ "messages": [{"role": "user", "content": content}] }),
+            at: std::time::Instant::now(),
+        };
+        let reply = responder();
+        let one = call(serde_json::json!([{"type": "text", "text": "can u check my maths homework"}, image]));
+        let Reply::Text(text) = reply(&one) else { panic!("text") };
+        assert!(text.contains("photo") && text.contains("pretend"), "{text}");
+        let three = call(serde_json::json!([image, image, image]));
+        let Reply::Text(text) = reply(&three) else { panic!("text") };
+        assert!(text.starts_with("Thanks for the 3 photos!"), "{text}");
+
+        let hear = transcriber();
+        for (_, m) in MEDIA {
+            if let ScriptedMedia::Voice { seconds, transcript } = m {
+                let t = Transcription {
+                    model: "whisper-1".into(),
+                    file_name: Some("voice.oga".into()),
+                    content_type: None,
+                    bytes: crate::media::ogg_opus(*seconds),
+                    response_format: None,
+                    language: None,
+                    api_key: None,
+                    at: std::time::Instant::now(),
+                };
+                assert_eq!(hear(&t), *transcript);
+                let a = answer(transcript, 0);
+                assert!(!FALLBACK.contains(&a), "{transcript:?} gets a topical answer, not {a:?}");
             }
         }
     }

@@ -13,12 +13,13 @@ use tokio::sync::oneshot;
 
 use super::markup::{self, Formatted, ParseMode};
 use super::params::{Params, parse_params, split_path};
+use crate::multipart::Part;
 use super::world::{
     BotState, ChatState, PollSlot, Reply, Shared, StoredMessage, chat_json, now, unix_now,
 };
 use super::{CallbackAnswer, RecordedRequest};
 
-/// Bodies above this are refused; the fake stores no files, and sendMessage needs kilobytes.
+/// Bodies above this are refused (Telegram takes uploads up to 50 MB; the fake, 20 MB).
 const MAX_BODY: usize = 20 * 1024 * 1024;
 /// A long poll never waits longer than this, whatever `timeout` asks for.
 const MAX_POLL: Duration = Duration::from_secs(300);
@@ -60,6 +61,8 @@ const METHODS: &[&str] = &[
     "getMyCommands",
     "deleteMyCommands",
     "getChat",
+    "getFile",
+    "sendVoice",
     "close",
     "logOut",
 ];
@@ -80,6 +83,9 @@ const CHAT_ACTIONS: &[&str] = &[
 
 pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    if let Some(rest) = parts.uri.path().strip_prefix("/file/bot") {
+        return super::files::download(&shared, rest).await;
+    }
     let Ok(body) = to_bytes(body, MAX_BODY).await else {
         return render(&Reply::err(413, "Request Entity Too Large"));
     };
@@ -96,7 +102,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         .copied();
     let recorded_params = params
         .as_ref()
-        .map(|p| Value::Object(p.clone()))
+        .map(|(p, _)| Value::Object(p.clone()))
         .unwrap_or_else(|_| json!({}));
     let mut record = Record::begin(
         &shared,
@@ -225,7 +231,7 @@ async fn call(
     shared: &Shared,
     token: &str,
     method: Option<&'static str>,
-    params: Result<Map<String, Value>, String>,
+    params: Result<(Map<String, Value>, Vec<Part>), String>,
 ) -> Reply {
     let latency = {
         let mut world = shared.lock();
@@ -261,7 +267,7 @@ async fn call(
     let Some(method) = method else {
         return Reply::err(404, "Not Found");
     };
-    let params = match params {
+    let (params, files) = match params {
         Ok(p) => p,
         Err(description) => return Reply::err(400, description),
     };
@@ -298,15 +304,22 @@ async fn call(
                 Ok((id, chat)) => Reply::Ok(chat_json(id, chat)),
                 Err(reply) => reply,
             },
+            "getFile" => super::files::get_file(bot, &p),
+            "sendVoice" => super::files::send_voice(bot, &p, &files),
             "close" | "logOut" => Reply::Ok(json!(true)),
             _ => Reply::err(404, "Not Found"),
         }),
     };
-    // Wakes `wait_for_sent` after an accepted send or edit, outside the world lock.
+    // Wakes `wait_for_sent` (and `wait_for_chat_action`) after an accepted send, edit or chat
+    // action, outside the world lock.
     if matches!(reply, Reply::Ok(_))
         && matches!(
             method,
-            "sendMessage" | "editMessageText" | "editMessageReplyMarkup"
+            "sendMessage"
+                | "sendVoice"
+                | "editMessageText"
+                | "editMessageReplyMarkup"
+                | "sendChatAction"
         )
     {
         shared.sent_signal.send_modify(|n| *n += 1);
@@ -413,7 +426,7 @@ fn set_webhook(bot: &mut BotState, p: &Params<'_>) -> Reply {
     Reply::Ok(json!(true))
 }
 
-fn chat_id(p: &Params<'_>) -> Result<i64, Reply> {
+pub(crate) fn chat_id(p: &Params<'_>) -> Result<i64, Reply> {
     match p.int("chat_id") {
         Ok(Some(id)) => Ok(id),
         Ok(None) => Err(Reply::bad_request("chat_id is empty")),
@@ -428,7 +441,7 @@ fn known_chat(bot: &BotState, id: i64) -> Result<&ChatState, Reply> {
         .ok_or_else(|| Reply::bad_request("chat not found"))
 }
 
-fn writable_chat(bot: &mut BotState, id: i64) -> Result<&mut ChatState, Reply> {
+pub(crate) fn writable_chat(bot: &mut BotState, id: i64) -> Result<&mut ChatState, Reply> {
     let chat = bot
         .chats
         .get_mut(&id)
@@ -486,7 +499,7 @@ fn formatted_text(
 
 /// `reply_markup` as given, or `Err` when it is not a JSON object or its inline keyboard is
 /// one Telegram refuses.
-fn reply_markup(p: &Params<'_>) -> Result<Option<Value>, Reply> {
+pub(crate) fn reply_markup(p: &Params<'_>) -> Result<Option<Value>, Reply> {
     match p.json("reply_markup") {
         Ok(None) => Ok(None),
         Ok(Some(v)) if v.is_object() => {
@@ -639,13 +652,14 @@ fn try_send_message(bot: &mut BotState, p: &Params<'_>) -> Result<Reply, Reply> 
         reply_markup_history: vec![markup.clone()],
         reply_markup: markup,
         reply_to_message_id: reply_to.filter(|_| message.get("reply_to_message").is_some()),
+        voice: None,
     });
     Ok(Reply::Ok(message))
 }
 
 /// Telegram echoes only an inline keyboard back in the Message object, and one without buttons
 /// is no keyboard at all.
-fn set_inline_keyboard(message: &mut Value, markup: Option<&Value>) {
+pub(crate) fn set_inline_keyboard(message: &mut Value, markup: Option<&Value>) {
     let has_buttons = |m: &&Value| {
         m["inline_keyboard"].as_array().is_some_and(|rows| {
             rows.iter()
@@ -721,6 +735,9 @@ fn try_edit_message_text(bot: &mut BotState, p: &Params<'_>) -> Result<Reply, Re
     let (formatted, entities, _source, _parse_mode) = formatted_text(p)?;
     let markup = reply_markup(p)?;
     let stored = editable_message(bot, chat_id, message_id)?;
+    if stored.json.get("text").is_none() {
+        return Err(Reply::bad_request("there is no text in the message to edit"));
+    }
     let mut edited = stored.json.clone();
     edited["text"] = json!(formatted.text);
     match entities.is_empty() {

@@ -5,6 +5,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::multipart::{self, Part, header_param};
+
 /// Splits `/bot<token>/<method>` (percent-decoded); `None` for any other path.
 pub(crate) fn split_path(path: &str) -> Option<(String, String)> {
     let rest = path.strip_prefix("/bot")?;
@@ -18,7 +20,7 @@ pub(crate) fn split_path(path: &str) -> Option<(String, String)> {
 }
 
 /// Decodes `%XX` escapes (and `+` as space in form data); bad escapes stay as they are.
-fn percent_decode(s: &str, plus_is_space: bool) -> String {
+pub(crate) fn percent_decode(s: &str, plus_is_space: bool) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -62,14 +64,17 @@ fn parse_urlencoded(s: &str, into: &mut Map<String, Value>) {
     }
 }
 
-/// Merges the query and the body into one parameter object; the body wins on a clash.
+/// Merges the query and the body into one parameter object; the body wins on a clash. A file
+/// part of a multipart body shows in the parameters as `"<file NAME, N bytes>"` and is kept, whole,
+/// in the second value (by field name), for the methods that take uploads (`sendVoice`).
 /// `Err` is the description of a 400.
 pub(crate) fn parse_params(
     query: Option<&str>,
     content_type: Option<&str>,
     body: &[u8],
-) -> Result<Map<String, Value>, String> {
+) -> Result<(Map<String, Value>, Vec<Part>), String> {
     let mut params = Map::new();
+    let mut files = Vec::new();
     if let Some(q) = query {
         parse_urlencoded(q, &mut params);
     }
@@ -77,7 +82,7 @@ pub(crate) fn parse_params(
     let content_type = raw_content_type.to_ascii_lowercase();
     let looks_like_json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(params);
+        return Ok((params, files));
     }
     if content_type.starts_with("application/json") || (content_type.is_empty() && looks_like_json)
     {
@@ -91,65 +96,23 @@ pub(crate) fn parse_params(
             }
         }
     } else if content_type.starts_with("multipart/form-data") {
-        let boundary = content_type_param(raw_content_type, "boundary")
+        let bad = || "Bad Request: can't parse multipart/form-data request".to_owned();
+        let boundary = header_param(raw_content_type, "boundary")
             .ok_or_else(|| "Bad Request: multipart boundary is missing".to_owned())?;
-        parse_multipart(body, &boundary, &mut params)?;
+        for part in multipart::parse(body, &boundary).map_err(|()| bad())? {
+            let value = match &part.file_name {
+                Some(file) => format!("<file {file}, {} bytes>", part.bytes.len()),
+                None => part.text(),
+            };
+            params.insert(part.name.clone(), Value::String(value));
+            if part.file_name.is_some() {
+                files.push(part);
+            }
+        }
     } else {
         parse_urlencoded(&String::from_utf8_lossy(body), &mut params);
     }
-    Ok(params)
-}
-
-fn content_type_param(ct: &str, name: &str) -> Option<String> {
-    ct.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.trim().split_once('=')?;
-        (k.trim() == name).then(|| v.trim().trim_matches('"').to_owned())
-    })
-}
-
-fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if needle.is_empty() || from > haystack.len() {
-        return None;
-    }
-    haystack[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
-}
-
-/// A minimal `multipart/form-data` reader: text fields become strings; a file part becomes
-/// `"<file NAME, N bytes>"` (the fake stores no files).
-fn parse_multipart(
-    body: &[u8],
-    boundary: &str,
-    into: &mut Map<String, Value>,
-) -> Result<(), String> {
-    let bad = || "Bad Request: can't parse multipart/form-data request".to_owned();
-    let delim = format!("--{boundary}");
-    let mut pos = find(body, delim.as_bytes(), 0).ok_or_else(bad)? + delim.len();
-    loop {
-        if body[pos..].starts_with(b"--") {
-            return Ok(());
-        }
-        let next = find(body, delim.as_bytes(), pos).ok_or_else(bad)?;
-        let part = &body[pos..next];
-        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
-        let part = part.strip_suffix(b"\r\n").unwrap_or(part);
-        let split = find(part, b"\r\n\r\n", 0).ok_or_else(bad)?;
-        let headers = String::from_utf8_lossy(&part[..split]);
-        let content = &part[split + 4..];
-        let disposition = headers
-            .lines()
-            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition"))
-            .ok_or_else(bad)?;
-        let name = content_type_param(disposition, "name").ok_or_else(bad)?;
-        let value = match content_type_param(disposition, "filename") {
-            Some(file) => format!("<file {file}, {} bytes>", content.len()),
-            None => String::from_utf8_lossy(content).into_owned(),
-        };
-        into.insert(name, Value::String(value));
-        pos = next + delim.len();
-    }
+    Ok((params, files))
 }
 
 /// Typed access to the merged parameters, with Telegram's leniency about strings.
@@ -241,24 +204,28 @@ mod tests {
 
     #[test]
     fn merges_query_form_json_and_multipart() {
-        let p = parse_params(Some("chat_id=1&text=a+b%21"), None, b"").unwrap();
+        let p = parse_params(Some("chat_id=1&text=a+b%21"), None, b"").unwrap().0;
         assert_eq!(Value::Object(p), json!({"chat_id":"1","text":"a b!"}));
         let p = parse_params(
             Some("chat_id=1"),
             Some("application/json"),
             br#"{"chat_id":2,"x":true}"#,
         )
-        .unwrap();
+        .unwrap()
+        .0;
         assert_eq!(Value::Object(p), json!({"chat_id":2,"x":true}));
         let p = parse_params(
             None,
             Some("application/x-www-form-urlencoded"),
             b"a=1&b=%ZZ",
         )
-        .unwrap();
+        .unwrap()
+        .0;
         assert_eq!(Value::Object(p), json!({"a":"1","b":"%ZZ"}));
         let body = b"--XX\r\nContent-Disposition: form-data; name=\"chat_id\"\r\n\r\n5\r\n--XX\r\nContent-Disposition: form-data; name=\"doc\"; filename=\"a.txt\"\r\n\r\nhello\r\n--XX--\r\n";
-        let p = parse_params(None, Some("multipart/form-data; boundary=XX"), body).unwrap();
+        let (p, files) = parse_params(None, Some("multipart/form-data; boundary=XX"), body).unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!((files[0].name.as_str(), files[0].bytes.as_slice()), ("doc", &b"hello"[..]));
         assert_eq!(
             Value::Object(p),
             json!({"chat_id":"5","doc":"<file a.txt, 5 bytes>"})

@@ -12,7 +12,8 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::markup;
-use super::{CallbackAnswer, FakeBot, FakeUser, Fault, RecordedRequest, SentMessage};
+use super::files::StoredFile;
+use super::{CallbackAnswer, Download, FakeBot, FakeUser, Fault, RecordedRequest, SentMessage};
 
 /// The request log keeps this many entries, so a long demo cannot grow without bound.
 pub(crate) const REQUEST_LOG_LIMIT: usize = 100_000;
@@ -48,6 +49,8 @@ pub(crate) struct World {
     pub next_poll_id: u64,
     /// Bot ids handed out, so two bots never share one.
     pub bot_ids: HashSet<i64>,
+    /// Every `GET /file/bot<token>/<path>`, in order.
+    pub downloads: Vec<Download>,
 }
 
 /// The long poll currently waiting for a bot: at most one, as on Telegram's side.
@@ -82,6 +85,10 @@ pub(crate) struct BotState {
     /// The next callback query id, as a number; random-looking per bot, as on Telegram.
     pub next_callback_query_id: u64,
     pub callback_answers: Vec<CallbackAnswer>,
+    /// Files users sent to the bot and the bot sent, by `file_id`.
+    pub files: HashMap<String, StoredFile>,
+    /// `file_path` → `file_id`, for the download route.
+    pub files_by_path: HashMap<String, String>,
 }
 
 /// A private chat with a user who has messaged the bot — the only chats a bot may write to.
@@ -194,6 +201,8 @@ impl BotState {
             next_callback_query_id: rand::rng()
                 .random_range(1_000_000_000_000_000_000..5_000_000_000_000_000_000),
             callback_answers: Vec::new(),
+            files: HashMap::new(),
+            files_by_path: HashMap::new(),
         }
     }
 
@@ -281,27 +290,12 @@ impl BotState {
 
     /// A private text message from `user` to the bot, queued as an update.
     pub fn user_sends_text(&mut self, user: &FakeUser, text: &str) -> i64 {
-        let chat = self.chat_with(user.id, &user.first_name, Some(&user.username));
-        let message_id = chat.next_message_id;
-        chat.next_message_id += 1;
-        let mut message = json!({
-            "message_id": message_id,
-            "from": user_json(user),
-            "chat": chat_json(user.id, chat),
-            "date": unix_now(),
-            "text": text,
-        });
+        let mut fields = serde_json::Map::new();
+        fields.insert("text".into(), json!(text));
         if let Some(cmd) = markup::command_entity(text) {
-            message["entities"] = json!([cmd.to_json()]);
+            fields.insert("entities".into(), json!([cmd.to_json()]));
         }
-        chat.messages.insert(
-            message_id,
-            StoredMessage {
-                from_bot: false,
-                json: message.clone(),
-            },
-        );
-        self.push_update(json!({ "message": message }))
+        self.user_sends(user, fields)
     }
 
     /// `user` taps the button with `data` under the bot's message `message_id`: queues a
@@ -403,7 +397,7 @@ impl BotState {
             Fault::MethodFails {
                 method: m, times, ..
             } => *times > 0 && m.eq_ignore_ascii_case(method),
-            Fault::Latency(_) => false,
+            Fault::Latency(_) | Fault::TruncatedDownload { .. } => false,
         })?;
         let fault = &mut self.faults[index];
         let (reply, times) = match fault {
@@ -425,7 +419,7 @@ impl BotState {
                 times,
                 ..
             } => (Reply::err(*status, description.clone()), times),
-            Fault::Latency(_) => return None,
+            Fault::Latency(_) | Fault::TruncatedDownload { .. } => return None,
         };
         *times -= 1;
         if *times == 0 {
@@ -470,7 +464,7 @@ fn server_error(status: u16) -> Reply {
 }
 
 /// A (human) user as the Bot API renders them in `from`.
-fn user_json(user: &FakeUser) -> Value {
+pub(crate) fn user_json(user: &FakeUser) -> Value {
     json!({
         "id": user.id,
         "is_bot": false,

@@ -2,4 +2,5 @@
 //! simulated services against real clients.
 
 mod llm;
+mod media;
 mod telegram;

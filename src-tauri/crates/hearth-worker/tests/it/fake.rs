@@ -40,7 +40,7 @@ pub fn chat_turn(turn_id: u64, chat_id: i64, messages: &[(i64, &str)]) -> Turn {
         kind: TurnKind::Chat,
         messages: messages
             .iter()
-            .map(|&(inbox_id, text)| IncomingMessage { inbox_id, text: text.into(), sent_at: 0 })
+            .map(|&(inbox_id, text)| IncomingMessage { inbox_id, text: text.into(), sent_at: 0, attachment: None })
             .collect(),
         context: context(),
     }
@@ -177,4 +177,60 @@ impl Gateway {
         result.expect("worker exits cleanly on shutdown");
         dir
     }
+}
+
+/// A message with a file: `kind`, the gateway's name and type, `size` as announced.
+pub fn with_file(
+    inbox_id: i64,
+    text: &str,
+    kind: hearth_proto::worker::AttachmentKind,
+    file_name: &str,
+    media_type: &str,
+    size: u64,
+) -> IncomingMessage {
+    IncomingMessage {
+        inbox_id,
+        text: text.into(),
+        sent_at: 0,
+        attachment: Some(hearth_proto::worker::Attachment {
+            kind,
+            file_name: file_name.into(),
+            media_type: media_type.into(),
+            size,
+            duration_secs: None,
+        }),
+    }
+}
+
+impl Gateway {
+    /// Sends `bytes` as inbox row `inbox_id`'s file of turn `turn_id`, in chunks as the gateway does.
+    pub async fn send_file(&mut self, turn_id: u64, inbox_id: i64, bytes: &[u8]) {
+        use base64::Engine as _;
+        for (i, chunk) in bytes.chunks(hearth_proto::worker::ATTACHMENT_CHUNK_BYTES).enumerate() {
+            let data = base64::engine::general_purpose::STANDARD.encode(chunk);
+            let offset = (i * hearth_proto::worker::ATTACHMENT_CHUNK_BYTES) as u64;
+            self.send(GatewayToWorker::AttachmentChunk { turn_id, inbox_id, offset, data }).await;
+        }
+    }
+
+    /// Sends a chat turn of `messages` after the files in `files` (inbox row, bytes).
+    pub async fn send_media_turn(&mut self, turn_id: u64, messages: Vec<IncomingMessage>, files: &[(i64, &[u8])]) {
+        for (inbox_id, bytes) in files {
+            self.send_file(turn_id, *inbox_id, bytes).await;
+        }
+        self.send(GatewayToWorker::Turn(Turn {
+            turn_id,
+            chat_id: 100,
+            kind: TurnKind::Chat,
+            messages,
+            context: context(),
+        }))
+        .await;
+    }
+}
+
+/// A plain text turn answered normally: what must still work after a refused file.
+pub async fn send_text_turn_answered(gw: &mut Gateway, turn_id: u64, inbox_id: i64) {
+    let request = gw.chat(turn_id, 100, &[(inbox_id, "Just text now.")], "Answered.").await;
+    assert!(request.messages.last().unwrap().content.ends_with("Just text now."), "{request:?}");
 }

@@ -4,7 +4,9 @@
 mod fake;
 mod knowledge;
 mod lifecycle;
+mod media;
 mod memory;
 mod reminders;
+mod sandbox;
 mod tools;
 mod turns;

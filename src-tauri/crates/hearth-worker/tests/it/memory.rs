@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::fake::{Gateway, chat_turn, completion, context, tool_calls};
 
 fn command(turn_id: u64, kind: TurnKind, words: Option<&str>) -> Turn {
-    let messages = words.map(|w| vec![IncomingMessage { inbox_id: 900 + turn_id as i64, text: w.into(), sent_at: 0 }]);
+    let messages = words.map(|w| vec![IncomingMessage { inbox_id: 900 + turn_id as i64, text: w.into(), sent_at: 0, attachment: None }]);
     Turn { turn_id, chat_id: 100, kind, messages: messages.unwrap_or_default(), context: context() }
 }
 

@@ -26,7 +26,7 @@ fn reminder_turn(turn_id: u64, id: i64, due_at: i64, now: &str) -> Turn {
 }
 
 fn command(turn_id: u64, inbox_id: i64, words: &str) -> Turn {
-    let messages = vec![IncomingMessage { inbox_id, text: words.into(), sent_at: 0 }];
+    let messages = vec![IncomingMessage { inbox_id, text: words.into(), sent_at: 0, attachment: None }];
     Turn { turn_id, chat_id: 100, kind: TurnKind::Reminders, messages, context: context() }
 }
 

@@ -22,7 +22,7 @@ pub mod text;
 
 pub use budget::{Budget, CapHit, CapKind, CapStanding, Crossing, Hold, Scope, Standing};
 pub use period::{Period, PeriodKind};
-pub use price::{Price, PriceError, PriceSource, RateCardEntry};
+pub use price::{AudioPrice, AudioRateEntry, Price, PriceError, PriceSource, RateCardEntry};
 
 /// Micro-USD in one dollar.
 pub const MICROS_PER_USD: u64 = 1_000_000;

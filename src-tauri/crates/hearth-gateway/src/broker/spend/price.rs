@@ -199,6 +199,113 @@ pub fn default_rate_card() -> Vec<RateCardEntry> {
         .collect()
 }
 
+/// The least audio a transcription is billed for, in seconds. Groq bills every request as at
+/// least 10 seconds; OpenAI bills by the second. Charging everyone the larger keeps the ledger at
+/// or above any bill (a 3-second note costs a few millionths of a dollar more than it might).
+pub const MIN_BILLED_AUDIO_SECS: u64 = 10;
+
+/// The most an admin may enter per minute of audio, in micro-USD ($10): real prices are below a
+/// cent; anything near this is a typo.
+pub const MAX_MICROS_PER_MINUTE: u64 = 10 * MICROS_PER_USD;
+
+/// What a speech-recognition model charges per minute of audio, in integer micro-USD.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AudioPrice {
+    pub micros_per_minute: u64,
+}
+
+impl AudioPrice {
+    pub const ZERO: AudioPrice = AudioPrice { micros_per_minute: 0 };
+
+    /// The seconds a transcription of `duration_secs` is billed for.
+    pub fn billed_secs(duration_secs: u64) -> u64 {
+        duration_secs.max(MIN_BILLED_AUDIO_SECS)
+    }
+
+    /// What the reservation sets aside: every started minute at the full price, so a member with
+    /// $0.01 left cannot start a 10-minute transcription at $0.006 a minute.
+    pub fn worst_case_micros(&self, duration_secs: u64) -> u64 {
+        Self::billed_secs(duration_secs).div_ceil(60).saturating_mul(self.micros_per_minute)
+    }
+
+    /// What the transcription cost: the billed seconds at the per-minute price, rounded up once
+    /// to the next micro-USD. Never more than [`AudioPrice::worst_case_micros`].
+    pub fn cost_micros(&self, duration_secs: u64) -> u64 {
+        let exact = Self::billed_secs(duration_secs) as u128 * self.micros_per_minute as u128;
+        u64::try_from(exact.div_ceil(60)).unwrap_or(u64::MAX)
+    }
+}
+
+impl fmt::Display for AudioPrice {
+    /// "$0.006 per minute of audio"
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} per minute of audio", format_usd(self.micros_per_minute))
+    }
+}
+
+/// One line of the speech rate card.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AudioRateEntry {
+    pub model: String,
+    pub price: AudioPrice,
+    pub source: PriceSource,
+}
+
+/// Shipped per-minute prices of the common speech-recognition models, in micro-USD per minute.
+/// Groq quotes per hour: $0.111/h and $0.04/h, rounded up to the micro-USD per minute.
+#[rustfmt::skip]
+const AUDIO_DEFAULTS: &[(&str, u64, &str)] = &[
+    // OpenAI — https://openai.com/api/pricing (transcription).
+    ("whisper-1",                 6_000, "2025-10"),
+    ("gpt-4o-transcribe",         6_000, "2025-10"),
+    ("gpt-4o-mini-transcribe",    3_000, "2025-10"),
+    // Groq — https://groq.com/pricing ($0.111 and $0.04 per hour of audio).
+    ("whisper-large-v3",          1_850, "2025-10"),
+    ("whisper-large-v3-turbo",      667, "2025-10"),
+];
+
+/// The speech models Hearth ships a price for; `hearth price set MODEL --usd-per-minute X`
+/// corrects or adds one.
+pub fn default_audio_rate_card() -> Vec<AudioRateEntry> {
+    AUDIO_DEFAULTS
+        .iter()
+        .map(|&(model, micros_per_minute, as_of)| AudioRateEntry {
+            model: model.to_owned(),
+            price: AudioPrice { micros_per_minute },
+            source: PriceSource::Default { as_of },
+        })
+        .collect()
+}
+
+/// A line of either rate card, for [`lookup`]'s rules.
+pub trait CardLine {
+    fn model(&self) -> &str;
+    fn source(&self) -> PriceSource;
+}
+
+impl CardLine for RateCardEntry {
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn source(&self) -> PriceSource {
+        self.source
+    }
+}
+
+impl CardLine for AudioRateEntry {
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn source(&self) -> PriceSource {
+        self.source
+    }
+}
+
+/// Whether two model names are the same model as [`lookup`] compares them (case, '.' for '-').
+pub fn same_model(a: &str, b: &str) -> bool {
+    same_name(a, b)
+}
+
 /// Finds the price for a model name as a provider or the admin spells it. Tried in order, the
 /// first step that matches wins:
 /// 1. the name itself;
@@ -210,7 +317,7 @@ pub fn default_rate_card() -> Vec<RateCardEntry> {
 /// "claude-sonnet-4.5" is Anthropic's "claude-sonnet-4-5"). Within a step an
 /// [`PriceSource::Admin`] entry wins over a default (the last admin entry, if there are several).
 /// A name never matches a different model by prefix: "gpt-4o" does not price "gpt-4o-mini".
-pub fn lookup<'a>(entries: &'a [RateCardEntry], model: &str) -> Option<&'a RateCardEntry> {
+pub fn lookup<'a, E: CardLine>(entries: &'a [E], model: &str) -> Option<&'a E> {
     let name = model.trim();
     if name.is_empty() {
         return None;
@@ -220,10 +327,10 @@ pub fn lookup<'a>(entries: &'a [RateCardEntry], model: &str) -> Option<&'a RateC
     candidates.iter().find_map(|c| best_match(entries, c))
 }
 
-fn best_match<'a>(entries: &'a [RateCardEntry], name: &str) -> Option<&'a RateCardEntry> {
+fn best_match<'a, E: CardLine>(entries: &'a [E], name: &str) -> Option<&'a E> {
     let mut found = None;
-    for e in entries.iter().filter(|e| same_name(&e.model, name)) {
-        match (found.map(|f: &RateCardEntry| f.source), e.source) {
+    for e in entries.iter().filter(|e| same_name(e.model(), name)) {
+        match (found.map(|f: &E| f.source()), e.source()) {
             (None, _) | (Some(_), PriceSource::Admin) => found = Some(e),
             (Some(_), PriceSource::Default { .. }) => {}
         }
@@ -494,6 +601,40 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), card.len(), "duplicate default");
         assert_eq!(lookup(&card, "gpt-4o-mini").unwrap().price.input, 150_000);
+    }
+
+    #[test]
+    fn audio_prices_reserve_whole_minutes_and_charge_seconds() {
+        let whisper = lookup(&default_audio_rate_card(), "whisper-1").unwrap().price;
+        assert_eq!(whisper, AudioPrice { micros_per_minute: 6_000 });
+        // Ten minutes: $0.06 set aside and charged.
+        assert_eq!((whisper.worst_case_micros(600), whisper.cost_micros(600)), (60_000, 60_000));
+        // 61 seconds: two started minutes set aside, 61 seconds charged (6100 micros).
+        assert_eq!((whisper.worst_case_micros(61), whisper.cost_micros(61)), (12_000, 6_100));
+        // A 2-second note is billed as the 10-second minimum; 0 seconds too.
+        assert_eq!(whisper.cost_micros(2), 1_000);
+        assert_eq!(whisper.cost_micros(0), 1_000);
+        assert_eq!(whisper.worst_case_micros(0), 6_000);
+        // Groq's turbo at $0.04/h: rounded up, never down.
+        let turbo = lookup(&default_audio_rate_card(), "groq/whisper-large-v3-turbo").unwrap().price;
+        assert_eq!(turbo.micros_per_minute, 667);
+        assert_eq!(turbo.cost_micros(60), 667);
+        assert_eq!(
+            lookup(&default_audio_rate_card(), "gpt-4o-mini-transcribe").unwrap().price.micros_per_minute,
+            3_000
+        );
+        assert!(lookup(&default_audio_rate_card(), "gpt-4o-mini").is_none(), "a chat model is not a speech model");
+        assert_eq!(whisper.to_string(), "$0.006 per minute of audio");
+        assert_eq!(AudioPrice { micros_per_minute: u64::MAX }.cost_micros(u64::MAX), u64::MAX);
+    }
+
+    proptest! {
+        #[test]
+        fn audio_cost_never_exceeds_its_reservation(price in 0u64..=10_000_000, secs in 0u64..=200_000) {
+            let p = AudioPrice { micros_per_minute: price };
+            prop_assert!(p.cost_micros(secs) <= p.worst_case_micros(secs));
+            prop_assert!(p.cost_micros(secs) as u128 * 60 >= secs as u128 * price as u128);
+        }
     }
 
     #[test]
