@@ -739,7 +739,7 @@ pub struct MemberPickArgs {
 
 #[derive(Debug, Args)]
 #[command(group(
-    ArgGroup::new("change").required(true).multiple(true).args(["role", "persona", "model", "household_model"])
+    ArgGroup::new("change").required(true).multiple(true).args(["role", "persona", "model", "household_model", "quiet_hours"])
 ))]
 pub struct MemberSetArgs {
     /// The member's name (any case) or id.

@@ -780,6 +780,8 @@ async fn member_lifecycle_commands_against_a_running_gateway() {
         .expect_code(0)
         .json();
     let mia = telegram.user(7001, "Mia");
+    // A child gets 20:00-07:00 quiet hours; this test chats with her at whatever hour it runs.
+    run(d, &["member", "set", "Mia", "--quiet-hours", "off"], None, &[]).await.expect_code(0);
     telegram.send_text(&bot.token, &mia, &format!("/start {}", added["pair_code"].as_str().unwrap()));
     telegram.wait_for_sent(&bot.token, mia.id, 1, wait).await.unwrap();
     let listed = run(d, &["member", "list", "--json"], None, &[]).await.json();

@@ -63,6 +63,8 @@ async fn a_child_is_not_offered_file_writing_and_a_forced_call_is_refused() {
     let role =
         |role| ControlRequest::MemberUpdate { member: member.clone(), role: Some(role), persona: None, model: None };
     h.gateway.control(role(Role::Child)).await.unwrap();
+    // Made a child, the member gets a child's quiet hours; this test is about tools, at any hour.
+    h.gateway.control(ControlRequest::MemberQuietHours { member: member.clone(), quiet_hours: None }).await.unwrap();
 
     // The model calls write_file anyway (as if told about it in a message).
     h.llm.push_reply(Reply::tool_call("write_file", json!({ "name": "secret.txt", "content": "hi" })));

@@ -178,6 +178,6 @@ mod tests {
         seconds.sort_unstable();
         seconds.dedup();
         assert_eq!(seconds.len(), all);
-        assert!(media_of(&PROFILES[3]).is_some_and(|m| m.shown_as().contains("voice note")));
+        assert!(media_of(&PROFILES[2]).is_some_and(|m| m.shown_as().contains("voice note")));
     }
 }
