@@ -8,53 +8,13 @@ use std::time::Duration;
 use hearth_gateway::clock::Clock;
 use hearth_gateway::{Gateway, IsolationChoice};
 use hearth_proto::control::{ControlRequest, LaneState, TurnActivity};
-use hearth_sim::media::ogg_opus;
+use hearth_sim::media::{ogg_opus, pdf};
 use hearth_testkit::llm::Rule;
 use hearth_testkit::telegram::{FakePhoto, Fault};
 
 use crate::support::{Household, eventually, set_provider, test_config};
 
 const T: Duration = Duration::from_secs(30);
-
-/// A small real PDF, one page of text per `Some` (a drawn line for `None`): written here, byte
-/// by byte, the way hearth-worker's own tests make theirs, so the test needs no tool or fixture.
-fn pdf(pages: &[Option<&str>]) -> Vec<u8> {
-    let n = pages.len();
-    let mut objects: Vec<String> = vec![
-        "<< /Type /Catalog /Pages 2 0 R >>".into(),
-        format!(
-            "<< /Type /Pages /Kids [{}] /Count {n} >>",
-            (0..n).map(|i| format!("{} 0 R", 4 + 2 * i)).collect::<Vec<_>>().join(" ")
-        ),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".into(),
-    ];
-    for (i, page) in pages.iter().enumerate() {
-        let content = match page {
-            Some(text) => format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET"),
-            None => "0 0 m 300 300 l S".to_owned(),
-        };
-        objects.push(format!(
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
-            5 + 2 * i
-        ));
-        objects.push(format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()));
-    }
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, body) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
-    for o in offsets {
-        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes(),
-    );
-    out
-}
 
 fn member_files(data_dir: &Path, member_id: &str) -> std::path::PathBuf {
     data_dir.join("members").join(member_id).join("files")

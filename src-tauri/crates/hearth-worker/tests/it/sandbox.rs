@@ -8,7 +8,7 @@
 use hearth_proto::worker::{AttachmentKind, TurnOutcome};
 
 use crate::fake::{Gateway, completion, with_file};
-use crate::media::pdf;
+use hearth_sim::media::pdf;
 
 const CHILD: &str = "HEARTH_WORKER_TEST_SANDBOX_DIR";
 const NAME: &str = "sandbox::a_pdf_is_read_and_kept_inside_the_sandbox";
