@@ -107,7 +107,12 @@ async fn prepare_all(
         };
         room = room.map(|r| r.saturating_sub(bytes.len() as u64));
         let kind = attachment_kind(row.msg.kind);
-        let media_type = media.media_type.clone().unwrap_or_else(|| default_type(kind).to_owned());
+        let media_type = match kind {
+            // A provider checks an image's stated type against its bytes (Anthropic refuses a
+            // mismatch); Telegram's photos are JPEG, but say so from the bytes, not by habit.
+            AttachmentKind::Photo => image_type_of(&bytes).to_owned(),
+            _ => media.media_type.clone().unwrap_or_else(|| default_type(kind).to_owned()),
+        };
         let file_name = file_name(engine, kind, media, &media_type, row.msg.sent_at);
         let attachment = Attachment {
             kind,
@@ -185,6 +190,18 @@ fn attachment_kind(kind: MessageKind) -> AttachmentKind {
         MessageKind::Audio => AttachmentKind::Audio,
         MessageKind::Photo => AttachmentKind::Photo,
         _ => AttachmentKind::Document,
+    }
+}
+
+/// An image's media type from its first bytes: JPEG, PNG, GIF or WebP — the four both providers
+/// take. Anything else is called JPEG, what Telegram sends photos as; the worker checks the header
+/// and refuses an image that does not decode before any model sees it.
+fn image_type_of(bytes: &[u8]) -> &'static str {
+    match bytes {
+        [0x89, b'P', b'N', b'G', ..] => "image/png",
+        [b'G', b'I', b'F', b'8', ..] => "image/gif",
+        [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => "image/webp",
+        _ => "image/jpeg",
     }
 }
 
@@ -294,6 +311,20 @@ pub(super) fn with_quotes(heard: &[String], reply: &str) -> String {
 mod tests {
     use super::*;
     use crate::telegram::reply::render_reply;
+
+    #[test]
+    fn a_photo_is_named_by_its_bytes() {
+        assert_eq!(image_type_of(b"\xff\xd8\xff\xe0rest"), "image/jpeg");
+        assert_eq!(image_type_of(&hearth_sim_png()), "image/png");
+        assert_eq!(image_type_of(b"GIF89a.."), "image/gif");
+        assert_eq!(image_type_of(b"RIFF\x10\0\0\0WEBPVP8 "), "image/webp");
+        assert_eq!(image_type_of(b""), "image/jpeg");
+    }
+
+    /// A PNG's signature, as the fakes' photos start.
+    fn hearth_sim_png() -> Vec<u8> {
+        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec()
+    }
 
     #[test]
     fn names_are_plain_and_bounded() {
