@@ -6,7 +6,7 @@
 
 use hearth_gateway::IsolationChoice;
 use hearth_gateway::control::validate_name;
-use hearth_gateway::pairing::normalize;
+use hearth_gateway::routing::pairing::normalize;
 use hearth_gateway::spend::period::{month_key, parse_day, parse_month, parse_timezone};
 use hearth_gateway::spend::{format_usd, parse_usd};
 use hearth_gateway::telegram::token_shape_ok;
