@@ -77,7 +77,9 @@ fn estimate_message_tokens(m: &ChatMessage, image_factor: u64) -> u64 {
     estimate_text_tokens(&m.content) + calls + m.tool_call_id.as_deref().map_or(0, estimate_text_tokens) + images
 }
 
-fn estimate_image_tokens(image: &ImageSource) -> u64 {
+/// One image's input tokens as the estimate counts them (before any model's
+/// [`image_token_factor`]): by its dimensions when inline, else the most an image can cost.
+pub fn estimate_image_tokens(image: &ImageSource) -> u64 {
     match image {
         ImageSource::Inline { data, .. } => {
             crate::images::inline_dimensions(data).map_or(MAX_IMAGE_TOKENS, |(w, h)| image_tokens(w, h))

@@ -29,7 +29,8 @@ mod sse;
 pub use call::{complete, http_client};
 pub use error::LlmError;
 pub use estimate::{
-    MAX_IMAGE_TOKENS, estimate_prompt_tokens, estimate_prompt_tokens_for, estimate_text_tokens, image_token_factor, image_tokens,
+    MAX_IMAGE_TOKENS, estimate_image_tokens, estimate_prompt_tokens, estimate_prompt_tokens_for, estimate_text_tokens,
+    image_token_factor, image_tokens,
 };
 pub use images::inline_dimensions;
 pub use provider::{ApiKey, CallLimits, Provider};

@@ -44,12 +44,6 @@ use crate::store::{self, LedgerKind, LedgerReservation, LedgerSettlement, Store,
 /// Output tokens a worker may ask for in one call, whatever it requests.
 pub const MAX_OUTPUT_TOKENS: u32 = 4096;
 
-/// How many times more tokens gpt-4o-mini bills an image than the tile formula the estimate
-/// uses (2,833 + 5,667 per tile against 85 + 170: at most 33.4×), at a price that makes the
-/// dollars about gpt-4o's. Its reservations count images this much larger, so the usage it
-/// reports still fits what was set aside.
-const GPT_4O_MINI_IMAGE_FACTOR: u64 = 34;
-
 pub(crate) const SETTING_TIMEZONE: &str = "household.timezone";
 /// Where the household's provider is stored (its key is a secret).
 pub(crate) const SETTING_PROVIDER_KIND: &str = "provider.kind";
@@ -304,7 +298,7 @@ impl Broker {
         let images = req.messages.iter().map(|m| m.images.len() as u64).sum::<u64>();
         // Images count at their size (hearth-llm's estimate), more for a model that bills more.
         let prompt_tokens = hearth_llm::estimate_prompt_tokens(req);
-        let image_tokens: u64 = req.messages.iter().flat_map(|m| &m.images).map(image_estimate).sum();
+        let image_tokens: u64 = req.messages.iter().flat_map(|m| &m.images).map(hearth_llm::estimate_image_tokens).sum();
         let output_tokens = req.max_tokens as u64;
         let (model, price, hold) = {
             let mut spend = self.inner.spend.lock();
@@ -511,21 +505,11 @@ pub fn load_spend(conn: &Connection, now: DateTime<Utc>) -> Result<SpendState, S
     Ok(SpendState { budget, rate_card, fallbacks, models, audio_rate_card, no_vision })
 }
 
-/// One image's tokens as hearth-llm's estimate counts it.
-fn image_estimate(image: &ImageSource) -> u64 {
-    match image {
-        ImageSource::Inline { data, .. } => {
-            hearth_llm::inline_dimensions(data).map_or(hearth_llm::MAX_IMAGE_TOKENS, |(w, h)| hearth_llm::image_tokens(w, h))
-        }
-        ImageSource::Attachment { .. } => hearth_llm::MAX_IMAGE_TOKENS,
-    }
-}
-
 /// How many more times an image's estimate `model` may bill beyond what the estimate already
-/// counts (0 for every model but gpt-4o-mini and its snapshots).
+/// counts (hearth-llm's `image_token_factor`: 0 for every model but gpt-4o-mini and its
+/// snapshots), so the usage it reports still fits what was set aside.
 fn extra_image_factor(model: &str) -> u64 {
-    let card = [RateCardEntry { model: "gpt-4o-mini".into(), price: Price::ZERO, source: spend::PriceSource::Admin }];
-    if spend::price::lookup(&card, model).is_some() { GPT_4O_MINI_IMAGE_FACTOR - 1 } else { 0 }
+    hearth_llm::image_token_factor(model) - 1
 }
 
 fn images_unsupported(model: &str) -> BrokerError {
