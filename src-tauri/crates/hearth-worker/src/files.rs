@@ -176,19 +176,7 @@ impl Files {
             Some((false, _)) => return Err(FileError::NotPlain(name.into())),
             Some((true, _)) => {}
         }
-        // Non-blocking, so a FIFO swapped in after the look above cannot hang the tool.
-        let mut file = match self.open_file(name, OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(FileError::NotFound(name.into())),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(FileError::NotPlain(name.into())),
-            Err(e) => return Err(io(e)),
-        };
-        let meta = file.metadata().map_err(io)?;
-        if !meta.is_file() || meta.nlink() != 1 {
-            return Err(FileError::NotPlain(name.into()));
-        }
-        let mut bytes = Vec::new();
-        (&mut file).take(MAX_FILE_BYTES).read_to_end(&mut bytes).map_err(io)?;
+        let bytes = self.read_bytes(name, MAX_FILE_BYTES)?;
         let text = String::from_utf8_lossy(&bytes);
         let total = text.chars().count();
         Ok((text.chars().skip(offset).take(READ_CHARS).collect(), total))
@@ -197,6 +185,7 @@ impl Files {
     /// The bytes of `name`, at most `max` of them (a PDF the member sent, for its text).
     pub fn read_bytes(&self, name: &str, max: u64) -> Result<Vec<u8>, FileError> {
         check_name(name)?;
+        // Non-blocking, so a FIFO swapped in after a look at the name cannot hang the tool.
         let mut file = match self.open_file(name, OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK)) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(FileError::NotFound(name.into())),
