@@ -206,6 +206,8 @@ mod tests {
             turn_cap: 64,
             worker_processes: 1,
             isolation: IsolationLevel::AccountSandbox,
+            speech: None,
+            voice: None,
         }
     }
 

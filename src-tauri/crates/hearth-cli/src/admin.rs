@@ -719,6 +719,8 @@ mod tests {
             turn_cap: 8,
             worker_processes: 2,
             isolation: IsolationLevel::Process,
+            speech: None,
+            voice: None,
         };
         insta::assert_snapshot!(render_status(&report));
 
@@ -771,6 +773,7 @@ mod tests {
             daily_cap_usd: None,
             monthly_cap_usd: None,
             quiet_hours: None,
+            voice_replies: Default::default(),
         };
         assert_eq!(
             describe_member(&m),

@@ -547,6 +547,7 @@ mod tests {
             source: "admin".into(),
             usd_per_minute: Some(0.006),
             no_vision: false,
+            usd_per_million_chars: None,
         };
         let blind = PriceRow {
             model: "deepseek-chat".into(),
@@ -556,6 +557,7 @@ mod tests {
             source: "default (as of 2025-10)".into(),
             usd_per_minute: None,
             no_vision: true,
+            usd_per_million_chars: None,
         };
         let table = price_table(&[row, blind]);
         assert!(table.contains("PER MINUTE"), "{table}");

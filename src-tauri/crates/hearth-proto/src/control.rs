@@ -34,6 +34,21 @@ pub enum ControlRequest {
     SpeechOff,
     /// The speech service in force and where it comes from. Added in protocol 6.
     SpeechGet,
+    /// Use this text-to-speech service for voice replies (an OpenAI-compatible
+    /// `POST {base_url}/audio/speech` answering Ogg Opus: OpenAI, a local server). `voice` is the
+    /// service's voice name (`alloy`, `nova`, …); `api_key` may be empty. Replaces the default
+    /// (the chat provider's own service, model `tts-1`, voice `alloy`, when it is of kind
+    /// openai). Added in protocol 7.
+    VoiceSet { base_url: String, model: String, voice: String, api_key: String },
+    /// No voice replies for anyone, whatever members chose: answers stay text. Added in
+    /// protocol 7.
+    VoiceOff,
+    /// The voice-reply service in force and where it comes from. Added in protocol 7.
+    VoiceGet,
+    /// Try the speech service in force for one direction — hearing (`In`: a short sample is
+    /// transcribed) or speaking (`Out`: a short sentence is spoken) — without storing anything
+    /// or charging any member. Added in protocol 7.
+    SpeechTest { direction: SpeechDirection },
     /// Check a pasted bot token live with `getMe` without storing anything; `Conflict` if a
     /// member already has that bot.
     BotCheck { bot_token: String },
@@ -85,6 +100,9 @@ pub enum ControlRequest {
     /// Set what a speech-recognition model costs per minute of audio (integer micro-USD per
     /// minute). Overrides the shipped default for that model. Added in protocol 6.
     SpeechPriceSet { model: String, micros_per_minute: u64 },
+    /// Set what a text-to-speech model costs per million characters of text (integer micro-USD).
+    /// Overrides the shipped default for that model. Added in protocol 7.
+    VoicePriceSet { model: String, micros_per_mchar: u64 },
     /// Mark a model as unable (`vision: false`) or able to see images. A request showing images
     /// to a model marked unable is refused before any call, with a kind sentence to the member.
     /// Added in protocol 6.
@@ -96,6 +114,9 @@ pub enum ControlRequest {
     MemberAdmin { member: String, admin: bool },
     /// A cheaper model to route down to instead of refusing when a cap would be exceeded.
     MemberFallback { member: String, model: Option<String> },
+    /// When the member's assistant answers in voice (a voice note with the text as caption).
+    /// Added in protocol 7.
+    MemberVoice { member: String, voice_replies: VoiceReplies },
     /// Set a member's quiet hours (`None`: none). During them the gateway answers the member's
     /// messages with a short "resting time" note, no worker and no model; reminders still come.
     /// A child gets 20:00–07:00 when added or made a child (`hearth_gateway::roles`).
@@ -285,6 +306,24 @@ impl std::fmt::Debug for ControlRequest {
                 .finish(),
             Self::SpeechOff => f.write_str("SpeechOff"),
             Self::SpeechGet => f.write_str("SpeechGet"),
+            Self::VoiceSet { base_url, model, voice, .. } => f
+                .debug_struct("VoiceSet")
+                .field("base_url", base_url)
+                .field("model", model)
+                .field("voice", voice)
+                .field("api_key", &"<redacted>")
+                .finish(),
+            Self::VoiceOff => f.write_str("VoiceOff"),
+            Self::VoiceGet => f.write_str("VoiceGet"),
+            Self::SpeechTest { direction } => f.debug_struct("SpeechTest").field("direction", direction).finish(),
+            Self::VoicePriceSet { model, micros_per_mchar } => f
+                .debug_struct("VoicePriceSet")
+                .field("model", model)
+                .field("micros_per_mchar", micros_per_mchar)
+                .finish(),
+            Self::MemberVoice { member, voice_replies } => {
+                f.debug_struct("MemberVoice").field("member", member).field("voice_replies", voice_replies).finish()
+            }
             Self::BotCheck { .. } => f.debug_struct("BotCheck").field("bot_token", &"<redacted>").finish(),
             Self::MemberAdd { name, role, .. } => f
                 .debug_struct("MemberAdd")
@@ -419,6 +458,83 @@ pub enum ControlReply {
     BackedUp(BackupSummary),
     /// `SpeechSet`, `SpeechOff`, `SpeechGet`: the speech service in force afterwards.
     Speech(SpeechSummary),
+    /// `VoiceSet`, `VoiceOff`, `VoiceGet`: the voice-reply service in force afterwards.
+    /// Added in protocol 7.
+    Voice(VoiceSummary),
+    /// `SpeechTest` worked. Added in protocol 7.
+    SpeechTested(SpeechTestResult),
+}
+
+/// The text-to-speech service voice replies go to, and why that one. Never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoiceSummary {
+    /// `Own`, `ChatProvider` (its address and key with `tts-1`), `Off` or `None`, as for
+    /// speech recognition.
+    pub source: SpeechSource,
+    /// The API root (`None` when there is no service).
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    pub voice: Option<String>,
+}
+
+/// Which way a speech service goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpeechDirection {
+    /// Speech recognition: voice notes become text.
+    In,
+    /// Text to speech: voice replies.
+    Out,
+}
+
+/// What a `SpeechTest` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpeechTestResult {
+    pub direction: SpeechDirection,
+    /// The model that was asked.
+    pub model: String,
+    pub latency_ms: u64,
+    /// `In`: what the service heard in the sample (may be empty: the sample may be silence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heard: Option<String>,
+    /// `Out`: how many bytes of audio the service answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_bytes: Option<u64>,
+}
+
+/// When a member's assistant answers in voice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VoiceReplies {
+    /// Always text.
+    Never,
+    /// A voice note is answered with a voice note (text as its caption); text with text.
+    #[default]
+    WhenSpoken,
+    /// Every answer is a voice note.
+    Always,
+}
+
+impl VoiceReplies {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Never => "never",
+            Self::WhenSpoken => "when_spoken",
+            Self::Always => "always",
+        }
+    }
+}
+
+impl std::str::FromStr for VoiceReplies {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "never" | "off" => Ok(Self::Never),
+            "when_spoken" | "when_i_speak" => Ok(Self::WhenSpoken),
+            "always" => Ok(Self::Always),
+            other => Err(format!("{other:?} is not a voice-reply setting: use never, when-spoken or always")),
+        }
+    }
 }
 
 /// The speech-recognition service voice notes go to, and why that one. Never the key.
@@ -568,6 +684,10 @@ pub struct PriceRow {
     /// The admin marked the model as unable to see images.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_vision: bool,
+    /// A text-to-speech model's price per million characters of text (its token prices are
+    /// then 0). Added in protocol 7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd_per_million_chars: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -633,6 +753,14 @@ pub struct UsageTotals {
     pub audio_seconds: u64,
     #[serde(default)]
     pub speech_cost_usd: f64,
+    /// Voice replies (text to speech), the characters they spoke and what they cost. Added in
+    /// protocol 7.
+    #[serde(default)]
+    pub voice_calls: u64,
+    #[serde(default)]
+    pub voice_chars: u64,
+    #[serde(default)]
+    pub voice_cost_usd: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -718,6 +846,9 @@ pub struct MemberSummary {
     /// When the assistant rests (local time); `None`: never.
     #[serde(default)]
     pub quiet_hours: Option<QuietHours>,
+    /// When the assistant answers in voice. Added in protocol 7.
+    #[serde(default)]
+    pub voice_replies: VoiceReplies,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -731,6 +862,12 @@ pub struct StatusReport {
     pub turn_cap: u32,
     pub worker_processes: u32,
     pub isolation: IsolationLevel,
+    /// Speech recognition in force (voice notes). Added in protocol 7.
+    #[serde(default)]
+    pub speech: Option<SpeechSummary>,
+    /// Voice replies in force. Added in protocol 7.
+    #[serde(default)]
+    pub voice: Option<VoiceSummary>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -825,6 +962,8 @@ pub enum TurnActivity {
     Listening,
     /// A turn that shows the model photos.
     Looking,
+    /// Speaking the answer for a voice reply. Added in protocol 7.
+    Speaking,
 }
 
 impl TurnActivity {
@@ -837,6 +976,7 @@ impl TurnActivity {
             TurnActivity::Thinking => "thinking",
             TurnActivity::Listening => "listening",
             TurnActivity::Looking => "looking",
+            TurnActivity::Speaking => "speaking",
         }
     }
 }
@@ -885,7 +1025,13 @@ mod tests {
         let check = ControlRequest::BotCheck { bot_token: "123:SECRET".into() };
         let token = ControlRequest::MemberToken { member: "Ana".into(), bot_token: "123:SECRET".into() };
         let speech = ControlRequest::SpeechSet { base_url: "http://x".into(), model: "m".into(), api_key: "sk-SECRET".into() };
-        for r in [add, set, test, check, token, speech] {
+        let voice = ControlRequest::VoiceSet {
+            base_url: "http://x".into(),
+            model: "tts-1".into(),
+            voice: "alloy".into(),
+            api_key: "sk-SECRET".into(),
+        };
+        for r in [add, set, test, check, token, speech, voice] {
             let s = format!("{r:?}");
             assert!(!s.contains("SECRET"), "{s}");
             assert!(s.contains("redacted"), "{s}");
@@ -977,5 +1123,33 @@ mod tests {
         let off: ControlRequest = serde_json::from_str(r#"{"type":"member_quiet_hours","member":"Mia"}"#).unwrap();
         assert_eq!(off, ControlRequest::MemberQuietHours { member: "Mia".into(), quiet_hours: None });
         assert!(serde_json::from_str::<QuietHours>(r#""07:00-07:00""#).is_err());
+    }
+
+    /// The voice-reply requests have the shapes the app sends, and a member from before protocol
+    /// 7 reads as "when spoken".
+    #[test]
+    fn voice_shapes_and_defaults() {
+        let member: ControlRequest =
+            serde_json::from_str(r#"{"type":"member_voice","member":"Sam","voice_replies":"always"}"#).unwrap();
+        assert_eq!(member, ControlRequest::MemberVoice { member: "Sam".into(), voice_replies: VoiceReplies::Always });
+        let test: ControlRequest = serde_json::from_str(r#"{"type":"speech_test","direction":"out"}"#).unwrap();
+        assert_eq!(test, ControlRequest::SpeechTest { direction: SpeechDirection::Out });
+        for (text, want) in [
+            ("never", VoiceReplies::Never),
+            ("when-spoken", VoiceReplies::WhenSpoken),
+            ("When_I_Speak", VoiceReplies::WhenSpoken),
+            ("always", VoiceReplies::Always),
+        ] {
+            assert_eq!(text.parse::<VoiceReplies>().unwrap(), want);
+            assert_eq!(want.as_str().parse::<VoiceReplies>().unwrap(), want);
+        }
+        assert!("loud".parse::<VoiceReplies>().unwrap_err().contains("never, when-spoken or always"));
+        let old = serde_json::json!({
+            "id": "a", "name": "A", "bot_username": "a_bot", "paired": true, "created_at": "2026-01-01T00:00:00Z",
+            "role": "adult", "paused": false, "persona": "", "model": null, "fallback_model": null,
+            "is_admin": false, "daily_cap_usd": null, "monthly_cap_usd": null
+        });
+        let old: MemberSummary = serde_json::from_value(old).unwrap();
+        assert_eq!(old.voice_replies, VoiceReplies::WhenSpoken);
     }
 }

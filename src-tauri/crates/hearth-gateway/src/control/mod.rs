@@ -95,6 +95,14 @@ pub(crate) async fn handle(e: &Engine, request: ControlRequest) -> Result<Contro
         }
         ControlRequest::BackupCreate { dest_dir, include_secrets } => backup::create(e, &dest_dir, include_secrets).await,
         ControlRequest::BackupSchedule { dest_dir, every_hours } => backup::schedule(e, dest_dir, every_hours).await,
+        ControlRequest::VoiceSet { .. }
+        | ControlRequest::VoiceOff
+        | ControlRequest::VoiceGet
+        | ControlRequest::SpeechTest { .. }
+        | ControlRequest::VoicePriceSet { .. }
+        | ControlRequest::MemberVoice { .. } => {
+            Err(ControlError::new(ErrorCode::InvalidInput, "voice replies are not in this build of Hearth yet"))
+        }
     }
 }
 
@@ -133,6 +141,7 @@ pub(crate) fn summary(m: MemberRow) -> MemberSummary {
         daily_cap_usd: m.cap_daily_micros.map(usd),
         monthly_cap_usd: m.cap_monthly_micros.map(usd),
         quiet_hours: m.quiet_hours,
+        voice_replies: Default::default(),
         id: m.id,
         name: m.name,
         bot_username: m.bot_username,

@@ -201,6 +201,7 @@ fn rows_for(e: &Engine, model: &str) -> Vec<PriceRow> {
             source: "none (no price)".to_owned(),
             usd_per_minute: None,
             no_vision,
+            usd_per_million_chars: None,
         }];
     }
     found
@@ -238,6 +239,7 @@ pub(super) fn price_list(e: &Engine) -> ControlReply {
                     source: "none (no price)".to_owned(),
                     usd_per_minute: None,
                     no_vision: true,
+                    usd_per_million_chars: None,
                 });
             }
         }
@@ -458,6 +460,7 @@ fn usage_totals(t: &store::SplitTotals) -> UsageTotals {
         speech_calls: t.speech_calls,
         audio_seconds: t.audio_seconds,
         speech_cost_usd: usd(t.speech_cost_micros),
+        ..UsageTotals::default()
     }
 }
 
@@ -500,6 +503,7 @@ fn price_row(model: &str, p: &Price, source: &PriceSource) -> PriceRow {
         source: source_text(source),
         usd_per_minute: None,
         no_vision: false,
+        usd_per_million_chars: None,
     }
 }
 
@@ -512,6 +516,7 @@ fn audio_price_row(model: &str, p: &AudioPrice, source: &PriceSource) -> PriceRo
         source: source_text(source),
         usd_per_minute: Some(usd(p.micros_per_minute)),
         no_vision: false,
+        usd_per_million_chars: None,
     }
 }
 

@@ -54,5 +54,7 @@ pub(crate) async fn status(e: &Engine) -> anyhow::Result<StatusReport> {
         turn_cap: turn_cap as u32,
         worker_processes: e.workers.running().len() as u32,
         isolation: e.workers.level(),
+        speech: Some(e.broker.speech_summary()),
+        voice: None,
     })
 }
