@@ -587,3 +587,61 @@ async fn a_simulated_person_sends_the_scripted_photo_second() {
     }
     assert!(shown.iter().any(|t| t.starts_with("📷")), "{shown:?}");
 }
+
+/// Sam's scripted voice note is answered in voice (as the gateway does by default): the demo's
+/// view shows that reply as its caption, marked 🔊; a text reply stays unmarked. The test plays
+/// the bot.
+#[tokio::test]
+async fn a_voice_reply_shows_in_the_demo_as_its_caption_marked() {
+    use hearth_sim::demo::{self, Event, Person, household};
+    use tokio_util::sync::CancellationToken;
+    let fake = FakeTelegram::start().await;
+    let profile = household::PROFILES.iter().find(|p| p.name == "Sam").expect("Sam");
+    let b = fake.add_bot("sam_family_bot");
+    let user = fake.user(7_000_002, "Sam");
+    let person = Person { index: 2, name: "Sam".into(), profile, bot: b.clone(), user };
+    let (events, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_sending, stop_waiting) = (CancellationToken::new(), CancellationToken::new());
+    let task = tokio::spawn(demo::simulate_with(
+        person,
+        fake.clone(),
+        events,
+        stop_sending.clone(),
+        stop_waiting.clone(),
+        10,
+        true,
+    ));
+    let bot = client(&fake, &b.token);
+    let (mut offset, mut voiced) = (0, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !voiced {
+        assert!(tokio::time::Instant::now() < deadline, "Sam sent no voice note");
+        for u in bot.get_updates().offset(offset).timeout(1).await.expect("poll") {
+            offset = u.id.as_offset();
+            let UpdateKind::Message(m) = &u.kind else { continue };
+            if m.voice().is_some() {
+                let audio = InputFile::memory(media::ogg_opus(2)).file_name("reply.ogg");
+                bot.send_voice(m.chat.id, audio).caption("Cats purr when they are happy.").await.expect("voice");
+                voiced = true;
+            } else {
+                bot.send_message(m.chat.id, "ok").await.expect("answer");
+            }
+        }
+    }
+    // The person waits for the voice reply like any other answer.
+    let replied = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match seen.recv().await {
+                Some((_, Event::Replied { text, .. })) if text.starts_with("🔊") => return text,
+                Some(_) => {}
+                None => panic!("the person stopped before the voice reply showed"),
+            }
+        }
+    })
+    .await
+    .expect("the voice reply shows");
+    assert_eq!(replied, "🔊 Cats purr when they are happy.");
+    stop_sending.cancel();
+    stop_waiting.cancel();
+    task.await.expect("the person stops");
+}
