@@ -499,6 +499,7 @@ mod tests {
             speech_calls: calls.min(2),
             audio_seconds: calls * 7,
             speech_cost_usd: cost_usd * 0.25,
+            ..UsageTotals::default()
         };
         let report = UsageReport {
             month: "2026-11".into(),
