@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hearth_testkit::packages::{self, status};
+
 use crate::webdriver::Window;
 use crate::window::app_env;
 
@@ -32,14 +34,6 @@ fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// dpkg's `Status:` of a package, or `None` when none of it is on the machine (never installed,
-/// or purged).
-fn status(package: &str) -> Option<String> {
-    let out = Command::new("dpkg-query").args(["-W", "-f=${Status}", package]).output().unwrap();
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
-        .filter(|s| out.status.success() && !s.is_empty() && !s.ends_with("not-installed"))
 }
 
 fn installed(package: &str) -> bool {
@@ -62,11 +56,7 @@ struct Installed;
 
 impl Drop for Installed {
     fn drop(&mut self) {
-        for package in ["hearth", "hearth-server"] {
-            let _ =
-                Command::new("dpkg").args(["--purge", package]).stdout(Stdio::null()).stderr(Stdio::null()).status();
-        }
-        let _ = std::fs::remove_dir_all("/var/lib/hearth");
+        packages::purge();
     }
 }
 
@@ -82,10 +72,7 @@ fn installed_worker_runs() -> bool {
 async fn the_app_deb_installs_beside_the_server_runs_a_demo_and_removes_cleanly() {
     // SAFETY: geteuid has no preconditions.
     assert!(unsafe { libc::geteuid() } == 0, "this test needs root (it installs packages); CI runs as root");
-    assert!(
-        status("hearth").is_none() && status("hearth-server").is_none() && !Path::new("/var/lib/hearth").exists(),
-        "this test installs the hearth and hearth-server packages and uses /var/lib/hearth; run it on a machine without them (CI's is fresh)"
-    );
+    packages::claim();
     let tmp = tempfile::tempdir().unwrap();
     let app_deb = match std::env::var("HEARTH_APP_DEB") {
         Ok(deb) => deb,

@@ -18,8 +18,8 @@ use hearth_testkit::llm::FakeLlm;
 use hearth_testkit::telegram::FakeTelegram;
 use serde_json::Value;
 
-use crate::support::HEARTH;
 use crate::supervisor::{Machine, assert_root, terminate};
+use crate::support::HEARTH;
 
 const T: Duration = Duration::from_secs(30);
 
@@ -29,7 +29,12 @@ fn repo() -> PathBuf {
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -66,7 +71,8 @@ fn root_hearth(args: &[&str]) -> Value {
         .output()
         .unwrap();
     assert!(out.status.success(), "sudo hearth {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// The supervisor as its unit runs it (as root), once its socket accepts.
@@ -82,7 +88,11 @@ async fn start_supervisor(sup: &Unit, m: &Machine, log: &Path) -> tokio::process
         .unwrap();
     let deadline = Instant::now() + T;
     while std::os::unix::net::UnixStream::connect(&m.socket).is_err() {
-        assert!(Instant::now() < deadline, "the supervisor did not start: {}", std::fs::read_to_string(log).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "the supervisor did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     child
@@ -100,7 +110,11 @@ async fn start_gateway(gw: &Unit, m: &Machine, tg: &FakeTelegram, log: &Path) ->
     let child = serve.spawn().unwrap();
     let deadline = Instant::now() + T;
     while m.run(&["status", "--json"], None, &[]).await.0 != Some(0) {
-        assert!(Instant::now() < deadline, "the gateway did not answer: {}", std::fs::read_to_string(log).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not answer: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     child
@@ -111,8 +125,7 @@ struct Installed;
 
 impl Drop for Installed {
     fn drop(&mut self) {
-        let _ = Command::new("dpkg").args(["--purge", "hearth-server"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
-        let _ = std::fs::remove_dir_all("/var/lib/hearth");
+        hearth_testkit::packages::purge();
     }
 }
 
@@ -170,10 +183,7 @@ fn the_units_stay_hardened() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deb_installs_serves_backs_up_and_restores_into_a_fresh_install() {
     assert_root();
-    assert!(
-        !Path::new("/var/lib/hearth").exists() && Command::new("dpkg").args(["-s", "hearth-server"]).output().unwrap().status.code() != Some(0),
-        "this test installs the hearth package and uses /var/lib/hearth; run it on a machine without them (CI's is fresh)"
-    );
+    hearth_testkit::packages::claim();
     let out = tempfile::tempdir().unwrap();
     let deb = run(Command::new("bash")
         .arg(repo().join("installers/linux/build-deb"))
@@ -182,7 +192,9 @@ async fn the_deb_installs_serves_backs_up_and_restores_into_a_fresh_install() {
         .arg("--fast"));
     let deb = deb.trim();
     let contents = run(Command::new("dpkg-deb").args(["--contents", deb]));
-    for path in ["./usr/bin/hearth", "./lib/systemd/system/hearth.service", "./lib/systemd/system/hearth-supervisor.service"] {
+    for path in
+        ["./usr/bin/hearth", "./lib/systemd/system/hearth.service", "./lib/systemd/system/hearth-supervisor.service"]
+    {
         assert!(contents.contains(path), "the package lacks {path}:\n{contents}");
     }
     let _installed = Installed;
@@ -216,7 +228,19 @@ async fn the_deb_installs_serves_backs_up_and_restores_into_a_fresh_install() {
 
     // A demo round: a provider, a member with her own account, a pairing and an answer.
     m.json(
-        &["provider", "set", "--kind", "openai", "--base-url", &llm.base_url(), "--model", "test-model", "--api-key-env", "K", "--json"],
+        &[
+            "provider",
+            "set",
+            "--kind",
+            "openai",
+            "--base-url",
+            &llm.base_url(),
+            "--model",
+            "test-model",
+            "--api-key-env",
+            "K",
+            "--json",
+        ],
         None,
         &[("K", "sk-test-key")],
     )
@@ -252,7 +276,8 @@ async fn the_deb_installs_serves_backs_up_and_restores_into_a_fresh_install() {
     std::fs::create_dir(&backups).unwrap();
     std::os::unix::fs::chown(&backups, Some(uid), Some(gid)).unwrap();
     std::fs::set_permissions(out.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-    let (code, stdout, stderr) = m.run(&["backup", "create", "--to", backups.to_str().unwrap(), "--json"], None, &[]).await;
+    let (code, stdout, stderr) =
+        m.run(&["backup", "create", "--to", backups.to_str().unwrap(), "--json"], None, &[]).await;
     assert_eq!(code, Some(0), "the gateway's user backs up through the supervisor: {stderr}");
     let through: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(through["members"], 1, "{through}");
@@ -264,7 +289,10 @@ async fn the_deb_installs_serves_backs_up_and_restores_into_a_fresh_install() {
 
     // … then the box is wiped: the package purged, the household's folder and Nan's account gone.
     run(Command::new("dpkg").args(["--purge", "hearth-server"]));
-    assert!(!Command::new("getent").args(["passwd", "hearth"]).output().unwrap().status.success(), "the hearth user is gone");
+    assert!(
+        !Command::new("getent").args(["passwd", "hearth"]).output().unwrap().status.success(),
+        "the hearth user is gone"
+    );
     assert!(Path::new("/var/lib/hearth/gateway.sqlite").exists(), "purging must never delete the household's data");
     std::fs::remove_dir_all("/var/lib/hearth").unwrap();
     if let Ok(Some(a)) = hearth_isolation::accounts::find_account(&id) {
@@ -289,14 +317,30 @@ async fn the_deb_installs_serves_backs_up_and_restores_into_a_fresh_install() {
     let gateway = start_gateway(&gw, &m2, &tg, &serve_log).await;
     // The secrets were not in the backup: paste them again, as the restore said.
     m2.json(
-        &["provider", "set", "--kind", "openai", "--base-url", &llm.base_url(), "--model", "test-model", "--api-key-env", "K", "--json"],
+        &[
+            "provider",
+            "set",
+            "--kind",
+            "openai",
+            "--base-url",
+            &llm.base_url(),
+            "--model",
+            "test-model",
+            "--api-key-env",
+            "K",
+            "--json",
+        ],
         None,
         &[("K", "sk-test-key")],
     )
     .await;
     m2.json(&["member", "token", "Nan", "--json"], Some(&format!("{}\n", bot.token)), &[]).await;
     let status = m2.json(&["status", "--json"], None, &[]).await;
-    assert_eq!((status["members"][0]["name"].as_str(), status["members"][0]["paired"].as_bool()), (Some("Nan"), Some(true)), "{status:#}");
+    assert_eq!(
+        (status["members"][0]["name"].as_str(), status["members"][0]["paired"].as_bool()),
+        (Some("Nan"), Some(true)),
+        "{status:#}"
+    );
     let asked = llm.calls().len();
     tg.send_text(&bot.token, &user, "do you remember me?");
     let sent = tg
