@@ -59,6 +59,8 @@ pub async fn provider(data_dir: &Path, command: ProviderCommand) -> Result<(), F
         ProviderCommand::Set(args) => (args, false),
         ProviderCommand::Test(args) => (args, true),
         ProviderCommand::Speech(args) => return provider_speech(data_dir, args).await,
+        ProviderCommand::Voice(args) => return crate::voice::provider_voice(data_dir, args).await,
+        ProviderCommand::TestSpeech(args) => return crate::voice::test_speech(data_dir, args).await,
         ProviderCommand::Show(args) => return provider_show(data_dir, args.json).await,
     };
     ensure_running(data_dir).await?;
@@ -106,19 +108,7 @@ async fn provider_speech(data_dir: &Path, args: ProviderSpeechArgs) -> Result<()
     ensure_running(data_dir).await?;
     let request = match (&args.base_url, &args.model) {
         (Some(base_url), Some(model)) if !args.off => {
-            let api_key = if args.no_key {
-                String::new()
-            } else if let Some(var) = &args.api_key_env {
-                secret::from_env(var)?
-            } else {
-                secret::from_stdin("Paste the speech service's API key and press Enter (it will not be shown):").await?
-            };
-            if api_key.is_empty() && !args.no_key && !is_local(base_url) {
-                return Err(Failure::invalid_input(
-                    "no API key given. Paste the key from the speech service's dashboard when asked, or use \
-                     --api-key-env VAR; if the service needs no key, pass --no-key",
-                ));
-            }
+            let api_key = service_key("speech", base_url, args.no_key, args.api_key_env.as_deref()).await?;
             ControlRequest::SpeechSet { base_url: base_url.clone(), model: model.clone(), api_key }
         }
         _ => ControlRequest::SpeechOff,
@@ -139,7 +129,32 @@ async fn provider_speech(data_dir: &Path, args: ProviderSpeechArgs) -> Result<()
     }
 }
 
-/// `hearth provider show`: the chat provider and the speech service in use.
+/// A speech or voice service's API key (`what`: "speech", "voice"): none with `no_key`, else from
+/// the variable named by `env`, else from stdin; empty only for a service on this machine.
+pub(crate) async fn service_key(
+    what: &str,
+    base_url: &str,
+    no_key: bool,
+    env: Option<&str>,
+) -> Result<String, Failure> {
+    let api_key = if no_key {
+        String::new()
+    } else if let Some(var) = env {
+        secret::from_env(var)?
+    } else {
+        secret::from_stdin(&format!("Paste the {what} service's API key and press Enter (it will not be shown):"))
+            .await?
+    };
+    if api_key.is_empty() && !no_key && !is_local(base_url) {
+        return Err(Failure::invalid_input(format!(
+            "no API key given. Paste the key from the {what} service's dashboard when asked, or use --api-key-env \
+             VAR; if the service needs no key, pass --no-key"
+        )));
+    }
+    Ok(api_key)
+}
+
+/// `hearth provider show`: the chat provider, the speech service and the voice replies in use.
 async fn provider_show(data_dir: &Path, json: bool) -> Result<(), Failure> {
     let provider = match ask(data_dir, ControlRequest::Status).await? {
         ControlReply::Status(status) => status.provider,
@@ -149,14 +164,19 @@ async fn provider_show(data_dir: &Path, json: bool) -> Result<(), Failure> {
         ControlReply::Speech(summary) => summary,
         other => return Err(unexpected_reply(&other)),
     };
+    let voice = match ask(data_dir, ControlRequest::VoiceGet).await? {
+        ControlReply::Voice(summary) => summary,
+        other => return Err(unexpected_reply(&other)),
+    };
     if json {
-        print_json(&json!({ "provider": provider, "speech": speech }));
+        print_json(&json!({ "provider": provider, "speech": speech, "voice": voice }));
     } else {
         match &provider {
             Some(p) => println!("Provider: {} model {} at {}", p.kind.as_str(), p.model, p.base_url),
             None => println!("Provider: not set — run `hearth provider set` so the assistants can answer"),
         }
         println!("{}", describe_speech(&speech));
+        println!("{}", crate::voice::describe_voice(&voice));
     }
     Ok(())
 }
@@ -274,12 +294,13 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> Result<(), Failu
                                 if m.paired { "yes".into() } else { "no".into() },
                                 if m.paused { "paused".into() } else { "-".into() },
                                 m.model.clone().unwrap_or_else(|| "household".into()),
+                                m.voice_replies.as_str().replace('_', "-"),
                                 m.created_at.chars().take(10).collect(),
                                 m.id.clone(),
                             ]
                         })
                         .collect();
-                    let headers = ["NAME", "BOT", "ROLE", "PAIRED", "PAUSED", "MODEL", "ADDED", "ID"];
+                    let headers = ["NAME", "BOT", "ROLE", "PAIRED", "PAUSED", "MODEL", "VOICE REPLIES", "ADDED", "ID"];
                     print!("{}", table::render(&headers, &rows));
                 }
                 Ok(())
@@ -348,12 +369,19 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> Result<(), Failu
             };
             let (member, persona, role_arg) = (args.name, args.persona, args.role.map(role));
             let mut reply = None;
-            if role_arg.is_some() || persona.is_some() || model.is_some() || quiet.is_none() {
+            let others = quiet.is_some() || args.voice_replies.is_some();
+            if role_arg.is_some() || persona.is_some() || model.is_some() || !others {
                 let request = ControlRequest::MemberUpdate { member: member.clone(), role: role_arg, persona, model };
                 reply = Some(ask(data_dir, request).await?);
             }
             if let Some(quiet_hours) = quiet {
-                reply = Some(ask(data_dir, ControlRequest::MemberQuietHours { member, quiet_hours }).await?);
+                reply = Some(
+                    ask(data_dir, ControlRequest::MemberQuietHours { member: member.clone(), quiet_hours }).await?,
+                );
+            }
+            if let Some(voice) = args.voice_replies {
+                let voice_replies = crate::voice::voice_replies(voice);
+                reply = Some(ask(data_dir, ControlRequest::MemberVoice { member, voice_replies }).await?);
             }
             match reply.expect("one request was sent") {
                 ControlReply::Member(m) => {
@@ -458,6 +486,7 @@ fn describe_member(m: &MemberSummary) -> String {
     if let Some(q) = m.quiet_hours {
         out += &format!(", quiet hours {q}");
     }
+    out += &format!(", {}", crate::voice::describe_voice_replies(m.voice_replies));
     out += ".\n";
     if m.persona.is_empty() {
         out += "No persona notes.\n";
@@ -496,6 +525,12 @@ pub fn render_status(r: &StatusReport) -> String {
     match &r.provider {
         Some(p) => out += &format!("Provider: {} model {} at {}\n", p.kind.as_str(), p.model, p.base_url),
         None => out += "Provider: not set — run `hearth provider set` so the assistants can answer\n",
+    }
+    if let Some(speech) = &r.speech {
+        out += &format!("{}\n", describe_speech(speech));
+    }
+    if let Some(voice) = &r.voice {
+        out += &format!("{}\n", crate::voice::describe_voice(voice));
     }
     out += &format!(
         "Answering now: {} of {} at most · worker processes: {} · isolation: {}\n",
@@ -777,14 +812,16 @@ mod tests {
         };
         assert_eq!(
             describe_member(&m),
-            "Mia (@mia_family_bot): role child, the household's model.\nPersona notes:\nMia is 8.\nShe loves horses.\n"
+            "Mia (@mia_family_bot): role child, the household's model, answers voice messages in voice.\nPersona notes:\n\
+             Mia is 8.\nShe loves horses.\n"
         );
         m.model = Some("gpt-4o-mini".into());
         m.paused = true;
         m.persona.clear();
+        m.voice_replies = hearth_proto::control::VoiceReplies::Never;
         assert_eq!(
             describe_member(&m),
-            "Mia (@mia_family_bot): role child, model gpt-4o-mini, paused.\nNo persona notes.\n"
+            "Mia (@mia_family_bot): role child, model gpt-4o-mini, paused, always answers in text.\nNo persona notes.\n"
         );
     }
 }

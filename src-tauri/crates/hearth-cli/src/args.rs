@@ -75,15 +75,17 @@ pub enum Command {
     ///
     /// Per member: model calls, tokens (input / cached input / output), what they cost, what was
     /// spent today, and the member's caps; then the household's total and its monthly cap. Then
-    /// what it paid for, this month and today: chat (with the images the model was shown) and
-    /// speech recognition (minutes of voice messages heard). Costs are in USD, from the prices in
+    /// what it paid for, this month and today: chat (with the images the model was shown),
+    /// speech recognition (minutes of voice messages heard) and voice replies (characters
+    /// spoken). Costs are in USD, from the prices in
     /// `hearth price list`.
     ///
     /// --json prints the whole report: {"month","timezone","members":[{"id","name","totals",
     /// "today","today_usd","daily_cap_usd","monthly_cap_usd"}],"total","today_total",
     /// "household_monthly_cap_usd","per_day"}, where totals are {"calls","input_tokens",
     /// "cached_input_tokens","output_tokens","cost_usd","chat_calls","chat_cost_usd","images",
-    /// "speech_calls","audio_seconds","speech_cost_usd"} and a missing cap is null.
+    /// "speech_calls","audio_seconds","speech_cost_usd","voice_calls","voice_chars",
+    /// "voice_cost_usd"} and a missing cap is null.
     ///
     /// Examples:
     ///   hearth usage
@@ -98,9 +100,13 @@ pub enum Command {
     /// Show how every member's bot, queue and usage is doing right now.
     ///
     /// Per member: bot connection, whether their Telegram account is paired, their lane (idle,
-    /// queued, or running for how long), their worker and its isolation level, and today's model
-    /// calls, tokens and cost. Overall: answers in progress against the household cap, worker
-    /// processes, and the isolation level (`hearth doctor` checks it in depth).
+    /// queued, or running — listening, looking or speaking — for how long), their worker and its
+    /// isolation level, and today's model calls, tokens and cost. Overall: the provider, speech
+    /// recognition (in) and voice replies (out), answers in progress against the household cap,
+    /// worker processes, and the isolation level (`hearth doctor` checks it in depth).
+    ///
+    /// --json prints the whole report, with "speech" and "voice" as `hearth provider show` has
+    /// them.
     Status(StatusArgs),
 
     /// Check how well members are kept apart, like a security audit, and say what to fix.
@@ -200,6 +206,8 @@ impl Command {
         match self {
             Command::Provider(ProviderCommand::Set(a) | ProviderCommand::Test(a)) => a.json,
             Command::Provider(ProviderCommand::Speech(a)) => a.json,
+            Command::Provider(ProviderCommand::Voice(a)) => a.json,
+            Command::Provider(ProviderCommand::TestSpeech(a)) => a.json,
             Command::Provider(ProviderCommand::Show(a)) => a.json,
             Command::Member(MemberCommand::Add(a)) => a.json,
             Command::Member(MemberCommand::List(a)) => a.json,
@@ -291,12 +299,103 @@ pub enum ProviderCommand {
         about = "Choose the speech recognition that turns members' voice messages into text, or turn it off"
     )]
     Speech(ProviderSpeechArgs),
-    /// Show the AI provider and the speech recognition in use (never a key).
+    /// Choose the voice that answers members in voice messages, or turn voice replies off.
+    ///
+    /// Any service that speaks OpenAI's /audio/speech works: OpenAI, or a text-to-speech server
+    /// on this machine that speaks the same API. The API key is read from stdin or from the
+    /// variable named by --api-key-env, never from an argument; a local server needs none.
+    ///
+    /// Without one, and when the provider is of kind openai, voice replies use that provider's
+    /// own service with the model tts-1 and the voice alloy. Who is answered in voice is each
+    /// member's setting (`hearth member set NAME --voice-replies never|when-spoken|always`;
+    /// "when-spoken", a voice message answered in voice, is the default). --off answers everyone
+    /// in text.
+    ///
+    /// Speaking is priced per million characters (`hearth price set tts-1
+    /// --usd-per-million-chars 15`) and counts against the same caps as everything else; a
+    /// member whose allowance cannot cover it is answered in text.
+    ///
+    /// Examples:
+    ///   hearth provider voice --base-url https://api.openai.com/v1 --model tts-1 --voice nova
+    ///   hearth provider voice --base-url http://localhost:8880/v1 --model kokoro --voice af_bella --no-key
+    ///   hearth provider voice --off
+    ///
+    /// --json prints {"source","base_url","model","voice"}, where source is "own",
+    /// "chat_provider", "off" or "none" and a missing address, model or voice is null.
+    #[command(
+        verbatim_doc_comment,
+        about = "Choose the voice that answers members in voice messages, or turn voice replies off"
+    )]
+    Voice(ProviderVoiceArgs),
+    /// Try the speech service in force in one direction, without saving or charging anything.
+    ///
+    /// --in sends a short sample to speech recognition and prints what it heard (the sample is
+    /// "Hello from Hearth" spoken by the voice service when there is one, otherwise a second of
+    /// silence, which may be heard as nothing). --out has the voice service speak a short
+    /// sentence and prints how much audio came back.
+    ///
+    /// Examples:
+    ///   hearth provider test-speech --in
+    ///   hearth provider test-speech --out
+    ///
+    /// --json prints {"direction","model","latency_ms"} plus "heard" (--in) or "audio_bytes"
+    /// (--out).
+    #[command(
+        verbatim_doc_comment,
+        name = "test-speech",
+        about = "Try the speech service in force in one direction, without saving or charging anything"
+    )]
+    TestSpeech(ProviderTestSpeechArgs),
+    /// Show the AI provider, the speech recognition and the voice replies in use (never a key).
     ///
     /// --json prints {"provider":{"kind","base_url","model"},"speech":{"source","base_url",
-    /// "model"}}, where provider is null when none is set.
-    #[command(verbatim_doc_comment, about = "Show the AI provider and the speech recognition in use (never a key)")]
+    /// "model"},"voice":{"source","base_url","model","voice"}}, where provider is null when none
+    /// is set.
+    #[command(
+        verbatim_doc_comment,
+        about = "Show the AI provider, the speech recognition and the voice replies in use (never a key)"
+    )]
     Show(JsonArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("voice_service").required(true).args(["base_url", "off"])))]
+pub struct ProviderVoiceArgs {
+    /// The service's API root, e.g. https://api.openai.com/v1 (it serves /audio/speech).
+    #[arg(long, value_name = "URL", requires = "model", conflicts_with = "off")]
+    pub base_url: Option<String>,
+    /// The text-to-speech model, e.g. tts-1 or tts-1-hd.
+    #[arg(long, value_name = "NAME", requires = "base_url", conflicts_with = "off")]
+    pub model: Option<String>,
+    /// The voice, as the service names it, e.g. alloy, nova or shimmer [default: alloy].
+    #[arg(long, value_name = "NAME", conflicts_with = "off")]
+    pub voice: Option<String>,
+    /// Read the API key from this environment variable instead of stdin.
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["no_key", "off"])]
+    pub api_key_env: Option<String>,
+    /// The service needs no API key (a local server); don't ask for one.
+    #[arg(long, conflicts_with = "off")]
+    pub no_key: bool,
+    /// No voice replies for anyone: every answer is text, whatever members chose.
+    #[arg(long)]
+    pub off: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("direction").required(true).args(["hearing", "speaking"])))]
+pub struct ProviderTestSpeechArgs {
+    /// Test speech recognition (voice messages in).
+    #[arg(long = "in")]
+    pub hearing: bool,
+    /// Test voice replies (speech out).
+    #[arg(long = "out")]
+    pub speaking: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -534,18 +633,21 @@ pub enum PriceCommand {
     /// --cached-input-usd-per-mtok it costs the same as input.
     ///
     /// Speech-recognition models (`hearth provider speech`) are priced per minute of audio with
-    /// --usd-per-minute. --no-vision marks a model that cannot see images: a member's photo then
+    /// --usd-per-minute, text-to-speech models (`hearth provider voice`) per million characters
+    /// with --usd-per-million-chars. --no-vision marks a model that cannot see images: a member's photo then
     /// gets a kind note instead of an error from the provider; --vision takes the mark away.
     ///
     /// Examples:
     ///   hearth price set gpt-4o-mini --input-usd-per-mtok 0.15 --output-usd-per-mtok 0.60
     ///   hearth price set claude-sonnet-4-5 --input-usd-per-mtok 3 --output-usd-per-mtok 15 --cached-input-usd-per-mtok 0.30
     ///   hearth price set whisper-1 --usd-per-minute 0.006
+    ///   hearth price set tts-1 --usd-per-million-chars 15
     ///   hearth price set deepseek-chat --no-vision
     ///
     /// Prints the model's price; --json as {"model","input_usd_per_mtok","output_usd_per_mtok",
-    /// "cached_input_usd_per_mtok","source"}, plus "usd_per_minute" for a speech model and
-    /// "no_vision":true for a model marked as unable to see.
+    /// "cached_input_usd_per_mtok","source"}, plus "usd_per_minute" for a speech model,
+    /// "usd_per_million_chars" for a text-to-speech model and "no_vision":true for a model marked
+    /// as unable to see.
     #[command(
         verbatim_doc_comment,
         about = "Set what a model costs, in USD per million tokens, as on the provider's pricing page"
@@ -557,14 +659,15 @@ pub enum PriceCommand {
     /// built-in price was taken: providers change prices, so check and set the ones you use.
     ///
     /// --json prints {"prices":[{"model","input_usd_per_mtok","output_usd_per_mtok",
-    /// "cached_input_usd_per_mtok","source"}]}, with "usd_per_minute" for speech models and
-    /// "no_vision":true for models marked as unable to see images.
+    /// "cached_input_usd_per_mtok","source"}]}, with "usd_per_minute" for speech models,
+    /// "usd_per_million_chars" for text-to-speech models and "no_vision":true for models marked
+    /// as unable to see images.
     List(JsonArgs),
 }
 
 #[derive(Debug, Args)]
 #[command(group(
-    ArgGroup::new("what").required(true).multiple(true).args(["input_usd_per_mtok", "usd_per_minute", "no_vision", "vision"])
+    ArgGroup::new("what").required(true).multiple(true).args(["input_usd_per_mtok", "usd_per_minute", "usd_per_million_chars", "no_vision", "vision"])
 ))]
 pub struct PriceSetArgs {
     /// The model's name as the provider spells it, e.g. gpt-4o-mini.
@@ -584,6 +687,9 @@ pub struct PriceSetArgs {
     /// USD per minute of audio, for a speech-recognition model, e.g. 0.006.
     #[arg(long, value_name = "USD", allow_negative_numbers = true)]
     pub usd_per_minute: Option<String>,
+    /// USD per million characters of text, for a text-to-speech model, e.g. 15.
+    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+    pub usd_per_million_chars: Option<String>,
     /// The model cannot see images: members' photos get a kind note instead of a provider error.
     #[arg(long, conflicts_with = "vision")]
     pub no_vision: bool,
@@ -739,7 +845,7 @@ pub struct MemberPickArgs {
 
 #[derive(Debug, Args)]
 #[command(group(
-    ArgGroup::new("change").required(true).multiple(true).args(["role", "persona", "model", "household_model", "quiet_hours"])
+    ArgGroup::new("change").required(true).multiple(true).args(["role", "persona", "model", "household_model", "quiet_hours", "voice_replies"])
 ))]
 pub struct MemberSetArgs {
     /// The member's name (any case) or id.
@@ -761,9 +867,24 @@ pub struct MemberSetArgs {
     /// gets 20:00-07:00 when added or made a child.
     #[arg(long, value_name = "HH:MM-HH:MM|off")]
     pub quiet_hours: Option<String>,
+    /// When their assistant answers in voice (a voice message with the text as its caption):
+    /// never, when-spoken (a voice message is answered in voice; the default) or always. Needs a
+    /// voice service (`hearth provider voice`).
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub voice_replies: Option<VoiceRepliesArg>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VoiceRepliesArg {
+    /// Always text.
+    Never,
+    /// A voice message is answered in voice; text with text.
+    WhenSpoken,
+    /// Every answer in voice.
+    Always,
 }
 
 #[derive(Debug, Args)]

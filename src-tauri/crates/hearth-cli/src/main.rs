@@ -14,6 +14,7 @@
 //!   from the command line, where `ps` and shell history would show it.
 //! - [`backup`]: `hearth backup create|verify|restore|schedule`.
 //! - [`logs`]: `hearth logs`, the last lines of the gateway's log file and, with --follow, the rest.
+//! - [`voice`]: `provider voice` and `provider test-speech`, and how voice settings read.
 //! - [`table`]: aligned plain-text tables.
 //! - [`failure`]: errors as the admin reads them, and the exit codes below.
 //! - [`demo`]: `hearth demo`, a household of simulated users chatting through the real gateway and
@@ -54,6 +55,7 @@ mod serve;
 mod spend;
 mod supervisor;
 mod table;
+mod voice;
 
 use std::process::ExitCode;
 

@@ -48,6 +48,14 @@ pub async fn price(data_dir: &Path, command: PriceCommand) -> Result<(), Failure
                 })?;
                 requests.push(ControlRequest::SpeechPriceSet { model: model.clone(), micros_per_minute });
             }
+            if let Some(v) = &args.usd_per_million_chars {
+                let micros_per_mchar = parse_usd(v).map_err(|e| {
+                    Failure::invalid_input(format!(
+                        "--usd-per-million-chars: {e} (USD per million characters of text, e.g. 15)"
+                    ))
+                })?;
+                requests.push(ControlRequest::VoicePriceSet { model: model.clone(), micros_per_mchar });
+            }
             if args.no_vision || args.vision {
                 requests.push(ControlRequest::ModelVision { model: model.clone(), vision: args.vision });
             }
@@ -67,7 +75,9 @@ pub async fn price(data_dir: &Path, command: PriceCommand) -> Result<(), Failure
             if args.json {
                 print_json(row);
             } else {
-                println!("Price set (USD per million tokens, or per minute of audio):\n");
+                println!(
+                    "Price set (USD per million tokens, per minute of audio, or per million characters spoken):\n"
+                );
                 print!("{}", price_table(std::slice::from_ref(row)));
             }
             Ok(())
@@ -81,7 +91,10 @@ pub async fn price(data_dir: &Path, command: PriceCommand) -> Result<(), Failure
                         "No prices yet. Add one with `hearth price set MODEL --input-usd-per-mtok X --output-usd-per-mtok Y`."
                     );
                 } else {
-                    println!("Prices in USD per million tokens (speech recognition: per minute of audio):\n");
+                    println!(
+                        "Prices in USD per million tokens (speech recognition: per minute of audio; voice replies: per \
+                         million characters):\n"
+                    );
                     print!("{}", price_table(&prices));
                 }
                 Ok(())
@@ -114,7 +127,7 @@ fn price_table(prices: &[PriceRow]) -> String {
         .iter()
         .map(|p| {
             // A speech model has no token prices: a dash, not "$0.00" (which would read as free).
-            let speech_only = p.usd_per_minute.is_some()
+            let speech_only = (p.usd_per_minute.is_some() || p.usd_per_million_chars.is_some())
                 && p.input_usd_per_mtok == 0.0
                 && p.output_usd_per_mtok == 0.0
                 && p.cached_input_usd_per_mtok == 0.0;
@@ -126,11 +139,12 @@ fn price_table(prices: &[PriceRow]) -> String {
                 token(p.output_usd_per_mtok),
                 token(p.cached_input_usd_per_mtok),
                 p.usd_per_minute.map_or_else(|| "-".to_owned(), usd),
+                p.usd_per_million_chars.map_or_else(|| "-".to_owned(), usd),
                 p.source.clone(),
             ]
         })
         .collect();
-    table::render(&["MODEL", "INPUT", "OUTPUT", "CACHED INPUT", "PER MINUTE", "SOURCE"], &rows)
+    table::render(&["MODEL", "INPUT", "OUTPUT", "CACHED INPUT", "PER MINUTE", "PER M CHARS", "SOURCE"], &rows)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -392,7 +406,8 @@ pub fn render_usage(r: &UsageReport, current: bool) -> String {
     out
 }
 
-/// What the spend paid for: chat (with the images shown) and speech (minutes of audio heard),
+/// What the spend paid for: chat (with the images shown), speech (minutes of audio heard) and
+/// voice replies (characters spoken),
 /// per member and for the household, this month and — for the current month — today.
 fn render_split(r: &UsageReport, current: bool) -> String {
     let split = |t: &UsageTotals| {
@@ -400,6 +415,7 @@ fn render_split(r: &UsageReport, current: bool) -> String {
             format!("{} ({})", usd(t.chat_cost_usd), t.chat_calls),
             t.images.to_string(),
             format!("{} ({})", usd(t.speech_cost_usd), minutes(t.audio_seconds)),
+            format!("{} ({} chars)", usd(t.voice_cost_usd), t.voice_chars),
         ]
     };
     let mut rows: Vec<Vec<String>> = r
@@ -420,9 +436,9 @@ fn render_split(r: &UsageReport, current: bool) -> String {
         total.extend(split(&r.today_total));
     }
     rows.push(total);
-    let mut header = vec!["MEMBER", "CHAT (CALLS)", "IMAGES", "SPEECH (AUDIO)"];
+    let mut header = vec!["MEMBER", "CHAT (CALLS)", "IMAGES", "SPEECH (AUDIO)", "VOICE (SPOKEN)"];
     if current {
-        header.extend(["TODAY: CHAT", "IMAGES", "SPEECH"]);
+        header.extend(["TODAY: CHAT", "IMAGES", "SPEECH", "VOICE"]);
     }
     format!("\nWhat it paid for:\n\n{}", table::render(&header, &rows))
 }
@@ -499,6 +515,9 @@ mod tests {
             speech_calls: calls.min(2),
             audio_seconds: calls * 7,
             speech_cost_usd: cost_usd * 0.25,
+            voice_calls: calls.min(1),
+            voice_chars: calls * 40,
+            voice_cost_usd: 0.0,
         };
         let report = UsageReport {
             month: "2026-11".into(),
@@ -567,5 +586,23 @@ mod tests {
             "{table}"
         );
         assert!(lines[2].starts_with("deepseek-chat (no vision)") && lines[2].contains("$0.28"), "{table}");
+    }
+
+    #[test]
+    fn voice_prices_show_per_million_characters() {
+        let tts = PriceRow {
+            model: "tts-1".into(),
+            input_usd_per_mtok: 0.0,
+            output_usd_per_mtok: 0.0,
+            cached_input_usd_per_mtok: 0.0,
+            source: "default (as of 2025-11)".into(),
+            usd_per_minute: None,
+            no_vision: false,
+            usd_per_million_chars: Some(15.0),
+        };
+        let table = price_table(&[tts]);
+        assert!(table.contains("PER M CHARS"), "{table}");
+        let line = table.lines().nth(1).unwrap();
+        assert!(line.starts_with("tts-1") && line.contains("$15.00") && line.contains(" - "), "{table}");
     }
 }

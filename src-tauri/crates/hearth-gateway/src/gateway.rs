@@ -148,6 +148,7 @@ impl Gateway {
             }
         }
         broker.set_speech(broker::speech::load_setting(&store, secrets.get(broker::speech::SPEECH_KEY)).await?);
+        broker.set_voice(broker::voice::load_setting(&store, secrets.get(broker::voice::VOICE_KEY)).await?);
 
         // The core loop's state: its writers go to the loop, their readers into the engine.
         let member_count = members.len();

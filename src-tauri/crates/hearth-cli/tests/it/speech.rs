@@ -17,7 +17,7 @@ use crate::support::{HEARTH, Household};
 const T: Duration = Duration::from_secs(30);
 
 /// One `hearth` command run to completion: (exit code, stdout, stderr).
-async fn hearth(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> (Option<i32>, String, String) {
+pub(crate) async fn hearth(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> (Option<i32>, String, String) {
     let mut child = tokio::process::Command::new(HEARTH)
         .args(args)
         .env("HEARTH_DATA_DIR", data_dir)
@@ -45,7 +45,7 @@ async fn hearth(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> (Option<
 }
 
 /// Runs a command that must succeed with `--json` output, and returns that JSON.
-async fn json(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Value {
+pub(crate) async fn json(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Value {
     let (code, out, err) = hearth(data_dir, args, stdin).await;
     assert_eq!(code, Some(0), "`hearth {}`: {out}{err}", args.join(" "));
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
@@ -56,7 +56,7 @@ fn keys(v: &Value) -> BTreeSet<String> {
 }
 
 /// A household whose gateway serves its control socket, so the `hearth` binary can reach it.
-async fn household() -> Household {
+pub(crate) async fn household() -> Household {
     Household::with(1, |c| c.control_socket = true).await
 }
 
@@ -68,7 +68,7 @@ async fn provider_speech_sets_shows_and_turns_off_the_service() {
 
     // With an openai-kind provider and nothing set, its own service is used with whisper-1.
     let shown = json(d, &["provider", "show", "--json"], None).await;
-    assert_eq!(keys(&shown), ["provider", "speech"].map(String::from).into());
+    assert_eq!(keys(&shown), ["provider", "speech", "voice"].map(String::from).into());
     assert_eq!(shown["provider"]["model"], "test-model");
     assert_eq!(
         shown["speech"],
@@ -197,8 +197,11 @@ async fn usage_splits_chat_images_and_speech() {
     assert!(text.contains("What it paid for") && text.contains("(0.5 min)"), "{text}");
     let month = report["month"].as_str().unwrap().to_owned();
     let (_, csv, _) = hearth(d, &["usage", "export", "--month", &month], None).await;
-    assert!(csv.lines().next().unwrap().ends_with(",kind,audio_seconds,images"), "{csv}");
-    assert!(csv.lines().any(|l| l.contains(",whisper-1,") && l.ends_with(",speech_in,30,0")), "{csv}");
-    assert!(csv.lines().any(|l| l.ends_with(",chat,0,1")), "{csv}");
+    assert!(csv.lines().next().unwrap().ends_with(",kind,audio_seconds,images,characters"), "{csv}");
+    assert!(csv.lines().any(|l| l.contains(",whisper-1,") && l.ends_with(",speech_in,30,0,0")), "{csv}");
+    assert!(csv.lines().any(|l| l.ends_with(",chat,0,1,0")), "{csv}");
+    // The voice note was answered in voice (every member's default), by the fake on this
+    // machine: spoken for free, its characters counted.
+    assert!(csv.lines().any(|l| l.contains(",tts-1,") && l.contains(",speech_out,0,0,")), "{csv}");
     h.stop().await;
 }

@@ -19,14 +19,17 @@
 //! Images: a request reaches [`Broker::complete`] with its images already inline (the turn
 //! resolved the worker's references); each is reserved at its token cost and counted in the
 //! ledger row, and a model the rate card marks as unable to see is refused before any call.
-//! Transcriptions (`speech.rs`) are reserved and settled the same way, per audio minute.
+//! Transcriptions (`speech.rs`) are reserved and settled the same way, per audio minute, and
+//! voice replies (`voice.rs`) per character spoken; `metered.rs` holds the steps those two share.
 
+mod metered;
 pub mod speech;
 pub mod spend;
+pub mod voice;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -38,8 +41,10 @@ use parking_lot::{Mutex, RwLock};
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 
-use spend::{AudioRateEntry, Budget, CapHit, CapKind, Crossing, Hold, PeriodKind, Price, RateCardEntry, Scope};
 use crate::store::{self, LedgerKind, LedgerReservation, LedgerSettlement, Store, StoreError};
+use spend::{
+    AudioRateEntry, Budget, CapHit, CapKind, Crossing, Hold, PeriodKind, Price, RateCardEntry, Scope, VoiceRateEntry,
+};
 
 /// Output tokens a worker may ask for in one call, whatever it requests.
 pub const MAX_OUTPUT_TOKENS: u32 = 4096;
@@ -84,6 +89,8 @@ struct Inner {
     admin_available: AtomicBool,
     /// The admin's speech-recognition choice; read for a moment per transcription.
     speech: RwLock<speech::SpeechSetting>,
+    /// The admin's voice-reply choice; read for a moment per spoken reply.
+    voice: RwLock<voice::VoiceSetting>,
 }
 
 /// Everything about money the broker decides with.
@@ -96,6 +103,8 @@ pub struct SpendState {
     pub models: HashMap<String, String>,
     /// Speech models' per-minute prices: the admin's first, then the shipped defaults.
     pub audio_rate_card: Vec<AudioRateEntry>,
+    /// Text-to-speech models' prices per million characters: the admin's first, then defaults.
+    pub voice_rate_card: Vec<VoiceRateEntry>,
     /// Models the admin marked as unable to see images (`hearth price set MODEL --no-vision`).
     pub no_vision: Vec<String>,
 }
@@ -149,6 +158,7 @@ impl Broker {
                 events,
                 admin_available: AtomicBool::new(false),
                 speech: RwLock::new(speech::SpeechSetting::Default),
+                voice: RwLock::new(voice::VoiceSetting::Default),
             }),
         }
     }
@@ -243,13 +253,21 @@ impl Broker {
     }
 
     /// One completion for `member_id`, answering in `chat_id`.
-    pub async fn complete(&self, member_id: &str, chat_id: i64, mut req: CompletionRequest) -> Result<Completion, BrokerError> {
+    pub async fn complete(
+        &self,
+        member_id: &str,
+        chat_id: i64,
+        mut req: CompletionRequest,
+    ) -> Result<Completion, BrokerError> {
         let provider = self.inner.provider.read().clone().ok_or_else(|| BrokerError {
             kind: BrokerErrorKind::NotConfigured,
             message: "no AI provider is configured; run `hearth provider set` or use the setup wizard".into(),
         })?;
         if req.messages.is_empty() {
-            return Err(BrokerError { kind: BrokerErrorKind::BadRequest, message: "a completion needs at least one message".into() });
+            return Err(BrokerError {
+                kind: BrokerErrorKind::BadRequest,
+                message: "a completion needs at least one message".into(),
+            });
         }
         req.max_tokens = req.max_tokens.clamp(1, MAX_OUTPUT_TOKENS);
         // The turn resolves a worker's image references before the broker; one that slipped
@@ -298,7 +316,8 @@ impl Broker {
         let images = req.messages.iter().map(|m| m.images.len() as u64).sum::<u64>();
         // Images count at their size (hearth-llm's estimate), more for a model that bills more.
         let prompt_tokens = hearth_llm::estimate_prompt_tokens(req);
-        let image_tokens: u64 = req.messages.iter().flat_map(|m| &m.images).map(hearth_llm::estimate_image_tokens).sum();
+        let image_tokens: u64 =
+            req.messages.iter().flat_map(|m| &m.images).map(hearth_llm::estimate_image_tokens).sum();
         let output_tokens = req.max_tokens as u64;
         let (model, price, hold) = {
             let mut spend = self.inner.spend.lock();
@@ -333,7 +352,10 @@ impl Broker {
                             return None;
                         }
                         let p = price_for(&spend.rate_card, &provider.base_url, &m)?;
-                        let hold = spend.budget.reserve(member_id, p.worst_case_micros(prompt_for(&m), output_tokens), now).ok()?;
+                        let hold = spend
+                            .budget
+                            .reserve(member_id, p.worst_case_micros(prompt_for(&m), output_tokens), now)
+                            .ok()?;
                         Some((m, p, hold))
                     });
                     match fallback {
@@ -362,12 +384,16 @@ impl Broker {
             kind: LedgerKind::Chat,
             audio_seconds: 0,
             images,
+            characters: 0,
         };
         match self.inner.store.call(move |c| store::ledger_reserve(c, &row, store::now_unix())).await {
             Ok(ledger_id) => Ok(Reservation { ledger_id, hold, price, model }),
             Err(e) => {
                 self.inner.spend.lock().budget.release(hold);
-                Err(BrokerError { kind: BrokerErrorKind::ProviderError, message: format!("could not record the call: {e}") })
+                Err(BrokerError {
+                    kind: BrokerErrorKind::ProviderError,
+                    message: format!("could not record the call: {e}"),
+                })
             }
         }
     }
@@ -386,7 +412,14 @@ impl Broker {
     }
 
     /// Charges what the call really cost (or nothing, if it failed) and completes the ledger row.
-    async fn settle(&self, member_id: &str, r: Reservation, result: &Result<Completion, LlmError>, attempts: u32, latency_ms: u64) {
+    async fn settle(
+        &self,
+        member_id: &str,
+        r: Reservation,
+        result: &Result<Completion, LlmError>,
+        attempts: u32,
+        latency_ms: u64,
+    ) {
         let settlement = match result {
             Ok(c) => {
                 let cost = r.price.cost_micros(&c.usage);
@@ -420,7 +453,9 @@ impl Broker {
             }
         };
         let id = r.ledger_id;
-        if let Err(e) = self.inner.store.call(move |c| store::ledger_settle(c, id, &settlement, store::now_unix())).await {
+        if let Err(e) =
+            self.inner.store.call(move |c| store::ledger_settle(c, id, &settlement, store::now_unix())).await
+        {
             // The row stays "reserved" and is released at the next start; nothing is charged twice.
             tracing::error!(ledger_id = id, error = %e, "could not settle a ledger row");
         }
@@ -501,8 +536,9 @@ pub fn load_spend(conn: &Connection, now: DateTime<Utc>) -> Result<SpendState, S
     }
     let rate_card = rate_card(&store::list_prices(conn)?);
     let audio_rate_card = speech::audio_rate_card(&speech::stored_audio_prices(conn)?);
+    let voice_rate_card = spend::voice_price::voice_rate_card(&voice::stored_voice_prices(conn)?);
     let no_vision = speech::stored_no_vision(conn)?;
-    Ok(SpendState { budget, rate_card, fallbacks, models, audio_rate_card, no_vision })
+    Ok(SpendState { budget, rate_card, fallbacks, models, audio_rate_card, voice_rate_card, no_vision })
 }
 
 /// How many more times an image's estimate `model` may bill beyond what the estimate already
@@ -544,7 +580,9 @@ fn to_broker_error(e: &LlmError, images_model: Option<&str>) -> BrokerError {
         LlmError::Timeout { .. } => BrokerErrorKind::Timeout,
         LlmError::Status { status, .. } if *status == 429 || *status >= 500 => BrokerErrorKind::ProviderUnavailable,
         LlmError::Network(_) => BrokerErrorKind::ProviderUnavailable,
-        LlmError::Status { .. } | LlmError::Malformed(_) | LlmError::Redirected { .. } => BrokerErrorKind::ProviderError,
+        LlmError::Status { .. } | LlmError::Malformed(_) | LlmError::Redirected { .. } => {
+            BrokerErrorKind::ProviderError
+        }
         LlmError::Config(_) => BrokerErrorKind::NotConfigured,
     };
     BrokerError { kind, message: e.to_string() }
@@ -587,10 +625,15 @@ mod tests {
         ] {
             assert!(refuses_images(blind), "{blind}");
         }
-        for other in ["You uploaded an unsupported image. Please make sure your image is valid.", "Invalid image.", "max_tokens is too large"] {
+        for other in [
+            "You uploaded an unsupported image. Please make sure your image is valid.",
+            "Invalid image.",
+            "max_tokens is too large",
+        ] {
             assert!(!refuses_images(other), "{other}");
         }
-        let e = LlmError::Status { status: 400, retry_after: None, message: "model does not support image input".into() };
+        let e =
+            LlmError::Status { status: 400, retry_after: None, message: "model does not support image input".into() };
         assert_eq!(to_broker_error(&e, Some("m")).kind, BrokerErrorKind::ImagesUnsupported { model: "m".into() });
         assert_eq!(to_broker_error(&e, None).kind, BrokerErrorKind::ProviderError);
     }

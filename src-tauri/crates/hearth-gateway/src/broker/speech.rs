@@ -18,15 +18,15 @@
 
 use std::time::Instant;
 
-use chrono::Utc;
 use hearth_llm::{ApiKey, LlmError};
 use hearth_proto::control::{ProviderKind, SpeechSource, SpeechSummary};
 use hearth_proto::llm::{BrokerError, BrokerErrorKind};
 
+use super::Broker;
+use super::metered::{Ended, Metered, Unreserved, card_price, stored_prices};
+use super::spend::PriceSource;
 use super::spend::price::{self, AudioPrice, AudioRateEntry};
-use super::spend::{Hold, PriceSource};
-use super::{Broker, SpendEvent};
-use crate::store::{self, LedgerKind, LedgerReservation, LedgerSettlement, Store, StoreError};
+use crate::store::{self, LedgerKind, Store, StoreError};
 
 /// Where the speech service's key is kept among the secrets (the chat key is `provider/default`).
 pub const SPEECH_KEY: &str = "provider/speech";
@@ -200,14 +200,7 @@ fn clip(s: &str, max: usize) -> String {
 /// The per-minute price of `model` at `base_url`: the admin's wins; a service on this machine
 /// costs nothing; otherwise the shipped default, if any.
 pub fn audio_price_for(card: &[AudioRateEntry], base_url: &str, model: &str) -> Option<AudioPrice> {
-    let admin = card.iter().take_while(|e| matches!(e.source, PriceSource::Admin)).count();
-    if let Some(e) = price::lookup(&card[..admin], model) {
-        return Some(e.price);
-    }
-    if price::is_local_provider(base_url) {
-        return Some(AudioPrice::ZERO);
-    }
-    price::lookup(card, model).map(|e| e.price)
+    card_price(card, base_url, model, AudioPrice::ZERO, |e| e.price)
 }
 
 /// The admin's per-minute prices (as stored) ahead of the shipped defaults.
@@ -226,10 +219,7 @@ pub fn audio_rate_card(admin: &[(String, u64)]) -> Vec<AudioRateEntry> {
 
 /// The admin's per-minute prices from the settings: (model, micro-USD per minute).
 pub fn stored_audio_prices(conn: &rusqlite::Connection) -> Result<Vec<(String, u64)>, StoreError> {
-    Ok(store::settings_with_prefix(conn, SETTING_AUDIO_PRICE_PREFIX)?
-        .into_iter()
-        .filter_map(|(model, v)| Some((model, v.parse().ok()?)))
-        .collect())
+    stored_prices(conn, SETTING_AUDIO_PRICE_PREFIX)
 }
 
 /// The models the admin marked as unable to see images.
@@ -261,14 +251,6 @@ pub async fn load_setting(store: &Store, key: Option<String>) -> Result<SpeechSe
         }
         _ => SpeechSetting::Default,
     })
-}
-
-/// An open `speech_in` ledger row plus its budget hold.
-#[must_use = "a reservation must be settled or released"]
-struct AudioReservation {
-    ledger_id: i64,
-    hold: Hold,
-    price: AudioPrice,
 }
 
 impl Broker {
@@ -340,49 +322,45 @@ impl Broker {
             return Err(TranscribeError::NoService);
         };
         let seconds = u64::from(duration_secs);
-        let reservation = self.reserve_audio(member_id, chat_id, &endpoint, seconds).await?;
+        let call = Metered {
+            member_id,
+            chat_id: Some(chat_id),
+            model: &endpoint.model,
+            kind: LedgerKind::SpeechIn,
+            audio_seconds: seconds,
+            characters: 0,
+            report_cap_hits: true,
+        };
+        let (held, price) = self
+            .reserve_metered(
+                &call,
+                |s| audio_price_for(&s.audio_rate_card, &endpoint.base_url, &endpoint.model),
+                AudioPrice::ZERO,
+                |p| p.worst_case_micros(seconds),
+                || no_audio_price(&endpoint.model),
+            )
+            .await
+            .map_err(|e| match e {
+                Unreserved::Capped(e) => TranscribeError::Capped(e),
+                Unreserved::Ledger => TranscribeError::Unavailable,
+            })?;
 
         let started = Instant::now();
-        let mut attempts = 0u32;
-        let result = loop {
-            attempts += 1;
-            let result =
-                call(&self.inner.http, &endpoint, audio.clone(), file_name, media_type, &self.inner.limits).await;
-            let error = match result {
-                Ok(text) => break Ok(text),
-                Err(e) => e,
-            };
-            if !error.is_retryable() || attempts >= self.inner.retry.max_attempts.max(1) {
-                break Err(error);
-            }
-            let Some(delay) = self.inner.retry.delay_after(attempts, &error) else { break Err(error) };
-            tracing::info!(member = member_id, model = %endpoint.model, attempt = attempts, ?delay, error = %error, "transcription failed; retrying");
-            tokio::time::sleep(delay).await;
+        let (result, attempts) = self
+            .with_retries(member_id, &endpoint.model, "transcription", || {
+                call_service(&self.inner.http, &endpoint, audio.clone(), file_name, media_type, &self.inner.limits)
+            })
+            .await;
+        let ended = Ended {
+            model: &endpoint.model,
+            attempts,
+            latency_ms: started.elapsed().as_millis() as u64,
+            result: match &result {
+                Ok(_) => Ok(price.cost_micros(seconds)),
+                Err(e) => Err(e.kind()),
+            },
         };
-        let latency_ms = started.elapsed().as_millis() as u64;
-
-        let settlement = match &result {
-            Ok(_) => {
-                let cost = reservation.price.cost_micros(seconds);
-                let crossings = self.inner.spend.lock().budget.settle(reservation.hold, cost);
-                for crossing in crossings {
-                    let _ = self.inner.events.send(SpendEvent::Crossing { member_id: member_id.to_owned(), crossing });
-                }
-                outcome(&endpoint, attempts, latency_ms, "ok".into(), cost)
-            }
-            Err(e) => {
-                self.inner.spend.lock().budget.release(reservation.hold);
-                outcome(&endpoint, attempts, latency_ms, e.kind(), 0)
-            }
-        };
-        let id = reservation.ledger_id;
-        if let Err(e) =
-            self.inner.store.call(move |c| store::ledger_settle(c, id, &settlement, store::now_unix())).await
-        {
-            // The row stays "reserved" and is released at the next start; nothing is charged twice.
-            tracing::error!(ledger_id = id, error = %e, "could not settle a ledger row");
-        }
-        let _ = self.inner.events.send(SpendEvent::Settled { member_id: member_id.to_owned() });
+        self.settle_metered(member_id, held, ended).await;
 
         match result {
             Ok(text) => {
@@ -395,90 +373,21 @@ impl Broker {
             }
         }
     }
-
-    /// Sets aside every started minute of the audio at the model's price against every cap
-    /// that applies; no call is made without this.
-    async fn reserve_audio(
-        &self,
-        member_id: &str,
-        chat_id: i64,
-        endpoint: &SpeechEndpoint,
-        seconds: u64,
-    ) -> Result<AudioReservation, TranscribeError> {
-        let now = Utc::now();
-        let (price, hold) = {
-            let mut spend = self.inner.spend.lock();
-            let (daily, monthly) = spend.budget.member_caps(member_id);
-            let capped = daily.is_some() || monthly.is_some() || spend.budget.household_cap().is_some();
-            let price = match audio_price_for(&spend.audio_rate_card, &endpoint.base_url, &endpoint.model) {
-                Some(p) => p,
-                None if capped => {
-                    let model = endpoint.model.clone();
-                    return Err(TranscribeError::Capped(BrokerError {
-                        message: format!(
-                            "speech model {model} has no price, so spend caps cannot be kept; set one with \
-                             `hearth price set {model} --usd-per-minute X`"
-                        ),
-                        kind: BrokerErrorKind::NoPrice { model },
-                    }));
-                }
-                None => AudioPrice::ZERO,
-            };
-            match spend.budget.reserve(member_id, price.worst_case_micros(seconds), now) {
-                Ok(hold) => (price, hold),
-                Err(hit) => {
-                    let tz = spend.budget.timezone();
-                    drop(spend);
-                    return Err(TranscribeError::Capped(self.cap_refusal(member_id, hit, tz)));
-                }
-            }
-        };
-        let row = LedgerReservation {
-            member_id: member_id.to_owned(),
-            chat_id: Some(chat_id),
-            provider: ProviderKind::Openai.as_str().to_owned(),
-            model: endpoint.model.clone(),
-            reserved_input_tokens: 0,
-            reserved_output_tokens: 0,
-            reserved_micros: hold.amount(),
-            day_key: hold.day_key().to_owned(),
-            month_key: hold.month_key().to_owned(),
-            kind: LedgerKind::SpeechIn,
-            audio_seconds: seconds,
-            images: 0,
-        };
-        match self.inner.store.call(move |c| store::ledger_reserve(c, &row, store::now_unix())).await {
-            Ok(ledger_id) => Ok(AudioReservation { ledger_id, hold, price }),
-            Err(e) => {
-                self.inner.spend.lock().budget.release(hold);
-                tracing::error!(error = %e, "could not record a transcription in the ledger");
-                Err(TranscribeError::Unavailable)
-            }
-        }
-    }
 }
 
-fn outcome(
-    endpoint: &SpeechEndpoint,
-    attempts: u32,
-    latency_ms: u64,
-    outcome: String,
-    cost_micros: u64,
-) -> LedgerSettlement {
-    LedgerSettlement {
-        model: endpoint.model.clone(),
-        input_tokens: 0,
-        output_tokens: 0,
-        cached_input_tokens: 0,
-        attempts,
-        latency_ms,
-        outcome,
-        cost_micros,
+/// The refusal for a speech model without a per-minute price while caps are in force.
+fn no_audio_price(model: &str) -> BrokerError {
+    BrokerError {
+        message: format!(
+            "speech model {model} has no price, so spend caps cannot be kept; set one with \
+             `hearth price set {model} --usd-per-minute X`"
+        ),
+        kind: BrokerErrorKind::NoPrice { model: model.to_owned() },
     }
 }
 
 /// One attempt at the service.
-async fn call(
+async fn call_service(
     http: &reqwest::Client,
     endpoint: &SpeechEndpoint,
     audio: Vec<u8>,

@@ -10,7 +10,9 @@
 //! One file per area: `member.rs` (adding, removing, pairing, tokens, exports), `assistant.rs`
 //! (role, persona, model, pause, quiet hours, role presets, idle reset, turn cap), `spend.rs`
 //! (prices, caps, admins, fallbacks, the zone, reports), `provider.rs` (setting, testing and
-//! finding providers), `backup.rs` (backups while a gateway serves), `doctor.rs` (`hearth
+//! finding providers, and the speech-recognition service), `voice.rs` (voice replies: the
+//! service, its prices, each member's setting), `speech_test.rs` (trying speech in either
+//! direction), `backup.rs` (backups while a gateway serves), `doctor.rs` (`hearth
 //! doctor`), `status.rs`, `socket.rs`.
 
 use hearth_proto::control::{ControlError, ControlReply, ControlRequest, ErrorCode, MemberSummary};
@@ -26,8 +28,10 @@ mod doctor;
 mod member;
 mod provider;
 pub(crate) mod socket;
+mod speech_test;
 mod spend;
 mod status;
+mod voice;
 
 pub use socket::{ClientError, request};
 pub(crate) use status::status;
@@ -43,7 +47,9 @@ pub(crate) async fn handle(e: &Engine, request: ControlRequest) -> Result<Contro
             provider::test(kind, base_url, model, api_key).await.map(ControlReply::ProviderTested)
         }
         ControlRequest::ProviderDetect => Ok(ControlReply::LocalProviders { found: provider::detect(e).await }),
-        ControlRequest::SpeechSet { base_url, model, api_key } => provider::speech_set(e, base_url, model, api_key).await,
+        ControlRequest::SpeechSet { base_url, model, api_key } => {
+            provider::speech_set(e, base_url, model, api_key).await
+        }
         ControlRequest::SpeechOff => provider::speech_off(e).await,
         ControlRequest::SpeechGet => Ok(ControlReply::Speech(e.broker.speech_summary())),
         ControlRequest::SpeechPriceSet { model, micros_per_minute } => {
@@ -93,15 +99,21 @@ pub(crate) async fn handle(e: &Engine, request: ControlRequest) -> Result<Contro
             let e = e.clone();
             tokio::task::spawn_blocking(move || doctor::doctor(&e)).await.map(ControlReply::Doctor).map_err(internal)
         }
-        ControlRequest::BackupCreate { dest_dir, include_secrets } => backup::create(e, &dest_dir, include_secrets).await,
+        ControlRequest::BackupCreate { dest_dir, include_secrets } => {
+            backup::create(e, &dest_dir, include_secrets).await
+        }
         ControlRequest::BackupSchedule { dest_dir, every_hours } => backup::schedule(e, dest_dir, every_hours).await,
-        ControlRequest::VoiceSet { .. }
-        | ControlRequest::VoiceOff
-        | ControlRequest::VoiceGet
-        | ControlRequest::SpeechTest { .. }
-        | ControlRequest::VoicePriceSet { .. }
-        | ControlRequest::MemberVoice { .. } => {
-            Err(ControlError::new(ErrorCode::InvalidInput, "voice replies are not in this build of Hearth yet"))
+        ControlRequest::VoiceSet { base_url, model, voice, api_key } => {
+            voice::set(e, base_url, model, voice, api_key).await
+        }
+        ControlRequest::VoiceOff => voice::off(e).await,
+        ControlRequest::VoiceGet => Ok(ControlReply::Voice(e.broker.voice_summary())),
+        ControlRequest::SpeechTest { direction } => {
+            speech_test::test(e, direction).await.map(ControlReply::SpeechTested)
+        }
+        ControlRequest::VoicePriceSet { model, micros_per_mchar } => voice::price_set(e, model, micros_per_mchar).await,
+        ControlRequest::MemberVoice { member, voice_replies } => {
+            voice::member(e, &member, voice_replies).await.map(ControlReply::Member)
         }
     }
 }
@@ -141,7 +153,7 @@ pub(crate) fn summary(m: MemberRow) -> MemberSummary {
         daily_cap_usd: m.cap_daily_micros.map(usd),
         monthly_cap_usd: m.cap_monthly_micros.map(usd),
         quiet_hours: m.quiet_hours,
-        voice_replies: Default::default(),
+        voice_replies: m.voice_replies,
         id: m.id,
         name: m.name,
         bot_username: m.bot_username,

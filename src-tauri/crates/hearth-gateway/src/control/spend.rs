@@ -10,7 +10,7 @@ use hearth_proto::control::{
 use super::{find, internal, stopping};
 use crate::broker::speech::{self, SETTING_AUDIO_PRICE_PREFIX, SETTING_NO_VISION_PREFIX};
 use crate::broker::spend::price::MAX_MICROS_PER_MINUTE;
-use crate::broker::spend::{self, AudioPrice, PeriodKind, Price, PriceSource, format_usd};
+use crate::broker::spend::{self, AudioPrice, PeriodKind, Price, PriceSource, VoicePrice, format_usd};
 use crate::broker::{SETTING_HOUSEHOLD_CAP, SETTING_TIMEZONE};
 use crate::core::{Change, Engine, MemberUpdate, Roster};
 use crate::store::{self, MemberRow};
@@ -115,7 +115,7 @@ pub(super) async fn price_set(
 }
 
 /// A model name as the admin typed it, checked.
-fn model_name(model: &str, example: &str) -> Result<String, ControlError> {
+pub(super) fn model_name(model: &str, example: &str) -> Result<String, ControlError> {
     let model = model.trim();
     if model.is_empty() || model.chars().any(char::is_control) || model.len() > 200 {
         return Err(ControlError::new(ErrorCode::InvalidInput, format!("name the model, e.g. {example}")));
@@ -136,24 +136,48 @@ pub(super) async fn speech_price_set(
             "that price is over $10 per minute of audio; speech recognition costs about $0.006 a minute",
         ));
     }
-    let m = model.clone();
-    let admin = e
-        .store
-        .call(move |c| {
-            // One entry per model whatever its spelling: a later price replaces an earlier one.
-            for (stored, _) in speech::stored_audio_prices(c)? {
-                if spend::price::same_model(&stored, &m) {
-                    store::delete_setting(c, &format!("{SETTING_AUDIO_PRICE_PREFIX}{stored}"))?;
-                }
-            }
-            store::set_setting(c, &format!("{SETTING_AUDIO_PRICE_PREFIX}{m}"), &micros_per_minute.to_string())?;
-            store::audit(c, "admin", "speech_price_set", None, &format!("{m} {micros_per_minute} micro-USD/minute"))?;
-            speech::stored_audio_prices(c)
-        })
-        .await
-        .map_err(internal)?;
+    let stored = SettingPrice {
+        prefix: SETTING_AUDIO_PRICE_PREFIX,
+        read: speech::stored_audio_prices,
+        action: "speech_price_set",
+        unit: "micro-USD/minute",
+    };
+    let admin = stored.set(e, &model, micros_per_minute).await?;
     e.broker.set_admin_audio_prices(&admin);
     Ok(ControlReply::Prices { prices: rows_for(e, &model) })
+}
+
+/// A per-quantity price the admin sets that is kept among the settings as `<prefix><model>` →
+/// integer micro-USD (per audio minute, per million characters).
+pub(super) struct SettingPrice {
+    pub(super) prefix: &'static str,
+    /// Every stored price under `prefix`.
+    pub(super) read: fn(&rusqlite::Connection) -> Result<Vec<(String, u64)>, store::StoreError>,
+    /// The audit row's action.
+    pub(super) action: &'static str,
+    /// The audit row's unit.
+    pub(super) unit: &'static str,
+}
+
+impl SettingPrice {
+    /// Stores `micros` for `model` — one entry per model whatever its spelling: a later price
+    /// replaces an earlier one — with its audit row; returns every stored price.
+    pub(super) async fn set(self, e: &Engine, model: &str, micros: u64) -> Result<Vec<(String, u64)>, ControlError> {
+        let m = model.to_owned();
+        e.store
+            .call(move |c| {
+                for (stored, _) in (self.read)(c)? {
+                    if spend::price::same_model(&stored, &m) {
+                        store::delete_setting(c, &format!("{}{stored}", self.prefix))?;
+                    }
+                }
+                store::set_setting(c, &format!("{}{m}", self.prefix), &micros.to_string())?;
+                store::audit(c, "admin", self.action, None, &format!("{m} {micros} {}", self.unit))?;
+                (self.read)(c)
+            })
+            .await
+            .map_err(internal)
+    }
 }
 
 /// Marks a model as unable (or able) to see images.
@@ -187,7 +211,7 @@ pub(super) async fn model_vision(e: &Engine, model: String, vision: bool) -> Res
 }
 
 /// The rate card's lines for one model, as `price list` shows them (for the reply to a change).
-fn rows_for(e: &Engine, model: &str) -> Vec<PriceRow> {
+pub(super) fn rows_for(e: &Engine, model: &str) -> Vec<PriceRow> {
     let ControlReply::Prices { prices } = price_list(e) else { return Vec::new() };
     let found: Vec<PriceRow> = prices.into_iter().filter(|p| spend::price::same_model(&p.model, model)).collect();
     if found.is_empty() {
@@ -207,7 +231,8 @@ fn rows_for(e: &Engine, model: &str) -> Vec<PriceRow> {
     found
 }
 
-/// Every model's price — token prices, then per-minute prices of speech models — each model
+/// Every model's price — token prices, then per-minute prices of speech models, then
+/// per-character prices of text-to-speech models — each model
 /// once (the admin's entry if there is one), with its vision mark.
 pub(super) fn price_list(e: &Engine) -> ControlReply {
     let prices = e.broker.spend(|s| {
@@ -226,6 +251,15 @@ pub(super) fn price_list(e: &Engine) -> ControlReply {
             {
                 // A model with token prices and a per-minute price: one line with both.
                 row.usd_per_minute = Some(usd(e.price.micros_per_minute));
+            }
+        }
+        for e in &s.voice_rate_card {
+            if seen.insert(e.model.to_lowercase()) {
+                rows.push(voice_price_row(&e.model, &e.price, &e.source));
+            } else if let Some(row) =
+                rows.iter_mut().find(|r| r.model.eq_ignore_ascii_case(&e.model) && r.usd_per_million_chars.is_none())
+            {
+                row.usd_per_million_chars = Some(usd(e.price.micros_per_mchar));
             }
         }
         // A model marked as blind that has no price yet is still listed, so the mark can be seen.
@@ -460,7 +494,9 @@ fn usage_totals(t: &store::SplitTotals) -> UsageTotals {
         speech_calls: t.speech_calls,
         audio_seconds: t.audio_seconds,
         speech_cost_usd: usd(t.speech_cost_micros),
-        ..UsageTotals::default()
+        voice_calls: t.voice_calls,
+        voice_chars: t.voice_chars,
+        voice_cost_usd: usd(t.voice_cost_micros),
     }
 }
 
@@ -476,6 +512,9 @@ fn add_totals(sum: &mut UsageTotals, t: &UsageTotals) {
     sum.speech_calls += t.speech_calls;
     sum.audio_seconds += t.audio_seconds;
     sum.speech_cost_usd += t.speech_cost_usd;
+    sum.voice_calls += t.voice_calls;
+    sum.voice_chars += t.voice_chars;
+    sum.voice_cost_usd += t.voice_cost_usd;
 }
 
 pub(super) async fn usage_export(e: &Engine, month: &str) -> Result<ControlReply, ControlError> {
@@ -520,6 +559,14 @@ fn audio_price_row(model: &str, p: &AudioPrice, source: &PriceSource) -> PriceRo
     }
 }
 
+fn voice_price_row(model: &str, p: &VoicePrice, source: &PriceSource) -> PriceRow {
+    PriceRow {
+        usd_per_minute: None,
+        usd_per_million_chars: Some(usd(p.micros_per_mchar)),
+        ..audio_price_row(model, &AudioPrice::ZERO, source)
+    }
+}
+
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
 }
@@ -527,7 +574,7 @@ fn csv_field(s: &str) -> String {
 /// The month's ledger as CSV (RFC 4180), one row per call, cost in USD.
 pub(crate) fn ledger_csv(rows: &[store::LedgerExportRow]) -> String {
     let mut out = String::from(
-        "id,time_utc,day,member_id,member,chat_id,provider,model,input_tokens,cached_input_tokens,output_tokens,cost_usd,latency_ms,attempts,outcome,kind,audio_seconds,images\r\n",
+        "id,time_utc,day,member_id,member,chat_id,provider,model,input_tokens,cached_input_tokens,output_tokens,cost_usd,latency_ms,attempts,outcome,kind,audio_seconds,images,characters\r\n",
     );
     for r in rows {
         let time = chrono::DateTime::from_timestamp(r.created_at, 0).map(|t| t.to_rfc3339()).unwrap_or_default();
@@ -550,6 +597,7 @@ pub(crate) fn ledger_csv(rows: &[store::LedgerExportRow]) -> String {
             r.kind.clone(),
             r.audio_seconds.to_string(),
             r.images.to_string(),
+            r.characters.to_string(),
         ];
         out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
         out.push_str("\r\n");
@@ -582,13 +630,14 @@ mod tests {
             kind: "chat".into(),
             audio_seconds: 0,
             images: 1,
+            characters: 0,
         };
         let csv = ledger_csv(&[row]);
         let lines: Vec<&str> = csv.split("\r\n").collect();
         assert!(lines[0].starts_with("id,time_utc,day,member_id,member,"));
         assert_eq!(
             lines[1],
-            "1,1970-01-01T00:00:00+00:00,2026-11-21,ana-x,\"Ana \"\"the\"\" Great, Jr\",5,openai,gpt-4o-mini,10,2,3,0.001234,800,1,ok,chat,0,1"
+            "1,1970-01-01T00:00:00+00:00,2026-11-21,ana-x,\"Ana \"\"the\"\" Great, Jr\",5,openai,gpt-4o-mini,10,2,3,0.001234,800,1,ok,chat,0,1,0"
         );
     }
 }

@@ -55,6 +55,6 @@ pub(crate) async fn status(e: &Engine) -> anyhow::Result<StatusReport> {
         worker_processes: e.workers.running().len() as u32,
         isolation: e.workers.level(),
         speech: Some(e.broker.speech_summary()),
-        voice: None,
+        voice: Some(e.broker.voice_summary()),
     })
 }

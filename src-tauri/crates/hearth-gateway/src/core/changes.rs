@@ -6,7 +6,7 @@
 //! A member change carries the fields as stored, not a whole row read earlier, so a change never
 //! undoes one the loop made meanwhile (a pairing, say).
 
-use hearth_proto::control::{QuietHours, Role};
+use hearth_proto::control::{QuietHours, Role, VoiceReplies};
 
 use super::{Core, LaneItem, inbox_ids};
 use crate::store::MemberRow;
@@ -43,6 +43,8 @@ pub(crate) enum MemberUpdate {
         monthly: Option<u64>,
     },
     QuietHours(Option<QuietHours>),
+    /// When the member is answered in voice; the next turn reads it from the roster.
+    VoiceReplies(VoiceReplies),
     /// What a role preset set: caps and quiet hours together.
     Preset {
         daily: Option<u64>,
@@ -74,6 +76,7 @@ impl MemberUpdate {
                 m.cap_monthly_micros = monthly;
             }
             MemberUpdate::QuietHours(q) => m.quiet_hours = q,
+            MemberUpdate::VoiceReplies(v) => m.voice_replies = v,
             MemberUpdate::Preset { daily, monthly, quiet_hours } => {
                 m.cap_daily_micros = daily;
                 m.cap_monthly_micros = monthly;

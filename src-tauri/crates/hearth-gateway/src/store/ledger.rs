@@ -23,6 +23,8 @@ pub struct LedgerReservation {
     pub audio_seconds: u64,
     /// Images a completion shows the model.
     pub images: u64,
+    /// Characters a voice reply speaks (0 for any other kind).
+    pub characters: u64,
 }
 
 /// The `ledger.kind` column.
@@ -32,6 +34,8 @@ pub enum LedgerKind {
     Chat,
     /// A transcription of a voice note or audio file (`'speech_in'`).
     SpeechIn,
+    /// A voice reply: text spoken by a text-to-speech model (`'speech_out'`).
+    SpeechOut,
 }
 
 impl LedgerKind {
@@ -39,6 +43,7 @@ impl LedgerKind {
         match self {
             Self::Chat => "chat",
             Self::SpeechIn => "speech_in",
+            Self::SpeechOut => "speech_out",
         }
     }
 }
@@ -46,11 +51,23 @@ impl LedgerKind {
 pub fn ledger_reserve(conn: &Connection, r: &LedgerReservation, now: i64) -> Result<i64, StoreError> {
     conn.execute(
         "INSERT INTO ledger (member_id, chat_id, provider, model, state, reserved_input_tokens, reserved_output_tokens,
-                             reserved_micros, day_key, month_key, created_at, kind, audio_seconds, images)
-         VALUES (?1, ?2, ?3, ?4, 'reserved', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                             reserved_micros, day_key, month_key, created_at, kind, audio_seconds, images, characters)
+         VALUES (?1, ?2, ?3, ?4, 'reserved', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
-            r.member_id, r.chat_id, r.provider, r.model, r.reserved_input_tokens as i64, r.reserved_output_tokens as i64,
-            r.reserved_micros as i64, r.day_key, r.month_key, now, r.kind.as_str(), r.audio_seconds as i64, r.images as i64
+            r.member_id,
+            r.chat_id,
+            r.provider,
+            r.model,
+            r.reserved_input_tokens as i64,
+            r.reserved_output_tokens as i64,
+            r.reserved_micros as i64,
+            r.day_key,
+            r.month_key,
+            now,
+            r.kind.as_str(),
+            r.audio_seconds as i64,
+            r.images as i64,
+            r.characters as i64
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -168,9 +185,12 @@ pub struct SplitTotals {
     pub speech_calls: u64,
     pub audio_seconds: u64,
     pub speech_cost_micros: u64,
+    pub voice_calls: u64,
+    pub voice_chars: u64,
+    pub voice_cost_micros: u64,
 }
 
-/// Per-member totals, split into chat and speech, for the rows whose `day_key` (`by_day`) or
+/// Per-member totals, split into chat, speech in and speech out (voice replies), for the rows whose `day_key` (`by_day`) or
 /// `month_key` is `key`.
 pub fn split_totals(conn: &Connection, key: &str, by_day: bool) -> Result<Vec<(String, SplitTotals)>, StoreError> {
     let col = if by_day { "day_key" } else { "month_key" };
@@ -183,7 +203,10 @@ pub fn split_totals(conn: &Connection, key: &str, by_day: bool) -> Result<Vec<(S
                 COALESCE(SUM(images) FILTER (WHERE kind = 'chat' AND {settled}), 0),
                 COUNT(*) FILTER (WHERE kind = 'speech_in'),
                 COALESCE(SUM(audio_seconds) FILTER (WHERE kind = 'speech_in' AND {settled}), 0),
-                COALESCE(SUM(cost_micros) FILTER (WHERE kind = 'speech_in'), 0)
+                COALESCE(SUM(cost_micros) FILTER (WHERE kind = 'speech_in'), 0),
+                COUNT(*) FILTER (WHERE kind = 'speech_out'),
+                COALESCE(SUM(characters) FILTER (WHERE kind = 'speech_out' AND {settled}), 0),
+                COALESCE(SUM(cost_micros) FILTER (WHERE kind = 'speech_out'), 0)
          FROM ledger WHERE {col} = ?1 AND state != 'reserved' GROUP BY member_id ORDER BY member_id"
     ))?;
     let n = |r: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
@@ -203,6 +226,9 @@ pub fn split_totals(conn: &Connection, key: &str, by_day: bool) -> Result<Vec<(S
                     speech_calls: n(r, 9)?,
                     audio_seconds: n(r, 10)?,
                     speech_cost_micros: n(r, 11)?,
+                    voice_calls: n(r, 12)?,
+                    voice_chars: n(r, 13)?,
+                    voice_cost_micros: n(r, 14)?,
                 },
             ))
         })?
@@ -238,17 +264,19 @@ pub struct LedgerExportRow {
     pub latency_ms: Option<u64>,
     pub attempts: u64,
     pub outcome: String,
-    /// "chat" or "speech_in".
+    /// "chat", "speech_in" or "speech_out".
     pub kind: String,
     pub audio_seconds: u64,
     pub images: u64,
+    pub characters: u64,
 }
 
 pub fn month_rows(conn: &Connection, month_key: &str) -> Result<Vec<LedgerExportRow>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT l.id, l.created_at, COALESCE(l.day_key, ''), l.member_id, m.name, l.chat_id, l.provider, l.model,
                 l.input_tokens, l.cached_input_tokens, l.output_tokens, l.cost_micros, l.latency_ms, l.attempts,
-                COALESCE(l.outcome, l.state), l.kind, l.audio_seconds, l.images
+                COALESCE(l.outcome, l.state), l.kind, l.audio_seconds, l.images,
+                l.characters
          FROM ledger l LEFT JOIN members m ON m.id = l.member_id WHERE l.month_key = ?1 ORDER BY l.id",
     )?;
     let rows = stmt
@@ -272,6 +300,7 @@ pub fn month_rows(conn: &Connection, month_key: &str) -> Result<Vec<LedgerExport
                 kind: r.get(15)?,
                 audio_seconds: r.get::<_, i64>(16)? as u64,
                 images: r.get::<_, i64>(17)? as u64,
+                characters: r.get::<_, i64>(18)? as u64,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

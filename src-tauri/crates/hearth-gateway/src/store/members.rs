@@ -1,6 +1,6 @@
 //! The `members` and `bots` tables: who is in the household, their settings and their bot.
 
-use hearth_proto::control::Role;
+use hearth_proto::control::{Role, VoiceReplies};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
@@ -33,11 +33,14 @@ pub struct MemberRow {
     pub model: Option<String>,
     /// When the assistant rests (household zone); `None`: never.
     pub quiet_hours: Option<hearth_proto::control::QuietHours>,
+    /// When the assistant answers in voice.
+    pub voice_replies: VoiceReplies,
 }
 
 const MEMBER_COLUMNS: &str = "m.rowid, m.id, m.name, m.persona, m.telegram_user_id, m.chat_id, m.created_at, \
                               b.bot_id, b.username, b.next_offset, m.is_admin, m.cap_daily_micros, \
-                              m.cap_monthly_micros, m.fallback_model, m.role, m.paused, m.model, m.quiet_hours";
+                              m.cap_monthly_micros, m.fallback_model, m.role, m.paused, m.model, m.quiet_hours, \
+                              m.voice_replies";
 
 fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
     Ok(MemberRow {
@@ -61,6 +64,9 @@ fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
         model: r.get(16)?,
         // Written only by `set_member_quiet_hours`; a hand edit that does not parse reads as none.
         quiet_hours: r.get::<_, Option<String>>(17)?.and_then(|q| q.parse().ok()),
+        // Written only by `set_member_voice_replies`; a hand edit that does not parse reads as
+        // the default.
+        voice_replies: r.get::<_, String>(18)?.parse().unwrap_or_default(),
     })
 }
 
@@ -99,8 +105,17 @@ pub fn member_id_for_bot(conn: &Connection, bot_id: i64) -> Result<Option<String
 pub fn insert_member(conn: &mut Connection, m: &MemberRow) -> Result<i64, StoreError> {
     let tx = conn.transaction()?;
     tx.execute(
-        "INSERT INTO members (id, name, persona, created_at, role, quiet_hours) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![m.id, m.name, m.persona, m.created_at, m.role.as_str(), m.quiet_hours.map(|q| q.to_string())],
+        "INSERT INTO members (id, name, persona, created_at, role, quiet_hours, voice_replies)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            m.id,
+            m.name,
+            m.persona,
+            m.created_at,
+            m.role.as_str(),
+            m.quiet_hours.map(|q| q.to_string()),
+            m.voice_replies.as_str()
+        ],
     )?;
     let seq = tx.last_insert_rowid();
     tx.execute(
@@ -151,6 +166,11 @@ pub fn set_member_quiet_hours(
     quiet: Option<hearth_proto::control::QuietHours>,
 ) -> Result<(), StoreError> {
     conn.execute("UPDATE members SET quiet_hours = ?2 WHERE id = ?1", params![member_id, quiet.map(|q| q.to_string())])?;
+    Ok(())
+}
+
+pub fn set_member_voice_replies(conn: &Connection, member_id: &str, voice: VoiceReplies) -> Result<(), StoreError> {
+    conn.execute("UPDATE members SET voice_replies = ?2 WHERE id = ?1", params![member_id, voice.as_str()])?;
     Ok(())
 }
 

@@ -43,7 +43,9 @@ pub use strangers::*;
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("the database is newer (schema {found}) than this Hearth understands (schema {known}); install the newer Hearth again")]
+    #[error(
+        "the database is newer (schema {found}) than this Hearth understands (schema {known}); install the newer Hearth again"
+    )]
     TooNew { found: i64, known: i64 },
     #[error("database task failed: {0}")]
     Join(String),
@@ -249,6 +251,14 @@ const MIGRATIONS: &[&str] = &[
     -- Images the model was shown in this call (each reserved by its token cost).
     ALTER TABLE ledger ADD COLUMN images INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 7: voice replies (#15) — when each member is answered in voice, and what speaking cost.
+    r#"
+    -- 'never', 'when_spoken' or 'always' (hearth_proto's VoiceReplies). Everyone starts with
+    -- 'when_spoken': a voice note is answered in voice once a speech-out service is in force.
+    ALTER TABLE members ADD COLUMN voice_replies TEXT NOT NULL DEFAULT 'when_spoken';
+    -- Characters of text a 'speech_out' row had spoken (0 for every other kind).
+    ALTER TABLE ledger ADD COLUMN characters INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// Schema version this build writes.
@@ -315,8 +325,5 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

@@ -8,3 +8,4 @@ mod layers;
 mod media;
 mod migrations;
 mod speech;
+mod voice;

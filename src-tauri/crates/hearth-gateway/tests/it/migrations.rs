@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use hearth_gateway::store::{self, SCHEMA_VERSION, Store};
+use hearth_proto::control::VoiceReplies;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -66,6 +67,8 @@ async fn every_earlier_schema_upgrades_with_nothing_lost() {
             // Members from before spend control start without caps.
             assert!(!rosa.is_admin && rosa.cap_daily_micros.is_none());
         }
+        // Voice replies came with schema 7: everyone before starts at "when spoken".
+        assert!(members.iter().all(|m| m.voice_replies == VoiceReplies::WhenSpoken), "schema {n}: voice replies");
         // The store works on the upgraded file: a new inbox-free write and read.
         db.call(|c| store::set_setting(c, "upgrade.checked", "yes")).await.unwrap();
         drop(db);

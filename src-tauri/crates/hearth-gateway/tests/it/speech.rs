@@ -24,15 +24,17 @@ use tokio::sync::mpsc;
 /// unpriced model would be free.
 const PER_MINUTE: u64 = 6_000;
 
-struct Rig {
+pub(crate) struct Rig {
     _dir: tempfile::TempDir,
-    store: Store,
-    broker: Broker,
-    llm: FakeLlm,
-    events: mpsc::UnboundedReceiver<SpendEvent>,
+    pub(crate) store: Store,
+    pub(crate) broker: Broker,
+    pub(crate) llm: FakeLlm,
+    pub(crate) events: mpsc::UnboundedReceiver<SpendEvent>,
 }
 
-async fn rig(kind: ProviderKind) -> Rig {
+/// A broker on its own database, its chat provider of `kind` on the fake (with a price), and
+/// whisper-1 priced.
+pub(crate) async fn rig(kind: ProviderKind) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("g.sqlite")).unwrap();
     let spend = store

@@ -9,6 +9,7 @@
 //!   the year ("2026-11-21", "2026-11").
 //! - [`budget`]: caps per member (daily, monthly) and per household (monthly), enforced by
 //!   reserving the worst case before a call and settling the real cost after.
+//! - [`voice_price`]: text-to-speech prices, per million characters spoken.
 //! - [`text`]: what members and the admin read about spend (`/usage`, `/family`, heads-ups, the
 //!   admin's cap question).
 //!
@@ -19,10 +20,12 @@ pub mod budget;
 pub mod period;
 pub mod price;
 pub mod text;
+pub mod voice_price;
 
 pub use budget::{Budget, CapHit, CapKind, CapStanding, Crossing, Hold, Scope, Standing};
 pub use period::{Period, PeriodKind};
 pub use price::{AudioPrice, AudioRateEntry, Price, PriceError, PriceSource, RateCardEntry};
+pub use voice_price::{VoicePrice, VoiceRateEntry};
 
 /// Micro-USD in one dollar.
 pub const MICROS_PER_USD: u64 = 1_000_000;
