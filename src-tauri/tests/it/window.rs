@@ -132,6 +132,9 @@ async fn a_newcomer_sets_up_a_household_and_a_member_gets_answers() {
     w.wait_text(&lane, 20, |t| t.starts_with("Listening…")).await;
     w.screenshot("20-listening").await;
     w.wait_text(&lane, 60, |t| t == "Idle").await;
+    // The month's tile now splits chat from voice notes heard.
+    w.wait_text("[data-testid=\"household-month-split\"]", 20, |t| t.contains("Voice notes heard")).await;
+    w.screenshot("22-month-split").await;
 
     // Pause every bot: Ana's next message gets the paused note, not the model.
     let calls = llm.calls().len();
