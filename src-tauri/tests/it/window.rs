@@ -178,6 +178,11 @@ async fn a_newcomer_sets_up_a_household_and_a_member_gets_answers() {
     w.click("speech-in-test").await;
     w.wait_text("[data-testid=\"speech-in-result\"]", 30, |t| t.contains("heard “Hello from Hearth”")).await;
     w.screenshot("19-voice").await;
+    // A service of the household's own for voice replies: the form starts from the one in use.
+    w.click("speech-out-edit").await;
+    w.wait_text("[data-testid=\"speech-out\"]", 10, |t| t.contains("Voice name")).await;
+    w.script_scroll("[data-testid=\"speech-out\"]").await;
+    w.screenshot("23-voice-own-service").await;
     // The rate card prices a speech model by the minute, not as a $0 chat model.
     let whisper = "[data-testid=\"price-row\"][data-model=\"whisper-1\"]";
     w.wait_text(whisper, 10, |t| t.contains("per minute of audio")).await;
