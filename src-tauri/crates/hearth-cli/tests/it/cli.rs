@@ -639,8 +639,9 @@ async fn spend_commands_against_a_running_gateway() {
     let listed = run(d, &["price", "list", "--json"], None, &[]).await.expect_code(0).json();
     assert_eq!(keys(&listed), ["prices".to_owned()].into(), "{listed}");
     let prices = listed["prices"].as_array().unwrap();
-    // Speech models add their per-minute price, models marked blind their mark.
-    let extra: BTreeSet<String> = ["usd_per_minute", "no_vision"].map(String::from).into();
+    // Speech models add their per-minute price, voice models their per-character price, models
+    // marked blind their mark.
+    let extra: BTreeSet<String> = ["usd_per_minute", "usd_per_million_chars", "no_vision"].map(String::from).into();
     assert!(prices.iter().all(|p| keys(p).difference(&price_keys).all(|k| extra.contains(k))), "{listed}");
     assert!(prices.iter().all(|p| keys(p).is_superset(&price_keys)), "{listed}");
     assert_eq!(prices.iter().find(|p| p["model"] == "family-mini"), Some(&row), "{listed}");
@@ -821,7 +822,7 @@ async fn member_lifecycle_commands_against_a_running_gateway() {
     );
     let ran = run(d, &["member", "set", "Mia", "--role", "teen", "--household-model"], None, &[]).await;
     assert!(
-        ran.expect_code(0).stdout.starts_with("Mia (@mia_family_bot): role teen, the household's model."),
+        ran.expect_code(0).stdout.starts_with("Mia (@mia_family_bot): role teen, the household's model, answers voice"),
         "{ran:#?}"
     );
     let long = "x".repeat(2001);

@@ -18,8 +18,8 @@ mod memory;
 mod package;
 mod panics;
 mod quota;
-mod reminders;
 mod reliability;
+mod reminders;
 mod roles;
 // Acts as other users from threads with their own credentials, which only Linux has.
 #[cfg(target_os = "linux")]
@@ -31,3 +31,4 @@ mod support;
 // Pseudo-terminals, /proc and root: Linux only.
 #[cfg(target_os = "linux")]
 mod tty;
+mod voice;

@@ -44,6 +44,10 @@ async fn a_voice_note_is_heard_byte_for_byte_and_the_reply_quotes_it() {
     let reply = &sent[1].text;
     assert!(reply.starts_with("🎤 “Can you remind me to buy milk?”\n"), "{reply:?}");
     assert!(reply.contains("You said:"), "{reply:?}");
+    // Heard as a voice note, answered as one ("when spoken", every member's default): the text
+    // is its caption, and the speech service spoke the answer without the quote.
+    assert!(sent[1].voice.is_some(), "a voice reply");
+    assert!(h.llm.speeches()[0].input.starts_with("You said:"), "{:?}", h.llm.speeches());
     // The audio is kept in the member's files/, and nowhere in the gateway's own records.
     let kept: Vec<_> =
         std::fs::read_dir(member_files(h.dir.path(), &m.id)).unwrap().map(|e| e.unwrap().path()).collect();

@@ -6,12 +6,14 @@
 //!
 //! One place for these steps keeps speech in and speech out from drifting apart in how they
 //! charge: both refuse a model without a price while any cap is in force, both report crossings
-//! and refusals as [`SpendEvent`]s, both leave one ledger row per call.
+//! and refusals as [`SpendEvent`]s, both leave one ledger row per call. Both also default to the
+//! chat provider's own service when it is of kind openai.
 
 use std::future::Future;
+use std::time::Instant;
 
 use chrono::Utc;
-use hearth_llm::LlmError;
+use hearth_llm::{ApiKey, LlmError};
 use hearth_proto::control::ProviderKind;
 use hearth_proto::llm::{BrokerError, BrokerErrorKind};
 
@@ -52,39 +54,64 @@ pub(super) struct MeteredHold {
     hold: Hold,
 }
 
-/// How a metered call ended, for its ledger row.
-pub(super) struct Ended<'a> {
-    pub model: &'a str,
-    pub attempts: u32,
-    pub latency_ms: u64,
-    /// `Ok(cost)` charged, or `Err(outcome)` ("http_404", "timeout", …) released.
-    pub result: Result<u64, String>,
+/// How a metered call is priced: the price the spend state has for it (`None`: no price), what
+/// it is when free, and from the price what to set aside and what the call costs once it worked
+/// (never more than what was set aside).
+pub(super) struct Pricing<'a, P> {
+    // `Sync`: the call's future holds them across awaits, and runs on any thread.
+    pub price_of: &'a (dyn Fn(&SpendState) -> Option<P> + Sync),
+    pub free: P,
+    pub reserve: &'a (dyn Fn(P) -> u64 + Sync),
+    pub cost: &'a (dyn Fn(P) -> u64 + Sync),
+    /// The refusal for a model without a price while caps are in force.
+    pub no_price: &'a (dyn Fn() -> BrokerError + Sync),
 }
 
 impl Broker {
-    /// Sets aside `worst_case(price)` against every cap that applies, with the price `price_of`
-    /// finds on the spend state. Without a price: free while no cap is in force (usage is still
-    /// recorded), otherwise refused with `no_price()`. Returns the price it used, so the call is
-    /// settled at the price it was reserved at.
-    pub(super) async fn reserve_metered<P: Copy>(
+    /// One metered call: reserved, `attempt` run with retries (`what` names it in the log),
+    /// settled at the price it was reserved at, or released when it failed. `Err` when it was
+    /// not reserved, and so not made.
+    pub(super) async fn metered<P: Copy, T, Fut>(
         &self,
         call: &Metered<'_>,
-        price_of: impl FnOnce(&SpendState) -> Option<P>,
-        free: P,
-        worst_case: impl FnOnce(P) -> u64,
-        no_price: impl FnOnce() -> BrokerError,
+        pricing: Pricing<'_, P>,
+        what: &'static str,
+        attempt: impl FnMut() -> Fut,
+    ) -> Result<Result<T, LlmError>, Unreserved>
+    where
+        Fut: Future<Output = Result<T, LlmError>>,
+    {
+        let (held, price) = self.reserve_metered(call, &pricing).await?;
+        let started = Instant::now();
+        let (result, attempts) = self.with_retries(call.member_id, call.model, what, attempt).await;
+        let cost = match &result {
+            Ok(_) => Ok((pricing.cost)(price)),
+            Err(e) => Err(e.kind()),
+        };
+        let latency_ms = started.elapsed().as_millis() as u64;
+        self.settle_metered(call, held, cost, attempts, latency_ms).await;
+        Ok(result)
+    }
+
+    /// Sets aside what `pricing` says against every cap that applies. Without a price: free
+    /// while no cap is in force (usage is still recorded), otherwise refused. Returns the price
+    /// it used.
+    async fn reserve_metered<P: Copy>(
+        &self,
+        call: &Metered<'_>,
+        pricing: &Pricing<'_, P>,
     ) -> Result<(MeteredHold, P), Unreserved> {
         let now = Utc::now();
         let (price, hold) = {
             let mut spend = self.inner.spend.lock();
             let (daily, monthly) = spend.budget.member_caps(call.member_id);
             let capped = daily.is_some() || monthly.is_some() || spend.budget.household_cap().is_some();
-            let price = match price_of(&spend) {
+            let price = match (pricing.price_of)(&spend) {
                 Some(p) => p,
-                None if capped => return Err(Unreserved::Capped(no_price())),
-                None => free,
+                None if capped => return Err(Unreserved::Capped((pricing.no_price)())),
+                None => pricing.free,
             };
-            match spend.budget.reserve(call.member_id, worst_case(price), now) {
+            match spend.budget.reserve(call.member_id, (pricing.reserve)(price), now) {
                 Ok(hold) => (price, hold),
                 Err(hit) if call.report_cap_hits => {
                     let tz = spend.budget.timezone();
@@ -124,10 +151,19 @@ impl Broker {
         }
     }
 
-    /// Charges what the call cost (or releases the hold when it failed) and completes its
-    /// ledger row; crossings and the new standing go to the gateway.
-    pub(super) async fn settle_metered(&self, member_id: &str, held: MeteredHold, ended: Ended<'_>) {
-        let (outcome, cost) = match ended.result {
+    /// Charges what the call cost (`Ok`), or releases the hold when it failed (`Err`: its
+    /// outcome, "http_404", "timeout", …), and completes its ledger row; crossings and the new
+    /// standing go to the gateway.
+    async fn settle_metered(
+        &self,
+        call: &Metered<'_>,
+        held: MeteredHold,
+        cost: Result<u64, String>,
+        attempts: u32,
+        latency_ms: u64,
+    ) {
+        let member_id = call.member_id;
+        let (outcome, cost) = match cost {
             Ok(cost) => {
                 let crossings = self.inner.spend.lock().budget.settle(held.hold, cost);
                 for crossing in crossings {
@@ -141,12 +177,12 @@ impl Broker {
             }
         };
         let settlement = LedgerSettlement {
-            model: ended.model.to_owned(),
+            model: call.model.to_owned(),
             input_tokens: 0,
             output_tokens: 0,
             cached_input_tokens: 0,
-            attempts: ended.attempts,
-            latency_ms: ended.latency_ms,
+            attempts,
+            latency_ms,
             outcome,
             cost_micros: cost,
         };
@@ -160,9 +196,20 @@ impl Broker {
         let _ = self.inner.events.send(SpendEvent::Settled { member_id: member_id.to_owned() });
     }
 
+    /// The chat provider's address and key when it is of kind openai: both speech services
+    /// default to that provider's own (`/audio/transcriptions`, `/audio/speech`).
+    pub(super) fn openai_chat_service(&self) -> Option<(String, Option<ApiKey>)> {
+        match &*self.inner.provider.read() {
+            Some(p) if p.kind == ProviderKind::Openai => {
+                Some((p.base_url.clone(), (!p.api_key.is_empty()).then(|| p.api_key.clone())))
+            }
+            _ => None,
+        }
+    }
+
     /// Runs `attempt` until it works, fails for good, or the broker's retry policy says stop;
     /// returns its result and how many attempts were made. `what` names the call in the log.
-    pub(super) async fn with_retries<T, F, Fut>(
+    async fn with_retries<T, F, Fut>(
         &self,
         member_id: &str,
         model: &str,

@@ -16,14 +16,12 @@
 //! A member is never told what went wrong in technical terms: [`TranscribeError::member_sentence`]
 //! is what they read, and [`TranscribeError::admin_hint`] what the admin is told (once) to fix.
 
-use std::time::Instant;
-
 use hearth_llm::{ApiKey, LlmError};
-use hearth_proto::control::{ProviderKind, SpeechSource, SpeechSummary};
+use hearth_proto::control::{SpeechSource, SpeechSummary};
 use hearth_proto::llm::{BrokerError, BrokerErrorKind};
 
 use super::Broker;
-use super::metered::{Ended, Metered, Unreserved, card_price, stored_prices};
+use super::metered::{Metered, Pricing, Unreserved, card_price, stored_prices};
 use super::spend::PriceSource;
 use super::spend::price::{self, AudioPrice, AudioRateEntry};
 use crate::store::{self, LedgerKind, Store, StoreError};
@@ -264,16 +262,12 @@ impl Broker {
         match &*self.inner.speech.read() {
             SpeechSetting::Off => (None, SpeechSource::Off),
             SpeechSetting::Own(e) => (Some(e.clone()), SpeechSource::Own),
-            SpeechSetting::Default => match &*self.inner.provider.read() {
-                Some(p) if p.kind == ProviderKind::Openai => (
-                    Some(SpeechEndpoint {
-                        base_url: p.base_url.clone(),
-                        model: DEFAULT_SPEECH_MODEL.to_owned(),
-                        api_key: (!p.api_key.is_empty()).then(|| p.api_key.clone()),
-                    }),
+            SpeechSetting::Default => match self.openai_chat_service() {
+                Some((base_url, api_key)) => (
+                    Some(SpeechEndpoint { base_url, model: DEFAULT_SPEECH_MODEL.to_owned(), api_key }),
                     SpeechSource::ChatProvider,
                 ),
-                _ => (None, SpeechSource::None),
+                None => (None, SpeechSource::None),
             },
         }
     }
@@ -331,37 +325,22 @@ impl Broker {
             characters: 0,
             report_cap_hits: true,
         };
-        let (held, price) = self
-            .reserve_metered(
-                &call,
-                |s| audio_price_for(&s.audio_rate_card, &endpoint.base_url, &endpoint.model),
-                AudioPrice::ZERO,
-                |p| p.worst_case_micros(seconds),
-                || no_audio_price(&endpoint.model),
-            )
+        let pricing = Pricing {
+            price_of: &|s| audio_price_for(&s.audio_rate_card, &endpoint.base_url, &endpoint.model),
+            free: AudioPrice::ZERO,
+            reserve: &|p| p.worst_case_micros(seconds),
+            cost: &|p| p.cost_micros(seconds),
+            no_price: &|| no_audio_price(&endpoint.model),
+        };
+        let result = self
+            .metered(&call, pricing, "transcription", || {
+                call_service(&self.inner.http, &endpoint, audio.clone(), file_name, media_type, &self.inner.limits)
+            })
             .await
             .map_err(|e| match e {
                 Unreserved::Capped(e) => TranscribeError::Capped(e),
                 Unreserved::Ledger => TranscribeError::Unavailable,
             })?;
-
-        let started = Instant::now();
-        let (result, attempts) = self
-            .with_retries(member_id, &endpoint.model, "transcription", || {
-                call_service(&self.inner.http, &endpoint, audio.clone(), file_name, media_type, &self.inner.limits)
-            })
-            .await;
-        let ended = Ended {
-            model: &endpoint.model,
-            attempts,
-            latency_ms: started.elapsed().as_millis() as u64,
-            result: match &result {
-                Ok(_) => Ok(price.cost_micros(seconds)),
-                Err(e) => Err(e.kind()),
-            },
-        };
-        self.settle_metered(member_id, held, ended).await;
-
         match result {
             Ok(text) => {
                 let text = text.trim();

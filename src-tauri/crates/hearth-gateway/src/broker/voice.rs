@@ -16,14 +16,12 @@
 //! Every failure here is the caller's cue to answer in text instead: a member never misses an
 //! answer because their voice reply could not be made. [`SpeakError`] says why, for the log.
 
-use std::time::Instant;
-
 use hearth_llm::{ApiKey, LlmError};
-use hearth_proto::control::{ProviderKind, SpeechSource, VoiceSummary};
+use hearth_proto::control::{SpeechSource, VoiceSummary};
 use hearth_proto::llm::{BrokerError, BrokerErrorKind};
 
 use super::Broker;
-use super::metered::{Ended, Metered, Unreserved, card_price, stored_prices};
+use super::metered::{Metered, Pricing, Unreserved, card_price, stored_prices};
 use super::spend::{VoicePrice, VoiceRateEntry, voice_price};
 use crate::store::{self, LedgerKind, Store, StoreError};
 
@@ -187,17 +185,17 @@ impl Broker {
         match &*self.inner.voice.read() {
             VoiceSetting::Off => (None, SpeechSource::Off),
             VoiceSetting::Own(e) => (Some(e.clone()), SpeechSource::Own),
-            VoiceSetting::Default => match &*self.inner.provider.read() {
-                Some(p) if p.kind == ProviderKind::Openai => (
+            VoiceSetting::Default => match self.openai_chat_service() {
+                Some((base_url, api_key)) => (
                     Some(VoiceEndpoint {
-                        base_url: p.base_url.clone(),
+                        base_url,
                         model: DEFAULT_VOICE_MODEL.to_owned(),
                         voice: DEFAULT_VOICE.to_owned(),
-                        api_key: (!p.api_key.is_empty()).then(|| p.api_key.clone()),
+                        api_key,
                     }),
                     SpeechSource::ChatProvider,
                 ),
-                _ => (None, SpeechSource::None),
+                None => (None, SpeechSource::None),
             },
         }
     }
@@ -243,37 +241,23 @@ impl Broker {
             characters: chars,
             report_cap_hits: false,
         };
-        let (held, price) = self
-            .reserve_metered(
-                &call,
-                |s| voice_price_for(&s.voice_rate_card, &endpoint.base_url, &endpoint.model),
-                VoicePrice::ZERO,
-                |p| p.cost_micros(chars),
-                || no_voice_price(&endpoint.model),
-            )
+        let pricing = Pricing {
+            price_of: &|s| voice_price_for(&s.voice_rate_card, &endpoint.base_url, &endpoint.model),
+            free: VoicePrice::ZERO,
+            reserve: &|p| p.cost_micros(chars),
+            cost: &|p| p.cost_micros(chars),
+            no_price: &|| no_voice_price(&endpoint.model),
+        };
+        let service = endpoint.service();
+        let result = self
+            .metered(&call, pricing, "speaking", || {
+                hearth_llm::speak(&self.inner.http, &service, text, &endpoint.voice, &self.inner.limits)
+            })
             .await
             .map_err(|e| match e {
                 Unreserved::Capped(e) => SpeakError::Capped(e),
                 Unreserved::Ledger => SpeakError::Unavailable,
             })?;
-
-        let service = endpoint.service();
-        let started = Instant::now();
-        let (result, attempts) = self
-            .with_retries(member_id, &endpoint.model, "speaking", || {
-                hearth_llm::speak(&self.inner.http, &service, text, &endpoint.voice, &self.inner.limits)
-            })
-            .await;
-        let ended = Ended {
-            model: &endpoint.model,
-            attempts,
-            latency_ms: started.elapsed().as_millis() as u64,
-            result: match &result {
-                Ok(_) => Ok(price.cost_micros(chars)),
-                Err(e) => Err(e.kind()),
-            },
-        };
-        self.settle_metered(member_id, held, ended).await;
         result.map_err(|e| {
             tracing::warn!(member = member_id, model = %endpoint.model, error = %e, "speaking a reply failed");
             classify(&e)

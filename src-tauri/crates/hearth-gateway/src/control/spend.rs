@@ -147,12 +147,15 @@ pub(super) async fn speech_price_set(
     Ok(ControlReply::Prices { prices: rows_for(e, &model) })
 }
 
+/// The admin's prices under one settings prefix: (model, micro-USD).
+type StoredPrices = Result<Vec<(String, u64)>, store::StoreError>;
+
 /// A per-quantity price the admin sets that is kept among the settings as `<prefix><model>` →
 /// integer micro-USD (per audio minute, per million characters).
 pub(super) struct SettingPrice {
     pub(super) prefix: &'static str,
     /// Every stored price under `prefix`.
-    pub(super) read: fn(&rusqlite::Connection) -> Result<Vec<(String, u64)>, store::StoreError>,
+    pub(super) read: fn(&rusqlite::Connection) -> StoredPrices,
     /// The audit row's action.
     pub(super) action: &'static str,
     /// The audit row's unit.

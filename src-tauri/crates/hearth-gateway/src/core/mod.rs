@@ -26,7 +26,7 @@
 //! Files: `engine.rs` (the shared handle and its helpers), `state.rs` (writers, readers, the
 //! roster), `bots.rs`, `lanes.rs` (the scheduler), `inbox.rs` (one row: member, pairing,
 //! stranger, paused, resting, a command), `turn.rs` (one turn), `media.rs` (a turn's files:
-//! fetched, heard, held), `albums.rs` (an album's parts into one turn), `notices.rs` (spend
+//! fetched, heard, held), `voice.rs` (answering in voice), `albums.rs` (an album's parts into one turn), `notices.rs` (spend
 //! notices and the admin's buttons), `reminders.rs` (delivering due reminders), `changes.rs` (the admin's
 //! changes).
 
@@ -50,6 +50,7 @@ mod notices;
 mod reminders;
 mod state;
 mod turn;
+mod voice;
 
 pub(crate) use bots::Bots;
 pub(crate) use changes::{Change, MemberUpdate};

@@ -1,15 +1,17 @@
 //! One turn, in a task of its own: what the member's worker is asked (`Turn`, after the files of
 //! a chat turn are fetched and heard — `media.rs`), what it may ask for meanwhile
 //! (`workers::rules`), and what happens with its answer — sent to the turn's chat (with what was
-//! heard quoted first), the inbox rows closed, a reported reminder schedule stored.
+//! heard quoted first, or in voice — `voice.rs`), the inbox rows closed, a reported reminder
+//! schedule stored.
 
 use std::sync::Arc;
 
 use hearth_proto::control::TurnActivity;
 use hearth_proto::llm::Refusal;
 use hearth_proto::worker::{IncomingMessage, Turn, TurnContext, TurnKind, TurnOutcome};
+use teloxide::types::ChatAction;
 
-use super::{Engine, LaneItem, inbox_ids, media, reminders};
+use super::{Engine, LaneItem, inbox_ids, media, reminders, voice};
 use crate::config::FaultSite;
 use crate::store::{self, DueReminder, InboxRow, MemberRow};
 use crate::telegram;
@@ -47,7 +49,13 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
     let silent = kind == TurnKind::NewConversation && items[0].row.is_none();
     let typing = engine.cancel.child_token();
     if firing.is_none() && !silent {
-        engine.tracker.spawn(telegram::show_typing(bot.clone(), chat_id, typing.clone()));
+        // "Recording voice…" while a voice answer is expected (`voice.rs`), else "typing…".
+        let action = if kind == TurnKind::Chat && voice::expected(engine, &member, &rows) {
+            ChatAction::RecordVoice
+        } else {
+            ChatAction::Typing
+        };
+        engine.tracker.spawn(telegram::show_action(bot.clone(), chat_id, action, typing.clone()));
     }
     // A chat turn's files: fetched, heard and held before the worker is asked (`media.rs`).
     let mut prepared = media::Prepared::default();
@@ -130,13 +138,17 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
         }
         return;
     }
+    // The model's own answer, which a voice reply speaks (without the quote of what was heard).
+    let mut answer = None;
     let (text, outcome_kind) = match outcome {
         Ok(TurnOutcome::Nothing) => {
             engine.finish_rows(ids, "done", "nothing");
             return;
         }
         Ok(TurnOutcome::Reply { text }) if !text.trim().is_empty() => {
-            (media::with_quotes(&prepared.heard, &text), "replied")
+            let quoted = media::with_quotes(&prepared.heard, &text);
+            answer = Some(text);
+            (quoted, "replied")
         }
         Ok(TurnOutcome::Reply { .. }) => {
             ("I'm not sure what to say to that — could you put it another way?".to_owned(), "empty_reply")
@@ -155,7 +167,14 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
         }
     };
     config.faults.check(FaultSite::TurnReply { member_id, text: &text });
-    match telegram::send_reply(&bot, chat_id, &text).await {
+    let sent = match answer {
+        // Only a chat turn's answer: a command's (`/memory`, `/reminders`) stays text.
+        Some(answer) if kind == TurnKind::Chat && voice::wanted(engine, &member, !prepared.heard.is_empty()) => {
+            voice::send_answer(engine, member_id, &bot, chat_id, &text, &answer).await
+        }
+        _ => telegram::send_reply(&bot, chat_id, &text).await,
+    };
+    match sent {
         Ok(()) => engine.finish_rows(ids, "done", outcome_kind),
         Err(e) => {
             tracing::error!(member = member_id, error = %e, "could not deliver a reply");

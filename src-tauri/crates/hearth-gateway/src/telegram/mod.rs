@@ -9,7 +9,9 @@
 //!   another.
 //! - `extract.rs`: an update → the inbox's [`NewMessage`], or nothing.
 //! - `download.rs`: a member's file (voice note, photo, document) into memory, capped.
-//! - `send.rs`: replies, plain notes, inline buttons, chat actions ("typing…").
+//! - `send.rs`: replies, plain notes, inline buttons, chat actions ("typing…", "recording
+//!   voice…").
+//! - `voice.rs`: a voice reply (`sendVoice`) with its caption.
 //! - `reply/`: a model's Markdown → Telegram HTML, split under the length limit.
 //! - This file: the shared HTTP client, a bot's client, checking a token.
 //!
@@ -27,13 +29,16 @@ mod extract;
 mod poll;
 pub mod reply;
 mod send;
+mod voice;
 
 pub use download::{DownloadError, Limit, download, megabytes};
 pub use extract::extract_message;
 pub use poll::{Backoff, PollLoop, StateHook};
 pub use send::{
-    Button, SendError, answer_callback, close_question, send_plain, send_reply, send_with_buttons, show_typing,
+    Button, SendError, answer_callback, close_question, send_action, send_plain, send_reply, send_with_buttons,
+    show_action, show_typing,
 };
+pub use voice::{CAPTION_LIMIT, send_voice};
 
 /// Telegram's own API root; `HEARTH_TELEGRAM_API_URL` replaces it (fakes, self-hosted Bot API).
 pub const DEFAULT_API_URL: &str = "https://api.telegram.org";

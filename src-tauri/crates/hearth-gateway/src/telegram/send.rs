@@ -151,17 +151,54 @@ pub async fn close_question(bot: &Bot, chat_id: i64, message_id: i32, text: &str
 /// Shows "typing…" in the chat until cancelled. Telegram clears the indicator after about five
 /// seconds, so it is renewed every four.
 pub async fn show_typing(bot: Bot, chat_id: i64, cancel: CancellationToken) {
+    show_action(bot, chat_id, ChatAction::Typing, cancel).await;
+}
+
+/// Shows `action` ("typing…", "recording voice…") in the chat until cancelled, renewed every
+/// four seconds as [`show_typing`] is.
+pub async fn show_action(bot: Bot, chat_id: i64, action: ChatAction, cancel: CancellationToken) {
     loop {
         // A slow Telegram does not hold a finished turn (or a stopping gateway) up.
-        let action =
-            tokio::time::timeout(Duration::from_secs(5), bot.send_chat_action(ChatId(chat_id), ChatAction::Typing));
+        let shown = send_action(&bot, chat_id, action);
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = action => {}
+            _ = shown => {}
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(4)) => {}
+        }
+    }
+}
+
+/// Shows `action` once (Telegram shows it for about five seconds, or until the bot sends
+/// something); failure only costs the indicator, and a slow Telegram is not waited for.
+pub async fn send_action(bot: &Bot, chat_id: i64, action: ChatAction) {
+    let sent = tokio::time::timeout(Duration::from_secs(5), bot.send_chat_action(ChatId(chat_id), action)).await;
+    if let Ok(Err(e)) = sent {
+        tracing::debug!(error = %e, "sendChatAction failed");
+    }
+}
+
+/// Runs one send (`attempt`) under the rules every send here keeps: again on the network's and
+/// Telegram's own trouble, after Telegram's asked pause or the backoff, up to [`SEND_ATTEMPTS`];
+/// never again on a refusal.
+pub(super) async fn with_send_retries<T, F, Fut>(mut attempt: F) -> Result<T, SendError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, RequestError>>,
+{
+    let mut retries = SEND_BACKOFF.retries(Some(SEND_ATTEMPTS));
+    loop {
+        let last = match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) => send_trouble(e)?,
+        };
+        match retries.failed(last.asked) {
+            Some(wait) => tokio::time::sleep(wait).await,
+            None => {
+                return Err(SendError::Unreachable(format!("gave up after {SEND_ATTEMPTS} attempts: {}", last.what)));
+            }
         }
     }
 }

@@ -123,7 +123,9 @@ impl ScriptedMedia {
 }
 
 /// The demo's one voice note and one photo: a child's short spoken question, and a photo of
-/// homework. Each is sent once, by the member named, as their second message.
+/// homework. Each is sent once, by the member named, as their second message. Sam's voice note
+/// is answered in voice (every member's default: a voice note gets a voice reply, spoken by the
+/// demo's simulated speech service).
 pub const MEDIA: &[(&str, ScriptedMedia)] = &[
     ("Sam", ScriptedMedia::Voice { seconds: 4, transcript: "Hearth, why do cats purr?" }),
     ("Leo", ScriptedMedia::Photo { width: 800, height: 600, caption: "can u check my maths homework" }),

@@ -54,7 +54,12 @@ pub struct Person {
 /// Adds `members` people: for each, a bot on the fake Telegram, `add(name, token)` (which adds the
 /// member through the caller's admin API and returns the pairing code), and `/start <code>` from
 /// their phone — then waits until every bot confirmed the pairing.
-pub async fn set_up<F, Fut>(telegram: &FakeTelegram, members: usize, mut add: F, events: &Events) -> Result<Vec<Person>, String>
+pub async fn set_up<F, Fut>(
+    telegram: &FakeTelegram,
+    members: usize,
+    mut add: F,
+    events: &Events,
+) -> Result<Vec<Person>, String>
 where
     F: FnMut(String, String) -> Fut,
     Fut: Future<Output = Result<String, String>>,
@@ -128,7 +133,10 @@ pub async fn simulate_with(
             () = stop_sending.cancelled() => return,
         }
         let mut pending = vec![Instant::now()];
-        if !thank && asked == 1 && let Some(m) = media.take() {
+        if !thank
+            && asked == 1
+            && let Some(m) = media.take()
+        {
             let shown = send_media(&telegram, &person, m);
             emit(&events, Event::Sent { member: person.index, text: shown });
             next_follow_up = "";
@@ -169,10 +177,12 @@ pub async fn simulate_with(
             for message in &sent[seen..] {
                 let asked = pending.get(answered).or(pending.last()).copied().unwrap_or_else(Instant::now);
                 let latency = message.at.saturating_duration_since(asked);
-                emit(
-                    &events,
-                    Event::Replied { member: person.index, text: message.current_text().to_owned(), latency },
-                );
+                // A voice reply (Sam's voice note is answered in voice) shows as its caption.
+                let text = match &message.voice {
+                    Some(_) => format!("🔊 {}", message.current_text()),
+                    None => message.current_text().to_owned(),
+                };
+                emit(&events, Event::Replied { member: person.index, text, latency });
                 answered += 1;
             }
             seen = sent.len();

@@ -53,6 +53,12 @@ pub fn render_reply(markdown: &str, limit: usize) -> Vec<ReplyChunk> {
     chunk::ranges(&doc, limit).into_iter().map(|(start, end)| html::render_chunk(&doc, start, end, limit)).collect()
 }
 
+/// The visible text of `markdown`, with no formatting marks and no link targets: what a voice
+/// reply speaks.
+pub fn visible_text(markdown: &str) -> String {
+    markdown::parse(markdown).cells.iter().map(|c| c.ch).collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // The parsed document: one cell per visible character, each pointing at an interned style.
 
@@ -119,6 +125,14 @@ fn is_blank(c: char) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_visible_text_has_no_marks_or_link_targets() {
+        let text = visible_text("**Yes**, see [the list](https://example.com/x) and `code`.\n\n- one\n- two");
+        assert!(text.starts_with("Yes, see the list and code."), "{text:?}");
+        assert!(!text.contains('*') && !text.contains("https") && !text.contains('`'), "{text:?}");
+        assert!(text.contains("one") && text.contains("two"), "{text:?}");
+    }
 
     /// Checks `html` the way Telegram's parser would and returns its visible text: only the tags
     /// we emit, properly nested within Telegram's rules, only the four named entities, no bare
