@@ -131,9 +131,12 @@ async fn a_newcomer_sets_up_a_household_and_a_member_gets_answers() {
     telegram.send_voice(&bot.token, &ana, hearth_testkit::media::ogg_opus(4), 4);
     w.wait_text(&lane, 20, |t| t.starts_with("Listening…")).await;
     w.screenshot("20-listening").await;
+    // Spoken to, Ana's assistant answers in voice (her default): the lane says it is recording.
+    w.wait_text(&lane, 30, |t| t.starts_with("Recording a voice reply…")).await;
+    w.screenshot("24-recording").await;
     w.wait_text(&lane, 60, |t| t == "Idle").await;
-    // The month's tile now splits chat from voice notes heard.
-    w.wait_text("[data-testid=\"household-month-split\"]", 20, |t| t.contains("Voice notes heard")).await;
+    // The month's tile now splits chat from voice notes heard and voice replies.
+    w.wait_text("[data-testid=\"household-month-split\"]", 20, |t| t.contains("Voice notes heard") && t.contains("Voice replies")).await;
     w.screenshot("22-month-split").await;
 
     // Pause every bot: Ana's next message gets the paused note, not the model.
