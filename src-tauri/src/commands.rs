@@ -11,6 +11,7 @@ use tauri_plugin_autostart::ManagerExt as _;
 use crate::engine::{self, Shell, unexpected};
 use crate::ipc::*;
 use crate::snapshot::{provider, role};
+use crate::speech;
 
 type Shared<'a> = State<'a, Arc<Shell>>;
 type Reply<T> = Result<T, IpcError>;
@@ -21,7 +22,7 @@ fn invalid(message: impl Into<String>) -> IpcError {
 
 /// Dollars typed by a person → micro-dollars, refusing what cannot be a limit or a price.
 fn usd_to_micros(usd: f64, what: &str) -> Reply<u64> {
-    if !usd.is_finite() || usd < 0.0 || usd > 1_000_000.0 {
+    if !usd.is_finite() || !(0.0..=1_000_000.0).contains(&usd) {
         return Err(invalid(format!("{what} must be an amount between $0 and $1,000,000")));
     }
     Ok((usd * 1_000_000.0).round() as u64)
@@ -193,6 +194,7 @@ fn member_detail(m: proto::MemberSummary) -> MemberDetail {
         daily_cap_usd: m.daily_cap_usd,
         monthly_cap_usd: m.monthly_cap_usd,
         quiet_hours: m.quiet_hours.map(|q| q.to_string()),
+        voice_replies: speech::voice_replies(m.voice_replies),
         created_at: m.created_at,
     }
 }
@@ -231,6 +233,17 @@ pub async fn member_update(shell: Shared<'_>, args: MemberUpdateArgs) -> Reply<M
         };
         shell.control(ControlRequest::MemberQuietHours { member: args.member.clone(), quiet_hours }).await?;
     }
+    member(&shell, &args.member).await
+}
+
+/// When the member's assistant answers in voice.
+#[tauri::command]
+pub async fn member_voice(shell: Shared<'_>, args: MemberVoiceArgs) -> Reply<MemberDetail> {
+    let request = ControlRequest::MemberVoice {
+        member: args.member.clone(),
+        voice_replies: speech::proto_voice_replies(args.voice_replies),
+    };
+    shell.control(request).await?;
     member(&shell, &args.member).await
 }
 
@@ -295,6 +308,8 @@ pub async fn prices(shell: Shared<'_>) -> Reply<Vec<PriceDto>> {
                 output_usd_per_mtok: p.output_usd_per_mtok,
                 cached_input_usd_per_mtok: p.cached_input_usd_per_mtok,
                 source: p.source,
+                usd_per_minute: p.usd_per_minute,
+                usd_per_million_chars: p.usd_per_million_chars,
             })
             .collect()),
         other => Err(unexpected(&other)),
@@ -311,6 +326,67 @@ pub async fn price_set(shell: Shared<'_>, args: PriceArgs) -> Reply<Vec<PriceDto
     };
     shell.control(request).await?;
     prices(shell).await
+}
+
+/// A speech model's price: per minute of audio heard, or per million characters spoken.
+#[tauri::command]
+pub async fn speech_price_set(shell: Shared<'_>, args: SpeechPriceArgs) -> Reply<Vec<PriceDto>> {
+    let request = match args.direction {
+        SpeechDirection::In => ControlRequest::SpeechPriceSet {
+            model: args.model,
+            micros_per_minute: usd_to_micros(args.usd, "The price per minute")?,
+        },
+        SpeechDirection::Out => ControlRequest::VoicePriceSet {
+            model: args.model,
+            micros_per_mchar: usd_to_micros(args.usd, "The price per million characters")?,
+        },
+    };
+    shell.control(request).await?;
+    prices(shell).await
+}
+
+/// Both speech services in force: hearing voice notes and answering in voice.
+#[tauri::command]
+pub async fn voice_settings(shell: Shared<'_>) -> Reply<VoiceSettingsDto> {
+    let hearing = match shell.control(ControlRequest::SpeechGet).await? {
+        ControlReply::Speech(s) => speech::hearing(s),
+        other => return Err(unexpected(&other)),
+    };
+    let speaking = match shell.control(ControlRequest::VoiceGet).await? {
+        ControlReply::Voice(v) => speech::speaking(v),
+        other => return Err(unexpected(&other)),
+    };
+    Ok(VoiceSettingsDto { hearing, speaking })
+}
+
+/// One direction's service in force after a change.
+fn speech_service(reply: ControlReply) -> Reply<SpeechServiceDto> {
+    match reply {
+        ControlReply::Speech(s) => Ok(speech::hearing(s)),
+        ControlReply::Voice(v) => Ok(speech::speaking(v)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Sets one direction's own service (the key is kept by the gateway, never sent back).
+#[tauri::command]
+pub async fn speech_service_set(shell: Shared<'_>, args: SpeechServiceArgs) -> Reply<SpeechServiceDto> {
+    speech_service(shell.control(speech::set_request(args)).await?)
+}
+
+/// Turns one direction off for everyone.
+#[tauri::command]
+pub async fn speech_service_off(shell: Shared<'_>, args: SpeechDirectionArgs) -> Reply<SpeechServiceDto> {
+    speech_service(shell.control(speech::off_request(args.direction)).await?)
+}
+
+/// Tries the service in force for one direction; stores nothing, charges no one.
+#[tauri::command]
+pub async fn speech_test(shell: Shared<'_>, args: SpeechDirectionArgs) -> Reply<SpeechTestDto> {
+    match shell.control(ControlRequest::SpeechTest { direction: speech::direction(args.direction) }).await? {
+        ControlReply::SpeechTested(t) => Ok(speech::test_result(t)),
+        other => Err(unexpected(&other)),
+    }
 }
 
 #[tauri::command]
@@ -503,12 +579,18 @@ table! {
     member_list() -> Vec<MemberDetail>;
     member_update(MemberUpdateArgs) -> MemberDetail;
     member_caps(MemberCapsArgs) -> MemberDetail;
+    member_voice(MemberVoiceArgs) -> MemberDetail;
     member_pause(PauseArgs) -> ();
     member_token(MemberTokenArgs) -> BotIdentityDto;
     member_export(MemberExportArgs) -> ExportDto;
     member_remove(MemberRef) -> ();
     prices() -> Vec<PriceDto>;
     price_set(PriceArgs) -> Vec<PriceDto>;
+    speech_price_set(SpeechPriceArgs) -> Vec<PriceDto>;
+    voice_settings() -> VoiceSettingsDto;
+    speech_service_set(SpeechServiceArgs) -> SpeechServiceDto;
+    speech_service_off(SpeechDirectionArgs) -> SpeechServiceDto;
+    speech_test(SpeechDirectionArgs) -> SpeechTestDto;
     settings() -> SettingsDto;
     settings_set(SettingsArgs) -> SettingsDto;
     backup_now(BackupNowArgs) -> BackupDto;

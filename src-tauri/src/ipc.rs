@@ -159,6 +159,22 @@ pub struct Lane {
     pub queued: u32,
     /// How long the current turn has run.
     pub secs: u32,
+    /// What the running turn does now (`thinking` when no turn runs): never what it is about.
+    pub doing: TurnActivity,
+}
+
+/// What a running turn is doing, so a lane can say "Listening…" rather than "Thinking".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnActivity {
+    /// Asking the assistant (the model, its tools).
+    Thinking,
+    /// Fetching and transcribing a voice note.
+    Listening,
+    /// Showing the model photos.
+    Looking,
+    /// Recording a voice reply.
+    Speaking,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -169,6 +185,23 @@ pub struct HouseholdSpend {
     /// Every day of this month so far, oldest first.
     pub per_day: Vec<DaySpend>,
     pub timezone: String,
+    /// This month's spend by kind.
+    pub month_split: SpendSplit,
+}
+
+/// A period's spend by kind: chat (photos included), voice notes heard, voice replies.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, TS)]
+pub struct SpendSplit {
+    pub chat_usd: f64,
+    /// Photos shown to the model (their cost is in `chat_usd`).
+    pub images: u32,
+    pub heard_usd: f64,
+    /// Voice notes transcribed.
+    pub heard_notes: u32,
+    pub heard_minutes: f64,
+    pub replies_usd: f64,
+    /// Voice replies spoken.
+    pub replies: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -299,8 +332,27 @@ pub struct MemberDetail {
     pub monthly_cap_usd: Option<f64>,
     /// `"20:00-07:00"` in the household's time zone: the assistant rests then. `None`: always on.
     pub quiet_hours: Option<String>,
+    /// When the assistant answers with a voice note.
+    pub voice_replies: VoiceReplies,
     /// RFC 3339.
     pub created_at: String,
+}
+
+/// When a member's assistant answers in voice (a voice note with the text as its caption).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum VoiceReplies {
+    Never,
+    /// Voice notes are answered with a voice note, text with text.
+    WhenSpoken,
+    Always,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct MemberVoiceArgs {
+    pub member: String,
+    pub voice_replies: VoiceReplies,
 }
 
 #[derive(Debug, Clone, Deserialize, TS)]
@@ -362,6 +414,10 @@ pub struct PriceDto {
     pub cached_input_usd_per_mtok: f64,
     /// "admin" or "default (as of …)".
     pub source: String,
+    /// A speech-recognition model's price per minute of audio (its token prices are 0).
+    pub usd_per_minute: Option<f64>,
+    /// A text-to-speech model's price per million characters (its token prices are 0).
+    pub usd_per_million_chars: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize, TS)]
@@ -371,6 +427,88 @@ pub struct PriceArgs {
     pub input_usd_per_mtok: f64,
     pub output_usd_per_mtok: f64,
     pub cached_input_usd_per_mtok: Option<f64>,
+}
+
+/// The price of a speech model: per minute of audio heard (`in`) or per million characters
+/// spoken (`out`).
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct SpeechPriceArgs {
+    pub model: String,
+    pub direction: SpeechDirection,
+    pub usd: f64,
+}
+
+/// Which way a speech service goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum SpeechDirection {
+    /// Hearing voice notes (speech to text).
+    In,
+    /// Answering in voice (text to speech).
+    Out,
+}
+
+/// Where a speech service in force comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum SpeechSource {
+    /// The admin set one.
+    Own,
+    /// The chat provider's own (it is OpenAI-compatible), with its key.
+    ChatProvider,
+    /// The admin turned it off.
+    Off,
+    /// Nothing set, and the chat provider offers none.
+    None,
+}
+
+/// One direction's speech service as the Settings screen shows it. Never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct SpeechServiceDto {
+    pub direction: SpeechDirection,
+    pub source: SpeechSource,
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    /// The voice name (`out` only).
+    pub voice: Option<String>,
+}
+
+/// Both directions: hearing voice notes and answering in voice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct VoiceSettingsDto {
+    pub hearing: SpeechServiceDto,
+    pub speaking: SpeechServiceDto,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct SpeechServiceArgs {
+    pub direction: SpeechDirection,
+    pub base_url: String,
+    pub model: String,
+    /// The voice name (`out`; empty or `None`: the service's default), ignored for `in`.
+    pub voice: Option<String>,
+    /// May be empty (a local server needs none). Never sent back.
+    pub api_key: String,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct SpeechDirectionArgs {
+    pub direction: SpeechDirection,
+}
+
+/// What a speech test found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct SpeechTestDto {
+    pub direction: SpeechDirection,
+    pub model: String,
+    pub latency_ms: u32,
+    /// `in`: what the service heard in the test sample (may be empty).
+    pub heard: Option<String>,
+    /// `out`: how much audio the service answered, in bytes.
+    pub audio_bytes: Option<u32>,
 }
 
 /// The Settings screen.

@@ -6,6 +6,8 @@
 //! - `commands`: the window's commands, thin; their table feeds the handler and the TypeScript.
 //! - `ipc`: the DTOs that cross to the window; `bindings` generates `ui/src/lib/ipc.gen.ts`.
 //! - `snapshot`: status + usage → the one value the dashboard and tray show (pure).
+//! - `speech`: voice notes and voice replies — the engine's speech services, tests and members'
+//!   choices as DTOs and back (pure).
 //! - `tray`: the menu-bar icon and menu, built from a snapshot by a pure function.
 //! - `pump`: engine events → throttled `snapshot` events, notifications.
 //! - `demo`: the demo household on `hearth-sim`'s simulated Telegram and model, in a throwaway folder.
@@ -23,6 +25,7 @@ pub mod pump;
 mod qr;
 pub mod settings;
 pub mod snapshot;
+mod speech;
 pub mod tray;
 
 use std::sync::Arc;
@@ -81,10 +84,8 @@ pub fn main() {
         })
         .setup(move |app| {
             let handle = app.handle().clone();
-            if hidden {
-                if let Some(w) = app.get_webview_window("main") {
-                    let _ = w.hide();
-                }
+            if hidden && let Some(w) = app.get_webview_window("main") {
+                let _ = w.hide();
             }
             // Info.plist's LSUIElement starts the app as a menu-bar app without a Dock icon;
             // with its window shown it gets one, as after `tray::open_window`.

@@ -6,7 +6,7 @@ use hearth_proto::control::{self as proto, BotState, StatusReport, UsageReport};
 
 use crate::ipc::{
     BotHealth, BotHealthState, DaySpend, Health, HostLoad, HouseholdSpend, Lane, LaneState, MemberCard, Phase,
-    ProviderDto, Snapshot,
+    ProviderDto, Snapshot, SpendSplit, TurnActivity,
 };
 
 /// Builds the snapshot. `usage` is this month's report.
@@ -41,6 +41,7 @@ pub fn build(phase: Phase, status: &StatusReport, usage: &UsageReport, host: Opt
         monthly_cap_usd: usage.household_monthly_cap_usd,
         per_day: usage.per_day.iter().map(|(date, usd)| DaySpend { date: date.clone(), usd: *usd }).collect(),
         timezone: usage.timezone.clone(),
+        month_split: split(&usage.total),
     };
     let provider = status.provider.as_ref().map(provider);
     let (health, problems) = health(phase, provider.is_some(), &members, &household);
@@ -68,7 +69,14 @@ pub fn stopped(problem: &str) -> Snapshot {
         problems: vec![problem.to_owned()],
         provider: None,
         members: Vec::new(),
-        household: HouseholdSpend { today_usd: 0.0, month_usd: 0.0, monthly_cap_usd: None, per_day: Vec::new(), timezone: String::new() },
+        household: HouseholdSpend {
+            today_usd: 0.0,
+            month_usd: 0.0,
+            monthly_cap_usd: None,
+            per_day: Vec::new(),
+            timezone: String::new(),
+            month_split: SpendSplit::default(),
+        },
         turns_in_flight: 0,
         turn_cap: 0,
         isolation: String::new(),
@@ -143,12 +151,41 @@ pub fn bot_health(state: &BotState) -> BotHealth {
 }
 
 pub fn lane(state: &proto::LaneState) -> Lane {
+    let thinking = TurnActivity::Thinking;
     match *state {
-        proto::LaneState::Idle => Lane { state: LaneState::Idle, queued: 0, secs: 0 },
-        proto::LaneState::Queued { messages } => Lane { state: LaneState::Queued, queued: messages, secs: 0 },
-        proto::LaneState::Running { secs, queued, .. } => {
-            Lane { state: LaneState::Thinking, queued, secs: u32::try_from(secs).unwrap_or(u32::MAX) }
+        proto::LaneState::Idle => Lane { state: LaneState::Idle, queued: 0, secs: 0, doing: thinking },
+        proto::LaneState::Queued { messages } => {
+            Lane { state: LaneState::Queued, queued: messages, secs: 0, doing: thinking }
         }
+        proto::LaneState::Running { secs, queued, doing } => Lane {
+            state: LaneState::Thinking,
+            queued,
+            secs: u32::try_from(secs).unwrap_or(u32::MAX),
+            doing: activity(doing),
+        },
+    }
+}
+
+fn activity(doing: proto::TurnActivity) -> TurnActivity {
+    match doing {
+        proto::TurnActivity::Thinking => TurnActivity::Thinking,
+        proto::TurnActivity::Listening => TurnActivity::Listening,
+        proto::TurnActivity::Looking => TurnActivity::Looking,
+        proto::TurnActivity::Speaking => TurnActivity::Speaking,
+    }
+}
+
+/// A period's totals split by kind, for the spend tiles.
+pub fn split(t: &proto::UsageTotals) -> SpendSplit {
+    let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    SpendSplit {
+        chat_usd: t.chat_cost_usd,
+        images: count(t.images),
+        heard_usd: t.speech_cost_usd,
+        heard_notes: count(t.speech_calls),
+        heard_minutes: t.audio_seconds as f64 / 60.0,
+        replies_usd: t.voice_cost_usd,
+        replies: count(t.voice_calls),
     }
 }
 
@@ -236,8 +273,11 @@ mod tests {
         let s = build(Phase::Serving, &status(), &usage(), None);
         let ana = &s.members[0];
         assert_eq!(ana.role, crate::ipc::Role::Teen);
-        assert_eq!(ana.lane, Lane { state: LaneState::Thinking, queued: 1, secs: 4 });
-        assert_eq!((ana.today_usd, ana.month_usd, ana.daily_cap_usd, ana.monthly_cap_usd), (0.25, 1.5, Some(1.0), Some(5.0)));
+        assert_eq!(ana.lane, Lane { state: LaneState::Thinking, queued: 1, secs: 4, doing: TurnActivity::Thinking });
+        assert_eq!(
+            (ana.today_usd, ana.month_usd, ana.daily_cap_usd, ana.monthly_cap_usd),
+            (0.25, 1.5, Some(1.0), Some(5.0))
+        );
         assert_eq!(ana.isolation, "account + sandbox");
         assert_eq!(s.household.today_usd, 0.25);
         assert_eq!(s.household.per_day[0], DaySpend { date: "2026-11-20".into(), usd: 1.25 });
@@ -260,6 +300,56 @@ mod tests {
         let s = build(Phase::Serving, &st, &u, None);
         assert_eq!(s.health, Health::Attention);
         assert!(s.problems[0].starts_with("The household reached its monthly limit"), "{:?}", s.problems);
+    }
+
+    /// What a running turn does reaches the lane; a lane with no turn is never "listening".
+    #[test]
+    fn a_lane_says_what_its_turn_does() {
+        for (doing, want) in [
+            (proto::TurnActivity::Listening, TurnActivity::Listening),
+            (proto::TurnActivity::Looking, TurnActivity::Looking),
+            (proto::TurnActivity::Speaking, TurnActivity::Speaking),
+            (proto::TurnActivity::Thinking, TurnActivity::Thinking),
+        ] {
+            let running = lane(&proto::LaneState::Running { secs: 2, queued: 0, doing });
+            assert_eq!((running.state, running.doing), (LaneState::Thinking, want));
+        }
+        assert_eq!(lane(&proto::LaneState::Queued { messages: 3 }).doing, TurnActivity::Thinking);
+        let mut st = status();
+        st.members[0].lane = proto::LaneState::Running { secs: 1, queued: 0, doing: proto::TurnActivity::Listening };
+        assert_eq!(build(Phase::Serving, &st, &usage(), None).members[0].lane.doing, TurnActivity::Listening);
+    }
+
+    #[test]
+    fn the_month_splits_into_chat_voice_notes_and_voice_replies() {
+        let mut u = usage();
+        u.total = UsageTotals {
+            calls: 9,
+            cost_usd: 1.75,
+            chat_calls: 5,
+            chat_cost_usd: 1.5,
+            images: 2,
+            speech_calls: 3,
+            audio_seconds: 90,
+            speech_cost_usd: 0.05,
+            voice_calls: 1,
+            voice_chars: 400,
+            voice_cost_usd: 0.2,
+            ..Default::default()
+        };
+        let s = build(Phase::Serving, &status(), &u, None).household.month_split;
+        assert_eq!(
+            s,
+            SpendSplit {
+                chat_usd: 1.5,
+                images: 2,
+                heard_usd: 0.05,
+                heard_notes: 3,
+                heard_minutes: 1.5,
+                replies_usd: 0.2,
+                replies: 1
+            }
+        );
     }
 
     #[test]

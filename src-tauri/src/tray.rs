@@ -147,7 +147,7 @@ mod tests {
             bot: BotHealth { state: BotHealthState::Polling, label: "Online".into() },
             paired: true,
             paused,
-            lane: Lane { state: lane, queued: 0, secs: 0 },
+            lane: Lane { state: lane, queued: 0, secs: 0, doing: TurnActivity::Thinking },
             last_activity: None,
             today_usd: 0.1,
             month_usd: 2.0,
@@ -164,6 +164,7 @@ mod tests {
             monthly_cap_usd: Some(30.0),
             per_day: vec![],
             timezone: "Europe/London".into(),
+            month_split: SpendSplit::default(),
         };
         let (health, problems) = crate::snapshot::health(Phase::Serving, true, &members, &household);
         Snapshot {

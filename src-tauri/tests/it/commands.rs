@@ -220,6 +220,100 @@ fn the_member_page_and_settings_through_commands() {
     assert_eq!(app.snapshot()["members"].as_array().unwrap().len(), 0);
 }
 
+/// Settings → Voice, a member's "Answer in voice" and the speech rows of the rate card, against
+/// the real gateway: the chat provider's own services by default, each tested on the fake model,
+/// an own service whose key never comes back, a direction turned off, and prices per minute and
+/// per million characters.
+#[test]
+fn voice_settings_a_members_choice_and_speech_prices_through_commands() {
+    let app = App::start();
+    let provider = json!({ "kind": "openai", "base_url": app.llm.base_url(), "model": "gpt-4o-mini", "api_key": "sk-test" });
+    let _: Value = app.ok("provider_set", Some(provider));
+
+    let v: Value = app.ok("voice_settings", None);
+    assert_eq!(
+        (v["hearing"]["source"].as_str(), v["hearing"]["model"].as_str()),
+        (Some("chat_provider"), Some("whisper-1")),
+        "{v}"
+    );
+    assert_eq!(v["hearing"]["direction"], "in");
+    assert_eq!(
+        (v["speaking"]["source"].as_str(), v["speaking"]["model"].as_str()),
+        (Some("chat_provider"), Some("tts-1")),
+        "{v}"
+    );
+    assert_eq!(v["speaking"]["voice"], "alloy");
+
+    // Each Test goes to the service in force and says what it found.
+    app.llm.set_transcript("Hello from Hearth");
+    let heard: Value = app.ok("speech_test", Some(json!({ "direction": "in" })));
+    assert_eq!(
+        (heard["model"].as_str(), heard["heard"].as_str()),
+        (Some("whisper-1"), Some("Hello from Hearth")),
+        "{heard}"
+    );
+    let spoken: Value = app.ok("speech_test", Some(json!({ "direction": "out" })));
+    assert!(spoken["audio_bytes"].as_u64().is_some_and(|b| b > 0), "{spoken}");
+    assert!(!app.llm.speeches().is_empty() && !app.llm.transcriptions().is_empty());
+
+    // An own voice service: shown back without its key, and used by the next test.
+    let set = json!({ "direction": "out", "base_url": app.llm.base_url(), "model": "tts-1-hd", "voice": "nova", "api_key": "sk-voice-secret" });
+    let own: Value = app.ok("speech_service_set", Some(set));
+    assert_eq!(
+        (own["source"].as_str(), own["model"].as_str(), own["voice"].as_str()),
+        (Some("own"), Some("tts-1-hd"), Some("nova")),
+        "{own}"
+    );
+    let v: Value = app.ok("voice_settings", None);
+    assert!(!v.to_string().contains("sk-voice-secret"), "{v}");
+    let _: Value = app.ok("speech_test", Some(json!({ "direction": "out" })));
+    let last = app.llm.speeches().pop().unwrap();
+    assert_eq!(
+        (last.model.as_str(), last.voice.as_str(), last.api_key.as_deref()),
+        ("tts-1-hd", "nova", Some("sk-voice-secret"))
+    );
+
+    // Hearing turned off: shown so, and its Test says why in words.
+    let off: Value = app.ok("speech_service_off", Some(json!({ "direction": "in" })));
+    assert_eq!(off["source"], "off");
+    let e = app.err("speech_test", Some(json!({ "direction": "in" })));
+    assert!(!e.message.is_empty() && !e.message.contains("sk-"), "{e:?}");
+    app.llm.fail_speech(Some(401));
+    let e = app.err("speech_test", Some(json!({ "direction": "out" })));
+    assert_eq!(e.code, "rejected", "{e:?}");
+    app.llm.fail_speech(None);
+
+    // A member's choice, shown with the member.
+    let bot = app.telegram.add_bot("sam_hearth_bot");
+    let pairing: Value = app.ok("member_add", Some(json!({ "name": "Sam", "role": "adult", "token": bot.token })));
+    let id = pairing["member_id"].as_str().unwrap().to_owned();
+    let members: Vec<Value> = app.ok("member_list", None);
+    assert_eq!(members[0]["voice_replies"], "when_spoken");
+    let m: Value = app.ok("member_voice", Some(json!({ "member": id, "voice_replies": "always" })));
+    assert_eq!(m["voice_replies"], "always");
+    let m: Value = app.ok("member_voice", Some(json!({ "member": "Sam", "voice_replies": "never" })));
+    assert_eq!(m["voice_replies"], "never");
+    let e = app.err("member_voice", Some(json!({ "member": "Nobody", "voice_replies": "always" })));
+    assert_eq!(e.code, "not_found");
+
+    // Speech prices: per minute heard, per million characters spoken.
+    let prices: Vec<Value> =
+        app.ok("speech_price_set", Some(json!({ "model": "whisper-1", "direction": "in", "usd": 0.004 })));
+    let whisper = prices.iter().find(|p| p["model"] == "whisper-1").unwrap();
+    assert_eq!(
+        (whisper["usd_per_minute"].as_f64(), whisper["source"].as_str()),
+        (Some(0.004), Some("admin")),
+        "{whisper}"
+    );
+    let prices: Vec<Value> =
+        app.ok("speech_price_set", Some(json!({ "model": "tts-1-hd", "direction": "out", "usd": 30.0 })));
+    let tts = prices.iter().find(|p| p["model"] == "tts-1-hd").unwrap();
+    assert_eq!(tts["usd_per_million_chars"].as_f64(), Some(30.0), "{tts}");
+    assert!(tts["usd_per_minute"].is_null(), "{tts}");
+    let e = app.err("speech_price_set", Some(json!({ "model": "whisper-1", "direction": "in", "usd": -1.0 })));
+    assert_eq!(e.code, "invalid_input");
+}
+
 /// The macOS supervisor's commands say plainly that Linux has none to register, and a restart
 /// (how an allowed supervisor takes effect) brings the same household back.
 #[test]
@@ -233,7 +327,8 @@ fn the_supervisor_commands_and_a_restart() {
         assert!(e.message.contains("Only the Mac app") && e.message.contains("hearth-server"), "{}", e.message);
     }
 
-    let provider = json!({ "kind": "openai", "base_url": app.llm.base_url(), "model": "gpt-4o-mini", "api_key": "sk-test" });
+    let provider =
+        json!({ "kind": "openai", "base_url": app.llm.base_url(), "model": "gpt-4o-mini", "api_key": "sk-test" });
     let _: Value = app.ok("provider_set", Some(provider));
     let bot = app.telegram.add_bot("cleo_hearth_bot");
     let _: Value = app.ok("member_add", Some(json!({ "name": "Cleo", "role": "adult", "token": bot.token })));

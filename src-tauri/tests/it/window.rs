@@ -127,6 +127,17 @@ async fn a_newcomer_sets_up_a_household_and_a_member_gets_answers() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     w.screenshot("10-answered").await;
+    // A voice note: the lane says it is being heard (never what it says), then goes back to idle.
+    telegram.send_voice(&bot.token, &ana, hearth_testkit::media::ogg_opus(4), 4);
+    w.wait_text(&lane, 20, |t| t.starts_with("Listening…")).await;
+    w.screenshot("20-listening").await;
+    // Spoken to, Ana's assistant answers in voice (her default): the lane says it is recording.
+    w.wait_text(&lane, 30, |t| t.starts_with("Recording a voice reply…")).await;
+    w.screenshot("24-recording").await;
+    w.wait_text(&lane, 60, |t| t == "Idle").await;
+    // The month's tile now splits chat from voice notes heard and voice replies.
+    w.wait_text("[data-testid=\"household-month-split\"]", 20, |t| t.contains("Voice notes heard") && t.contains("Voice replies")).await;
+    w.screenshot("22-month-split").await;
 
     // Pause every bot: Ana's next message gets the paused note, not the model.
     let calls = llm.calls().len();
@@ -154,9 +165,32 @@ async fn a_newcomer_sets_up_a_household_and_a_member_gets_answers() {
     w.tid("member-page").await;
     w.tid("member-persona").await;
     w.screenshot("14-member-page").await;
+    // Ana's assistant answers every message in voice from now on.
+    w.click("member-voice-always").await;
+    w.click("member-save").await;
+    w.wait_text("[data-testid=\"member-saved\"]", 20, |t| t.contains("Saved")).await;
+    w.script_scroll("[data-testid=\"member-voice\"]").await;
+    w.screenshot("18-member-voice").await;
     w.click("nav-settings").await;
     w.tid("settings-page").await;
     w.screenshot("13-settings").await;
+    // Voice notes are heard by the provider's own service: its Test says what it heard.
+    llm.set_transcript("Hello from Hearth");
+    w.tid("speech-in-test").await;
+    w.script_scroll("[data-testid=\"voice-panel\"]").await;
+    w.click("speech-in-test").await;
+    w.wait_text("[data-testid=\"speech-in-result\"]", 30, |t| t.contains("heard “Hello from Hearth”")).await;
+    w.screenshot("19-voice").await;
+    // A service of the household's own for voice replies: the form starts from the one in use.
+    w.click("speech-out-edit").await;
+    w.wait_text("[data-testid=\"speech-out\"]", 10, |t| t.contains("Voice name")).await;
+    w.script_scroll("[data-testid=\"speech-out\"]").await;
+    w.screenshot("23-voice-own-service").await;
+    // The rate card prices a speech model by the minute, not as a $0 chat model.
+    let whisper = "[data-testid=\"price-row\"][data-model=\"whisper-1\"]";
+    w.wait_text(whisper, 10, |t| t.contains("per minute of audio")).await;
+    w.script_scroll(whisper).await;
+    w.screenshot("21-speech-prices").await;
     // A backup made from Settings while the household is served.
     w.fill("backup-dir", &home.path().join("backups").display().to_string()).await;
     w.click("backup-now").await;

@@ -2,7 +2,7 @@
 // Start phase from the URL: ?phase=setup|serving|demo|stopped. Never part of a build.
 import { mockIPC } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
-import type { AppInfo, MemberCard, MemberDetail, PairingDto, PriceDto, SettingsDto, Snapshot } from "../lib/ipc.gen";
+import type { AppInfo, MemberCard, MemberDetail, PairingDto, PriceDto, SettingsDto, Snapshot, SpeechServiceDto, VoiceSettingsDto } from "../lib/ipc.gen";
 
 const QR = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 21 21"><rect width="21" height="21" fill="#fff"/><path d="M1 1h7v7H1zM13 1h7v7h-7zM1 13h7v7H1zM10 10h2v2h-2zM14 14h3v3h-3z" fill="#000"/></svg>`;
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -13,24 +13,32 @@ export async function installMock() {
   let info: AppInfo = { phase, version: "0.1.0-dev", data_dir: "/var/lib/hearth", problem: phase === "stopped" ? "Another Hearth is already using /var/lib/hearth. Quit it, then press Try again." : null };
   const card = (id: string, name: string, role: MemberCard["role"], extra: Partial<MemberCard> = {}): MemberCard => ({
     id, name, role, bot_username: `${name.toLowerCase()}_hearth_bot`, bot: { state: "polling", label: "Connected" },
-    paired: true, paused: false, lane: { state: "idle", queued: 0, secs: 0 }, last_activity: iso(3),
+    paired: true, paused: false, lane: { state: "idle", queued: 0, secs: 0, doing: "thinking" }, last_activity: iso(3),
     today_usd: 0.12, month_usd: 2.4, daily_cap_usd: 1, monthly_cap_usd: 10, isolation: "account", ...extra,
   });
   const members: MemberCard[] = phase === "setup" ? [] : [
-    card("m1", "Ana", "adult", { lane: { state: "thinking", queued: 1, secs: 3 }, daily_cap_usd: null, monthly_cap_usd: null, today_usd: 0.84, month_usd: 7.31 }),
-    card("m2", "Ben", "teen", { lane: { state: "queued", queued: 2, secs: 0 }, today_usd: 0.91, month_usd: 9.2 }),
+    card("m1", "Ana", "adult", { lane: { state: "thinking", queued: 1, secs: 3, doing: "listening" }, daily_cap_usd: null, monthly_cap_usd: null, today_usd: 0.84, month_usd: 7.31 }),
+    card("m2", "Ben", "teen", { lane: { state: "queued", queued: 2, secs: 0, doing: "thinking" }, today_usd: 0.91, month_usd: 9.2 }),
     card("m3", "Cleo", "child", { paired: false, last_activity: null, today_usd: 0, month_usd: 0, bot: { state: "token_revoked", label: "Token revoked — paste a new one" } }),
   ];
   const details: Record<string, MemberDetail> = {};
   const detail = (m: MemberCard): MemberDetail =>
-    (details[m.id] ??= { id: m.id, name: m.name, role: m.role, bot_username: m.bot_username, paired: m.paired, paused: m.paused, is_admin: m.name === "Ana", persona: "", model: null, fallback_model: null, daily_cap_usd: m.daily_cap_usd, monthly_cap_usd: m.monthly_cap_usd, quiet_hours: m.role === "child" ? "20:00-07:00" : null, created_at: iso(60 * 24 * 20) });
+    (details[m.id] ??= { id: m.id, name: m.name, role: m.role, bot_username: m.bot_username, paired: m.paired, paused: m.paused, is_admin: m.name === "Ana", persona: "", model: null, fallback_model: null, daily_cap_usd: m.daily_cap_usd, monthly_cap_usd: m.monthly_cap_usd, quiet_hours: m.role === "child" ? "20:00-07:00" : null, voice_replies: m.role === "child" ? "never" : "when_spoken", created_at: iso(60 * 24 * 20) });
   let cap: number | null = 30;
   let provider: Snapshot["provider"] = phase === "setup" ? null : { kind: "openai", base_url: "https://api.openai.com/v1", model: "gpt-4o-mini" };
   const settings: SettingsDto = { data_dir: "/var/lib/hearth", launch_at_login: true, keep_awake: { enabled: false, available: false, detail: "This Linux machine has no sleep inhibitor Hearth can use." }, turn_cap: 8, timezone: "Europe/Berlin", provider, platform: "linux", daemon: null, backup: { dest_dir: null, every_hours: 0, last: null, suggested_dir: "/var/lib/hearth-backups" } };
   let prices: PriceDto[] = [
-    { model: "gpt-4o-mini", input_usd_per_mtok: 0.15, output_usd_per_mtok: 0.6, cached_input_usd_per_mtok: 0.075, source: "default (as of 2025-06-01)" },
-    { model: "claude-sonnet-4-5", input_usd_per_mtok: 3, output_usd_per_mtok: 15, cached_input_usd_per_mtok: 0.3, source: "default (as of 2025-06-01)" },
+    { model: "gpt-4o-mini", input_usd_per_mtok: 0.15, output_usd_per_mtok: 0.6, cached_input_usd_per_mtok: 0.075, source: "default (as of 2025-06-01)", usd_per_minute: null, usd_per_million_chars: null },
+    { model: "claude-sonnet-4-5", input_usd_per_mtok: 3, output_usd_per_mtok: 15, cached_input_usd_per_mtok: 0.3, source: "default (as of 2025-06-01)", usd_per_minute: null, usd_per_million_chars: null },
+    { model: "whisper-1", input_usd_per_mtok: 0, output_usd_per_mtok: 0, cached_input_usd_per_mtok: 0, source: "default (as of 2025-06-01)", usd_per_minute: 0.006, usd_per_million_chars: null },
+    { model: "tts-1", input_usd_per_mtok: 0, output_usd_per_mtok: 0, cached_input_usd_per_mtok: 0, source: "default (as of 2025-06-01)", usd_per_minute: null, usd_per_million_chars: 15 },
   ];
+  const speechPrice = (model: string, direction: string, usd: number): PriceDto => ({ model, input_usd_per_mtok: 0, output_usd_per_mtok: 0, cached_input_usd_per_mtok: 0, source: "admin", usd_per_minute: direction === "in" ? usd : null, usd_per_million_chars: direction === "out" ? usd : null });
+  const voice: VoiceSettingsDto = {
+    hearing: { direction: "in", source: "chat_provider", base_url: "https://api.openai.com/v1", model: "whisper-1", voice: null },
+    speaking: { direction: "out", source: "none", base_url: null, model: null, voice: null },
+  };
+  const setVoice = (s: SpeechServiceDto) => { if (s.direction === "in") voice.hearing = s; else voice.speaking = s; return s; };
   const perDay = Array.from({ length: new Date().getDate() }, (_, i) => ({
     date: new Date(new Date().getFullYear(), new Date().getMonth(), i + 1, 12).toISOString().slice(0, 10),
     usd: Math.round((Math.sin(i) + 1.2) * 40) / 100,
@@ -38,7 +46,7 @@ export async function installMock() {
   const snap = (): Snapshot => ({
     phase: info.phase, health: members.some((m) => m.bot.state === "token_revoked") ? "attention" : "fine",
     problems: members.filter((m) => m.bot.state === "token_revoked").map((m) => `${m.name}'s bot token was revoked — paste a new one on ${m.name}'s page.`),
-    provider, members, household: { today_usd: 1.87, month_usd: 18.51, monthly_cap_usd: cap, per_day: perDay, timezone: "Europe/Berlin" },
+    provider, members, household: { today_usd: 1.87, month_usd: 18.51, monthly_cap_usd: cap, per_day: perDay, timezone: "Europe/Berlin", month_split: { chat_usd: 17.2, images: 6, heard_usd: 0.3, heard_notes: 21, heard_minutes: 12.4, replies_usd: 1.01, replies: 9 } },
     turns_in_flight: 1, turn_cap: settings.turn_cap, isolation: "account", host: { cpu_pct: 12, memory_pct: 41, disk_pct: 63 },
     all_paused: members.length > 0 && members.every((m) => m.paused), uptime_secs: 3600,
   });
@@ -73,7 +81,13 @@ export async function installMock() {
       case "member_export": return { path: `/home/admin/Documents/Hearth export ${a.member}` };
       case "member_remove": members.splice(members.findIndex((m) => m.id === a.member), 1); return null;
       case "prices": return prices;
-      case "price_set": prices = [...prices.filter((p) => p.model !== a.model), { model: a.model, input_usd_per_mtok: a.input_usd_per_mtok, output_usd_per_mtok: a.output_usd_per_mtok, cached_input_usd_per_mtok: a.cached_input_usd_per_mtok ?? a.input_usd_per_mtok, source: "admin" }]; return prices;
+      case "price_set": prices = [...prices.filter((p) => p.model !== a.model), { model: a.model, input_usd_per_mtok: a.input_usd_per_mtok, output_usd_per_mtok: a.output_usd_per_mtok, cached_input_usd_per_mtok: a.cached_input_usd_per_mtok ?? a.input_usd_per_mtok, source: "admin", usd_per_minute: null, usd_per_million_chars: null }]; return prices;
+      case "speech_price_set": prices = [...prices.filter((p) => p.model !== a.model), speechPrice(a.model, a.direction, a.usd)]; return prices;
+      case "member_voice": details[a.member].voice_replies = a.voice_replies; return details[a.member];
+      case "voice_settings": return voice;
+      case "speech_service_set": return a.api_key === "bad" ? fail("rejected", "The speech service said the API key is wrong.") : setVoice({ direction: a.direction, source: "own", base_url: a.base_url, model: a.model, voice: a.direction === "out" ? a.voice : null });
+      case "speech_service_off": return setVoice({ direction: a.direction, source: "off", base_url: null, model: null, voice: null });
+      case "speech_test": await wait(700); return a.direction === "in" ? { direction: "in", model: voice.hearing.model, latency_ms: 640, heard: "Hello from Hearth.", audio_bytes: null } : { direction: "out", model: voice.speaking.model, latency_ms: 910, heard: null, audio_bytes: 18432 };
       case "settings": return settings;
       case "settings_set": if (a.turn_cap != null) settings.turn_cap = a.turn_cap; if (a.launch_at_login != null) settings.launch_at_login = a.launch_at_login; return settings;
       case "backup_now": await wait(400); return { path: `${a.dest_dir ?? settings.backup.suggested_dir}/hearth-backup-20261121-101500`, members: 3, megabytes: 2 };
@@ -84,7 +98,7 @@ export async function installMock() {
 
   setInterval(() => {
     const ana = members.find((m) => m.id === "m1");
-    if (ana) ana.lane = ana.lane.state === "thinking" && ana.lane.secs > 8 ? { state: "idle", queued: 0, secs: 0 } : ana.lane.state === "idle" ? { state: "thinking", queued: 0, secs: 0 } : { ...ana.lane, secs: ana.lane.secs + 3 };
+    if (ana) ana.lane = ana.lane.state === "thinking" && ana.lane.secs > 8 ? { state: "idle", queued: 0, secs: 0, doing: "thinking" } : ana.lane.state === "idle" ? { state: "thinking", queued: 0, secs: 0, doing: "listening" } : { ...ana.lane, secs: ana.lane.secs + 3, doing: ana.lane.secs >= 3 ? "thinking" : ana.lane.doing };
     emit("snapshot", snap());
   }, 3000);
 }

@@ -1,4 +1,4 @@
-import type { Lane, BotHealthState } from "./ipc.gen";
+import type { Lane, BotHealthState, TurnActivity } from "./ipc.gen";
 
 const usd = new Intl.NumberFormat("en-US", {
   style: "currency",
@@ -42,9 +42,23 @@ export function barLevel(value: number, cap: number | null | undefined): "none" 
   return "ok";
 }
 
-/** Exactly "Idle", "N waiting" or "Thinking N s" (the end-to-end tests match these). */
+/** What a running turn is doing, in words; never what it is about. */
+export const DOING_LABEL: Record<TurnActivity, string> = {
+  thinking: "Thinking",
+  listening: "Listening…",
+  looking: "Looking at a photo…",
+  speaking: "Recording a voice reply…",
+};
+
+/**
+ * Exactly "Idle", "N waiting", or what the turn does and for how long: "Thinking N s",
+ * "Listening… N s", "Looking at a photo… N s", "Recording a voice reply… N s" (the end-to-end
+ * tests match these).
+ */
 export function laneLabel(lane: Lane, extraSecs = 0): string {
-  if (lane.state === "thinking") return `Thinking ${Math.max(0, Math.floor(lane.secs + extraSecs))} s`;
+  if (lane.state === "thinking") {
+    return `${DOING_LABEL[lane.doing] ?? DOING_LABEL.thinking} ${Math.max(0, Math.floor(lane.secs + extraSecs))} s`;
+  }
   if (lane.state === "queued" || lane.queued > 0) return `${lane.queued} waiting`;
   return "Idle";
 }

@@ -61,13 +61,37 @@ queued: number,
 /**
  * How long the current turn has run.
  */
-secs: number, };
+secs: number, 
+/**
+ * What the running turn does now (`thinking` when no turn runs): never what it is about.
+ */
+doing: TurnActivity, };
+
+export type TurnActivity = "thinking" | "listening" | "looking" | "speaking";
 
 export type HouseholdSpend = { today_usd: number, month_usd: number, monthly_cap_usd: number | null, 
 /**
  * Every day of this month so far, oldest first.
  */
-per_day: Array<DaySpend>, timezone: string, };
+per_day: Array<DaySpend>, timezone: string, 
+/**
+ * This month's spend by kind.
+ */
+month_split: SpendSplit, };
+
+export type SpendSplit = { chat_usd: number, 
+/**
+ * Photos shown to the model (their cost is in `chat_usd`).
+ */
+images: number, heard_usd: number, 
+/**
+ * Voice notes transcribed.
+ */
+heard_notes: number, heard_minutes: number, replies_usd: number, 
+/**
+ * Voice replies spoken.
+ */
+replies: number, };
 
 export type DaySpend = { 
 /**
@@ -145,9 +169,17 @@ model: string | null, fallback_model: string | null, daily_cap_usd: number | nul
  */
 quiet_hours: string | null, 
 /**
+ * When the assistant answers with a voice note.
+ */
+voice_replies: VoiceReplies, 
+/**
  * RFC 3339.
  */
 created_at: string, };
+
+export type VoiceReplies = "never" | "when_spoken" | "always";
+
+export type MemberVoiceArgs = { member: string, voice_replies: VoiceReplies, };
 
 export type MemberUpdateArgs = { member: string, role?: Role, persona?: string, 
 /**
@@ -189,9 +221,53 @@ export type PriceDto = { model: string, input_usd_per_mtok: number, output_usd_p
 /**
  * "admin" or "default (as of …)".
  */
-source: string, };
+source: string, 
+/**
+ * A speech-recognition model's price per minute of audio (its token prices are 0).
+ */
+usd_per_minute: number | null, 
+/**
+ * A text-to-speech model's price per million characters (its token prices are 0).
+ */
+usd_per_million_chars: number | null, };
 
 export type PriceArgs = { model: string, input_usd_per_mtok: number, output_usd_per_mtok: number, cached_input_usd_per_mtok?: number, };
+
+export type SpeechPriceArgs = { model: string, direction: SpeechDirection, usd: number, };
+
+export type SpeechDirection = "in" | "out";
+
+export type SpeechSource = "own" | "chat_provider" | "off" | "none";
+
+export type SpeechServiceDto = { direction: SpeechDirection, source: SpeechSource, base_url: string | null, model: string | null, 
+/**
+ * The voice name (`out` only).
+ */
+voice: string | null, };
+
+export type VoiceSettingsDto = { hearing: SpeechServiceDto, speaking: SpeechServiceDto, };
+
+export type SpeechServiceArgs = { direction: SpeechDirection, base_url: string, model: string, 
+/**
+ * The voice name (`out`; empty or `None`: the service's default), ignored for `in`.
+ */
+voice?: string, 
+/**
+ * May be empty (a local server needs none). Never sent back.
+ */
+api_key: string, };
+
+export type SpeechDirectionArgs = { direction: SpeechDirection, };
+
+export type SpeechTestDto = { direction: SpeechDirection, model: string, latency_ms: number, 
+/**
+ * `in`: what the service heard in the test sample (may be empty).
+ */
+heard: string | null, 
+/**
+ * `out`: how much audio the service answered, in bytes.
+ */
+audio_bytes: number | null, };
 
 export type SettingsDto = { data_dir: string, launch_at_login: boolean, keep_awake: KeepAwakeDto, turn_cap: number, timezone: string, provider: ProviderDto | null, backup: BackupStatusDto, 
 /**
@@ -283,12 +359,18 @@ export const api = {
   memberList: () => invoke<Array<MemberDetail>>("member_list"),
   memberUpdate: (args: MemberUpdateArgs) => invoke<MemberDetail>("member_update", { args }),
   memberCaps: (args: MemberCapsArgs) => invoke<MemberDetail>("member_caps", { args }),
+  memberVoice: (args: MemberVoiceArgs) => invoke<MemberDetail>("member_voice", { args }),
   memberPause: (args: PauseArgs) => invoke<null>("member_pause", { args }),
   memberToken: (args: MemberTokenArgs) => invoke<BotIdentityDto>("member_token", { args }),
   memberExport: (args: MemberExportArgs) => invoke<ExportDto>("member_export", { args }),
   memberRemove: (args: MemberRef) => invoke<null>("member_remove", { args }),
   prices: () => invoke<Array<PriceDto>>("prices"),
   priceSet: (args: PriceArgs) => invoke<Array<PriceDto>>("price_set", { args }),
+  speechPriceSet: (args: SpeechPriceArgs) => invoke<Array<PriceDto>>("speech_price_set", { args }),
+  voiceSettings: () => invoke<VoiceSettingsDto>("voice_settings"),
+  speechServiceSet: (args: SpeechServiceArgs) => invoke<SpeechServiceDto>("speech_service_set", { args }),
+  speechServiceOff: (args: SpeechDirectionArgs) => invoke<SpeechServiceDto>("speech_service_off", { args }),
+  speechTest: (args: SpeechDirectionArgs) => invoke<SpeechTestDto>("speech_test", { args }),
   settings: () => invoke<SettingsDto>("settings"),
   settingsSet: (args: SettingsArgs) => invoke<SettingsDto>("settings_set", { args }),
   backupNow: (args: BackupNowArgs) => invoke<BackupDto>("backup_now", { args }),

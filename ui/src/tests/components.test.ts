@@ -128,13 +128,13 @@ describe("TokenField", () => {
 
 const card = (over: Partial<Card> = {}): Card => ({
   id: "m1", name: "Ana", role: "adult", bot_username: "ana_hearth_bot", bot: { state: "polling", label: "Connected" },
-  paired: true, paused: false, lane: { state: "idle", queued: 0, secs: 0 }, last_activity: null,
+  paired: true, paused: false, lane: { state: "idle", queued: 0, secs: 0, doing: "thinking" }, last_activity: null,
   today_usd: 0.5, month_usd: 4, daily_cap_usd: 2, monthly_cap_usd: null, isolation: "account", ...over,
 });
 
 describe("MemberCard", () => {
   it("shows the live lane, spend bars in dollars and badges", () => {
-    render(MemberCard, { m: card({ lane: { state: "queued", queued: 2, secs: 0 } }) });
+    render(MemberCard, { m: card({ lane: { state: "queued", queued: 2, secs: 0, doing: "thinking" } }) });
     expect(byId("member-card")).toHaveAttribute("data-member", "Ana");
     expect(byId("lane-state")).toHaveTextContent(/^2 waiting$/);
     expect(byId("spend-today")).toHaveTextContent("$0.50");
@@ -155,10 +155,19 @@ describe("MemberCard", () => {
   it("shows paused, unpaired and thinking", () => {
     app.snapshotAt = Date.now();
     app.now = app.snapshotAt;
-    render(MemberCard, { m: card({ paused: true, paired: false, lane: { state: "thinking", queued: 0, secs: 4 } }) });
+    render(MemberCard, { m: card({ paused: true, paired: false, lane: { state: "thinking", queued: 0, secs: 4, doing: "thinking" } }) });
     expect(byId("paused-badge")).toHaveTextContent("Paused");
     expect(byId("lane-state")).toHaveTextContent(/^Thinking 4 s$/);
     expect(byId("paired-state")).toHaveTextContent("Not paired yet — pair now");
+  });
+
+  it("shows a voice note being heard and a photo being looked at", async () => {
+    app.snapshotAt = Date.now();
+    app.now = app.snapshotAt;
+    const { rerender } = render(MemberCard, { m: card({ lane: { state: "thinking", queued: 0, secs: 1, doing: "listening" } }) });
+    expect(byId("lane-state")).toHaveTextContent(/^Listening… 1 s$/);
+    await rerender({ m: card({ lane: { state: "thinking", queued: 0, secs: 2, doing: "looking" } }) });
+    expect(byId("lane-state")).toHaveTextContent(/^Looking at a photo… 2 s$/);
   });
 });
 
@@ -221,13 +230,21 @@ describe("CopyCommand", () => {
 });
 
 describe("Settings", () => {
+  // What the rest of the page asks for: the rate card (no rows) and the voice section.
+  const other = (cmd: string) =>
+    cmd === "voice_settings"
+      ? {
+          hearing: { direction: "in", source: "off", base_url: null, model: null, voice: null },
+          speaking: { direction: "out", source: "off", base_url: null, model: null, voice: null },
+        }
+      : [];
   const settings = (platform: string) => ({
     data_dir: "/d", launch_at_login: false, keep_awake: { enabled: false, available: true, detail: "" },
     turn_cap: 4, timezone: "UTC", provider: null, platform, daemon: platform === "macos" ? { state: "not_registered", text: "" } : null,
     backup: { dest_dir: null, every_hours: 0, last: null, suggested_dir: "/srv/hearth-backups" },
   });
   it("shows the Mac's appliance steps with copyable commands", async () => {
-    invoke.mockImplementation(async (cmd: string) => (cmd === "settings" ? settings("macos") : []));
+    invoke.mockImplementation(async (cmd: string) => (cmd === "settings" ? settings("macos") : other(cmd)));
     render(Settings);
     await waitFor(() => expect(byId("appliance")).toHaveTextContent("This Mac as an appliance"));
     expect(byId("appliance-autorestart-command")).toHaveTextContent("sudo pmset -a autorestart 1");
@@ -239,7 +256,7 @@ describe("Settings", () => {
       if (cmd === "settings") return settings("macos");
       if (cmd === "daemon_register") return { state: "requires_approval", text: "The Hearth supervisor waits for your approval." };
       if (cmd === "daemon_open_settings") return null;
-      return [];
+      return other(cmd);
     });
     render(Settings);
     await fireEvent.click(await screen.findByTestId("supervisor-register"));
@@ -249,7 +266,7 @@ describe("Settings", () => {
     await waitFor(() => expect(invoke.mock.calls.map((c) => c[0])).toContain("daemon_open_settings"));
   });
   it("shows systemd's on Linux", async () => {
-    invoke.mockImplementation(async (cmd: string) => (cmd === "settings" ? settings("linux") : []));
+    invoke.mockImplementation(async (cmd: string) => (cmd === "settings" ? settings("linux") : other(cmd)));
     render(Settings);
     await waitFor(() => expect(byId("appliance")).toHaveTextContent("This machine as an appliance"));
     expect(byId("appliance-services-command")).toHaveTextContent("sudo systemctl enable --now hearth-supervisor hearth");
@@ -259,7 +276,7 @@ describe("Settings", () => {
     invoke.mockImplementation(async (cmd: string, args?: { args?: { dest_dir?: string } }) => {
       if (cmd === "settings") return settings("linux");
       if (cmd === "backup_now") return { path: `${args?.args?.dest_dir}/hearth-backup-20261121-101500`, members: 2, megabytes: 3 };
-      return [];
+      return other(cmd);
     });
     render(Settings);
     await waitFor(() => expect(byId("backup-dir")).toHaveValue("/srv/hearth-backups"));

@@ -48,13 +48,20 @@ describe("bars", () => {
 
 describe("laneLabel", () => {
   it("says exactly Idle, N waiting or Thinking N s", () => {
-    expect(laneLabel({ state: "idle", queued: 0, secs: 0 })).toBe("Idle");
-    expect(laneLabel({ state: "queued", queued: 2, secs: 0 })).toBe("2 waiting");
-    expect(laneLabel({ state: "thinking", queued: 3, secs: 4 })).toBe("Thinking 4 s");
+    expect(laneLabel({ state: "idle", queued: 0, secs: 0, doing: "thinking" })).toBe("Idle");
+    expect(laneLabel({ state: "queued", queued: 2, secs: 0, doing: "thinking" })).toBe("2 waiting");
+    expect(laneLabel({ state: "thinking", queued: 3, secs: 4, doing: "thinking" })).toBe("Thinking 4 s");
+  });
+  it("says what a running turn does, never what about", () => {
+    expect(laneLabel({ state: "thinking", queued: 0, secs: 2, doing: "listening" })).toBe("Listening… 2 s");
+    expect(laneLabel({ state: "thinking", queued: 0, secs: 2, doing: "looking" })).toBe("Looking at a photo… 2 s");
+    expect(laneLabel({ state: "thinking", queued: 0, secs: 2, doing: "speaking" }, 1)).toBe("Recording a voice reply… 3 s");
+    // A lane with no running turn is idle or waiting, whatever `doing` says.
+    expect(laneLabel({ state: "queued", queued: 1, secs: 0, doing: "listening" })).toBe("1 waiting");
   });
   it("counts on between snapshots", () => {
-    expect(laneLabel({ state: "thinking", queued: 0, secs: 4 }, 2.7)).toBe("Thinking 6 s");
-    expect(laneLabel({ state: "idle", queued: 0, secs: 0 }, 5)).toBe("Idle");
+    expect(laneLabel({ state: "thinking", queued: 0, secs: 4, doing: "thinking" }, 2.7)).toBe("Thinking 6 s");
+    expect(laneLabel({ state: "idle", queued: 0, secs: 0, doing: "thinking" }, 5)).toBe("Idle");
   });
 });
 
