@@ -348,12 +348,18 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> Result<(), Failu
             };
             let (member, persona, role_arg) = (args.name, args.persona, args.role.map(role));
             let mut reply = None;
-            if role_arg.is_some() || persona.is_some() || model.is_some() || quiet.is_none() {
+            let streaming = args.streaming.map(|s| s == crate::args::OnOff::On);
+            if role_arg.is_some() || persona.is_some() || model.is_some() || (quiet.is_none() && streaming.is_none()) {
                 let request = ControlRequest::MemberUpdate { member: member.clone(), role: role_arg, persona, model };
                 reply = Some(ask(data_dir, request).await?);
             }
             if let Some(quiet_hours) = quiet {
-                reply = Some(ask(data_dir, ControlRequest::MemberQuietHours { member, quiet_hours }).await?);
+                reply = Some(
+                    ask(data_dir, ControlRequest::MemberQuietHours { member: member.clone(), quiet_hours }).await?,
+                );
+            }
+            if let Some(streaming) = streaming {
+                reply = Some(ask(data_dir, ControlRequest::MemberStreaming { member, streaming }).await?);
             }
             match reply.expect("one request was sent") {
                 ControlReply::Member(m) => {
@@ -457,6 +463,9 @@ fn describe_member(m: &MemberSummary) -> String {
     }
     if let Some(q) = m.quiet_hours {
         out += &format!(", quiet hours {q}");
+    }
+    if !m.streaming {
+        out += ", replies shown only when finished";
     }
     out += ".\n";
     if m.persona.is_empty() {
@@ -774,6 +783,7 @@ mod tests {
             monthly_cap_usd: None,
             quiet_hours: None,
             voice_replies: Default::default(),
+            streaming: true,
         };
         assert_eq!(
             describe_member(&m),

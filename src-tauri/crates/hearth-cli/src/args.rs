@@ -714,6 +714,13 @@ pub struct MemberAddArgs {
     pub json: bool,
 }
 
+/// A switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
 /// A member's age group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RoleArg {
@@ -739,7 +746,7 @@ pub struct MemberPickArgs {
 
 #[derive(Debug, Args)]
 #[command(group(
-    ArgGroup::new("change").required(true).multiple(true).args(["role", "persona", "model", "household_model", "quiet_hours"])
+    ArgGroup::new("change").required(true).multiple(true).args(["role", "persona", "model", "household_model", "quiet_hours", "streaming"])
 ))]
 pub struct MemberSetArgs {
     /// The member's name (any case) or id.
@@ -761,6 +768,10 @@ pub struct MemberSetArgs {
     /// gets 20:00-07:00 when added or made a child.
     #[arg(long, value_name = "HH:MM-HH:MM|off")]
     pub quiet_hours: Option<String>,
+    /// Show replies as they are written (a live draft in their private chat while the
+    /// assistant writes), or only when finished. On for everyone unless turned off.
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub streaming: Option<OnOff>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

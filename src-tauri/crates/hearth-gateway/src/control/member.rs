@@ -51,6 +51,7 @@ pub(super) async fn add(e: &Engine, name: String, bot_token: String, role: Role)
         paused: false,
         model: None,
         quiet_hours: None,
+        streaming: true,
     };
     // The owner is set when their first worker starts (at account level, to their account).
     // With the supervisor, `members/` is root's: the supervisor makes the directory then.

@@ -43,6 +43,8 @@ pub(crate) enum MemberUpdate {
         monthly: Option<u64>,
     },
     QuietHours(Option<QuietHours>),
+    /// Replies shown as they are written, or only when finished.
+    Streaming(bool),
     /// What a role preset set: caps and quiet hours together.
     Preset {
         daily: Option<u64>,
@@ -74,6 +76,7 @@ impl MemberUpdate {
                 m.cap_monthly_micros = monthly;
             }
             MemberUpdate::QuietHours(q) => m.quiet_hours = q,
+            MemberUpdate::Streaming(s) => m.streaming = s,
             MemberUpdate::Preset { daily, monthly, quiet_hours } => {
                 m.cap_daily_micros = daily;
                 m.cap_monthly_micros = monthly;

@@ -33,11 +33,14 @@ pub struct MemberRow {
     pub model: Option<String>,
     /// When the assistant rests (household zone); `None`: never.
     pub quiet_hours: Option<hearth_proto::control::QuietHours>,
+    /// Replies shown as they are written (drafts in a private chat); on unless turned off.
+    pub streaming: bool,
 }
 
 const MEMBER_COLUMNS: &str = "m.rowid, m.id, m.name, m.persona, m.telegram_user_id, m.chat_id, m.created_at, \
                               b.bot_id, b.username, b.next_offset, m.is_admin, m.cap_daily_micros, \
-                              m.cap_monthly_micros, m.fallback_model, m.role, m.paused, m.model, m.quiet_hours";
+                              m.cap_monthly_micros, m.fallback_model, m.role, m.paused, m.model, m.quiet_hours, \
+                              m.streaming";
 
 fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
     Ok(MemberRow {
@@ -61,6 +64,7 @@ fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
         model: r.get(16)?,
         // Written only by `set_member_quiet_hours`; a hand edit that does not parse reads as none.
         quiet_hours: r.get::<_, Option<String>>(17)?.and_then(|q| q.parse().ok()),
+        streaming: r.get(18)?,
     })
 }
 
@@ -151,6 +155,11 @@ pub fn set_member_quiet_hours(
     quiet: Option<hearth_proto::control::QuietHours>,
 ) -> Result<(), StoreError> {
     conn.execute("UPDATE members SET quiet_hours = ?2 WHERE id = ?1", params![member_id, quiet.map(|q| q.to_string())])?;
+    Ok(())
+}
+
+pub fn set_member_streaming(conn: &Connection, member_id: &str, streaming: bool) -> Result<(), StoreError> {
+    conn.execute("UPDATE members SET streaming = ?2 WHERE id = ?1", params![member_id, streaming])?;
     Ok(())
 }
 

@@ -249,6 +249,13 @@ const MIGRATIONS: &[&str] = &[
     -- Images the model was shown in this call (each reserved by its token cost).
     ALTER TABLE ledger ADD COLUMN images INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 7 on this branch; 8 once voice-out's 7 (members.voice_replies, ledger.characters) is in:
+    // whether a member sees replies as they are written (#16).
+    r#"
+    -- 1: drafts in the member's private chat while the model writes (`core/stream.rs`); 0: the
+    -- finished reply only. On for everyone, members from before included.
+    ALTER TABLE members ADD COLUMN streaming INTEGER NOT NULL DEFAULT 1;
+    "#,
 ];
 
 /// Schema version this build writes.

@@ -31,6 +31,7 @@ fn member(id: &str, bot_id: i64) -> MemberRow {
         paused: false,
         model: None,
         quiet_hours: None,
+        streaming: true,
     }
 }
 

@@ -10,6 +10,7 @@
 //! - `extract.rs`: an update → the inbox's [`NewMessage`], or nothing.
 //! - `download.rs`: a member's file (voice note, photo, document) into memory, capped.
 //! - `send.rs`: replies, plain notes, inline buttons, chat actions ("typing…").
+//! - `draft.rs`: a reply shown while it is written (`sendMessageDraft`), throttled per chat.
 //! - `reply/`: a model's Markdown → Telegram HTML, split under the length limit.
 //! - This file: the shared HTTP client, a bot's client, checking a token.
 //!
@@ -23,12 +24,14 @@ use teloxide::types::Me;
 use teloxide::{ApiError, Bot, RequestError};
 
 mod download;
+mod draft;
 mod extract;
 mod poll;
 pub mod reply;
 mod send;
 
 pub use download::{DownloadError, Limit, download, megabytes};
+pub use draft::{DRAFT_GAP, DraftSupport, DraftText, progress_line, render_draft, show_drafts};
 pub use extract::extract_message;
 pub use poll::{Backoff, PollLoop, StateHook};
 pub use send::{
