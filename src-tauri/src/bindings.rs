@@ -52,6 +52,7 @@ pub fn typescript() -> String {
         MemberDetail::decl(),
         VoiceReplies::decl(),
         MemberVoiceArgs::decl(),
+        MemberStreamingArgs::decl(),
         MemberUpdateArgs::decl(),
         MemberCapsArgs::decl(),
         PauseArgs::decl(),

@@ -195,6 +195,7 @@ fn member_detail(m: proto::MemberSummary) -> MemberDetail {
         monthly_cap_usd: m.monthly_cap_usd,
         quiet_hours: m.quiet_hours.map(|q| q.to_string()),
         voice_replies: speech::voice_replies(m.voice_replies),
+        streaming: m.streaming,
         created_at: m.created_at,
     }
 }
@@ -244,6 +245,13 @@ pub async fn member_voice(shell: Shared<'_>, args: MemberVoiceArgs) -> Reply<Mem
         voice_replies: speech::proto_voice_replies(args.voice_replies),
     };
     shell.control(request).await?;
+    member(&shell, &args.member).await
+}
+
+/// Whether the member sees replies appear in Telegram while they are written.
+#[tauri::command]
+pub async fn member_streaming(shell: Shared<'_>, args: MemberStreamingArgs) -> Reply<MemberDetail> {
+    shell.control(ControlRequest::MemberStreaming { member: args.member.clone(), streaming: args.streaming }).await?;
     member(&shell, &args.member).await
 }
 
@@ -580,6 +588,7 @@ table! {
     member_update(MemberUpdateArgs) -> MemberDetail;
     member_caps(MemberCapsArgs) -> MemberDetail;
     member_voice(MemberVoiceArgs) -> MemberDetail;
+    member_streaming(MemberStreamingArgs) -> MemberDetail;
     member_pause(PauseArgs) -> ();
     member_token(MemberTokenArgs) -> BotIdentityDto;
     member_export(MemberExportArgs) -> ExportDto;

@@ -175,6 +175,8 @@ pub enum TurnActivity {
     Looking,
     /// Recording a voice reply.
     Speaking,
+    /// Writing the answer, which the member sees appear in Telegram as it is written.
+    Writing,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -334,6 +336,9 @@ pub struct MemberDetail {
     pub quiet_hours: Option<String>,
     /// When the assistant answers with a voice note.
     pub voice_replies: VoiceReplies,
+    /// The member sees the answer appear in Telegram while it is written (a live draft), rather
+    /// than only when it is finished.
+    pub streaming: bool,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -353,6 +358,14 @@ pub enum VoiceReplies {
 pub struct MemberVoiceArgs {
     pub member: String,
     pub voice_replies: VoiceReplies,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct MemberStreamingArgs {
+    pub member: String,
+    /// Show replies as they are written (on), or only when finished (off).
+    pub streaming: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, TS)]

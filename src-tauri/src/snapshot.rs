@@ -172,6 +172,7 @@ fn activity(doing: proto::TurnActivity) -> TurnActivity {
         proto::TurnActivity::Listening => TurnActivity::Listening,
         proto::TurnActivity::Looking => TurnActivity::Looking,
         proto::TurnActivity::Speaking => TurnActivity::Speaking,
+        proto::TurnActivity::Writing => TurnActivity::Writing,
     }
 }
 
@@ -309,6 +310,7 @@ mod tests {
             (proto::TurnActivity::Listening, TurnActivity::Listening),
             (proto::TurnActivity::Looking, TurnActivity::Looking),
             (proto::TurnActivity::Speaking, TurnActivity::Speaking),
+            (proto::TurnActivity::Writing, TurnActivity::Writing),
             (proto::TurnActivity::Thinking, TurnActivity::Thinking),
         ] {
             let running = lane(&proto::LaneState::Running { secs: 2, queued: 0, doing });

@@ -316,6 +316,53 @@ fn voice_settings_a_members_choice_and_speech_prices_through_commands() {
 
 /// The macOS supervisor's commands say plainly that Linux has none to register, and a restart
 /// (how an allowed supervisor takes effect) brings the same household back.
+/// A member's "Show replies as they are written", against the real gateway: on by default, saved
+/// by id or name, and followed by the turn path — drafts in the member's chat only while it is on.
+#[test]
+fn a_members_streaming_switch_through_commands() {
+    let app = App::start();
+    let provider = json!({ "kind": "openai", "base_url": app.llm.base_url(), "model": "gpt-4o-mini", "api_key": "sk-test" });
+    let _: Value = app.ok("provider_set", Some(provider));
+    let bot = app.telegram.add_bot("mia_hearth_bot");
+    let pairing: Value = app.ok("member_add", Some(json!({ "name": "Mia", "role": "adult", "token": bot.token })));
+    let id = pairing["member_id"].as_str().unwrap().to_owned();
+    let members: Vec<Value> = app.ok("member_list", None);
+    assert_eq!(members[0]["streaming"], true, "on unless turned off");
+    let mia = app.telegram.user(5151, "Mia");
+    app.telegram.send_text(&bot.token, &mia, &format!("/start {}", pairing["code"].as_str().unwrap()));
+    app.wait("Mia paired", |s| s["members"][0]["paired"] == true);
+
+    // The fake model writes in small pieces, so a streamed answer shows drafts.
+    app.llm.set_stream_chunk_delay(Duration::from_millis(60));
+    const ANSWER: &str = "A steady answer of a few words, written in small pieces for Mia.";
+    app.llm.set_responder(|_| Reply::text(ANSWER));
+    let answered = |n: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while app.telegram.sent(&bot.token).iter().filter(|m| m.text == ANSWER).count() < n {
+            assert!(std::time::Instant::now() < deadline, "no answer: {:?}", app.telegram.sent(&bot.token));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let drafted = || app.telegram.drafts(&bot.token).iter().filter(|d| !d.text.is_empty()).count();
+
+    let m: Value = app.ok("member_streaming", Some(json!({ "member": id, "streaming": false })));
+    assert_eq!(m["streaming"], false, "{m}");
+    app.telegram.send_text(&bot.token, &mia, "how are the roses?");
+    answered(1);
+    assert_eq!(drafted(), 0, "no draft while the switch is off");
+
+    let m: Value = app.ok("member_streaming", Some(json!({ "member": "mia", "streaming": true })));
+    assert_eq!(m["streaming"], true, "{m}");
+    app.telegram.send_text(&bot.token, &mia, "and the mint?");
+    answered(2);
+    assert!(drafted() >= 1, "the answer was shown while it was written");
+    let members: Vec<Value> = app.ok("member_list", None);
+    assert_eq!(members[0]["streaming"], true);
+
+    let e = app.err("member_streaming", Some(json!({ "member": "Nobody", "streaming": false })));
+    assert_eq!(e.code, "not_found", "{e:?}");
+}
+
 #[test]
 fn the_supervisor_commands_and_a_restart() {
     let app = App::start();

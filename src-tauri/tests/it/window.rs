@@ -127,6 +127,27 @@ async fn a_newcomer_sets_up_a_household_and_a_member_gets_answers() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     w.screenshot("10-answered").await;
+    // A long answer the model writes slowly: Ana sees it appear in Telegram, her lane says
+    // "Writing…" (the fake streams 12-character pieces, here one every 200 ms).
+    llm.set_stream_chunk_delay(Duration::from_millis(200));
+    llm.push_reply(Reply::text(
+        "Plants catch sunlight in their leaves, take water up through their roots and carbon dioxide \
+         from the air, and turn them into sugar for food and oxygen that they breathe out for us.",
+    ));
+    let before = telegram.sent_to(&bot.token, ana.id).len();
+    telegram.send_text(&bot.token, &ana, "Tell me more, slowly.");
+    w.wait_text(&lane, 30, |t| t.starts_with("Writing…")).await;
+    w.screenshot("25-writing").await;
+    telegram
+        .wait_for_sent(&bot.token, ana.id, before + 1, Duration::from_secs(30))
+        .await
+        .expect("Ana gets the whole answer");
+    assert!(
+        telegram.drafts(&bot.token).iter().any(|d| d.text.starts_with("Plants catch")),
+        "Ana saw it as it was written"
+    );
+    w.wait_text(&lane, 20, |t| t == "Idle").await;
+    llm.set_stream_chunk_delay(Duration::ZERO);
     // A voice note: the lane says it is being heard (never what it says), then goes back to idle.
     telegram.send_voice(&bot.token, &ana, hearth_testkit::media::ogg_opus(4), 4);
     w.wait_text(&lane, 20, |t| t.starts_with("Listening…")).await;
@@ -171,6 +192,11 @@ async fn a_newcomer_sets_up_a_household_and_a_member_gets_answers() {
     w.wait_text("[data-testid=\"member-saved\"]", 20, |t| t.contains("Saved")).await;
     w.script_scroll("[data-testid=\"member-voice\"]").await;
     w.screenshot("18-member-voice").await;
+    // Replies shown as they are written: on for Ana, as for everyone unless turned off.
+    w.script_scroll("[data-testid=\"member-streaming\"]").await;
+    assert_eq!(w.attr("[data-testid=\"member-streaming\"]", "role").await.as_deref(), Some("switch"));
+    w.wait_text("[data-testid=\"member-streaming-hint\"]", 10, |t| t.contains("while it is written")).await;
+    w.screenshot("26-member-streaming").await;
     w.click("nav-settings").await;
     w.tid("settings-page").await;
     w.screenshot("13-settings").await;

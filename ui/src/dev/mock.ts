@@ -23,7 +23,7 @@ export async function installMock() {
   ];
   const details: Record<string, MemberDetail> = {};
   const detail = (m: MemberCard): MemberDetail =>
-    (details[m.id] ??= { id: m.id, name: m.name, role: m.role, bot_username: m.bot_username, paired: m.paired, paused: m.paused, is_admin: m.name === "Ana", persona: "", model: null, fallback_model: null, daily_cap_usd: m.daily_cap_usd, monthly_cap_usd: m.monthly_cap_usd, quiet_hours: m.role === "child" ? "20:00-07:00" : null, voice_replies: m.role === "child" ? "never" : "when_spoken", created_at: iso(60 * 24 * 20) });
+    (details[m.id] ??= { id: m.id, name: m.name, role: m.role, bot_username: m.bot_username, paired: m.paired, paused: m.paused, is_admin: m.name === "Ana", persona: "", model: null, fallback_model: null, daily_cap_usd: m.daily_cap_usd, monthly_cap_usd: m.monthly_cap_usd, quiet_hours: m.role === "child" ? "20:00-07:00" : null, voice_replies: m.role === "child" ? "never" : "when_spoken", streaming: true, created_at: iso(60 * 24 * 20) });
   let cap: number | null = 30;
   let provider: Snapshot["provider"] = phase === "setup" ? null : { kind: "openai", base_url: "https://api.openai.com/v1", model: "gpt-4o-mini" };
   const settings: SettingsDto = { data_dir: "/var/lib/hearth", launch_at_login: true, keep_awake: { enabled: false, available: false, detail: "This Linux machine has no sleep inhibitor Hearth can use." }, turn_cap: 8, timezone: "Europe/Berlin", provider, platform: "linux", daemon: null, backup: { dest_dir: null, every_hours: 0, last: null, suggested_dir: "/var/lib/hearth-backups" } };
@@ -84,6 +84,7 @@ export async function installMock() {
       case "price_set": prices = [...prices.filter((p) => p.model !== a.model), { model: a.model, input_usd_per_mtok: a.input_usd_per_mtok, output_usd_per_mtok: a.output_usd_per_mtok, cached_input_usd_per_mtok: a.cached_input_usd_per_mtok ?? a.input_usd_per_mtok, source: "admin", usd_per_minute: null, usd_per_million_chars: null }]; return prices;
       case "speech_price_set": prices = [...prices.filter((p) => p.model !== a.model), speechPrice(a.model, a.direction, a.usd)]; return prices;
       case "member_voice": details[a.member].voice_replies = a.voice_replies; return details[a.member];
+      case "member_streaming": details[a.member].streaming = a.streaming; return details[a.member];
       case "voice_settings": return voice;
       case "speech_service_set": return a.api_key === "bad" ? fail("rejected", "The speech service said the API key is wrong.") : setVoice({ direction: a.direction, source: "own", base_url: a.base_url, model: a.model, voice: a.direction === "out" ? a.voice : null });
       case "speech_service_off": return setVoice({ direction: a.direction, source: "off", base_url: null, model: null, voice: null });

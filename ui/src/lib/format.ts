@@ -48,12 +48,13 @@ export const DOING_LABEL: Record<TurnActivity, string> = {
   listening: "Listening…",
   looking: "Looking at a photo…",
   speaking: "Recording a voice reply…",
+  writing: "Writing…",
 };
 
 /**
  * Exactly "Idle", "N waiting", or what the turn does and for how long: "Thinking N s",
- * "Listening… N s", "Looking at a photo… N s", "Recording a voice reply… N s" (the end-to-end
- * tests match these).
+ * "Listening… N s", "Looking at a photo… N s", "Recording a voice reply… N s", "Writing… N s"
+ * (the member sees the answer appear in Telegram) — the end-to-end tests match these.
  */
 export function laneLabel(lane: Lane, extraSecs = 0): string {
   if (lane.state === "thinking") {

@@ -67,7 +67,7 @@ secs: number,
  */
 doing: TurnActivity, };
 
-export type TurnActivity = "thinking" | "listening" | "looking" | "speaking";
+export type TurnActivity = "thinking" | "listening" | "looking" | "speaking" | "writing";
 
 export type HouseholdSpend = { today_usd: number, month_usd: number, monthly_cap_usd: number | null, 
 /**
@@ -173,6 +173,11 @@ quiet_hours: string | null,
  */
 voice_replies: VoiceReplies, 
 /**
+ * The member sees the answer appear in Telegram while it is written (a live draft), rather
+ * than only when it is finished.
+ */
+streaming: boolean, 
+/**
  * RFC 3339.
  */
 created_at: string, };
@@ -180,6 +185,12 @@ created_at: string, };
 export type VoiceReplies = "never" | "when_spoken" | "always";
 
 export type MemberVoiceArgs = { member: string, voice_replies: VoiceReplies, };
+
+export type MemberStreamingArgs = { member: string, 
+/**
+ * Show replies as they are written (on), or only when finished (off).
+ */
+streaming: boolean, };
 
 export type MemberUpdateArgs = { member: string, role?: Role, persona?: string, 
 /**
@@ -360,6 +371,7 @@ export const api = {
   memberUpdate: (args: MemberUpdateArgs) => invoke<MemberDetail>("member_update", { args }),
   memberCaps: (args: MemberCapsArgs) => invoke<MemberDetail>("member_caps", { args }),
   memberVoice: (args: MemberVoiceArgs) => invoke<MemberDetail>("member_voice", { args }),
+  memberStreaming: (args: MemberStreamingArgs) => invoke<MemberDetail>("member_streaming", { args }),
   memberPause: (args: PauseArgs) => invoke<null>("member_pause", { args }),
   memberToken: (args: MemberTokenArgs) => invoke<BotIdentityDto>("member_token", { args }),
   memberExport: (args: MemberExportArgs) => invoke<ExportDto>("member_export", { args }),

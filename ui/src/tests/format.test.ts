@@ -56,6 +56,7 @@ describe("laneLabel", () => {
     expect(laneLabel({ state: "thinking", queued: 0, secs: 2, doing: "listening" })).toBe("Listening… 2 s");
     expect(laneLabel({ state: "thinking", queued: 0, secs: 2, doing: "looking" })).toBe("Looking at a photo… 2 s");
     expect(laneLabel({ state: "thinking", queued: 0, secs: 2, doing: "speaking" }, 1)).toBe("Recording a voice reply… 3 s");
+    expect(laneLabel({ state: "thinking", queued: 0, secs: 5, doing: "writing" }, 0.4)).toBe("Writing… 5 s");
     // A lane with no running turn is idle or waiting, whatever `doing` says.
     expect(laneLabel({ state: "queued", queued: 1, secs: 0, doing: "listening" })).toBe("1 waiting");
   });

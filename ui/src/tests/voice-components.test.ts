@@ -11,6 +11,7 @@ import RateCard from "../components/RateCard.svelte";
 import MemberPage from "../components/MemberPage.svelte";
 import Dashboard from "../components/Dashboard.svelte";
 import { app } from "../lib/state.svelte";
+import { memberDetail } from "./members";
 import type { MemberDetail, PriceDto, Snapshot, SpeechServiceDto, VoiceSettingsDto } from "../lib/ipc.gen";
 
 const byId = (id: string) => screen.getByTestId(id);
@@ -129,11 +130,7 @@ describe("RateCard", () => {
   });
 });
 
-const detail = (over: Partial<MemberDetail> = {}): MemberDetail => ({
-  id: "m1", name: "Sam", role: "adult", bot_username: "sam_bot", paired: true, paused: false, is_admin: false, persona: "",
-  model: null, fallback_model: null, daily_cap_usd: null, monthly_cap_usd: null, quiet_hours: null, voice_replies: "when_spoken",
-  created_at: "2026-11-01T00:00:00Z", ...over,
-});
+const detail = memberDetail;
 
 describe("MemberPage", () => {
   it("shows the member's voice choice and saves a change through member_voice", async () => {

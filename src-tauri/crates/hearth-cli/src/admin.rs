@@ -369,7 +369,8 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> Result<(), Failu
             };
             let (member, persona, role_arg) = (args.name, args.persona, args.role.map(role));
             let mut reply = None;
-            let others = quiet.is_some() || args.voice_replies.is_some();
+            let streaming = args.streaming.map(|s| s == crate::args::OnOff::On);
+            let others = quiet.is_some() || args.voice_replies.is_some() || streaming.is_some();
             if role_arg.is_some() || persona.is_some() || model.is_some() || !others {
                 let request = ControlRequest::MemberUpdate { member: member.clone(), role: role_arg, persona, model };
                 reply = Some(ask(data_dir, request).await?);
@@ -381,7 +382,10 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> Result<(), Failu
             }
             if let Some(voice) = args.voice_replies {
                 let voice_replies = crate::voice::voice_replies(voice);
-                reply = Some(ask(data_dir, ControlRequest::MemberVoice { member, voice_replies }).await?);
+                reply = Some(ask(data_dir, ControlRequest::MemberVoice { member: member.clone(), voice_replies }).await?);
+            }
+            if let Some(streaming) = streaming {
+                reply = Some(ask(data_dir, ControlRequest::MemberStreaming { member, streaming }).await?);
             }
             match reply.expect("one request was sent") {
                 ControlReply::Member(m) => {
@@ -487,6 +491,9 @@ fn describe_member(m: &MemberSummary) -> String {
         out += &format!(", quiet hours {q}");
     }
     out += &format!(", {}", crate::voice::describe_voice_replies(m.voice_replies));
+    if !m.streaming {
+        out += ", replies shown only when finished";
+    }
     out += ".\n";
     if m.persona.is_empty() {
         out += "No persona notes.\n";
@@ -809,6 +816,7 @@ mod tests {
             monthly_cap_usd: None,
             quiet_hours: None,
             voice_replies: Default::default(),
+            streaming: true,
         };
         assert_eq!(
             describe_member(&m),

@@ -820,6 +820,13 @@ pub struct MemberAddArgs {
     pub json: bool,
 }
 
+/// A switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
 /// A member's age group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RoleArg {
@@ -845,7 +852,7 @@ pub struct MemberPickArgs {
 
 #[derive(Debug, Args)]
 #[command(group(
-    ArgGroup::new("change").required(true).multiple(true).args(["role", "persona", "model", "household_model", "quiet_hours", "voice_replies"])
+    ArgGroup::new("change").required(true).multiple(true).args(["role", "persona", "model", "household_model", "quiet_hours", "voice_replies", "streaming"])
 ))]
 pub struct MemberSetArgs {
     /// The member's name (any case) or id.
@@ -872,6 +879,10 @@ pub struct MemberSetArgs {
     /// voice service (`hearth provider voice`).
     #[arg(long, value_enum, value_name = "WHEN")]
     pub voice_replies: Option<VoiceRepliesArg>,
+    /// Show replies as they are written (a live draft in their private chat while the
+    /// assistant writes), or only when finished. On for everyone unless turned off.
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub streaming: Option<OnOff>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -183,6 +183,7 @@ impl Gateway {
             workers,
             http,
             api_url,
+            drafts: Default::default(),
             events: events.clone(),
             inbox_tx,
             cancel: cancel.clone(),

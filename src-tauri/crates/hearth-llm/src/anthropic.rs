@@ -341,6 +341,10 @@ impl StreamDecoder for Stream {
         Ok(false)
     }
 
+    fn text(&self) -> &str {
+        &self.answer.text
+    }
+
     fn into_answer(mut self) -> Answer {
         self.answer.usage = normalise_usage(&self.usage);
         self.answer

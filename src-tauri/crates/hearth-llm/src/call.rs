@@ -51,8 +51,15 @@ pub(crate) struct Answer {
 pub(crate) trait StreamDecoder {
     /// Takes the next event; `Ok(true)` once the terminal event has arrived.
     fn on_event(&mut self, event: &SseEvent) -> Result<bool, LlmError>;
+    /// The answer's text so far, for a caller watching it being written.
+    fn text(&self) -> &str;
     fn into_answer(self) -> Answer;
 }
+
+/// Hears the answer's text so far each time a stream adds to it (the whole text, not the
+/// piece: a retried attempt starts again from nothing, and the listener just shows what it is
+/// given). Not called for an answer that came in one body.
+pub type OnText<'a> = &'a mut (dyn FnMut(&str) + Send);
 
 /// One attempt, no retries. Phases are limited by `limits` (see [`CallLimits`]); every error
 /// is scrubbed of the API key before it is returned.
@@ -62,7 +69,18 @@ pub async fn complete(
     req: &CompletionRequest,
     limits: &CallLimits,
 ) -> Result<Completion, LlmError> {
-    let result = match tokio::time::timeout(limits.total, attempt(http, p, req, limits)).await {
+    complete_watching(http, p, req, limits, &mut |_: &str| {}).await
+}
+
+/// [`complete`], telling `on_text` the answer's text as it streams in.
+pub async fn complete_watching(
+    http: &reqwest::Client,
+    p: &Provider,
+    req: &CompletionRequest,
+    limits: &CallLimits,
+    on_text: OnText<'_>,
+) -> Result<Completion, LlmError> {
+    let result = match tokio::time::timeout(limits.total, attempt(http, p, req, limits, on_text)).await {
         Ok(result) => result,
         Err(_) => Err(LlmError::Timeout { phase: "total" }),
     };
@@ -74,6 +92,7 @@ async fn attempt(
     p: &Provider,
     req: &CompletionRequest,
     limits: &CallLimits,
+    on_text: OnText<'_>,
 ) -> Result<Completion, LlmError> {
     crate::images::check(req)?;
     let mut options = openai::BodyOptions::default();
@@ -106,8 +125,8 @@ async fn attempt(
     // A server that ignores `stream: true` and answers with one JSON body is still understood.
     let answer = if p.stream && !is_json {
         match p.kind {
-            ProviderKind::Openai => read_stream(response, openai::Stream::default(), limits).await?,
-            ProviderKind::Anthropic => read_stream(response, anthropic::Stream::default(), limits).await?,
+            ProviderKind::Openai => read_stream(response, openai::Stream::default(), limits, on_text).await?,
+            ProviderKind::Anthropic => read_stream(response, anthropic::Stream::default(), limits, on_text).await?,
         }
     } else {
         let body = read_body(response, limits.idle, MAX_BODY_BYTES).await?;
@@ -243,10 +262,12 @@ async fn read_stream<D: StreamDecoder>(
     mut response: reqwest::Response,
     mut decoder: D,
     limits: &CallLimits,
+    on_text: OnText<'_>,
 ) -> Result<Answer, LlmError> {
     let mut parser = SseParser::new();
     let mut events = Vec::new();
     let mut received = 0usize;
+    let mut told = 0usize;
     loop {
         let chunk = next_chunk(&mut response, limits.idle).await?;
         match &chunk {
@@ -263,6 +284,11 @@ async fn read_stream<D: StreamDecoder>(
             if decoder.on_event(&event)? {
                 return Ok(decoder.into_answer());
             }
+        }
+        // Once per chunk, not per event: a listener hears each arrival once.
+        if decoder.text().len() != told {
+            told = decoder.text().len();
+            on_text(decoder.text());
         }
         if chunk.is_none() {
             return Err(LlmError::Malformed("stream ended early".to_owned()));

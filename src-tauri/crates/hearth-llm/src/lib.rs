@@ -5,7 +5,8 @@
 //! output ever carries the API key.
 //!
 //! - `provider`: what to call ([`Provider`], [`ApiKey`]) and how long to wait ([`CallLimits`]).
-//! - `call`: one HTTP attempt — sending, time limits, status handling, reading the body.
+//! - `call`: one HTTP attempt — sending, time limits, status handling, reading the body, and
+//!   telling a watcher the text as it streams in ([`complete_watching`]).
 //! - `openai`, `anthropic`: each provider's request body, response and stream decoding, and
 //!   usage normalised into [`hearth_proto::llm::Usage`].
 //! - `sse`: a server-sent-events parser that accepts any chunking of the byte stream.
@@ -26,7 +27,7 @@ mod retry;
 mod speech;
 mod sse;
 
-pub use call::{complete, http_client};
+pub use call::{OnText, complete, complete_watching, http_client};
 pub use error::LlmError;
 pub use estimate::{
     MAX_IMAGE_TOKENS, estimate_image_tokens, estimate_prompt_tokens, estimate_prompt_tokens_for, estimate_text_tokens,
@@ -34,7 +35,7 @@ pub use estimate::{
 };
 pub use images::inline_dimensions;
 pub use provider::{ApiKey, CallLimits, Provider};
-pub use retry::{Attempt, MAX_RETRY_AFTER, RetryPolicy, complete_with_retry};
+pub use retry::{Attempt, MAX_RETRY_AFTER, RetryPolicy, complete_with_retry, complete_with_retry_watching};
 pub use speech::{SpeechService, speak, transcribe};
 pub use sse::{SseEvent, SseParser};
 

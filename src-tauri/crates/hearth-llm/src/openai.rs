@@ -361,6 +361,10 @@ impl StreamDecoder for Stream {
         Ok(false)
     }
 
+    fn text(&self) -> &str {
+        &self.answer.text
+    }
+
     fn into_answer(mut self) -> Answer {
         self.calls.sort_by_key(|c| c.index);
         self.answer.tool_calls = self

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use hearth_proto::backoff::{Backoff, Jitter};
 use hearth_proto::llm::{Completion, CompletionRequest, Usage};
 
-use crate::call::complete;
+use crate::call::{OnText, complete_watching};
 use crate::error::LlmError;
 use crate::provider::{CallLimits, Provider};
 
@@ -71,11 +71,25 @@ pub async fn complete_with_retry(
     policy: &RetryPolicy,
     on_attempt: &mut (dyn FnMut(Attempt) + Send),
 ) -> Result<Completion, LlmError> {
+    complete_with_retry_watching(http, p, req, limits, policy, on_attempt, &mut |_: &str| {}).await
+}
+
+/// [`complete_with_retry`], telling `on_text` each attempt's text as it streams in (a retry
+/// starts again from nothing).
+pub async fn complete_with_retry_watching(
+    http: &reqwest::Client,
+    p: &Provider,
+    req: &CompletionRequest,
+    limits: &CallLimits,
+    policy: &RetryPolicy,
+    on_attempt: &mut (dyn FnMut(Attempt) + Send),
+    on_text: OnText<'_>,
+) -> Result<Completion, LlmError> {
     let attempts = policy.max_attempts.max(1);
     let mut attempt = 1;
     loop {
         let started = Instant::now();
-        let result = complete(http, p, req, limits).await;
+        let result = complete_watching(http, p, req, limits, &mut *on_text).await;
         on_attempt(Attempt {
             latency: started.elapsed(),
             outcome: result.as_ref().map(|c| c.usage).map_err(LlmError::kind),

@@ -125,6 +125,12 @@ pub enum ControlRequest {
         #[serde(default)]
         quiet_hours: Option<QuietHours>,
     },
+    /// Whether a member sees replies as they are written (drafts in their private chat while
+    /// the model writes) or only when finished. On by default. Added in protocol 7.
+    MemberStreaming {
+        member: String,
+        streaming: bool,
+    },
     /// Start a member's conversation afresh (as `/new` would) when they write after more than
     /// `hours` without writing; 0 turns it off (the default). Stored as the household setting
     /// `context.reset_after_idle_hours`.
@@ -379,6 +385,9 @@ impl std::fmt::Debug for ControlRequest {
             }
             Self::MemberQuietHours { member, quiet_hours } => {
                 f.debug_struct("MemberQuietHours").field("member", member).field("quiet_hours", quiet_hours).finish()
+            }
+            Self::MemberStreaming { member, streaming } => {
+                f.debug_struct("MemberStreaming").field("member", member).field("streaming", streaming).finish()
             }
             Self::HouseholdIdleReset { hours } => f.debug_struct("HouseholdIdleReset").field("hours", hours).finish(),
             Self::HouseholdDiskQuota { mb } => f.debug_struct("HouseholdDiskQuota").field("mb", mb).finish(),
@@ -849,6 +858,14 @@ pub struct MemberSummary {
     /// When the assistant answers in voice. Added in protocol 7.
     #[serde(default)]
     pub voice_replies: VoiceReplies,
+    /// Replies shown as they are written (drafts in the private chat). Added in protocol 7;
+    /// on when an older gateway does not say.
+    #[serde(default = "streaming_by_default")]
+    pub streaming: bool,
+}
+
+fn streaming_by_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -964,6 +981,8 @@ pub enum TurnActivity {
     Looking,
     /// Speaking the answer for a voice reply. Added in protocol 7.
     Speaking,
+    /// The answer is being written and shown in the chat as a draft. Added in protocol 7.
+    Writing,
 }
 
 impl TurnActivity {
@@ -977,6 +996,7 @@ impl TurnActivity {
             TurnActivity::Listening => "listening",
             TurnActivity::Looking => "looking",
             TurnActivity::Speaking => "speaking",
+            TurnActivity::Writing => "writing",
         }
     }
 }
@@ -1151,5 +1171,10 @@ mod tests {
         });
         let old: MemberSummary = serde_json::from_value(old).unwrap();
         assert_eq!(old.voice_replies, VoiceReplies::WhenSpoken);
+        // And sees replies as they are written.
+        assert!(old.streaming);
+        let member: ControlRequest =
+            serde_json::from_str(r#"{"type":"member_streaming","member":"Sam","streaming":false}"#).unwrap();
+        assert_eq!(member, ControlRequest::MemberStreaming { member: "Sam".into(), streaming: false });
     }
 }

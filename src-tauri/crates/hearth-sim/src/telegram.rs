@@ -8,7 +8,7 @@
 //! [`FakeTelegram::send_audio`], [`FakeTelegram::send_photo`], [`FakeTelegram::send_album`],
 //! [`FakeTelegram::send_document`]) and reads what the bots did ([`FakeTelegram::sent`] — voice
 //! notes from `sendVoice` included —, [`FakeTelegram::wait_for_sent`],
-//! [`FakeTelegram::callback_answers`], [`FakeTelegram::chat_actions`],
+//! [`FakeTelegram::callback_answers`], [`FakeTelegram::chat_actions`], [`FakeTelegram::drafts`],
 //! [`FakeTelegram::downloads`], [`FakeTelegram::requests`]).
 //!
 //! Files are real: what a user sends is kept (per bot, as `file_id`s are on Telegram) and served
@@ -100,6 +100,20 @@ pub struct SentMessage {
     /// `sendVoice`: the voice note sent (then `text` is its caption, maybe empty, and `source`
     /// the caption as sent).
     pub voice: Option<SentVoice>,
+}
+
+/// A draft a bot showed with `sendMessageDraft` (a preview Telegram animates; not a message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentDraft {
+    pub chat_id: i64,
+    pub draft_id: i64,
+    /// What the user sees: the text after entity parsing; empty for "Thinking…".
+    pub text: String,
+    /// The `text` parameter exactly as sent.
+    pub source: String,
+    pub parse_mode: Option<String>,
+    /// When it was accepted, on tokio's clock.
+    pub at: Instant,
 }
 
 /// A voice note a bot sent with `sendVoice`.
@@ -207,7 +221,8 @@ pub enum Fault {
     ServerError { status: u16, times: u32 },
     /// Delays every response for this token until cleared (latencies add up).
     Latency(Duration),
-    /// `method` (any case) fails with this status and description.
+    /// `method` (any case) fails with this status and description; a 429 carries
+    /// `parameters.retry_after` from the description's last number (else 1), as Telegram's do.
     MethodFails {
         method: String,
         status: u16,
@@ -585,6 +600,12 @@ impl FakeTelegram {
             );
         }
         s
+    }
+
+    /// Every accepted `sendMessageDraft`, in order.
+    pub fn drafts(&self, token: &str) -> Vec<SentDraft> {
+        self.with_bot(token, |bot| bot.drafts.clone())
+            .unwrap_or_default()
     }
 
     /// Every accepted `sendChatAction` as `(chat_id, action)`, in order.

@@ -26,6 +26,7 @@ mod roles;
 mod rootfiles;
 mod speech;
 mod spend;
+mod streaming;
 mod supervisor;
 mod support;
 // Pseudo-terminals, /proc and root: Linux only.

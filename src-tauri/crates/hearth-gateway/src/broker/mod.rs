@@ -253,11 +253,18 @@ impl Broker {
     }
 
     /// One completion for `member_id`, answering in `chat_id`.
-    pub async fn complete(
+    pub async fn complete(&self, member_id: &str, chat_id: i64, req: CompletionRequest) -> Result<Completion, BrokerError> {
+        self.complete_watching(member_id, chat_id, req, &mut |_: &str| {}).await
+    }
+
+    /// [`Broker::complete`], telling `on_text` the answer's text as the provider streams it (a
+    /// turn's draft in the member's chat). Reserved and settled exactly as any call.
+    pub async fn complete_watching(
         &self,
         member_id: &str,
         chat_id: i64,
         mut req: CompletionRequest,
+        on_text: hearth_llm::OnText<'_>,
     ) -> Result<Completion, BrokerError> {
         let provider = self.inner.provider.read().clone().ok_or_else(|| BrokerError {
             kind: BrokerErrorKind::NotConfigured,
@@ -284,13 +291,14 @@ impl Broker {
         let started = Instant::now();
         let mut attempts = 0u32;
         let mut on_attempt = |_: Attempt| attempts += 1;
-        let result = hearth_llm::complete_with_retry(
+        let result = hearth_llm::complete_with_retry_watching(
             &self.inner.http,
             &provider,
             &req,
             &self.inner.limits,
             &self.inner.retry,
             &mut on_attempt,
+            on_text,
         )
         .await;
         let latency_ms = started.elapsed().as_millis() as u64;

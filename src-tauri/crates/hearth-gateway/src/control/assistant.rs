@@ -243,6 +243,26 @@ pub(super) async fn quiet_hours(
     Ok(summary(row))
 }
 
+/// Whether a member sees replies as they are written (drafts in their private chat).
+pub(super) async fn streaming(e: &Engine, key: &str, streaming: bool) -> Result<MemberSummary, ControlError> {
+    let m = find(e, key).await?;
+    let (id, name) = (m.id.clone(), m.name.clone());
+    let row = e
+        .store
+        .call(move |c| {
+            store::set_member_streaming(c, &id, streaming)?;
+            let shown = if streaming { "on" } else { "off" };
+            store::audit(c, "admin", "member_streaming", Some(&id), &format!("{name}: {shown}"))?;
+            store::find_member(c, &id)
+        })
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ControlError::new(ErrorCode::NotFound, format!("{} was removed meanwhile", m.name)))?;
+    applied(e, &row.id, MemberUpdate::Streaming(streaming)).await?;
+    e.emit(GatewayEvent::Changed);
+    Ok(summary(row))
+}
+
 /// Sets `context.reset_after_idle_hours` (0: off).
 pub(super) async fn idle_reset(e: &Engine, hours: u32) -> Result<ControlReply, ControlError> {
     if hours > MAX_IDLE_RESET_HOURS {

@@ -52,6 +52,7 @@ pub(super) async fn add(e: &Engine, name: String, bot_token: String, role: Role)
         model: None,
         quiet_hours: None,
         voice_replies: Default::default(),
+        streaming: true,
     };
     // The owner is set when their first worker starts (at account level, to their account).
     // With the supervisor, `members/` is root's: the supervisor makes the directory then.

@@ -89,6 +89,9 @@ pub(crate) async fn handle(e: &Engine, request: ControlRequest) -> Result<Contro
         ControlRequest::MemberQuietHours { member, quiet_hours } => {
             assistant::quiet_hours(e, &member, quiet_hours).await.map(ControlReply::Member)
         }
+        ControlRequest::MemberStreaming { member, streaming } => {
+            assistant::streaming(e, &member, streaming).await.map(ControlReply::Member)
+        }
         ControlRequest::HouseholdIdleReset { hours } => assistant::idle_reset(e, hours).await,
         ControlRequest::HouseholdDiskQuota { mb } => assistant::disk_quota(e, mb).await,
         ControlRequest::HouseholdCap { monthly } => spend::household_cap(e, monthly).await,
@@ -154,6 +157,7 @@ pub(crate) fn summary(m: MemberRow) -> MemberSummary {
         monthly_cap_usd: m.cap_monthly_micros.map(usd),
         quiet_hours: m.quiet_hours,
         voice_replies: m.voice_replies,
+        streaming: m.streaming,
         id: m.id,
         name: m.name,
         bot_username: m.bot_username,

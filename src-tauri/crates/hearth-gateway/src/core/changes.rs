@@ -45,6 +45,8 @@ pub(crate) enum MemberUpdate {
     QuietHours(Option<QuietHours>),
     /// When the member is answered in voice; the next turn reads it from the roster.
     VoiceReplies(VoiceReplies),
+    /// Replies shown as they are written, or only when finished.
+    Streaming(bool),
     /// What a role preset set: caps and quiet hours together.
     Preset {
         daily: Option<u64>,
@@ -77,6 +79,7 @@ impl MemberUpdate {
             }
             MemberUpdate::QuietHours(q) => m.quiet_hours = q,
             MemberUpdate::VoiceReplies(v) => m.voice_replies = v,
+            MemberUpdate::Streaming(s) => m.streaming = s,
             MemberUpdate::Preset { daily, monthly, quiet_hours } => {
                 m.cap_daily_micros = daily;
                 m.cap_monthly_micros = monthly;

@@ -56,6 +56,8 @@ pub(crate) struct Shared {
     /// The Bot API client all bots share, and where it points.
     pub(crate) http: reqwest::Client,
     pub(crate) api_url: reqwest::Url,
+    /// Which bots' servers have no drafts (`telegram/draft.rs`); their chats get "typing…".
+    pub(crate) drafts: crate::telegram::DraftSupport,
     /// Events for subscribers (the app); sending with nobody listening is fine.
     pub(crate) notify: broadcast::Sender<GatewayEvent>,
     /// Into the core loop.

@@ -25,7 +25,8 @@
 //!
 //! Files: `engine.rs` (the shared handle and its helpers), `state.rs` (writers, readers, the
 //! roster), `bots.rs`, `lanes.rs` (the scheduler), `inbox.rs` (one row: member, pairing,
-//! stranger, paused, resting, a command), `turn.rs` (one turn), `media.rs` (a turn's files:
+//! stranger, paused, resting, a command), `turn.rs` (one turn), `stream.rs` (a chat turn's answer
+//! shown as a draft while it is written), `media.rs` (a turn's files:
 //! fetched, heard, held), `voice.rs` (answering in voice), `albums.rs` (an album's parts into one turn), `notices.rs` (spend
 //! notices and the admin's buttons), `reminders.rs` (delivering due reminders), `changes.rs` (the admin's
 //! changes).
@@ -49,6 +50,7 @@ mod media;
 mod notices;
 mod reminders;
 mod state;
+mod stream;
 mod turn;
 mod voice;
 

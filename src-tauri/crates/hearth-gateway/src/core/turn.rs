@@ -11,7 +11,7 @@ use hearth_proto::llm::Refusal;
 use hearth_proto::worker::{IncomingMessage, Turn, TurnContext, TurnKind, TurnOutcome};
 use teloxide::types::ChatAction;
 
-use super::{Engine, LaneItem, inbox_ids, media, reminders, voice};
+use super::{Engine, LaneItem, inbox_ids, media, reminders, stream, voice};
 use crate::config::FaultSite;
 use crate::store::{self, DueReminder, InboxRow, MemberRow};
 use crate::telegram;
@@ -113,8 +113,14 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
     };
     let mut rules = turn_rules(engine, &member);
     rules.files = std::mem::take(&mut prepared.files);
+    // The answer shown while it is written, where drafts go (`stream.rs`).
+    let drafts = stream::start(engine, member_id, &bot, chat_id, kind, turn.turn_id, member.streaming);
+    rules.draft = drafts.as_ref().map(stream::Drafts::sink);
     let outcome = engine.workers.run_turn(member_id, turn, rules).await;
     typing.cancel();
+    if let Some(drafts) = drafts {
+        drafts.stop().await;
+    }
     let outcome = match outcome {
         Ok((outcome, Some(due))) => {
             // Before the turn counts as finished, so the member's next turn sees it applied.
@@ -210,5 +216,5 @@ fn turn_rules(engine: &Engine, member: &MemberRow) -> TurnRules {
     // The roster as the core loop keeps it: a pause applied there is seen by the next request.
     let (roster, id) = (engine.members.clone(), member.id.clone());
     let paused_now = Arc::new(move || roster.read(|r| r.get(&id).is_none_or(|m| m.paused)));
-    TurnRules { refused, paused_now, clock: engine.config.clock.clone(), files: Default::default() }
+    TurnRules { refused, paused_now, clock: engine.config.clock.clone(), files: Default::default(), draft: None }
 }

@@ -35,12 +35,14 @@ pub struct MemberRow {
     pub quiet_hours: Option<hearth_proto::control::QuietHours>,
     /// When the assistant answers in voice.
     pub voice_replies: VoiceReplies,
+    /// Replies shown as they are written (drafts in a private chat); on unless turned off.
+    pub streaming: bool,
 }
 
 const MEMBER_COLUMNS: &str = "m.rowid, m.id, m.name, m.persona, m.telegram_user_id, m.chat_id, m.created_at, \
                               b.bot_id, b.username, b.next_offset, m.is_admin, m.cap_daily_micros, \
                               m.cap_monthly_micros, m.fallback_model, m.role, m.paused, m.model, m.quiet_hours, \
-                              m.voice_replies";
+                              m.voice_replies, m.streaming";
 
 fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
     Ok(MemberRow {
@@ -67,6 +69,7 @@ fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
         // Written only by `set_member_voice_replies`; a hand edit that does not parse reads as
         // the default.
         voice_replies: r.get::<_, String>(18)?.parse().unwrap_or_default(),
+        streaming: r.get(19)?,
     })
 }
 
@@ -171,6 +174,11 @@ pub fn set_member_quiet_hours(
 
 pub fn set_member_voice_replies(conn: &Connection, member_id: &str, voice: VoiceReplies) -> Result<(), StoreError> {
     conn.execute("UPDATE members SET voice_replies = ?2 WHERE id = ?1", params![member_id, voice.as_str()])?;
+    Ok(())
+}
+
+pub fn set_member_streaming(conn: &Connection, member_id: &str, streaming: bool) -> Result<(), StoreError> {
+    conn.execute("UPDATE members SET streaming = ?2 WHERE id = ?1", params![member_id, streaming])?;
     Ok(())
 }
 

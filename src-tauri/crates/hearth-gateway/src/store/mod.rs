@@ -259,6 +259,12 @@ const MIGRATIONS: &[&str] = &[
     -- Characters of text a 'speech_out' row had spoken (0 for every other kind).
     ALTER TABLE ledger ADD COLUMN characters INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 8: whether a member sees replies as they are written (#16).
+    r#"
+    -- 1: drafts in the member's private chat while the model writes (`core/stream.rs`); 0: the
+    -- finished reply only. On for everyone, members from before included.
+    ALTER TABLE members ADD COLUMN streaming INTEGER NOT NULL DEFAULT 1;
+    "#,
 ];
 
 /// Schema version this build writes.

@@ -32,6 +32,7 @@ fn member(id: &str, bot_id: i64) -> MemberRow {
         model: None,
         quiet_hours: None,
         voice_replies: Default::default(),
+        streaming: true,
     }
 }
 

@@ -12,6 +12,7 @@
 //! - `send.rs`: replies, plain notes, inline buttons, chat actions ("typing…", "recording
 //!   voice…").
 //! - `voice.rs`: a voice reply (`sendVoice`) with its caption.
+//! - `draft.rs`: a reply shown while it is written (`sendMessageDraft`), throttled per chat.
 //! - `reply/`: a model's Markdown → Telegram HTML, split under the length limit.
 //! - This file: the shared HTTP client, a bot's client, checking a token.
 //!
@@ -25,6 +26,7 @@ use teloxide::types::Me;
 use teloxide::{ApiError, Bot, RequestError};
 
 mod download;
+mod draft;
 mod extract;
 mod poll;
 pub mod reply;
@@ -32,6 +34,7 @@ mod send;
 mod voice;
 
 pub use download::{DownloadError, Limit, download, megabytes};
+pub use draft::{DRAFT_GAP, DraftSupport, DraftText, progress_line, render_draft, show_drafts};
 pub use extract::extract_message;
 pub use poll::{Backoff, PollLoop, StateHook};
 pub use send::{

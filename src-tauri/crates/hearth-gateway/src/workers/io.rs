@@ -184,14 +184,23 @@ impl WorkerIo {
                 let member = self.member_id.clone();
                 let tx = completions.clone();
                 let turn = self.turn.clone();
-                let files = self.files(turn_id);
+                let (files, draft) = self.files_and_draft(turn_id);
                 self.workers.inner.tracker.spawn(async move {
                     // Photos named by row become bytes here, after the checks and before the
                     // broker (`rules::TurnFiles::resolve_images`).
                     let mut request = request;
+                    // Only a step of the answer is shown as it is written (`rules.rs`, Drafts).
+                    let draft = draft.filter(|_| !request.tools.is_empty());
                     let call = async {
                         files.resolve_images(&mut request)?;
-                        broker.complete(&member, chat_id, request).await
+                        let Some(draft) = &draft else { return broker.complete(&member, chat_id, request).await };
+                        let completion =
+                            broker.complete_watching(&member, chat_id, request, &mut |text: &str| draft.writing(text)).await?;
+                        if !completion.tool_calls.is_empty() {
+                            let names: Vec<String> = completion.tool_calls.iter().map(|c| c.name.clone()).collect();
+                            draft.using_tools(&names);
+                        }
+                        Ok(completion)
                     };
                     // A panic in the call is this request's: the worker gets an error, not silence.
                     let result = match AssertUnwindSafe(call).catch_unwind().await {
@@ -247,9 +256,11 @@ impl WorkerIo {
         }
     }
 
-    /// The files of the running turn `turn_id` (none if it is not running).
-    fn files(&self, turn_id: u64) -> rules::TurnFiles {
-        self.turn.lock().as_ref().filter(|t| t.turn_id == turn_id).map(|t| t.rules.files.clone()).unwrap_or_default()
+    /// The files and the draft of the running turn `turn_id` (none if it is not running).
+    fn files_and_draft(&self, turn_id: u64) -> (rules::TurnFiles, Option<Arc<dyn rules::DraftSink>>) {
+        let turn = self.turn.lock();
+        let Some(t) = turn.as_ref().filter(|t| t.turn_id == turn_id) else { return Default::default() };
+        (t.rules.files.clone(), t.rules.draft.clone())
     }
 
     /// Whether the running turn `turn_id` may have one more `ask` now (`rules.rs`); its chat

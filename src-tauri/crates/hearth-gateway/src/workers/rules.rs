@@ -26,6 +26,12 @@
 //! of this very turn — right before the broker sees the request, and refuses a request that
 //! carries image bytes itself ([`ImageSource::Inline`]) or names any other row.
 //!
+//! **Drafts.** While the model writes the member's answer, the turn's [`DraftSink`] (when it has
+//! one: `core/stream.rs` decides) hears the text so far and which tools a step asked for, so the
+//! chat can show the answer being written. Only a completion that offers the model tools is a
+//! step of the answer (`agent.rs`'s step loop always offers them); one without — the running
+//! summary of `context.rs` — is never shown.
+//!
 //! The reply a worker finishes a turn with is bounded here too ([`bound_outcome`]); its reminder
 //! schedule is checked by `household::reminders::check_schedule`.
 
@@ -51,13 +57,32 @@ pub struct TurnRules {
     pub clock: Clock,
     /// The files the member sent with this turn, in memory for its length.
     pub files: TurnFiles,
+    /// Where the answer goes while it is being written (`None`: nowhere; the member waits for
+    /// the finished reply).
+    pub draft: Option<Arc<dyn DraftSink>>,
+}
+
+/// Hears a turn's answer while the model writes it (the chat's draft, `core/stream.rs`).
+/// Called from the completion's task; must not block.
+pub trait DraftSink: Send + Sync {
+    /// The text of the current step so far (the whole text each time; a retried call starts
+    /// again from nothing).
+    fn writing(&self, text_so_far: &str);
+    /// A step ended asking for these tools: the answer goes on after they run.
+    fn using_tools(&self, names: &[String]);
 }
 
 impl TurnRules {
     /// No restriction beyond the turn's kind and the per-turn bounds (a member neither paused nor
     /// resting), on the system clock, with no files.
     pub fn open() -> Self {
-        Self { refused: None, paused_now: Arc::new(|| false), clock: Clock::system(), files: TurnFiles::default() }
+        Self {
+            refused: None,
+            paused_now: Arc::new(|| false),
+            clock: Clock::system(),
+            files: TurnFiles::default(),
+            draft: None,
+        }
     }
 }
 

@@ -59,6 +59,8 @@ async fn every_earlier_schema_upgrades_with_nothing_lost() {
         assert_eq!(pending[0].msg.text.as_deref(), Some("are you still there?"));
         assert_eq!(provider.as_deref(), Some("gpt-4o-mini"));
         assert_eq!(ledger, (1, 812), "schema {n}: the ledger");
+        // Members from before see replies as they are written, as new ones do.
+        assert!(members.iter().all(|m| m.streaming), "schema {n}: streaming is on");
         if n >= 2 {
             assert!(rosa.is_admin);
             assert_eq!((rosa.cap_daily_micros, rosa.cap_monthly_micros), (Some(1_000_000), Some(5_000_000)));

@@ -106,3 +106,31 @@ async fn trailing_slash_in_base_url_and_slow_stream_within_idle() {
         assert_eq!(c.text, "You said: slowly");
     }
 }
+
+/// A streamed answer is told as it arrives: each time the text so far, growing to the whole
+/// answer, in both providers' formats; an answer in one body is told nothing.
+#[tokio::test]
+async fn a_watcher_hears_the_text_so_far_as_the_stream_arrives() {
+    let fake = FakeLlm::start().await;
+    let http = http();
+    let answer = "A fairly long answer, so that it arrives in several pieces of the stream.";
+    // Apart, so the pieces arrive in separate reads.
+    fake.set_stream_chunk_delay(Duration::from_millis(5));
+    for p in all_providers(&fake) {
+        fake.push_reply(Reply::text(answer));
+        let mut heard: Vec<String> = Vec::new();
+        let c = hearth_llm::complete_watching(&http, &p, &request("hi"), &limits(), &mut |t: &str| {
+            heard.push(t.to_owned())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{p:?}: {e}"));
+        assert_eq!(c.text, answer);
+        if !p.stream {
+            assert!(heard.is_empty(), "{p:?}: {heard:?}");
+            continue;
+        }
+        assert!(heard.len() > 1, "{p:?}: {heard:?}");
+        assert!(heard.windows(2).all(|w| w[1].starts_with(&w[0]) && w[1].len() > w[0].len()), "{p:?}: {heard:?}");
+        assert!(answer.starts_with(heard.last().unwrap().as_str()), "{p:?}");
+    }
+}

@@ -17,7 +17,7 @@ use crate::multipart::Part;
 use super::world::{
     BotState, ChatState, PollSlot, Reply, Shared, StoredMessage, chat_json, now, unix_now,
 };
-use super::{CallbackAnswer, RecordedRequest};
+use super::{CallbackAnswer, RecordedRequest, SentDraft};
 
 /// Bodies above this are refused (Telegram takes uploads up to 50 MB; the fake, 20 MB).
 const MAX_BODY: usize = 20 * 1024 * 1024;
@@ -53,6 +53,7 @@ const METHODS: &[&str] = &[
     "setWebhook",
     "deleteWebhook",
     "sendMessage",
+    "sendMessageDraft",
     "editMessageText",
     "editMessageReplyMarkup",
     "answerCallbackQuery",
@@ -290,6 +291,7 @@ async fn call(
                 Reply::Ok(json!(true))
             }
             "sendMessage" => send_message(bot, &p),
+            "sendMessageDraft" => send_message_draft(bot, &p),
             "editMessageText" => edit_message_text(bot, &p),
             "editMessageReplyMarkup" => edit_message_reply_markup(bot, &p),
             "answerCallbackQuery" => answer_callback_query(bot, &p),
@@ -316,6 +318,7 @@ async fn call(
         && matches!(
             method,
             "sendMessage"
+                | "sendMessageDraft"
                 | "sendVoice"
                 | "editMessageText"
                 | "editMessageReplyMarkup"
@@ -577,6 +580,40 @@ fn check_inline_keyboard(markup: &Value) -> Result<(), Reply> {
         }
     }
     Ok(())
+}
+
+/// `sendMessageDraft` (Bot API 9.3): a private chat, a non-zero `draft_id`, and a `text` of 0 to
+/// 4096 characters after entity parsing (empty shows "Thinking…"), parsed like `sendMessage`'s.
+fn send_message_draft(bot: &mut BotState, p: &Params<'_>) -> Reply {
+    match try_send_message_draft(bot, p) {
+        Ok(v) | Err(v) => v,
+    }
+}
+
+fn try_send_message_draft(bot: &mut BotState, p: &Params<'_>) -> Result<Reply, Reply> {
+    let chat_id = chat_id(p)?;
+    let draft_id = match p.int("draft_id") {
+        Ok(Some(id)) if id != 0 => id,
+        Ok(_) => return Err(Reply::bad_request("draft_id must be non-zero")),
+        Err(()) => return Err(Reply::bad_request("wrong draft_id specified")),
+    };
+    let source = p.str("text").unwrap_or_default();
+    let (text, parse_mode) = if source.is_empty() {
+        (String::new(), None)
+    } else {
+        let (formatted, _, _, parse_mode) = formatted_text(p)?;
+        (formatted.text, parse_mode)
+    };
+    writable_chat(bot, chat_id)?;
+    bot.drafts.push(SentDraft {
+        chat_id,
+        draft_id,
+        text,
+        source,
+        parse_mode,
+        at: now(),
+    });
+    Ok(Reply::Ok(json!(true)))
 }
 
 fn send_message(bot: &mut BotState, p: &Params<'_>) -> Reply {

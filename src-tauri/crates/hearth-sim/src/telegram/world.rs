@@ -75,6 +75,8 @@ pub(crate) struct BotState {
     /// `(chat_id, message_id)` → index in `sent`.
     pub sent_index: HashMap<(i64, i64), usize>,
     pub chat_actions: Vec<(i64, String)>,
+    /// Accepted `sendMessageDraft` calls, in order.
+    pub drafts: Vec<super::SentDraft>,
     pub commands: Option<Value>,
     pub faults: Vec<Fault>,
     pub external_poller: bool,
@@ -193,6 +195,7 @@ impl BotState {
             sent: Vec::new(),
             sent_index: HashMap::new(),
             chat_actions: Vec::new(),
+            drafts: Vec::new(),
             commands: None,
             faults: Vec::new(),
             external_poller: false,
@@ -418,7 +421,23 @@ impl BotState {
                 description,
                 times,
                 ..
-            } => (Reply::err(*status, description.clone()), times),
+            } => {
+                // Telegram's 429 always says how long to wait: the description's last number
+                // ("Too Many Requests: retry after 5"), else a second.
+                let retry_after = (*status == 429).then(|| {
+                    description
+                        .rsplit(' ')
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(1)
+                });
+                let reply = Reply::Err {
+                    status: *status,
+                    description: description.clone(),
+                    retry_after,
+                };
+                (reply, times)
+            }
             Fault::Latency(_) | Fault::TruncatedDownload { .. } => return None,
         };
         *times -= 1;

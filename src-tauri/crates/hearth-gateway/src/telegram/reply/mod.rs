@@ -515,4 +515,38 @@ mod tests {
             }
         }
     }
+    /// A draft (`telegram/draft.rs`) is the reply cut wherever the stream happens to be: inside
+    /// `**bold`, an open code fence, a link without its target. Every such cut still renders as
+    /// HTML Telegram's parser accepts.
+    #[test]
+    fn half_written_markdown_still_renders_valid() {
+        for md in [
+            "**bo",
+            "**bold** and *it",
+            "```rust\nfn main() {",
+            "`co",
+            "[link](https://exa",
+            "> quo",
+            "- item\n- it",
+            "__x",
+        ] {
+            for chunk in render_reply(md, 4000) {
+                validate(&chunk.html).unwrap_or_else(|e| panic!("{md:?}: {e}"));
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_prefix_of_a_reply_renders_valid(md in markdown()) {
+            let cuts = md.char_indices().map(|(i, _)| i).chain([md.len()]);
+            for cut in cuts {
+                for c in render_reply(&md[..cut], 4000) {
+                    validate(&c.html).map_err(|e| TestCaseError::fail(format!("cut at {cut}: {e}")))?;
+                }
+            }
+        }
+    }
 }

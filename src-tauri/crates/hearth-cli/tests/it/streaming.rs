@@ -1,0 +1,183 @@
+//! Replies shown as they are written (issue 16): drafts in the member's private chat while the
+//! fake model streams, throttled, rendered so the fake Telegram's HTML parser accepts every one,
+//! then the finished reply once; the fallbacks (a server without drafts, a 429) and the member's
+//! switch; and the dashboard's "writing" while it happens.
+
+use std::time::Duration;
+
+use hearth_proto::control::{ControlReply, ControlRequest, LaneState, TurnActivity};
+use hearth_testkit::llm::Reply;
+use hearth_testkit::telegram::{Fault, SentDraft};
+
+use crate::support::{Household, eventually};
+
+const T: Duration = Duration::from_secs(20);
+
+/// Thirty words, with Markdown that is cut in the middle by the stream's 12-character pieces.
+const THIRTY_WORDS: &str = "Here is **a bold start** to the answer, then some `code` and a list \
+    of things worth knowing about gardens: roses like sun, mint spreads fast, tomatoes want water \
+    daily.";
+
+/// The member's drafts that showed text (not the "Thinking…" placeholder).
+fn written(drafts: &[SentDraft]) -> Vec<&SentDraft> {
+    drafts.iter().filter(|d| !d.text.is_empty()).collect()
+}
+
+fn draft_requests(h: &Household, i: usize) -> Vec<hearth_testkit::telegram::RecordedRequest> {
+    let token = &h.members[i].bot.token;
+    h.tg.requests().into_iter().filter(|r| &r.token == token && r.method == "sendMessageDraft").collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drafts_show_the_reply_as_it_is_written_then_the_reply_comes_whole() {
+    assert_eq!(THIRTY_WORDS.split_whitespace().count(), 30);
+    let h = Household::new(1).await;
+    // 30 words in 12-character pieces, about 3 s in all.
+    let frames = THIRTY_WORDS.chars().count().div_ceil(12) + 3;
+    let gap = Duration::from_millis(3000 / frames as u64);
+    h.llm.set_stream_chunk_delay(gap);
+    h.llm.push_reply(Reply::text(THIRTY_WORDS));
+    h.say(0, "tell me about gardens");
+
+    // The dashboard shows the lane writing while the drafts come.
+    eventually(T, "the lane shows writing", async || {
+        let lane = h.status().await.members[0].lane.clone();
+        matches!(lane, LaneState::Running { doing: TurnActivity::Writing, .. }).then_some(())
+    })
+    .await;
+    let sent = h.replies(0, 2, T).await;
+    h.settled().await;
+    let m = &h.members[0];
+    assert_eq!(sent.len(), 2, "the reply came once");
+    let reply = &sent[1];
+    let plain: String = THIRTY_WORDS.replace("**", "").replace('`', "");
+    assert_eq!(reply.text, plain, "the finished reply holds the whole text");
+
+    let drafts = h.tg.drafts(&m.bot.token);
+    let shown = written(&drafts);
+    assert!(shown.len() >= 4, "drafts came while the model wrote: {}", shown.len());
+    // Every draft was accepted (the fake parses HTML as Telegram does), to the member's chat,
+    // as one draft id.
+    for r in draft_requests(&h, 0) {
+        assert_eq!(r.status, 200, "{:?}: {:?}", r.params, r.error);
+    }
+    assert!(drafts.iter().all(|d| d.chat_id == m.user.id && d.draft_id == drafts[0].draft_id && d.draft_id != 0));
+    // The first draft with words came within 0.3 s of the model's first word: the call began,
+    // the role frame went at once, the first piece of text one gap later.
+    let call = &h.llm.calls()[0];
+    let first_word = call.at + gap;
+    let first_draft = shown[0].at;
+    assert!(
+        first_draft.saturating_duration_since(first_word) <= Duration::from_millis(300),
+        "first draft {:?} after the first word",
+        first_draft.saturating_duration_since(first_word)
+    );
+    // No faster than one every 250 ms, and none after the reply.
+    for pair in drafts.windows(2) {
+        let apart = pair[1].at.duration_since(pair[0].at);
+        assert!(apart >= Duration::from_millis(249), "two drafts {apart:?} apart");
+    }
+    assert!(drafts.iter().all(|d| d.at <= reply.at), "a draft came after the reply");
+    // Each draft is the answer so far: growing, and never tool JSON.
+    for pair in shown.windows(2) {
+        assert!(pair[1].text.len() >= pair[0].text.len(), "{:?} then {:?}", pair[0].text, pair[1].text);
+    }
+    // The first words, half-written Markdown shown as it stands ("**a" until the bold closes).
+    let first = shown[0].text.trim_end();
+    assert!(THIRTY_WORDS.starts_with(first) || plain.starts_with(first), "{first:?}");
+
+    // The ledger is what a non-streamed turn writes: the fake's exact usage.
+    let (input, output): (i64, i64) = h
+        .db()
+        .query_row("SELECT input_tokens, output_tokens FROM ledger WHERE state = 'settled'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(input as u64, call.prompt_tokens());
+    assert_eq!(output as u64, hearth_testkit::llm::token_count(THIRTY_WORDS));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_who_turned_streaming_off_gets_no_drafts_and_the_same_ledger() {
+    let h = Household::new(1).await;
+    h.llm.set_stream_chunk_delay(Duration::from_millis(40));
+    h.llm.set_responder(|_| Reply::text("A steady answer of a few words, streamed in small pieces."));
+    h.say(0, "first");
+    h.replies(0, 2, T).await;
+    h.settled().await;
+    let with_drafts = written(&h.tg.drafts(&h.members[0].bot.token)).len();
+    assert!(with_drafts >= 1);
+
+    let off = ControlRequest::MemberStreaming { member: "Rosa".into(), streaming: false };
+    let ControlReply::Member(m) = h.gateway.control(off).await.unwrap() else { panic!("a member") };
+    assert!(!m.streaming);
+    let before = h.tg.drafts(&h.members[0].bot.token).len();
+    h.say(0, "second");
+    h.replies(0, 3, T).await;
+    h.settled().await;
+    assert_eq!(h.tg.drafts(&h.members[0].bot.token).len(), before, "no draft once streaming is off");
+
+    // Both turns billed exactly what the fake reported.
+    let calls = h.llm.calls();
+    let rows: Vec<(i64, i64)> = {
+        let db = h.db();
+        let mut stmt = db.prepare("SELECT input_tokens, output_tokens FROM ledger ORDER BY id").unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(rows.len(), 2);
+    for (row, call) in rows.iter().zip(&calls) {
+        assert_eq!(row.0 as u64, call.prompt_tokens());
+    }
+    assert_eq!(rows[0].1, rows[1].1, "the same answer costs the same, streamed or not");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_drafts_is_remembered_and_the_reply_still_comes() {
+    let h = Household::new(1).await;
+    let token = h.members[0].bot.token.clone();
+    h.tg.inject(
+        &token,
+        Fault::MethodFails {
+            method: "sendmessagedraft".into(),
+            status: 400,
+            description: "Bad Request: method not found".into(),
+            times: 100,
+        },
+    );
+    h.say(0, "one");
+    let sent = h.replies(0, 2, T).await;
+    assert_eq!(sent[1].text, "You said: one");
+    h.say(0, "two");
+    let sent = h.replies(0, 3, T).await;
+    assert_eq!(sent[2].text, "You said: two");
+    h.settled().await;
+    assert_eq!(draft_requests(&h, 0).len(), 1, "tried once, then remembered");
+    assert!(h.tg.chat_actions(&token).iter().any(|(_, a)| a == "typing"), "typing shows instead");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_drafts_never_cost_the_reply() {
+    let h = Household::new(1).await;
+    let token = h.members[0].bot.token.clone();
+    h.tg.inject(
+        &token,
+        Fault::MethodFails {
+            method: "sendMessageDraft".into(),
+            status: 429,
+            description: "Too Many Requests: retry after 5".into(),
+            times: 100,
+        },
+    );
+    h.llm.set_stream_chunk_delay(Duration::from_millis(30));
+    h.say(0, "hello");
+    let sent = h.replies(0, 2, T).await;
+    h.settled().await;
+    assert_eq!(h.tg.sent(&token).len(), 2, "the reply came exactly once");
+    assert_eq!(sent[1].text, "You said: hello");
+    // Backed off rather than hammering: the first try, then nothing within its pause.
+    assert_eq!(draft_requests(&h, 0).len(), 1);
+    h.stop().await;
+}
