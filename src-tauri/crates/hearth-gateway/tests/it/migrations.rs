@@ -38,7 +38,7 @@ async fn every_earlier_schema_upgrades_with_nothing_lost() {
     for n in (1..=SCHEMA_VERSION).filter(|n| fixtures().join(format!("gateway-schema-{n}.sql")).exists()) {
         let path = shipped(n, dir.path());
         let db = Store::open(&path).unwrap_or_else(|e| panic!("schema {n} did not open: {e}"));
-        let (version, members, pending, provider, ledger) = db
+        let (version, members, pending, provider, ledger, voice) = db
             .call(|c| {
                 let version: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
                 let members = store::list_members(c)?;
@@ -46,7 +46,8 @@ async fn every_earlier_schema_upgrades_with_nothing_lost() {
                 let provider = store::get_setting(c, "provider.model")?;
                 let ledger: (i64, i64) =
                     c.query_row("SELECT COUNT(*), SUM(input_tokens) FROM ledger", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                Ok((version, members, pending, provider, ledger))
+                let voice = store::get_setting(c, "voice.model")?;
+                Ok((version, members, pending, provider, ledger, voice))
             })
             .await
             .unwrap();
@@ -69,6 +70,8 @@ async fn every_earlier_schema_upgrades_with_nothing_lost() {
             // Members from before spend control start without caps.
             assert!(!rosa.is_admin && rosa.cap_daily_micros.is_none());
         }
+        // A voice service of its own, set at schema 7, is kept.
+        assert_eq!(voice.as_deref(), (n >= 7).then_some("kokoro"), "schema {n}: the voice service");
         // Voice replies came with schema 7: everyone before starts at "when spoken".
         assert!(members.iter().all(|m| m.voice_replies == VoiceReplies::WhenSpoken), "schema {n}: voice replies");
         // The store works on the upgraded file: a new inbox-free write and read.
