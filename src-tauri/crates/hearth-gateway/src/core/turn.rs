@@ -110,9 +110,10 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
     rules.draft = drafts.as_ref().map(stream::Drafts::sink);
     let outcome = engine.workers.run_turn(member_id, turn, rules).await;
     typing.cancel();
-    if let Some(drafts) = drafts {
-        drafts.stop().await;
-    }
+    let stopped = match drafts {
+        Some(drafts) => drafts.stop().await,
+        None => None,
+    };
     let outcome = match outcome {
         Ok((outcome, Some(due))) => {
             // Before the turn counts as finished, so the member's next turn sees it applied.
@@ -159,6 +160,12 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
                 "worker_failed",
             )
         }
+    };
+    // Stopped by the member: what was written so far, not the worker's failure sentence (an
+    // answer finished before the press is sent whole).
+    let (text, outcome_kind) = match stopped {
+        Some(partial) if outcome_kind != "replied" => (partial, "stopped"),
+        _ => (text, outcome_kind),
     };
     config.faults.check(FaultSite::TurnReply { member_id, text: &text });
     match telegram::send_reply(&bot, chat_id, &text).await {

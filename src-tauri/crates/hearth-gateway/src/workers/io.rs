@@ -194,8 +194,9 @@ impl WorkerIo {
                     let call = async {
                         files.resolve_images(&mut request)?;
                         let Some(draft) = &draft else { return broker.complete(&member, chat_id, request).await };
+                        let (stop, mut watch) = (draft.stop_signal(), |text: &str| draft.writing(text));
                         let completion =
-                            broker.complete_watching(&member, chat_id, request, &mut |text: &str| draft.writing(text)).await?;
+                            broker.complete_watching(&member, chat_id, request, &mut watch, stop.as_ref()).await?;
                         if !completion.tool_calls.is_empty() {
                             let names: Vec<String> = completion.tool_calls.iter().map(|c| c.name.clone()).collect();
                             draft.using_tools(&names);

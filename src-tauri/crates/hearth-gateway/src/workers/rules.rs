@@ -70,6 +70,11 @@ pub trait DraftSink: Send + Sync {
     fn writing(&self, text_so_far: &str);
     /// A step ended asking for these tools: the answer goes on after they run.
     fn using_tools(&self, names: &[String]);
+    /// Cancelled when the member presses Stop: the completion in flight ends, and so does every
+    /// later one of the turn.
+    fn stop_signal(&self) -> Option<tokio_util::sync::CancellationToken> {
+        None
+    }
 }
 
 impl TurnRules {
