@@ -14,7 +14,7 @@ use crate::config::FaultSite;
 use crate::store::{self, DueReminder, InboxRow, MemberRow};
 use crate::telegram;
 use crate::workers::WorkerError;
-use crate::workers::rules::TurnRules;
+use crate::workers::rules::{ProviderWait, TurnRules};
 
 /// Runs one turn of `member_id`'s for `items` (one message or several collected, or a command,
 /// or a reminder), and closes what it answered.
@@ -204,5 +204,16 @@ fn turn_rules(engine: &Engine, member: &MemberRow) -> TurnRules {
     // The roster as the core loop keeps it: a pause applied there is seen by the next request.
     let (roster, id) = (engine.members.clone(), member.id.clone());
     let paused_now = Arc::new(move || roster.read(|r| r.get(&id).is_none_or(|m| m.paused)));
-    TurnRules { refused, paused_now, clock: engine.config.clock.clone(), files: Default::default(), draft: None }
+    // The turn's slot is free while a completion waits on the provider (`lanes.rs`).
+    let (events, id) = (engine.events.clone(), member.id.clone());
+    let provider_wait: ProviderWait =
+        Arc::new(move |back| drop(events.send(super::Event::ProviderWait { member_id: id.clone(), back })));
+    TurnRules {
+        refused,
+        paused_now,
+        clock: engine.config.clock.clone(),
+        files: Default::default(),
+        draft: None,
+        provider_wait: Some(provider_wait),
+    }
 }
