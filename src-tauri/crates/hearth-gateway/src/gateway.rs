@@ -184,6 +184,7 @@ impl Gateway {
             http,
             api_url,
             drafts: Default::default(),
+            stops: Default::default(),
             events: events.clone(),
             inbox_tx,
             cancel: cancel.clone(),

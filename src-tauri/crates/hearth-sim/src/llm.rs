@@ -428,6 +428,8 @@ struct Shared {
     stop: CancellationToken,
     /// Source of unique response ids.
     next_id: AtomicU64,
+    /// Streamed responses the client went away from before their last frame.
+    streams_dropped: AtomicU64,
 }
 
 struct Settings {
@@ -479,6 +481,7 @@ impl FakeLlm {
             call_recorded: Notify::new(),
             stop: stop.clone(),
             next_id: AtomicU64::new(1),
+            streams_dropped: AtomicU64::new(0),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(openai_route))
@@ -510,6 +513,12 @@ impl FakeLlm {
     /// Wait between streamed chunks (default none).
     pub fn set_stream_chunk_delay(&self, d: Duration) {
         self.settings().chunk_delay = d;
+    }
+
+    /// How many streamed responses were dropped before their last frame: the client closed the
+    /// connection (a stopped answer), seen when the next frame could not be written.
+    pub fn streams_dropped(&self) -> u64 {
+        self.shared.streams_dropped.load(Ordering::Relaxed)
     }
 
     /// What answers when no rule and no queued reply does. Called without any lock held, so it
@@ -1012,14 +1021,27 @@ fn sse_response(body: Body) -> Response {
 
 fn stream_response(shared: Arc<Shared>, frames: Vec<String>, chunk_delay: Duration) -> Response {
     let body = async_stream::stream! {
+        let mut unfinished = Unfinished(Some(shared.clone()));
         for (i, frame) in frames.into_iter().enumerate() {
             if i > 0 && !shared.pause(chunk_delay).await {
                 break;
             }
             yield Ok::<_, Infallible>(Bytes::from(frame));
         }
+        unfinished.0 = None;
     };
     sse_response(Body::from_stream(body))
+}
+
+/// Counts a streamed response dropped before its end (its `Shared` is taken when it ends).
+struct Unfinished(Option<Arc<Shared>>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(shared) = &self.0 {
+            shared.streams_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Splits text into the small pieces a streaming model emits (at most 12 characters each);

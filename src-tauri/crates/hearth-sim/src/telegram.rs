@@ -112,6 +112,8 @@ pub struct SentDraft {
     /// The `text` parameter exactly as sent.
     pub source: String,
     pub parse_mode: Option<String>,
+    /// `can_stop`: the user sees a Stop button ([`FakeTelegram::press_stop`]).
+    pub can_stop: bool,
     /// When it was accepted, on tokio's clock.
     pub at: Instant,
 }
@@ -494,6 +496,26 @@ impl FakeTelegram {
     /// When `token` belongs to no bot.
     pub fn push_raw_update(&self, token: &str, update: Value) -> i64 {
         self.with_bot_mut("push_raw_update", token, |bot| bot.push_raw(update))
+    }
+
+    /// The user of private chat `chat_id` presses Stop on draft `draft_id`: the Bot API's
+    /// `stopped_message_generation` update (a `MessageGenerationStopped`: `chat`, `draft_id`).
+    ///
+    /// # Panics
+    /// When `token` belongs to no bot, or the bot showed no such draft with `can_stop` (there
+    /// would be no button to press).
+    pub fn press_stop(&self, token: &str, chat_id: i64, draft_id: i64) -> i64 {
+        let shown = self
+            .drafts(token)
+            .iter()
+            .any(|d| d.chat_id == chat_id && d.draft_id == draft_id && d.can_stop);
+        assert!(
+            shown,
+            "FakeTelegram::press_stop: no draft {draft_id} with a Stop button in chat {chat_id}"
+        );
+        let chat = serde_json::json!({ "id": chat_id, "type": "private", "first_name": "User" });
+        let stopped = serde_json::json!({ "chat": chat, "draft_id": draft_id });
+        self.push_raw_update(token, serde_json::json!({ "stopped_message_generation": stopped }))
     }
 
     /// Makes `user_id` block (or unblock) the bot: sends to them then fail with 403

@@ -5,6 +5,7 @@ mod backup;
 mod bench;
 mod cli;
 mod context;
+mod fanout;
 mod faults;
 mod flow;
 // Linux only: POSIX ACL xattrs, setresuid, and root (CI runs as root).

@@ -181,3 +181,71 @@ async fn rate_limited_drafts_never_cost_the_reply() {
     assert_eq!(draft_requests(&h, 0).len(), 1);
     h.stop().await;
 }
+
+/// Sixty words: long enough that the member presses Stop well before the end.
+const A_LONG_STORY: &str = "Once upon a time a small fox lived at the edge of a wide green wood, and every \
+    morning she walked down to the river to watch the herons fish among the reeds while the sun came \
+    up over the hills, and every evening she walked back again, counting the stars as they appeared \
+    one by one above the tall dark pines, until one day something quite unexpected happened.";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_mid_stream_sends_the_words_so_far_once_and_frees_the_lane() {
+    let h = Household::new(1).await;
+    let m = &h.members[0];
+    let token = m.bot.token.clone();
+    h.llm.set_stream_chunk_delay(Duration::from_millis(100));
+    h.llm.push_reply(Reply::text(A_LONG_STORY));
+    h.say(0, "tell me a long story");
+
+    // A few words in, the member presses the draft's Stop button.
+    let draft = eventually(T, "a draft with words", async || {
+        h.tg.drafts(&token).into_iter().find(|d| d.text.split_whitespace().count() >= 4)
+    })
+    .await;
+    assert!(draft.can_stop, "every draft offers Stop");
+    let pressed = std::time::Instant::now();
+    h.tg.press_stop(&token, m.user.id, draft.draft_id);
+
+    let sent = h.replies(0, 2, T).await;
+    let reply = &sent[1];
+    assert!(reply.at.saturating_duration_since(pressed) <= Duration::from_secs(1), "stopped within a second");
+    let partial = reply.text.strip_suffix("— stopped").expect("the reply is marked stopped").trim_end();
+    assert!(partial.split_whitespace().count() >= 4, "the words written so far: {partial:?}");
+    assert!(A_LONG_STORY.starts_with(partial) && partial.len() < A_LONG_STORY.len(), "{partial:?}");
+    // The provider's stream was dropped, not read to its end.
+    eventually(T, "the model's stream dropped", async || (h.llm.streams_dropped() == 1).then_some(())).await;
+    h.settled().await;
+    assert_eq!(h.tg.sent(&token).len(), 2, "the stopped reply came once");
+
+    // The ledger holds the stopped call, charged no less than the fake counts for what it sent.
+    let call = &h.llm.calls()[0];
+    let (outcome, input, output): (String, i64, i64) = h
+        .db()
+        .query_row("SELECT outcome, input_tokens, output_tokens FROM ledger WHERE state = 'settled'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!(outcome, "stopped");
+    assert!(input as u64 >= call.prompt_tokens(), "{input} < {}", call.prompt_tokens());
+    assert!(output as u64 >= hearth_testkit::llm::token_count(partial), "{output}");
+    assert!((output as u64) < hearth_testkit::llm::token_count(A_LONG_STORY) * 4, "only what came: {output}");
+    let stop_row: String =
+        h.db().query_row("SELECT outcome FROM inbox WHERE kind = 'stop'", [], |r| r.get(0)).unwrap();
+    assert_eq!(stop_row, "stopped");
+
+    // The lane takes the next message; a second press on the old draft stops nothing.
+    h.tg.press_stop(&token, m.user.id, draft.draft_id);
+    h.say(0, "and now?");
+    let sent = h.replies(0, 3, T).await;
+    // (The worker keeps a failed turn's question, so the model sees both; `You said:` echoes them.)
+    assert!(sent[2].text.starts_with("You said:") && sent[2].text.ends_with("and now?"), "{:?}", sent[2].text);
+    h.settled().await;
+    let late: Vec<String> = {
+        let db = h.db();
+        let mut stmt = db.prepare("SELECT outcome FROM inbox WHERE kind = 'stop' ORDER BY id").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(late, ["stopped", "stop_too_late"]);
+    assert_eq!(h.tg.sent(&token).len(), 3);
+    h.stop().await;
+}

@@ -59,6 +59,8 @@ async fn a_voice_note_is_answered_in_voice_with_the_answer_as_caption() {
     for action in ["record_voice", "upload_voice"] {
         h.tg.wait_for_chat_action(&m.bot.token, m.user.id, action, T).await.unwrap();
     }
+    // An answer that comes in voice is not shown being written: no draft of it in the chat.
+    assert!(h.tg.drafts(&m.bot.token).is_empty(), "drafts before a voice answer: {:?}", h.tg.drafts(&m.bot.token));
 
     // One settled speech_out row: its characters at $15 per million.
     let chars = said.chars().count() as i64;
@@ -77,6 +79,7 @@ async fn a_voice_note_is_answered_in_voice_with_the_answer_as_caption() {
     h.say(0, "and in writing?");
     let sent = h.replies(0, 3, T).await;
     assert!(sent[2].voice.is_none() && sent[2].text == "You said: and in writing?", "{:?}", sent[2].text);
+    assert!(!h.tg.drafts(&m.bot.token).is_empty(), "a text answer is shown as it is written");
     assert_eq!(h.llm.speeches().len(), 1);
     h.stop().await;
 }

@@ -25,6 +25,7 @@
 mod metered;
 pub mod speech;
 pub mod spend;
+mod stopped;
 pub mod voice;
 
 use std::collections::HashMap;
@@ -254,18 +255,24 @@ impl Broker {
 
     /// One completion for `member_id`, answering in `chat_id`.
     pub async fn complete(&self, member_id: &str, chat_id: i64, req: CompletionRequest) -> Result<Completion, BrokerError> {
-        self.complete_watching(member_id, chat_id, req, &mut |_: &str| {}).await
+        self.complete_watching(member_id, chat_id, req, &mut |_: &str| {}, None).await
     }
 
     /// [`Broker::complete`], telling `on_text` the answer's text as the provider streams it (a
-    /// turn's draft in the member's chat). Reserved and settled exactly as any call.
+    /// turn's draft in the member's chat). Reserved and settled exactly as any call. When `stop`
+    /// is cancelled (the member pressed Stop) the provider stream is dropped at once and the
+    /// call is settled from what was received (`stopped.rs`).
     pub async fn complete_watching(
         &self,
         member_id: &str,
         chat_id: i64,
         mut req: CompletionRequest,
         on_text: hearth_llm::OnText<'_>,
+        stop: Option<&tokio_util::sync::CancellationToken>,
     ) -> Result<Completion, BrokerError> {
+        if stop.is_some_and(|s| s.is_cancelled()) {
+            return Err(stopped::stopped_error());
+        }
         let provider = self.inner.provider.read().clone().ok_or_else(|| BrokerError {
             kind: BrokerErrorKind::NotConfigured,
             message: "no AI provider is configured; run `hearth provider set` or use the setup wizard".into(),
@@ -291,18 +298,32 @@ impl Broker {
         let started = Instant::now();
         let mut attempts = 0u32;
         let mut on_attempt = |_: Attempt| attempts += 1;
-        let result = hearth_llm::complete_with_retry_watching(
+        let mut received = 0usize;
+        let mut watch = |text: &str| {
+            received = text.len();
+            on_text(text)
+        };
+        let call = hearth_llm::complete_with_retry_watching(
             &self.inner.http,
             &provider,
             &req,
             &self.inner.limits,
             &self.inner.retry,
             &mut on_attempt,
-            on_text,
-        )
-        .await;
+            &mut watch,
+        );
+        let result = match stop {
+            // Dropping the call's future closes the provider's connection.
+            Some(stop) => tokio::select! { r = call => Some(r), () = stop.cancelled() => None },
+            None => Some(call.await),
+        };
         let latency_ms = started.elapsed().as_millis() as u64;
         let model = reservation.model.clone();
+        let Some(result) = result else {
+            let used = stopped::stopped_completion(&req, &model, received);
+            self.settle(member_id, reservation, &Ok(used), attempts, latency_ms).await;
+            return Err(stopped::stopped_error());
+        };
         self.settle(member_id, reservation, &result, attempts, latency_ms).await;
         result.map_err(|e| {
             tracing::warn!(member = member_id, error = %e, "LLM call failed");
@@ -442,7 +463,7 @@ impl Broker {
                     cached_input_tokens: c.usage.cached_input_tokens,
                     attempts,
                     latency_ms,
-                    outcome: "ok".into(),
+                    outcome: stopped::outcome_of(c).into(),
                     cost_micros: cost,
                 }
             }

@@ -58,6 +58,8 @@ pub(crate) struct Shared {
     pub(crate) api_url: reqwest::Url,
     /// Which bots' servers have no drafts (`telegram/draft.rs`); their chats get "typing…".
     pub(crate) drafts: crate::telegram::DraftSupport,
+    /// The running turns' Stop buttons (`stream.rs`).
+    pub(crate) stops: super::stream::Stops,
     /// Events for subscribers (the app); sending with nobody listening is fine.
     pub(crate) notify: broadcast::Sender<GatewayEvent>,
     /// Into the core loop.

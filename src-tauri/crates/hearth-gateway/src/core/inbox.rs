@@ -32,6 +32,12 @@ impl Core {
         let text = row.msg.text.as_deref().unwrap_or("");
         self.engine.config.faults.check(FaultSite::InboxRow { member_id: &row.member_id, text });
         let engine = self.engine.clone();
+        if row.msg.kind == store::MessageKind::Stop {
+            // Now, not behind the turn it stops in the member's lane (`stream.rs`).
+            let stopped = engine.stops.stop(&row.member_id, row.msg.chat_id, text);
+            engine.finish_rows(vec![row.id], "done", if stopped { "stopped" } else { "stop_too_late" });
+            return;
+        }
         let Some(member) = self.members.read(|r| r.get(&row.member_id).cloned()) else {
             engine.finish_rows(vec![row.id], "done", "member_removed");
             return;

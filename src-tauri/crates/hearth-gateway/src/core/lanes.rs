@@ -5,8 +5,11 @@
 //!   quick messages gets one considered answer, not three.
 //! - A member whose lane has work and no running turn is "ready". Ready members get turns in the
 //!   order they became ready (round-robin): a chatty member cannot starve a quiet one.
-//! - At most `turn_cap` turns run at once across the household; a stalled model call holds only
-//!   its own member's slot.
+//! - At most `turn_cap` turns do work at once across the household. A turn waiting on its
+//!   provider does none (the wait is remote), so it gives its slot back for the wait
+//!   ([`Lanes::wait_on_provider`]) and takes one again before it goes on
+//!   ([`Lanes::back_from_provider`]); turns coming back are served before new ones, in the order
+//!   they came back. So a fan-out wider than the cap waits on its models together, not in waves.
 //! - A lane holds at most `queue_cap` waiting messages; beyond that `push` says `Full` and the
 //!   caller tells the member to slow down.
 //! - A lane can be held ([`Lanes::hold`]): it keeps its entries and starts no turn until it is
@@ -41,11 +44,20 @@ struct Lane<T> {
     held: bool,
     /// What the running turn does now, for the dashboard.
     doing: TurnActivity,
+    /// The running turn waits on its provider and holds no slot.
+    waiting: bool,
 }
 
 impl<T> Default for Lane<T> {
     fn default() -> Self {
-        Self { queue: VecDeque::new(), running_since: None, ready: false, held: false, doing: TurnActivity::Thinking }
+        Self {
+            queue: VecDeque::new(),
+            running_since: None,
+            ready: false,
+            held: false,
+            doing: TurnActivity::Thinking,
+            waiting: false,
+        }
     }
 }
 
@@ -53,6 +65,8 @@ impl<T> Default for Lane<T> {
 pub struct Lanes<T> {
     lanes: HashMap<String, Lane<T>>,
     ready: VecDeque<String>,
+    /// Turns back from their provider, waiting for a slot, in the order they came back.
+    resuming: VecDeque<String>,
     in_flight: usize,
     turn_cap: usize,
     queue_cap: usize,
@@ -63,6 +77,7 @@ impl<T: LaneEntry> Lanes<T> {
         Self {
             lanes: HashMap::new(),
             ready: VecDeque::new(),
+            resuming: VecDeque::new(),
             in_flight: 0,
             turn_cap: turn_cap.max(1),
             queue_cap: queue_cap.max(1),
@@ -85,7 +100,7 @@ impl<T: LaneEntry> Lanes<T> {
     /// The next turn to run, if a slot is free and someone is ready: the member and every entry
     /// collected into the turn, oldest first.
     pub fn next_turn(&mut self, now: Instant) -> Option<(String, Vec<T>)> {
-        if self.in_flight >= self.turn_cap {
+        if self.in_flight >= self.turn_cap || !self.resuming.is_empty() {
             return None;
         }
         while let Some(member) = self.ready.pop_front() {
@@ -114,15 +129,57 @@ impl<T: LaneEntry> Lanes<T> {
     /// The member's turn ended; if more waited meanwhile they become ready again (at the back).
     pub fn finish(&mut self, member: &str) {
         let Some(lane) = self.lanes.get_mut(member) else { return };
-        if lane.running_since.take().is_some() {
+        if lane.running_since.take().is_some() && !std::mem::take(&mut lane.waiting) {
             self.in_flight -= 1;
         }
+        self.resuming.retain(|m| m != member);
         if !lane.queue.is_empty() && !lane.ready {
             lane.ready = true;
             self.ready.push_back(member.to_owned());
         } else if lane.queue.is_empty() && !lane.held {
             self.lanes.remove(member);
         }
+    }
+
+    /// The member's running turn now waits on its provider: its slot is free for another turn.
+    pub fn wait_on_provider(&mut self, member: &str) {
+        let Some(lane) = self.lanes.get_mut(member) else { return };
+        if lane.running_since.is_some() && !lane.waiting {
+            lane.waiting = true;
+            self.in_flight -= 1;
+        }
+    }
+
+    /// The member's turn is back from its provider: true when it may go on now (it holds a slot
+    /// again, or it never gave one up); false when it must wait for [`Lanes::next_resumed`].
+    pub fn back_from_provider(&mut self, member: &str) -> bool {
+        let Some(lane) = self.lanes.get_mut(member).filter(|l| l.running_since.is_some() && l.waiting) else {
+            return true;
+        };
+        if self.in_flight < self.turn_cap && self.resuming.is_empty() {
+            lane.waiting = false;
+            self.in_flight += 1;
+            return true;
+        }
+        if !self.resuming.iter().any(|m| m == member) {
+            self.resuming.push_back(member.to_owned());
+        }
+        false
+    }
+
+    /// A turn back from its provider that may go on now it has a slot again, oldest first;
+    /// served before any new turn.
+    pub fn next_resumed(&mut self) -> Option<String> {
+        while self.in_flight < self.turn_cap {
+            let member = self.resuming.pop_front()?;
+            let Some(lane) = self.lanes.get_mut(&member).filter(|l| l.running_since.is_some() && l.waiting) else {
+                continue;
+            };
+            lane.waiting = false;
+            self.in_flight += 1;
+            return Some(member);
+        }
+        None
     }
 
     /// Puts the entries of a turn that could not run (it panicked) back at the front of the
@@ -223,6 +280,33 @@ mod tests {
 
     fn now() -> Instant {
         Instant::now()
+    }
+
+    #[test]
+    fn a_turn_waiting_on_its_provider_holds_no_slot_and_comes_back_first() {
+        let mut l = Lanes::new(1, 20);
+        for m in ["ana", "ben", "cy"] {
+            l.push(m, E::Msg("hi"));
+        }
+        let (ana, _) = l.next_turn(now()).unwrap();
+        assert!(l.next_turn(now()).is_none(), "the cap is one");
+        l.wait_on_provider(&ana);
+        let (ben, _) = l.next_turn(now()).unwrap();
+        assert_eq!(ben, "ben", "the wait freed the slot");
+        assert!(!l.back_from_provider(&ana), "ben works: ana waits for the slot");
+        assert!(l.next_resumed().is_none());
+        l.wait_on_provider(&ben);
+        assert_eq!(l.next_resumed().as_deref(), Some("ana"), "back from the provider before anyone new");
+        assert!(l.next_turn(now()).is_none(), "cy waits: ana holds the slot");
+        l.finish(&ana);
+        let (cy, _) = l.next_turn(now()).unwrap();
+        assert_eq!(cy, "cy");
+        // A turn that ends while waiting gives back nothing twice.
+        l.finish(&ben);
+        assert_eq!(l.in_flight(), 1);
+        l.finish(&cy);
+        assert_eq!(l.in_flight(), 0);
+        assert!(l.back_from_provider("nobody"), "no turn: nothing to wait for");
     }
 
     #[test]

@@ -86,6 +86,9 @@ pub(crate) enum Event {
     Doing { member_id: String, doing: TurnActivity },
     /// The wait for the rest of a member's album ended (`albums.rs`).
     AlbumDue { member_id: String, generation: u64 },
+    /// A member's running turn begins waiting on its provider (`back: None`: its slot is free
+    /// meanwhile), or is back (`back`: answered once it holds a slot again; `lanes.rs`).
+    ProviderWait { member_id: String, back: Option<oneshot::Sender<()>> },
 }
 
 /// An entry in a member's lane.
@@ -144,6 +147,8 @@ pub(crate) struct Core {
     /// Whether the admin has been told that speech recognition needs fixing, and it has not
     /// worked since.
     speech_told: bool,
+    /// Turns back from their provider, waiting for a slot: answered by `dispatch`.
+    resuming: HashMap<String, oneshot::Sender<()>>,
 }
 
 /// The writers [`Core::new`] takes over; their readers go into the [`Engine`] first.
@@ -181,6 +186,7 @@ impl Core {
             idle_reset_hours: state.idle_reset_hours,
             albums: albums::Albums::new(),
             speech_told: false,
+            resuming: HashMap::new(),
         }
     }
 
@@ -223,6 +229,15 @@ impl Core {
                     keeper.contain(LOOP, || self.on_speech(hint));
                 }
                 Event::Doing { member_id, doing } => self.lanes.write(|l| l.set_doing(&member_id, doing)),
+                Event::ProviderWait { member_id, back: None } => {
+                    self.lanes.write(|l| l.wait_on_provider(&member_id));
+                }
+                Event::ProviderWait { member_id, back: Some(go) } => {
+                    match self.lanes.write(|l| l.back_from_provider(&member_id)) {
+                        true => drop(go.send(())),
+                        false => drop(self.resuming.insert(member_id, go)),
+                    }
+                }
                 Event::AlbumDue { member_id, generation } => {
                     keeper.contain(LOOP, || self.album_due(&member_id, generation));
                 }
@@ -268,6 +283,7 @@ impl Core {
 
     fn turn_finished(&mut self, member_id: &str, panicked: Option<Vec<LaneItem>>) {
         self.lanes.write(|l| l.finish(member_id));
+        self.resuming.remove(member_id);
         if let Some(items) = panicked {
             self.retry_turn(member_id, items);
         }
@@ -276,6 +292,12 @@ impl Core {
     /// Starts every turn the lanes will hand out now, each in a task of its own that always
     /// reports back (see the module's note on panics).
     fn dispatch(&mut self) {
+        // Turns back from their provider go on first.
+        while let Some(member_id) = self.lanes.write(|l| l.next_resumed()) {
+            if let Some(go) = self.resuming.remove(&member_id) {
+                let _ = go.send(());
+            }
+        }
         loop {
             let next = self.lanes.write(|l| l.next_turn(Instant::now()));
             let Some((member_id, items)) = next else { return };

@@ -7,13 +7,21 @@
 //! off. Everywhere else the turn is as before: "typing…", then the reply. The drafts are a
 //! preview; the reply is always sent whole with `sendMessage`, so a draft that never arrives
 //! (a 429, a refused method) costs the member nothing but the preview.
+//!
+//! **Stop.** Every draft carries a Stop button (`can_stop`). A press comes back as an inbox row
+//! (`MessageKind::Stop`, naming the draft) that the core loop hands to [`Stops`] at once; the
+//! turn's token is cancelled, the completion in flight drops its provider stream (the broker
+//! settles an estimate when the provider reported no usage), and the turn sends what was written
+//! so far, marked as stopped, instead of what the worker answers ([`Drafts::stopped_text`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hearth_proto::control::TurnActivity;
 use hearth_proto::worker::TurnKind;
+use parking_lot::Mutex;
 use teloxide::Bot;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -28,6 +36,35 @@ pub(super) struct Drafts {
     sink: Arc<ChatDraft>,
     task: JoinHandle<()>,
     stop: CancellationToken,
+    /// Where the turn's Stop button is registered, until the turn ends.
+    stops: Stops,
+    key: StopKey,
+}
+
+/// What marks a reply the member stopped.
+pub(crate) const STOPPED_MARK: &str = "— stopped";
+
+/// A running turn's Stop button: the member, the chat, the draft's id.
+type StopKey = (String, i64, i64);
+
+/// The running turns' Stop buttons, by member, chat and draft id: a press from another chat or
+/// for a draft that has ended stops nothing.
+#[derive(Clone, Default)]
+pub(crate) struct Stops(Arc<Mutex<HashMap<StopKey, CancellationToken>>>);
+
+impl Stops {
+    /// Stops the turn of `member_id` showing draft `draft_id` (as the update wrote it) in
+    /// `chat_id`; false when no such turn is running (it finished first, or the id is bad).
+    pub(crate) fn stop(&self, member_id: &str, chat_id: i64, draft_id: &str) -> bool {
+        let Ok(draft_id) = draft_id.trim().parse::<i64>() else { return false };
+        match self.0.lock().get(&(member_id.to_owned(), chat_id, draft_id)) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// How long the reply waits for a draft request already on its way (so the draft does not land
@@ -57,13 +94,17 @@ pub(super) fn start(
     let stop = engine.cancel.child_token();
     let drafts = telegram::show_drafts(bot.clone(), chat_id, draft_id, rx, engine.drafts.clone(), stop.clone());
     let task = engine.tracker.spawn(drafts);
+    let pressed = CancellationToken::new();
+    let key = (member_id.to_owned(), chat_id, draft_id);
+    engine.stops.0.lock().insert(key.clone(), pressed.clone());
     let sink = Arc::new(ChatDraft {
         shown,
         writing: AtomicBool::new(false),
         events: engine.events.clone(),
         member_id: member_id.to_owned(),
+        pressed,
     });
-    Some(Drafts { sink, task, stop })
+    Some(Drafts { sink, task, stop, stops: engine.stops.clone(), key })
 }
 
 /// Whether a turn's answer may be shown as drafts at all: a chat turn (not a command, a
@@ -80,10 +121,25 @@ impl Drafts {
     }
 
     /// Stops the drafts before the reply: a request already on its way is let finish (for at
-    /// most [`LAST_DRAFT_WAIT`]), so no draft arrives after the reply.
-    pub(super) async fn stop(mut self) {
+    /// most [`LAST_DRAFT_WAIT`]), so no draft arrives after the reply. Returns what the member
+    /// reads instead of the worker's answer if they pressed Stop ([`Drafts::stopped_text`]).
+    pub(super) async fn stop(mut self) -> Option<String> {
         self.stop.cancel();
+        self.stops.0.lock().remove(&self.key);
         let _ = tokio::time::timeout(LAST_DRAFT_WAIT, &mut self.task).await;
+        self.stopped_text()
+    }
+
+    /// If the member pressed Stop: the text written so far (the step being written when they
+    /// pressed), marked as stopped.
+    fn stopped_text(&self) -> Option<String> {
+        if !self.sink.pressed.is_cancelled() {
+            return None;
+        }
+        Some(match &*self.sink.shown.borrow() {
+            DraftText::Writing(text) if !text.trim().is_empty() => format!("{}\n\n{STOPPED_MARK}", text.trim_end()),
+            _ => format!("({STOPPED_MARK})"),
+        })
     }
 }
 
@@ -91,6 +147,7 @@ impl Drafts {
 impl Drop for Drafts {
     fn drop(&mut self) {
         self.task.abort();
+        self.stops.0.lock().remove(&self.key);
     }
 }
 
@@ -100,6 +157,8 @@ struct ChatDraft {
     writing: AtomicBool,
     events: mpsc::UnboundedSender<Event>,
     member_id: String,
+    /// Cancelled when the member presses Stop.
+    pressed: CancellationToken,
 }
 
 impl ChatDraft {
@@ -124,6 +183,10 @@ impl DraftSink for ChatDraft {
         if self.writing.swap(false, Ordering::Relaxed) {
             self.doing(TurnActivity::Thinking);
         }
+    }
+
+    fn stop_signal(&self) -> Option<CancellationToken> {
+        Some(self.pressed.clone())
     }
 }
 

@@ -16,7 +16,7 @@ use crate::config::FaultSite;
 use crate::store::{self, DueReminder, InboxRow, MemberRow};
 use crate::telegram;
 use crate::workers::WorkerError;
-use crate::workers::rules::TurnRules;
+use crate::workers::rules::{ProviderWait, TurnRules};
 
 /// Runs one turn of `member_id`'s for `items` (one message or several collected, or a command,
 /// or a reminder), and closes what it answered.
@@ -48,13 +48,11 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
     // A fresh start the gateway asked for itself (idle reset) has no row and says nothing.
     let silent = kind == TurnKind::NewConversation && items[0].row.is_none();
     let typing = engine.cancel.child_token();
+    // A voice answer expected (`voice.rs`): "recording voice…", and no text drafts meanwhile —
+    // the answer comes as a voice note, not as words appearing.
+    let voice_expected = kind == TurnKind::Chat && voice::expected(engine, &member, &rows);
     if firing.is_none() && !silent {
-        // "Recording voice…" while a voice answer is expected (`voice.rs`), else "typing…".
-        let action = if kind == TurnKind::Chat && voice::expected(engine, &member, &rows) {
-            ChatAction::RecordVoice
-        } else {
-            ChatAction::Typing
-        };
+        let action = if voice_expected { ChatAction::RecordVoice } else { ChatAction::Typing };
         engine.tracker.spawn(telegram::show_action(bot.clone(), chat_id, action, typing.clone()));
     }
     // A chat turn's files: fetched, heard and held before the worker is asked (`media.rs`).
@@ -114,13 +112,14 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
     let mut rules = turn_rules(engine, &member);
     rules.files = std::mem::take(&mut prepared.files);
     // The answer shown while it is written, where drafts go (`stream.rs`).
-    let drafts = stream::start(engine, member_id, &bot, chat_id, kind, turn.turn_id, member.streaming);
+    let drafts = stream::start(engine, member_id, &bot, chat_id, kind, turn.turn_id, member.streaming && !voice_expected);
     rules.draft = drafts.as_ref().map(stream::Drafts::sink);
     let outcome = engine.workers.run_turn(member_id, turn, rules).await;
     typing.cancel();
-    if let Some(drafts) = drafts {
-        drafts.stop().await;
-    }
+    let stopped = match drafts {
+        Some(drafts) => drafts.stop().await,
+        None => None,
+    };
     let outcome = match outcome {
         Ok((outcome, Some(due))) => {
             // Before the turn counts as finished, so the member's next turn sees it applied.
@@ -172,6 +171,12 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
             )
         }
     };
+    // Stopped by the member: what was written so far, not the worker's failure sentence (an
+    // answer finished before the press is sent whole).
+    let (text, outcome_kind) = match stopped {
+        Some(partial) if outcome_kind != "replied" => (partial, "stopped"),
+        _ => (text, outcome_kind),
+    };
     config.faults.check(FaultSite::TurnReply { member_id, text: &text });
     let sent = match answer {
         // Only a chat turn's answer: a command's (`/memory`, `/reminders`) stays text.
@@ -216,5 +221,16 @@ fn turn_rules(engine: &Engine, member: &MemberRow) -> TurnRules {
     // The roster as the core loop keeps it: a pause applied there is seen by the next request.
     let (roster, id) = (engine.members.clone(), member.id.clone());
     let paused_now = Arc::new(move || roster.read(|r| r.get(&id).is_none_or(|m| m.paused)));
-    TurnRules { refused, paused_now, clock: engine.config.clock.clone(), files: Default::default(), draft: None }
+    // The turn's slot is free while a completion waits on the provider (`lanes.rs`).
+    let (events, id) = (engine.events.clone(), member.id.clone());
+    let provider_wait: ProviderWait =
+        Arc::new(move |back| drop(events.send(super::Event::ProviderWait { member_id: id.clone(), back })));
+    TurnRules {
+        refused,
+        paused_now,
+        clock: engine.config.clock.clone(),
+        files: Default::default(),
+        draft: None,
+        provider_wait: Some(provider_wait),
+    }
 }

@@ -78,6 +78,8 @@ pub fn route(paired_user: Option<i64>, row: &InboxRow) -> Route {
         }
     }
     match (is_member, row.msg.kind) {
+        // A Stop press is no message: the core loop stops the running turn before routing.
+        (_, MessageKind::Stop) => Route::Ignore,
         // A stranger's button press gets nothing, not even the stranger reply.
         (false, MessageKind::Callback) => Route::Ignore,
         (false, _) => Route::Stranger,

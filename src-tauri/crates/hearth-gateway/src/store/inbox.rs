@@ -28,6 +28,9 @@ pub enum MessageKind {
     Unsupported,
     /// An inline-button press; `text` holds the button's callback data.
     Callback,
+    /// The member pressed Stop on a draft (`stopped_message_generation`); `text` holds the
+    /// draft's id. Never a turn: it stops the running one (`core/stream.rs`).
+    Stop,
 }
 
 impl MessageKind {
@@ -40,6 +43,7 @@ impl MessageKind {
             Self::Document => "document",
             Self::Unsupported => "unsupported",
             Self::Callback => "callback",
+            Self::Stop => "stop",
         }
     }
     fn parse(s: &str) -> Self {
@@ -50,6 +54,7 @@ impl MessageKind {
             "photo" => Self::Photo,
             "document" => Self::Document,
             "callback" => Self::Callback,
+            "stop" => Self::Stop,
             _ => Self::Unsupported,
         }
     }

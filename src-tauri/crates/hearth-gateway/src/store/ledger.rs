@@ -81,13 +81,15 @@ pub struct LedgerSettlement {
     pub cached_input_tokens: u64,
     pub attempts: u32,
     pub latency_ms: u64,
-    /// "ok", or a short error kind ("http_429", "timeout", …).
+    /// "ok", "stopped" (the member stopped the answer; charged an estimate of what was used),
+    /// or a short error kind ("http_429", "timeout", …).
     pub outcome: String,
     pub cost_micros: u64,
 }
 
 pub fn ledger_settle(conn: &Connection, id: i64, s: &LedgerSettlement, now: i64) -> Result<(), StoreError> {
-    let state = if s.outcome == "ok" { "settled" } else { "released" };
+    // A stopped call was charged for what it used: it counts like any answered one.
+    let state = if s.outcome == "ok" || s.outcome == "stopped" { "settled" } else { "released" };
     conn.execute(
         "UPDATE ledger SET state = ?2, model = ?3, input_tokens = ?4, output_tokens = ?5, cached_input_tokens = ?6,
                 attempts = ?7, latency_ms = ?8, outcome = ?9, settled_at = ?10, cost_micros = ?11 WHERE id = ?1",

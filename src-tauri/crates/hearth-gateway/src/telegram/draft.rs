@@ -4,11 +4,12 @@
 //!
 //! The request is made here by hand over the bot's own HTTP client (teloxide 0.17 does not know
 //! the method): `chat_id`, `draft_id` (non-zero; drafts with the same id animate into each other),
-//! `text` (0–4096 characters after entity parsing; empty shows "Thinking…") and `parse_mode`, as
-//! the Bot API page names them. One task per turn ([`show_drafts`]) sends the newest text it was
-//! given, at most one request every [`DRAFT_GAP`] per chat, waits out a 429 (the finished reply
-//! never waits for a draft: the turn stops this task before sending it), and gives up on the bot
-//! for good — remembered in [`DraftSupport`] — when the server does not know the method.
+//! `text` (0–4096 characters after entity parsing; empty shows "Thinking…"), `parse_mode` and
+//! `can_stop` (a Stop button for the member), as the Bot API page names them. One task per turn
+//! ([`show_drafts`]) sends the newest text it was given, at most one request every [`DRAFT_GAP`]
+//! per chat, waits out a 429 (the finished reply never waits for a draft: the turn stops this task
+//! before sending it), and gives up on the bot for good — remembered in [`DraftSupport`] — when
+//! the server does not know the method.
 //!
 //! A draft is rendered like the reply (`reply/`), so a half-written `**bo` or an open code fence
 //! is still HTML Telegram accepts; should Telegram refuse it anyway, the same draft goes once more
@@ -175,7 +176,9 @@ async fn send_draft(bot: &Bot, chat_id: i64, draft_id: i64, text: &str, html: bo
         }
         Err(()) => return Err(DraftTrouble::Refused("the Bot API URL cannot take a method".into())),
     }
-    let mut body = json!({ "chat_id": chat_id, "draft_id": draft_id, "text": text });
+    // `can_stop`: the member gets a Stop button; pressing it sends the bot a
+    // `stopped_message_generation` update (`extract.rs`), and the turn stops (`core/stream.rs`).
+    let mut body = json!({ "chat_id": chat_id, "draft_id": draft_id, "text": text, "can_stop": true });
     if html && !text.is_empty() {
         body["parse_mode"] = json!("HTML");
     }

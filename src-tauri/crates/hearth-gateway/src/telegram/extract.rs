@@ -17,6 +17,10 @@ pub const PHOTO_MAX_PIXELS: u64 = 6_500_000;
 /// Turns a Telegram update into an inbox message, if it is one. Edits, reactions, channel posts
 /// and everything else are confirmed and dropped.
 pub fn extract_message(update: &Update) -> Option<NewMessage> {
+    if let UpdateKind::Error(raw) = &update.kind {
+        // A kind teloxide does not know yet; teloxide keeps the update's JSON.
+        return stopped_generation(update.id.0 as i64, raw);
+    }
     if let UpdateKind::CallbackQuery(q) = &update.kind {
         // A button press. Only presses on our own messages in a private chat count; the data is
         // checked again by whoever acts on it.
@@ -71,6 +75,32 @@ pub fn extract_message(update: &Update) -> Option<NewMessage> {
         callback_id: None,
         message_id: Some(msg.id.0 as i64),
         media,
+    })
+}
+
+/// A member pressing Stop on a draft: the Bot API's `stopped_message_generation` update, a
+/// `MessageGenerationStopped` (`chat`, optional `message_thread_id`, `draft_id`). Drafts go to
+/// private chats only, so the chat's id is the member's user id. `None` for anything else.
+fn stopped_generation(update_id: i64, raw: &serde_json::Value) -> Option<NewMessage> {
+    let stopped = raw.get("stopped_message_generation")?;
+    let chat = stopped.get("chat")?;
+    let chat_id = chat.get("id")?.as_i64()?;
+    let draft_id = stopped.get("draft_id")?.as_i64()?;
+    if chat.get("type").and_then(serde_json::Value::as_str) != Some("private") || chat_id <= 0 {
+        return None;
+    }
+    Some(NewMessage {
+        update_id,
+        chat_id,
+        chat_type: "private".to_owned(),
+        from_id: chat_id,
+        from_name: chat.get("first_name").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned(),
+        kind: MessageKind::Stop,
+        text: Some(draft_id.to_string()),
+        sent_at: chrono::Utc::now().timestamp(),
+        callback_id: None,
+        message_id: None,
+        media: None,
     })
 }
 
@@ -150,6 +180,21 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_stop_press_becomes_a_stop_row_naming_the_draft() {
+        let raw = json!({"update_id": 11, "stopped_message_generation": {
+            "chat": {"id": 42, "type": "private", "first_name": "Ana"}, "draft_id": 7
+        }});
+        let m = stopped_generation(11, &raw).unwrap();
+        assert_eq!((m.kind, m.text.as_deref(), m.chat_id, m.from_id), (MessageKind::Stop, Some("7"), 42, 42));
+        // Anything else teloxide could not read is dropped, as before.
+        assert_eq!(stopped_generation(12, &json!({"update_id": 12, "something_new": {}})), None);
+        let group = json!({"update_id": 13, "stopped_message_generation": {
+            "chat": {"id": -5, "type": "group", "title": "g"}, "draft_id": 7
+        }});
+        assert_eq!(stopped_generation(13, &group), None);
+    }
 
     #[test]
     fn odd_updates_are_dropped_not_fatal() {

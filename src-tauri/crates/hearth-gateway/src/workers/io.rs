@@ -184,7 +184,7 @@ impl WorkerIo {
                 let member = self.member_id.clone();
                 let tx = completions.clone();
                 let turn = self.turn.clone();
-                let (files, draft) = self.files_and_draft(turn_id);
+                let (files, draft, provider_wait) = self.files_and_draft(turn_id);
                 self.workers.inner.tracker.spawn(async move {
                     // Photos named by row become bytes here, after the checks and before the
                     // broker (`rules::TurnFiles::resolve_images`).
@@ -194,14 +194,20 @@ impl WorkerIo {
                     let call = async {
                         files.resolve_images(&mut request)?;
                         let Some(draft) = &draft else { return broker.complete(&member, chat_id, request).await };
+                        let (stop, mut watch) = (draft.stop_signal(), |text: &str| draft.writing(text));
                         let completion =
-                            broker.complete_watching(&member, chat_id, request, &mut |text: &str| draft.writing(text)).await?;
+                            broker.complete_watching(&member, chat_id, request, &mut watch, stop.as_ref()).await?;
                         if !completion.tool_calls.is_empty() {
                             let names: Vec<String> = completion.tool_calls.iter().map(|c| c.name.clone()).collect();
                             draft.using_tools(&names);
                         }
                         Ok(completion)
                     };
+                    // The wait on the provider costs the turn no slot; the worker goes on only once
+                    // its turn holds one again (`core/lanes.rs`).
+                    if let Some(wait) = &provider_wait {
+                        wait(None);
+                    }
                     // A panic in the call is this request's: the worker gets an error, not silence.
                     let result = match AssertUnwindSafe(call).catch_unwind().await {
                         Ok(result) => result,
@@ -211,6 +217,12 @@ impl WorkerIo {
                             Err(BrokerError { kind: BrokerErrorKind::ProviderError, message: "the gateway failed during this call".into() })
                         }
                     };
+                    if let Some(wait) = &provider_wait {
+                        let (go, back) = tokio::sync::oneshot::channel();
+                        wait(Some(go));
+                        // An error: the turn ended or the gateway stops; nothing to wait for.
+                        let _ = back.await;
+                    }
                     // Before the answer goes out, so the worker's next request is not "busy".
                     finished(&turn, turn_id, Ask::Completion);
                     let _ = tx.send(GatewayToWorker::CompletionResult { request_id, result });
@@ -256,11 +268,12 @@ impl WorkerIo {
         }
     }
 
-    /// The files and the draft of the running turn `turn_id` (none if it is not running).
-    fn files_and_draft(&self, turn_id: u64) -> (rules::TurnFiles, Option<Arc<dyn rules::DraftSink>>) {
+    /// The files, the draft and the provider-wait hook of the running turn `turn_id` (none if it
+    /// is not running).
+    fn files_and_draft(&self, turn_id: u64) -> TurnHooks {
         let turn = self.turn.lock();
         let Some(t) = turn.as_ref().filter(|t| t.turn_id == turn_id) else { return Default::default() };
-        (t.rules.files.clone(), t.rules.draft.clone())
+        (t.rules.files.clone(), t.rules.draft.clone(), t.rules.provider_wait.clone())
     }
 
     /// Whether the running turn `turn_id` may have one more `ask` now (`rules.rs`); its chat
@@ -340,6 +353,9 @@ impl WorkerIo {
         });
     }
 }
+
+/// What a completion of a running turn uses: its files, its draft, its provider-wait hook.
+type TurnHooks = (rules::TurnFiles, Option<Arc<dyn rules::DraftSink>>, Option<rules::ProviderWait>);
 
 /// Marks the request admitted last for `ask` in turn `turn_id` answered, if that turn still runs.
 fn finished(turn: &Mutex<Option<RunningTurn>>, turn_id: u64, ask: Ask) {

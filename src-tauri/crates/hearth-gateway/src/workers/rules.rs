@@ -60,7 +60,14 @@ pub struct TurnRules {
     /// Where the answer goes while it is being written (`None`: nowhere; the member waits for
     /// the finished reply).
     pub draft: Option<Arc<dyn DraftSink>>,
+    /// Told when a completion starts waiting on the provider (`None`) and when it is back
+    /// (`Some`, answered once the turn holds a turn slot again): the wait costs no slot
+    /// (`core/lanes.rs`). `None`: the turn keeps its slot throughout.
+    pub provider_wait: Option<ProviderWait>,
 }
+
+/// See [`TurnRules::provider_wait`].
+pub type ProviderWait = Arc<dyn Fn(Option<tokio::sync::oneshot::Sender<()>>) + Send + Sync>;
 
 /// Hears a turn's answer while the model writes it (the chat's draft, `core/stream.rs`).
 /// Called from the completion's task; must not block.
@@ -70,6 +77,11 @@ pub trait DraftSink: Send + Sync {
     fn writing(&self, text_so_far: &str);
     /// A step ended asking for these tools: the answer goes on after they run.
     fn using_tools(&self, names: &[String]);
+    /// Cancelled when the member presses Stop: the completion in flight ends, and so does every
+    /// later one of the turn.
+    fn stop_signal(&self) -> Option<tokio_util::sync::CancellationToken> {
+        None
+    }
 }
 
 impl TurnRules {
@@ -82,6 +94,7 @@ impl TurnRules {
             clock: Clock::system(),
             files: TurnFiles::default(),
             draft: None,
+            provider_wait: None,
         }
     }
 }

@@ -145,11 +145,17 @@ const LOOKING: &[&str] = &[
     "I can see the page you sent: the long division at the top checks out ✓, and in the last question remember to carry the 1. (Demo model here — pretend eyes; a real model reads the photo.)",
 ];
 
-/// Sets up a fake model as the demo's: [`responder`] for chat and [`transcriber`] for voice
-/// notes.
+/// The pause between the pieces (about two words each) of a streamed demo answer: the demo's
+/// answers appear as they are written, as a real model's do (a 250-character answer takes about
+/// a second after the model's latency).
+pub const STREAM_PIECE_DELAY: std::time::Duration = std::time::Duration::from_millis(40);
+
+/// Sets up a fake model as the demo's: [`responder`] for chat, [`transcriber`] for voice notes,
+/// and answers streamed a piece at a time ([`STREAM_PIECE_DELAY`]).
 pub fn install(llm: &FakeLlm) {
     llm.set_responder(responder());
     llm.set_transcriber(transcriber());
+    llm.set_stream_chunk_delay(STREAM_PIECE_DELAY);
 }
 
 /// What the demo's speech service hears: the scripted transcript of the voice note as long as

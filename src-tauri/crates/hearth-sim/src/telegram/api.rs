@@ -611,6 +611,7 @@ fn try_send_message_draft(bot: &mut BotState, p: &Params<'_>) -> Result<Reply, R
         text,
         source,
         parse_mode,
+        can_stop: p.bool("can_stop"),
         at: now(),
     });
     Ok(Reply::Ok(json!(true)))
