@@ -546,6 +546,45 @@ impl std::str::FromStr for VoiceReplies {
     }
 }
 
+/// What an admin member is told over Telegram about the household's health (a bot that stopped
+/// working, the provider failing, the disk nearly full, a failed backup, a restart after a power
+/// cut, a cap reached). Stored per member as `members.alerts`; read only for admins. Added in
+/// protocol 8.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertLevel {
+    /// Every alert, and a "fixed" line when its condition clears.
+    #[default]
+    All,
+    /// Only what needs the admin: a bot that stopped working, the provider down, the disk
+    /// nearly full, a failed backup.
+    Important,
+    /// Nothing (cap questions still come: they need an answer).
+    Off,
+}
+
+impl AlertLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Important => "important",
+            Self::Off => "off",
+        }
+    }
+}
+
+impl std::str::FromStr for AlertLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "all" => Ok(Self::All),
+            "important" => Ok(Self::Important),
+            "off" | "none" => Ok(Self::Off),
+            other => Err(format!("{other:?} is not an alert setting: use all, important or off")),
+        }
+    }
+}
+
 /// The speech-recognition service voice notes go to, and why that one. Never the key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpeechSummary {

@@ -25,4 +25,4 @@ pub mod worker;
 /// Version of the worker and control protocols. Both sides send it in their first frame and
 /// refuse to talk to a peer with a different version, so an upgraded gateway never feeds an old
 /// worker frames it would misread.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;

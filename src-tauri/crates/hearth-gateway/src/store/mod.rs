@@ -265,6 +265,34 @@ const MIGRATIONS: &[&str] = &[
     -- finished reply only. On for everyone, members from before included.
     ALTER TABLE members ADD COLUMN streaming INTEGER NOT NULL DEFAULT 1;
     "#,
+    // 9: the admin away from the closet (#18) — alerts to admins' phones, pauses that end — and
+    // prompt caching (#19).
+    r#"
+    -- What an admin is told over Telegram: 'all' (every alert and its "fixed" line),
+    -- 'important' (a bot that stopped working, the provider down, the disk nearly full, a failed
+    -- backup) or 'off'. Read only for admins.
+    ALTER TABLE members ADD COLUMN alerts TEXT NOT NULL DEFAULT 'all';
+    -- A pause that ends by itself (Unix seconds, UTC); NULL: until resumed. Only meaningful
+    -- while `paused` is 1.
+    ALTER TABLE members ADD COLUMN paused_until INTEGER;
+    -- Conditions the admins were told about, one row per condition: while it lasts
+    -- (`cleared_at` NULL) and after it cleared, so a restart neither repeats an alert nor loses
+    -- its "fixed" line. `key` names the condition: 'bot:<member id>', 'provider', 'disk',
+    -- 'backup', 'unclean_stop', ….
+    CREATE TABLE alerts (
+        key        TEXT PRIMARY KEY,
+        raised_at  INTEGER NOT NULL,
+        detail     TEXT NOT NULL DEFAULT '',
+        told_at    INTEGER,
+        cleared_at INTEGER,
+        cleared_told_at INTEGER
+    );
+    -- Prompt caching (#19): tokens a call wrote into the provider's prompt cache (Anthropic's
+    -- `cache_creation_input_tokens`), and their price per million (micro-USD); NULL: the
+    -- shipped default for the model.
+    ALTER TABLE ledger ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE prices ADD COLUMN cache_write INTEGER;
+    "#,
 ];
 
 /// Schema version this build writes.

@@ -60,8 +60,11 @@ async fn every_earlier_schema_upgrades_with_nothing_lost() {
         assert_eq!(pending[0].msg.text.as_deref(), Some("are you still there?"));
         assert_eq!(provider.as_deref(), Some("gpt-4o-mini"));
         assert_eq!(ledger, (1, 812), "schema {n}: the ledger");
-        // Members from before see replies as they are written, as new ones do.
-        assert!(members.iter().all(|m| m.streaming), "schema {n}: streaming is on");
+        // Members from before see replies as they are written, as new ones do; Leo turned it
+        // off at schema 8, and that is kept.
+        let leo = members.iter().find(|m| m.name == "Leo").unwrap();
+        assert!(rosa.streaming, "schema {n}: streaming is on");
+        assert_eq!(leo.streaming, n < 8, "schema {n}: Leo's streaming");
         if n >= 2 {
             assert!(rosa.is_admin);
             assert_eq!((rosa.cap_daily_micros, rosa.cap_monthly_micros), (Some(1_000_000), Some(5_000_000)));
@@ -74,6 +77,20 @@ async fn every_earlier_schema_upgrades_with_nothing_lost() {
         assert_eq!(voice.as_deref(), (n >= 7).then_some("kokoro"), "schema {n}: the voice service");
         // Voice replies came with schema 7: everyone before starts at "when spoken".
         assert!(members.iter().all(|m| m.voice_replies == VoiceReplies::WhenSpoken), "schema {n}: voice replies");
+        // Alerts and pauses that end came with schema 9: admins from before hear everything.
+        let (alerts, paused_until, told): (String, Option<i64>, i64) = db
+            .call(|c| {
+                let (a, p) = c.query_row("SELECT (SELECT alerts FROM members WHERE id = 'm-rosa'), (SELECT paused_until FROM members WHERE id = 'm-leo')", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let t = c.query_row("SELECT COUNT(*) FROM alerts WHERE cleared_at IS NULL", [], |r| r.get(0))?;
+                Ok((a, p, t))
+            })
+            .await
+            .unwrap();
+        if n >= 9 {
+            assert_eq!((alerts.as_str(), paused_until, told), ("important", Some(1_763_780_000), 1), "schema {n}: alerts");
+        } else {
+            assert_eq!((alerts.as_str(), paused_until, told), ("all", None, 0), "schema {n}: alerts");
+        }
         // The store works on the upgraded file: a new inbox-free write and read.
         db.call(|c| store::set_setting(c, "upgrade.checked", "yes")).await.unwrap();
         drop(db);
