@@ -501,7 +501,7 @@ pub async fn settings_set<R: Runtime>(app: AppHandle<R>, shell: Shared<'_>, args
     }
     if let Some(cap) = args.turn_cap {
         if !(1..=10_000).contains(&cap) {
-            return Err(invalid("The concurrency cap must be between 1 and 10000."));
+            return Err(invalid("The turn cap (conversations thinking at once) must be a number from 1 to 10000."));
         }
         shell.control(ControlRequest::TurnCap { cap }).await?;
         shell.update_settings(|s| s.turn_cap = cap)?;
