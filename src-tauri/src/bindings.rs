@@ -27,8 +27,12 @@ pub fn typescript() -> String {
         ProviderKind::decl(),
         Health::decl(),
         Snapshot::decl(),
+        Problem::decl(),
+        Fix::decl(),
         ProviderDto::decl(),
         MemberCard::decl(),
+        MemberStatus::decl(),
+        Tone::decl(),
         BotHealthState::decl(),
         BotHealth::decl(),
         LaneState::decl(),
@@ -40,6 +44,8 @@ pub fn typescript() -> String {
         HostLoad::decl(),
         Notice::decl(),
         NoticeKind::decl(),
+        Navigate::decl(),
+        View::decl(),
         ProviderArgs::decl(),
         ProviderTestDto::decl(),
         LocalProviderDto::decl(),
@@ -71,6 +77,7 @@ pub fn typescript() -> String {
         SpeechTestDto::decl(),
         SettingsDto::decl(),
         KeepAwakeDto::decl(),
+        PowerRestartDto::decl(),
         BackupStatusDto::decl(),
         BackupNowArgs::decl(),
         BackupScheduleArgs::decl(),
@@ -104,11 +111,17 @@ pub fn typescript() -> String {
     }
     out.push_str("} as const;\n\n");
     out.push_str(&format!(
-        "/** Events the app emits: `{}` carries a `Snapshot`, `{}` a `Notice`. */\nexport const EVENTS = {{ snapshot: \"{}\", notice: \"{}\" }} as const;\n",
+        "/** Events the app emits: `{}` carries a `Snapshot`, `{}` a `Notice`, `{}` a `Navigate` (a tray row was \
+         clicked), `{}` nothing (Quit was chosen in the tray: ask first). */\nexport const EVENTS = {{ snapshot: \"{}\", \
+         notice: \"{}\", navigate: \"{}\", quit: \"{}\" }} as const;\n",
         crate::pump::EVENT_SNAPSHOT,
         crate::pump::EVENT_NOTICE,
+        crate::pump::EVENT_NAVIGATE,
+        crate::pump::EVENT_QUIT,
         crate::pump::EVENT_SNAPSHOT,
-        crate::pump::EVENT_NOTICE
+        crate::pump::EVENT_NOTICE,
+        crate::pump::EVENT_NAVIGATE,
+        crate::pump::EVENT_QUIT
     ));
     out
 }

@@ -150,12 +150,19 @@ pub async fn bot_check(shell: Shared<'_>, args: TokenArgs) -> Reply<BotIdentityD
 #[tauri::command]
 pub async fn member_add(shell: Shared<'_>, args: MemberAddArgs) -> Reply<PairingDto> {
     let request = ControlRequest::MemberAdd { name: args.name, bot_token: args.token, role: proto_role(args.role) };
-    match shell.control(request).await? {
-        ControlReply::MemberAdded(m) => {
-            Ok(pairing(m.id, m.name, m.bot_username, m.pair_code, m.pair_link, None))
-        }
-        other => Err(unexpected(&other)),
+    let m = match shell.control(request).await? {
+        ControlReply::MemberAdded(m) => m,
+        other => return Err(unexpected(&other)),
+    };
+    if args.admin == Some(true) {
+        // The member exists now, so a failure here must not read as "not added" (adding again
+        // would be refused as a duplicate): say what is left to do.
+        shell.control(ControlRequest::MemberAdmin { member: m.id.clone(), admin: true }).await.map_err(|e| IpcError {
+            code: ErrorCode::Internal,
+            message: format!("{} was added, but could not be made the admin ({}): tick Admin on {}'s page.", m.name, e.message, m.name),
+        })?;
     }
+    Ok(pairing(m.id, m.name, m.bot_username, m.pair_code, m.pair_link, None))
 }
 
 #[tauri::command]
@@ -419,11 +426,8 @@ async fn settings_dto<R: Runtime>(app: &AppHandle<R>, shell: &Shell) -> Reply<Se
         backup,
         data_dir: shell.options.data_dir.display().to_string(),
         launch_at_login: app.autolaunch().is_enabled().unwrap_or(false),
-        keep_awake: KeepAwakeDto {
-            enabled: stored.keep_awake,
-            available,
-            detail,
-        },
+        keep_awake: KeepAwakeDto { enabled: stored.keep_awake, holding: shell.keep_awake_held(), available, detail },
+        power_restart: crate::power::state(),
         turn_cap: stored.turn_cap,
         timezone,
         provider: provider_now,
@@ -497,7 +501,7 @@ pub async fn settings_set<R: Runtime>(app: AppHandle<R>, shell: Shared<'_>, args
     }
     if let Some(cap) = args.turn_cap {
         if !(1..=10_000).contains(&cap) {
-            return Err(invalid("The concurrency cap must be between 1 and 10000."));
+            return Err(invalid("The turn cap (conversations thinking at once) must be a number from 1 to 10000."));
         }
         shell.control(ControlRequest::TurnCap { cap }).await?;
         shell.update_settings(|s| s.turn_cap = cap)?;
@@ -547,6 +551,15 @@ pub async fn backup_schedule(shell: Shared<'_>, args: BackupScheduleArgs) -> Rep
     shell.control(ControlRequest::BackupSchedule { dest_dir, every_hours: args.every_hours }).await?;
     let gateway = shell.gateway().await.ok();
     Ok(backup_status(&shell, gateway.as_ref()))
+}
+
+/// Quits Hearth once the admin confirmed it in the window (the tray's "Quit Hearth…"): running
+/// turns get the usual grace, what is still queued is answered after the next start.
+#[tauri::command]
+pub async fn quit<R: Runtime>(app: AppHandle<R>, shell: Shared<'_>) -> Reply<()> {
+    shell.stop().await;
+    app.exit(0);
+    Ok(())
 }
 
 /// Every command, once: `handler()` registers them, `commands()` describes them for the
@@ -607,4 +620,5 @@ table! {
     daemon_register() -> DaemonDto;
     daemon_open_settings() -> ();
     restart() -> AppInfo;
+    quit() -> ();
 }

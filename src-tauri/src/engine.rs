@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::demo::Demo;
 use crate::host::Host;
-use crate::ipc::{AppInfo, ErrorCode, IpcError, Phase, Snapshot};
+use crate::ipc::{AppInfo, DaemonState, ErrorCode, IpcError, Phase, Platform, Snapshot};
 use crate::keep_awake::{self, KeepAwake};
 use crate::settings::{self, AppSettings};
 use crate::snapshot;
@@ -31,6 +31,9 @@ pub struct Options {
     pub supervisor_socket: Option<PathBuf>,
     /// This binary: it runs workers when started as `hearth-app worker`.
     pub worker_exe: PathBuf,
+    /// `HEARTH_TEST_DISK_USED_PCT`: the data folder's disk is said to be this full instead of
+    /// measured — for the window tests, which cannot fill a real disk.
+    pub disk_used_pct: Option<f64>,
 }
 
 impl Options {
@@ -46,6 +49,15 @@ impl Options {
             isolation,
             supervisor_socket: var("HEARTH_SUPERVISOR_SOCKET").map(PathBuf::from),
             worker_exe: std::env::current_exe().map_err(|e| format!("find the Hearth app binary to run workers with: {e}"))?,
+            disk_used_pct: match var("HEARTH_TEST_DISK_USED_PCT") {
+                Some(v) => Some(
+                    v.parse::<f64>()
+                        .ok()
+                        .filter(|p| (0.0..=100.0).contains(p))
+                        .ok_or_else(|| format!("HEARTH_TEST_DISK_USED_PCT: {v:?} is not a percentage"))?,
+                ),
+                None => None,
+            },
         })
     }
 
@@ -98,18 +110,22 @@ pub struct Shell {
     settings: Mutex<AppSettings>,
     keep_awake: Mutex<Awake>,
     host: Mutex<Host>,
+    /// When the showing engine's members all became paused.
+    paused: Mutex<snapshot::PausedWatch>,
     /// Cancels the event pump of the engine that is showing.
     pump: Mutex<CancellationToken>,
 }
 
 impl Shell {
     pub fn new(options: Options) -> Shell {
+        let host = Host::new(options.disk_used_pct);
         Shell {
             options,
             engine: tokio::sync::Mutex::new(Engine::Stopped { problem: "Hearth is starting…".to_owned() }),
             settings: Mutex::new(AppSettings::default()),
             keep_awake: Mutex::new(Awake::Off),
-            host: Mutex::new(Host::new()),
+            host: Mutex::new(host),
+            paused: Mutex::new(snapshot::PausedWatch::default()),
             pump: Mutex::new(CancellationToken::new()),
         }
     }
@@ -285,7 +301,13 @@ impl Shell {
         match (status, usage) {
             (Ok(status), Ok(ControlReply::Usage(usage))) => {
                 let host = self.host.lock().unwrap().load(&self.options.data_dir);
-                snapshot::build(phase, &status, &usage, host)
+                let all_paused = !status.members.is_empty() && status.members.iter().all(|m| m.paused);
+                let now = || hearth_gateway::clock::Clock::system().now().to_rfc3339();
+                let paused_since = self.paused.lock().unwrap().see(all_paused, now);
+                let level = status.isolation.as_str();
+                let stronger_isolation = snapshot::stronger_isolation(Platform::current(), daemon_state(level), level);
+                let resting = resting(&status, &usage.timezone);
+                snapshot::build(phase, &status, &usage, snapshot::Observed { host, paused_since, stronger_isolation, resting })
             }
             (Err(e), _) => snapshot::stopped(&format!("Hearth could not read its status: {e:#}")),
             (_, Err(e)) => snapshot::stopped(&format!("Hearth could not read this month's spending: {}", e.message)),
@@ -324,7 +346,11 @@ impl Shell {
         }
     }
 
-    /// `(holding, words)`: whether the machine is being kept awake, and how or why not.
+    /// Whether the power assertion is held right now.
+    pub fn keep_awake_held(&self) -> bool {
+        matches!(*self.keep_awake.lock().unwrap(), Awake::Held(_))
+    }
+
     /// `(available, words)`: whether this machine can be kept awake, and how or why not.
     pub fn keep_awake_state(&self) -> (bool, String) {
         match &*self.keep_awake.lock().unwrap() {
@@ -338,8 +364,36 @@ impl Shell {
     pub fn new_pump(&self) -> CancellationToken {
         let token = CancellationToken::new();
         std::mem::replace(&mut *self.pump.lock().unwrap(), token.clone()).cancel();
+        // Another engine shows now: its pauses were not seen happening.
+        *self.paused.lock().unwrap() = snapshot::PausedWatch::default();
         token
     }
+}
+
+/// Each member whose assistant rests now, and until when: their quiet hours read on the
+/// household's clock by the gateway's own rule (`routing::roles::quiet_at`).
+fn resting(status: &hearth_proto::control::StatusReport, timezone: &str) -> Vec<(String, String)> {
+    let Ok(tz) = hearth_gateway::spend::period::parse_timezone(timezone) else { return Vec::new() };
+    let now = hearth_gateway::clock::Clock::system().now();
+    status
+        .members
+        .iter()
+        .filter_map(|m| {
+            let quiet = hearth_gateway::routing::roles::quiet_at(m.quiet_hours?, tz, now)?;
+            Some((m.id.clone(), quiet.until))
+        })
+        .collect()
+}
+
+/// Where the supervisor stands with macOS, asked only while members share one account (the
+/// only time the answer changes what the dashboard says); `None` elsewhere.
+fn daemon_state(level: &str) -> Option<DaemonState> {
+    #[cfg(target_os = "macos")]
+    if level == "process" {
+        return Some(crate::ipc::DaemonDto::from(hearth_isolation::macos_daemon::status()).state);
+    }
+    let _ = level;
+    None
 }
 
 /// A provider and at least one member: someone set this household up already.

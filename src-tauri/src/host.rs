@@ -13,15 +13,19 @@ const EVERY: Duration = Duration::from_secs(5);
 
 pub struct Host {
     system: System,
+    /// How full the disk is said to be instead of measuring it (tests).
+    disk_pct: Option<f64>,
     last: Option<(Instant, HostLoad)>,
 }
 
 impl Host {
-    pub fn new() -> Host {
+    /// `disk_pct`: a fixed value for the disk instead of measuring it, so a test can show a
+    /// nearly full disk without filling one; `None` measures.
+    pub fn new(disk_pct: Option<f64>) -> Host {
         let mut system = System::new();
         // The first CPU sample is the baseline the next one is measured against.
         system.refresh_cpu_usage();
-        Host { system, last: None }
+        Host { system, disk_pct, last: None }
     }
 
     /// The current load; `None` when the system does not report memory (it always does on
@@ -39,7 +43,7 @@ impl Host {
             return None;
         }
         let memory_pct = 100.0 * (total.saturating_sub(self.system.available_memory())) as f64 / total as f64;
-        let load = HostLoad { cpu_pct: f64::from(self.system.global_cpu_usage()), memory_pct, disk_pct: disk_pct(data_dir) };
+        let load = HostLoad { cpu_pct: f64::from(self.system.global_cpu_usage()), memory_pct, disk_pct: self.disk_pct.unwrap_or_else(|| disk_pct(data_dir)) };
         self.last = Some((Instant::now(), load.clone()));
         Some(load)
     }
@@ -63,11 +67,17 @@ fn disk_pct(path: &Path) -> f64 {
 mod tests {
     #[test]
     fn load_is_in_range() {
-        let mut h = super::Host::new();
+        let mut h = super::Host::new(None);
         let load = h.load(std::path::Path::new("/")).expect("memory is reported");
         for v in [load.cpu_pct, load.memory_pct, load.disk_pct] {
             assert!((0.0..=100.0).contains(&v), "{load:?}");
         }
         assert!(load.memory_pct > 0.0);
+    }
+
+    #[test]
+    fn a_given_disk_fill_is_reported_as_is() {
+        let mut h = super::Host::new(Some(91.0));
+        assert_eq!(h.load(std::path::Path::new("/")).expect("memory is reported").disk_pct, 91.0);
     }
 }

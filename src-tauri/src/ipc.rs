@@ -85,8 +85,8 @@ pub enum Health {
 pub struct Snapshot {
     pub phase: Phase,
     pub health: Health,
-    /// What needs the admin, one sentence each; empty when all is fine.
-    pub problems: Vec<String>,
+    /// What needs the admin, the worst first (the dashboard's headline); empty when all is fine.
+    pub problems: Vec<Problem>,
     pub provider: Option<ProviderDto>,
     pub members: Vec<MemberCard>,
     pub household: HouseholdSpend,
@@ -97,7 +97,39 @@ pub struct Snapshot {
     pub host: Option<HostLoad>,
     /// Every member is paused (and there is at least one).
     pub all_paused: bool,
+    /// RFC 3339: when this app saw every member become paused; `None` when it did not see it
+    /// happen (they were already paused when it started) or someone is not paused.
+    pub paused_since: Option<String>,
     pub uptime_secs: u32,
+}
+
+/// One thing that needs the admin.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct Problem {
+    /// How bad: `broken` (someone gets no answers) or `attention`.
+    pub health: Health,
+    /// One sentence a family admin reads: what is wrong and what to do.
+    pub text: String,
+    /// The one action that fixes it, when the window has one.
+    pub fix: Option<Fix>,
+    /// The member it is about, for `open_member`.
+    pub member_id: Option<String>,
+}
+
+/// The action that fixes a problem, as a button on the dashboard or a tray item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Fix {
+    /// Resume every assistant.
+    ResumeAll,
+    /// Open the member's page (a new token, pairing, their limits).
+    OpenMember,
+    /// Open Settings (the AI provider, the household budget).
+    OpenSettings,
+    /// Register and allow the Hearth supervisor (macOS), which gives each member an account.
+    AllowSupervisor,
+    /// Restart Hearth so an allowed supervisor takes effect.
+    Restart,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -120,10 +152,34 @@ pub struct MemberCard {
     /// RFC 3339; when the member last wrote to their bot.
     pub last_activity: Option<String>,
     pub today_usd: f64,
+    /// Model calls today (each answer is at least one).
+    pub today_calls: u32,
     pub month_usd: f64,
     pub daily_cap_usd: Option<f64>,
     pub monthly_cap_usd: Option<f64>,
     pub isolation: String,
+    /// `"07:00"`: the assistant rests now (quiet hours, on the household's clock) until then.
+    pub resting_until: Option<String>,
+    /// What the member's assistant is doing, in one sentence ("Answering · 2 waiting").
+    pub status: MemberStatus,
+}
+
+/// One member's state in one sentence, the most important first: a dead bot, not connected,
+/// paused, a limit hit, answering, resting, waiting, ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct MemberStatus {
+    pub text: String,
+    pub tone: Tone,
+}
+
+/// How something reads: fine, going on, needs a look, broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Tone {
+    Good,
+    Info,
+    Warn,
+    Bad,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
@@ -240,6 +296,22 @@ pub enum NoticeKind {
     DiskFull,
 }
 
+/// Which page the window opens on when a tray row is clicked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct Navigate {
+    pub view: View,
+    /// The member, for `member`.
+    pub member_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum View {
+    Dashboard,
+    Member,
+    Settings,
+}
+
 // ----- arguments and replies of commands -----
 
 #[derive(Debug, Clone, Deserialize, TS)]
@@ -294,6 +366,9 @@ pub struct MemberAddArgs {
     pub name: String,
     pub role: Role,
     pub token: String,
+    /// Make the new member the household's admin: asked about spending limits, told about
+    /// problems (the wizard's "Is this you?"). `None`: not an admin.
+    pub admin: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, TS)]
@@ -530,6 +605,8 @@ pub struct SettingsDto {
     pub data_dir: String,
     pub launch_at_login: bool,
     pub keep_awake: KeepAwakeDto,
+    /// Whether the computer turns itself on again after a power cut.
+    pub power_restart: PowerRestartDto,
     pub turn_cap: u32,
     pub timezone: String,
     pub provider: Option<ProviderDto>,
@@ -632,9 +709,23 @@ pub struct BackupDto {
     pub megabytes: u32,
 }
 
+/// Restart after a power failure, as far as the app can read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct PowerRestartDto {
+    /// `None`: the app cannot read it here (Linux: it is a firmware setting).
+    pub on: Option<bool>,
+    /// What it means or how to set it, in words.
+    pub detail: String,
+    /// The command that turns it on, to paste into Terminal, where there is one.
+    pub command: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 pub struct KeepAwakeDto {
+    /// The admin wants it (stored in the app's settings).
     pub enabled: bool,
+    /// The machine is being kept awake right now (the power assertion is held).
+    pub holding: bool,
     /// Whether this machine can be kept awake by Hearth.
     pub available: bool,
     /// Why not, or how, in words.

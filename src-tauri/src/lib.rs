@@ -11,8 +11,9 @@
 //! - `tray`: the menu-bar icon and menu, built from a snapshot by a pure function.
 //! - `pump`: engine events → throttled `snapshot` events, notifications.
 //! - `demo`: the demo household on `hearth-sim`'s simulated Telegram and model, in a throwaway folder.
-//! - `settings`, `keep_awake`, `host`, `qr`: the app's own settings file, the power assertion,
-//!   host load for the tray, the pairing QR code.
+//! - `settings`, `keep_awake`, `power`, `host`, `qr`: the app's own settings file, the power
+//!   assertion, whether the computer restarts after a power cut, host load (Settings → Advanced
+//!   and the dashboard's disk rule), the pairing QR code.
 
 pub mod bindings;
 pub mod commands;
@@ -21,6 +22,7 @@ pub mod engine;
 mod host;
 pub mod ipc;
 mod keep_awake;
+mod power;
 pub mod pump;
 mod qr;
 pub mod settings;
@@ -30,7 +32,7 @@ pub mod tray;
 
 use std::sync::Arc;
 
-use tauri::{AppHandle, Manager as _, RunEvent, Runtime, WindowEvent};
+use tauri::{AppHandle, Emitter as _, Manager as _, RunEvent, Runtime, WindowEvent};
 
 pub use engine::{Options, Shell};
 
@@ -131,14 +133,17 @@ fn on_tray_menu<R: Runtime>(app: &AppHandle<R>, shell: &Arc<Shell>, id: &str) {
                 }
             });
         }
+        // Quitting silences every assistant: the window asks first (its `quit` command quits).
         tray::MENU_QUIT => {
-            let (app, shell) = (app.clone(), shell.clone());
-            tauri::async_runtime::spawn(async move {
-                shell.stop().await;
-                app.exit(0);
-            });
+            tray::open_window(app);
+            let _ = app.emit(pump::EVENT_QUIT, ());
         }
-        _ => {}
+        other => {
+            if let Some(to) = tray::target(other) {
+                tray::open_window(app);
+                let _ = app.emit(pump::EVENT_NAVIGATE, to);
+            }
+        }
     }
 }
 

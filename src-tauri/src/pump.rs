@@ -19,6 +19,10 @@ use crate::tray::{self, TrayModel};
 
 pub const EVENT_SNAPSHOT: &str = "snapshot";
 pub const EVENT_NOTICE: &str = "notice";
+/// A tray row was clicked: the window opens on the page it names.
+pub const EVENT_NAVIGATE: &str = "navigate";
+/// "Quit Hearth" was chosen in the tray: the window asks before the family's assistants stop.
+pub const EVENT_QUIT: &str = "quit";
 /// The fastest the window and tray are repainted.
 pub const THROTTLE: Duration = Duration::from_millis(250);
 /// While someone's turn runs, "Thinking N s" counts up.

@@ -38,6 +38,7 @@ impl App {
             isolation: IsolationChoice::Process,
             supervisor_socket: None,
             worker_exe: env!("CARGO_BIN_EXE_hearth-app").into(),
+            disk_used_pct: None,
         };
         let shell = Arc::new(Shell::new(options));
         let info = rt.block_on(shell.start());
@@ -145,8 +146,11 @@ fn the_wizard_path_through_commands() {
     let e = app.err("bot_check", Some(json!({ "token": "123456:not-a-real-token" })));
     assert!(e.code == "rejected" || e.code == "invalid_input", "{e:?}");
     assert!(!e.message.is_empty());
-    let pairing: Value = app.ok("member_add", Some(json!({ "name": "Ana", "role": "teen", "token": bot.token })));
+    // The wizard's "Is this you?": the first member is the admin, asked about limits.
+    let pairing: Value = app.ok("member_add", Some(json!({ "name": "Ana", "role": "teen", "token": bot.token, "admin": true })));
     let code = pairing["code"].as_str().unwrap().to_owned();
+    let members: Vec<Value> = app.ok("member_list", None);
+    assert_eq!((members[0]["name"].as_str(), members[0]["is_admin"].as_bool()), (Some("Ana"), Some(true)));
     assert!(pairing["qr_svg"].as_str().unwrap().contains("<svg"));
     assert!(pairing["link"].as_str().unwrap().ends_with(&code));
     let s = app.snapshot();
@@ -197,6 +201,8 @@ fn the_member_page_and_settings_through_commands() {
     let _: Value = app.ok("member_pause", Some(json!({ "paused": true })));
     let s = app.wait("everyone paused", |s| s["all_paused"] == true);
     assert_eq!(s["members"][0]["paused"], true);
+    // Every assistant paused is amber, headed by the pause, with Resume as its fix.
+    assert_eq!((s["health"].as_str(), s["problems"][0]["fix"].as_str()), (Some("attention"), Some("resume_all")), "{s}");
     let _: Value = app.ok("member_pause", Some(json!({ "member": id, "paused": false })));
     app.wait("Ben resumed", |s| s["members"][0]["paused"] == false);
 

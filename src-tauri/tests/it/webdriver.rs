@@ -183,6 +183,12 @@ impl Window {
         self.text_of(&el).await
     }
 
+    /// Whether the checkbox `id` is ticked.
+    pub async fn is_checked(&self, id: &str) -> bool {
+        let el = self.tid(id).await;
+        self.call(reqwest::Method::GET, &format!("/element/{}/selected", el.0), None).await.ok().and_then(|v| v.as_bool()).unwrap_or(false)
+    }
+
     pub async fn attr(&self, css: &str, name: &str) -> Option<String> {
         let el = self.find(css).await;
         self.call(reqwest::Method::GET, &format!("/element/{}/attribute/{name}", el.0), None).await.ok().and_then(|v| v.as_str().map(str::to_owned))

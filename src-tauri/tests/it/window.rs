@@ -75,6 +75,8 @@ async fn a_newcomer_sets_up_a_household_and_a_member_gets_answers() {
     w.fill("member-name", "Ana").await;
     w.fill("member-token", &bot.token).await;
     w.wait_text("[data-testid=\"bot-identity\"]", 20, |t| t.contains("@ana_hearth_bot")).await;
+    // "Is this you?" starts ticked for the first member: Ana is the admin.
+    assert!(w.is_checked("member-is-you").await, "the first member is asked to be the admin by default");
     w.screenshot("04-member").await;
     w.click("member-add").await;
 
@@ -86,11 +88,36 @@ async fn a_newcomer_sets_up_a_household_and_a_member_gets_answers() {
     w.screenshot("05-pairing").await;
     let ana = telegram.user(4242, "Ana");
     telegram.send_text(&bot.token, &ana, &format!("/start {code}"));
-    w.wait_text("[data-testid=\"pair-status\"]", 30, |t| t.contains("Paired")).await;
+    w.wait_text("[data-testid=\"pair-status\"]", 30, |t| t.contains("Connected to Ana's Telegram")).await;
     w.screenshot("06-paired").await;
+    // The wizard made Ana the admin: the one asked about limits, as the Budget step promised.
+    match hearth_gateway::control::request(&data, hearth_proto::control::ControlRequest::MemberList).await {
+        Ok(hearth_proto::control::ControlReply::Members { members }) => {
+            let ana = members.iter().find(|m| m.name == "Ana").expect("Ana is a member");
+            assert!(ana.is_admin, "the wizard's first member is the admin: {ana:?}");
+        }
+        other => panic!("member list: {other:?}"),
+    }
     w.click("wizard-finish").await;
+
+    // Always on: launch at login is on, read back from the login item itself.
+    w.tid("wizard-always-on").await;
+    w.wait_text("[data-testid=\"always-on-login\"]", 20, |t| t.contains("opens by itself")).await;
+    assert_eq!(w.attr("[data-testid=\"always-on-login\"]", "data-on").await.as_deref(), Some("true"));
+    assert!(home.path().join(".config/autostart").read_dir().is_ok_and(|mut d| d.next().is_some()), "a login item was written");
+    w.screenshot("27-always-on").await;
+    w.click("always-on-next").await;
+
+    // The finish line: Ana says hi from her phone and the screen shows her assistant answered.
     w.tid("wizard-done").await;
+    w.wait_text("[data-step-heading]", 10, |t| t == "Say hi from Ana's phone").await;
+    w.wait_text("[data-testid=\"first-answer\"]", 10, |t| t.contains("Waiting for Ana's first message")).await;
     w.screenshot("07-done").await;
+    let before = telegram.sent_to(&bot.token, ana.id).len();
+    telegram.send_text(&bot.token, &ana, "Hi!");
+    telegram.wait_for_sent(&bot.token, ana.id, before + 1, Duration::from_secs(30)).await.expect("Ana's first answer");
+    w.wait_text("[data-testid=\"first-answer\"]", 30, |t| t.contains("✓ Ana's assistant answered at")).await;
+    w.screenshot("28-say-hi").await;
     w.click("open-dashboard").await;
 
     // The dashboard: Ana writes, her lane goes busy and back, her spend moves.
@@ -176,6 +203,11 @@ async fn a_newcomer_sets_up_a_household_and_a_member_gets_answers() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(llm.calls().len(), calls, "a paused bot must not reach the model");
+    // Every assistant paused is amber, not "all is well", and says since when, with Resume.
+    w.wait_text("[data-testid=\"headline\"]", 10, |t| t.starts_with("All assistants paused since ")).await;
+    assert_eq!(w.attr("[data-testid=\"health\"]", "data-health").await.as_deref(), Some("attention"));
+    assert_eq!(w.text("headline-fix").await, "Resume");
+    w.wait_text(&format!("{card} [data-testid=\"member-status\"]"), 10, |t| t == "Paused by you").await;
     w.screenshot("11-paused").await;
 
     // The other screens, for the README.
@@ -316,4 +348,65 @@ async fn a_second_gateway_on_the_folder_is_named_and_the_app_recovers() {
     drop(serve);
     w.click("retry-start").await;
     w.tid("wizard-welcome").await;
+}
+
+/// A nearly full disk (said by `HEARTH_TEST_DISK_USED_PCT`: a test cannot fill a real one) turns
+/// the dashboard amber and heads it, and the host's load is in Settings → Advanced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nearly_full_disk_turns_the_dashboard_amber() {
+    let telegram = FakeTelegram::start().await;
+    let llm = FakeLlm::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("hearth-data");
+    // A household set up before (here by the engine itself): a provider and a paired member.
+    let bot = telegram.add_bot("ana_hearth_bot");
+    {
+        let mut config = hearth_gateway::GatewayConfig::new(data.clone(), env!("CARGO_BIN_EXE_hearth-app").into());
+        config.isolation = hearth_gateway::IsolationChoice::Process;
+        config.control_socket = false;
+        config.telegram_api_url = Some(telegram.api_url());
+        let gw = hearth_gateway::Gateway::start(config).await.unwrap();
+        use hearth_proto::control::{ControlReply, ControlRequest, ProviderKind, Role};
+        let provider = ControlRequest::ProviderSet {
+            kind: ProviderKind::Openai,
+            base_url: llm.base_url(),
+            model: "gpt-4o-mini".into(),
+            api_key: "sk-test".into(),
+        };
+        gw.control(provider).await.expect("set the provider");
+        let add = ControlRequest::MemberAdd { name: "Ana".into(), bot_token: bot.token.clone(), role: Role::Adult };
+        let Ok(ControlReply::MemberAdded(added)) = gw.control(add).await else { panic!("add Ana") };
+        let ana = telegram.user(4242, "Ana");
+        telegram.send_text(&bot.token, &ana, &format!("/start {}", added.pair_code));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !gw.status().await.unwrap().members[0].paired {
+            assert!(std::time::Instant::now() < deadline, "Ana never paired");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        gw.shutdown(Duration::from_secs(2)).await;
+    }
+    let mut env = app_env(home.path(), &data);
+    env.push(("HEARTH_TELEGRAM_API_URL", telegram.api_url()));
+    env.push(("HEARTH_TEST_DISK_USED_PCT", "91".to_owned()));
+    let w = Window::open(std::path::Path::new(env!("CARGO_BIN_EXE_hearth-app")), &env, &shots()).await;
+    w.tid("dashboard").await;
+    let headline = w
+        .wait_text("[data-testid=\"headline\"]", 20, |t| t.starts_with("This computer's disk is 91 % full"))
+        .await;
+    assert!(headline.contains("free some space"), "{headline}");
+    assert_eq!(w.attr("[data-testid=\"health\"]", "data-health").await.as_deref(), Some("attention"));
+    w.wait_text("[data-testid=\"member-card\"][data-member=\"Ana\"] [data-testid=\"member-status\"]", 10, |t| t == "Ready").await;
+    w.screenshot("29-disk-full").await;
+    // The load and capacity live in Settings → Advanced now.
+    assert!(!w.exists("[data-testid=\"turns\"]").await, "no capacity tile on the dashboard");
+    w.click("nav-settings").await;
+    w.tid("advanced").await;
+    w.script_scroll("[data-testid=\"advanced\"]").await;
+    w.click_el(&w.find("[data-testid=\"advanced\"] summary").await, "Advanced").await;
+    w.wait_text("[data-testid=\"host-load\"]", 10, |t| t.contains("disk 91 % used")).await;
+    w.script_scroll("[data-testid=\"advanced\"]").await;
+    w.screenshot("30-advanced").await;
+    drop(w);
+    telegram.shutdown();
+    llm.shutdown();
 }

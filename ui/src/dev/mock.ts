@@ -14,7 +14,7 @@ export async function installMock() {
   const card = (id: string, name: string, role: MemberCard["role"], extra: Partial<MemberCard> = {}): MemberCard => ({
     id, name, role, bot_username: `${name.toLowerCase()}_hearth_bot`, bot: { state: "polling", label: "Connected" },
     paired: true, paused: false, lane: { state: "idle", queued: 0, secs: 0, doing: "thinking" }, last_activity: iso(3),
-    today_usd: 0.12, month_usd: 2.4, daily_cap_usd: 1, monthly_cap_usd: 10, isolation: "account", ...extra,
+    today_usd: 0.12, today_calls: 3, month_usd: 2.4, daily_cap_usd: 1, monthly_cap_usd: 10, isolation: "account", resting_until: null, status: { text: "Ready", tone: "good" }, ...extra,
   });
   const members: MemberCard[] = phase === "setup" ? [] : [
     card("m1", "Ana", "adult", { lane: { state: "thinking", queued: 1, secs: 3, doing: "listening" }, daily_cap_usd: null, monthly_cap_usd: null, today_usd: 0.84, month_usd: 7.31 }),
@@ -26,7 +26,7 @@ export async function installMock() {
     (details[m.id] ??= { id: m.id, name: m.name, role: m.role, bot_username: m.bot_username, paired: m.paired, paused: m.paused, is_admin: m.name === "Ana", persona: "", model: null, fallback_model: null, daily_cap_usd: m.daily_cap_usd, monthly_cap_usd: m.monthly_cap_usd, quiet_hours: m.role === "child" ? "20:00-07:00" : null, voice_replies: m.role === "child" ? "never" : "when_spoken", streaming: true, created_at: iso(60 * 24 * 20) });
   let cap: number | null = 30;
   let provider: Snapshot["provider"] = phase === "setup" ? null : { kind: "openai", base_url: "https://api.openai.com/v1", model: "gpt-4o-mini" };
-  const settings: SettingsDto = { data_dir: "/var/lib/hearth", launch_at_login: true, keep_awake: { enabled: false, available: false, detail: "This Linux machine has no sleep inhibitor Hearth can use." }, turn_cap: 8, timezone: "Europe/Berlin", provider, platform: "linux", daemon: null, backup: { dest_dir: null, every_hours: 0, last: null, suggested_dir: "/var/lib/hearth-backups" } };
+  const settings: SettingsDto = { data_dir: "/var/lib/hearth", launch_at_login: true, keep_awake: { enabled: false, holding: false, available: false, detail: "This Linux machine has no sleep inhibitor Hearth can use." }, power_restart: { on: null, detail: "This is a setting of the computer itself, which Hearth cannot read from here.", command: null }, turn_cap: 8, timezone: "Europe/Berlin", provider, platform: "linux", daemon: null, backup: { dest_dir: null, every_hours: 0, last: null, suggested_dir: "/var/lib/hearth-backups" } };
   let prices: PriceDto[] = [
     { model: "gpt-4o-mini", input_usd_per_mtok: 0.15, output_usd_per_mtok: 0.6, cached_input_usd_per_mtok: 0.075, source: "default (as of 2025-06-01)", usd_per_minute: null, usd_per_million_chars: null },
     { model: "claude-sonnet-4-5", input_usd_per_mtok: 3, output_usd_per_mtok: 15, cached_input_usd_per_mtok: 0.3, source: "default (as of 2025-06-01)", usd_per_minute: null, usd_per_million_chars: null },
@@ -44,8 +44,9 @@ export async function installMock() {
     usd: Math.round((Math.sin(i) + 1.2) * 40) / 100,
   }));
   const snap = (): Snapshot => ({
-    phase: info.phase, health: members.some((m) => m.bot.state === "token_revoked") ? "attention" : "fine",
-    problems: members.filter((m) => m.bot.state === "token_revoked").map((m) => `${m.name}'s bot token was revoked — paste a new one on ${m.name}'s page.`),
+    phase: info.phase, health: members.some((m) => m.bot.state === "token_revoked") ? "broken" : "fine",
+    problems: members.filter((m) => m.bot.state === "token_revoked").map((m) => ({ health: "broken", text: `${m.name}'s bot stopped working: Telegram no longer accepts its token. Open ${m.name} and replace the token.`, fix: "open_member", member_id: m.id })),
+    paused_since: null,
     provider, members, household: { today_usd: 1.87, month_usd: 18.51, monthly_cap_usd: cap, per_day: perDay, timezone: "Europe/Berlin", month_split: { chat_usd: 17.2, images: 6, heard_usd: 0.3, heard_notes: 21, heard_minutes: 12.4, replies_usd: 1.01, replies: 9 } },
     turns_in_flight: 1, turn_cap: settings.turn_cap, isolation: "account", host: { cpu_pct: 12, memory_pct: 41, disk_pct: 63 },
     all_paused: members.length > 0 && members.every((m) => m.paused), uptime_secs: 3600,

@@ -23,9 +23,9 @@ export type Health = "fine" | "attention" | "broken";
 
 export type Snapshot = { phase: Phase, health: Health, 
 /**
- * What needs the admin, one sentence each; empty when all is fine.
+ * What needs the admin, the worst first (the dashboard's headline); empty when all is fine.
  */
-problems: Array<string>, provider: ProviderDto | null, members: Array<MemberCard>, household: HouseholdSpend, turns_in_flight: number, turn_cap: number, 
+problems: Array<Problem>, provider: ProviderDto | null, members: Array<MemberCard>, household: HouseholdSpend, turns_in_flight: number, turn_cap: number, 
 /**
  * "process", "account" or "account + sandbox".
  */
@@ -33,7 +33,32 @@ isolation: string, host: HostLoad | null,
 /**
  * Every member is paused (and there is at least one).
  */
-all_paused: boolean, uptime_secs: number, };
+all_paused: boolean, 
+/**
+ * RFC 3339: when this app saw every member become paused; `None` when it did not see it
+ * happen (they were already paused when it started) or someone is not paused.
+ */
+paused_since: string | null, uptime_secs: number, };
+
+export type Problem = { 
+/**
+ * How bad: `broken` (someone gets no answers) or `attention`.
+ */
+health: Health, 
+/**
+ * One sentence a family admin reads: what is wrong and what to do.
+ */
+text: string, 
+/**
+ * The one action that fixes it, when the window has one.
+ */
+fix: Fix | null, 
+/**
+ * The member it is about, for `open_member`.
+ */
+member_id: string | null, };
+
+export type Fix = "resume_all" | "open_member" | "open_settings" | "allow_supervisor" | "restart";
 
 export type ProviderDto = { kind: ProviderKind, base_url: string, model: string, };
 
@@ -41,7 +66,23 @@ export type MemberCard = { id: string, name: string, role: Role, bot_username: s
 /**
  * RFC 3339; when the member last wrote to their bot.
  */
-last_activity: string | null, today_usd: number, month_usd: number, daily_cap_usd: number | null, monthly_cap_usd: number | null, isolation: string, };
+last_activity: string | null, today_usd: number, 
+/**
+ * Model calls today (each answer is at least one).
+ */
+today_calls: number, month_usd: number, daily_cap_usd: number | null, monthly_cap_usd: number | null, isolation: string, 
+/**
+ * `"07:00"`: the assistant rests now (quiet hours, on the household's clock) until then.
+ */
+resting_until: string | null, 
+/**
+ * What the member's assistant is doing, in one sentence ("Answering · 2 waiting").
+ */
+status: MemberStatus, };
+
+export type MemberStatus = { text: string, tone: Tone, };
+
+export type Tone = "good" | "info" | "warn" | "bad";
 
 export type BotHealthState = "starting" | "polling" | "token_revoked" | "used_elsewhere" | "rate_limited" | "unreachable";
 
@@ -109,6 +150,14 @@ export type Notice = { kind: NoticeKind, title: string, body: string, member_id:
 
 export type NoticeKind = "paired" | "bot_trouble" | "cap_reached" | "disk_full";
 
+export type Navigate = { view: View, 
+/**
+ * The member, for `member`.
+ */
+member_id: string | null, };
+
+export type View = "dashboard" | "member" | "settings";
+
 export type ProviderArgs = { kind: ProviderKind, base_url: string, model: string, api_key: string, };
 
 export type ProviderTestDto = { model: string, 
@@ -137,7 +186,12 @@ export type TokenArgs = { token: string, };
 
 export type BotIdentityDto = { bot_username: string, bot_name: string, };
 
-export type MemberAddArgs = { name: string, role: Role, token: string, };
+export type MemberAddArgs = { name: string, role: Role, token: string, 
+/**
+ * Make the new member the household's admin: asked about spending limits, told about
+ * problems (the wizard's "Is this you?"). `None`: not an admin.
+ */
+admin?: boolean, };
 
 export type MemberRef = { 
 /**
@@ -280,7 +334,11 @@ heard: string | null,
  */
 audio_bytes: number | null, };
 
-export type SettingsDto = { data_dir: string, launch_at_login: boolean, keep_awake: KeepAwakeDto, turn_cap: number, timezone: string, provider: ProviderDto | null, backup: BackupStatusDto, 
+export type SettingsDto = { data_dir: string, launch_at_login: boolean, keep_awake: KeepAwakeDto, 
+/**
+ * Whether the computer turns itself on again after a power cut.
+ */
+power_restart: PowerRestartDto, turn_cap: number, timezone: string, provider: ProviderDto | null, backup: BackupStatusDto, 
 /**
  * Which appliance steps the screen shows (power, sleep, login, the supervisor).
  */
@@ -290,7 +348,15 @@ platform: Platform,
  */
 daemon: DaemonDto | null, };
 
-export type KeepAwakeDto = { enabled: boolean, 
+export type KeepAwakeDto = { 
+/**
+ * The admin wants it (stored in the app's settings).
+ */
+enabled: boolean, 
+/**
+ * The machine is being kept awake right now (the power assertion is held).
+ */
+holding: boolean, 
 /**
  * Whether this machine can be kept awake by Hearth.
  */
@@ -299,6 +365,20 @@ available: boolean,
  * Why not, or how, in words.
  */
 detail: string, };
+
+export type PowerRestartDto = { 
+/**
+ * `None`: the app cannot read it here (Linux: it is a firmware setting).
+ */
+on: boolean | null, 
+/**
+ * What it means or how to set it, in words.
+ */
+detail: string, 
+/**
+ * The command that turns it on, to paste into Terminal, where there is one.
+ */
+command: string | null, };
 
 export type BackupStatusDto = { 
 /**
@@ -390,7 +470,8 @@ export const api = {
   daemonRegister: () => invoke<DaemonDto>("daemon_register"),
   daemonOpenSettings: () => invoke<null>("daemon_open_settings"),
   restart: () => invoke<AppInfo>("restart"),
+  quit: () => invoke<null>("quit"),
 } as const;
 
-/** Events the app emits: `snapshot` carries a `Snapshot`, `notice` a `Notice`. */
-export const EVENTS = { snapshot: "snapshot", notice: "notice" } as const;
+/** Events the app emits: `snapshot` carries a `Snapshot`, `notice` a `Notice`, `navigate` a `Navigate` (a tray row was clicked), `quit` nothing (Quit was chosen in the tray: ask first). */
+export const EVENTS = { snapshot: "snapshot", notice: "notice", navigate: "navigate", quit: "quit" } as const;

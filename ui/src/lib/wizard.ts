@@ -1,7 +1,7 @@
-import type { ProviderArgs } from "./ipc.gen";
+import type { MemberCard, ProviderArgs, SettingsDto } from "./ipc.gen";
 
 /** The wizard's screens in order; Welcome is not counted as a step. */
-export const STEPS = ["welcome", "provider", "budget", "member", "pairing", "done"] as const;
+export const STEPS = ["welcome", "provider", "budget", "member", "pairing", "always_on", "done"] as const;
 export type Step = (typeof STEPS)[number];
 
 export const STEP_TITLES: Record<Step, string> = {
@@ -10,7 +10,8 @@ export const STEP_TITLES: Record<Step, string> = {
   budget: "Budget",
   member: "First member",
   pairing: "Connect Telegram",
-  done: "Done",
+  always_on: "Always on",
+  done: "Say hi",
 };
 
 /** "Step 2 of 5" for the budget screen; null on Welcome. */
@@ -61,4 +62,68 @@ export function budgetValue(noCap: boolean, capText: string, parse: (s: string) 
 /** "Add <name>" is allowed with a name and something shaped like a token. */
 export function canAddMember(name: string, token: string, looksLikeToken: (s: string) => boolean): boolean {
   return name.trim().length > 0 && looksLikeToken(token);
+}
+
+/** "Is this you?" starts ticked for the first member only: the first person set up is the admin. */
+export function askAdminDefault(membersAdded: number): boolean {
+  return membersAdded === 0;
+}
+
+/**
+ * Where the member's first exchange stands, from their card and how many model calls they had
+ * today when the step opened: waiting for a message, being answered, or answered.
+ */
+export type FirstAnswer = "waiting" | "answering" | "answered";
+export function firstAnswer(card: MemberCard | undefined, baselineCalls: number): FirstAnswer {
+  if (!card) return "waiting";
+  if (card.lane.state === "thinking" || card.lane.state === "queued") return "answering";
+  return card.today_calls > baselineCalls ? "answered" : "waiting";
+}
+
+/** One always-on setting as the wizard shows it: ✓ only for what the machine says is so. */
+export type AlwaysOnRow = { id: "login" | "awake" | "power"; title: string; on: boolean | null; detail: string; command: string | null };
+
+export function alwaysOnRows(s: SettingsDto): AlwaysOnRow[] {
+  return [
+    {
+      id: "login",
+      title: "Start Hearth when you log in",
+      on: s.launch_at_login,
+      detail: s.launch_at_login ? "Hearth opens by itself after a restart." : "Off: after a restart Hearth stays closed until someone opens it.",
+      command: null,
+    },
+    {
+      id: "awake",
+      title: "Keep this computer awake",
+      on: s.keep_awake.holding,
+      detail: s.keep_awake.detail,
+      command: null,
+    },
+    {
+      id: "power",
+      title: "Turn on again after a power cut",
+      on: s.power_restart.on,
+      detail: s.power_restart.detail,
+      command: s.power_restart.command,
+    },
+  ];
+}
+
+/** The Done screen's promises: only what is set. */
+export function donePromises(s: SettingsDto | null): string[] {
+  if (!s) return [];
+  const out: string[] = [];
+  out.push(
+    s.launch_at_login
+      ? "Hearth opens by itself when you log in to this computer."
+      : "Hearth does not open by itself after a restart: turn on “Start Hearth when this computer starts” in Settings.",
+  );
+  out.push(
+    s.keep_awake.holding
+      ? "This computer stays awake while Hearth runs."
+      : "This computer may still go to sleep, and the assistants stop answering while it sleeps.",
+  );
+  if (s.power_restart.on === true) out.push("After a power cut, this computer turns itself on again.");
+  else if (s.power_restart.on === false) out.push("After a power cut, someone has to turn this computer on again.");
+  return out;
 }

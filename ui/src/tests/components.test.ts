@@ -129,7 +129,7 @@ describe("TokenField", () => {
 const card = (over: Partial<Card> = {}): Card => ({
   id: "m1", name: "Ana", role: "adult", bot_username: "ana_hearth_bot", bot: { state: "polling", label: "Connected" },
   paired: true, paused: false, lane: { state: "idle", queued: 0, secs: 0, doing: "thinking" }, last_activity: null,
-  today_usd: 0.5, month_usd: 4, daily_cap_usd: 2, monthly_cap_usd: null, isolation: "account", ...over,
+  today_usd: 0.5, today_calls: 1, month_usd: 4, daily_cap_usd: 2, monthly_cap_usd: null, isolation: "account", resting_until: null, status: { text: "2 waiting", tone: "info" }, ...over,
 });
 
 describe("MemberCard", () => {
@@ -149,16 +149,19 @@ describe("MemberCard", () => {
     expect(month).toHaveAttribute("aria-valuetext", "$4.00, no limit");
     expect(screen.queryByTestId("paused-badge")).toBeNull();
     expect(byId("paired-state")).toHaveTextContent("Paired");
-    expect(byId("isolation-badge")).toHaveTextContent("Own account");
+    expect(byId("member-status")).toHaveTextContent(/^2 waiting$/);
+    // How members are kept apart is for Settings → Advanced, not every card.
+    expect(screen.queryByTestId("isolation-badge")).toBeNull();
   });
 
   it("shows paused, unpaired and thinking", () => {
     app.snapshotAt = Date.now();
     app.now = app.snapshotAt;
-    render(MemberCard, { m: card({ paused: true, paired: false, lane: { state: "thinking", queued: 0, secs: 4, doing: "thinking" } }) });
+    render(MemberCard, { m: card({ paused: true, paired: false, lane: { state: "thinking", queued: 0, secs: 4, doing: "thinking" }, status: { text: "Not connected to Telegram yet", tone: "warn" } }) });
     expect(byId("paused-badge")).toHaveTextContent("Paused");
     expect(byId("lane-state")).toHaveTextContent(/^Thinking 4 s$/);
     expect(byId("paired-state")).toHaveTextContent("Not paired yet — pair now");
+    expect(byId("member-status")).toHaveTextContent("Not connected to Telegram yet");
   });
 
   it("shows a voice note being heard and a photo being looked at", async () => {
@@ -187,7 +190,7 @@ describe("PairingPanel", () => {
     expect(byId("pair-code")).toHaveTextContent("K7QXM2PA");
     expect(byId("pair-status")).toHaveTextContent("Waiting for Ana to press Start…");
     app.setSnapshot({ members: [card({ paired: true })] } as unknown as Snapshot);
-    await waitFor(() => expect(byId("pair-status")).toHaveTextContent("✓ Paired with @ana_hearth_bot"));
+    await waitFor(() => expect(byId("pair-status")).toHaveTextContent("✓ Connected to Ana's Telegram (@ana_hearth_bot)"));
   });
 });
 
@@ -197,7 +200,7 @@ describe("Wizard", () => {
     expect(byId("wizard-welcome")).toBeInTheDocument();
     await fireEvent.click(byId("start-setup"));
     expect(byId("wizard-provider")).toBeInTheDocument();
-    expect(screen.getByText("Step 1 of 5")).toBeInTheDocument();
+    expect(screen.getByText("Step 1 of 6")).toBeInTheDocument();
     expect(byId("wizard-next")).toBeDisabled();
   });
 

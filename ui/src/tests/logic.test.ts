@@ -60,9 +60,9 @@ describe("chart", () => {
 describe("wizard gating", () => {
   it("labels the steps after Welcome", () => {
     expect(stepLabel("welcome")).toBeNull();
-    expect(stepLabel("provider")).toBe("Step 1 of 5");
-    expect(stepLabel("budget")).toBe("Step 2 of 5");
-    expect(stepLabel("done")).toBe("Step 5 of 5");
+    expect(stepLabel("provider")).toBe("Step 1 of 6");
+    expect(stepLabel("budget")).toBe("Step 2 of 6");
+    expect(stepLabel("done")).toBe("Step 6 of 6");
   });
   it("maps the local choice to the OpenAI-compatible kind and trims", () => {
     expect(providerArgs("local", " http://localhost:11434/v1 ", "llama3.2", "")).toEqual({
