@@ -8,7 +8,7 @@ use std::time::Duration;
 use hearth_gateway::control;
 use hearth_gateway::spend::format_usd;
 use hearth_proto::control::{
-    BotState, ControlReply, ControlRequest, IsolationLevel, LaneState, MemberStatus, MemberSummary, ModelChange,
+    AlertLevel, BotState, ControlReply, ControlRequest, IsolationLevel, LaneState, MemberStatus, MemberSummary, ModelChange,
     ProviderKind, QuietHours, Role, SpeechSource, SpeechSummary, StatusReport,
 };
 use serde_json::json;
@@ -370,7 +370,8 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> Result<(), Failu
             let (member, persona, role_arg) = (args.name, args.persona, args.role.map(role));
             let mut reply = None;
             let streaming = args.streaming.map(|s| s == crate::args::OnOff::On);
-            let others = quiet.is_some() || args.voice_replies.is_some() || streaming.is_some();
+            let alerts = args.alerts.map(alert_level);
+            let others = quiet.is_some() || args.voice_replies.is_some() || streaming.is_some() || alerts.is_some();
             if role_arg.is_some() || persona.is_some() || model.is_some() || !others {
                 let request = ControlRequest::MemberUpdate { member: member.clone(), role: role_arg, persona, model };
                 reply = Some(ask(data_dir, request).await?);
@@ -385,7 +386,10 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> Result<(), Failu
                 reply = Some(ask(data_dir, ControlRequest::MemberVoice { member: member.clone(), voice_replies }).await?);
             }
             if let Some(streaming) = streaming {
-                reply = Some(ask(data_dir, ControlRequest::MemberStreaming { member, streaming }).await?);
+                reply = Some(ask(data_dir, ControlRequest::MemberStreaming { member: member.clone(), streaming }).await?);
+            }
+            if let Some(alerts) = alerts {
+                reply = Some(ask(data_dir, ControlRequest::MemberAlerts { member, alerts }).await?);
             }
             match reply.expect("one request was sent") {
                 ControlReply::Member(m) => {
@@ -445,6 +449,14 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> Result<(), Failu
     }
 }
 
+fn alert_level(a: crate::args::AlertsArg) -> AlertLevel {
+    match a {
+        crate::args::AlertsArg::All => AlertLevel::All,
+        crate::args::AlertsArg::Important => AlertLevel::Important,
+        crate::args::AlertsArg::Off => AlertLevel::Off,
+    }
+}
+
 fn role(r: RoleArg) -> Role {
     match r {
         RoleArg::Adult => Role::Adult,
@@ -493,6 +505,11 @@ fn describe_member(m: &MemberSummary) -> String {
     out += &format!(", {}", crate::voice::describe_voice_replies(m.voice_replies));
     if !m.streaming {
         out += ", replies shown only when finished";
+    }
+    match (m.is_admin, m.alerts) {
+        (true, AlertLevel::Important) => out += ", alerts: only important ones",
+        (true, AlertLevel::Off) => out += ", no alerts",
+        _ => {}
     }
     out += ".\n";
     if m.persona.is_empty() {
@@ -817,6 +834,7 @@ mod tests {
             quiet_hours: None,
             voice_replies: Default::default(),
             streaming: true,
+            alerts: Default::default(),
         };
         assert_eq!(
             describe_member(&m),

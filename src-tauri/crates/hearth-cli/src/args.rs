@@ -224,6 +224,7 @@ impl Command {
             Command::Household(HouseholdCommand::Timezone(a)) => a.json,
             Command::Household(HouseholdCommand::IdleReset(a)) => a.json,
             Command::Household(HouseholdCommand::DiskQuota(a)) => a.json,
+            Command::Household(HouseholdCommand::Heartbeat(a)) => a.json,
             // The export's output is CSV; its errors stay on stderr.
             Command::Usage(a) => a.command.is_none() && a.json,
             Command::Status(a) => a.json,
@@ -509,6 +510,7 @@ pub enum MemberCommand {
     ///   hearth member set Leo --model gpt-4o-mini
     ///   hearth member set Leo --household-model
     ///   hearth member set Mia --quiet-hours 20:30-07:00
+    ///   hearth member set Ana --alerts important
     ///
     /// --json prints the member as `hearth member list --json` shows each one.
     #[command(
@@ -738,6 +740,39 @@ pub enum HouseholdCommand {
     ///
     /// --json prints {"disk_quota_mb"}.
     DiskQuota(HouseholdDiskQuotaArgs),
+    /// Ping a dead-man's switch (e.g. healthchecks.io) while all is well, so a dead box is noticed.
+    ///
+    /// Every few minutes Hearth opens the URL (a GET) while every bot works, the AI provider
+    /// answers and the disk has room; when those pings stop — the computer is off, Hearth
+    /// stopped, or something is wrong — the service tells you. Off by default.
+    ///
+    /// Examples:
+    ///   hearth household heartbeat --url https://hc-ping.com/your-check-id --every-minutes 5
+    ///   hearth household heartbeat off
+    ///
+    /// --json prints {"url","every_minutes"} (url null when off).
+    #[command(
+        verbatim_doc_comment,
+        about = "Ping a dead-man's switch (e.g. healthchecks.io) while all is well, so a dead box is noticed"
+    )]
+    Heartbeat(HouseholdHeartbeatArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("beat").required(true).args(["url", "off"])))]
+pub struct HouseholdHeartbeatArgs {
+    /// `off` stops the pings.
+    #[arg(value_parser = ["off"], value_name = "off")]
+    pub off: Option<String>,
+    /// The service's ping URL (https:// or http://).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Minutes between pings, 1 to 1440.
+    #[arg(long, value_name = "MINUTES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1440))]
+    pub every_minutes: u32,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -852,7 +887,7 @@ pub struct MemberPickArgs {
 
 #[derive(Debug, Args)]
 #[command(group(
-    ArgGroup::new("change").required(true).multiple(true).args(["role", "persona", "model", "household_model", "quiet_hours", "voice_replies", "streaming"])
+    ArgGroup::new("change").required(true).multiple(true).args(["role", "persona", "model", "household_model", "quiet_hours", "voice_replies", "streaming", "alerts"])
 ))]
 pub struct MemberSetArgs {
     /// The member's name (any case) or id.
@@ -883,9 +918,26 @@ pub struct MemberSetArgs {
     /// assistant writes), or only when finished. On for everyone unless turned off.
     #[arg(long, value_enum, value_name = "on|off")]
     pub streaming: Option<OnOff>,
+    /// What an admin is told on their phone about the household's health (a bot that stopped
+    /// working, the AI provider failing, the disk nearly full, a failed backup, a restart after
+    /// a power cut): all (and a line when each is fixed; the default), important (only the
+    /// first four) or off. Questions about spending limits still come.
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub alerts: Option<AlertsArg>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What an admin hears about the household's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AlertsArg {
+    /// Every alert, and a line when it is fixed.
+    All,
+    /// A bot that stopped working, the provider down, the disk nearly full, a failed backup.
+    Important,
+    /// None.
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -295,6 +295,29 @@ pub async fn household(data_dir: &Path, command: HouseholdCommand) -> Result<(),
                 other => Err(unexpected_reply(&other)),
             }
         }
+        HouseholdCommand::Heartbeat(args) => {
+            let (url, every_minutes) = match args.url {
+                Some(url) => (Some(url.trim().to_owned()), args.every_minutes),
+                None => (None, 0),
+            };
+            let request = ControlRequest::HouseholdHeartbeat { url: url.clone(), every_minutes };
+            match ask(data_dir, request).await? {
+                ControlReply::Done => {
+                    if args.json {
+                        print_json(&json!({ "url": url, "every_minutes": url.as_ref().map(|_| every_minutes) }));
+                    } else if url.is_some() {
+                        println!(
+                            "Hearth pings the URL every {every_minutes} minutes while all is well. Set the service to \
+                             expect a ping every {every_minutes} minutes (with some grace), so it tells you when they stop."
+                        );
+                    } else {
+                        println!("Heartbeat off: no more pings.");
+                    }
+                    Ok(())
+                }
+                other => Err(unexpected_reply(&other)),
+            }
+        }
         HouseholdCommand::DiskQuota(args) => {
             let mb = args.mb;
             match ask(data_dir, ControlRequest::HouseholdDiskQuota { mb }).await? {

@@ -153,6 +153,33 @@ impl Drop for Watch {
     }
 }
 
+/// Waits until it is time to look at the clock again: `sleep` on the system clock (`None`: never
+/// by itself), or until a manual clock moves (`moved`, the task's [`Watch`]) — for a task that
+/// selects this beside its other inputs. A manual clock's watch is always awaited, so a test's
+/// [`Clock::settled`] sees the task look.
+pub(crate) async fn next_look(moved: Option<&mut Watch>, sleep: Option<std::time::Duration>) {
+    let timer = async {
+        match sleep {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    let clock_moved = async {
+        match moved {
+            Some(w) => {
+                if w.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = timer => {}
+        _ = clock_moved => {}
+    }
+}
+
 impl fmt::Debug for Clock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.manual {

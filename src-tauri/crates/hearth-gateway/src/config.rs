@@ -87,6 +87,10 @@ pub struct GatewayConfig {
     /// How a long-lived task that panicked is restarted, and when the gateway gives up
     /// (`keeper.rs`).
     pub restarts: keeper::Policy,
+    /// How full the data folder's disk is, in percent, for the admins' alerts: `None` measures
+    /// the real disk (`statvfs`, as the app's host line does); tests hand in a probe to play a
+    /// full disk.
+    pub disk_fill: Option<DiskProbe>,
     /// Test-only: panics injected on purpose, to show that a panic is contained. Empty in every
     /// real gateway; not part of the supported API.
     #[doc(hidden)]
@@ -126,8 +130,22 @@ impl GatewayConfig {
             clock: Clock::system(),
             secrets: None,
             restarts: keeper::Policy::default(),
+            disk_fill: None,
             faults: Faults::default(),
         }
+    }
+}
+
+/// Measures how full the disk holding a folder is, in percent (see `GatewayConfig::disk_fill`).
+#[derive(Clone)]
+pub struct DiskProbe(pub Arc<MeasureDisk>);
+
+/// What a [`DiskProbe`] calls: the folder in, percent used out.
+pub type MeasureDisk = dyn Fn(&std::path::Path) -> std::io::Result<u8> + Send + Sync;
+
+impl std::fmt::Debug for DiskProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DiskProbe")
     }
 }
 

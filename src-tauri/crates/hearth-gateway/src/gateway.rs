@@ -18,14 +18,16 @@ use tokio_util::task::TaskTracker;
 
 use crate::broker::{self, Broker, SETTING_PROVIDER_KIND, SETTING_PROVIDER_MODEL, SETTING_PROVIDER_URL};
 use crate::config::GatewayConfig;
+use crate::core::alerts::{self, Alerts, Condition};
 use crate::core::{Core, CoreState, Engine, Event, Roster, Shared};
 use crate::household::backup::{self, Backups};
+use crate::household::heartbeat::{self, Heartbeat};
 use crate::household::kb::Knowledge;
 use crate::household::quota::{self, Quotas};
 use crate::household::reminders::{self, Schedule};
 use crate::isolation;
 use crate::keeper::Keeper;
-use crate::lock::take_lock;
+use crate::lock::{self, take_lock};
 use crate::paths::DataDir;
 use crate::routing::roles::SETTING_IDLE_RESET;
 use crate::secrets::{self, Secrets, SecretsBackend};
@@ -54,6 +56,11 @@ impl Gateway {
         // folders inside. Workers (and the supervisor) get this absolute, link-free path.
         let absolute = crate::data_dir::prepare(dir.root(), Some(isolation::data_dir_mode(level)))?;
         let lock = take_lock(&dir)?;
+        // A marker the last run left behind: it ended without a clean shutdown (the admins hear).
+        let unclean = lock::mark_running(&dir).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not note that Hearth runs; an unexpected stop will go unnoticed");
+            false
+        });
         let worker_socket = match level {
             IsolationLevel::Process => None,
             _ => {
@@ -160,6 +167,9 @@ impl Gateway {
         let roster = state.members.reader();
         let backups = Backups::default();
         backups.set(backup::stored_schedule(&store).await);
+        let (alerts, alert_inbox) = Alerts::new();
+        let beat = Heartbeat::default();
+        beat.set(heartbeat::stored(&store).await);
         let quotas = Quotas::new(quota::Parts {
             store: store.clone(),
             clock: config.clock.clone(),
@@ -192,6 +202,8 @@ impl Gateway {
             keeper: keeper.clone(),
             quotas,
             backups,
+            alerts,
+            heartbeat: beat,
             reminders_wake: Default::default(),
             started: Instant::now(),
             _lock: lock,
@@ -214,6 +226,19 @@ impl Gateway {
             let _ = events.send(Event::Reminders(firings));
         }
         keeper.spawn_vital("the core loop", core.run(events_rx));
+        if unclean {
+            tracing::warn!("the previous run ended without a clean shutdown (a power cut, a crash, kill -9)");
+            engine.alerts.raise(Condition::UncleanStop, "");
+        }
+        let e = engine.clone();
+        keeper.watch("the admins' alerts", move || alerts::run(e.clone(), alert_inbox.clone()));
+        let beat = heartbeat::Parts {
+            setting: engine.heartbeat.subscribe(),
+            well: engine.alerts.all_well(),
+            clock: engine.config.clock.clone(),
+            cancel: cancel.clone(),
+        };
+        keeper.watch("the heartbeat", move || heartbeat::run(beat.clone()));
         let schedule = Schedule {
             store: engine.store.clone(),
             clock: engine.config.clock.clone(),
@@ -227,7 +252,14 @@ impl Gateway {
             let e = e.clone();
             backup::run_schedule(e.backups.subscribe(), cancel2.clone(), chrono::Local::now, move |dir, now| {
                 let e = e.clone();
-                async move { crate::control::backup::backup_into(&e, dir, false, now).await.map_err(|err| err.message) }
+                async move {
+                    let done = crate::control::backup::backup_into(&e, dir, false, now).await.map_err(|err| err.message);
+                    match &done {
+                        Ok(_) => e.alerts.clear(Condition::Backup),
+                        Err(why) => e.alerts.raise(Condition::Backup, why.clone()),
+                    }
+                    done
+                }
             })
         });
         engine.quotas.start(member_ids).await;
@@ -265,6 +297,7 @@ impl Gateway {
             );
         }
         let _ = std::fs::remove_file(inner.dir.control_socket());
+        lock::mark_stopped(&inner.dir);
     }
 
     /// Events as they happen, for the app: see [`GatewayEvent`]. A receiver that falls more

@@ -1,6 +1,10 @@
 //! One gateway per data directory: an exclusive lock on `<data dir>/gateway.lock`, held for the
 //! process's life. A backup or a restore that runs while no gateway serves takes the same lock
 //! ([`lock_at`], through the opened folder), so the two never work on one folder at once.
+//!
+//! Beside the lock, `gateway.running` says a gateway was serving: written at start, removed at a
+//! clean shutdown ([`mark_running`], [`mark_stopped`]). Found at start, it means the last run
+//! ended without one — a power cut, `kill -9`, a crash — which the admins are told.
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -74,4 +78,46 @@ pub(crate) fn lock_at(data: &OwnedFd, data_path: &Path) -> anyhow::Result<File> 
 #[error("another Hearth gateway is already serving {} (the app, or `hearth serve`). Stop it first, or use a different --data-dir", data_dir.display())]
 pub struct AlreadyServing {
     pub data_dir: PathBuf,
+}
+
+/// The marker's name in the data directory.
+const RUNNING: &str = "gateway.running";
+
+/// Records that a gateway serves the folder (the lock must be held). `true` when the marker was
+/// already there: the previous run did not stop cleanly.
+pub(crate) fn mark_running(dir: &DataDir) -> std::io::Result<bool> {
+    let path = dir.root().join(RUNNING);
+    let unclean = std::fs::symlink_metadata(&path).is_ok();
+    if unclean {
+        // A link someone put there is removed, never followed.
+        std::fs::remove_file(&path)?;
+    }
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&path)?;
+    writeln!(file, "{}", std::process::id())?;
+    Ok(unclean)
+}
+
+/// Records a clean shutdown: the next start finds no marker.
+pub(crate) fn mark_stopped(dir: &DataDir) {
+    if let Err(e) = std::fs::remove_file(dir.root().join(RUNNING))
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(error = %e, "could not note the clean shutdown; the next start will report an unexpected stop");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_marker_left_behind_means_an_unclean_stop() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = super::DataDir::new(tmp.path());
+        assert!(!super::mark_running(&dir).unwrap(), "first start");
+        super::mark_stopped(&dir);
+        assert!(!super::mark_running(&dir).unwrap(), "after a clean stop");
+        assert!(super::mark_running(&dir).unwrap(), "after a run that never stopped");
+    }
 }

@@ -156,6 +156,21 @@ pub enum ControlRequest {
     /// turns scheduled backups off. Stored as the household settings `backup.dir` and
     /// `backup.every_hours`.
     BackupSchedule { dest_dir: Option<String>, every_hours: u32 },
+    /// What an admin member is told over Telegram about the household's health (see
+    /// [`AlertLevel`]); stored for any member, read only while they are an admin. Added in
+    /// protocol 8.
+    MemberAlerts { member: String, alerts: AlertLevel },
+    /// A dead-man's switch: while all is well (no bot stopped working, the provider answers, the
+    /// disk has room) the gateway sends a GET to `url` (http or https) every `every_minutes`
+    /// (1..=1440), and none otherwise or while it is stopped, so a service such as
+    /// healthchecks.io notices a dead box. `url: None` turns it off (the default). Stored as the
+    /// household settings `heartbeat.url` and `heartbeat.every_minutes`. Added in protocol 8.
+    HouseholdHeartbeat {
+        #[serde(default)]
+        url: Option<String>,
+        #[serde(default)]
+        every_minutes: u32,
+    },
 }
 
 /// What a member is, for the assistant's tone and care: children and teens get age-appropriate
@@ -404,6 +419,15 @@ impl std::fmt::Debug for ControlRequest {
             Self::BackupSchedule { dest_dir, every_hours } => {
                 f.debug_struct("BackupSchedule").field("dest_dir", dest_dir).field("every_hours", every_hours).finish()
             }
+            Self::MemberAlerts { member, alerts } => {
+                f.debug_struct("MemberAlerts").field("member", member).field("alerts", alerts).finish()
+            }
+            // The URL may carry a token of the monitoring service's (its path or query).
+            Self::HouseholdHeartbeat { url, every_minutes } => f
+                .debug_struct("HouseholdHeartbeat")
+                .field("url", &url.as_ref().map(|_| "<redacted>"))
+                .field("every_minutes", every_minutes)
+                .finish(),
         }
     }
 }
@@ -901,6 +925,10 @@ pub struct MemberSummary {
     /// on when an older gateway does not say.
     #[serde(default = "streaming_by_default")]
     pub streaming: bool,
+    /// What the member is told over Telegram about the household's health while an admin.
+    /// Added in protocol 8.
+    #[serde(default)]
+    pub alerts: AlertLevel,
 }
 
 fn streaming_by_default() -> bool {
@@ -1215,5 +1243,28 @@ mod tests {
         let member: ControlRequest =
             serde_json::from_str(r#"{"type":"member_streaming","member":"Sam","streaming":false}"#).unwrap();
         assert_eq!(member, ControlRequest::MemberStreaming { member: "Sam".into(), streaming: false });
+    }
+
+    /// The alert and heartbeat requests have the shapes the CLI sends; a member from before
+    /// protocol 8 reads as "all"; the heartbeat's URL never reaches `{:?}`.
+    #[test]
+    fn alert_and_heartbeat_shapes() {
+        let alerts: ControlRequest =
+            serde_json::from_str(r#"{"type":"member_alerts","member":"Ana","alerts":"important"}"#).unwrap();
+        assert_eq!(alerts, ControlRequest::MemberAlerts { member: "Ana".into(), alerts: AlertLevel::Important });
+        let off: ControlRequest = serde_json::from_str(r#"{"type":"household_heartbeat"}"#).unwrap();
+        assert_eq!(off, ControlRequest::HouseholdHeartbeat { url: None, every_minutes: 0 });
+        let on = ControlRequest::HouseholdHeartbeat { url: Some("https://hc-ping.com/SECRET-UUID".into()), every_minutes: 5 };
+        let shown = format!("{on:?}");
+        assert!(!shown.contains("SECRET") && shown.contains("redacted"), "{shown}");
+        let old = serde_json::json!({
+            "id": "a", "name": "A", "bot_username": "a_bot", "paired": true, "created_at": "2026-01-01T00:00:00Z",
+            "role": "adult", "paused": false, "persona": "", "model": null, "fallback_model": null,
+            "is_admin": true, "daily_cap_usd": null, "monthly_cap_usd": null
+        });
+        assert_eq!(serde_json::from_value::<MemberSummary>(old).unwrap().alerts, AlertLevel::All);
+        for level in [AlertLevel::All, AlertLevel::Important, AlertLevel::Off] {
+            assert_eq!(level.as_str().parse::<AlertLevel>().unwrap(), level);
+        }
     }
 }

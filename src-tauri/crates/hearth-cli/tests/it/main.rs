@@ -1,6 +1,7 @@
 //! End-to-end tests: the real gateway, real worker processes (`hearth worker`), and the testkit
 //! fakes of Telegram and the LLM on loopback. One test binary, modules by topic.
 
+mod alerts;
 mod backup;
 mod bench;
 mod cli;

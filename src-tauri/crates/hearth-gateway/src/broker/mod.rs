@@ -92,7 +92,25 @@ struct Inner {
     speech: RwLock<speech::SpeechSetting>,
     /// The admin's voice-reply choice; read for a moment per spoken reply.
     voice: RwLock<voice::VoiceSetting>,
+    /// Whether the provider answers, for the admins' alerts and the heartbeat
+    /// ([`Broker::provider_health`]); told only when it changes.
+    health: tokio::sync::watch::Sender<ProviderHealth>,
+    /// Chat calls that failed in a row (an outage, not a refusal at a cap: those never call).
+    failures: Mutex<u32>,
 }
+
+/// Whether the household's provider answers, as its chat calls show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderHealth {
+    /// No call finished since the start.
+    Unknown,
+    Answering,
+    /// [`OUTAGE_CALLS`] calls in a row failed; the last one's error, short.
+    Down(String),
+}
+
+/// Failed calls in a row that make the provider "down".
+pub const OUTAGE_CALLS: u32 = 3;
 
 /// Everything about money the broker decides with.
 pub struct SpendState {
@@ -160,6 +178,8 @@ impl Broker {
                 admin_available: AtomicBool::new(false),
                 speech: RwLock::new(speech::SpeechSetting::Default),
                 voice: RwLock::new(voice::VoiceSetting::Default),
+                health: tokio::sync::watch::channel(ProviderHealth::Unknown).0,
+                failures: Mutex::new(0),
             }),
         }
     }
@@ -179,6 +199,40 @@ impl Broker {
     /// The gateway's database, for the worker pool's audit rows.
     pub(crate) fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Follows whether the provider answers (see [`ProviderHealth`]).
+    pub fn provider_health(&self) -> tokio::sync::watch::Receiver<ProviderHealth> {
+        self.inner.health.subscribe()
+    }
+
+    /// Counts a finished chat call towards [`ProviderHealth`]: an answer resets the count, an
+    /// outage adds to it; a refusal about this one request (a 400 or 413 — too long, an image
+    /// the model cannot take) says nothing about the provider.
+    fn note_outcome(&self, result: &Result<Completion, LlmError>) {
+        let next = match result {
+            Ok(_) => {
+                *self.inner.failures.lock() = 0;
+                ProviderHealth::Answering
+            }
+            Err(LlmError::Status { status: 400 | 413 | 422, .. }) => return,
+            Err(e) => {
+                let mut failures = self.inner.failures.lock();
+                *failures = failures.saturating_add(1);
+                if *failures < OUTAGE_CALLS {
+                    return;
+                }
+                ProviderHealth::Down(outage_detail(e))
+            }
+        };
+        self.inner.health.send_if_modified(|h| {
+            // A provider still down keeps the first error the admins read.
+            let changed = std::mem::discriminant(h) != std::mem::discriminant(&next);
+            if changed {
+                *h = next;
+            }
+            changed
+        });
     }
 
     pub fn set_admin_available(&self, yes: bool) {
@@ -325,6 +379,7 @@ impl Broker {
             return Err(stopped::stopped_error());
         };
         self.settle(member_id, reservation, &result, attempts, latency_ms).await;
+        self.note_outcome(&result);
         result.map_err(|e| {
             tracing::warn!(member = member_id, error = %e, "LLM call failed");
             let images = req.messages.iter().any(|m| !m.images.is_empty());
@@ -489,6 +544,20 @@ impl Broker {
             tracing::error!(ledger_id = id, error = %e, "could not settle a ledger row");
         }
         let _ = self.inner.events.send(SpendEvent::Settled { member_id: member_id.to_owned() });
+    }
+}
+
+/// What the admins read about a provider that stopped answering: the kind of failure, never
+/// the provider's own words (they may quote the request).
+fn outage_detail(e: &LlmError) -> String {
+    match e {
+        LlmError::Timeout { .. } => "it stopped answering in time".into(),
+        LlmError::Network(_) => "it could not be reached".into(),
+        LlmError::Status { status: 401 | 403, .. } => "it refused the API key".into(),
+        LlmError::Status { status: 429, .. } => "it said too many requests".into(),
+        LlmError::Status { status, .. } => format!("it answered with error {status}"),
+        LlmError::Malformed(_) | LlmError::Redirected { .. } => "its answers could not be read".into(),
+        LlmError::Config(_) => "its settings are incomplete".into(),
     }
 }
 

@@ -53,6 +53,7 @@ pub(super) async fn add(e: &Engine, name: String, bot_token: String, role: Role)
         quiet_hours: None,
         voice_replies: Default::default(),
         streaming: true,
+        alerts: Default::default(),
     };
     // The owner is set when their first worker starts (at account level, to their account).
     // With the supervisor, `members/` is root's: the supervisor makes the directory then.

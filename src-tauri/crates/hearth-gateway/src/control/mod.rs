@@ -12,8 +12,8 @@
 //! (prices, caps, admins, fallbacks, the zone, reports), `provider.rs` (setting, testing and
 //! finding providers, and the speech-recognition service), `voice.rs` (voice replies: the
 //! service, its prices, each member's setting), `speech_test.rs` (trying speech in either
-//! direction), `backup.rs` (backups while a gateway serves), `doctor.rs` (`hearth
-//! doctor`), `status.rs`, `socket.rs`.
+//! direction), `backup.rs` (backups while a gateway serves), `alerts.rs` (each admin's alert
+//! setting and the heartbeat), `doctor.rs` (`hearth doctor`), `status.rs`, `socket.rs`.
 
 use hearth_proto::control::{ControlError, ControlReply, ControlRequest, ErrorCode, MemberSummary};
 
@@ -22,6 +22,7 @@ use crate::core::{Engine, Stopping};
 use crate::store::{self, MemberRow};
 use crate::telegram::TokenError;
 
+mod alerts;
 mod assistant;
 pub(crate) mod backup;
 mod doctor;
@@ -118,6 +119,10 @@ pub(crate) async fn handle(e: &Engine, request: ControlRequest) -> Result<Contro
         ControlRequest::MemberVoice { member, voice_replies } => {
             voice::member(e, &member, voice_replies).await.map(ControlReply::Member)
         }
+        ControlRequest::MemberAlerts { member, alerts } => {
+            alerts::member_alerts(e, &member, alerts).await.map(ControlReply::Member)
+        }
+        ControlRequest::HouseholdHeartbeat { url, every_minutes } => alerts::heartbeat(e, url, every_minutes).await,
     }
 }
 
@@ -158,6 +163,7 @@ pub(crate) fn summary(m: MemberRow) -> MemberSummary {
         quiet_hours: m.quiet_hours,
         voice_replies: m.voice_replies,
         streaming: m.streaming,
+        alerts: m.alerts,
         id: m.id,
         name: m.name,
         bot_username: m.bot_username,

@@ -61,16 +61,18 @@ impl Bots {
         let Some(token) = engine.secrets.get(&secrets::bot_token_key(&m.id)) else {
             tracing::error!(member = %m.id, "no token stored for this member's bot; replace the token");
             let state = Arc::new(Mutex::new(BotState::TokenRevoked));
+            engine.alerts.bot_state(&m.id, &BotState::TokenRevoked);
             let bot = telegram::bot(&engine.http, &engine.api_url, "0:missing");
             self.0.insert(m.id.clone(), BotHandle { bot, state, cancel });
             return;
         };
         let bot = telegram::bot(&engine.http, &engine.api_url, &token);
         let state = Arc::new(Mutex::new(BotState::Starting));
-        let notify = engine.notify.clone();
+        let (notify, alerts) = (engine.notify.clone(), engine.alerts.clone());
         let (member_id, name) = (m.id.clone(), m.name.clone());
         let on_change: telegram::StateHook = Arc::new(move |state: &BotState| {
             let _ = notify.send(GatewayEvent::Changed);
+            alerts.bot_state(&member_id, state);
             if matches!(state, BotState::TokenRevoked | BotState::UsedElsewhere) {
                 let trouble =
                     GatewayEvent::BotTrouble { member_id: member_id.clone(), name: name.clone(), state: state.clone() };

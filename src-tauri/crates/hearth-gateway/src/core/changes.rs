@@ -6,7 +6,7 @@
 //! A member change carries the fields as stored, not a whole row read earlier, so a change never
 //! undoes one the loop made meanwhile (a pairing, say).
 
-use hearth_proto::control::{QuietHours, Role, VoiceReplies};
+use hearth_proto::control::{AlertLevel, QuietHours, Role, VoiceReplies};
 
 use super::{Core, LaneItem, inbox_ids};
 use crate::store::MemberRow;
@@ -47,6 +47,8 @@ pub(crate) enum MemberUpdate {
     VoiceReplies(VoiceReplies),
     /// Replies shown as they are written, or only when finished.
     Streaming(bool),
+    /// What the member is told about the household's health while an admin.
+    Alerts(AlertLevel),
     /// What a role preset set: caps and quiet hours together.
     Preset {
         daily: Option<u64>,
@@ -80,6 +82,7 @@ impl MemberUpdate {
             MemberUpdate::QuietHours(q) => m.quiet_hours = q,
             MemberUpdate::VoiceReplies(v) => m.voice_replies = v,
             MemberUpdate::Streaming(s) => m.streaming = s,
+            MemberUpdate::Alerts(a) => m.alerts = a,
             MemberUpdate::Preset { daily, monthly, quiet_hours } => {
                 m.cap_daily_micros = daily;
                 m.cap_monthly_micros = monthly;
@@ -127,6 +130,7 @@ impl Core {
             Change::StartBot { member_id } => self.start_bot(&member_id),
             Change::Removed { member_id } => {
                 self.bots.write(|b| b.stop(&member_id));
+                self.engine.alerts.forget(super::alerts::Condition::Bot(member_id.clone()));
                 self.members.write(|r| r.remove(&member_id));
                 self.activity.write(|a| a.remove(&member_id));
                 self.paused_notes.remove(&member_id);

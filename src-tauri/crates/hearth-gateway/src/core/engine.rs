@@ -75,6 +75,10 @@ pub(crate) struct Shared {
     pub(crate) backups: Backups,
     /// Wakes the reminder timer when a worker reported a changed schedule.
     pub(crate) reminders_wake: Wake,
+    /// Conditions the admins are alerted about (`alerts/`).
+    pub(crate) alerts: super::alerts::Alerts,
+    /// The heartbeat in force (`household/heartbeat.rs`).
+    pub(crate) heartbeat: crate::household::heartbeat::Heartbeat,
     pub(crate) started: Instant,
     // The core loop's state, read-only.
     pub(crate) members: Reader<Roster>,

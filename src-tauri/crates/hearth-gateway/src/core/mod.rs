@@ -29,7 +29,8 @@
 //! shown as a draft while it is written), `media.rs` (a turn's files:
 //! fetched, heard, held), `voice.rs` (answering in voice), `albums.rs` (an album's parts into one turn), `notices.rs` (spend
 //! notices and the admin's buttons), `reminders.rs` (delivering due reminders), `changes.rs` (the admin's
-//! changes).
+//! changes), `alerts/` (the admins' alerts: a task of its own, the one writer of the `alerts`
+//! table).
 
 use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
@@ -40,6 +41,7 @@ use hearth_proto::control::{GatewayEvent, TurnActivity};
 use hearth_proto::worker::TurnKind;
 use tokio::sync::{mpsc, oneshot};
 
+pub(crate) mod alerts;
 mod albums;
 mod bots;
 mod changes;

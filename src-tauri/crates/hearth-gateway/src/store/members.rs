@@ -1,6 +1,6 @@
 //! The `members` and `bots` tables: who is in the household, their settings and their bot.
 
-use hearth_proto::control::{Role, VoiceReplies};
+use hearth_proto::control::{AlertLevel, Role, VoiceReplies};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
@@ -37,12 +37,14 @@ pub struct MemberRow {
     pub voice_replies: VoiceReplies,
     /// Replies shown as they are written (drafts in a private chat); on unless turned off.
     pub streaming: bool,
+    /// What the member is told about the household's health over Telegram while an admin.
+    pub alerts: AlertLevel,
 }
 
 const MEMBER_COLUMNS: &str = "m.rowid, m.id, m.name, m.persona, m.telegram_user_id, m.chat_id, m.created_at, \
                               b.bot_id, b.username, b.next_offset, m.is_admin, m.cap_daily_micros, \
                               m.cap_monthly_micros, m.fallback_model, m.role, m.paused, m.model, m.quiet_hours, \
-                              m.voice_replies, m.streaming";
+                              m.voice_replies, m.streaming, m.alerts";
 
 fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
     Ok(MemberRow {
@@ -70,6 +72,8 @@ fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
         // the default.
         voice_replies: r.get::<_, String>(18)?.parse().unwrap_or_default(),
         streaming: r.get(19)?,
+        // Written only by `set_member_alerts`; a hand edit that does not parse reads as "all".
+        alerts: r.get::<_, String>(20)?.parse().unwrap_or_default(),
     })
 }
 
@@ -179,6 +183,11 @@ pub fn set_member_voice_replies(conn: &Connection, member_id: &str, voice: Voice
 
 pub fn set_member_streaming(conn: &Connection, member_id: &str, streaming: bool) -> Result<(), StoreError> {
     conn.execute("UPDATE members SET streaming = ?2 WHERE id = ?1", params![member_id, streaming])?;
+    Ok(())
+}
+
+pub fn set_member_alerts(conn: &Connection, member_id: &str, alerts: AlertLevel) -> Result<(), StoreError> {
+    conn.execute("UPDATE members SET alerts = ?2 WHERE id = ?1", params![member_id, alerts.as_str()])?;
     Ok(())
 }
 

@@ -7,7 +7,7 @@
 //! on SQLite. WAL mode lets readers (a backup, `sqlite3` for support) look while we write.
 //!
 //! This file holds the handle and the migrations; the functions live one file per table group —
-//! `members.rs` (members and bots), `pairing.rs`, `inbox.rs`, `reminders.rs`, `strangers.rs`,
+//! `members.rs` (members and bots), `alerts.rs` (what the admins were told about), `pairing.rs`, `inbox.rs`, `reminders.rs`, `strangers.rs`,
 //! `ledger.rs` (and the reports read from it), `spend.rs` (caps, prices, grants, notices,
 //! approvals) and `settings.rs` (audit and settings) — and are all re-exported here, so a caller
 //! writes `store::list_members` whichever file it is in.
@@ -18,6 +18,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use rusqlite::Connection;
 
+mod alerts;
 mod inbox;
 mod ledger;
 mod members;
@@ -30,6 +31,7 @@ mod strangers;
 mod tests;
 
 // One flat `store::` namespace for callers: the files split the tables, not the API.
+pub use alerts::*;
 pub use inbox::*;
 pub use ledger::*;
 pub use members::*;

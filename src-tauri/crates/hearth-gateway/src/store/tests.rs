@@ -33,6 +33,7 @@ fn member(id: &str, bot_id: i64) -> MemberRow {
         quiet_hours: None,
         voice_replies: Default::default(),
         streaming: true,
+        alerts: Default::default(),
     }
 }
 
@@ -190,4 +191,34 @@ fn a_newer_schema_is_refused_clearly() {
     }
     let err = Store::open(&path).err().unwrap().to_string();
     assert!(err.contains("newer"), "{err}");
+}
+
+#[test]
+fn alert_rows_and_each_members_alert_setting_are_kept() {
+    let (_d, s) = store();
+    s.call_sync(|c| {
+        insert_member(c, &member("ana", 11))?;
+        assert_eq!(find_member(c, "ana")?.unwrap().alerts, hearth_proto::control::AlertLevel::All, "the default");
+        set_member_alerts(c, "ana", hearth_proto::control::AlertLevel::Important)?;
+        assert_eq!(find_member(c, "ana")?.unwrap().alerts, hearth_proto::control::AlertLevel::Important);
+
+        let row = AlertRow {
+            key: "bot:ana".into(),
+            raised_at: 10,
+            detail: "token_revoked".into(),
+            told_at: Some(10),
+            cleared_at: None,
+            cleared_told_at: None,
+        };
+        put_alert(c, &row)?;
+        let cleared = AlertRow { cleared_at: Some(20), ..row.clone() };
+        put_alert(c, &cleared)?;
+        put_alert(c, &AlertRow { key: "disk".into(), detail: "93".into(), ..row })?;
+        assert_eq!(get_alert(c, "bot:ana")?, Some(cleared));
+        assert_eq!(list_alerts(c)?.iter().map(|a| a.key.as_str()).collect::<Vec<_>>(), ["bot:ana", "disk"]);
+        delete_alert(c, "bot:ana")?;
+        assert_eq!(get_alert(c, "bot:ana")?, None);
+        Ok(())
+    })
+    .unwrap();
 }
