@@ -37,10 +37,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::CHUNK_LIMIT;
 use super::draft::{DraftText, bot_id, render_draft};
 use super::reply::{ReplyChunk, render_reply};
 use super::send::{SendError, is_transient, send_chunks, with_send_retries};
-use super::CHUNK_LIMIT;
 
 /// The shortest pause between two requests about one preview message.
 pub const EDIT_GAP: Duration = Duration::from_secs(1);
