@@ -397,6 +397,7 @@ mod tests {
             isolation: IsolationLevel::AccountSandbox,
             speech: None,
             voice: None,
+            provider_connections: None,
         }
     }
 

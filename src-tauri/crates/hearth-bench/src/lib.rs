@@ -17,6 +17,7 @@
 //!
 //! Modules: `harness` (the simulated services, the gateway process, the household, `/proc`
 //! readings), `scenarios` (idle, fan-out, overhead & throughput, head-of-line, cold start),
+//! `voice` (a voice note's way), `streaming` (first visible text, and streaming's cost),
 //! `report` (summaries, machine details, targets, tables). `main.rs` only parses the command line
 //! and prints what [`run`] returns; hearth-cli's `tests/it/bench.rs` calls [`run`] with the
 //! `hearth` binary of its own build.
@@ -31,6 +32,7 @@ use serde_json::json;
 mod harness;
 mod report;
 mod scenarios;
+mod streaming;
 mod voice;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -41,6 +43,7 @@ enum Scenario {
     HeadOfLine,
     ColdStart,
     Voice,
+    Streaming,
 }
 
 /// Benchmarks of the Hearth gateway on local fakes.
@@ -134,6 +137,15 @@ pub struct Cli {
     /// Voice: the fake's latency per call, transcription and chat (ms).
     #[arg(long)]
     voice_latency_ms: Option<u64>,
+    /// Streaming: members answered at once, streaming on against off.
+    #[arg(long)]
+    stream_members: Option<usize>,
+    /// Streaming: messages timed one at a time, each way (on and off).
+    #[arg(long)]
+    stream_repeats: Option<usize>,
+    /// Streaming: rounds of every member at once, each way (alternating on and off).
+    #[arg(long)]
+    stream_rounds: Option<usize>,
 }
 
 /// Everything a scenario is told: a preset with the command line's overrides applied.
@@ -161,6 +173,9 @@ pub(crate) struct Params {
     pub voice_notes: usize,
     pub voice_in_flight: usize,
     pub voice_latency: Duration,
+    pub stream_members: usize,
+    pub stream_repeats: usize,
+    pub stream_rounds: usize,
 }
 
 impl Params {
@@ -190,6 +205,9 @@ impl Params {
             voice_notes: 10,
             voice_in_flight: 20,
             voice_latency: Duration::from_secs(1),
+            stream_members: 20,
+            stream_repeats: 5,
+            stream_rounds: 2,
         }
     }
 
@@ -210,6 +228,9 @@ impl Params {
             hol_phase: Duration::from_secs(4),
             cold_members: 3,
             voice_notes: 3,
+            stream_members: 5,
+            stream_repeats: 2,
+            stream_rounds: 1,
             ..Self::full(hearth)
         }
     }
@@ -243,6 +264,9 @@ impl Params {
         set!(voice_notes, c.voice_notes);
         set!(voice_in_flight, c.voice_in_flight);
         set!(voice_latency, c.voice_latency_ms.map(Duration::from_millis));
+        set!(stream_members, c.stream_members);
+        set!(stream_repeats, c.stream_repeats);
+        set!(stream_rounds, c.stream_rounds);
     }
 
     fn json(&self) -> serde_json::Value {
@@ -260,6 +284,8 @@ impl Params {
             "hol_phase_s": self.hol_phase.as_secs(), "hol_latency_ms": self.hol_latency.as_millis() as u64,
             "cold_members": self.cold_members, "voice_notes": self.voice_notes,
             "voice_in_flight": self.voice_in_flight, "voice_latency_ms": self.voice_latency.as_millis() as u64,
+            "stream_members": self.stream_members, "stream_repeats": self.stream_repeats,
+            "stream_rounds": self.stream_rounds,
         })
     }
 }
@@ -292,7 +318,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
     }
     let machine = report::machine(&hearth);
     let scenarios = if cli.scenario.is_empty() {
-        vec![Scenario::Idle, Scenario::Fanout, Scenario::Overhead, Scenario::HeadOfLine, Scenario::ColdStart, Scenario::Voice]
+        vec![
+            Scenario::Idle,
+            Scenario::Fanout,
+            Scenario::Overhead,
+            Scenario::HeadOfLine,
+            Scenario::ColdStart,
+            Scenario::Voice,
+            Scenario::Streaming,
+        ]
     } else {
         cli.scenario.clone()
     };
@@ -308,6 +342,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<String> {
             Scenario::HeadOfLine => scenarios::head_of_line(&p).await,
             Scenario::ColdStart => scenarios::cold_start(&p).await,
             Scenario::Voice => voice::voice(&p).await,
+            Scenario::Streaming => streaming::streaming(&p).await,
         }
         .with_context(|| format!("scenario {s:?}"))?;
         section.json["duration_s"] = json!(report::r2(t0.elapsed().as_secs_f64()));

@@ -14,7 +14,8 @@ use hearth_proto::control::{
 use serde_json::json;
 
 use crate::args::{
-    Kind, MemberCommand, MemberPickArgs, ProviderCommand, ProviderSetArgs, ProviderSpeechArgs, RoleArg, StatusArgs,
+    Kind, MemberCommand, MemberPickArgs, ProviderCommand, ProviderConnectionsArgs, ProviderSetArgs, ProviderSpeechArgs,
+    RoleArg, StatusArgs,
 };
 use crate::failure::Failure;
 use crate::secret;
@@ -62,6 +63,7 @@ pub async fn provider(data_dir: &Path, command: ProviderCommand) -> Result<(), F
         ProviderCommand::Voice(args) => return crate::voice::provider_voice(data_dir, args).await,
         ProviderCommand::TestSpeech(args) => return crate::voice::test_speech(data_dir, args).await,
         ProviderCommand::Show(args) => return provider_show(data_dir, args.json).await,
+        ProviderCommand::Connections(args) => return provider_connections(data_dir, args).await,
     };
     ensure_running(data_dir).await?;
     let api_key = api_key(&args).await?;
@@ -155,6 +157,25 @@ pub(crate) async fn service_key(
 }
 
 /// `hearth provider show`: the chat provider, the speech service and the voice replies in use.
+/// `hearth provider connections N`.
+async fn provider_connections(data_dir: &Path, args: ProviderConnectionsArgs) -> Result<(), Failure> {
+    let max = args.max;
+    match ask(data_dir, ControlRequest::ProviderConnections { max }).await? {
+        ControlReply::Done => {
+            if args.json {
+                print_json(&json!({ "max_connections": max }));
+            } else {
+                println!(
+                    "At most {max} answers are written at once across the household; \
+                     a member's next one waits in line until one finishes."
+                );
+            }
+            Ok(())
+        }
+        other => Err(unexpected_reply(&other)),
+    }
+}
+
 async fn provider_show(data_dir: &Path, json: bool) -> Result<(), Failure> {
     let provider = match ask(data_dir, ControlRequest::Status).await? {
         ControlReply::Status(status) => status.provider,
@@ -563,6 +584,9 @@ pub fn render_status(r: &StatusReport) -> String {
         r.worker_processes,
         r.isolation.as_str()
     );
+    if let Some(c) = r.provider_connections {
+        out += &format!("Provider calls open: {} of {} at most\n", c.open, c.max);
+    }
     if r.isolation == IsolationLevel::Process {
         out += "⚠ Isolation \"process\" is the weaker development level: every member's worker runs as this same OS\n  \
                 user, so members' data is separated by directory permissions only.\n";
@@ -719,7 +743,7 @@ fn duration(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hearth_proto::control::{DayUsage, DiskUsage, ProviderSummary};
+    use hearth_proto::control::{DayUsage, DiskUsage, ProviderConnections, ProviderSummary};
 
     #[test]
     fn local_urls_are_recognised() {
@@ -780,6 +804,7 @@ mod tests {
             isolation: IsolationLevel::Process,
             speech: None,
             voice: None,
+            provider_connections: Some(ProviderConnections { open: 1, max: 256 }),
         };
         insta::assert_snapshot!(render_status(&report));
 

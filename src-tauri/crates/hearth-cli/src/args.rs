@@ -209,6 +209,7 @@ impl Command {
             Command::Provider(ProviderCommand::Voice(a)) => a.json,
             Command::Provider(ProviderCommand::TestSpeech(a)) => a.json,
             Command::Provider(ProviderCommand::Show(a)) => a.json,
+            Command::Provider(ProviderCommand::Connections(a)) => a.json,
             Command::Member(MemberCommand::Add(a)) => a.json,
             Command::Member(MemberCommand::List(a)) => a.json,
             Command::Member(MemberCommand::Remove(a) | MemberCommand::Pair(a) | MemberCommand::Token(a)) => a.json,
@@ -357,6 +358,34 @@ pub enum ProviderCommand {
         about = "Show the AI provider, the speech recognition and the voice replies in use (never a key)"
     )]
     Show(JsonArgs),
+    /// How many answers may be written at once across the household (calls open to the AI
+    /// provider, voice messages being heard and replies spoken included); default 256.
+    ///
+    /// A member whose answer would open one more waits in line until one finishes — without
+    /// holding up anyone else's turn. Lower it for a model server that takes only a few requests
+    /// at a time (a local Ollama on a small machine) or a provider's limit on concurrent
+    /// requests; `hearth status` shows how many are open. A lower number takes effect as calls
+    /// finish (none is cut off).
+    ///
+    /// Example:
+    ///   hearth provider connections 4
+    ///
+    /// --json prints {"max_connections"}.
+    #[command(
+        verbatim_doc_comment,
+        about = "How many answers may be written at once across the household (calls open to the AI provider)"
+    )]
+    Connections(ProviderConnectionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProviderConnectionsArgs {
+    /// Provider calls open at once, 1 to 10000.
+    #[arg(value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max: u32,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -155,6 +155,8 @@ impl Gateway {
             }
         }
         broker.set_speech(broker::speech::load_setting(&store, secrets.get(broker::speech::SPEECH_KEY)).await?);
+        let connections = store.call(|c| broker::connections::load_max(c)).await.context("load provider connections")?;
+        broker.set_max_connections(connections);
         broker.set_voice(broker::voice::load_setting(&store, secrets.get(broker::voice::VOICE_KEY)).await?);
 
         // The core loop's state: its writers go to the loop, their readers into the engine.
@@ -193,7 +195,7 @@ impl Gateway {
             workers,
             http,
             api_url,
-            drafts: Default::default(),
+            previews: Default::default(),
             stops: Default::default(),
             events: events.clone(),
             inbox_tx,

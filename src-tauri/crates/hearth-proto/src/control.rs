@@ -24,6 +24,11 @@ pub enum ControlRequest {
     ProviderTest { kind: ProviderKind, base_url: String, model: String, api_key: String },
     /// Look for model servers on this machine (Ollama, LM Studio) and the models they offer.
     ProviderDetect,
+    /// How many provider calls (answers being written, voice notes heard, replies spoken) may be
+    /// open at once across the household (1..=10 000; default 256), from now on. A call waiting
+    /// for one waits in line and holds no turn slot. Stored as the household setting
+    /// `provider.max_connections`. Added in protocol 8.
+    ProviderConnections { max: u32 },
     /// Use this speech-recognition service for voice notes and audio (an OpenAI-compatible
     /// `POST {base_url}/audio/transcriptions`: OpenAI, Groq, a local whisper server). `api_key`
     /// may be empty (a local server needs none). Replaces the default (the chat provider's own
@@ -319,6 +324,7 @@ impl std::fmt::Debug for ControlRequest {
                 .field("api_key", &"<redacted>")
                 .finish(),
             Self::ProviderDetect => f.write_str("ProviderDetect"),
+            Self::ProviderConnections { max } => f.debug_struct("ProviderConnections").field("max", max).finish(),
             Self::SpeechSet { base_url, model, .. } => f
                 .debug_struct("SpeechSet")
                 .field("base_url", base_url)
@@ -952,6 +958,17 @@ pub struct StatusReport {
     /// Voice replies in force. Added in protocol 7.
     #[serde(default)]
     pub voice: Option<VoiceSummary>,
+    /// Provider calls open now and the bound on them. Added in protocol 8.
+    #[serde(default)]
+    pub provider_connections: Option<ProviderConnections>,
+}
+
+/// Provider calls open at once across the household, against the admin's bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderConnections {
+    /// Calls open now (above `max` for a while after the bound was lowered: none is cut off).
+    pub open: u32,
+    pub max: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

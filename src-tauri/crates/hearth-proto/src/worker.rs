@@ -35,7 +35,17 @@ pub enum GatewayToWorker {
     /// needs a frame larger than the socket's cap.
     AttachmentChunk { turn_id: u64, inbox_id: i64, offset: u64, data: String },
     Turn(Turn),
-    CompletionResult { request_id: u64, result: Result<Completion, BrokerError> },
+    CompletionResult {
+        request_id: u64,
+        result: Result<Completion, BrokerError>,
+        /// The member pressed Stop while this completion was written (`result` is then an
+        /// error): the words they were shown, marked as stopped, which the gateway sends them as
+        /// the turn's reply. The worker keeps them in its history as the answer to the turn's
+        /// messages — so the next turn's model sees what was said, and the question is not asked
+        /// again as if unanswered — and ends the turn with them. Added in protocol 8.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stopped: Option<String>,
+    },
     /// The answer to a [`WorkerToGateway::KbSearch`] with the same `request_id`: at most
     /// [`KB_MAX_HITS`] hits, best first, their snippets [`KB_MAX_CHARS`] long together; or a
     /// plain sentence saying why there are none (for the model to read).

@@ -198,6 +198,18 @@ impl LlmCall {
     fn messages(&self) -> &[Value] {
         self.body.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
     }
+
+    /// Each message's role and text, in order (OpenAI's `system` message included): what the
+    /// model was told, turn by turn.
+    pub fn conversation(&self) -> Vec<(String, String)> {
+        self.messages()
+            .iter()
+            .map(|m| {
+                let role = m.get("role").and_then(Value::as_str).unwrap_or_default().to_owned();
+                (role, m.get("content").map(|c| content_texts(c).join("\n")).unwrap_or_default())
+            })
+            .collect()
+    }
 }
 
 /// One image in a chat request.
@@ -430,6 +442,9 @@ struct Shared {
     next_id: AtomicU64,
     /// Streamed responses the client went away from before their last frame.
     streams_dropped: AtomicU64,
+    /// Chat requests being answered now ([`InFlight`]), and the most there were at once.
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
 }
 
 struct Settings {
@@ -482,6 +497,8 @@ impl FakeLlm {
             stop: stop.clone(),
             next_id: AtomicU64::new(1),
             streams_dropped: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            peak_in_flight: AtomicU64::new(0),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(openai_route))
@@ -519,6 +536,23 @@ impl FakeLlm {
     /// connection (a stopped answer), seen when the next frame could not be written.
     pub fn streams_dropped(&self) -> u64 {
         self.shared.streams_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Chat requests being answered right now: from their arrival (latency included) to the last
+    /// byte of their answer, or until the client went away.
+    pub fn in_flight(&self) -> u64 {
+        self.shared.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The most chat requests that were being answered at once since the start (or the last
+    /// [`reset_peak_in_flight`](Self::reset_peak_in_flight)).
+    pub fn peak_in_flight(&self) -> u64 {
+        self.shared.peak_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Starts counting the peak afresh from the requests in flight now.
+    pub fn reset_peak_in_flight(&self) {
+        self.shared.peak_in_flight.store(self.in_flight(), Ordering::Relaxed);
     }
 
     /// What answers when no rule and no queued reply does. Called without any lock held, so it
@@ -711,6 +745,7 @@ struct Answer<'a> {
 }
 
 async fn respond(shared: Arc<Shared>, api: Api, headers: HeaderMap, body: Bytes) -> Response {
+    let in_flight = InFlight::start(&shared);
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
     let json = parsed.clone().unwrap_or(Value::Null);
     let api_key = match api {
@@ -814,7 +849,7 @@ async fn respond(shared: Arc<Shared>, api: Api, headers: HeaderMap, body: Bytes)
             // Half the frames: always at least one, never the terminal one.
             frames.truncate(frames.len() / 2);
         }
-        stream_response(shared, frames, chunk_delay)
+        stream_response(shared, frames, chunk_delay, in_flight)
     } else {
         let mut body = match api {
             Api::OpenAi => openai::completion(&answer),
@@ -1019,8 +1054,10 @@ fn sse_response(body: Body) -> Response {
     response
 }
 
-fn stream_response(shared: Arc<Shared>, frames: Vec<String>, chunk_delay: Duration) -> Response {
+fn stream_response(shared: Arc<Shared>, frames: Vec<String>, chunk_delay: Duration, in_flight: InFlight) -> Response {
     let body = async_stream::stream! {
+        // In flight until the last frame is written or the client goes away.
+        let _in_flight = in_flight;
         let mut unfinished = Unfinished(Some(shared.clone()));
         for (i, frame) in frames.into_iter().enumerate() {
             if i > 0 && !shared.pause(chunk_delay).await {
@@ -1031,6 +1068,23 @@ fn stream_response(shared: Arc<Shared>, frames: Vec<String>, chunk_delay: Durati
         unfinished.0 = None;
     };
     sse_response(Body::from_stream(body))
+}
+
+/// One chat request being answered, counted in [`FakeLlm::in_flight`] until dropped.
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn start(shared: &Arc<Shared>) -> InFlight {
+        let now = shared.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        shared.peak_in_flight.fetch_max(now, Ordering::Relaxed);
+        InFlight(shared.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Counts a streamed response dropped before its end (its `Shared` is taken when it ends).

@@ -7,7 +7,8 @@
 //! [`FakeTelegram::press_button`], and media: [`FakeTelegram::send_voice`],
 //! [`FakeTelegram::send_audio`], [`FakeTelegram::send_photo`], [`FakeTelegram::send_album`],
 //! [`FakeTelegram::send_document`]) and reads what the bots did ([`FakeTelegram::sent`] — voice
-//! notes from `sendVoice` included —, [`FakeTelegram::wait_for_sent`],
+//! notes from `sendVoice` included, with each message's accepted `editMessageText` texts and
+//! whether `deleteMessage` took it —, [`FakeTelegram::wait_for_sent`],
 //! [`FakeTelegram::callback_answers`], [`FakeTelegram::chat_actions`], [`FakeTelegram::drafts`],
 //! [`FakeTelegram::downloads`], [`FakeTelegram::requests`]).
 //!
@@ -100,6 +101,8 @@ pub struct SentMessage {
     /// `sendVoice`: the voice note sent (then `text` is its caption, maybe empty, and `source`
     /// the caption as sent).
     pub voice: Option<SentVoice>,
+    /// The bot deleted it (`deleteMessage`); the chat no longer shows it.
+    pub deleted: bool,
 }
 
 /// A draft a bot showed with `sendMessageDraft` (a preview Telegram animates; not a message).

@@ -65,6 +65,22 @@ impl Link {
     }
 }
 
+/// A completion the member stopped, as the step loop sees it: the answer is what they were shown
+/// (marked as stopped), with no tool to call, so the loop keeps it in history as the reply to the
+/// turn's messages and ends the turn with it — the question is answered, as far as it went.
+fn stopped_answer(shown: String) -> Completion {
+    Completion {
+        text: shown,
+        model: String::new(),
+        usage: Default::default(),
+        finish_reason: Some(STOPPED_BY_MEMBER.to_owned()),
+        tool_calls: Vec::new(),
+    }
+}
+
+/// The finish reason of a completion the member stopped.
+pub const STOPPED_BY_MEMBER: &str = "stopped_by_member";
+
 impl Broker for Link {
     async fn complete(
         &mut self,
@@ -76,8 +92,11 @@ impl Broker for Link {
         self.send(&WorkerToGateway::Complete { request_id, turn_id, request }).await?;
         loop {
             match self.recv().await? {
-                GatewayToWorker::CompletionResult { request_id: id, result } if id == request_id => {
-                    return Ok(result);
+                GatewayToWorker::CompletionResult { request_id: id, result, stopped } if id == request_id => {
+                    return Ok(match stopped {
+                        Some(shown) => Ok(stopped_answer(shown)),
+                        None => result,
+                    });
                 }
                 GatewayToWorker::Shutdown => {
                     // "Finish what you are doing": the answer is paid for, so wait for it.

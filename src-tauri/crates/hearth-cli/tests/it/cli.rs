@@ -563,6 +563,17 @@ async fn admin_commands_against_a_running_gateway() {
         assert!(text.contains(part), "status should show {part:?}:\n{text}");
     }
 
+    // provider connections: the bound on calls open at once, shown by status.
+    let ran = run(d, &["provider", "connections", "8", "--json"], None, &[]).await;
+    assert_eq!(ran.expect_code(0).json(), serde_json::json!({"max_connections": 8}));
+    let status = run(d, &["status", "--json"], None, &[]).await.json();
+    assert_eq!(status["provider_connections"], serde_json::json!({"open": 0, "max": 8}), "{status}");
+    let text = run(d, &["status"], None, &[]).await.stdout;
+    assert!(text.contains("Provider calls open: 0 of 8 at most"), "{text}");
+    let ran = run(d, &["provider", "connections", "0"], None, &[]).await;
+    assert_ne!(ran.code, Some(0), "{ran:#?}");
+    assert!(ran.stderr.contains("1..=10000"), "{ran:#?}");
+
     // member remove, then it is gone.
     let ran = run(d, &["member", "remove", "Ben", "--json"], None, &[]).await;
     assert_eq!(ran.expect_code(0).json(), serde_json::json!({"removed": "Ben"}));

@@ -1,7 +1,11 @@
 //! Replies shown as they are written (issue 16): drafts in the member's private chat while the
 //! fake model streams, throttled, rendered so the fake Telegram's HTML parser accepts every one,
-//! then the finished reply once; the fallbacks (a server without drafts, a 429) and the member's
-//! switch; and the dashboard's "writing" while it happens.
+//! then the finished reply once; the fallbacks (a server without drafts gets one message edited
+//! in place, which becomes the reply; a 429) and the member's switch; Stop, and what the worker
+//! keeps of a stopped answer; and the dashboard's "writing" while it happens.
+//!
+//! (A group chat would get the edited message too, but no group chat reaches a turn: the router
+//! ignores them, so the 400 path is what shows it here; `telegram/preview.rs` tests the choice.)
 
 use std::time::Duration;
 
@@ -133,28 +137,161 @@ async fn a_member_who_turned_streaming_off_gets_no_drafts_and_the_same_ledger() 
     h.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_without_drafts_is_remembered_and_the_reply_still_comes() {
-    let h = Household::new(1).await;
-    let token = h.members[0].bot.token.clone();
+/// The requests about the member's chat that showed or changed a message (`sendMessage`,
+/// `editMessageText`) since `since`, in arrival order: the preview's pace.
+fn message_requests(h: &Household, i: usize, since: usize) -> Vec<hearth_testkit::telegram::RecordedRequest> {
+    let token = &h.members[i].bot.token;
+    h.tg.requests()
+        .into_iter()
+        .skip(since)
+        .filter(|r| &r.token == token && (r.method == "sendMessage" || r.method == "editMessageText"))
+        .collect()
+}
+
+/// Whether `shown` is how [`THIRTY_WORDS`] begins, as written so far (half-written Markdown shows
+/// as it stands: "**a" until the bold closes).
+fn begins(shown: &str) -> bool {
+    let shown = shown.trim_end();
+    let plain: String = THIRTY_WORDS.replace("**", "").replace('`', "");
+    !shown.is_empty() && (THIRTY_WORDS.starts_with(shown) || plain.starts_with(shown))
+}
+
+/// A server that answers 400 "method not found" to drafts.
+fn no_drafts(h: &Household, i: usize) {
     h.tg.inject(
-        &token,
+        &h.members[i].bot.token,
         Fault::MethodFails {
             method: "sendmessagedraft".into(),
             status: 400,
             description: "Bad Request: method not found".into(),
-            times: 100,
+            times: 1000,
         },
     );
-    h.say(0, "one");
-    let sent = h.replies(0, 2, T).await;
-    assert_eq!(sent[1].text, "You said: one");
-    h.say(0, "two");
-    let sent = h.replies(0, 3, T).await;
-    assert_eq!(sent[2].text, "You said: two");
+}
+
+/// Thirty words over about three seconds, as the Done-when figure asks.
+fn three_second_stream(h: &Household) {
+    let frames = THIRTY_WORDS.chars().count().div_ceil(12) + 3;
+    h.llm.set_stream_chunk_delay(Duration::from_millis(3000 / frames as u64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_drafts_gets_one_message_edited_in_place_and_is_remembered() {
+    let h = Household::new(1).await;
+    let token = h.members[0].bot.token.clone();
+    no_drafts(&h, 0);
+    three_second_stream(&h);
+    h.llm.push_reply(Reply::text(THIRTY_WORDS));
+    let plain: String = THIRTY_WORDS.replace("**", "").replace('`', "");
+    let since = h.tg.requests().len();
+    h.say(0, "tell me about gardens");
+    h.replies(0, 2, T).await;
     h.settled().await;
-    assert_eq!(draft_requests(&h, 0).len(), 1, "tried once, then remembered");
-    assert!(h.tg.chat_actions(&token).iter().any(|(_, a)| a == "typing"), "typing shows instead");
+
+    // One message: the preview, edited as the model wrote, became the reply.
+    let sent = h.tg.sent(&token);
+    assert_eq!(sent.len(), 2, "the answer is one message, never a preview plus the reply");
+    let answer = &sent[1];
+    assert_eq!(answer.current_text(), plain, "the finished reply holds the whole text");
+    assert!(!answer.deleted);
+    assert!(answer.edits.len() >= 2, "edited while written, then made the reply: {:?}", answer.edits);
+    assert!(begins(&answer.text) && answer.text.len() < plain.len(), "{:?}", answer.text);
+    for pair in answer.edits.windows(2) {
+        assert!(pair[1].len() >= pair[0].len(), "{:?} then {:?}", pair[0], pair[1]);
+    }
+    // No faster than one request a second about the message, and every one accepted.
+    let shown = message_requests(&h, 0, since);
+    assert_eq!(shown[0].method, "sendMessage");
+    assert_eq!(shown.iter().filter(|r| r.method == "sendMessage").count(), 1);
+    for r in &shown {
+        assert_eq!(r.status, 200, "{:?}: {:?}", r.params, r.error);
+    }
+    for pair in shown.windows(2) {
+        let apart = pair[1].at.duration_since(pair[0].at);
+        assert!(apart >= Duration::from_millis(999), "two requests {apart:?} apart");
+    }
+    // A message has no Stop button, and "typing…" showed meanwhile.
+    assert!(shown.iter().all(|r| r.params.get("reply_markup").is_none()));
+    assert!(h.tg.chat_actions(&token).iter().any(|(_, a)| a == "typing"));
+    assert_eq!(draft_requests(&h, 0).len(), 1, "drafts tried once");
+
+    // Remembered: the next turn goes straight to the edited message.
+    h.llm.push_reply(Reply::text(THIRTY_WORDS));
+    h.say(0, "and again");
+    h.replies(0, 3, T).await;
+    h.settled().await;
+    assert_eq!(draft_requests(&h, 0).len(), 1, "no draft request in the second turn");
+    let sent = h.tg.sent(&token);
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[2].current_text(), plain);
+    assert!(!sent[2].edits.is_empty());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_that_cannot_become_the_reply_is_replaced_by_it_once() {
+    let h = Household::new(1).await;
+    let token = h.members[0].bot.token.clone();
+    no_drafts(&h, 0);
+    // Every edit refused (the member deleted the preview, say): the preview stops, and the
+    // finished reply comes as a message of its own.
+    h.tg.inject(
+        &token,
+        Fault::MethodFails {
+            method: "editMessageText".into(),
+            status: 400,
+            description: "Bad Request: message to edit not found".into(),
+            times: 1000,
+        },
+    );
+    three_second_stream(&h);
+    h.llm.push_reply(Reply::text(THIRTY_WORDS));
+    let plain: String = THIRTY_WORDS.replace("**", "").replace('`', "");
+    h.say(0, "tell me about gardens");
+    h.replies(0, 3, T).await;
+    h.settled().await;
+    let sent = h.tg.sent(&token);
+    assert_eq!(sent.len(), 3, "the preview, then the reply");
+    assert!(sent[1].deleted, "the preview was deleted");
+    assert!(begins(&sent[1].text) && sent[1].text.len() < plain.len(), "{:?}", sent[1].text);
+    assert!(!sent[2].deleted);
+    assert_eq!(sent[2].current_text(), plain, "the whole reply, once");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_edits_are_waited_out_and_the_reply_comes_whole() {
+    let h = Household::new(1).await;
+    let token = h.members[0].bot.token.clone();
+    no_drafts(&h, 0);
+    // Every edit but the last gets "retry after 2" (the final one tries until it works).
+    h.tg.inject(
+        &token,
+        Fault::MethodFails {
+            method: "editMessageText".into(),
+            status: 429,
+            description: "Too Many Requests: retry after 2".into(),
+            times: 3,
+        },
+    );
+    three_second_stream(&h);
+    h.llm.push_reply(Reply::text(THIRTY_WORDS));
+    let plain: String = THIRTY_WORDS.replace("**", "").replace('`', "");
+    let since = h.tg.requests().len();
+    h.say(0, "tell me about gardens");
+    h.replies(0, 2, T).await;
+    h.settled().await;
+    let sent = h.tg.sent(&token);
+    assert_eq!(sent.len(), 2, "one message");
+    assert_eq!(sent[1].current_text(), plain, "the whole reply");
+    // After each 429 the next request waited the two seconds asked.
+    let shown = message_requests(&h, 0, since);
+    assert_eq!(shown.iter().filter(|r| r.status == 429).count(), 3);
+    for pair in shown.windows(2) {
+        let apart = pair[1].at.duration_since(pair[0].at);
+        let asked = if pair[0].status == 429 { 1999 } else { 999 };
+        assert!(apart >= Duration::from_millis(asked), "{apart:?} after a {}", pair[0].status);
+    }
     h.stop().await;
 }
 
@@ -237,9 +374,19 @@ async fn stop_mid_stream_sends_the_words_so_far_once_and_frees_the_lane() {
     h.tg.press_stop(&token, m.user.id, draft.draft_id);
     h.say(0, "and now?");
     let sent = h.replies(0, 3, T).await;
-    // (The worker keeps a failed turn's question, so the model sees both; `You said:` echoes them.)
-    assert!(sent[2].text.starts_with("You said:") && sent[2].text.ends_with("and now?"), "{:?}", sent[2].text);
+    assert_eq!(sent[2].text, "You said: and now?");
     h.settled().await;
+    // The worker kept the stopped answer as the reply to the question: the model sees the
+    // question once, answered with the words the member read, then the new message.
+    let told = h.llm.calls()[1].conversation();
+    let after_system: Vec<(&str, &str)> =
+        told.iter().filter(|(role, _)| role != "system").map(|(r, t)| (r.as_str(), t.as_str())).collect();
+    let stopped_answer = format!("{partial}\n\n— stopped");
+    assert_eq!(
+        after_system,
+        [("user", "tell me a long story"), ("assistant", stopped_answer.as_str()), ("user", "and now?")],
+        "{told:?}"
+    );
     let late: Vec<String> = {
         let db = h.db();
         let mut stmt = db.prepare("SELECT outcome FROM inbox WHERE kind = 'stop' ORDER BY id").unwrap();

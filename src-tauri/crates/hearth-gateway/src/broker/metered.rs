@@ -81,6 +81,8 @@ impl Broker {
     where
         Fut: Future<Output = Result<T, LlmError>>,
     {
+        // One of the household's connection slots while the call is open (`connections.rs`).
+        let _slot = self.inner.connections.open().await;
         let (held, price) = self.reserve_metered(call, &pricing).await?;
         let started = Instant::now();
         let (result, attempts) = self.with_retries(call.member_id, call.model, what, attempt).await;

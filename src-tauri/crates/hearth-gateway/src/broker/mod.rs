@@ -21,7 +21,11 @@
 //! ledger row, and a model the rate card marks as unable to see is refused before any call.
 //! Transcriptions (`speech.rs`) are reserved and settled the same way, per audio minute, and
 //! voice replies (`voice.rs`) per character spoken; `metered.rs` holds the steps those two share.
+//!
+//! Every call to a provider holds one of the household's connection slots while it is open
+//! (`connections.rs`, `hearth provider connections N`); a call waiting for one holds no turn slot.
 
+pub mod connections;
 mod metered;
 pub mod speech;
 pub mod spend;
@@ -97,6 +101,8 @@ struct Inner {
     health: tokio::sync::watch::Sender<ProviderHealth>,
     /// Chat calls that failed in a row (an outage, not a refusal at a cap: those never call).
     failures: Mutex<u32>,
+    /// The bound on provider calls open at once (`connections.rs`).
+    connections: connections::Connections,
 }
 
 /// Whether the household's provider answers, as its chat calls show.
@@ -180,8 +186,19 @@ impl Broker {
                 voice: RwLock::new(voice::VoiceSetting::Default),
                 health: tokio::sync::watch::channel(ProviderHealth::Unknown).0,
                 failures: Mutex::new(0),
+                connections: connections::Connections::new(connections::DEFAULT_MAX_CONNECTIONS),
             }),
         }
+    }
+
+    /// How many provider calls may be open at once, from now on (`connections.rs`).
+    pub fn set_max_connections(&self, max: u32) {
+        self.inner.connections.set_max(max);
+    }
+
+    /// The bound on provider calls open at once, and how many are open now.
+    pub fn connections(&self) -> (u32, u32) {
+        (self.inner.connections.max(), self.inner.connections.open_now())
     }
 
     pub fn set_provider(&self, provider: Option<Provider>) {
@@ -347,6 +364,17 @@ impl Broker {
             });
         }
 
+        // One of the household's connection slots, held until the call is answered. Taken before
+        // the reservation, so a call waiting for one holds no money either; a press of Stop
+        // meanwhile ends the call before anything is reserved or sent.
+        let slot = match stop {
+            Some(stop) => tokio::select! {
+                slot = self.inner.connections.open() => Some(slot),
+                () = stop.cancelled() => None,
+            },
+            None => Some(self.inner.connections.open().await),
+        };
+        let Some(_slot) = slot else { return Err(stopped::stopped_error()) };
         let reservation = self.reserve(member_id, chat_id, &provider, &req, Utc::now()).await?;
         let provider = Provider { model: reservation.model.clone(), ..provider };
         let started = Instant::now();

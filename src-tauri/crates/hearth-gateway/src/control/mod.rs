@@ -48,6 +48,7 @@ pub(crate) async fn handle(e: &Engine, request: ControlRequest) -> Result<Contro
             provider::test(kind, base_url, model, api_key).await.map(ControlReply::ProviderTested)
         }
         ControlRequest::ProviderDetect => Ok(ControlReply::LocalProviders { found: provider::detect(e).await }),
+        ControlRequest::ProviderConnections { max } => provider::connections(e, max).await,
         ControlRequest::SpeechSet { base_url, model, api_key } => {
             provider::speech_set(e, base_url, model, api_key).await
         }

@@ -1,6 +1,7 @@
 //! The admin API for choosing a provider: checking settings, storing them, trying them with one
 //! small real call before they are stored, and finding model servers (Ollama, LM Studio) on this
-//! machine; and the speech-recognition service voice notes go to (set, off, shown).
+//! machine; the speech-recognition service voice notes go to (set, off, shown); and how many
+//! provider calls may be open at once (`broker/connections.rs`).
 //!
 //! A test call goes straight through `hearth_llm`, not the broker: it is the admin's own check,
 //! so it is charged to no member and leaves nothing in the ledger.
@@ -12,10 +13,11 @@ use hearth_proto::control::{ControlError, ErrorCode, LocalProvider, ProviderKind
 use hearth_proto::llm::{ChatMessage, CompletionRequest};
 use serde_json::Value;
 
-use hearth_proto::control::{ControlReply, ProviderSummary};
+use hearth_proto::control::{ControlReply, GatewayEvent, ProviderSummary};
 
 use super::internal;
 use super::spend::{any_caps, missing_price_error};
+use crate::broker::connections::{MAX_MAX_CONNECTIONS, SETTING_MAX_CONNECTIONS};
 use crate::broker::speech::{
     SETTING_SPEECH_MODEL, SETTING_SPEECH_OFF, SETTING_SPEECH_URL, SPEECH_KEY, SpeechEndpoint, SpeechSetting,
 };
@@ -148,6 +150,27 @@ pub(super) async fn speech_off(e: &Engine) -> Result<ControlReply, ControlError>
 }
 
 /// One small real completion with the given settings; nothing is stored or charged.
+/// `hearth provider connections N`: stores the bound on provider calls open at once and applies
+/// it from now on (calls already open are not cut off).
+pub(super) async fn connections(e: &Engine, max: u32) -> Result<ControlReply, ControlError> {
+    if !(1..=MAX_MAX_CONNECTIONS).contains(&max) {
+        return Err(ControlError::new(
+            ErrorCode::InvalidInput,
+            format!("{max} provider connections is out of range; choose from 1 to {MAX_MAX_CONNECTIONS}"),
+        ));
+    }
+    e.store
+        .call(move |c| {
+            store::set_setting(c, SETTING_MAX_CONNECTIONS, &max.to_string())?;
+            store::audit(c, "admin", "provider_connections", None, &max.to_string())
+        })
+        .await
+        .map_err(internal)?;
+    e.broker.set_max_connections(max);
+    e.emit(GatewayEvent::Changed);
+    Ok(ControlReply::Done)
+}
+
 pub(super) async fn test(
     kind: ProviderKind,
     base_url: String,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use hearth_proto::control::{MemberStatus, StatusReport};
+use hearth_proto::control::{MemberStatus, ProviderConnections, StatusReport};
 
 use super::rfc3339;
 use crate::broker::spend::{PeriodKind, period};
@@ -56,5 +56,9 @@ pub(crate) async fn status(e: &Engine) -> anyhow::Result<StatusReport> {
         isolation: e.workers.level(),
         speech: Some(e.broker.speech_summary()),
         voice: Some(e.broker.voice_summary()),
+        provider_connections: Some({
+            let (max, open) = e.broker.connections();
+            ProviderConnections { open, max }
+        }),
     })
 }

@@ -56,8 +56,9 @@ pub(crate) struct Shared {
     /// The Bot API client all bots share, and where it points.
     pub(crate) http: reqwest::Client,
     pub(crate) api_url: reqwest::Url,
-    /// Which bots' servers have no drafts (`telegram/draft.rs`); their chats get "typing…".
-    pub(crate) drafts: crate::telegram::DraftSupport,
+    /// What each bot's server allows for showing an answer while it is written: drafts, a
+    /// message edited in place, or typing only (`telegram/preview.rs`).
+    pub(crate) previews: crate::telegram::PreviewSupport,
     /// The running turns' Stop buttons (`stream.rs`).
     pub(crate) stops: super::stream::Stops,
     /// Events for subscribers (the app); sending with nobody listening is fine.

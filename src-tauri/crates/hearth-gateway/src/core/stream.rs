@@ -1,18 +1,24 @@
-//! A chat turn's answer shown while the model writes it (issue 16): whether the turn gets a
-//! draft at all, the [`DraftSink`] its completions report to (`workers/rules.rs`), and stopping
-//! the drafts before the finished reply is sent.
+//! A chat turn's answer shown while the model writes it (issue 16): whether the turn shows it at
+//! all and how, the [`DraftSink`] its completions report to (`workers/rules.rs`), and ending the
+//! preview before the finished reply is sent.
 //!
-//! Drafts go only where Telegram has them: a private chat (a positive chat id) of a bot whose
-//! server knows `sendMessageDraft` (`telegram::DraftSupport`), for a member who did not turn them
-//! off. Everywhere else the turn is as before: "typing…", then the reply. The drafts are a
-//! preview; the reply is always sent whole with `sendMessage`, so a draft that never arrives
-//! (a 429, a refused method) costs the member nothing but the preview.
+//! How, per chat and bot (`telegram::PreviewSupport`):
+//! - **Drafts** (`sendMessageDraft`) in a private chat (a positive chat id) of a bot whose server
+//!   knows them. The drafts are a preview; the reply is always sent whole with `sendMessage`, so a
+//!   draft that never arrives (a 429) costs the member nothing but the preview.
+//! - **One message edited in place** (`telegram/preview.rs`) in a group or channel (a negative
+//!   id), or for a bot whose server answered that it has no drafts — found out in the middle of a
+//!   turn, which then goes on with edits. That message becomes the reply.
+//! - **Typing only** for a bot whose server can do neither, for a member who turned "show replies
+//!   as they are written" off, and for a turn that is not a chat or is answered in voice.
 //!
-//! **Stop.** Every draft carries a Stop button (`can_stop`). A press comes back as an inbox row
+//! **Stop.** Every draft carries a Stop button (`can_stop`); an edited message has none, so a
+//! turn shown that way cannot be stopped. A press comes back as an inbox row
 //! (`MessageKind::Stop`, naming the draft) that the core loop hands to [`Stops`] at once; the
 //! turn's token is cancelled, the completion in flight drops its provider stream (the broker
-//! settles an estimate when the provider reported no usage), and the turn sends what was written
-//! so far, marked as stopped, instead of what the worker answers ([`Drafts::stopped_text`]).
+//! settles an estimate when the provider reported no usage), the worker is told what the member
+//! was shown so it keeps that as the answer in its history ([`DraftSink::stopped_text`]), and
+//! the turn sends what was written so far, marked as stopped ([`Shown::stop`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,17 +34,20 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{Engine, Event};
-use crate::telegram::{self, DraftText};
+use crate::telegram::{self, DraftText, DraftsEnded, PreviewWay};
 use crate::workers::rules::DraftSink;
 
-/// One turn's drafts: the newest text for the chat, and the task sending it.
-pub(super) struct Drafts {
+/// One turn's answer shown while it is written: the newest text for the chat, and the task
+/// showing it as drafts or as a message edited in place.
+pub(super) struct Shown {
     sink: Arc<ChatDraft>,
     task: JoinHandle<()>,
     stop: CancellationToken,
-    /// Where the turn's Stop button is registered, until the turn ends.
+    /// The message edited in place, when the turn shows one.
+    preview: telegram::Preview,
+    /// Where the turn's Stop button is registered, until the turn ends (drafts only).
     stops: Stops,
-    key: StopKey,
+    key: Option<StopKey>,
 }
 
 /// What marks a reply the member stopped.
@@ -71,9 +80,9 @@ impl Stops {
 /// after the reply); a slower one is dropped.
 const LAST_DRAFT_WAIT: Duration = Duration::from_secs(2);
 
-/// Starts showing drafts for a turn, or `None` where the turn gets "typing…" only: a turn that
-/// is not a chat, a group or channel (a negative chat id), a bot whose server has no drafts, a
-/// member who turned them off (`wanted`).
+/// Starts showing a turn's answer while it is written, or `None` where the turn gets "typing…"
+/// only: a turn that is not a chat, a member who turned it off (`wanted`), a bot whose server can
+/// show nothing.
 pub(super) fn start(
     engine: &Engine,
     member_id: &str,
@@ -82,21 +91,34 @@ pub(super) fn start(
     kind: TurnKind,
     turn_id: u64,
     wanted: bool,
-) -> Option<Drafts> {
-    if !drafts_fit(kind, chat_id, wanted) || !engine.drafts.may_try(bot) {
+) -> Option<Shown> {
+    let way = engine.previews.way_in(bot, chat_id);
+    if !preview_fits(kind, wanted) || way == PreviewWay::TypingOnly {
         return None;
     }
     let (shown, mut rx) = watch::channel(DraftText::Thinking);
-    // The first value counts as news: the chat shows "Thinking…" at once.
+    // The first value counts as news: a draft shows "Thinking…" at once.
     rx.mark_changed();
     // Non-zero, as the Bot API asks; the turn's own number, so each turn's draft is its own.
     let draft_id = i64::try_from(turn_id).unwrap_or(i64::MAX).max(1);
     let stop = engine.cancel.child_token();
-    let drafts = telegram::show_drafts(bot.clone(), chat_id, draft_id, rx, engine.drafts.clone(), stop.clone());
-    let task = engine.tracker.spawn(drafts);
+    let preview = telegram::Preview::default();
+    let task = engine.tracker.spawn(show(
+        bot.clone(),
+        chat_id,
+        draft_id,
+        way,
+        rx,
+        preview.clone(),
+        engine.previews.clone(),
+        stop.clone(),
+    ));
     let pressed = CancellationToken::new();
-    let key = (member_id.to_owned(), chat_id, draft_id);
-    engine.stops.0.lock().insert(key.clone(), pressed.clone());
+    // Only a draft has a Stop button.
+    let key = (way == PreviewWay::Drafts).then(|| (member_id.to_owned(), chat_id, draft_id));
+    if let Some(key) = &key {
+        engine.stops.0.lock().insert(key.clone(), pressed.clone());
+    }
     let sink = Arc::new(ChatDraft {
         shown,
         writing: AtomicBool::new(false),
@@ -104,50 +126,73 @@ pub(super) fn start(
         member_id: member_id.to_owned(),
         pressed,
     });
-    Some(Drafts { sink, task, stop, stops: engine.stops.clone(), key })
+    Some(Shown { sink, task, stop, preview, stops: engine.stops.clone(), key })
 }
 
-/// Whether a turn's answer may be shown as drafts at all: a chat turn (not a command, a
-/// reminder, a silent reset), in a private chat (Telegram's drafts go nowhere else; a group or
-/// channel has a negative id), for a member who wants them.
-fn drafts_fit(kind: TurnKind, chat_id: i64, wanted: bool) -> bool {
-    kind == TurnKind::Chat && chat_id > 0 && wanted
+/// Whether a turn's answer may be shown while it is written at all: a chat turn (not a command,
+/// a reminder, a silent reset) for a member who wants it.
+fn preview_fits(kind: TurnKind, wanted: bool) -> bool {
+    kind == TurnKind::Chat && wanted
 }
 
-impl Drafts {
+/// The turn's preview task: drafts where `way` allows them, falling back to a message edited in
+/// place — for this turn and, remembered, for the bot's later ones — when the server turns out
+/// not to know drafts.
+#[allow(clippy::too_many_arguments)] // one task's whole context, handed over once
+async fn show(
+    bot: Bot,
+    chat_id: i64,
+    draft_id: i64,
+    way: PreviewWay,
+    mut shown: watch::Receiver<DraftText>,
+    preview: telegram::Preview,
+    support: telegram::PreviewSupport,
+    stop: CancellationToken,
+) {
+    if way == PreviewWay::Drafts {
+        match telegram::show_drafts(&bot, chat_id, draft_id, &mut shown, &stop).await {
+            DraftsEnded::Unsupported => {
+                support.no_drafts(&bot);
+                // The text so far goes out at once as the preview message.
+                shown.mark_changed();
+            }
+            DraftsEnded::Stopped | DraftsEnded::Refused => return,
+        }
+    }
+    telegram::show_edits(&bot, chat_id, &mut shown, &preview, &support, &stop).await;
+}
+
+impl Shown {
     /// What the turn's completions report to.
     pub(super) fn sink(&self) -> Arc<dyn DraftSink> {
         self.sink.clone()
     }
 
-    /// Stops the drafts before the reply: a request already on its way is let finish (for at
-    /// most [`LAST_DRAFT_WAIT`]), so no draft arrives after the reply. Returns what the member
-    /// reads instead of the worker's answer if they pressed Stop ([`Drafts::stopped_text`]).
-    pub(super) async fn stop(mut self) -> Option<String> {
+    /// Ends the preview before the reply: a request already on its way is let finish (a draft for
+    /// at most [`LAST_DRAFT_WAIT`], so it does not land after the reply; the preview message's
+    /// first send for its own time limit, so the reply can take its place). Returns what the
+    /// member reads instead of the worker's answer if they pressed Stop, and the preview message
+    /// the reply is to become, if one is in the chat.
+    pub(super) async fn stop(mut self) -> (Option<String>, Option<telegram::Preview>) {
         self.stop.cancel();
-        self.stops.0.lock().remove(&self.key);
-        let _ = tokio::time::timeout(LAST_DRAFT_WAIT, &mut self.task).await;
-        self.stopped_text()
-    }
-
-    /// If the member pressed Stop: the text written so far (the step being written when they
-    /// pressed), marked as stopped.
-    fn stopped_text(&self) -> Option<String> {
-        if !self.sink.pressed.is_cancelled() {
-            return None;
+        if let Some(key) = &self.key {
+            self.stops.0.lock().remove(key);
         }
-        Some(match &*self.sink.shown.borrow() {
-            DraftText::Writing(text) if !text.trim().is_empty() => format!("{}\n\n{STOPPED_MARK}", text.trim_end()),
-            _ => format!("({STOPPED_MARK})"),
-        })
+        if tokio::time::timeout(LAST_DRAFT_WAIT, &mut self.task).await.is_err() && self.preview.sending() {
+            let _ = tokio::time::timeout(telegram::PREVIEW_TIMEOUT, &mut self.task).await;
+        }
+        let preview = self.preview.exists().then(|| self.preview.clone());
+        (self.sink.stopped_text(), preview)
     }
 }
 
-/// A turn that ends any other way (a panic, a stopping gateway) stops its drafts too.
-impl Drop for Drafts {
+/// A turn that ends any other way (a panic, a stopping gateway) stops its preview too.
+impl Drop for Shown {
     fn drop(&mut self) {
         self.task.abort();
-        self.stops.0.lock().remove(&self.key);
+        if let Some(key) = &self.key {
+            self.stops.0.lock().remove(key);
+        }
     }
 }
 
@@ -188,6 +233,18 @@ impl DraftSink for ChatDraft {
     fn stop_signal(&self) -> Option<CancellationToken> {
         Some(self.pressed.clone())
     }
+
+    /// If the member pressed Stop: the text written so far (the step being written when they
+    /// pressed), marked as stopped.
+    fn stopped_text(&self) -> Option<String> {
+        if !self.pressed.is_cancelled() {
+            return None;
+        }
+        Some(match &*self.shown.borrow() {
+            DraftText::Writing(text) if !text.trim().is_empty() => format!("{}\n\n{STOPPED_MARK}", text.trim_end()),
+            _ => format!("({STOPPED_MARK})"),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -195,17 +252,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn drafts_go_only_to_a_private_chat_turn_of_a_member_who_wants_them() {
-        assert!(drafts_fit(TurnKind::Chat, 1001, true));
-        assert!(!drafts_fit(TurnKind::Chat, 1001, false), "turned off");
-        assert!(!drafts_fit(TurnKind::Chat, -1001234, true), "a group or channel");
+    fn only_a_chat_turn_of_a_member_who_wants_it_is_shown_while_written() {
+        assert!(preview_fits(TurnKind::Chat, true));
+        assert!(!preview_fits(TurnKind::Chat, false), "turned off");
         for kind in [
             TurnKind::NewConversation,
             TurnKind::ListMemory,
             TurnKind::Reminders,
             TurnKind::Reminder { id: 1, due_at: 0 },
         ] {
-            assert!(!drafts_fit(kind, 1001, true), "{kind:?}");
+            assert!(!preview_fits(kind, true), "{kind:?}");
         }
     }
 }

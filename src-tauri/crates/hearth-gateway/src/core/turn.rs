@@ -111,14 +111,15 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
     };
     let mut rules = turn_rules(engine, &member);
     rules.files = std::mem::take(&mut prepared.files);
-    // The answer shown while it is written, where drafts go (`stream.rs`).
-    let drafts = stream::start(engine, member_id, &bot, chat_id, kind, turn.turn_id, member.streaming && !voice_expected);
-    rules.draft = drafts.as_ref().map(stream::Drafts::sink);
+    // The answer shown while it is written: drafts, or a message edited in place (`stream.rs`).
+    let wanted = member.streaming && !voice_expected;
+    let shown = stream::start(engine, member_id, &bot, chat_id, kind, turn.turn_id, wanted);
+    rules.draft = shown.as_ref().map(stream::Shown::sink);
     let outcome = engine.workers.run_turn(member_id, turn, rules).await;
     typing.cancel();
-    let stopped = match drafts {
-        Some(drafts) => drafts.stop().await,
-        None => None,
+    let (stopped, preview) = match shown {
+        Some(shown) => shown.stop().await,
+        None => (None, None),
     };
     let outcome = match outcome {
         Ok((outcome, Some(due))) => {
@@ -171,16 +172,22 @@ pub(super) async fn run(engine: &Engine, member_id: &str, items: Vec<LaneItem>) 
             )
         }
     };
-    // Stopped by the member: what was written so far, not the worker's failure sentence (an
-    // answer finished before the press is sent whole).
+    // Stopped by the member: what was written so far — which the worker, told, answers with
+    // too — not its failure sentence (an answer finished before the press is sent whole).
     let (text, outcome_kind) = match stopped {
-        Some(partial) if outcome_kind != "replied" => (partial, "stopped"),
+        Some(partial) if outcome_kind != "replied" || answer.as_deref() == Some(partial.as_str()) => {
+            (partial, "stopped")
+        }
         _ => (text, outcome_kind),
     };
     config.faults.check(FaultSite::TurnReply { member_id, text: &text });
-    let sent = match answer {
+    let sent = match (answer, &preview) {
+        // The preview message becomes the reply (`telegram/preview.rs`).
+        (_, Some(preview)) => telegram::finish_preview(&bot, chat_id, preview, &text).await,
         // Only a chat turn's answer: a command's (`/memory`, `/reminders`) stays text.
-        Some(answer) if kind == TurnKind::Chat && voice::wanted(engine, &member, !prepared.heard.is_empty()) => {
+        (Some(answer), None)
+            if kind == TurnKind::Chat && voice::wanted(engine, &member, !prepared.heard.is_empty()) =>
+        {
             voice::send_answer(engine, member_id, &bot, chat_id, &text, &answer).await
         }
         _ => telegram::send_reply(&bot, chat_id, &text).await,

@@ -7,19 +7,17 @@
 //! `text` (0–4096 characters after entity parsing; empty shows "Thinking…"), `parse_mode` and
 //! `can_stop` (a Stop button for the member), as the Bot API page names them. One task per turn
 //! ([`show_drafts`]) sends the newest text it was given, at most one request every [`DRAFT_GAP`]
-//! per chat, waits out a 429 (the finished reply never waits for a draft: the turn stops this task
-//! before sending it), and gives up on the bot for good — remembered in [`DraftSupport`] — when
-//! the server does not know the method.
+//! per chat, and waits out a 429 (the finished reply never waits for a draft: the turn stops this
+//! task before sending it). When the server does not know the method, the task says so
+//! ([`DraftsEnded::Unsupported`]): the turn remembers it for the bot (`preview.rs`,
+//! `PreviewSupport`) and goes on with one message edited in place instead.
 //!
 //! A draft is rendered like the reply (`reply/`), so a half-written `**bo` or an open code fence
 //! is still HTML Telegram accepts; should Telegram refuse it anyway, the same draft goes once more
 //! as plain text.
 
-use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use serde_json::{Value, json};
 use teloxide::Bot;
 use tokio::sync::watch;
@@ -48,68 +46,55 @@ pub enum DraftText {
     Progress(&'static str),
 }
 
-/// Which bots' servers answered that they do not know `sendMessageDraft` (an older self-hosted
-/// Bot API): remembered for as long as the gateway runs, so their chats get "typing…" only.
-#[derive(Debug, Clone, Default)]
-pub struct DraftSupport(Arc<Mutex<HashSet<String>>>);
-
-impl DraftSupport {
-    /// Whether drafts may be tried for `bot`.
-    pub fn may_try(&self, bot: &Bot) -> bool {
-        !self.0.lock().contains(bot_id(bot))
-    }
-
-    fn refused_by(&self, bot: &Bot) {
-        self.0.lock().insert(bot_id(bot).to_owned());
-    }
+/// A bot's numeric id: the part of its token before the colon (never the secret after it).
+pub(super) fn bot_id(bot: &Bot) -> &str {
+    bot.token().split(':').next().unwrap_or_default()
 }
 
-/// A bot's numeric id: the part of its token before the colon (never the secret after it).
-fn bot_id(bot: &Bot) -> &str {
-    bot.token().split(':').next().unwrap_or_default()
+/// How [`show_drafts`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DraftsEnded {
+    /// The turn's reply is ready (or the text's sender is gone).
+    Stopped,
+    /// The bot's server does not know `sendMessageDraft` (an older self-hosted Bot API).
+    Unsupported,
+    /// Telegram refused a draft for another reason: no more previews in this turn.
+    Refused,
 }
 
 /// Sends `shown`'s newest value to the chat as draft `draft_id` until `stop` (the turn's reply
 /// is ready: a request already on its way is finished first, so no draft arrives after the
-/// reply), the sender is dropped, or the bot turns out not to support drafts.
+/// reply), the sender is dropped, or Telegram will not take drafts from this bot.
 pub async fn show_drafts(
-    bot: Bot,
+    bot: &Bot,
     chat_id: i64,
     draft_id: i64,
-    mut shown: watch::Receiver<DraftText>,
-    support: DraftSupport,
-    stop: CancellationToken,
-) {
+    shown: &mut watch::Receiver<DraftText>,
+    stop: &CancellationToken,
+) -> DraftsEnded {
     loop {
         tokio::select! {
             biased;
-            () = stop.cancelled() => return,
-            changed = shown.changed() => if changed.is_err() { return },
+            () = stop.cancelled() => return DraftsEnded::Stopped,
+            changed = shown.changed() => if changed.is_err() { return DraftsEnded::Stopped },
         }
         let what = shown.borrow_and_update().clone();
         let (html, plain) = render_draft(&what);
-        let mut sent = send_draft(&bot, chat_id, draft_id, &html, true).await;
+        let mut sent = send_draft(bot, chat_id, draft_id, &html, true).await;
         if let Err(DraftTrouble::Refused(reason)) = &sent
             && reason.to_ascii_lowercase().contains("parse")
         {
             tracing::warn!(%reason, "Telegram refused a rendered draft; sending it as plain text");
-            sent = send_draft(&bot, chat_id, draft_id, &plain, false).await;
+            sent = send_draft(bot, chat_id, draft_id, &plain, false).await;
         }
         let pause = match sent {
             Ok(()) => DRAFT_GAP,
-            Err(DraftTrouble::Unsupported) => {
-                tracing::info!(
-                    bot = bot_id(&bot),
-                    "this bot's server has no drafts; its chats get typing and the reply"
-                );
-                support.refused_by(&bot);
-                return;
-            }
+            Err(DraftTrouble::Unsupported) => return DraftsEnded::Unsupported,
             Err(DraftTrouble::RetryAfter(wait)) => wait.clamp(DRAFT_GAP, MAX_DRAFT_PAUSE),
             Err(DraftTrouble::Refused(reason)) => {
                 // The preview is lost, not the reply: stop showing drafts in this turn.
                 tracing::warn!(%reason, "Telegram refused a draft; the reply comes when it is finished");
-                return;
+                return DraftsEnded::Refused;
             }
             Err(DraftTrouble::Unreachable(what)) => {
                 tracing::debug!(%what, "a draft did not reach Telegram");
@@ -117,7 +102,7 @@ pub async fn show_drafts(
             }
         };
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => return DraftsEnded::Stopped,
             () = tokio::time::sleep(pause) => {}
         }
     }

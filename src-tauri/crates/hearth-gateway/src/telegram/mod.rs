@@ -13,6 +13,8 @@
 //!   voice…").
 //! - `voice.rs`: a voice reply (`sendVoice`) with its caption.
 //! - `draft.rs`: a reply shown while it is written (`sendMessageDraft`), throttled per chat.
+//! - `preview.rs`: the same where drafts cannot go — one message edited in place, which becomes
+//!   the reply — and what each bot's server turned out to allow.
 //! - `reply/`: a model's Markdown → Telegram HTML, split under the length limit.
 //! - This file: the shared HTTP client, a bot's client, checking a token.
 //!
@@ -29,14 +31,16 @@ mod download;
 mod draft;
 mod extract;
 mod poll;
+mod preview;
 pub mod reply;
 mod send;
 mod voice;
 
 pub use download::{DownloadError, Limit, download, megabytes};
-pub use draft::{DRAFT_GAP, DraftSupport, DraftText, progress_line, render_draft, show_drafts};
+pub use draft::{DRAFT_GAP, DraftText, DraftsEnded, progress_line, render_draft, show_drafts};
 pub use extract::extract_message;
 pub use poll::{Backoff, PollLoop, StateHook};
+pub use preview::{EDIT_GAP, PREVIEW_TIMEOUT, Preview, PreviewSupport, PreviewWay, finish_preview, show_edits};
 pub use send::{
     Button, SendError, answer_callback, close_question, send_action, send_plain, send_reply, send_with_buttons,
     show_action, show_typing,

@@ -11,7 +11,7 @@ use teloxide::{ApiError, Bot, RequestError};
 use tokio_util::sync::CancellationToken;
 
 use super::CHUNK_LIMIT;
-use super::reply::render_reply;
+use super::reply::{ReplyChunk, render_reply};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -24,8 +24,13 @@ pub enum SendError {
 /// Sends an assistant's reply: rendered to Telegram HTML that cannot fail to parse, split under
 /// the length limit. Should Telegram refuse the HTML anyway, that chunk goes again as plain text.
 pub async fn send_reply(bot: &Bot, chat_id: i64, text: &str) -> Result<(), SendError> {
-    let chunks = render_reply(text, CHUNK_LIMIT);
-    for chunk in &chunks {
+    send_chunks(bot, chat_id, &render_reply(text, CHUNK_LIMIT)).await
+}
+
+/// Sends rendered chunks of a reply, each as its own message, in order; a chunk whose HTML
+/// Telegram refuses goes again as plain text.
+pub(super) async fn send_chunks(bot: &Bot, chat_id: i64, chunks: &[ReplyChunk]) -> Result<(), SendError> {
+    for chunk in chunks {
         match send_with_retry(bot, chat_id, &chunk.html, Some(ParseMode::Html)).await {
             Err(SendError::Refused(reason)) if reason.to_lowercase().contains("parse") => {
                 tracing::warn!(%reason, "Telegram refused rendered HTML; sending plain text");
@@ -89,7 +94,7 @@ fn send_trouble(e: RequestError) -> Result<Trouble, SendError> {
 /// Errors worth sending again: the network, and Telegram's own server trouble. teloxide reports
 /// a 5xx as an API error carrying only the description (or, for the HTML error page of
 /// Telegram's front end, as unparseable JSON), so those are recognised by what they say.
-fn is_transient(e: &RequestError) -> bool {
+pub(super) fn is_transient(e: &RequestError) -> bool {
     match e {
         RequestError::Network(_) | RequestError::InvalidJson { .. } | RequestError::Io(_) => true,
         RequestError::Api(ApiError::Unknown(description)) => {

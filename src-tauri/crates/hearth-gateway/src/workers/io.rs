@@ -176,7 +176,11 @@ impl WorkerIo {
                     Ok(chat_id) => chat_id,
                     Err(error) => {
                         let _ = completions
-                            .send(GatewayToWorker::CompletionResult { request_id, result: Err(error.completion()) });
+                            .send(GatewayToWorker::CompletionResult {
+                                request_id,
+                                result: Err(error.completion()),
+                                stopped: None,
+                            });
                         return;
                     }
                 };
@@ -223,9 +227,14 @@ impl WorkerIo {
                         // An error: the turn ended or the gateway stops; nothing to wait for.
                         let _ = back.await;
                     }
+                    // Stopped by the member: the worker keeps what they were shown as the answer.
+                    let stopped = match (&result, &draft) {
+                        (Err(_), Some(draft)) => draft.stopped_text(),
+                        _ => None,
+                    };
                     // Before the answer goes out, so the worker's next request is not "busy".
                     finished(&turn, turn_id, Ask::Completion);
-                    let _ = tx.send(GatewayToWorker::CompletionResult { request_id, result });
+                    let _ = tx.send(GatewayToWorker::CompletionResult { request_id, result, stopped });
                 });
             }
             WorkerToGateway::KbSearch { request_id, turn_id, query } => {

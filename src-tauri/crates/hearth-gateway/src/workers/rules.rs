@@ -82,6 +82,11 @@ pub trait DraftSink: Send + Sync {
     fn stop_signal(&self) -> Option<tokio_util::sync::CancellationToken> {
         None
     }
+    /// Once the member pressed Stop: what they are sent instead of the rest of the answer (the
+    /// text so far, marked as stopped). The worker is told it, to keep as the turn's answer.
+    fn stopped_text(&self) -> Option<String> {
+        None
+    }
 }
 
 impl TurnRules {

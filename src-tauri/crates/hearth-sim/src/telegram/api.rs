@@ -56,6 +56,7 @@ const METHODS: &[&str] = &[
     "sendMessageDraft",
     "editMessageText",
     "editMessageReplyMarkup",
+    "deleteMessage",
     "answerCallbackQuery",
     "sendChatAction",
     "setMyCommands",
@@ -294,6 +295,7 @@ async fn call(
             "sendMessageDraft" => send_message_draft(bot, &p),
             "editMessageText" => edit_message_text(bot, &p),
             "editMessageReplyMarkup" => edit_message_reply_markup(bot, &p),
+            "deleteMessage" => delete_message(bot, &p),
             "answerCallbackQuery" => answer_callback_query(bot, &p),
             "sendChatAction" => send_chat_action(bot, &p),
             "setMyCommands" => set_my_commands(bot, &p),
@@ -322,6 +324,7 @@ async fn call(
                 | "sendVoice"
                 | "editMessageText"
                 | "editMessageReplyMarkup"
+                | "deleteMessage"
                 | "sendChatAction"
         )
     {
@@ -691,6 +694,7 @@ fn try_send_message(bot: &mut BotState, p: &Params<'_>) -> Result<Reply, Reply> 
         reply_markup: markup,
         reply_to_message_id: reply_to.filter(|_| message.get("reply_to_message").is_some()),
         voice: None,
+        deleted: false,
     });
     Ok(Reply::Ok(message))
 }
@@ -822,6 +826,31 @@ fn try_edit_message_reply_markup(bot: &mut BotState, p: &Params<'_>) -> Result<R
     let before = std::mem::replace(&mut stored.json, edited.clone());
     record_keyboard(bot, chat_id, message_id, &before, &edited);
     Ok(Reply::Ok(edited))
+}
+
+fn delete_message(bot: &mut BotState, p: &Params<'_>) -> Reply {
+    match try_delete_message(bot, p) {
+        Ok(v) | Err(v) => v,
+    }
+}
+
+/// Deletes a message of the chat (in a private chat a bot may delete the user's messages and its
+/// own); a bot's own message is marked [`super::SentMessage::deleted`], not forgotten, so tests
+/// can see it went.
+fn try_delete_message(bot: &mut BotState, p: &Params<'_>) -> Result<Reply, Reply> {
+    let chat_id = chat_id(p)?;
+    let message_id = match p.int("message_id") {
+        Ok(Some(id)) => id,
+        Ok(None) => return Err(Reply::bad_request("message identifier is not specified")),
+        Err(()) => return Err(Reply::bad_request("message to delete not found")),
+    };
+    if writable_chat(bot, chat_id)?.messages.remove(&message_id).is_none() {
+        return Err(Reply::bad_request("message to delete not found"));
+    }
+    if let Some(&i) = bot.sent_index.get(&(chat_id, message_id)) {
+        bot.sent[i].deleted = true;
+    }
+    Ok(Reply::Ok(json!(true)))
 }
 
 /// Answers a callback query once; Telegram gives the same error for an id it never issued, one

@@ -297,6 +297,7 @@ fn try_send_voice(bot: &mut BotState, p: &Params<'_>, files: &[Part]) -> Result<
         reply_markup: markup,
         reply_to_message_id: None,
         voice: Some(SentVoice { file_id, bytes: bytes.to_vec(), file_name, mime_type, duration_secs: duration }),
+        deleted: false,
     });
     Ok(Reply::Ok(message))
 }

@@ -122,7 +122,16 @@ impl Gateway {
     }
 
     pub async fn answer(&mut self, request_id: u64, result: Result<Completion, BrokerError>) {
-        self.send(GatewayToWorker::CompletionResult { request_id, result }).await;
+        self.send(GatewayToWorker::CompletionResult { request_id, result, stopped: None }).await;
+    }
+
+    /// Answers a completion the member stopped: an error, with what they were shown.
+    pub async fn answer_stopped(&mut self, request_id: u64, shown: &str) {
+        let result = Err(BrokerError {
+            kind: hearth_proto::llm::BrokerErrorKind::ProviderError,
+            message: "the member stopped this answer".into(),
+        });
+        self.send(GatewayToWorker::CompletionResult { request_id, result, stopped: Some(shown.to_owned()) }).await;
     }
 
     pub async fn expect_done(&mut self, turn_id: u64) -> TurnOutcome {

@@ -172,6 +172,32 @@ async fn broker_errors_become_kind_failures_and_the_question_stays() {
 }
 
 #[tokio::test]
+async fn a_stopped_answer_is_kept_as_the_reply_and_the_question_is_not_asked_again() {
+    let mut gw = Gateway::start().await;
+    gw.send(GatewayToWorker::Turn(chat_turn(1, 100, &[(10, "Tell me a long story")]))).await;
+    let (request_id, _) = gw.expect_complete(1).await;
+    let shown = "Once upon a time a small fox\n\n— stopped";
+    gw.answer_stopped(request_id, shown).await;
+    // The turn ends with what the member was shown, asking nothing more.
+    assert_eq!(gw.expect_done(1).await, TurnOutcome::Reply { text: shown.into() });
+
+    let request = gw.chat(2, 100, &[(11, "And now?")], "Shall I go on?").await;
+    assert_eq!(
+        request.messages,
+        vec![
+            ChatMessage::user("Tell me a long story"),
+            ChatMessage::assistant(shown),
+            ChatMessage::user("And now?"),
+        ]
+    );
+
+    // A replay of the stopped turn (the gateway crashed before sending) gets the same words.
+    gw.send(GatewayToWorker::Turn(chat_turn(3, 100, &[(10, "Tell me a long story")]))).await;
+    assert_eq!(gw.expect_done(3).await, TurnOutcome::Reply { text: shown.into() });
+    gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn empty_completion_is_a_failure_not_an_empty_reply() {
     let mut gw = Gateway::start().await;
     gw.send(GatewayToWorker::Turn(chat_turn(1, 100, &[(10, "Hm?")]))).await;

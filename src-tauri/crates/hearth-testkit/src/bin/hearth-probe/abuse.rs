@@ -198,7 +198,7 @@ impl Worker {
         let mut got: BTreeMap<u64, Answer> = BTreeMap::new();
         while got.len() < ids.len() {
             match self.recv()? {
-                GatewayToWorker::CompletionResult { request_id, result } => {
+                GatewayToWorker::CompletionResult { request_id, result, .. } => {
                     got.insert(request_id, Answer::Completion(result));
                 }
                 GatewayToWorker::KbResults { request_id, result } => {
