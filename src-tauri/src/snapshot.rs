@@ -246,6 +246,7 @@ mod tests {
             isolation: IsolationLevel::AccountSandbox,
             speech: None,
             voice: None,
+            household_bot: None,
         }
     }
 

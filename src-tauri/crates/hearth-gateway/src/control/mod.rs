@@ -12,7 +12,7 @@
 //! (prices, caps, admins, fallbacks, the zone, reports), `provider.rs` (setting, testing and
 //! finding providers, and the speech-recognition service), `voice.rs` (voice replies: the
 //! service, its prices, each member's setting), `speech_test.rs` (trying speech in either
-//! direction), `backup.rs` (backups while a gateway serves), `doctor.rs` (`hearth
+//! direction), `household_bot.rs` (the household bot and the admin's decision on its groups), `backup.rs` (backups while a gateway serves), `doctor.rs` (`hearth
 //! doctor`), `status.rs`, `socket.rs`.
 
 use hearth_proto::control::{ControlError, ControlReply, ControlRequest, ErrorCode, MemberSummary};
@@ -25,6 +25,7 @@ use crate::telegram::TokenError;
 mod assistant;
 pub(crate) mod backup;
 mod doctor;
+mod household_bot;
 mod member;
 mod provider;
 pub(crate) mod socket;
@@ -34,6 +35,7 @@ mod status;
 mod voice;
 
 pub use socket::{ClientError, request};
+pub(crate) use household_bot::summary as household_bot_summary;
 pub(crate) use status::status;
 
 /// Handles one admin request.
@@ -118,6 +120,11 @@ pub(crate) async fn handle(e: &Engine, request: ControlRequest) -> Result<Contro
         ControlRequest::MemberVoice { member, voice_replies } => {
             voice::member(e, &member, voice_replies).await.map(ControlReply::Member)
         }
+        ControlRequest::HouseholdBotSet { bot_token } => household_bot::set(e, &bot_token).await,
+        ControlRequest::HouseholdBotRemove => household_bot::remove(e).await,
+        ControlRequest::HouseholdBotGet => Ok(ControlReply::HouseholdBot { bot: household_bot::summary(e).await? }),
+        ControlRequest::HouseholdGroups => household_bot::groups(e).await,
+        ControlRequest::HouseholdGroupDecide { chat_id, allow } => household_bot::decide(e, chat_id, allow).await,
     }
 }
 

@@ -56,5 +56,6 @@ pub(crate) async fn status(e: &Engine) -> anyhow::Result<StatusReport> {
         isolation: e.workers.level(),
         speech: Some(e.broker.speech_summary()),
         voice: Some(e.broker.voice_summary()),
+        household_bot: super::household_bot_summary(e).await.map_err(|err| anyhow::anyhow!(err.message))?,
     })
 }
