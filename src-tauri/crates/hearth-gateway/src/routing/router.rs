@@ -140,7 +140,7 @@ pub struct HouseholdBot<'a> {
 pub fn addressed(bot: HouseholdBot<'_>, row: &InboxRow) -> bool {
     let name = bot.username.to_ascii_lowercase();
     let Some(info) = &row.msg.group else { return false };
-    if info.mentions.iter().any(|m| *m == name)
+    if info.mentions.contains(&name)
         || info.mentioned_ids.contains(&bot.bot_id)
         || info.reply_to_user == Some(bot.bot_id)
     {
@@ -189,7 +189,7 @@ pub fn route_household(
             // `/help@bot` is for this bot; a bare `/help` may be for any bot in the group.
             if let Some((c, _)) = &cmd
                 && c == "help"
-                && text.trim_start().split_whitespace().next().is_some_and(|head| {
+                && text.split_whitespace().next().is_some_and(|head| {
                     head.split_once('@').is_some_and(|(_, to)| to.eq_ignore_ascii_case(bot.username))
                 })
             {
