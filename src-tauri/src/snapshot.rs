@@ -398,6 +398,7 @@ mod tests {
             speech: None,
             voice: None,
             provider_connections: None,
+            household_bot: None,
         }
     }
 

@@ -36,7 +36,7 @@ pub(crate) async fn ask(data_dir: &Path, request: ControlRequest) -> Result<Cont
 }
 
 /// Fails with "not running" before the admin is asked to paste a secret for nothing.
-async fn ensure_running(data_dir: &Path) -> Result<(), Failure> {
+pub(crate) async fn ensure_running(data_dir: &Path) -> Result<(), Failure> {
     ask(data_dir, ControlRequest::Status).await.map(drop)
 }
 
@@ -577,6 +577,14 @@ pub fn render_status(r: &StatusReport) -> String {
     if let Some(voice) = &r.voice {
         out += &format!("{}\n", crate::voice::describe_voice(voice));
     }
+    if let Some(h) = &r.household_bot {
+        out += &format!(
+            "Household bot: @{} ({}) · started by {} admin(s)\n",
+            h.bot_username,
+            bot_state(&h.bot),
+            h.admin_chats
+        );
+    }
     out += &format!(
         "Answering now: {} of {} at most · worker processes: {} · isolation: {}\n",
         r.turns_in_flight,
@@ -805,6 +813,7 @@ mod tests {
             speech: None,
             voice: None,
             provider_connections: Some(ProviderConnections { open: 1, max: 256 }),
+            household_bot: None,
         };
         insta::assert_snapshot!(render_status(&report));
 

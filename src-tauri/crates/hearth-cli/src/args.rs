@@ -226,6 +226,12 @@ impl Command {
             Command::Household(HouseholdCommand::IdleReset(a)) => a.json,
             Command::Household(HouseholdCommand::DiskQuota(a)) => a.json,
             Command::Household(HouseholdCommand::Heartbeat(a)) => a.json,
+            Command::Household(HouseholdCommand::Bot(a)) => match &a.command {
+                None => a.json,
+                Some(HouseholdBotCommand::Set(j) | HouseholdBotCommand::Remove(j)) => j.json,
+            },
+            Command::Household(HouseholdCommand::Groups(a)) => a.json,
+            Command::Household(HouseholdCommand::Group(a)) => a.json,
             // The export's output is CSV; its errors stay on stderr.
             Command::Usage(a) => a.command.is_none() && a.json,
             Command::Status(a) => a.json,
@@ -785,6 +791,78 @@ pub enum HouseholdCommand {
         about = "Ping a dead-man's switch (e.g. healthchecks.io) while all is well, so a dead box is noticed"
     )]
     Heartbeat(HouseholdHeartbeatArgs),
+    // The household bot and the family groups (#17): `bot`, `groups`, `group`.
+    /// Show, set or remove the household bot: the family group's bot and your line to Hearth.
+    ///
+    /// One optional bot for the whole household (make it in @BotFather with /newbot; it must be
+    /// no member's bot). Added to your family group, it answers members who mention it or reply
+    /// to it — once you allow the group (`hearth household groups`). Members are recognised by
+    /// the Telegram account they paired with their own bot. An admin who sends it /start gets
+    /// alerts and approvals there.
+    ///
+    /// Examples:
+    ///   hearth household bot                 shows it
+    ///   hearth household bot set < token.txt the token on stdin, never on the command line
+    ///   hearth household bot remove
+    ///
+    /// --json prints {"bot_username", "state", "admin_chats"} (null when there is none).
+    #[command(verbatim_doc_comment)]
+    Bot(HouseholdBotArgs),
+    /// The group chats the household bot is in, and whether it may answer there.
+    ///
+    /// A group is "pending" (silent) until you allow it: `hearth household group allow ID`.
+    ///
+    /// --json prints [{"id", "title", "state", "present", "first_seen"}].
+    Groups(HouseholdGroupsArgs),
+    /// Allow the household bot to answer in a group, or keep it silent there for good.
+    Group(HouseholdGroupArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct HouseholdBotArgs {
+    #[command(subcommand)]
+    pub command: Option<HouseholdBotCommand>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HouseholdBotCommand {
+    /// Set the household bot: paste its token from @BotFather on stdin. --json prints
+    /// {"bot_username"}.
+    Set(JsonArgs),
+    /// Stop and forget the household bot (its token and the admins' chats with it). Known groups
+    /// and your decisions on them stay.
+    Remove(JsonArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HouseholdGroupsArgs {
+    /// Print the groups as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HouseholdGroupArgs {
+    /// allow: answer members who mention the bot there; refuse: silent there for good.
+    #[arg(value_enum)]
+    pub decision: GroupDecision,
+    /// The group's id, as `hearth household groups` shows it (negative).
+    #[arg(allow_negative_numbers = true)]
+    pub id: i64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What the admin decides about a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GroupDecision {
+    Allow,
+    Refuse,
 }
 
 #[derive(Debug, Args)]

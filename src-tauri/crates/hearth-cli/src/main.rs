@@ -49,6 +49,7 @@ mod backup;
 mod demo;
 mod doctor;
 mod failure;
+mod household;
 mod logs;
 mod secret;
 mod serve;

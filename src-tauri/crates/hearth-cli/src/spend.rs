@@ -259,6 +259,9 @@ fn describe_caps(caps: &CapsReport) -> String {
 
 pub async fn household(data_dir: &Path, command: HouseholdCommand) -> Result<(), Failure> {
     match command {
+        HouseholdCommand::Bot(args) => crate::household::bot(data_dir, args).await,
+        HouseholdCommand::Groups(args) => crate::household::groups(data_dir, args.json).await,
+        HouseholdCommand::Group(args) => crate::household::group(data_dir, args).await,
         HouseholdCommand::Cap(args) => {
             let monthly = cap_change("--monthly-usd", Some(&args.monthly_usd))?;
             ask_caps(data_dir, ControlRequest::HouseholdCap { monthly }, args.json).await

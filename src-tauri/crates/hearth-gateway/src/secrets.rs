@@ -240,6 +240,10 @@ impl std::fmt::Debug for Secrets {
     }
 }
 
+/// The household bot's token (`store::HOUSEHOLD_ID` is never a member id, and member keys are
+/// `bot/<id>`, so it cannot clash).
+pub const HOUSEHOLD_BOT_KEY: &str = "household/bot";
+
 pub fn bot_token_key(member_id: &str) -> String {
     format!("bot/{member_id}")
 }

@@ -176,6 +176,21 @@ pub enum ControlRequest {
         #[serde(default)]
         every_minutes: u32,
     },
+    // The household bot and the family groups (#17).
+    /// Set the household's one shared bot (the family group's bot and the admin's channel). The
+    /// token is checked live with `getMe`; it may be no member's bot. Replaces an earlier one.
+    /// Added in protocol 8.
+    HouseholdBotSet { bot_token: String },
+    /// Stop and forget the household bot (its token, the admins' chats with it); groups stay
+    /// known with their decisions. Added in protocol 8.
+    HouseholdBotRemove,
+    /// The household bot, if one is set. Added in protocol 8.
+    HouseholdBotGet,
+    /// The group chats the household bot was added to or heard from. Added in protocol 8.
+    HouseholdGroups,
+    /// Let the household bot answer in a group (`allow: true`), or keep it silent there for good
+    /// (`allow: false`). Added in protocol 8.
+    HouseholdGroupDecide { chat_id: i64, allow: bool },
 }
 
 /// What a member is, for the assistant's tone and care: children and teens get age-appropriate
@@ -434,6 +449,13 @@ impl std::fmt::Debug for ControlRequest {
                 .field("url", &url.as_ref().map(|_| "<redacted>"))
                 .field("every_minutes", every_minutes)
                 .finish(),
+            Self::HouseholdBotSet { .. } => f.debug_struct("HouseholdBotSet").field("bot_token", &"<redacted>").finish(),
+            Self::HouseholdBotRemove => f.write_str("HouseholdBotRemove"),
+            Self::HouseholdBotGet => f.write_str("HouseholdBotGet"),
+            Self::HouseholdGroups => f.write_str("HouseholdGroups"),
+            Self::HouseholdGroupDecide { chat_id, allow } => {
+                f.debug_struct("HouseholdGroupDecide").field("chat_id", chat_id).field("allow", allow).finish()
+            }
         }
     }
 }
@@ -502,6 +524,69 @@ pub enum ControlReply {
     Voice(VoiceSummary),
     /// `SpeechTest` worked. Added in protocol 7.
     SpeechTested(SpeechTestResult),
+    /// `HouseholdBotSet`, `HouseholdBotRemove`, `HouseholdBotGet`: the household bot afterwards
+    /// (`None`: there is none). Added in protocol 8.
+    HouseholdBot { bot: Option<HouseholdBotSummary> },
+    /// `HouseholdGroups`: every known group, oldest first. Added in protocol 8.
+    Groups { groups: Vec<GroupSummary> },
+    /// `HouseholdGroupDecide`: the group after the decision. Added in protocol 8.
+    Group(GroupSummary),
+}
+
+/// The household's shared bot as the admin sees it. Never the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HouseholdBotSummary {
+    pub bot_username: String,
+    pub bot: BotState,
+    /// Admins who have sent /start to it in a private chat: where alerts and approvals may go.
+    pub admin_chats: u32,
+}
+
+/// Whether the household bot may answer in a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupState {
+    /// Known (the bot was added, or heard a message there), not decided yet: silent.
+    Pending,
+    /// Answers members who mention it or reply to it.
+    Allowed,
+    /// Silent for good, whatever is written there.
+    Refused,
+}
+
+impl GroupState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Allowed => "allowed",
+            Self::Refused => "refused",
+        }
+    }
+
+    /// The stored spelling back; anything unknown reads as pending (silent).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "allowed" => Self::Allowed,
+            "refused" => Self::Refused,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// A group chat the household bot knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    /// Telegram's chat id (negative for groups).
+    pub chat_id: i64,
+    pub title: String,
+    pub state: GroupState,
+    /// Whether the bot is in the group now, as Telegram last said.
+    pub present: bool,
+    /// RFC 3339: when the group became known.
+    pub first_seen: String,
+    /// RFC 3339: when the admin allowed or refused it.
+    #[serde(default)]
+    pub decided_at: Option<String>,
 }
 
 /// The text-to-speech service voice replies go to, and why that one. Never the key.
@@ -961,6 +1046,9 @@ pub struct StatusReport {
     /// Provider calls open now and the bound on them. Added in protocol 8.
     #[serde(default)]
     pub provider_connections: Option<ProviderConnections>,
+    /// The household bot, if one is set. Added in protocol 8.
+    #[serde(default)]
+    pub household_bot: Option<HouseholdBotSummary>,
 }
 
 /// Provider calls open at once across the household, against the admin's bound.
@@ -1135,7 +1223,8 @@ mod tests {
             voice: "alloy".into(),
             api_key: "sk-SECRET".into(),
         };
-        for r in [add, set, test, check, token, speech, voice] {
+        let household = ControlRequest::HouseholdBotSet { bot_token: "123:SECRET".into() };
+        for r in [add, set, test, check, token, speech, voice, household] {
             let s = format!("{r:?}");
             assert!(!s.contains("SECRET"), "{s}");
             assert!(s.contains("redacted"), "{s}");

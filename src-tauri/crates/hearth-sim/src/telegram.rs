@@ -17,13 +17,17 @@
 //! API does. [`crate::media`] makes real PNGs and Ogg Opus voice notes to send.
 //!
 //! Submodules: `api` is the HTTP handler and the Bot API methods; `files` the media messages,
-//! `getFile`, downloads and `sendVoice`; `world` the state behind one mutex; `params` decodes
+//! `getFile`, downloads and `sendVoice`; `groups` group chats (the bot added or removed —
+//! `my_chat_member` —, members writing with mentions and replies, posts on behalf of a channel,
+//! other bots); `world` the state behind one mutex; `params` decodes
 //! paths, queries and bodies like the Bot API; `markup` parses HTML, MarkdownV2 and Markdown
 //! into text and entities.
 //!
 //! Where the fake knowingly differs from Telegram: a bare `&` in HTML is rejected (Telegram
 //! passes it through; see `markup`); MarkdownV2 is an approximation of tdlib's parser; only
-//! private chats exist; `setWebhook` is accepted (and makes `getUpdates` answer 409) but nothing
+//! private chats and basic groups or supergroups the test adds the bot to exist (no channels of
+//! their own, no topics); `allowed_updates` is recorded but not applied (every update is
+//! delivered); `setWebhook` is accepted (and makes `getUpdates` answer 409) but nothing
 //! is ever delivered to the URL; `timeout` may be fractional; a photo's smaller sizes are generated grey PNGs of the right
 //! dimensions rather than the sender's picture scaled down, and its largest size is the sender's
 //! bytes as given (Telegram re-encodes to JPEG within 2560 px); `sendVoice` is the only sending
@@ -44,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 
 mod api;
 mod files;
+mod groups;
 mod markup;
 mod params;
 mod world;
@@ -372,6 +377,70 @@ impl FakeTelegram {
     /// When `token` belongs to no bot — a mistake in the test itself.
     pub fn send_text(&self, token: &str, user: &FakeUser, text: &str) -> i64 {
         self.with_bot_mut("send_text", token, |bot| bot.user_sends_text(user, text))
+    }
+
+    /// `by` adds the bot to the group `chat_id` (negative; ≤ -1 000 000 000 000 is a supergroup,
+    /// as Telegram numbers them) titled `title`: the group becomes a chat the bot may write to,
+    /// and a `my_chat_member` update (a `ChatMemberUpdated`: `chat`, `from`, `date`,
+    /// `old_chat_member` "left", `new_chat_member` "member") is queued. Returns its `update_id`.
+    ///
+    /// # Panics
+    /// When `token` belongs to no bot, or `chat_id` is not negative.
+    pub fn add_to_group(&self, token: &str, by: &FakeUser, chat_id: i64, title: &str) -> i64 {
+        assert!(chat_id < 0, "FakeTelegram::add_to_group: a group's id is negative, not {chat_id}");
+        self.with_bot_mut("add_to_group", token, |bot| bot.membership(by, chat_id, Some(title), true))
+    }
+
+    /// `by` removes the bot from group `chat_id`: `my_chat_member` with "left"; sending there
+    /// then fails with 403 as on Telegram.
+    pub fn remove_from_group(&self, token: &str, by: &FakeUser, chat_id: i64) -> i64 {
+        self.with_bot_mut("remove_from_group", token, |bot| bot.membership(by, chat_id, None, false))
+    }
+
+    /// Acts as `user` writing `text` in group `chat_id` (which the bot must be in): `mention`
+    /// entities for every `@username` in it (offsets in UTF-16 code units) and a `bot_command`
+    /// entity for a leading `/command`, as Telegram attaches them. Returns the `update_id`.
+    ///
+    /// # Panics
+    /// When `token` belongs to no bot, or the bot is in no such group.
+    pub fn send_group_text(&self, token: &str, chat_id: i64, user: &FakeUser, text: &str) -> i64 {
+        let from = world::user_json(user);
+        self.group_message("send_group_text", token, chat_id, groups::Sender::User(from), text, None)
+    }
+
+    /// Like [`FakeTelegram::send_group_text`], answering message `reply_to` of the group (the
+    /// update carries it as `reply_to_message`, with its author).
+    pub fn reply_in_group(&self, token: &str, chat_id: i64, user: &FakeUser, text: &str, reply_to: i64) -> i64 {
+        let from = world::user_json(user);
+        self.group_message("reply_in_group", token, chat_id, groups::Sender::User(from), text, Some(reply_to))
+    }
+
+    /// A message in group `chat_id` sent on behalf of a channel (`sender_chat`, a channel; `from`
+    /// is Telegram's placeholder bot `@Channel_Bot`), as when a linked channel posts or a
+    /// member writes as their channel.
+    pub fn send_group_as_channel(&self, token: &str, chat_id: i64, channel_id: i64, channel_title: &str, text: &str) -> i64 {
+        let sender = groups::Sender::Channel { id: channel_id, title: channel_title.to_owned() };
+        self.group_message("send_group_as_channel", token, chat_id, sender, text, None)
+    }
+
+    /// A message in group `chat_id` from another bot (`from.is_bot`), e.g. `@other_bot`.
+    pub fn send_group_from_bot(&self, token: &str, chat_id: i64, bot_id: i64, username: &str, text: &str) -> i64 {
+        let sender = groups::Sender::Bot { id: bot_id, username: username.to_owned() };
+        self.group_message("send_group_from_bot", token, chat_id, sender, text, None)
+    }
+
+    fn group_message(
+        &self,
+        what: &str,
+        token: &str,
+        chat_id: i64,
+        sender: groups::Sender,
+        text: &str,
+        reply_to: Option<i64>,
+    ) -> i64 {
+        self.with_bot_mut(what, token, |bot| bot.group_message(chat_id, sender, text, reply_to))
+            // Panics after the world lock is released, so the fake stays usable for the report.
+            .unwrap_or_else(|why| panic!("FakeTelegram::{what}: {why}"))
     }
 
     /// Acts as `user`: sends `media` (with a caption; `None` or empty for none) to the bot and

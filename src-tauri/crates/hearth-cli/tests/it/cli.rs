@@ -246,7 +246,9 @@ fn help_says_what_every_command_does() {
             ],
         ),
         (&["price", "list", "--help"], &["where it came from", "admin", "--json"]),
-        (&["household", "--help"], &["cap", "timezone"]),
+        (&["household", "--help"], &["cap", "timezone", "bot", "groups", "group"]),
+        (&["household", "bot", "--help"], &["family group", "/start", "stdin", "set", "remove", "--json"]),
+        (&["household", "group", "--help"], &["allow", "refuse", "--json"]),
         (&["household", "cap", "--help"], &["whole household", "--monthly-usd", "none", "--json"]),
         (&["household", "timezone", "--help"], &["time zone", "midnight", "Europe/Berlin", "--json"]),
         (&["usage", "--help"], &["spent", "caps", "--month", "YYYY-MM", "--json", "export"]),
@@ -1069,4 +1071,57 @@ async fn logs_show_the_last_lines_and_follow_what_comes_next() {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(follow.id().unwrap() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
     let status = tokio::time::timeout(Duration::from_secs(5), follow.wait()).await.expect("Ctrl-C stops --follow").unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+/// `hearth household bot|groups|group` against a running gateway: the token on stdin (never
+/// argv), `--json` shapes, a group added in Telegram allowed from the command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn household_bot_commands_against_a_running_gateway() {
+    let telegram = FakeTelegram::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let serve = Serve::start(&data, &telegram.api_url(), tmp.path().join("serve.log")).await;
+    let d = data.as_path();
+
+    assert_eq!(run(d, &["household", "bot", "--json"], None, &[]).await.expect_code(0).json(), Value::Null);
+    let ran = run(d, &["household", "bot"], None, &[]).await;
+    assert!(ran.expect_code(0).stdout.contains("No household bot"), "{ran:#?}");
+    let ran = run(d, &["household", "bot", "set"], Some("\n"), &[]).await;
+    assert!(ran.expect_code(4).stderr.contains("no bot token given"), "{ran:#?}");
+    let ran = run(d, &["household", "bot", "set"], Some("123:nope\n"), &[]).await;
+    assert!(ran.expect_code(4).stderr.contains("does not look like a bot token"), "{ran:#?}");
+
+    let home = telegram.add_bot("home_family_bot");
+    let set = run(d, &["household", "bot", "set", "--json"], Some(&format!("{}\n", home.token)), &[]).await;
+    assert_eq!(set.expect_code(0).json(), serde_json::json!({ "bot_username": "home_family_bot" }));
+    assert!(!serve.cmdline().contains(&home.token));
+    let shown = run(d, &["household", "bot", "--json"], None, &[]).await.expect_code(0).json();
+    assert_eq!(keys(&shown), ["admin_chats", "bot_username", "state"].map(String::from).into(), "{shown}");
+    let status: StatusReport =
+        serde_json::from_str(run(d, &["status", "--json"], None, &[]).await.stdout.trim()).unwrap();
+    assert_eq!(status.household_bot.map(|b| b.bot_username).as_deref(), Some("home_family_bot"));
+
+    let ran = run(d, &["household", "groups"], None, &[]).await;
+    assert!(ran.expect_code(0).stdout.contains("in no group yet"), "{ran:#?}");
+    let ana = telegram.user(7001, "Ana");
+    telegram.add_to_group(&home.token, &ana, -1_009_876_543_210, "Family");
+    let groups = crate::support::eventually(Duration::from_secs(30), "the group to be known", async || {
+        let groups = run(d, &["household", "groups", "--json"], None, &[]).await.expect_code(0).json();
+        (groups.as_array().is_some_and(|g| !g.is_empty())).then_some(groups)
+    })
+    .await;
+    assert_eq!(groups[0]["id"], -1_009_876_543_210_i64);
+    assert_eq!((groups[0]["title"].as_str(), groups[0]["state"].as_str()), (Some("Family"), Some("pending")));
+    let ran = run(d, &["household", "groups"], None, &[]).await;
+    assert!(ran.expect_code(0).stdout.contains("pending"), "{ran:#?}");
+    let allowed = run(d, &["household", "group", "allow", "-1009876543210", "--json"], None, &[]).await;
+    assert_eq!(allowed.expect_code(0).json()["state"], "allowed");
+    let ran = run(d, &["household", "group", "refuse", "-42"], None, &[]).await;
+    assert!(ran.expect_code(5).stderr.contains("no group with id -42"), "{ran:#?}");
+
+    let removed = run(d, &["household", "bot", "remove", "--json"], None, &[]).await.expect_code(0).json();
+    assert_eq!(removed, serde_json::json!({ "removed": true }));
+    assert_eq!(run(d, &["household", "bot", "--json"], None, &[]).await.expect_code(0).json(), Value::Null);
+    let (code, _) = serve.terminate().await;
+    assert_eq!(code, Some(0));
 }

@@ -12,6 +12,7 @@ mod flow;
 // Linux only: POSIX ACL xattrs, setresuid, and root (CI runs as root).
 #[cfg(target_os = "linux")]
 mod hardening;
+mod household;
 mod isolation;
 mod knowledge;
 mod media;

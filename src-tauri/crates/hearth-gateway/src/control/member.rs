@@ -32,6 +32,9 @@ pub(super) async fn add(e: &Engine, name: String, bot_token: String, role: Role)
             ),
         ));
     }
+    if let Some(household) = household_conflict(e, bot_id).await? {
+        return Err(household);
+    }
     let mut row = MemberRow {
         seq: 0,
         id: new_member_id(&name),
@@ -200,6 +203,9 @@ pub(super) async fn bot_check(e: &Engine, token: &str) -> Result<BotIdentity, Co
 
 /// A `Conflict` naming the member who already has this bot, unless it is `except`.
 async fn bot_owner(e: &Engine, bot_id: i64, except: Option<&str>) -> Result<Option<ControlError>, ControlError> {
+    if let Some(household) = household_conflict(e, bot_id).await? {
+        return Ok(Some(household));
+    }
     let owner = e.store.call(move |c| store::member_id_for_bot(c, bot_id)).await.map_err(internal)?;
     let Some(owner) = owner.filter(|o| Some(o.as_str()) != except) else { return Ok(None) };
     let name = e.members.read(|r| r.name(&owner)).unwrap_or(owner);
@@ -318,6 +324,18 @@ pub(super) async fn export(e: &Engine, key: &str, dest_dir: &str) -> Result<Cont
 
 /// A readable, unique, path-safe id: the name's ASCII letters and digits, a dash, and four
 /// random characters (so a later member with the same name never inherits an old path).
+/// A member's bot may not be the household bot: one poller per token, and the household bot
+/// is no one's private assistant.
+async fn household_conflict(e: &Engine, bot_id: i64) -> Result<Option<ControlError>, ControlError> {
+    let household = e.store.call(|c| store::household_bot(c)).await.map_err(internal)?;
+    Ok(household.filter(|h| h.bot_id == bot_id).map(|_| {
+        ControlError::new(
+            ErrorCode::Conflict,
+            "this is the household bot; each member needs a bot of their own (in @BotFather: /newbot)",
+        )
+    }))
+}
+
 fn new_member_id(name: &str) -> String {
     let mut slug: String = name
         .chars()

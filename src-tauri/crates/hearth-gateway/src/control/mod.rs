@@ -13,7 +13,8 @@
 //! finding providers, and the speech-recognition service), `voice.rs` (voice replies: the
 //! service, its prices, each member's setting), `speech_test.rs` (trying speech in either
 //! direction), `backup.rs` (backups while a gateway serves), `alerts.rs` (each admin's alert
-//! setting and the heartbeat), `doctor.rs` (`hearth doctor`), `status.rs`, `socket.rs`.
+//! setting and the heartbeat), `household_bot.rs` (the household bot and the admin's decision on
+//! its groups), `doctor.rs` (`hearth doctor`), `status.rs`, `socket.rs`.
 
 use hearth_proto::control::{ControlError, ControlReply, ControlRequest, ErrorCode, MemberSummary};
 
@@ -26,6 +27,7 @@ mod alerts;
 mod assistant;
 pub(crate) mod backup;
 mod doctor;
+mod household_bot;
 mod member;
 mod provider;
 pub(crate) mod socket;
@@ -35,6 +37,7 @@ mod status;
 mod voice;
 
 pub use socket::{ClientError, request};
+pub(crate) use household_bot::summary as household_bot_summary;
 pub(crate) use status::status;
 
 /// Handles one admin request.
@@ -124,6 +127,11 @@ pub(crate) async fn handle(e: &Engine, request: ControlRequest) -> Result<Contro
             alerts::member_alerts(e, &member, alerts).await.map(ControlReply::Member)
         }
         ControlRequest::HouseholdHeartbeat { url, every_minutes } => alerts::heartbeat(e, url, every_minutes).await,
+        ControlRequest::HouseholdBotSet { bot_token } => household_bot::set(e, &bot_token).await,
+        ControlRequest::HouseholdBotRemove => household_bot::remove(e).await,
+        ControlRequest::HouseholdBotGet => Ok(ControlReply::HouseholdBot { bot: household_bot::summary(e).await? }),
+        ControlRequest::HouseholdGroups => household_bot::groups(e).await,
+        ControlRequest::HouseholdGroupDecide { chat_id, allow } => household_bot::decide(e, chat_id, allow).await,
     }
 }
 

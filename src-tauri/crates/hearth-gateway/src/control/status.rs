@@ -60,5 +60,6 @@ pub(crate) async fn status(e: &Engine) -> anyhow::Result<StatusReport> {
             let (max, open) = e.broker.connections();
             ProviderConnections { open, max }
         }),
+        household_bot: super::household_bot_summary(e).await.map_err(|err| anyhow::anyhow!(err.message))?,
     })
 }

@@ -6,10 +6,10 @@
 //! A member change carries the fields as stored, not a whole row read earlier, so a change never
 //! undoes one the loop made meanwhile (a pairing, say).
 
-use hearth_proto::control::{AlertLevel, QuietHours, Role, VoiceReplies};
+use hearth_proto::control::{AlertLevel, GroupState, QuietHours, Role, VoiceReplies};
 
 use super::{Core, LaneItem, inbox_ids};
-use crate::store::MemberRow;
+use crate::store::{HOUSEHOLD_ID, HouseholdBotRow, MemberRow};
 
 /// One admin change, already stored.
 #[derive(Debug)]
@@ -28,6 +28,10 @@ pub(crate) enum Change {
     TurnCap(usize),
     /// `context.reset_after_idle_hours` (0: off).
     IdleReset { hours: u32 },
+    /// The household bot was set (polled from now on, replacing any earlier one) or removed.
+    HouseholdBot(Option<HouseholdBotRow>),
+    /// The admin allowed or refused a group.
+    Group { chat_id: i64, state: GroupState },
 }
 
 /// The fields of a member one admin request changes.
@@ -141,6 +145,17 @@ impl Core {
             }
             Change::TurnCap(cap) => self.lanes.write(|l| l.set_turn_cap(cap)),
             Change::IdleReset { hours } => self.idle_reset_hours = hours,
+            Change::HouseholdBot(bot) => {
+                // The old bot's loop stops first: one poller per token.
+                self.bots.write(|b| b.stop(HOUSEHOLD_ID));
+                if let Some(h) = &bot {
+                    self.bots.write(|b| b.start_household(&self.engine, h));
+                }
+                self.household.bot = bot;
+            }
+            Change::Group { chat_id, state } => {
+                self.household.groups.insert(chat_id, state);
+            }
         }
     }
 

@@ -38,6 +38,10 @@ impl Core {
             engine.finish_rows(vec![row.id], "done", if stopped { "stopped" } else { "stop_too_late" });
             return;
         }
+        if row.member_id == store::HOUSEHOLD_ID {
+            self.on_household_row(row).await;
+            return;
+        }
         let Some(member) = self.members.read(|r| r.get(&row.member_id).cloned()) else {
             engine.finish_rows(vec![row.id], "done", "member_removed");
             return;
@@ -169,7 +173,7 @@ impl Core {
             Route::Unsupported => {
                 engine.reply_and_finish(&member.id, row.msg.chat_id, UNSUPPORTED.to_owned(), row.id, "unsupported");
             }
-            Route::Stranger => stranger(&engine, &member, row, false),
+            Route::Stranger => stranger(&engine, &member.id, row, false),
             Route::Ignore => engine.finish_rows(vec![row.id], "done", "ignored"),
         }
     }
@@ -236,7 +240,7 @@ impl Core {
                 );
                 engine.reply_and_finish(&member.id, chat, text, row.id, "paired");
             }
-            Ok(false) => stranger(&engine, member, row, true),
+            Ok(false) => stranger(&engine, &member.id, row, true),
             Err(e) => {
                 tracing::error!(error = %e, "pairing failed");
                 engine.finish_rows(vec![row.id], "failed", "pairing_error");
@@ -246,21 +250,23 @@ impl Core {
 }
 
 /// The stranger policy: at most one short reply per hour per person, an audit row with it,
-/// and nothing else — no worker, no model.
-fn stranger(engine: &Engine, member: &MemberRow, row: InboxRow, tried_code: bool) {
+/// and nothing else — no worker, no model. `member_id` is the bot's owner (`store::HOUSEHOLD_ID`
+/// for the household bot, audited without a member).
+pub(super) fn stranger(engine: &Engine, member_id: &str, row: InboxRow, tried_code: bool) {
     let engine = engine.clone();
-    let member_id = member.id.clone();
+    let member_id = member_id.to_owned();
     let window = engine.config.stranger_reply_window.as_secs() as i64;
     engine.tracker.clone().spawn(async move {
         let (bot_id, user, name) = (row.bot_id, row.msg.from_id, row.msg.from_name.clone());
-        let mid = member_id.clone();
+        let mid = (member_id != store::HOUSEHOLD_ID).then(|| member_id.clone());
         let may = engine
             .store
             .call(move |c| {
                 let may = store::stranger_may_reply(c, bot_id, user, store::now_unix(), window)?;
                 if may {
                     let what = if tried_code { "stranger_bad_code" } else { "stranger" };
-                    store::audit(c, &format!("telegram:{user}"), what, Some(&mid), &format!("message from unpaired user {name}"))?;
+                    let detail = format!("message from unpaired user {name}");
+                    store::audit(c, &format!("telegram:{user}"), what, mid.as_deref(), &detail)?;
                 }
                 Ok(may)
             })

@@ -25,7 +25,8 @@
 //!
 //! Files: `engine.rs` (the shared handle and its helpers), `state.rs` (writers, readers, the
 //! roster), `bots.rs`, `lanes.rs` (the scheduler), `inbox.rs` (one row: member, pairing,
-//! stranger, paused, resting, a command), `turn.rs` (one turn), `stream.rs` (a chat turn's answer
+//! stranger, paused, resting, a command), `household_bot.rs` (the household bot's rows: its
+//! members, groups, help and admins' chats), `turn.rs` (one turn), `stream.rs` (a chat turn's answer
 //! shown as a draft while it is written), `media.rs` (a turn's files:
 //! fetched, heard, held), `voice.rs` (answering in voice), `albums.rs` (an album's parts into one turn), `notices.rs` (spend
 //! notices and the admin's buttons), `reminders.rs` (delivering due reminders), `changes.rs` (the admin's
@@ -46,6 +47,7 @@ mod albums;
 mod bots;
 mod changes;
 mod engine;
+mod household_bot;
 mod inbox;
 pub(crate) mod lanes;
 mod media;
@@ -64,7 +66,7 @@ pub(crate) use state::{Roster, Writer};
 use crate::broker::SpendEvent;
 use crate::broker::spend::CapKind;
 use crate::routing::roles::QuietNotes;
-use crate::store::{DueReminder, InboxRow};
+use crate::store::{self, DueReminder, InboxRow};
 use lanes::{LaneEntry, Lanes};
 
 /// The closed set of inputs to the core loop.
@@ -151,6 +153,8 @@ pub(crate) struct Core {
     speech_told: bool,
     /// Turns back from their provider, waiting for a slot: answered by `dispatch`.
     resuming: HashMap<String, oneshot::Sender<()>>,
+    /// The household bot and the groups it knows (`household_bot.rs`).
+    household: household_bot::Household,
 }
 
 /// The writers [`Core::new`] takes over; their readers go into the [`Engine`] first.
@@ -189,14 +193,24 @@ impl Core {
             albums: albums::Albums::new(),
             speech_told: false,
             resuming: HashMap::new(),
+            household: household_bot::Household::default(),
         }
     }
 
-    /// Starts every member's bot; called once, before the loop runs.
+    /// Starts every member's bot, and the household bot if one is set; called once, before the
+    /// loop runs.
     pub(crate) fn start_bots(&mut self) {
         let members = self.members.read(Roster::list);
         for m in &members {
             self.bots.write(|b| b.start(&self.engine, m));
+        }
+        // At start, before anything else waits on the store.
+        match self.engine.store.call_sync(|c| Ok((store::household_bot(c)?, store::list_groups(c)?))) {
+            Ok((bot, groups)) => self.household = household_bot::Household::load(bot, groups),
+            Err(e) => tracing::error!(error = %e, "could not read the household bot; it stays off until set again"),
+        }
+        if let Some(h) = self.household.bot.clone() {
+            self.bots.write(|b| b.start_household(&self.engine, &h));
         }
         self.refresh_admin_available();
     }

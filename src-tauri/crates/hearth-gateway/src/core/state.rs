@@ -88,6 +88,11 @@ impl Roster {
         admins
     }
 
+    /// The member whose paired Telegram user this is (how the household bot knows members).
+    pub(crate) fn by_telegram_user(&self, user_id: i64) -> Option<&MemberRow> {
+        self.0.values().find(|m| m.telegram_user_id == Some(user_id))
+    }
+
     /// Whether any member has a cap of their own.
     pub(crate) fn any_member_caps(&self) -> bool {
         self.0.values().any(|m| m.cap_daily_micros.is_some() || m.cap_monthly_micros.is_some())

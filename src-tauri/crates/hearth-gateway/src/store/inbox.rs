@@ -31,6 +31,9 @@ pub enum MessageKind {
     /// The member pressed Stop on a draft (`stopped_message_generation`); `text` holds the
     /// draft's id. Never a turn: it stops the running one (`core/stream.rs`).
     Stop,
+    /// The household bot's own membership in a group changed (`my_chat_member`): `text` holds
+    /// its new status (`member`, `administrator`, `left`, `kicked`…). Never a turn.
+    Membership,
 }
 
 impl MessageKind {
@@ -44,6 +47,7 @@ impl MessageKind {
             Self::Unsupported => "unsupported",
             Self::Callback => "callback",
             Self::Stop => "stop",
+            Self::Membership => "membership",
         }
     }
     fn parse(s: &str) -> Self {
@@ -55,6 +59,7 @@ impl MessageKind {
             "document" => Self::Document,
             "callback" => Self::Callback,
             "stop" => Self::Stop,
+            "membership" => Self::Membership,
             _ => Self::Unsupported,
         }
     }
@@ -111,6 +116,26 @@ pub struct NewMessage {
     pub message_id: Option<i64>,
     /// The file a voice note, audio file, photo or document carried.
     pub media: Option<Media>,
+    /// In a group chat: its title, who the message mentions and whose message it replies to.
+    pub group: Option<GroupInfo>,
+}
+
+/// What routing a group message needs beyond its text, kept in `inbox.chat_info` as JSON so a
+/// restarted gateway routes it the same way.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GroupInfo {
+    /// The group's title as Telegram sent it.
+    #[serde(default)]
+    pub title: String,
+    /// `@username`s the message mentions (`mention` entities), lower case, without the `@`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+    /// Users mentioned by id (`text_mention` entities: users without a username).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentioned_ids: Vec<i64>,
+    /// The author of the message this one replies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to_user: Option<i64>,
 }
 
 /// Commits a batch of updates for one bot and advances its offset, in one transaction: after it
@@ -128,22 +153,28 @@ pub fn commit_updates(
     let mut inserted = Vec::new();
     {
         let mut stmt = tx.prepare(
-            "INSERT OR IGNORE INTO inbox (bot_id, member_id, update_id, chat_id, chat_type, from_id, from_name, kind, text, sent_at, received_at, callback_id, message_id, media)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            "INSERT OR IGNORE INTO inbox (bot_id, member_id, update_id, chat_id, chat_type, from_id, from_name, kind, text, sent_at, received_at, callback_id, message_id, media, chat_info)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?;
         for m in messages {
             let media = m.media.as_ref().map(|d| serde_json::to_string(d).expect("plain fields always serialize"));
+            let group = m.group.as_ref().map(|g| serde_json::to_string(g).expect("plain fields always serialize"));
             let n = stmt.execute(params![
                 bot_id, member_id, m.update_id, m.chat_id, m.chat_type, m.from_id, m.from_name,
-                m.kind.as_str(), m.text, m.sent_at, now, m.callback_id, m.message_id, media
+                m.kind.as_str(), m.text, m.sent_at, now, m.callback_id, m.message_id, media, group
             ])?;
             if n == 1 {
                 inserted.push(InboxRow { id: tx.last_insert_rowid(), bot_id, member_id: member_id.to_owned(), msg: m.clone() });
             }
         }
     }
+    // A member's bot or the household bot: whichever has this id.
     tx.execute(
         "UPDATE bots SET next_offset = MAX(next_offset, ?2) WHERE bot_id = ?1",
+        params![bot_id, next_offset],
+    )?;
+    tx.execute(
+        "UPDATE household_bot SET next_offset = MAX(next_offset, ?2) WHERE bot_id = ?1",
         params![bot_id, next_offset],
     )?;
     tx.commit()?;
@@ -153,7 +184,7 @@ pub fn commit_updates(
 /// Rows still waiting for an answer, oldest first: what a restarted gateway picks up again.
 pub fn pending_inbox(conn: &Connection) -> Result<Vec<InboxRow>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT id, bot_id, member_id, update_id, chat_id, chat_type, from_id, from_name, kind, text, sent_at, callback_id, message_id, media
+        "SELECT id, bot_id, member_id, update_id, chat_id, chat_type, from_id, from_name, kind, text, sent_at, callback_id, message_id, media, chat_info
          FROM inbox WHERE state = 'pending' ORDER BY id",
     )?;
     let rows = stmt
@@ -176,6 +207,8 @@ pub fn pending_inbox(conn: &Connection) -> Result<Vec<InboxRow>, StoreError> {
                     // Unreadable media (a newer build's field shapes) reads as none: the row is
                     // then answered as a message Hearth cannot read, not lost.
                     media: r.get::<_, Option<String>>(13)?.and_then(|j| serde_json::from_str(&j).ok()),
+                    // Likewise: an unreadable context reads as none, and the row as unaddressed.
+                    group: r.get::<_, Option<String>>(14)?.and_then(|j| serde_json::from_str(&j).ok()),
                 },
             })
         })?
@@ -203,7 +236,7 @@ pub fn pending_among(conn: &Connection, ids: &[i64]) -> Result<std::collections:
 pub fn finish_inbox(conn: &mut Connection, ids: &[i64], state: &str, outcome: &str) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     {
-        let mut stmt = tx.prepare("UPDATE inbox SET state = ?2, outcome = ?3, text = NULL, media = NULL WHERE id = ?1")?;
+        let mut stmt = tx.prepare("UPDATE inbox SET state = ?2, outcome = ?3, text = NULL, media = NULL, chat_info = NULL WHERE id = ?1")?;
         for id in ids {
             stmt.execute(params![id, state, outcome])?;
         }
@@ -246,6 +279,7 @@ mod tests {
                     callback_id: None,
                     message_id: Some(5),
                     media: Some(media.clone()),
+                    group: None,
                 };
                 let rows = commit_updates(c, "ana", 11, std::slice::from_ref(&msg), 6)?;
                 assert_eq!(pending_among(c, &[rows[0].id, 999])?, [rows[0].id].into());

@@ -228,5 +228,7 @@ pub fn bind_telegram_user(conn: &Connection, member_id: &str, user_id: i64, chat
 
 /// The offset that confirms everything the inbox holds for a bot: where its poll loop starts.
 pub fn bot_offset(conn: &Connection, bot_id: i64) -> Result<Option<i64>, StoreError> {
-    Ok(conn.query_row("SELECT next_offset FROM bots WHERE bot_id = ?1", [bot_id], |r| r.get(0)).optional()?)
+    // A member's bot or the household bot.
+    let sql = "SELECT next_offset FROM bots WHERE bot_id = ?1 UNION ALL SELECT next_offset FROM household_bot WHERE bot_id = ?1";
+    Ok(conn.query_row(sql, [bot_id], |r| r.get(0)).optional()?)
 }

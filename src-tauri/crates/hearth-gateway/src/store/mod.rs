@@ -9,7 +9,8 @@
 //! This file holds the handle and the migrations; the functions live one file per table group —
 //! `members.rs` (members and bots), `alerts.rs` (what the admins were told about), `pairing.rs`, `inbox.rs`, `reminders.rs`, `strangers.rs`,
 //! `ledger.rs` (and the reports read from it), `spend.rs` (caps, prices, grants, notices,
-//! approvals) and `settings.rs` (audit and settings) — and are all re-exported here, so a caller
+//! approvals), `household.rs` (the household bot, its admins' chats, the groups) and
+//! `settings.rs` (audit and settings) — and are all re-exported here, so a caller
 //! writes `store::list_members` whichever file it is in.
 
 use std::path::Path;
@@ -19,6 +20,7 @@ use parking_lot::Mutex;
 use rusqlite::Connection;
 
 mod alerts;
+mod household;
 mod inbox;
 mod ledger;
 mod members;
@@ -32,6 +34,7 @@ mod tests;
 
 // One flat `store::` namespace for callers: the files split the tables, not the API.
 pub use alerts::*;
+pub use household::*;
 pub use inbox::*;
 pub use ledger::*;
 pub use members::*;
@@ -294,6 +297,40 @@ const MIGRATIONS: &[&str] = &[
     -- shipped default for the model.
     ALTER TABLE ledger ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE prices ADD COLUMN cache_write INTEGER;
+    "#,
+    // 10: the household bot and the family groups (#17).
+    r#"
+    -- The household's one shared bot (its token is a secret, `household/bot`). At most one row.
+    -- Its inbox rows carry the reserved member id 'household' (`HOUSEHOLD_ID`): the speaker is
+    -- decided when the row is routed, and a stranger's row has no member at all.
+    CREATE TABLE household_bot (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        bot_id      INTEGER NOT NULL UNIQUE,
+        username    TEXT NOT NULL,
+        next_offset INTEGER NOT NULL DEFAULT 0,
+        set_at      INTEGER NOT NULL
+    );
+    -- Admins' private chats with the household bot (they sent /start there): where alerts and
+    -- approvals may go. Forgotten with the bot, and with the member.
+    CREATE TABLE household_admin_chats (
+        member_id  TEXT PRIMARY KEY REFERENCES members(id) ON DELETE CASCADE,
+        chat_id    INTEGER NOT NULL,
+        started_at INTEGER NOT NULL
+    );
+    -- Group chats the household bot was added to or heard from. 'pending' until the admin
+    -- decides: 'allowed' (answers mentions) or 'refused' (silent for good).
+    CREATE TABLE groups (
+        chat_id    INTEGER PRIMARY KEY,
+        title      TEXT NOT NULL DEFAULT '',
+        state      TEXT NOT NULL DEFAULT 'pending',
+        present    INTEGER NOT NULL DEFAULT 1,
+        first_seen INTEGER NOT NULL,
+        decided_at INTEGER,
+        decided_by TEXT
+    );
+    -- A group message's context as JSON (`store::GroupInfo`: the group's title, who it mentions,
+    -- whose message it replies to); NULL in private chats. Cleared with the text.
+    ALTER TABLE inbox ADD COLUMN chat_info TEXT;
     "#,
 ];
 

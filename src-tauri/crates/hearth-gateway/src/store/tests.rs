@@ -50,6 +50,7 @@ fn msg(update_id: i64, text: &str) -> NewMessage {
         callback_id: None,
         message_id: Some(update_id),
         media: None,
+        group: None,
     }
 }
 

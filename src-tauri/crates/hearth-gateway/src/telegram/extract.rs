@@ -4,9 +4,9 @@
 //! ([`Media`], stored as JSON in the inbox — never the bytes, which are fetched when the turn
 //! runs) and its caption as the text. Stickers, videos and the rest are `Unsupported`.
 
-use teloxide::types::{Message, PhotoSize, Update, UpdateKind};
+use teloxide::types::{ChatMemberUpdated, Message, MessageEntityKind, PhotoSize, Update, UpdateKind};
 
-use crate::store::{Media, MessageKind, NewMessage};
+use crate::store::{GroupInfo, Media, MessageKind, NewMessage};
 
 /// The most pixels a photo sent to the model may have, on each side and in all. Telegram's
 /// largest size is usually 1280 or 2560 on its longer side; a provider scales larger images
@@ -14,9 +14,13 @@ use crate::store::{Media, MessageKind, NewMessage};
 pub const PHOTO_MAX_SIDE: u32 = 2560;
 pub const PHOTO_MAX_PIXELS: u64 = 6_500_000;
 
-/// Turns a Telegram update into an inbox message, if it is one. Edits, reactions, channel posts
-/// and everything else are confirmed and dropped.
+/// Turns a Telegram update into an inbox message, if it is one. Edits, reactions, channel posts,
+/// messages from bots and messages sent on behalf of a chat (`sender_chat`: a channel, a group's
+/// anonymous admin) and everything else are confirmed and dropped: they reach nothing.
 pub fn extract_message(update: &Update) -> Option<NewMessage> {
+    if let UpdateKind::MyChatMember(change) = &update.kind {
+        return membership(update.id.0 as i64, change);
+    }
     if let UpdateKind::Error(raw) = &update.kind {
         // A kind teloxide does not know yet; teloxide keeps the update's JSON.
         return stopped_generation(update.id.0 as i64, raw);
@@ -40,11 +44,12 @@ pub fn extract_message(update: &Update) -> Option<NewMessage> {
             callback_id: Some(q.id.0.clone()),
             message_id: Some(msg.id().0 as i64),
             media: None,
+            group: None,
         });
     }
     let UpdateKind::Message(msg) = &update.kind else { return None };
     let from = msg.from.as_ref()?;
-    if from.is_bot {
+    if from.is_bot || msg.sender_chat.is_some() {
         return None;
     }
     let chat_type = if msg.chat.is_private() {
@@ -75,6 +80,56 @@ pub fn extract_message(update: &Update) -> Option<NewMessage> {
         callback_id: None,
         message_id: Some(msg.id.0 as i64),
         media,
+        group: (chat_type == "group" || chat_type == "supergroup").then(|| group_info(msg)),
+    })
+}
+
+/// What routing a group message needs: the group's title, the `@username`s and users it
+/// mentions (in its text or caption), and whose message it answers.
+fn group_info(msg: &Message) -> GroupInfo {
+    let mut info = GroupInfo { title: msg.chat.title().unwrap_or_default().to_owned(), ..GroupInfo::default() };
+    let entities = msg.parse_entities().or_else(|| msg.parse_caption_entities()).unwrap_or_default();
+    for e in entities {
+        match e.kind() {
+            MessageEntityKind::Mention => {
+                let name = e.text().trim_start_matches('@').to_ascii_lowercase();
+                if !name.is_empty() {
+                    info.mentions.push(name);
+                }
+            }
+            MessageEntityKind::TextMention { user } => info.mentioned_ids.push(user.id.0 as i64),
+            _ => {}
+        }
+    }
+    info.reply_to_user = msg.reply_to_message().and_then(|r| r.from.as_ref()).map(|u| u.id.0 as i64);
+    info
+}
+
+/// The household bot added to, or removed from, a group (`my_chat_member`, a
+/// `ChatMemberUpdated`): a [`MessageKind::Membership`] row whose text is the bot's new status.
+/// Private chats (a user blocking the bot) and channels are no group's business.
+fn membership(update_id: i64, change: &ChatMemberUpdated) -> Option<NewMessage> {
+    let chat_type = if change.chat.is_group() {
+        "group"
+    } else if change.chat.is_supergroup() {
+        "supergroup"
+    } else {
+        return None;
+    };
+    let status = serde_json::to_value(change.new_chat_member.kind.status()).ok()?;
+    Some(NewMessage {
+        update_id,
+        chat_id: change.chat.id.0,
+        chat_type: chat_type.to_owned(),
+        from_id: change.from.id.0 as i64,
+        from_name: change.from.first_name.clone(),
+        kind: MessageKind::Membership,
+        text: Some(status.as_str().unwrap_or_default().to_owned()),
+        sent_at: change.date.timestamp(),
+        callback_id: None,
+        message_id: None,
+        media: None,
+        group: Some(GroupInfo { title: change.chat.title().unwrap_or_default().to_owned(), ..GroupInfo::default() }),
     })
 }
 
@@ -101,6 +156,7 @@ fn stopped_generation(update_id: i64, raw: &serde_json::Value) -> Option<NewMess
         callback_id: None,
         message_id: None,
         media: None,
+        group: None,
     })
 }
 
@@ -312,5 +368,66 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(photo.media.unwrap().file_id, "big");
+    }
+
+    /// A group message keeps its title, its mentions (entity offsets are UTF-16) and whose
+    /// message it answers; a message on behalf of a channel and one from a bot are dropped.
+    #[test]
+    fn group_messages_keep_mentions_and_replies_and_chats_speaking_are_dropped() {
+        let group = json!({"id": -100123, "type": "supergroup", "title": "Family"});
+        let m = extract_message(&message(3, json!({
+            "chat": group,
+            "text": "🏠 @Home_Bot who picks up Sam?",
+            "entities": [{"type": "mention", "offset": 3, "length": 9},
+                         {"type": "text_mention", "offset": 13, "length": 3,
+                          "user": {"id": 9, "is_bot": false, "first_name": "Bo"}}],
+            "reply_to_message": {"message_id": 1, "date": 1700000000, "chat": group,
+                                 "from": {"id": 555, "is_bot": true, "first_name": "Home", "username": "home_bot"},
+                                 "text": "earlier"}
+        })))
+        .unwrap();
+        assert_eq!(m.chat_type, "supergroup");
+        let info = m.group.unwrap();
+        assert_eq!(info.title, "Family");
+        assert_eq!(info.mentions, vec!["home_bot".to_owned()]);
+        assert_eq!(info.mentioned_ids, vec![9]);
+        assert_eq!(info.reply_to_user, Some(555));
+        let private = extract_message(&message(4, json!({"text": "hi"}))).unwrap();
+        assert_eq!(private.group, None);
+        let channel = message(5, json!({
+            "chat": {"id": -100123, "type": "supergroup", "title": "Family"},
+            "from": {"id": 136817688, "is_bot": true, "first_name": "Channel", "username": "Channel_Bot"},
+            "sender_chat": {"id": -100777, "type": "channel", "title": "News"},
+            "text": "@home_bot hello"
+        }));
+        assert_eq!(extract_message(&channel), None);
+        let anonymous = message(6, json!({
+            "chat": {"id": -100123, "type": "supergroup", "title": "Family"},
+            "sender_chat": {"id": -100123, "type": "supergroup", "title": "Family"},
+            "text": "@home_bot hello"
+        }));
+        assert_eq!(extract_message(&anonymous), None);
+    }
+
+    #[test]
+    fn being_added_to_a_group_is_a_membership_row() {
+        let added = parse(json!({"update_id": 8, "my_chat_member": {
+            "chat": {"id": -42, "type": "group", "title": "Us"},
+            "from": {"id": 7, "is_bot": false, "first_name": "Ana"},
+            "date": 1700000000,
+            "old_chat_member": {"status": "left", "user": {"id": 555, "is_bot": true, "first_name": "Home"}},
+            "new_chat_member": {"status": "member", "user": {"id": 555, "is_bot": true, "first_name": "Home"}}
+        }}));
+        let m = extract_message(&added).unwrap();
+        assert_eq!((m.kind, m.chat_id, m.from_id, m.text.as_deref()), (MessageKind::Membership, -42, 7, Some("member")));
+        assert_eq!(m.group.unwrap().title, "Us");
+        let blocked = parse(json!({"update_id": 9, "my_chat_member": {
+            "chat": {"id": 7, "type": "private", "first_name": "Ana"},
+            "from": {"id": 7, "is_bot": false, "first_name": "Ana"},
+            "date": 1700000000,
+            "old_chat_member": {"status": "member", "user": {"id": 555, "is_bot": true, "first_name": "Home"}},
+            "new_chat_member": {"status": "kicked", "until_date": 0, "user": {"id": 555, "is_bot": true, "first_name": "Home"}}
+        }}));
+        assert_eq!(extract_message(&blocked), None);
     }
 }

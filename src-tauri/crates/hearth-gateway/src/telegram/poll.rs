@@ -7,7 +7,7 @@ use hearth_proto::backoff::{self, Jitter, Retries};
 use hearth_proto::control::BotState;
 use teloxide::payloads::GetUpdatesSetters;
 use teloxide::requests::Requester;
-use teloxide::types::{BotCommand, Update};
+use teloxide::types::{AllowedUpdate, BotCommand, Update};
 use teloxide::{ApiError, Bot, RequestError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +28,9 @@ pub struct PollLoop {
     pub cancel: CancellationToken,
     /// Told when the bot's state changes (not on every poll): the gateway's events for the app.
     pub on_change: Option<StateHook>,
+    /// The household bot (`store::HOUSEHOLD_ID`): it asks for `my_chat_member` updates by name
+    /// (being added to a group) and registers its own commands.
+    pub household: bool,
 }
 
 /// What a [`PollLoop`] calls with a bot's new state.
@@ -55,7 +58,14 @@ impl PollLoop {
         let mut trouble = backoff::Backoff::new(backoff.min, backoff.max, Jitter::Add(0.25)).retries(None);
         loop {
             let offset = i32::try_from(self.next_offset).unwrap_or(0);
-            let request = self.bot.get_updates().offset(offset).timeout(self.poll_timeout.as_secs() as u32).limit(100);
+            let mut request =
+                self.bot.get_updates().offset(offset).timeout(self.poll_timeout.as_secs() as u32).limit(100);
+            if self.household {
+                // Telegram remembers the last list a bot asked for; the household bot names
+                // what it needs rather than trusting the default.
+                use AllowedUpdate::{CallbackQuery, Message, MyChatMember};
+                request = request.allowed_updates(vec![Message, CallbackQuery, MyChatMember]);
+            }
             let result = tokio::select! {
                 _ = self.cancel.cancelled() => return,
                 r = request => r,
@@ -106,15 +116,20 @@ impl PollLoop {
     /// Failures here are not fatal; the poll loop reports the bot's state.
     async fn prepare(&self) {
         let bot = self.bot.clone();
+        let household = self.household;
         let work = async move {
             let _ = bot.delete_webhook().await;
-            let commands = vec![
-                BotCommand::new("new", "Start a fresh conversation"),
-                BotCommand::new("memory", "What I remember about you"),
-                BotCommand::new("forget", "Forget some or all of it"),
-                BotCommand::new("reminders", "Your reminders"),
-                BotCommand::new("help", "What I can do"),
-            ];
+            let commands = if household {
+                vec![BotCommand::new("help", "What I do and who sees what")]
+            } else {
+                vec![
+                    BotCommand::new("new", "Start a fresh conversation"),
+                    BotCommand::new("memory", "What I remember about you"),
+                    BotCommand::new("forget", "Forget some or all of it"),
+                    BotCommand::new("reminders", "Your reminders"),
+                    BotCommand::new("help", "What I can do"),
+                ]
+            };
             if let Err(e) = bot.set_my_commands(commands).await {
                 tracing::debug!(error = %e, "setMyCommands failed");
             }

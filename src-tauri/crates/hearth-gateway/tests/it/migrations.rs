@@ -91,6 +91,20 @@ async fn every_earlier_schema_upgrades_with_nothing_lost() {
         } else {
             assert_eq!((alerts.as_str(), paused_until, told), ("all", None, 0), "schema {n}: alerts");
         }
+        // The household bot and groups came with schema 10: none before; the waiting message
+        // reads with no group context (a private chat), and the household's tables work.
+        assert_eq!(pending[0].msg.group, None, "schema {n}: no group context");
+        let (bot, groups) = db
+            .call(|c| {
+                let bot = store::household_bot(c)?;
+                store::see_group(c, -100, "Family", true, 1)?;
+                Ok((bot, store::list_groups(c)?))
+            })
+            .await
+            .unwrap();
+        assert_eq!(bot, None, "schema {n}: no household bot");
+        assert_eq!(groups.len(), 1, "schema {n}: groups");
+        assert_eq!(groups[0].state, hearth_proto::control::GroupState::Pending);
         // The store works on the upgraded file: a new inbox-free write and read.
         db.call(|c| store::set_setting(c, "upgrade.checked", "yes")).await.unwrap();
         drop(db);

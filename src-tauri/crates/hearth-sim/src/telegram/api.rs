@@ -452,6 +452,9 @@ pub(crate) fn writable_chat(bot: &mut BotState, id: i64) -> Result<&mut ChatStat
         .chats
         .get_mut(&id)
         .ok_or_else(|| Reply::bad_request("chat not found"))?;
+    if chat.blocked && chat.group.is_some() {
+        return Err(Reply::err(403, "Forbidden: bot was kicked from the group chat"));
+    }
     if chat.blocked {
         return Err(Reply::err(403, "Forbidden: bot was blocked by the user"));
     }

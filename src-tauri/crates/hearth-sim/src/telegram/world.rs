@@ -93,8 +93,11 @@ pub(crate) struct BotState {
     pub files_by_path: HashMap<String, String>,
 }
 
-/// A private chat with a user who has messaged the bot — the only chats a bot may write to.
+/// A chat the bot may write to: a private chat with a user who has messaged the bot, or a group
+/// it was added to (`group`).
 pub(crate) struct ChatState {
+    /// A group chat's title and kind; `None` for a private chat.
+    pub group: Option<super::groups::GroupChat>,
     pub first_name: String,
     pub username: Option<String>,
     /// Message ids are one sequence per chat, shared by the user's and the bot's messages.
@@ -278,6 +281,7 @@ impl BotState {
         let chat = self.chats.entry(id).or_insert_with(|| {
             use rand::Rng;
             ChatState {
+                group: None,
                 first_name: first_name.to_owned(),
                 username: username.map(str::to_owned),
                 next_message_id: 1,
@@ -505,8 +509,11 @@ fn callback_buttons(message: &Value) -> Vec<&str> {
         .collect()
 }
 
-/// A private chat as the Bot API renders it.
+/// A chat as the Bot API renders it.
 pub(crate) fn chat_json(id: i64, chat: &ChatState) -> Value {
+    if let Some(group) = &chat.group {
+        return group.json(id);
+    }
     let mut v = json!({ "id": id, "first_name": chat.first_name, "type": "private" });
     if let Some(u) = &chat.username {
         v["username"] = json!(u);
