@@ -66,6 +66,8 @@ impl Bots {
             return;
         };
         let bot = telegram::bot(&engine.http, &engine.api_url, &token);
+        // An admin's own menu, once per start (everyone's is the poll loop's).
+        super::phone::set_admin_menu(engine, m, bot.clone(), false);
         let state = Arc::new(Mutex::new(BotState::Starting));
         let notify = engine.notify.clone();
         let (member_id, name) = (m.id.clone(), m.name.clone());

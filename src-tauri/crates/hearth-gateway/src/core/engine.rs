@@ -75,6 +75,10 @@ pub(crate) struct Shared {
     pub(crate) backups: Backups,
     /// Wakes the reminder timer when a worker reported a changed schedule.
     pub(crate) reminders_wake: Wake,
+    /// Wakes the pause timer (`pauses.rs`) when a member was paused or resumed.
+    pub(crate) pauses_wake: Wake,
+    /// The admin API, for the admin's commands from Telegram (`phone.rs`).
+    pub(crate) admin_api: super::phone::AdminApi,
     pub(crate) started: Instant,
     // The core loop's state, read-only.
     pub(crate) members: Reader<Roster>,

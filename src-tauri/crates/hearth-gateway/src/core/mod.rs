@@ -29,7 +29,8 @@
 //! shown as a draft while it is written), `media.rs` (a turn's files:
 //! fetched, heard, held), `voice.rs` (answering in voice), `albums.rs` (an album's parts into one turn), `notices.rs` (spend
 //! notices and the admin's buttons), `reminders.rs` (delivering due reminders), `changes.rs` (the admin's
-//! changes).
+//! changes), `phone.rs` (the admin's commands from Telegram: `/status`, `/pause`, `/resume`, `/allow`,
+//! and each bot's command menu), `pauses.rs` (the timer that ends timed pauses).
 
 use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
@@ -48,6 +49,8 @@ mod inbox;
 pub(crate) mod lanes;
 mod media;
 mod notices;
+mod pauses;
+mod phone;
 mod reminders;
 mod state;
 mod stream;
@@ -57,6 +60,7 @@ mod voice;
 pub(crate) use bots::Bots;
 pub(crate) use changes::{Change, MemberUpdate};
 pub(crate) use engine::{Engine, Shared, Stopping};
+pub(crate) use pauses::run as run_pauses;
 pub(crate) use state::{Roster, Writer};
 
 use crate::broker::SpendEvent;

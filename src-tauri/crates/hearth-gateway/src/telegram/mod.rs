@@ -13,6 +13,8 @@
 //!   voice…").
 //! - `voice.rs`: a voice reply (`sendVoice`) with its caption.
 //! - `draft.rs`: a reply shown while it is written (`sendMessageDraft`), throttled per chat.
+//! - `commands.rs`: the command menu (`setMyCommands`): the member's for everyone, the admin's
+//!   in an admin's own chat only.
 //! - `reply/`: a model's Markdown → Telegram HTML, split under the length limit.
 //! - This file: the shared HTTP client, a bot's client, checking a token.
 //!
@@ -25,6 +27,7 @@ use teloxide::requests::Requester;
 use teloxide::types::Me;
 use teloxide::{ApiError, Bot, RequestError};
 
+mod commands;
 mod download;
 mod draft;
 mod extract;
@@ -33,6 +36,7 @@ pub mod reply;
 mod send;
 mod voice;
 
+pub use commands::{ADMIN_COMMANDS, MEMBER_COMMANDS, clear_admin_commands, set_admin_commands, set_member_commands};
 pub use download::{DownloadError, Limit, download, megabytes};
 pub use draft::{DRAFT_GAP, DraftSupport, DraftText, progress_line, render_draft, show_drafts};
 pub use extract::extract_message;

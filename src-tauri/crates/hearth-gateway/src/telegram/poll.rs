@@ -7,7 +7,7 @@ use hearth_proto::backoff::{self, Jitter, Retries};
 use hearth_proto::control::BotState;
 use teloxide::payloads::GetUpdatesSetters;
 use teloxide::requests::Requester;
-use teloxide::types::{BotCommand, Update};
+use teloxide::types::Update;
 use teloxide::{ApiError, Bot, RequestError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -108,15 +108,10 @@ impl PollLoop {
         let bot = self.bot.clone();
         let work = async move {
             let _ = bot.delete_webhook().await;
-            let commands = vec![
-                BotCommand::new("new", "Start a fresh conversation"),
-                BotCommand::new("memory", "What I remember about you"),
-                BotCommand::new("forget", "Forget some or all of it"),
-                BotCommand::new("reminders", "Your reminders"),
-                BotCommand::new("help", "What I can do"),
-            ];
-            if let Err(e) = bot.set_my_commands(commands).await {
-                tracing::debug!(error = %e, "setMyCommands failed");
+            // The member's menu for every chat (`commands.rs`); an admin's own chat gets theirs
+            // from the core (`core/phone.rs`).
+            if let Err(e) = super::set_member_commands(&bot).await {
+                tracing::warn!(error = %e, "could not set the bot's command menu");
             }
         };
         tokio::select! {
