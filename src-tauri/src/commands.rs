@@ -275,7 +275,7 @@ pub async fn member_caps(shell: Shared<'_>, args: MemberCapsArgs) -> Reply<Membe
 
 #[tauri::command]
 pub async fn member_pause(shell: Shared<'_>, args: PauseArgs) -> Reply<()> {
-    shell.control(ControlRequest::MemberPause { member: args.member, paused: args.paused }).await?;
+    shell.control(ControlRequest::MemberPause { member: args.member, paused: args.paused, until: None }).await?;
     Ok(())
 }
 

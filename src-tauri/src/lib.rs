@@ -127,7 +127,7 @@ fn on_tray_menu<R: Runtime>(app: &AppHandle<R>, shell: &Arc<Shell>, id: &str) {
             let shell = shell.clone();
             tauri::async_runtime::spawn(async move {
                 let paused = !shell.snapshot().await.all_paused;
-                let request = hearth_proto::control::ControlRequest::MemberPause { member: None, paused };
+                let request = hearth_proto::control::ControlRequest::MemberPause { member: None, paused, until: None };
                 if let Err(e) = shell.control(request).await {
                     tracing::error!(error = %e.message, "could not pause or resume the bots");
                 }

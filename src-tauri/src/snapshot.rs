@@ -387,6 +387,7 @@ mod tests {
                 today: DayUsage { calls: 1, input_tokens: 10, output_tokens: 10, cost_micros: 250_000 },
                 role: proto::Role::Teen,
                 paused: false,
+                paused_until: None,
                 last_activity: Some("2026-11-21T10:00:00Z".into()),
                 quiet_hours: None,
                 disk: None,

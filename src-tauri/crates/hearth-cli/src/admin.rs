@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use hearth_gateway::control;
-use hearth_gateway::spend::format_usd;
+use hearth_gateway::routing::pause;
+use hearth_gateway::spend::{self, format_usd};
 use hearth_proto::control::{
     AlertLevel, BotState, ControlReply, ControlRequest, IsolationLevel, LaneState, MemberStatus, MemberSummary, ModelChange,
     ProviderKind, QuietHours, Role, SpeechSource, SpeechSummary, StatusReport,
@@ -346,8 +347,11 @@ pub async fn member(data_dir: &Path, command: MemberCommand) -> Result<(), Failu
                 other => Err(unexpected_reply(&other)),
             }
         }
-        MemberCommand::Pause(args) => member_pause(data_dir, args, true).await,
-        MemberCommand::Resume(args) => member_pause(data_dir, args, false).await,
+        MemberCommand::Pause(args) => {
+            let how_long = args.how_long();
+            member_pause(data_dir, args.who, true, &how_long).await
+        }
+        MemberCommand::Resume(args) => member_pause(data_dir, args, false, "").await,
         MemberCommand::Token(args) => {
             ensure_running(data_dir).await?;
             let bot_token = secret::from_stdin(&format!(
@@ -486,22 +490,48 @@ fn role(r: RoleArg) -> Role {
     }
 }
 
-async fn member_pause(data_dir: &Path, args: MemberPickArgs, paused: bool) -> Result<(), Failure> {
+/// When a pause from the command line ends, read like `/pause` in Telegram
+/// (`routing::pause::pause_end`) in the household's zone, which the gateway tells: the end as
+/// RFC 3339 and as the admin reads it ("15:30", "07:00 tomorrow"). `None`: until resumed.
+async fn pause_end(data_dir: &Path, how_long: &str) -> Result<Option<(String, String)>, Failure> {
+    if how_long.is_empty() {
+        return Ok(None);
+    }
+    let zone = match ask(data_dir, ControlRequest::Usage { month: None }).await? {
+        ControlReply::Usage(report) => report.timezone,
+        other => return Err(unexpected_reply(&other)),
+    };
+    let tz = spend::period::parse_timezone(&zone).map_err(Failure::unexpected)?;
+    let now = chrono::Utc::now();
+    let until = pause::pause_end(how_long, now, tz).map_err(Failure::invalid_input)?;
+    Ok(until.map(|u| (u.to_rfc3339(), pause::until_text(u, now, tz))))
+}
+
+async fn member_pause(data_dir: &Path, args: MemberPickArgs, paused: bool, how_long: &str) -> Result<(), Failure> {
     let member = if args.all { None } else { args.name.clone() };
-    match ask(data_dir, ControlRequest::MemberPause { member: member.clone(), paused }).await? {
+    let end = if paused { pause_end(data_dir, how_long).await? } else { None };
+    let until = end.as_ref().map(|(at, _)| at.clone());
+    match ask(data_dir, ControlRequest::MemberPause { member: member.clone(), paused, until: until.clone() }).await? {
         ControlReply::Done => {
             if args.json {
-                print_json(&json!({ "member": member, "paused": paused }));
+                if paused {
+                    print_json(&json!({ "member": member, "paused": paused, "until": until }));
+                } else {
+                    print_json(&json!({ "member": member, "paused": paused }));
+                }
             } else {
                 let who = member.as_deref().unwrap_or("every member");
-                if paused {
-                    println!(
+                match (paused, end) {
+                    (true, Some((_, shown))) => println!(
+                        "Paused {who} until {shown}: their messages get a short note instead of an answer, and reach \
+                         no AI model. Their assistant comes back by itself then."
+                    ),
+                    (true, None) => println!(
                         "Paused {who}: their messages get a short note instead of an answer, and reach no AI model.\n\
                          `hearth member resume {}` turns it back on.",
                         member.as_deref().unwrap_or("--all")
-                    );
-                } else {
-                    println!("Resumed {who}: their assistant answers again.");
+                    ),
+                    (false, _) => println!("Resumed {who}: their assistant answers again."),
                 }
             }
             Ok(())
@@ -788,6 +818,7 @@ mod tests {
             today: DayUsage { calls, input_tokens: calls * 300, output_tokens: calls * 40, cost_micros: calls * 350 },
             role: Role::Adult,
             paused: false,
+            paused_until: None,
             last_activity: None,
             quiet_hours: None,
             disk: (calls > 0).then_some(DiskUsage { bytes: calls << 20, quota_bytes: Some(1 << 30) }),
@@ -859,6 +890,7 @@ mod tests {
             created_at: "2026-01-01T00:00:00+00:00".into(),
             role: Role::Child,
             paused: false,
+            paused_until: None,
             persona: "Mia is 8.\nShe loves horses.".into(),
             model: None,
             fallback_model: None,

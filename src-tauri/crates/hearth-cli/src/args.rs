@@ -34,7 +34,8 @@ Errors print as `error: <message>` on stderr; with --json also as
 #[command(name = "hearth", version, after_long_help = EXIT_CODES, max_term_width = 100)]
 pub struct Cli {
     /// Where Hearth keeps its database, secrets and member directories. [default: /var/lib/hearth
-    /// as root, else ~/.local/share/hearth; on macOS .../Application Support/Hearth]
+    /// as root, else ~/.local/share/hearth; on macOS /Users/Shared/Hearth, or
+    /// /Library/Application Support/Hearth as root]
     #[arg(long, global = true, env = "HEARTH_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
@@ -213,7 +214,8 @@ impl Command {
             Command::Member(MemberCommand::Add(a)) => a.json,
             Command::Member(MemberCommand::List(a)) => a.json,
             Command::Member(MemberCommand::Remove(a) | MemberCommand::Pair(a) | MemberCommand::Token(a)) => a.json,
-            Command::Member(MemberCommand::Pause(a) | MemberCommand::Resume(a)) => a.json,
+            Command::Member(MemberCommand::Pause(a)) => a.who.json,
+            Command::Member(MemberCommand::Resume(a)) => a.json,
             Command::Member(MemberCommand::Set(a)) => a.json,
             Command::Member(MemberCommand::Export(a)) => a.json,
             Command::Member(MemberCommand::Cap(a)) => a.json,
@@ -260,7 +262,8 @@ pub enum ProviderCommand {
     ///
     /// Examples:
     ///   hearth provider set --kind openai --base-url https://api.openai.com/v1 --model gpt-4o-mini
-    ///   hearth provider set --kind anthropic --base-url https://api.anthropic.com --model claude-sonnet-4-5 --api-key-env ANTHROPIC_API_KEY
+    ///   hearth provider set --kind anthropic --base-url https://api.anthropic.com \
+    ///       --model claude-sonnet-4-5 --api-key-env ANTHROPIC_API_KEY
     ///   hearth provider set --kind openai --base-url http://localhost:11434/v1 --model llama3.2 --no-key
     #[command(verbatim_doc_comment)]
     Set(ProviderSetArgs),
@@ -296,7 +299,8 @@ pub enum ProviderCommand {
     ///
     /// Examples:
     ///   hearth provider speech --base-url https://api.openai.com/v1 --model whisper-1
-    ///   hearth provider speech --base-url https://api.groq.com/openai/v1 --model whisper-large-v3-turbo --api-key-env GROQ_API_KEY
+    ///   hearth provider speech --base-url https://api.groq.com/openai/v1 \
+    ///       --model whisper-large-v3-turbo --api-key-env GROQ_API_KEY
     ///   hearth provider speech --base-url http://localhost:8080/v1 --model whisper-1 --no-key
     ///   hearth provider speech --off
     ///
@@ -512,14 +516,28 @@ pub enum MemberCommand {
         about = "List household members: their bot, role, whether they are paired or paused, their model"
     )]
     List(JsonArgs),
-    /// Pause a member's assistant (or everyone's with --all) until `hearth member resume`.
+    /// Pause a member's assistant (or everyone's with --all) until `hearth member resume`, or
+    /// for a while.
     ///
     /// Their bot stays connected, but their messages reach no assistant and no AI model: they get
     /// a short note (at most one an hour) that the household's admin paused it. Messages waiting
-    /// for an answer are dropped. Pairing still works.
+    /// for an answer are dropped. Pairing still works. With --for, --until or --tonight the
+    /// assistant comes back by itself (also after a restart); times are the household's (`hearth
+    /// household timezone`). An admin can do the same from Telegram: /pause NAME 1h.
     ///
-    /// --json prints {"member","paused"} (member null with --all).
-    Pause(MemberPickArgs),
+    /// Examples:
+    ///   hearth member pause Leo
+    ///   hearth member pause Leo --for 1h
+    ///   hearth member pause Mia --until 15:30
+    ///   hearth member pause --all --tonight
+    ///
+    /// --json prints {"member","paused","until"} (member null with --all; until RFC 3339, or null
+    /// until resumed).
+    #[command(
+        verbatim_doc_comment,
+        about = "Pause a member's assistant (or everyone's with --all) until resumed, or for a while"
+    )]
+    Pause(MemberPauseArgs),
     /// Resume a paused member's assistant (or everyone's with --all).
     ///
     /// --json prints {"member","paused"} (member null with --all).
@@ -676,7 +694,8 @@ pub enum PriceCommand {
     ///
     /// Examples:
     ///   hearth price set gpt-4o-mini --input-usd-per-mtok 0.15 --output-usd-per-mtok 0.60
-    ///   hearth price set claude-sonnet-4-5 --input-usd-per-mtok 3 --output-usd-per-mtok 15 --cached-input-usd-per-mtok 0.30
+    ///   hearth price set claude-sonnet-4-5 --input-usd-per-mtok 3 --output-usd-per-mtok 15 \
+    ///       --cached-input-usd-per-mtok 0.30
     ///   hearth price set whisper-1 --usd-per-minute 0.006
     ///   hearth price set tts-1 --usd-per-million-chars 15
     ///   hearth price set deepseek-chat --no-vision
@@ -992,6 +1011,36 @@ pub struct MemberPickArgs {
     pub json: bool,
 }
 
+/// `hearth member pause`: who, and for how long.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("how_long").args(["for_", "until", "tonight"])))]
+pub struct MemberPauseArgs {
+    #[command(flatten)]
+    pub who: MemberPickArgs,
+    /// For a while: 1h, 30m or 2h30m (at most a week).
+    #[arg(long = "for", value_name = "DURATION")]
+    pub for_: Option<String>,
+    /// Until the household's clock next shows this time, e.g. 15:30.
+    #[arg(long, value_name = "HH:MM")]
+    pub until: Option<String>,
+    /// Until 07:00 the next morning.
+    #[arg(long)]
+    pub tonight: bool,
+}
+
+impl MemberPauseArgs {
+    /// How long, in the words `/pause` takes in Telegram (`routing::pause`); empty: until
+    /// resumed.
+    pub fn how_long(&self) -> String {
+        match (&self.for_, &self.until, self.tonight) {
+            (Some(d), _, _) => d.clone(),
+            (_, Some(t), _) => format!("until {t}"),
+            (_, _, true) => "tonight".into(),
+            _ => String::new(),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 #[command(group(
     ArgGroup::new("change").required(true).multiple(true).args(["role", "persona", "model", "household_model", "quiet_hours", "voice_replies", "streaming", "alerts"])
@@ -1187,10 +1236,41 @@ pub struct LogsArgs {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory as _;
+    use clap::{CommandFactory as _, Parser as _};
 
     #[test]
     fn command_tree_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// Every `--help` text in the tree, by the command's path ("hearth member set").
+    pub(crate) fn help_texts() -> Vec<(String, String)> {
+        fn walk(cmd: &clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+            let texts = [cmd.get_long_about(), cmd.get_about(), cmd.get_after_help(), cmd.get_after_long_help()];
+            let text: Vec<String> = texts.into_iter().flatten().map(|t| t.to_string()).collect();
+            out.push((path.to_owned(), text.join("\n")));
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&super::Cli::command(), "hearth", &mut out);
+        out
+    }
+
+    /// Every example a `--help` shows parses (`hearth-cli/tests/it/examples.rs` runs them against
+    /// a test gateway too): `hearth member set Mia --quiet-hours 20:30-07:00` once failed here.
+    #[test]
+    fn every_example_in_the_help_parses() {
+        let mut seen = 0;
+        for (path, help) in help_texts() {
+            for words in hearth_testkit::examples::help_examples(&help) {
+                seen += 1;
+                if let Err(e) = super::Cli::try_parse_from(&words) {
+                    panic!("{path}: the example `{}` does not parse:\n{e}", words.join(" "));
+                }
+            }
+        }
+        assert!(seen >= 30, "only {seen} examples found");
     }
 }

@@ -207,6 +207,11 @@ impl Gateway {
             alerts,
             heartbeat: beat,
             reminders_wake: Default::default(),
+            pauses_wake: Default::default(),
+            // Handed in rather than imported: the core sits below the admin API.
+            admin_api: Arc::new(|e: Engine, request: ControlRequest| {
+                Box::pin(async move { control_contained(&e, request).await })
+            }),
             started: Instant::now(),
             _lock: lock,
         });
@@ -249,6 +254,8 @@ impl Gateway {
             cancel: cancel.clone(),
         };
         keeper.watch("the reminder timer", move || reminders::run_schedule(schedule.clone()));
+        let e = engine.clone();
+        keeper.watch("the pause timer", move || crate::core::run_pauses(e.clone()));
         let (e, cancel2) = (engine.clone(), cancel.clone());
         keeper.watch("the backup schedule", move || {
             let e = e.clone();
@@ -320,19 +327,7 @@ impl Gateway {
     /// Handles one admin request (`control/`). A panic while answering is contained: the admin
     /// gets an error and the gateway goes on.
     pub async fn control(&self, request: ControlRequest) -> Result<ControlReply, ControlError> {
-        let answer = crate::control::handle(&self.engine, request);
-        match AssertUnwindSafe(answer).catch_unwind().await {
-            Ok(reply) => reply,
-            Err(panic) => {
-                let panic = crate::keeper::panic_message(&*panic);
-                tracing::error!(%panic, "answering an admin request panicked; it was caught");
-                Err(ControlError::new(
-                    ErrorCode::Internal,
-                    "Hearth ran into a bug while doing this and stopped it part-way. Check whether it took effect, then try \
-                     again; the log has the details",
-                ))
-            }
-        }
+        control_contained(&self.engine, request).await
     }
 
     /// The backup schedule in force: the folder and every how many hours; `None` when off.
@@ -350,6 +345,25 @@ impl Gateway {
     /// non-zero, so the service manager starts it again.
     pub async fn failed(&self) -> String {
         self.engine.keeper.failed().await
+    }
+}
+
+/// Answers one admin request (`control/`), containing a panic: the admin gets an error and the
+/// gateway goes on. For `Gateway::control` and the admin's commands from Telegram
+/// (`core/phone.rs`, through `Shared::admin_api`).
+async fn control_contained(engine: &Engine, request: ControlRequest) -> Result<ControlReply, ControlError> {
+    let answer = crate::control::handle(engine, request);
+    match AssertUnwindSafe(answer).catch_unwind().await {
+        Ok(reply) => reply,
+        Err(panic) => {
+            let panic = crate::keeper::panic_message(&*panic);
+            tracing::error!(%panic, "answering an admin request panicked; it was caught");
+            Err(ControlError::new(
+                ErrorCode::Internal,
+                "Hearth ran into a bug while doing this and stopped it part-way. Check whether it took effect, then try \
+                 again; the log has the details",
+            ))
+        }
     }
 }
 

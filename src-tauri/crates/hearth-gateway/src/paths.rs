@@ -49,6 +49,13 @@ impl DataDir {
     }
 }
 
+/// The data folder on macOS, for a user (the app, `hearth serve`): see [`default_data_dir`].
+pub const MACOS_DATA_DIR: &str = "/Users/Shared/Hearth";
+/// The data folder on macOS as root.
+pub const MACOS_ROOT_DATA_DIR: &str = "/Library/Application Support/Hearth";
+/// The data folder on Linux as root (the service).
+pub const LINUX_ROOT_DATA_DIR: &str = "/var/lib/hearth";
+
 /// The data directory when none is given: `HEARTH_DATA_DIR` (read by the CLI through clap), else
 /// the platform's system location when running as root, else the user's data directory — on
 /// macOS `/Users/Shared/Hearth`, not the admin's `~/Library`: with the supervisor each member's
@@ -60,12 +67,12 @@ pub fn default_data_dir() -> PathBuf {
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
     if cfg!(target_os = "macos") {
         if is_root {
-            PathBuf::from("/Library/Application Support/Hearth")
+            PathBuf::from(MACOS_ROOT_DATA_DIR)
         } else {
-            PathBuf::from("/Users/Shared/Hearth")
+            PathBuf::from(MACOS_DATA_DIR)
         }
     } else if is_root {
-        PathBuf::from("/var/lib/hearth")
+        PathBuf::from(LINUX_ROOT_DATA_DIR)
     } else {
         std::env::var_os("XDG_DATA_HOME")
             .map(PathBuf::from)

@@ -81,6 +81,10 @@ pub enum ControlRequest {
         #[serde(default)]
         member: Option<String>,
         paused: bool,
+        /// When the pause ends by itself (RFC 3339, in the future, within a week); `None`: when
+        /// resumed. Only with `paused`. Added in protocol 8.
+        #[serde(default)]
+        until: Option<String>,
     },
     /// Replace a member's bot token (revoked in BotFather, or a new bot). Validated with `getMe`
     /// first; the pairing stays.
@@ -380,9 +384,12 @@ impl std::fmt::Debug for ControlRequest {
                 .field("persona", persona)
                 .field("model", model)
                 .finish(),
-            Self::MemberPause { member, paused } => {
-                f.debug_struct("MemberPause").field("member", member).field("paused", paused).finish()
-            }
+            Self::MemberPause { member, paused, until } => f
+                .debug_struct("MemberPause")
+                .field("member", member)
+                .field("paused", paused)
+                .field("until", until)
+                .finish(),
             Self::MemberToken { member, .. } => {
                 f.debug_struct("MemberToken").field("member", member).field("bot_token", &"<redacted>").finish()
             }
@@ -996,6 +1003,10 @@ pub struct MemberSummary {
     pub created_at: String,
     pub role: Role,
     pub paused: bool,
+    /// RFC 3339: when a timed pause ends by itself; `None` while paused: until resumed.
+    /// Added in protocol 8.
+    #[serde(default)]
+    pub paused_until: Option<String>,
     /// The admin's notes on how to help this member; may be empty.
     pub persona: String,
     /// The member's own model; `None`: the household provider's model.
@@ -1074,6 +1085,10 @@ pub struct MemberStatus {
     pub today: DayUsage,
     pub role: Role,
     pub paused: bool,
+    /// RFC 3339: when a timed pause ends by itself; `None` while paused: until resumed.
+    /// Added in protocol 8.
+    #[serde(default)]
+    pub paused_until: Option<String>,
     /// RFC 3339: when the gateway last received a message from the member (never its text).
     pub last_activity: Option<String>,
     /// When the assistant rests (local time); `None`: never.
@@ -1251,7 +1266,7 @@ mod tests {
             }
         );
         let all: ControlRequest = serde_json::from_str(r#"{"type":"member_pause","paused":true}"#).unwrap();
-        assert_eq!(all, ControlRequest::MemberPause { member: None, paused: true });
+        assert_eq!(all, ControlRequest::MemberPause { member: None, paused: true, until: None });
         let teen = ControlRequest::MemberAdd { name: "Bo".into(), bot_token: "t".into(), role: Role::Teen };
         assert_eq!(serde_json::to_value(teen).unwrap()["role"], "teen");
         let state = BotState::TokenRevoked;

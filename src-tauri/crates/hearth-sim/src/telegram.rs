@@ -742,10 +742,18 @@ impl FakeTelegram {
         }
     }
 
-    /// The `commands` array of the last accepted `setMyCommands` (`None` if never set or
-    /// deleted).
+    /// The `commands` array of the last accepted `setMyCommands` for the default scope (`None`
+    /// if never set or deleted).
     pub fn commands(&self, token: &str) -> Option<Value> {
-        self.with_bot(token, |bot| bot.commands.clone()).flatten()
+        self.commands_in(token, "default")
+    }
+
+    /// The menu last set for one scope and language, by its key: "default", "all_private_chats",
+    /// "chat:<chat id>", "chat_administrators:<chat id>", "chat_member:<chat id>:<user id>", with
+    /// "/<language code>" after it when one was given. `None` if never set or deleted.
+    pub fn commands_in(&self, token: &str, scope: &str) -> Option<Value> {
+        self.with_bot(token, |bot| bot.commands.get(scope).cloned())
+            .flatten()
     }
 
     /// Every request received (the last 100 000), in arrival order.

@@ -12,11 +12,13 @@
 //! - [`local`]: a fake model server on this machine (Ollama's and LM Studio's model lists), for
 //!   finding local providers.
 //! - [`packages`]: the machine-wide state the package tests install into, claimed first.
+//! - [`examples`]: the example commands a `--help` text shows, as argument lists.
 //! - `bin/hearth-probe`: a stand-in worker that tries what a hostile one would — the sandbox
 //!   suite (`tests/it/isolation.rs`, `supervisor.rs`) and, as `hearth-probe abuse`, a worker that
 //!   asks a real gateway for more than a turn may have (`tests/it/abuse.rs`).
 
 pub use hearth_sim::{llm, media, telegram};
 
+pub mod examples;
 pub mod local;
 pub mod packages;

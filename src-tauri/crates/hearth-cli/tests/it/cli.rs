@@ -811,7 +811,7 @@ async fn member_lifecycle_commands_against_a_running_gateway() {
 
     // pause, a note instead of an answer, resume.
     let ran = run(d, &["member", "pause", "mia", "--json"], None, &[]).await;
-    assert_eq!(ran.expect_code(0).json(), serde_json::json!({"member": "mia", "paused": true}));
+    assert_eq!(ran.expect_code(0).json(), serde_json::json!({"member": "mia", "paused": true, "until": null}));
     telegram.send_text(&bot.token, &mia, "are you there?");
     let sent = telegram.wait_for_sent(&bot.token, mia.id, 3, wait).await.unwrap();
     assert!(sent[2].text.contains("paused by your household's admin"), "{:?}", sent[2].text);

@@ -34,7 +34,7 @@ async fn pausing_drops_what_waits_and_resuming_answers_again() {
     })
     .await;
 
-    ok(&h, ControlRequest::MemberPause { member: Some(h.members[0].name.clone()), paused: true }).await;
+    ok(&h, ControlRequest::MemberPause { member: Some(h.members[0].name.clone()), paused: true, until: None }).await;
     // The running turn finishes; what waited is dropped with one note.
     let sent = h.replies(0, 3, T).await;
     let got: Vec<&str> = sent[1..].iter().map(|m| m.text.as_str()).collect();
@@ -53,7 +53,7 @@ async fn pausing_drops_what_waits_and_resuming_answers_again() {
     h.say(1, "still here?");
     assert_eq!(h.replies(1, 2, T).await[1].text, "You said: still here?");
 
-    ok(&h, ControlRequest::MemberPause { member: None, paused: false }).await;
+    ok(&h, ControlRequest::MemberPause { member: None, paused: false, until: None }).await;
     h.llm.set_latency(Duration::ZERO);
     h.say(0, "fifth");
     let sent = h.replies(0, 4, T).await;

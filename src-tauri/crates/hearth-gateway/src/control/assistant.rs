@@ -12,6 +12,7 @@ use super::{find, internal, stopping, summary};
 use crate::broker::spend::format_usd;
 use crate::core::{Change, Engine, MemberUpdate};
 use crate::household::quota::{MAX_QUOTA_MB, SETTING_QUOTA_MB};
+use crate::routing::pause::MAX_PAUSE_HOURS;
 use crate::routing::roles::{self, MAX_IDLE_RESET_HOURS, SETTING_IDLE_RESET};
 use crate::store::{self, MemberRow};
 
@@ -191,8 +192,21 @@ pub(super) async fn apply_role_preset(
     Ok(row)
 }
 
-/// Pauses or resumes one member, or everyone (`None`).
-pub(super) async fn pause(e: &Engine, key: Option<&str>, paused: bool) -> Result<ControlReply, ControlError> {
+/// Pauses or resumes one member, or everyone (`None`). A pause with `until` (RFC 3339) ends by
+/// itself then (`core/pauses.rs`); one without lasts until resumed.
+pub(super) async fn pause(
+    e: &Engine,
+    key: Option<&str>,
+    paused: bool,
+    until: Option<&str>,
+) -> Result<ControlReply, ControlError> {
+    let until = match (until, paused) {
+        (None, _) => None,
+        (Some(_), false) => {
+            return Err(ControlError::new(ErrorCode::InvalidInput, "a resume takes no end time; leave it out"));
+        }
+        (Some(until), true) => Some(pause_end_at(until, e.config.clock.now())?),
+    };
     let targets: Vec<MemberRow> = match key {
         Some(k) => vec![find(e, k).await?],
         None => e.store.call(|c| store::list_members(c)).await.map_err(internal)?,
@@ -202,8 +216,13 @@ pub(super) async fn pause(e: &Engine, key: Option<&str>, paused: bool) -> Result
         .call(move |c| {
             let tx = c.transaction()?;
             for (id, name) in &ids {
-                store::set_member_paused(&tx, id, paused)?;
-                store::audit(&tx, "admin", if paused { "member_paused" } else { "member_resumed" }, Some(id), name)?;
+                store::set_member_paused(&tx, id, paused, until)?;
+                let what = if paused { "member_paused" } else { "member_resumed" };
+                let detail = match until {
+                    Some(until) => format!("{name} until {}", super::rfc3339(until)),
+                    None => name.clone(),
+                };
+                store::audit(&tx, "admin", what, Some(id), &detail)?;
             }
             tx.commit()?;
             Ok(())
@@ -212,11 +231,33 @@ pub(super) async fn pause(e: &Engine, key: Option<&str>, paused: bool) -> Result
         .map_err(internal)?;
     for m in &targets {
         // Paused: whatever already waits in their lane is dropped in the core loop, with one note.
-        applied(e, &m.id, MemberUpdate::Paused(paused)).await?;
-        tracing::info!(member = %m.id, paused, "member paused or resumed");
+        applied(e, &m.id, MemberUpdate::Paused { paused, until }).await?;
+        tracing::info!(member = %m.id, paused, until, "member paused or resumed");
     }
     e.emit(GatewayEvent::Changed);
     Ok(ControlReply::Done)
+}
+
+/// When a timed pause ends, as the request gave it (RFC 3339), checked against the gateway's
+/// `now`: in the future and within [`MAX_PAUSE_HOURS`]. Unix seconds.
+fn pause_end_at(until: &str, now: chrono::DateTime<chrono::Utc>) -> Result<i64, ControlError> {
+    let at = chrono::DateTime::parse_from_rfc3339(until.trim()).map_err(|_| {
+        ControlError::new(
+            ErrorCode::InvalidInput,
+            format!("\"{until}\" is not a time; give it as RFC 3339, e.g. 2026-05-12T15:30:00+02:00"),
+        )
+    })?;
+    let at = at.to_utc();
+    if at <= now {
+        return Err(ControlError::new(ErrorCode::InvalidInput, "that time has passed; choose one still to come"));
+    }
+    if at > now + chrono::Duration::hours(MAX_PAUSE_HOURS) {
+        return Err(ControlError::new(
+            ErrorCode::InvalidInput,
+            "a timed pause lasts at most a week; pause without an end instead, and resume when you want",
+        ));
+    }
+    Ok(at.timestamp())
 }
 
 /// Sets (or with `None` clears) a member's quiet hours.
@@ -335,5 +376,23 @@ mod tests {
         assert!(checked_model(" gpt-4o-mini ").is_ok());
         assert!(checked_model("  ").is_err());
         assert!(checked_model("a\nb").is_err());
+    }
+
+    #[test]
+    fn a_pause_ends_in_the_coming_week() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-05-12T10:00:00Z").unwrap().to_utc();
+        assert_eq!(pause_end_at("2026-05-12T13:30:00+02:00", now), Ok(now.timestamp() + 3600 + 1800));
+        assert_eq!(pause_end_at(" 2026-05-19T10:00:00Z ", now), Ok(now.timestamp() + 7 * 86400));
+        for (bad, says) in [
+            ("2026-05-19T10:00:01Z", "at most a week"),
+            ("2026-05-12T10:00:00Z", "has passed"),
+            ("2026-05-11T10:00:00Z", "has passed"),
+            ("15:30", "RFC 3339"),
+            ("", "RFC 3339"),
+        ] {
+            let err = pause_end_at(bad, now).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidInput);
+            assert!(err.message.contains(says), "{bad}: {}", err.message);
+        }
     }
 }

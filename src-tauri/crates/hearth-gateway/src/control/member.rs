@@ -52,6 +52,7 @@ pub(super) async fn add(e: &Engine, name: String, bot_token: String, role: Role)
         fallback_model: None,
         role,
         paused: false,
+        paused_until: None,
         model: None,
         quiet_hours: None,
         voice_replies: Default::default(),

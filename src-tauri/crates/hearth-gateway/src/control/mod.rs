@@ -68,7 +68,9 @@ pub(crate) async fn handle(e: &Engine, request: ControlRequest) -> Result<Contro
         ControlRequest::MemberUpdate { member, role, persona, model } => {
             assistant::update(e, &member, role, persona, model).await.map(ControlReply::Member)
         }
-        ControlRequest::MemberPause { member, paused } => assistant::pause(e, member.as_deref(), paused).await,
+        ControlRequest::MemberPause { member, paused, until } => {
+            assistant::pause(e, member.as_deref(), paused, until.as_deref()).await
+        }
         ControlRequest::MemberToken { member, bot_token } => {
             member::replace_token(e, &member, &bot_token).await.map(ControlReply::Member)
         }
@@ -163,6 +165,7 @@ pub(crate) fn summary(m: MemberRow) -> MemberSummary {
         created_at: rfc3339(m.created_at),
         role: m.role,
         paused: m.paused,
+        paused_until: m.paused_until.filter(|_| m.paused).map(rfc3339),
         persona: m.persona,
         model: m.model,
         fallback_model: m.fallback_model,

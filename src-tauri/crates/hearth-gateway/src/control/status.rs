@@ -30,6 +30,7 @@ pub(crate) async fn status(e: &Engine) -> anyhow::Result<StatusReport> {
         .map(|((m, lane), bot)| MemberStatus {
             role: m.role,
             paused: m.paused,
+            paused_until: m.paused_until.filter(|_| m.paused).map(rfc3339),
             quiet_hours: m.quiet_hours,
             last_activity: activity.get(&m.id).map(|t| rfc3339(*t)),
             bot,

@@ -87,6 +87,8 @@ impl Bots {
             return;
         };
         let bot = telegram::bot(&engine.http, &engine.api_url, &token);
+        // An admin's own menu, once per start (everyone's is the poll loop's).
+        super::phone::set_admin_menu(engine, m, bot.clone(), false);
         let state = Arc::new(Mutex::new(BotState::Starting));
         let (notify, alerts) = (engine.notify.clone(), engine.alerts.clone());
         let (member_id, name) = (what.key.clone(), what.name);

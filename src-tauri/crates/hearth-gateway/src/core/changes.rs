@@ -61,9 +61,11 @@ pub(crate) enum MemberUpdate {
     },
     Admin(bool),
     Fallback(Option<String>),
-    /// Paused: what already waits in their lane is dropped, with one note. Resumed: the next
-    /// message goes to a worker again, and the note may come again after the next pause.
-    Paused(bool),
+    /// Paused: what already waits in their lane is dropped, with one note; `until` (Unix
+    /// seconds) is when the pause timer (`pauses.rs`) resumes them, `None`: when the admin does.
+    /// Resumed: the next message goes to a worker again, and the note may come again after the
+    /// next pause.
+    Paused { paused: bool, until: Option<i64> },
     Bot {
         bot_id: i64,
         bot_username: String,
@@ -94,7 +96,10 @@ impl MemberUpdate {
             }
             MemberUpdate::Admin(a) => m.is_admin = a,
             MemberUpdate::Fallback(f) => m.fallback_model = f,
-            MemberUpdate::Paused(p) => m.paused = p,
+            MemberUpdate::Paused { paused, until } => {
+                m.paused = paused;
+                m.paused_until = until.filter(|_| paused);
+            }
             MemberUpdate::Bot { bot_id, bot_username, next_offset } => {
                 m.bot_id = bot_id;
                 m.bot_username = bot_username;
@@ -115,9 +120,10 @@ impl Core {
             }
             Change::Member { member_id, update } => {
                 let paused = match &update {
-                    MemberUpdate::Paused(p) => Some(*p),
+                    MemberUpdate::Paused { paused, .. } => Some(*paused),
                     _ => None,
                 };
+                let admin_changed = matches!(update, MemberUpdate::Admin(_));
                 if self.members.write(|r| r.update(&member_id, |m| update.apply_to(m))).is_none() {
                     return; // removed meanwhile
                 }
@@ -127,6 +133,17 @@ impl Core {
                         self.paused_notes.remove(&member_id);
                     }
                     None => {}
+                }
+                if paused.is_some() {
+                    // A pause's end may have moved: the timer looks again.
+                    self.engine.pauses_wake.changed();
+                }
+                // Made an admin (or no longer one): their own chat's command menu follows.
+                if admin_changed
+                    && let (Some(m), Some(bot)) =
+                        (self.members.read(|r| r.get(&member_id).cloned()), self.engine.bot_for(&member_id))
+                {
+                    super::phone::set_admin_menu(&self.engine, &m, bot, true);
                 }
                 self.refresh_admin_available();
             }

@@ -80,6 +80,10 @@ pub(crate) struct Shared {
     pub(crate) alerts: super::alerts::Alerts,
     /// The heartbeat in force (`household/heartbeat.rs`).
     pub(crate) heartbeat: crate::household::heartbeat::Heartbeat,
+    /// Wakes the pause timer (`pauses.rs`) when a member was paused or resumed.
+    pub(crate) pauses_wake: Wake,
+    /// The admin API, for the admin's commands from Telegram (`phone.rs`).
+    pub(crate) admin_api: super::phone::AdminApi,
     pub(crate) started: Instant,
     // The core loop's state, read-only.
     pub(crate) members: Reader<Roster>,

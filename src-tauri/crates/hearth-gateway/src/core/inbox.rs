@@ -1,12 +1,13 @@
 //! One committed inbox row, in the core loop: who wrote (`routing::router`), and what happens —
 //! into the member's lane, a pairing, a stranger's one short reply, a paused or resting member's
-//! note, or a command the gateway answers itself (`/help`, `/usage`, `/family`).
+//! note, or a command the gateway answers itself (`/help`, `/usage`, `/family`, and the admin's
+//! `/status`, `/pause`, `/resume`, `/allow` in `phone.rs`).
 
 use std::time::{Duration, Instant};
 
 use hearth_proto::worker::TurnKind;
 
-use super::{Core, Engine, LaneItem, Roster, notices};
+use super::{Core, Engine, LaneItem, Roster, notices, phone};
 use crate::broker::spend::text as spend_text;
 use crate::config::FaultSite;
 use crate::core::lanes::Push;
@@ -55,7 +56,11 @@ impl Core {
         let route = route(member.telegram_user_id, &row);
         // A paused member's messages go nowhere near a worker. Pairing still works (the admin may
         // pair a new phone first), and a button press is the admin answering a cap question.
-        let held = matches!(route, Route::Pair { .. } | Route::Stranger | Route::Ignore | Route::Button { .. });
+        // An admin's own commands work paused or resting too (they may have paused everyone).
+        let admins = member.is_admin
+            && matches!(route, Route::Status | Route::Pause { .. } | Route::Resume { .. } | Route::Allow { .. });
+        let held =
+            admins || matches!(route, Route::Pair { .. } | Route::Stranger | Route::Ignore | Route::Button { .. });
         if member.paused && !held {
             self.paused_reply(&member.id, row.msg.chat_id, vec![row.id]);
             return;
@@ -144,7 +149,7 @@ impl Core {
             Route::Help => {
                 let mut text = "Write to me like you'd text a friend and I'll help: questions, ideas, plans, homework, recipes.\n\n/new — start a fresh conversation\n/memory — what I remember about you\n/forget — forget some or all of it\n/reminders — your reminders\n/usage — what you've spent and what's left\n/help — this message".to_owned();
                 if member.is_admin {
-                    text.push_str("\n/family — everyone's spending at a glance (you're an admin)");
+                    text.push_str(phone::ADMIN_HELP);
                 }
                 engine.reply_and_finish(&member.id, row.msg.chat_id, text, row.id, "helped");
             }
@@ -170,6 +175,9 @@ impl Core {
                 engine.reply_and_finish(&member.id, row.msg.chat_id, text, row.id, "family");
             }
             Route::Button { data } => notices::button(&engine, &member, row, data),
+            r @ (Route::Status | Route::Pause { .. } | Route::Resume { .. } | Route::Allow { .. }) => {
+                phone::command(&engine, &member, row, r)
+            }
             Route::Unsupported => {
                 engine.reply_and_finish(&member.id, row.msg.chat_id, UNSUPPORTED.to_owned(), row.id, "unsupported");
             }
@@ -228,6 +236,9 @@ impl Core {
                     })
                 });
                 self.refresh_admin_available();
+                if let (Some(paired), Some(bot)) = (engine.member(&member.id), engine.bot_for(&member.id)) {
+                    phone::set_admin_menu(&engine, &paired, bot, false);
+                }
                 tracing::info!(member = %member.id, "paired");
                 engine.emit(hearth_proto::control::GatewayEvent::Paired {
                     member_id: member.id.clone(),

@@ -31,7 +31,8 @@
 //! fetched, heard, held), `voice.rs` (answering in voice), `albums.rs` (an album's parts into one turn), `notices.rs` (spend
 //! notices and the admin's buttons), `reminders.rs` (delivering due reminders), `changes.rs` (the admin's
 //! changes), `alerts/` (the admins' alerts: a task of its own, the one writer of the `alerts`
-//! table).
+//! table), `phone.rs` (the admin's commands from Telegram: `/status`, `/pause`, `/resume`,
+//! `/allow`, and each bot's command menu), `pauses.rs` (the timer that ends timed pauses).
 
 use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
@@ -52,6 +53,8 @@ mod inbox;
 pub(crate) mod lanes;
 mod media;
 mod notices;
+mod pauses;
+mod phone;
 mod reminders;
 mod state;
 mod stream;
@@ -61,6 +64,7 @@ mod voice;
 pub(crate) use bots::Bots;
 pub(crate) use changes::{Change, MemberUpdate};
 pub(crate) use engine::{Engine, Shared, Stopping};
+pub(crate) use pauses::run as run_pauses;
 pub(crate) use state::{Roster, Writer};
 
 use crate::broker::SpendEvent;

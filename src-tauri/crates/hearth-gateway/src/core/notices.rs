@@ -110,6 +110,25 @@ impl Core {
     }
 }
 
+/// Raises a member's cap for one period by `extra` micro-USD — what the +$1 / +$5 buttons and
+/// `/allow` (`phone.rs`) do: the broker's budget at once, the grant and its audit row stored
+/// (`by`: who, e.g. `telegram:<user id>`), and the member told.
+pub(super) async fn raise_cap(engine: &Engine, member_id: &str, kind: CapKind, period_key: &str, extra: u64, by: &str) {
+    engine.broker.grant(member_id, kind, period_key, extra);
+    let (mid, k, key, b) = (member_id.to_owned(), kind.as_str(), period_key.to_owned(), by.to_owned());
+    let stored = engine
+        .store
+        .call(move |c| {
+            store::insert_grant(c, &mid, k, &key, extra, &b)?;
+            store::audit(c, &b, "cap_raised", Some(&mid), &format!("{k} {key} +{extra} micro-USD"))
+        })
+        .await;
+    if let Err(e) = stored {
+        tracing::error!(error = %e, "a cap raise could not be stored; it holds until restart");
+    }
+    engine.send_to_member(member_id, spend_text::member_raised(kind, extra));
+}
+
 /// An admin tapped +$1, +$5 or "Leave it" under a cap question: the grant (for that period only)
 /// goes to the broker and the store, audited, and the question is closed.
 pub(super) fn button(engine: &Engine, presser: &MemberRow, row: InboxRow, data: String) {
@@ -137,20 +156,8 @@ pub(super) fn button(engine: &Engine, presser: &MemberRow, row: InboxRow, data: 
                 let name = engine.members.read(|r| r.name(&a.member_id)).unwrap_or_default();
                 let by = format!("telegram:{}", row.msg.from_id);
                 if extra > 0 {
-                    engine.broker.grant(&a.member_id, kind, &a.period_key, extra);
-                    let (mid, k, key, b) = (a.member_id.clone(), a.kind.clone(), a.period_key.clone(), by.clone());
-                    let stored = engine
-                        .store
-                        .call(move |c| {
-                            store::insert_grant(c, &mid, &k, &key, extra, &b)?;
-                            store::audit(c, &b, "cap_raised", Some(&mid), &format!("{k} {key} +{extra} micro-USD"))
-                        })
-                        .await;
-                    if let Err(e) = stored {
-                        tracing::error!(error = %e, "a cap raise could not be stored; it holds until restart");
-                    }
+                    raise_cap(&engine, &a.member_id, kind, &a.period_key, extra, &by).await;
                     answer(&format!("Raised by {}", format_usd(extra))).await;
-                    engine.send_to_member(&a.member_id, spend_text::member_raised(kind, extra));
                 } else {
                     let mid = a.member_id.clone();
                     let _ =

@@ -34,14 +34,20 @@ const MAX_SLEEP: Duration = Duration::from_secs(15 * 60);
 /// Wait after the database refused, before trying again.
 const RETRY: Duration = Duration::from_secs(5);
 
-/// Wakes the schedule when a worker reported a new list. `Notify` keeps one permit, so a change
-/// made while the schedule is busy is not missed.
+/// Wakes a timer when what it waits for changed: the reminder schedule when a worker reported a
+/// new list, the pause timer (`core/pauses.rs`) when a pause was set. `Notify` keeps one permit,
+/// so a change made while the timer is busy is not missed.
 #[derive(Clone, Default)]
 pub(crate) struct Wake(Arc<Notify>);
 
 impl Wake {
     pub(crate) fn changed(&self) {
         self.0.notify_one();
+    }
+
+    /// Resolves at the next [`Wake::changed`] (or at once for one made since the last look).
+    pub(crate) async fn notified(&self) {
+        self.0.notified().await;
     }
 }
 
@@ -107,7 +113,7 @@ pub(crate) async fn run_schedule(s: Schedule) {
         };
         tokio::select! {
             _ = s.cancel.cancelled() => return,
-            _ = s.wake.0.notified() => {}
+            _ = s.wake.notified() => {}
             _ = clock_moved => {}
             _ = timer => {}
         }

@@ -38,6 +38,15 @@ pub enum Route {
     Reminders { words: String },
     /// `/family` from an admin: every member's spend at a glance.
     Family,
+    /// `/status` from the member: for an admin, how every member's assistant is doing
+    /// (`core/phone.rs`); anyone else is told it is the admin's.
+    Status,
+    /// `/pause NAME|all [1h|30m|tonight|until HH:MM]` from the member: the admin's, as `Status`.
+    Pause { words: String },
+    /// `/resume NAME|all` from the member: the admin's, as `Status`.
+    Resume { words: String },
+    /// `/allow NAME +$1` from the member: raise today's limit; the admin's, as `Status`.
+    Allow { words: String },
     /// A button press by the member (the admin answering a cap question).
     Button { data: String },
     /// A sticker, video, location… from the member: nothing Hearth reads.
@@ -81,6 +90,10 @@ pub fn route(paired_user: Option<i64>, row: &InboxRow) -> Route {
             ("forget", true) => return Route::Forget { words: arg.to_owned() },
             ("reminders", true) => return Route::Reminders { words: arg.to_owned() },
             ("family", true) => return Route::Family,
+            ("status", true) => return Route::Status,
+            ("pause", true) => return Route::Pause { words: arg.to_owned() },
+            ("resume", true) => return Route::Resume { words: arg.to_owned() },
+            ("allow", true) => return Route::Allow { words: arg.to_owned() },
             _ => {}
         }
     }
@@ -255,6 +268,12 @@ mod tests {
         assert_eq!(route(p, &press), Route::Button { data: "cap:1:1000000".into() });
         press.msg.from_id = 8;
         assert_eq!(route(p, &press), Route::Ignore, "a stranger's press");
+        assert_eq!(route(p, &row(7, "private", Some("/status"))), Route::Status);
+        assert_eq!(route(p, &row(7, "private", Some("/STATUS@ana_bot"))), Route::Status);
+        assert_eq!(route(p, &row(7, "private", Some("/pause Ana 1h"))), Route::Pause { words: "Ana 1h".into() });
+        assert_eq!(route(p, &row(7, "private", Some("/pause  all  until 15:30 "))), Route::Pause { words: "all  until 15:30".into() });
+        assert_eq!(route(p, &row(7, "private", Some("/resume ana"))), Route::Resume { words: "ana".into() });
+        assert_eq!(route(p, &row(7, "private", Some("/allow Ana +$1"))), Route::Allow { words: "Ana +$1".into() });
         // Unknown commands are just text for the assistant.
         assert_eq!(route(p, &row(7, "private", Some("/weather berlin"))), Route::Chat);
     }
@@ -274,7 +293,7 @@ mod tests {
     #[test]
     fn strangers_stop_here() {
         let p = Some(7);
-        for text in [Some("hi"), Some("/new"), Some("/help"), Some("/memory"), Some("/forget everything"), Some("/reminders"), Some("/start"), Some("/start nonsense"), None] {
+        for text in [Some("hi"), Some("/new"), Some("/help"), Some("/memory"), Some("/forget everything"), Some("/reminders"), Some("/start"), Some("/start nonsense"), Some("/status"), Some("/pause all"), Some("/resume all"), Some("/allow Ana +$5"), None] {
             assert_eq!(route(p, &row(8, "private", text)), Route::Stranger, "{text:?}");
             assert_eq!(route(None, &row(8, "private", text)), Route::Stranger, "{text:?}");
         }
@@ -286,6 +305,7 @@ mod tests {
         assert_eq!(route(Some(7), &row(7, "private", Some("/start ABCD2345"))), Route::Pair { code: "ABCD2345".into() });
         assert_eq!(route(Some(7), &row(7, "group", Some("hi"))), Route::Ignore);
         assert_eq!(route(Some(7), &row(7, "supergroup", Some("/start ABCD2345"))), Route::Ignore);
+        assert_eq!(route(Some(7), &row(7, "group", Some("/pause all"))), Route::Ignore, "admin commands only in private");
     }
 
     const HOME: HouseholdBot<'static> = HouseholdBot { bot_id: 555, username: "Home_Bot" };

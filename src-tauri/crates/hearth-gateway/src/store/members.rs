@@ -29,6 +29,9 @@ pub struct MemberRow {
     pub role: Role,
     /// Messages are answered with a short note instead of reaching a worker.
     pub paused: bool,
+    /// When a timed pause ends by itself (Unix seconds, the gateway's clock); `None` with
+    /// `paused`: until the admin resumes them. Meaningless while not paused.
+    pub paused_until: Option<i64>,
     /// The member's own model on the household's provider; `None`: the provider's model.
     pub model: Option<String>,
     /// When the assistant rests (household zone); `None`: never.
@@ -44,7 +47,7 @@ pub struct MemberRow {
 const MEMBER_COLUMNS: &str = "m.rowid, m.id, m.name, m.persona, m.telegram_user_id, m.chat_id, m.created_at, \
                               b.bot_id, b.username, b.next_offset, m.is_admin, m.cap_daily_micros, \
                               m.cap_monthly_micros, m.fallback_model, m.role, m.paused, m.model, m.quiet_hours, \
-                              m.voice_replies, m.streaming, m.alerts";
+                              m.voice_replies, m.streaming, m.alerts, m.paused_until";
 
 fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
     Ok(MemberRow {
@@ -74,6 +77,7 @@ fn member_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
         streaming: r.get(19)?,
         // Written only by `set_member_alerts`; a hand edit that does not parse reads as "all".
         alerts: r.get::<_, String>(20)?.parse().unwrap_or_default(),
+        paused_until: r.get(21)?,
     })
 }
 
@@ -191,9 +195,22 @@ pub fn set_member_alerts(conn: &Connection, member_id: &str, alerts: AlertLevel)
     Ok(())
 }
 
-pub fn set_member_paused(conn: &Connection, member_id: &str, paused: bool) -> Result<(), StoreError> {
-    conn.execute("UPDATE members SET paused = ?2 WHERE id = ?1", params![member_id, paused])?;
+/// Pauses (until `until`, Unix seconds, or until resumed) or resumes a member.
+pub fn set_member_paused(conn: &Connection, member_id: &str, paused: bool, until: Option<i64>) -> Result<(), StoreError> {
+    let until = until.filter(|_| paused);
+    conn.execute("UPDATE members SET paused = ?2, paused_until = ?3 WHERE id = ?1", params![member_id, paused, until])?;
     Ok(())
+}
+
+/// Resumes the member if their timed pause has ended by `now` (and they were not paused again
+/// meanwhile with another end, or none); true if it did.
+pub fn resume_if_due(conn: &Connection, member_id: &str, now: i64) -> Result<bool, StoreError> {
+    let changed = conn.execute(
+        "UPDATE members SET paused = 0, paused_until = NULL
+         WHERE id = ?1 AND paused = 1 AND paused_until IS NOT NULL AND paused_until <= ?2",
+        params![member_id, now],
+    )?;
+    Ok(changed > 0)
 }
 
 /// Points the member at another bot (or the same bot with a new token). The offset starts over

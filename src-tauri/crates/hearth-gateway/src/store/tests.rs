@@ -29,6 +29,7 @@ fn member(id: &str, bot_id: i64) -> MemberRow {
         fallback_model: None,
         role: Role::Adult,
         paused: false,
+        paused_until: None,
         model: None,
         quiet_hours: None,
         voice_replies: Default::default(),
@@ -151,12 +152,25 @@ fn member_settings_and_bot_replacement() {
         insert_member(c, &m)?;
         assert_eq!(find_member(c, "ana")?.unwrap().role, Role::Child);
         update_member_settings(c, "ana", Some(Role::Teen), Some("likes chess"), Some(Some("small-model")))?;
-        set_member_paused(c, "ana", true)?;
+        set_member_paused(c, "ana", true, None)?;
         let got = find_member(c, "ana")?.unwrap();
         assert_eq!(
-            (got.role, got.persona.as_str(), got.model.as_deref(), got.paused),
-            (Role::Teen, "likes chess", Some("small-model"), true)
+            (got.role, got.persona.as_str(), got.model.as_deref(), got.paused, got.paused_until),
+            (Role::Teen, "likes chess", Some("small-model"), true, None)
         );
+        // A timed pause ends only once due, and only the pause it was.
+        set_member_paused(c, "ana", true, Some(1000))?;
+        assert_eq!(find_member(c, "ana")?.unwrap().paused_until, Some(1000));
+        assert!(!resume_if_due(c, "ana", 999)?);
+        assert!(resume_if_due(c, "ana", 1000)?);
+        let got = find_member(c, "ana")?.unwrap();
+        assert_eq!((got.paused, got.paused_until), (false, None));
+        assert!(!resume_if_due(c, "ana", 2000)?, "not paused");
+        set_member_paused(c, "ana", true, None)?;
+        assert!(!resume_if_due(c, "ana", 2000)?, "paused until resumed");
+        set_member_paused(c, "ana", false, Some(5))?;
+        assert_eq!(find_member(c, "ana")?.unwrap().paused_until, None, "an end only with a pause");
+        set_member_paused(c, "ana", true, None)?;
         update_member_settings(c, "ana", None, None, Some(None))?;
         let got = find_member(c, "ana")?.unwrap();
         assert_eq!((got.role, got.persona.as_str(), got.model), (Role::Teen, "likes chess", None), "None keeps");

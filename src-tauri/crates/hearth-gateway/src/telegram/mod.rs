@@ -15,6 +15,8 @@
 //! - `draft.rs`: a reply shown while it is written (`sendMessageDraft`), throttled per chat.
 //! - `preview.rs`: the same where drafts cannot go — one message edited in place, which becomes
 //!   the reply — and what each bot's server turned out to allow.
+//! - `commands.rs`: the command menu (`setMyCommands`): the member's for everyone, the admin's
+//!   in an admin's own chat only.
 //! - `reply/`: a model's Markdown → Telegram HTML, split under the length limit.
 //! - This file: the shared HTTP client, a bot's client, checking a token.
 //!
@@ -27,6 +29,7 @@ use teloxide::requests::Requester;
 use teloxide::types::Me;
 use teloxide::{ApiError, Bot, RequestError};
 
+mod commands;
 mod download;
 mod draft;
 mod extract;
@@ -36,6 +39,7 @@ pub mod reply;
 mod send;
 mod voice;
 
+pub use commands::{ADMIN_COMMANDS, MEMBER_COMMANDS, clear_admin_commands, set_admin_commands, set_member_commands};
 pub use download::{DownloadError, Limit, download, megabytes};
 pub use draft::{DRAFT_GAP, DraftText, DraftsEnded, progress_line, render_draft, show_drafts};
 pub use extract::extract_message;

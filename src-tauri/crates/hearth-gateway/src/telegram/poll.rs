@@ -119,19 +119,15 @@ impl PollLoop {
         let household = self.household;
         let work = async move {
             let _ = bot.delete_webhook().await;
-            let commands = if household {
-                vec![BotCommand::new("help", "What I do and who sees what")]
+            // A member's bot: the member's menu for every chat (`commands.rs`); an admin's own
+            // chat gets theirs from the core (`core/phone.rs`).
+            let menu = if household {
+                bot.set_my_commands(vec![BotCommand::new("help", "What I do and who sees what")]).await.map(|_| ())
             } else {
-                vec![
-                    BotCommand::new("new", "Start a fresh conversation"),
-                    BotCommand::new("memory", "What I remember about you"),
-                    BotCommand::new("forget", "Forget some or all of it"),
-                    BotCommand::new("reminders", "Your reminders"),
-                    BotCommand::new("help", "What I can do"),
-                ]
+                super::set_member_commands(&bot).await
             };
-            if let Err(e) = bot.set_my_commands(commands).await {
-                tracing::debug!(error = %e, "setMyCommands failed");
+            if let Err(e) = menu {
+                tracing::warn!(error = %e, "could not set the bot's command menu");
             }
         };
         tokio::select! {

@@ -386,7 +386,7 @@ async fn roles_persona_and_models_are_stored_checked_and_listed() {
 async fn a_paused_member_gets_one_note_and_nothing_else() {
     let rig = Rig::start(|_| {}).await;
     let (ana, bot, user) = rig.add_and_pair("Ana", 501).await;
-    rig.ok(ControlRequest::MemberPause { member: Some("ana".into()), paused: true }).await;
+    rig.ok(ControlRequest::MemberPause { member: Some("ana".into()), paused: true, until: None }).await;
     assert!(rig.members().await[0].paused);
     assert_eq!(rig.audited("member_paused"), 1);
 
@@ -419,7 +419,7 @@ async fn a_paused_member_gets_one_note_and_nothing_else() {
     assert_eq!(status.worker_processes, 0);
 
     // Resume everyone: the next message goes to the lane (and so towards a worker) again.
-    rig.ok(ControlRequest::MemberPause { member: None, paused: false }).await;
+    rig.ok(ControlRequest::MemberPause { member: None, paused: false, until: None }).await;
     assert!(!rig.members().await[0].paused);
     rig.tg.send_text(&bot.token, &phone, "back?");
     let sent = rig.tg.wait_for_sent(&bot.token, phone.id, 2, T).await.unwrap();
@@ -457,7 +457,7 @@ async fn a_replaced_token_keeps_the_pairing_and_clears_the_trouble() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Ana writes to the new bot and is recognised as herself (paused, so no worker is needed).
-    rig.ok(ControlRequest::MemberPause { member: Some("Ana".into()), paused: true }).await;
+    rig.ok(ControlRequest::MemberPause { member: Some("Ana".into()), paused: true, until: None }).await;
     rig.tg.send_text(&new_bot.token, &user, "is this still you?");
     let sent = rig.tg.wait_for_sent(&new_bot.token, user.id, 1, T).await.unwrap();
     assert_eq!(sent[0].text, PAUSED_NOTE);

@@ -299,11 +299,17 @@ async fn call(
             "answerCallbackQuery" => answer_callback_query(bot, &p),
             "sendChatAction" => send_chat_action(bot, &p),
             "setMyCommands" => set_my_commands(bot, &p),
-            "getMyCommands" => Reply::Ok(bot.commands.clone().unwrap_or_else(|| json!([]))),
-            "deleteMyCommands" => {
-                bot.commands = None;
-                Reply::Ok(json!(true))
-            }
+            "getMyCommands" => match command_scope(&p) {
+                Ok(key) => Reply::Ok(bot.commands.get(&key).cloned().unwrap_or_else(|| json!([]))),
+                Err(reply) => reply,
+            },
+            "deleteMyCommands" => match command_scope(&p) {
+                Ok(key) => {
+                    bot.commands.remove(&key);
+                    Reply::Ok(json!(true))
+                }
+                Err(reply) => reply,
+            },
             "getChat" => match chat_id(&p).and_then(|id| known_chat(bot, id).map(|c| (id, c))) {
                 Ok((id, chat)) => Reply::Ok(chat_json(id, chat)),
                 Err(reply) => reply,
@@ -897,7 +903,42 @@ fn send_chat_action(bot: &mut BotState, p: &Params<'_>) -> Reply {
     Reply::Ok(json!(true))
 }
 
+/// The key a command menu is kept under: its scope (`default` when none is given) and its
+/// `language_code` — "default", "all_private_chats", "chat:42", "chat_member:42:7", "chat:42/de".
+pub(crate) fn command_scope(p: &Params<'_>) -> Result<String, Reply> {
+    let scope = match p.json("scope") {
+        Ok(Some(scope)) => scope,
+        Ok(None) => json!({"type": "default"}),
+        Err(()) => return Err(Reply::bad_request("can't parse BotCommandScope JSON object")),
+    };
+    let chat = || match &scope["chat_id"] {
+        Value::Number(n) => Ok(n.to_string()),
+        Value::String(s) if !s.is_empty() => Ok(s.clone()),
+        _ => Err(Reply::bad_request("chat_id is empty")),
+    };
+    let kind = scope["type"].as_str().unwrap_or_default();
+    let key = match kind {
+        "default" | "all_private_chats" | "all_group_chats" | "all_chat_administrators" => {
+            kind.to_owned()
+        }
+        "chat" | "chat_administrators" => format!("{kind}:{}", chat()?),
+        "chat_member" => match scope["user_id"].as_i64() {
+            Some(user) => format!("{kind}:{}:{user}", chat()?),
+            None => return Err(Reply::bad_request("user_id is empty")),
+        },
+        _ => return Err(Reply::bad_request("unsupported bot command scope type")),
+    };
+    Ok(match p.str("language_code").filter(|l| !l.is_empty()) {
+        Some(language) => format!("{key}/{language}"),
+        None => key,
+    })
+}
+
 fn set_my_commands(bot: &mut BotState, p: &Params<'_>) -> Reply {
+    let key = match command_scope(p) {
+        Ok(key) => key,
+        Err(reply) => return reply,
+    };
     let commands = match p.json("commands") {
         Ok(Some(Value::Array(c))) => c,
         Ok(None) => return Reply::bad_request("parameter \"commands\" is required"),
@@ -920,6 +961,6 @@ fn set_my_commands(bot: &mut BotState, p: &Params<'_>) -> Reply {
             return Reply::bad_request("BOT_COMMAND_DESCRIPTION_INVALID");
         }
     }
-    bot.commands = Some(Value::Array(commands));
+    bot.commands.insert(key, Value::Array(commands));
     Reply::Ok(json!(true))
 }

@@ -77,7 +77,9 @@ pub(crate) struct BotState {
     pub chat_actions: Vec<(i64, String)>,
     /// Accepted `sendMessageDraft` calls, in order.
     pub drafts: Vec<super::SentDraft>,
-    pub commands: Option<Value>,
+    /// Accepted `setMyCommands` menus by scope and language (see `api::command_scope`): Telegram
+    /// keeps one menu per pair, and `getMyCommands`/`deleteMyCommands` name the same pair.
+    pub commands: HashMap<String, Value>,
     pub faults: Vec<Fault>,
     pub external_poller: bool,
     pub webhook_url: String,
@@ -199,7 +201,7 @@ impl BotState {
             sent_index: HashMap::new(),
             chat_actions: Vec::new(),
             drafts: Vec::new(),
-            commands: None,
+            commands: HashMap::new(),
             faults: Vec::new(),
             external_poller: false,
             webhook_url: String::new(),

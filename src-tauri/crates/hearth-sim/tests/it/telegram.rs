@@ -7,8 +7,8 @@ use hearth_sim::telegram::{FakeTelegram, Fault};
 use serde_json::{Value, json};
 use teloxide::prelude::*;
 use teloxide::types::{
-    BotCommand, ChatAction, InlineKeyboardButton, InlineKeyboardMarkup, MessageEntityKind,
-    ParseMode, UpdateKind,
+    BotCommand, BotCommandScope, ChatAction, InlineKeyboardButton, InlineKeyboardMarkup,
+    MessageEntityKind, ParseMode, Recipient, UpdateKind,
 };
 use teloxide::{ApiError, RequestError};
 
@@ -964,6 +964,36 @@ async fn chat_actions_and_commands_are_recorded() {
     assert!(bad.is_err(), "{bad:?}");
     tg.delete_my_commands().await.expect("delete");
     assert_eq!(fake.commands(&bot.token), None);
+
+    // A menu per scope: one chat's own beside everyone's, each read and deleted by its scope.
+    let chat = || BotCommandScope::Chat {
+        chat_id: Recipient::Id(ChatId(31)),
+    };
+    tg.set_my_commands(vec![BotCommand::new("help", "What I can do")])
+        .await
+        .expect("default");
+    tg.set_my_commands(vec![BotCommand::new("status", "For the admin")])
+        .scope(chat())
+        .await
+        .expect("scoped");
+    assert_eq!(
+        fake.commands_in(&bot.token, "chat:31").expect("stored")[0]["command"],
+        "status"
+    );
+    assert_eq!(fake.commands(&bot.token).expect("stored")[0]["command"], "help");
+    let scoped = tg.get_my_commands().scope(chat()).await.expect("get");
+    assert_eq!(scoped[0].command, "status");
+    let bad = tg
+        .set_my_commands(vec![BotCommand::new("x", "y")])
+        .scope(BotCommandScope::Chat {
+            chat_id: Recipient::ChannelUsername(String::new()),
+        })
+        .await;
+    assert!(bad.is_err(), "{bad:?}");
+    tg.delete_my_commands().scope(chat()).await.expect("delete");
+    assert_eq!(fake.commands_in(&bot.token, "chat:31"), None);
+    assert!(fake.commands(&bot.token).is_some(), "another scope's menu stays");
+    tg.delete_my_commands().await.expect("delete");
 
     let info = tg.get_webhook_info().await.expect("getWebhookInfo");
     assert!(info.url.is_none());

@@ -258,7 +258,7 @@ async fn a_pause_stops_a_running_turn_from_spending() {
     let m = &rig.members[HOSTILE];
     rig.tg.send_text(&m.bot.token, &m.user, "go");
     rig.llm.wait_for_calls(2, T).await.unwrap();
-    let reply = rig.gateway.control(ControlRequest::MemberPause { member: Some("Rosa".into()), paused: true }).await;
+    let reply = rig.gateway.control(ControlRequest::MemberPause { member: Some("Rosa".into()), paused: true, until: None }).await;
     assert!(matches!(reply, Ok(ControlReply::Done)), "{reply:?}");
     let calls = rig.llm.calls().len();
     let got = parse(&rig.next(HOSTILE, before).await);
