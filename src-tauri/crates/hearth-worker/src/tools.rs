@@ -114,8 +114,8 @@ pub fn specs() -> Vec<ToolSpec> {
             name: "set_reminder".into(),
             description: "Set a reminder: at the given time the person gets a message with the text. Use it when \
                           they ask to be reminded of something. `at` is the (first) time as local time in the \
-                          household's time zone, like 2026-11-22T08:00, worked out from the current time in your \
-                          instructions. `repeat` makes it come back every day, week or month at that time."
+                          household's time zone, like 2026-11-22T08:00, worked out from the current time in the \
+                          <hearth> note. `repeat` makes it come back every day, week or month at that time."
                 .into(),
             parameters: json!({
                 "type": "object",
