@@ -75,8 +75,8 @@ pub struct Store {
     reminders: Option<Reminders>,
     /// The turn changed the reminders (or may have, unseen by the gateway): tell it the schedule.
     reminders_changed: bool,
-    /// The conversation of the last chat turn this process answered and the families of the
-    /// tools that turn called: its follow-up is offered them again (`tool_offer.rs`).
+    /// The conversation of the last chat turn this process answered and the families that turn
+    /// offered and called: its follow-up is offered them again (`tool_offer.rs`).
     used_last_turn: Option<(i64, Families)>,
 }
 
@@ -360,8 +360,11 @@ async fn chat<B: Broker>(
         m.attachment.as_ref().is_some_and(|a| matches!(a.kind, AttachmentKind::Photo | AttachmentKind::Document))
     });
     let signals = tool_offer::Signals { new: &new, earlier: &earlier.messages, files_attached, used_last_turn };
-    let offered = tool_offer::offer(turn.context.role, tool_offer::families(&signals));
-    let mut used = Families::NONE;
+    let mut used = tool_offer::families(&signals);
+    let offered = tool_offer::offer(turn.context.role, used);
+    // Kept for the conversation's next turn: a tool set that only grows keeps the cacheable
+    // prefix (tools come first in it) the same from turn to turn.
+    store.used_last_turn = Some((conversation_id, used));
     // What no longer fits is folded into the conversation's running summary (`context.rs`).
     let (earlier, summary) = context::fit(broker, store, turn, conversation_id, &facts, &new, &offered, earlier).await?;
     let mut request = prompt::build_request(&turn.context, &facts, &earlier, &new, offered);

@@ -5,7 +5,7 @@
 //! in the new messages (several phrasings, German and Spanish included), the files the turn
 //! brought, the conversation's last exchange (a follow-up like "and tomorrow too" or "cancel
 //! that" keeps the family of the message before it) and the families the conversation's last
-//! turn used. Never an extra model call.
+//! turn offered or used. Never an extra model call.
 //!
 //! Always on: `remember`. People mention lasting facts in passing ("my sister Anna is coming on
 //! Friday") with no word that announces them, and a fact not saved is lost for good; every other
@@ -208,8 +208,9 @@ pub struct Signals<'a> {
     pub earlier: &'a [ChatMessage],
     /// The turn brought a photo or a document (kept in `files/`): the file tools may be asked for.
     pub files_attached: bool,
-    /// The families of the tools the conversation's previous turn called, when this worker
-    /// process ran it.
+    /// The families the conversation's previous turn offered or called, when this worker process
+    /// ran it: within a conversation the tool set only grows, so the prompt's cacheable prefix
+    /// (tools first) changes only when a family is first needed.
     pub used_last_turn: Families,
 }
 

@@ -3,6 +3,7 @@
 
 mod backup;
 mod bench;
+mod cache;
 mod cli;
 mod context;
 mod fanout;

@@ -83,7 +83,8 @@ fn the_selection_never_offers_a_tool_the_role_may_not_have() {
             }
         }
     }
-    let child: Vec<String> = offered(Role::Child, "add milk to the shopping list", None).into_iter().map(|t| t.name).collect();
+    let child: Vec<String> =
+        offered(Role::Child, "add milk to the shopping list", None).into_iter().map(|t| t.name).collect();
     assert!(child.contains(&"read_file".to_owned()) && !child.contains(&"write_file".to_owned()), "{child:?}");
 }
 
@@ -134,7 +135,11 @@ fn corpus_prompt_size() {
     let hello_after = first_request_chars("hello", None, offered(Role::Adult, "hello", None));
     let tokens = |chars: usize| chars.div_ceil(4);
     println!("first request, prompt characters (estimated tokens at 4 characters each):");
-    println!("  \"hello\"      every tool {hello_before} ({})  by need {hello_after} ({})", tokens(hello_before), tokens(hello_after));
+    println!(
+        "  \"hello\"      every tool {hello_before} ({})  by need {hello_after} ({})",
+        tokens(hello_before),
+        tokens(hello_after)
+    );
     let (mb, ma) = (before as f64 / n as f64, after as f64 / n as f64);
     println!(
         "  corpus mean  every tool {mb:.0} ({:.0})  by need {ma:.0} ({:.0})  ratio {:.2}",
