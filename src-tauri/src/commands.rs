@@ -338,6 +338,7 @@ pub async fn price_set(shell: Shared<'_>, args: PriceArgs) -> Reply<Vec<PriceDto
         input_micros_per_mtok: usd_to_micros(args.input_usd_per_mtok, "The input price")?,
         output_micros_per_mtok: usd_to_micros(args.output_usd_per_mtok, "The output price")?,
         cached_input_micros_per_mtok: args.cached_input_usd_per_mtok.map(|v| usd_to_micros(v, "The cached input price")).transpose()?,
+        cache_write_micros_per_mtok: None,
     };
     shell.control(request).await?;
     prices(shell).await

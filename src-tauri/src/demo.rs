@@ -62,6 +62,7 @@ impl Demo {
             input_micros_per_mtok: 2_500_000,
             output_micros_per_mtok: 10_000_000,
             cached_input_micros_per_mtok: None,
+            cache_write_micros_per_mtok: None,
         })
         .await?;
         control(ControlRequest::ProviderSet {

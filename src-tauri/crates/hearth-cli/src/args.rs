@@ -696,12 +696,14 @@ pub enum PriceCommand {
     ///   hearth price set gpt-4o-mini --input-usd-per-mtok 0.15 --output-usd-per-mtok 0.60
     ///   hearth price set claude-sonnet-4-5 --input-usd-per-mtok 3 --output-usd-per-mtok 15 \
     ///       --cached-input-usd-per-mtok 0.30
+    ///   hearth price set claude-sonnet-4-5 --input-usd-per-mtok 3 --output-usd-per-mtok 15 \
+    ///       --cache-write-usd-per-mtok 3.75
     ///   hearth price set whisper-1 --usd-per-minute 0.006
     ///   hearth price set tts-1 --usd-per-million-chars 15
     ///   hearth price set deepseek-chat --no-vision
     ///
     /// Prints the model's price; --json as {"model","input_usd_per_mtok","output_usd_per_mtok",
-    /// "cached_input_usd_per_mtok","source"}, plus "usd_per_minute" for a speech model,
+    /// "cached_input_usd_per_mtok","cache_write_usd_per_mtok","source"}, plus "usd_per_minute" for a speech model,
     /// "usd_per_million_chars" for a text-to-speech model and "no_vision":true for a model marked
     /// as unable to see.
     #[command(
@@ -715,7 +717,7 @@ pub enum PriceCommand {
     /// built-in price was taken: providers change prices, so check and set the ones you use.
     ///
     /// --json prints {"prices":[{"model","input_usd_per_mtok","output_usd_per_mtok",
-    /// "cached_input_usd_per_mtok","source"}]}, with "usd_per_minute" for speech models,
+    /// "cached_input_usd_per_mtok","cache_write_usd_per_mtok","source"}]}, with "usd_per_minute" for speech models,
     /// "usd_per_million_chars" for text-to-speech models and "no_vision":true for models marked
     /// as unable to see images.
     List(JsonArgs),
@@ -740,6 +742,17 @@ pub struct PriceSetArgs {
     // A negative amount gets the amount's own error (exit 4), not "unexpected argument".
     #[arg(long, value_name = "USD", allow_negative_numbers = true, requires = "input_usd_per_mtok")]
     pub cached_input_usd_per_mtok: Option<String>,
+    /// USD per million tokens written into the provider's prompt cache (Anthropic's cache
+    /// writes), e.g. 3.75 [default: 1.25 × the input price].
+    // A negative amount gets the amount's own error (exit 4), not "unexpected argument".
+    #[arg(
+        long,
+        value_name = "USD",
+        allow_negative_numbers = true,
+        requires = "input_usd_per_mtok",
+        alias = "usd-per-million-cache-write"
+    )]
+    pub cache_write_usd_per_mtok: Option<String>,
     /// USD per minute of audio, for a speech-recognition model, e.g. 0.006.
     #[arg(long, value_name = "USD", allow_negative_numbers = true)]
     pub usd_per_minute: Option<String>,

@@ -40,6 +40,11 @@ pub async fn price(data_dir: &Path, command: PriceCommand) -> Result<(), Failure
                         .as_deref()
                         .map(|v| per_mtok("--cached-input-usd-per-mtok", v))
                         .transpose()?,
+                    cache_write_micros_per_mtok: args
+                        .cache_write_usd_per_mtok
+                        .as_deref()
+                        .map(|v| per_mtok("--cache-write-usd-per-mtok", v))
+                        .transpose()?,
                 });
             }
             if let Some(v) = &args.usd_per_minute {
@@ -589,6 +594,7 @@ mod tests {
             input_usd_per_mtok: 0.0,
             output_usd_per_mtok: 0.0,
             cached_input_usd_per_mtok: 0.0,
+            cache_write_usd_per_mtok: 0.0,
             source: "admin".into(),
             usd_per_minute: Some(0.006),
             no_vision: false,
@@ -599,6 +605,7 @@ mod tests {
             input_usd_per_mtok: 0.28,
             output_usd_per_mtok: 0.42,
             cached_input_usd_per_mtok: 0.028,
+            cache_write_usd_per_mtok: 0.35,
             source: "default (as of 2025-10)".into(),
             usd_per_minute: None,
             no_vision: true,
@@ -621,6 +628,7 @@ mod tests {
             input_usd_per_mtok: 0.0,
             output_usd_per_mtok: 0.0,
             cached_input_usd_per_mtok: 0.0,
+            cache_write_usd_per_mtok: 0.0,
             source: "default (as of 2025-11)".into(),
             usd_per_minute: None,
             no_vision: false,

@@ -1,10 +1,18 @@
 //! Anthropic Messages.
 //!
-//! Usage: `input_tokens` excludes both cache reads (`cache_read_input_tokens`, cheap) and cache
-//! writes (`cache_creation_input_tokens`, billed at or above the full input price). So
-//! full-price input is `input_tokens + cache_creation_input_tokens`, and cached input is
-//! `cache_read_input_tokens`. A stream gives the input counts in `message_start` and the final,
-//! cumulative `output_tokens` in `message_delta`.
+//! Prompt caching: the prompt is read in the order tools, system, messages, and a block marked
+//! `cache_control: {"type": "ephemeral"}` (a breakpoint, at most four a request) makes the
+//! provider keep the prompt up to and including it for five minutes after its last use. Every
+//! request marks the end of the system prompt (covering the tools before it; the last tool when
+//! there is no system prompt), the end of the conversation before the turn's own user message (the
+//! history: the next turn's request starts with the same bytes), and, in a tool round, the newest
+//! tool result (the next step starts with it). The turn's user message opens with what changes
+//! every turn (`hearth-worker`'s `prompt.rs`), so it is never marked.
+//!
+//! Usage: `input_tokens` excludes both cache reads (`cache_read_input_tokens`, billed at the
+//! cached-input price) and cache writes (`cache_creation_input_tokens`, billed at the cache-write
+//! price, 1.25 × input for the five-minute cache). A stream gives the input counts in
+//! `message_start` and the final, cumulative `output_tokens` in `message_delta`.
 
 use hearth_proto::llm::{ChatMessage, CompletionRequest, Role, ToolCall, Usage};
 use serde::Deserialize;
@@ -18,23 +26,65 @@ use crate::sse::SseEvent;
 pub(crate) const API_VERSION: &str = "2023-06-01";
 
 pub(crate) fn request_body(model: &str, req: &CompletionRequest, stream: bool) -> Value {
+    let marked = cached_messages(req);
     let mut messages: Vec<Value> = Vec::with_capacity(req.messages.len());
-    for m in &req.messages {
+    for (i, m) in req.messages.iter().enumerate() {
         push_message(&mut messages, m);
+        if marked.contains(&i) {
+            mark_last_block(&mut messages);
+        }
     }
     let mut body = json!({ "model": model, "messages": messages, "max_tokens": req.max_tokens, "stream": stream });
     if !req.system.is_empty() {
-        body["system"] = json!(req.system);
+        body["system"] = json!([{ "type": "text", "text": req.system, "cache_control": ephemeral() }]);
     }
     if !req.tools.is_empty() {
-        let tools: Vec<Value> = req
+        let mut tools: Vec<Value> = req
             .tools
             .iter()
             .map(|t| json!({ "name": t.name, "description": t.description, "input_schema": t.parameters }))
             .collect();
+        if req.system.is_empty()
+            && let Some(last) = tools.last_mut()
+        {
+            last["cache_control"] = ephemeral();
+        }
         body["tools"] = json!(tools);
     }
     body
+}
+
+/// A cache breakpoint: the five-minute cache, the only one without a beta header.
+fn ephemeral() -> Value {
+    json!({ "type": "ephemeral" })
+}
+
+/// The messages whose end is a breakpoint (see the module doc): the one before the newest user
+/// message, and the newest message when it is a tool result. At most two, so with the system
+/// prompt's a request never has more than Anthropic's four.
+fn cached_messages(req: &CompletionRequest) -> Vec<usize> {
+    let mut marked = Vec::with_capacity(2);
+    if let Some(newest_user) = req.messages.iter().rposition(|m| m.role == Role::User)
+        && newest_user > 0
+    {
+        marked.push(newest_user - 1);
+    }
+    if req.messages.last().is_some_and(|m| m.role == Role::Tool) {
+        marked.push(req.messages.len() - 1);
+    }
+    marked
+}
+
+/// Puts a breakpoint on the last content block of the last message, turning a string content
+/// into the one text block it stands for.
+fn mark_last_block(messages: &mut [Value]) {
+    let Some(last) = messages.last_mut() else { return };
+    if let Some(text) = last.get("content").and_then(Value::as_str) {
+        last["content"] = json!([{ "type": "text", "text": text }]);
+    }
+    if let Some(block) = last.get_mut("content").and_then(Value::as_array_mut).and_then(|b| b.last_mut()) {
+        block["cache_control"] = ephemeral();
+    }
 }
 
 /// Appends one message in Anthropic's shape. Plain messages keep a string `content`; a user
@@ -148,9 +198,10 @@ impl WireUsage {
 /// Usage as billed; `None` when the counts are missing, so the caller charges an estimate.
 pub(crate) fn normalise_usage(u: &WireUsage) -> Option<Usage> {
     Some(Usage {
-        input_tokens: u.input_tokens?.saturating_add(u.cache_creation_input_tokens.unwrap_or(0)),
+        input_tokens: u.input_tokens?,
         output_tokens: u.output_tokens?,
         cached_input_tokens: u.cache_read_input_tokens.unwrap_or(0),
+        cache_write_tokens: u.cache_creation_input_tokens.unwrap_or(0),
     })
 }
 
@@ -360,13 +411,69 @@ mod tests {
     }
 
     #[test]
-    fn usage_counts_cache_writes_at_full_price_and_reads_as_cached() {
+    fn usage_counts_cache_writes_and_reads_apart() {
         let u = usage(json!({"input_tokens": 10, "output_tokens": 5, "cache_creation_input_tokens": 20,
             "cache_read_input_tokens": 70}));
-        assert_eq!(u, Some(Usage { input_tokens: 30, output_tokens: 5, cached_input_tokens: 70 }));
+        assert_eq!(u, Some(Usage { input_tokens: 10, output_tokens: 5, cached_input_tokens: 70, cache_write_tokens: 20 }));
         let plain = usage(json!({"input_tokens": 10, "output_tokens": 5}));
-        assert_eq!(plain, Some(Usage { input_tokens: 10, output_tokens: 5, cached_input_tokens: 0 }));
+        assert_eq!(plain, Some(Usage { input_tokens: 10, output_tokens: 5, ..Usage::default() }));
         assert_eq!(usage(json!({"output_tokens": 5})), None);
+    }
+
+    fn req(messages: Vec<ChatMessage>, tools: bool) -> CompletionRequest {
+        let tools = if tools {
+            vec![hearth_proto::llm::ToolSpec {
+                name: "remember".into(),
+                description: "d".into(),
+                parameters: json!({"type": "object"}),
+            }]
+        } else {
+            Vec::new()
+        };
+        CompletionRequest { system: "sys".into(), messages, max_tokens: 9, tools }
+    }
+
+    /// Where the `cache_control` marks are: (message index, block index), and the system's.
+    fn marks(body: &Value) -> (bool, Vec<(usize, usize)>, bool) {
+        let system = body["system"][0]["cache_control"] == ephemeral();
+        let tool = body["tools"].as_array().is_some_and(|t| t.iter().any(|t| t.get("cache_control").is_some()));
+        let mut at = Vec::new();
+        for (i, m) in body["messages"].as_array().unwrap().iter().enumerate() {
+            for (j, b) in m["content"].as_array().map(Vec::as_slice).unwrap_or(&[]).iter().enumerate() {
+                if b.get("cache_control").is_some() {
+                    at.push((i, j));
+                }
+            }
+        }
+        (system, at, tool)
+    }
+
+    #[test]
+    fn breakpoints_mark_the_system_prompt_and_the_history_not_the_new_message() {
+        // First turn: only the system prompt.
+        let first = request_body("m", &req(vec![ChatMessage::user("hi")], true), false);
+        assert_eq!(marks(&first), (true, vec![], false));
+        assert_eq!(first["messages"][0]["content"], "hi", "an unmarked message keeps its plain string");
+        // Later turn: the history's end too; the new message stays plain.
+        let history = vec![
+            ChatMessage::user("hi"),
+            ChatMessage::assistant("hello!"),
+            ChatMessage::user("<hearth>…</hearth>\n\nhow are you"),
+        ];
+        let later = request_body("m", &req(history.clone(), true), false);
+        assert_eq!(marks(&later), (true, vec![(1, 0)], false));
+        assert_eq!(later["messages"][1]["content"][0]["text"], "hello!");
+        // A tool round: the newest tool result as well.
+        let mut round = history;
+        let call = ToolCall { id: "t1".into(), name: "remember".into(), arguments: "{}".into() };
+        round.push(ChatMessage::assistant_tool_calls("", vec![call]));
+        round.push(ChatMessage::tool_result("t1", "saved", false));
+        let body = request_body("m", &req(round, true), false);
+        assert_eq!(marks(&body), (true, vec![(1, 0), (4, 0)], false));
+        // No system prompt: the tools' end is the breakpoint.
+        let mut bare = req(vec![ChatMessage::user("hi")], true);
+        bare.system.clear();
+        assert_eq!(marks(&request_body("m", &bare, false)), (false, vec![], true));
     }
 
     #[test]
@@ -380,7 +487,7 @@ mod tests {
             .unwrap();
         assert!(s.on_event(&ev(r#"{"type":"message_stop"}"#)).unwrap());
         let a = s.into_answer();
-        assert_eq!(a.usage, Some(Usage { input_tokens: 9, output_tokens: 4, cached_input_tokens: 3 }));
+        assert_eq!(a.usage, Some(Usage { input_tokens: 9, output_tokens: 4, cached_input_tokens: 3, ..Usage::default() }));
         assert_eq!((a.text.as_str(), a.finish_reason.as_deref()), ("hi", Some("length")));
     }
 

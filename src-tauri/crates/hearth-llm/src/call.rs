@@ -146,6 +146,7 @@ fn into_completion(answer: Answer, p: &Provider, req: &CompletionRequest) -> Com
             output_tokens: estimate_text_tokens(&answer.text)
                 + answer.tool_calls.iter().map(|c| estimate_text_tokens(&c.name) + estimate_text_tokens(&c.arguments)).sum::<u64>(),
             cached_input_tokens: 0,
+            cache_write_tokens: 0,
         };
         tracing::warn!(
             provider = p.kind.as_str(),
@@ -417,7 +418,7 @@ mod tests {
         );
         assert_eq!(
             c.usage,
-            Usage { input_tokens: crate::estimate_prompt_tokens(&req), output_tokens: 6, cached_input_tokens: 0 }
+            Usage { input_tokens: crate::estimate_prompt_tokens(&req), output_tokens: 6, ..Usage::default() }
         );
         assert_eq!(c.model, "asked-for");
     }

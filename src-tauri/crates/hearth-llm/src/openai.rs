@@ -207,7 +207,7 @@ pub(crate) fn normalise_usage(u: WireUsage) -> Option<Usage> {
     let output = u.completion_tokens?;
     let cached = u.prompt_tokens_details.and_then(|d| d.cached_tokens).or(u.prompt_cache_hit_tokens).unwrap_or(0);
     let cached = cached.min(prompt);
-    Some(Usage { input_tokens: prompt - cached, output_tokens: output, cached_input_tokens: cached })
+    Some(Usage { input_tokens: prompt - cached, output_tokens: output, cached_input_tokens: cached, cache_write_tokens: 0 })
 }
 
 /// Text of a `content` value: a string, null, or an array of `{type: "text", text}` parts.
@@ -394,15 +394,15 @@ mod tests {
     fn usage_excludes_cached_from_full_price_input() {
         let u = usage(json!({"prompt_tokens": 100, "completion_tokens": 7, "total_tokens": 107,
             "prompt_tokens_details": {"cached_tokens": 60}}));
-        assert_eq!(u, Some(Usage { input_tokens: 40, output_tokens: 7, cached_input_tokens: 60 }));
+        assert_eq!(u, Some(Usage { input_tokens: 40, output_tokens: 7, cached_input_tokens: 60, ..Usage::default() }));
         let deepseek = usage(json!({"prompt_tokens": 100, "completion_tokens": 7, "prompt_cache_hit_tokens": 30,
             "prompt_cache_miss_tokens": 70}));
-        assert_eq!(deepseek, Some(Usage { input_tokens: 70, output_tokens: 7, cached_input_tokens: 30 }));
+        assert_eq!(deepseek, Some(Usage { input_tokens: 70, output_tokens: 7, cached_input_tokens: 30, ..Usage::default() }));
         let ollama = usage(json!({"prompt_tokens": 12, "completion_tokens": 3, "prompt_tokens_details": null}));
-        assert_eq!(ollama, Some(Usage { input_tokens: 12, output_tokens: 3, cached_input_tokens: 0 }));
+        assert_eq!(ollama, Some(Usage { input_tokens: 12, output_tokens: 3, cached_input_tokens: 0, ..Usage::default() }));
         let nonsense =
             usage(json!({"prompt_tokens": 5, "completion_tokens": 1, "prompt_tokens_details": {"cached_tokens": 9}}));
-        assert_eq!(nonsense, Some(Usage { input_tokens: 0, output_tokens: 1, cached_input_tokens: 5 }));
+        assert_eq!(nonsense, Some(Usage { input_tokens: 0, output_tokens: 1, cached_input_tokens: 5, ..Usage::default() }));
         assert_eq!(usage(json!({"completion_tokens": 1})), None);
     }
 

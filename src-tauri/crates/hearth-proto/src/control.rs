@@ -103,8 +103,16 @@ pub enum ControlRequest {
     MemberPair { member: String },
     Status,
     /// Set the price of a model (integer micro-USD per million tokens). Overrides the shipped
-    /// default for that model.
-    PriceSet { model: String, input_micros_per_mtok: u64, output_micros_per_mtok: u64, cached_input_micros_per_mtok: Option<u64> },
+    /// default for that model. `cache_write_micros_per_mtok`: tokens written into the provider's
+    /// prompt cache (Anthropic); `None` keeps the default, 1.25 × input. Added in protocol 8.
+    PriceSet {
+        model: String,
+        input_micros_per_mtok: u64,
+        output_micros_per_mtok: u64,
+        cached_input_micros_per_mtok: Option<u64>,
+        #[serde(default)]
+        cache_write_micros_per_mtok: Option<u64>,
+    },
     PriceList,
     /// Set what a speech-recognition model costs per minute of audio (integer micro-USD per
     /// minute). Overrides the shipped default for that model. Added in protocol 6.
@@ -401,12 +409,19 @@ impl std::fmt::Debug for ControlRequest {
             Self::MemberRemove { member } => f.debug_struct("MemberRemove").field("member", member).finish(),
             Self::MemberPair { member } => f.debug_struct("MemberPair").field("member", member).finish(),
             Self::Status => f.write_str("Status"),
-            Self::PriceSet { model, input_micros_per_mtok, output_micros_per_mtok, cached_input_micros_per_mtok } => f
+            Self::PriceSet {
+                model,
+                input_micros_per_mtok,
+                output_micros_per_mtok,
+                cached_input_micros_per_mtok,
+                cache_write_micros_per_mtok,
+            } => f
                 .debug_struct("PriceSet")
                 .field("model", model)
                 .field("input_micros_per_mtok", input_micros_per_mtok)
                 .field("output_micros_per_mtok", output_micros_per_mtok)
                 .field("cached_input_micros_per_mtok", cached_input_micros_per_mtok)
+                .field("cache_write_micros_per_mtok", cache_write_micros_per_mtok)
                 .finish(),
             Self::PriceList => f.write_str("PriceList"),
             Self::SpeechPriceSet { model, micros_per_minute } => f
@@ -846,6 +861,10 @@ pub struct PriceRow {
     pub input_usd_per_mtok: f64,
     pub output_usd_per_mtok: f64,
     pub cached_input_usd_per_mtok: f64,
+    /// Tokens written into the provider's prompt cache (Anthropic's cache writes). Added in
+    /// protocol 8; absent from an older gateway, read as 0.
+    #[serde(default)]
+    pub cache_write_usd_per_mtok: f64,
     /// "admin", or "default (as of 2025-10)".
     pub source: String,
     /// A speech-recognition model's price per minute of audio (its token prices are then 0).

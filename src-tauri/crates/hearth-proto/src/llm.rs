@@ -115,7 +115,8 @@ pub struct CompletionRequest {
     pub tools: Vec<ToolSpec>,
 }
 
-/// Token counts exactly as the provider reported them.
+/// Token counts exactly as the provider reported them. The prompt is `input_tokens +
+/// cached_input_tokens + cache_write_tokens`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     /// Prompt tokens billed at the full input price (cached tokens excluded).
@@ -123,6 +124,11 @@ pub struct Usage {
     pub output_tokens: u64,
     /// Prompt tokens served from the provider's cache, billed at the cached-input price.
     pub cached_input_tokens: u64,
+    /// Prompt tokens written into the provider's prompt cache (Anthropic's
+    /// `cache_creation_input_tokens`), billed at the cache-write price. Not in `input_tokens`.
+    /// Added in protocol 8.
+    #[serde(default)]
+    pub cache_write_tokens: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

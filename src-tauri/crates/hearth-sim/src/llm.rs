@@ -49,9 +49,17 @@ use tokio_util::sync::CancellationToken;
 
 mod anthropic;
 mod audio;
+mod cache;
 mod openai;
 
 pub use audio::{DEFAULT_TRANSCRIPT, Speech, Transcription};
+pub use cache::{CACHE_TTL, MIN_CACHED_TOKENS};
+
+/// How the note a Hearth worker puts before the member's words in a turn's message starts and
+/// ends (`hearth-worker`'s `prompt::turn_note`): what changes every turn, kept after the
+/// cacheable prefix. [`LlmCall::last_user_text`] leaves it out.
+pub const HEARTH_NOTE_START: &str = "<hearth>\n";
+pub const HEARTH_NOTE_END: &str = "</hearth>\n\n";
 
 /// What the fake bills for one image in a prompt, whatever its size: OpenAI's price of a
 /// low-detail image. Real providers bill by size; the point here is only that images cost
@@ -110,15 +118,30 @@ impl LlmCall {
         parts.join("\n")
     }
 
-    /// The text of the last `user` message; empty when there is none.
+    /// What the member wrote: the text of the last `user` message without the note Hearth's
+    /// worker opens a turn's message with ([`HEARTH_NOTE_END`]: the time, remembered facts);
+    /// empty when there is none.
     pub fn last_user_text(&self) -> String {
-        self.messages()
+        let text = self
+            .messages()
             .iter()
             .rev()
             .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
             .and_then(|m| m.get("content"))
             .map(|c| content_texts(c).join("\n"))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        match text.strip_prefix(HEARTH_NOTE_START).and_then(|rest| rest.split_once(HEARTH_NOTE_END)) {
+            Some((_, member)) => member.to_owned(),
+            None => text,
+        }
+    }
+
+    /// The note Hearth opened the last `user` message with (the time, remembered facts), if any.
+    pub fn last_user_note(&self) -> Option<String> {
+        let call = self.messages().iter().rev().find(|m| m.get("role").and_then(Value::as_str) == Some("user"))?;
+        let text = content_texts(call.get("content")?).join("\n");
+        let (note, _) = text.strip_prefix(HEARTH_NOTE_START)?.split_once(HEARTH_NOTE_END)?;
+        Some(note.to_owned())
     }
 
     /// Prompt tokens the fake bills for this call (cached ones included): the
@@ -456,6 +479,9 @@ struct Settings {
     api_key: Option<String>,
     cached_input_tokens: u64,
     cache_creation_input_tokens: u64,
+    /// Set: cache use is worked out per request as the provider would (`cache.rs`), instead of
+    /// the two fixed counts above.
+    prompt_cache: Option<cache::PromptCache>,
     calls: Vec<LlmCall>,
     /// False: a chat request with an image is refused (a model that cannot see).
     vision: bool,
@@ -485,6 +511,7 @@ impl FakeLlm {
                 api_key: None,
                 cached_input_tokens: 0,
                 cache_creation_input_tokens: 0,
+                prompt_cache: None,
                 calls: Vec::new(),
                 vision: true,
                 transcriber: Arc::new(|_: &Transcription| DEFAULT_TRANSCRIPT.to_owned()),
@@ -587,6 +614,15 @@ impl FakeLlm {
     /// OpenAI has no such field and ignores it.
     pub fn set_cache_creation_input_tokens(&self, n: u64) {
         self.settings().cache_creation_input_tokens = n;
+    }
+
+    /// From now on each answer reports the prompt cache as its provider would (see `cache.rs`):
+    /// Anthropic reads and writes the prefixes a request marks with `cache_control`, OpenAI
+    /// reads any prefix seen before; five minutes each, at least 1,024 tokens. Replaces the
+    /// fixed counts of [`set_cached_input_tokens`](Self::set_cached_input_tokens) and
+    /// [`set_cache_creation_input_tokens`](Self::set_cache_creation_input_tokens).
+    pub fn simulate_prompt_cache(&self) {
+        self.settings().prompt_cache.get_or_insert_with(cache::PromptCache::default);
     }
 
     /// `false` makes the model one that cannot see: any chat request with an image gets 400 in
@@ -829,6 +865,8 @@ async fn respond(shared: Arc<Shared>, api: Api, headers: HeaderMap, body: Bytes)
     let reply = reply.unwrap_or_else(|| Reply::text("This answer will be cut off halfway through, sorry."));
 
     let prompt = call.prompt_tokens();
+    let simulated = shared.settings().prompt_cache.as_mut().map(|c| c.serve(&call, Instant::now()));
+    let (cached, creation) = simulated.unwrap_or((cached, creation));
     let cache_read = cached.min(prompt);
     let tokens = Tokens {
         prompt,

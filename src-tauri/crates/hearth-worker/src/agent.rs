@@ -16,13 +16,14 @@
 //! final reply, and what a tool changed (a remembered fact) is in the memory itself.
 
 use hearth_proto::llm::{BrokerError, BrokerErrorKind, ChatMessage, Completion, CompletionRequest, Refusal};
-use hearth_proto::worker::{Turn, TurnKind, TurnOutcome};
+use hearth_proto::worker::{AttachmentKind, Turn, TurnKind, TurnOutcome};
 
 use crate::history::{self, History, Prepared};
 use crate::link::LinkError;
 use crate::memory::{self, Memory};
 use crate::reminders::{self, Fired, Reminders};
 use crate::tools::Now;
+use crate::tool_offer::{self, Families};
 use crate::{context, knowledge, media, prompt, role_tools, tools};
 
 /// Most completions one turn's step loop asks for. Each tool round is a step; the limit keeps a
@@ -74,11 +75,14 @@ pub struct Store {
     reminders: Option<Reminders>,
     /// The turn changed the reminders (or may have, unseen by the gateway): tell it the schedule.
     reminders_changed: bool,
+    /// The conversation of the last chat turn this process answered and the families that turn
+    /// offered and called: its follow-up is offered them again (`tool_offer.rs`).
+    used_last_turn: Option<(i64, Families)>,
 }
 
 impl Store {
     pub fn new(member_dir: std::path::PathBuf) -> Self {
-        Self { member_dir, history: None, memory: None, reminders: None, reminders_changed: false }
+        Self { member_dir, history: None, memory: None, reminders: None, reminders_changed: false, used_last_turn: None }
     }
 
     fn reminders(&mut self) -> Result<&mut Reminders, reminders::ReminderError> {
@@ -347,7 +351,20 @@ async fn chat<B: Broker>(
             Vec::new()
         }
     };
-    let offered = role_tools::specs(turn.context.role);
+    // The tools this turn may need, never more than the role has (`tool_offer.rs`).
+    let used_last_turn = match store.used_last_turn.take() {
+        Some((conversation, families)) if conversation == conversation_id => families,
+        _ => Families::NONE,
+    };
+    let files_attached = turn.messages.iter().any(|m| {
+        m.attachment.as_ref().is_some_and(|a| matches!(a.kind, AttachmentKind::Photo | AttachmentKind::Document))
+    });
+    let signals = tool_offer::Signals { new: &new, earlier: &earlier.messages, files_attached, used_last_turn };
+    let mut used = tool_offer::families(&signals);
+    let offered = tool_offer::offer(turn.context.role, used);
+    // Kept for the conversation's next turn: a tool set that only grows keeps the cacheable
+    // prefix (tools come first in it) the same from turn to turn.
+    store.used_last_turn = Some((conversation_id, used));
     // What no longer fits is folded into the conversation's running summary (`context.rs`).
     let (earlier, summary) = context::fit(broker, store, turn, conversation_id, &facts, &new, &offered, earlier).await?;
     let mut request = prompt::build_request(&turn.context, &facts, &earlier, &new, offered);
@@ -380,6 +397,8 @@ async fn chat<B: Broker>(
                 if step == MAX_STEPS {
                     break;
                 }
+                used = used.union(Families::of_tools(completion.tool_calls.iter().map(|c| c.name.as_str())));
+                store.used_last_turn = Some((conversation_id, used));
                 run_tools(broker, store, turn, &mut request, completion, clock).await?;
                 continue;
             }

@@ -21,6 +21,8 @@
 //! - `files`: the member's notes and lists in `files/` (plain names, no links followed, capped).
 //! - `knowledge`: the `search_household_knowledge` tool, answered by the gateway's index of `kb/`.
 //! - `role_tools`: the one table of which tools adults, teens and children have.
+//! - `tool_offer`: which of those a chat turn offers the model — a small always-on set, the
+//!   rest when the turn's words, its files or the conversation's last exchange call for them.
 //! - `prompt`: the system prompt, remembered facts and the token-budgeted message list.
 
 mod agent;
@@ -36,6 +38,7 @@ mod memory;
 mod prompt;
 mod reminders;
 mod role_tools;
+mod tool_offer;
 mod tools;
 
 pub use agent::{MAX_STEPS, STEP_LIMIT_MESSAGE};

@@ -74,10 +74,10 @@ pub fn specs() -> Vec<ToolSpec> {
     vec![
         ToolSpec {
             name: "remember".into(),
-            description: "Save one lasting fact about the person you are talking with, so you know it in \
-                          later conversations: names of family and pets, birthdays, likes and dislikes, \
-                          health notes they share, plans. One short sentence per fact, written so it makes \
-                          sense on its own. Do not save passing small talk."
+            // Offered with every chat turn (`tool_offer.rs`): every character counts.
+            description: "Save a lasting fact about this person for later conversations: family and pets' \
+                          names, birthdays, likes and dislikes, health notes they share, plans. One short \
+                          sentence that makes sense on its own; not passing small talk."
                 .into(),
             parameters: json!({
                 "type": "object",
@@ -87,8 +87,8 @@ pub fn specs() -> Vec<ToolSpec> {
         },
         ToolSpec {
             name: "recall".into(),
-            description: "Search the facts you saved about this person. The most relevant ones are already \
-                          in your instructions; use this to look for others."
+            description: "Search the facts saved about this person; the most relevant are already in the \
+                          <hearth> note."
                 .into(),
             parameters: json!({
                 "type": "object",
@@ -112,10 +112,9 @@ pub fn specs() -> Vec<ToolSpec> {
         },
         ToolSpec {
             name: "set_reminder".into(),
-            description: "Set a reminder: at the given time the person gets a message with the text. Use it when \
-                          they ask to be reminded of something. `at` is the (first) time as local time in the \
-                          household's time zone, like 2026-11-22T08:00, worked out from the current time in your \
-                          instructions. `repeat` makes it come back every day, week or month at that time."
+            description: "Remind the person: at `at` they get a message with `text`. `at` is the (first) time, \
+                          local in the household's zone, like 2026-11-22T08:00, worked out from the time in the \
+                          <hearth> note; `repeat` brings it back every day, week or month."
                 .into(),
             parameters: json!({
                 "type": "object",

@@ -4,6 +4,7 @@
 mod alerts;
 mod backup;
 mod bench;
+mod cache;
 mod cli;
 mod context;
 mod examples;

@@ -159,6 +159,7 @@ async fn the_app_hears_once_when_a_cap_is_reached() {
         input_micros_per_mtok: 10_000_000,
         output_micros_per_mtok: 10_000_000,
         cached_input_micros_per_mtok: None,
+        cache_write_micros_per_mtok: None,
     };
     ok(&h, price).await;
     let mut rx = h.gateway.subscribe();

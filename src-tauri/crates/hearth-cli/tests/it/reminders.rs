@@ -52,9 +52,10 @@ async fn ask_for_daily_reminder(h: &Household, i: usize, text: &str) -> usize {
     h.say(i, "remind me every day at 8 to take my pills");
     let sent = h.replies(i, before + 1, T).await;
     assert_eq!(sent[before].text, "Done — I'll remind you every day at 8.");
-    // The system prompt told the model the local time it worked `at` out from.
+    // The turn's note told the model the local time it worked `at` out from.
     let call = h.llm.calls().into_iter().rev().nth(1).unwrap();
-    assert!(call.system_text().contains("2026"), "{}", call.system_text());
+    let note = call.last_user_note().unwrap_or_default();
+    assert!(note.contains("It is now") && note.contains("2026"), "{note}");
     let result = &h.llm.calls().last().unwrap().tool_results()[0].1;
     assert!(result.contains("next Sunday 22 November 2026 at 08:00"), "{result}");
     before + 1

@@ -116,6 +116,7 @@ async fn each_role_brings_its_default_caps_and_the_admins_own_caps_win() {
         input_micros_per_mtok: 150_000,
         output_micros_per_mtok: 600_000,
         cached_input_micros_per_mtok: None,
+        cache_write_micros_per_mtok: None,
     };
     control(&h, price).await;
     for (name, role) in [("Mia", Role::Child), ("Leo", Role::Teen), ("Rosa", Role::Adult)] {

@@ -20,6 +20,7 @@ async fn price_test_model(h: &Household, model: &str, usd_per_mtok: u64) {
             input_micros_per_mtok: usd_per_mtok * 1_000_000,
             output_micros_per_mtok: usd_per_mtok * 1_000_000,
             cached_input_micros_per_mtok: None,
+            cache_write_micros_per_mtok: None,
         })
         .await
         .unwrap();
@@ -38,6 +39,7 @@ async fn price_in_out(h: &Household, model: &str, in_cents: u64, out_cents: u64)
             input_micros_per_mtok: in_cents * 10_000,
             output_micros_per_mtok: out_cents * 10_000,
             cached_input_micros_per_mtok: None,
+            cache_write_micros_per_mtok: None,
         })
         .await
         .unwrap();

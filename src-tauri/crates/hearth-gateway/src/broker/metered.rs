@@ -183,6 +183,7 @@ impl Broker {
             input_tokens: 0,
             output_tokens: 0,
             cached_input_tokens: 0,
+            cache_write_tokens: 0,
             attempts,
             latency_ms,
             outcome,

@@ -300,7 +300,7 @@ impl Broker {
     }
 
     /// The admin's prices (as stored), ahead of the shipped defaults.
-    pub fn set_admin_prices(&self, admin: &[(String, u64, u64, u64)]) {
+    pub fn set_admin_prices(&self, admin: &[store::StoredPrice]) {
         self.inner.spend.lock().rate_card = rate_card(admin);
     }
 
@@ -442,7 +442,10 @@ impl Broker {
                 return Err(images_unsupported(&own));
             }
             let prompt_for = |model: &str| prompt_tokens + image_tokens * extra_image_factor(model);
-            let price = match price_for(&spend.rate_card, &provider.base_url, &own) {
+            // Only Anthropic charges for writing its prompt cache; elsewhere a prompt token
+            // costs at most the input price (`Price::without_cache_writes`).
+            let priced = |p: Price| if provider.kind == ProviderKind::Anthropic { p } else { p.without_cache_writes() };
+            let price = match price_for(&spend.rate_card, &provider.base_url, &own).map(priced) {
                 Some(p) => p,
                 None if capped => {
                     return Err(BrokerError {
@@ -463,7 +466,7 @@ impl Broker {
                         if images > 0 && !spend.sees_images(&m) {
                             return None;
                         }
-                        let p = price_for(&spend.rate_card, &provider.base_url, &m)?;
+                        let p = priced(price_for(&spend.rate_card, &provider.base_url, &m)?);
                         let hold = spend
                             .budget
                             .reserve(member_id, p.worst_case_micros(prompt_for(&m), output_tokens), now)
@@ -544,6 +547,7 @@ impl Broker {
                     input_tokens: c.usage.input_tokens,
                     output_tokens: c.usage.output_tokens,
                     cached_input_tokens: c.usage.cached_input_tokens,
+                    cache_write_tokens: c.usage.cache_write_tokens,
                     attempts,
                     latency_ms,
                     outcome: stopped::outcome_of(c).into(),
@@ -557,6 +561,7 @@ impl Broker {
                     input_tokens: 0,
                     output_tokens: 0,
                     cached_input_tokens: 0,
+                    cache_write_tokens: 0,
                     attempts,
                     latency_ms,
                     outcome: e.kind(),
@@ -604,12 +609,17 @@ pub fn price_for(card: &[RateCardEntry], base_url: &str, model: &str) -> Option<
 }
 
 /// Admin prices (from the database) ahead of the shipped defaults.
-pub fn rate_card(admin: &[(String, u64, u64, u64)]) -> Vec<RateCardEntry> {
+pub fn rate_card(admin: &[store::StoredPrice]) -> Vec<RateCardEntry> {
     let mut card: Vec<RateCardEntry> = admin
         .iter()
-        .map(|(model, input, output, cached)| RateCardEntry {
-            model: model.clone(),
-            price: Price { input: *input, output: *output, cached_input: *cached },
+        .map(|p| RateCardEntry {
+            model: p.model.clone(),
+            price: Price {
+                input: p.input,
+                output: p.output,
+                cached_input: p.cached_input,
+                cache_write: p.cache_write.unwrap_or_else(|| spend::price::default_cache_write(p.input)),
+            },
             source: spend::PriceSource::Admin,
         })
         .collect();

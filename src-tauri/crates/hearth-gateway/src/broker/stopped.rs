@@ -22,6 +22,7 @@ pub(super) fn stopped_completion(req: &CompletionRequest, model: &str, text_byte
             input_tokens: hearth_llm::estimate_prompt_tokens_for(req, model),
             output_tokens: (text_bytes as u64).min(u64::from(req.max_tokens)),
             cached_input_tokens: 0,
+            cache_write_tokens: 0,
         },
         finish_reason: Some(STOPPED_BY_MEMBER.to_owned()),
         tool_calls: Vec::new(),

@@ -85,9 +85,16 @@ pub(crate) async fn handle(e: &Engine, request: ControlRequest) -> Result<Contro
             input_micros_per_mtok,
             output_micros_per_mtok,
             cached_input_micros_per_mtok,
+            cache_write_micros_per_mtok,
         } => {
-            spend::price_set(e, model, input_micros_per_mtok, output_micros_per_mtok, cached_input_micros_per_mtok)
-                .await
+            let price = store::StoredPrice {
+                model,
+                input: input_micros_per_mtok,
+                output: output_micros_per_mtok,
+                cached_input: cached_input_micros_per_mtok.unwrap_or(input_micros_per_mtok),
+                cache_write: cache_write_micros_per_mtok,
+            };
+            spend::price_set(e, price).await
         }
         ControlRequest::PriceList => Ok(spend::price_list(e)),
         ControlRequest::MemberCap { member, daily, monthly } => spend::member_cap(e, &member, daily, monthly).await,

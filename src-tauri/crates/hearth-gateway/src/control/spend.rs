@@ -76,19 +76,16 @@ pub(super) fn any_caps(e: &Engine) -> bool {
     e.broker.spend(|s| s.budget.household_cap().is_some()) || e.members.read(Roster::any_member_caps)
 }
 
-pub(super) async fn price_set(
-    e: &Engine,
-    model: String,
-    input: u64,
-    output: u64,
-    cached: Option<u64>,
-) -> Result<ControlReply, ControlError> {
-    let model = model.trim().to_owned();
+/// Sets a model's token prices (`cached_input` already defaulted to the input price).
+pub(super) async fn price_set(e: &Engine, mut price: store::StoredPrice) -> Result<ControlReply, ControlError> {
+    let model = price.model.trim().to_owned();
     if model.is_empty() || model.chars().any(char::is_control) {
         return Err(ControlError::new(ErrorCode::InvalidInput, "name the model, e.g. gpt-4o-mini"));
     }
-    let cached = cached.unwrap_or(input);
-    if [input, output, cached].iter().any(|p| *p > MAX_PRICE_MICROS) {
+    price.model = model.clone();
+    let (input, output, cached) = (price.input, price.output, price.cached_input);
+    let write = price.cache_write.unwrap_or(0);
+    if [input, output, cached, write].iter().any(|p| *p > MAX_PRICE_MICROS) {
         return Err(ControlError::new(
             ErrorCode::InvalidInput,
             "that price is over $10,000 per million tokens; prices are in USD per million tokens, e.g. 0.15",
@@ -98,13 +95,14 @@ pub(super) async fn price_set(
     let admin = e
         .store
         .call(move |c| {
-            store::set_price(c, &m, input, output, cached, store::now_unix())?;
+            store::set_price(c, &price, store::now_unix())?;
+            let write = price.cache_write.map_or_else(|| "default".to_owned(), |w| w.to_string());
             store::audit(
                 c,
                 "admin",
                 "price_set",
                 None,
-                &format!("{m} in {input} out {output} cached {cached} micro-USD/Mtok"),
+                &format!("{m} in {input} out {output} cached {cached} cache write {write} micro-USD/Mtok"),
             )?;
             store::list_prices(c)
         })
@@ -225,6 +223,7 @@ pub(super) fn rows_for(e: &Engine, model: &str) -> Vec<PriceRow> {
             input_usd_per_mtok: 0.0,
             output_usd_per_mtok: 0.0,
             cached_input_usd_per_mtok: 0.0,
+            cache_write_usd_per_mtok: 0.0,
             source: "none (no price)".to_owned(),
             usd_per_minute: None,
             no_vision,
@@ -273,6 +272,7 @@ pub(super) fn price_list(e: &Engine) -> ControlReply {
                     input_usd_per_mtok: 0.0,
                     output_usd_per_mtok: 0.0,
                     cached_input_usd_per_mtok: 0.0,
+                    cache_write_usd_per_mtok: 0.0,
                     source: "none (no price)".to_owned(),
                     usd_per_minute: None,
                     no_vision: true,
@@ -536,12 +536,13 @@ fn source_text(source: &PriceSource) -> String {
 }
 
 fn price_row(model: &str, p: &Price, source: &PriceSource) -> PriceRow {
-    let (input, output, cached) = p.usd();
+    let (input, output, cached, cache_write) = p.usd();
     PriceRow {
         model: model.to_owned(),
         input_usd_per_mtok: input,
         output_usd_per_mtok: output,
         cached_input_usd_per_mtok: cached,
+        cache_write_usd_per_mtok: cache_write,
         source: source_text(source),
         usd_per_minute: None,
         no_vision: false,
@@ -555,6 +556,7 @@ fn audio_price_row(model: &str, p: &AudioPrice, source: &PriceSource) -> PriceRo
         input_usd_per_mtok: 0.0,
         output_usd_per_mtok: 0.0,
         cached_input_usd_per_mtok: 0.0,
+        cache_write_usd_per_mtok: 0.0,
         source: source_text(source),
         usd_per_minute: Some(usd(p.micros_per_minute)),
         no_vision: false,

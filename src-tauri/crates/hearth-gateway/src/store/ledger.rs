@@ -79,6 +79,8 @@ pub struct LedgerSettlement {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cached_input_tokens: u64,
+    /// Prompt tokens written into the provider's prompt cache (`ledger.cache_write_tokens`).
+    pub cache_write_tokens: u64,
     pub attempts: u32,
     pub latency_ms: u64,
     /// "ok", "stopped" (the member stopped the answer; charged an estimate of what was used),
@@ -92,10 +94,11 @@ pub fn ledger_settle(conn: &Connection, id: i64, s: &LedgerSettlement, now: i64)
     let state = if s.outcome == "ok" || s.outcome == "stopped" { "settled" } else { "released" };
     conn.execute(
         "UPDATE ledger SET state = ?2, model = ?3, input_tokens = ?4, output_tokens = ?5, cached_input_tokens = ?6,
-                attempts = ?7, latency_ms = ?8, outcome = ?9, settled_at = ?10, cost_micros = ?11 WHERE id = ?1",
+                attempts = ?7, latency_ms = ?8, outcome = ?9, settled_at = ?10, cost_micros = ?11,
+                cache_write_tokens = ?12 WHERE id = ?1",
         params![
             id, state, s.model, s.input_tokens as i64, s.output_tokens as i64, s.cached_input_tokens as i64,
-            s.attempts, s.latency_ms as i64, s.outcome, now, s.cost_micros as i64
+            s.attempts, s.latency_ms as i64, s.outcome, now, s.cost_micros as i64, s.cache_write_tokens as i64
         ],
     )?;
     Ok(())

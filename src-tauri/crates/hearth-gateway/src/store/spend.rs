@@ -23,23 +23,43 @@ pub fn set_member_fallback(conn: &Connection, member_id: &str, model: Option<&st
     Ok(())
 }
 
-/// Admin-set prices: (model, input, output, cached input), micro-USD per million tokens.
-pub fn list_prices(conn: &Connection) -> Result<Vec<(String, u64, u64, u64)>, StoreError> {
-    let mut stmt = conn.prepare("SELECT model, input, output, cached_input FROM prices ORDER BY set_at, model")?;
+/// One admin-set price as stored, in micro-USD per million tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPrice {
+    pub model: String,
+    pub input: u64,
+    pub output: u64,
+    pub cached_input: u64,
+    /// `None` (NULL): the shipped default for cache writes, 1.25 × input.
+    pub cache_write: Option<u64>,
+}
+
+/// Admin-set prices, oldest first.
+pub fn list_prices(conn: &Connection) -> Result<Vec<StoredPrice>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT model, input, output, cached_input, cache_write FROM prices ORDER BY set_at, model")?;
     let rows = stmt
         .query_map([], |r| {
-            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64, r.get::<_, i64>(3)? as u64))
+            Ok(StoredPrice {
+                model: r.get(0)?,
+                input: r.get::<_, i64>(1)? as u64,
+                output: r.get::<_, i64>(2)? as u64,
+                cached_input: r.get::<_, i64>(3)? as u64,
+                cache_write: r.get::<_, Option<i64>>(4)?.map(|v| v.max(0) as u64),
+            })
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 
-pub fn set_price(conn: &Connection, model: &str, input: u64, output: u64, cached: u64, now: i64) -> Result<(), StoreError> {
+/// Sets (or replaces) a model's price; a price set again without a cache-write price goes back
+/// to the default for it.
+pub fn set_price(conn: &Connection, p: &StoredPrice, now: i64) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO prices (model, input, output, cached_input, set_at) VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO prices (model, input, output, cached_input, cache_write, set_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (model) DO UPDATE SET input = excluded.input, output = excluded.output,
-             cached_input = excluded.cached_input, set_at = excluded.set_at",
-        params![model, input as i64, output as i64, cached as i64, now],
+             cached_input = excluded.cached_input, cache_write = excluded.cache_write, set_at = excluded.set_at",
+        params![p.model, p.input as i64, p.output as i64, p.cached_input as i64, p.cache_write.map(|v| v as i64), now],
     )?;
     Ok(())
 }

@@ -353,6 +353,7 @@ async fn roles_persona_and_models_are_stored_checked_and_listed() {
         input_micros_per_mtok: 1_000_000,
         output_micros_per_mtok: 1_000_000,
         cached_input_micros_per_mtok: None,
+        cache_write_micros_per_mtok: None,
     })
     .await;
     rig.ok(ControlRequest::MemberCap {

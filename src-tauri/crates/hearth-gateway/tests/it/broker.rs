@@ -27,7 +27,14 @@ async fn rig(kind: ProviderKind, stream: bool, price_usd_per_mtok: u64) -> Rig {
     let micros = price_usd_per_mtok * 1_000_000;
     let spend = store
         .call_sync(move |c| {
-            store::set_price(c, "test-model", micros, micros, micros / 2, 0)?;
+            let price = store::StoredPrice {
+                model: "test-model".into(),
+                input: micros,
+                output: micros,
+                cached_input: micros / 2,
+                cache_write: None,
+            };
+            store::set_price(c, &price, 0)?;
             broker::load_spend(c, chrono::Utc::now())
         })
         .unwrap();
@@ -123,7 +130,7 @@ async fn usage_and_cost_are_exact_for_every_format() {
             assert_eq!(call.stream, stream);
             assert_eq!(c.usage.cached_input_tokens, 4, "{kind:?} {stream}");
             assert_eq!(c.usage.input_tokens + c.usage.cached_input_tokens, call.prompt_tokens(), "{kind:?} {stream}");
-            let price = Price { input: 10_000_000, output: 10_000_000, cached_input: 5_000_000 };
+            let price = Price { input: 10_000_000, output: 10_000_000, cached_input: 5_000_000, cache_write: 12_500_000 };
             let expected = price.cost_micros(&c.usage);
             let (cost, _, _) = settled(&r.store);
             assert_eq!(cost as u64, expected, "{kind:?} {stream}");
@@ -138,6 +145,53 @@ async fn usage_and_cost_are_exact_for_every_format() {
 
 /// Spend survives a restart: a new broker loaded from the same database starts from what was
 /// already settled today, so a restart is no way around a cap.
+/// Anthropic's cache reads and writes (the fake reports both) are each charged at their own price
+/// and recorded in the ledger; the reservation is the uncached worst case, every prompt token at
+/// the cache-write price, so a cap that would only cover it at the input price refuses the call.
+/// OpenAI writes no cache it charges for: its reservation stays at the input price.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_reads_and_writes_are_charged_at_their_prices_and_reserved_as_uncached() {
+    // $10 per million input and output, $5 cached, cache writes at the default 1.25 × input.
+    let price = Price { input: 10_000_000, output: 10_000_000, cached_input: 5_000_000, cache_write: 12_500_000 };
+    let r = rig(ProviderKind::Anthropic, false, 10).await;
+    r.llm.set_cached_input_tokens(6);
+    r.llm.set_cache_creation_input_tokens(4);
+    let req = request("how much is this with a cache?");
+    let c = r.broker.complete("ana", 1, req.clone()).await.unwrap();
+    assert_eq!((c.usage.cached_input_tokens, c.usage.cache_write_tokens), (6, 4));
+    assert_eq!(c.usage.input_tokens + 6 + 4, r.llm.calls()[0].prompt_tokens());
+    // 10 micro-USD a token in and out, 5 a cached one, 12.5 a written one.
+    let expected = 10 * (c.usage.input_tokens + c.usage.output_tokens) + 5 * 6 + 50;
+    assert_eq!(price.cost_micros(&c.usage), expected);
+    let row: (i64, i64, i64, i64) = r
+        .store
+        .call_sync(|c| {
+            Ok(c.query_row("SELECT cost_micros, cached_input_tokens, cache_write_tokens, reserved_micros FROM ledger", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?)
+        })
+        .unwrap();
+    let prompt = hearth_llm::estimate_prompt_tokens(&req);
+    assert_eq!(row, (expected as i64, 6, 4, price.worst_case_micros(prompt, 50) as i64));
+    assert_eq!(row.3 as u64, (prompt * 25).div_ceil(2) + 500, "every prompt token at the write price");
+
+    // A cap between the two worst cases: Anthropic is refused, OpenAI answered.
+    let cap = prompt * 11 + 500;
+    let anthropic = rig(ProviderKind::Anthropic, false, 10).await;
+    anthropic.broker.set_member_caps("ana", Some(cap), None);
+    let refused = anthropic.broker.complete("ana", 1, req.clone()).await.unwrap_err();
+    assert!(matches!(refused.kind, BrokerErrorKind::CapExceeded { .. }), "{refused:?}");
+    assert!(anthropic.llm.calls().is_empty(), "no call without a reservation");
+    let openai = rig(ProviderKind::Openai, false, 10).await;
+    openai.broker.set_member_caps("ana", Some(cap), None);
+    openai.broker.complete("ana", 1, req).await.unwrap();
+    let reserved: i64 = openai
+        .store
+        .call_sync(|c| Ok(c.query_row("SELECT reserved_micros FROM ledger", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(reserved as u64, prompt * 10 + 500);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_remembers_what_was_spent() {
     let r = rig(ProviderKind::Openai, false, 20).await;

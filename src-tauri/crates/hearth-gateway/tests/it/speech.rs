@@ -39,7 +39,14 @@ pub(crate) async fn rig(kind: ProviderKind) -> Rig {
     let store = Store::open(&dir.path().join("g.sqlite")).unwrap();
     let spend = store
         .call_sync(|c| {
-            store::set_price(c, "test-model", 1_000_000, 1_000_000, 1_000_000, 0)?;
+            let price = store::StoredPrice {
+                model: "test-model".into(),
+                input: 1_000_000,
+                output: 1_000_000,
+                cached_input: 1_000_000,
+                cache_write: None,
+            };
+            store::set_price(c, &price, 0)?;
             store::set_setting(c, "price.per_minute.whisper-1", &PER_MINUTE.to_string())?;
             broker::load_spend(c, chrono::Utc::now())
         })

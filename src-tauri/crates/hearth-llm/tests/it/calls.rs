@@ -21,15 +21,18 @@ async fn text_and_exact_usage_for_every_provider_and_mode() {
         assert_eq!(c.text, expected_text, "{p:?}");
         assert_eq!(c.model, "test-model");
         assert_eq!(c.finish_reason.as_deref(), Some("stop"), "{p:?}");
-        // Both providers normalise to: full-price input = prompt − cache reads (Anthropic's
-        // cache writes are billed at full price), cached = cache reads.
+        // Both providers normalise to: full-price input = prompt − cache reads − cache writes,
+        // cached = cache reads, cache writes on their own (Anthropic only: OpenAI reports none).
         let prompt = call.prompt_tokens();
         assert!(prompt > 10);
-        assert_eq!(
-            c.usage,
-            Usage { input_tokens: prompt - 3, output_tokens: token_count(&expected_text), cached_input_tokens: 3 },
-            "{p:?}"
-        );
+        let writes = if call.api == Api::Anthropic { 2 } else { 0 };
+        let expected = Usage {
+            input_tokens: prompt - 3 - writes,
+            output_tokens: token_count(&expected_text),
+            cached_input_tokens: 3,
+            cache_write_tokens: writes,
+        };
+        assert_eq!(c.usage, expected, "{p:?}");
         assert_eq!(call.stream, p.stream);
         assert_eq!(call.api_key.as_deref(), Some(KEY));
     }
@@ -61,10 +64,20 @@ async fn anthropic_request_shape() {
     complete(&http(), &provider(&fake, ProviderKind::Anthropic, false), &request("hi"), &limits()).await.unwrap();
     let call = &fake.calls()[0];
     assert_eq!(call.api, Api::Anthropic);
-    assert_eq!(call.body["system"], "You are a helpful family assistant.");
+    // The system prompt and the history's end are cache breakpoints; the new message is not.
+    let cached = json!({"type": "ephemeral"});
+    assert_eq!(
+        call.body["system"],
+        json!([{"type": "text", "text": "You are a helpful family assistant.", "cache_control": cached}])
+    );
+    assert_eq!(call.system_text(), "You are a helpful family assistant.");
     assert_eq!(call.body["max_tokens"], 256);
     assert_eq!(call.body["messages"].as_array().map(Vec::len), Some(3));
-    assert_eq!(call.body["messages"][1], json!({"role": "assistant", "content": "Hi! How can I help?"}));
+    assert_eq!(
+        call.body["messages"][1],
+        json!({"role": "assistant", "content": [{"type": "text", "text": "Hi! How can I help?", "cache_control": cached}]})
+    );
+    assert_eq!(call.body["messages"][2], json!({"role": "user", "content": "hi"}));
 }
 
 #[tokio::test]

@@ -161,8 +161,9 @@ async fn anthropic_tool_shape() {
         messages[4],
         json!({"role": "user", "content": [
             {"type": "tool_result", "tool_use_id": first.tool_calls[0].id, "content": "Remembered."},
+            // The end of what came before the newest user text: a cache breakpoint.
             {"type": "tool_result", "tool_use_id": first.tool_calls[1].id, "content": "error: the memory is busy",
-                "is_error": true},
+                "is_error": true, "cache_control": {"type": "ephemeral"}},
             {"type": "text", "text": "and one more thing"},
         ]})
     );

@@ -19,6 +19,23 @@ pub struct Gateway {
     pub stream: UnixStream,
     pub worker: JoinHandle<anyhow::Result<()>>,
     pub dir: TempDir,
+    /// The note (`<hearth>` … `</hearth>`: the time, remembered facts) of each request received,
+    /// in order; [`Gateway::expect_complete`] takes it off the request's newest user message, so
+    /// tests compare what the member's messages became.
+    pub notes: Vec<String>,
+}
+
+/// Takes the turn's note off the start of the request's newest user message; "" when none.
+fn take_note(request: &mut CompletionRequest) -> String {
+    let Some(m) = request.messages.iter_mut().rev().find(|m| m.role == hearth_proto::llm::Role::User) else {
+        return String::new();
+    };
+    let Some((note, rest)) = m.content.strip_prefix("<hearth>\n").and_then(|r| r.split_once("</hearth>\n\n")) else {
+        return String::new();
+    };
+    let (note, rest) = (note.to_owned(), rest.to_owned());
+    m.content = rest;
+    note
 }
 
 pub fn context() -> TurnContext {
@@ -84,7 +101,7 @@ impl Gateway {
     pub fn spawn_in(dir: TempDir) -> Self {
         let (ours, theirs) = UnixStream::pair().unwrap();
         let worker = tokio::spawn(hearth_worker::serve(theirs, dir.path().to_owned()));
-        Self { stream: ours, worker, dir }
+        Self { stream: ours, worker, dir, notes: Vec::new() }
     }
 
     /// Starts a worker and completes the handshake.
@@ -113,8 +130,10 @@ impl Gateway {
     /// Expects a `Complete` for `turn_id`; returns its request id and request.
     pub async fn expect_complete(&mut self, turn_id: u64) -> (u64, CompletionRequest) {
         match self.recv().await {
-            WorkerToGateway::Complete { request_id, turn_id: t, request } => {
+            WorkerToGateway::Complete { request_id, turn_id: t, mut request } => {
                 assert_eq!(t, turn_id);
+                let note = take_note(&mut request);
+                self.notes.push(note);
                 (request_id, request)
             }
             other => panic!("expected Complete, got {other:?}"),
@@ -168,6 +187,11 @@ impl Gateway {
         self.answer(request_id, Ok(completion(reply))).await;
         assert_eq!(self.expect_done(turn_id).await, TurnOutcome::Reply { text: reply.into() });
         request
+    }
+
+    /// The note of the latest request: the time and the remembered facts.
+    pub fn last_note(&self) -> &str {
+        self.notes.last().map_or("", String::as_str)
     }
 
     /// Waits for `serve` to return.

@@ -48,7 +48,7 @@ async fn a_knowledge_search_is_answered_by_the_gateway() {
 #[tokio::test]
 async fn a_childs_turn_offers_no_file_writing_and_refuses_a_forced_call() {
     let mut gw = Gateway::start().await;
-    let mut turn = chat_turn(1, 100, &[(10, "Write a note")]);
+    let mut turn = chat_turn(1, 100, &[(10, "Write a note with our wifi password")]);
     turn.context.role = Role::Child;
     gw.send(GatewayToWorker::Turn(turn)).await;
     let (id, first) = gw.expect_complete(1).await;

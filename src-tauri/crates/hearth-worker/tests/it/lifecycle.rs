@@ -17,9 +17,9 @@ async fn handshake_then_shutdown_exits_cleanly() {
 #[tokio::test]
 async fn end_of_stream_exits_cleanly() {
     let gw = Gateway::start().await;
-    let Gateway { stream, worker, dir } = gw;
+    let Gateway { stream, worker, dir, .. } = gw;
     drop(stream);
-    let gw_exit = Gateway { stream: tokio::net::UnixStream::pair().unwrap().0, worker, dir };
+    let gw_exit = Gateway { stream: tokio::net::UnixStream::pair().unwrap().0, worker, dir, notes: Vec::new() };
     let (result, _) = gw_exit.exit().await;
     result.unwrap();
 }

@@ -39,10 +39,12 @@ async fn relevant_memories_appear_in_the_prompt() {
         tell(&mut gw, 10 + i, "more", &[&format!("Unrelated fact number {i}.")]).await;
     }
     // Asking about the dentist brings that fact even though it is old; the newest come too.
-    let request = gw.chat(30, 100, &[(30, "When is my dentist appointment?")], "Ask Dr Park.").await;
-    assert!(request.system.contains("- Alex's dentist is Dr Park."), "{}", request.system);
-    assert!(request.system.contains("- Unrelated fact number 5."), "{}", request.system);
-    assert!(!request.system.contains("green tea"), "only relevant and recent ones: {}", request.system);
+    gw.chat(30, 100, &[(30, "When is my dentist appointment?")], "Ask Dr Park.").await;
+    // They come in the turn's note, at the start of its message.
+    let note = gw.last_note();
+    assert!(note.contains("- Alex's dentist is Dr Park."), "{note}");
+    assert!(note.contains("- Unrelated fact number 5."), "{note}");
+    assert!(!note.contains("green tea"), "only relevant and recent ones: {note}");
     gw.shutdown().await;
 }
 
@@ -66,13 +68,14 @@ async fn memory_lists_and_forget_removes() {
     let ask = reply(&mut gw, command(6, TurnKind::Forget, Some(""))).await;
     assert!(ask.contains("forget all 2 things") && ask.contains("/forget everything"), "{ask}");
     let request = gw.chat(7, 100, &[(70, "Who is my sister?")], "Jo.").await;
-    assert!(request.system.contains("Alex's sister is Jo."));
-    assert!(!request.system.contains("Miso"));
+    assert!(gw.last_note().contains("Alex's sister is Jo."), "{request:?}");
+    assert!(!gw.last_note().contains("Miso"));
 
     let done = reply(&mut gw, command(8, TurnKind::Forget, Some("Everything"))).await;
     assert!(done.starts_with("Done — I've forgotten everything I remembered about you (2)"), "{done}");
-    let request = gw.chat(9, 100, &[(90, "Who is my sister?")], "I don't know.").await;
-    assert!(!request.system.contains("What you remember"), "{}", request.system);
+    gw.chat(9, 100, &[(90, "Who is my sister?")], "I don't know.").await;
+    assert!(!gw.last_note().contains("What you remember"), "{}", gw.last_note());
+    assert!(gw.last_note().starts_with("It is now Friday"), "{}", gw.last_note());
     let dir = gw.shutdown().await;
     assert!(dir.path().join("memory.sqlite").exists());
 }
@@ -83,9 +86,9 @@ async fn one_members_memories_never_reach_anothers_prompt() {
     let mut sam = Gateway::start().await;
     tell(&mut alex, 1, "secret", &["Alex is planning a surprise party for Sam."]).await;
     let request = sam.chat(1, 100, &[(1, "Is anyone planning a party for me?")], "Not that I know!").await;
-    assert!(!request.system.contains("surprise"), "{}", request.system);
-    let request = alex.chat(2, 100, &[(2, "How's the party plan?")], "Going well.").await;
-    assert!(request.system.contains("surprise party for Sam"), "{}", request.system);
+    assert!(!format!("{request:?}{}", sam.last_note()).contains("surprise"), "{}", sam.last_note());
+    alex.chat(2, 100, &[(2, "How's the party plan?")], "Going well.").await;
+    assert!(alex.last_note().contains("surprise party for Sam"), "{}", alex.last_note());
     alex.shutdown().await;
     sam.shutdown().await;
 }

@@ -15,10 +15,8 @@ async fn tool_call_then_result_then_answer() {
 
     let (id, first) = gw.expect_complete(1).await;
     let offered: Vec<&str> = first.tools.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(offered, [
-        "remember", "recall", "forget", "set_reminder", "list_reminders", "cancel_reminder",
-        "search_household_knowledge", "list_files", "read_file", "write_file", "delete_file",
-    ]);
+    // A fact told in passing: only the always-on tool (`tool_offer.rs`).
+    assert_eq!(offered, ["remember"]);
     gw.answer(id, Ok(tool_calls(&[("remember", json!({"fact": "Alex's cat is called Miso."}))]))).await;
 
     // Step two: the same conversation, then the model's call and the tool's result.
@@ -33,10 +31,13 @@ async fn tool_call_then_result_then_answer() {
     gw.answer(id, Ok(completion("Miso — lovely! I'll remember that."))).await;
     assert_eq!(gw.expect_done(1).await, TurnOutcome::Reply { text: "Miso — lovely! I'll remember that.".into() });
 
-    // The next turn carries the fact in the system prompt; the history holds no tool rounds.
+    // The next turn carries the fact in its note (after the cacheable prefix); the history holds
+    // no tool rounds.
     let request = gw.chat(2, 100, &[(11, "What's my cat called?")], "Miso.").await;
-    assert!(request.system.contains("What you remember about Alex"), "{}", request.system);
-    assert!(request.system.contains("- Alex's cat is called Miso."), "{}", request.system);
+    let note = gw.last_note();
+    assert!(note.contains("What you remember about Alex"), "{note}");
+    assert!(note.contains("- Alex's cat is called Miso."), "{note}");
+    assert!(!request.system.contains("Miso"), "{}", request.system);
     assert_eq!(
         request.messages,
         vec![

@@ -1,5 +1,6 @@
-//! The rate card: what a model charges per million input, output and cached-input tokens, in
-//! integer micro-USD, and how a model name a provider reports is matched to a card entry.
+//! The rate card: what a model charges per million input, output, cached-input and cache-write
+//! tokens, in integer micro-USD, and how a model name a provider reports is matched to a card
+//! entry.
 //!
 //! Costs round *up* to the next micro-USD, so rounding can never let spend slip past a cap, and
 //! the worst case for a call is never less than what any real usage within its bounds costs.
@@ -29,6 +30,15 @@ pub struct Price {
     pub output: u64,
     /// Prompt tokens the provider served from its cache.
     pub cached_input: u64,
+    /// Prompt tokens written into the provider's prompt cache (Anthropic's cache writes; other
+    /// providers report none). Unless the admin set it: [`default_cache_write`] of the input price.
+    pub cache_write: u64,
+}
+
+/// What a cache write costs when nobody said: Anthropic's five-minute cache writes, 1.25 × the
+/// input price, rounded up.
+pub fn default_cache_write(input: u64) -> u64 {
+    input.saturating_mul(5).div_ceil(4)
 }
 
 /// Why a price an admin entered was not accepted. The message says what to type instead.
@@ -48,19 +58,37 @@ pub enum PriceError {
 
 impl Price {
     /// A model that costs nothing (local models).
-    pub const ZERO: Price = Price { input: 0, output: 0, cached_input: 0 };
+    pub const ZERO: Price = Price { input: 0, output: 0, cached_input: 0, cache_write: 0 };
 
     /// Builds a price from what an admin typed, in USD per million tokens. The cached-input price
-    /// defaults to the input price: without a number for it, assume no discount.
-    pub fn from_usd_per_mtok(input: f64, output: f64, cached_input: Option<f64>) -> Result<Price, PriceError> {
+    /// defaults to the input price (without a number for it, assume no discount), the
+    /// cache-write price to [`default_cache_write`].
+    pub fn from_usd_per_mtok(
+        input: f64,
+        output: f64,
+        cached_input: Option<f64>,
+        cache_write: Option<f64>,
+    ) -> Result<Price, PriceError> {
+        let input = usd_to_micros("input", input)?;
         Ok(Price {
-            input: usd_to_micros("input", input)?,
+            input,
             output: usd_to_micros("output", output)?,
             cached_input: match cached_input {
                 Some(c) => usd_to_micros("cached input", c)?,
-                None => usd_to_micros("input", input)?,
+                None => input,
+            },
+            cache_write: match cache_write {
+                Some(c) => usd_to_micros("cache write", c)?,
+                None => default_cache_write(input),
             },
         })
+    }
+
+    /// The price for a provider that never writes to a prompt cache it charges for (every kind
+    /// but Anthropic: OpenAI caches by itself at no extra cost): cache writes at the input
+    /// price, so they never raise a reservation.
+    pub fn without_cache_writes(self) -> Price {
+        Price { cache_write: self.input, ..self }
     }
 
     /// What a call with this usage costs: each kind of token at its price, summed exactly and
@@ -68,37 +96,37 @@ impl Price {
     pub fn cost_micros(&self, usage: &Usage) -> u64 {
         let sum = mul(usage.input_tokens, self.input)
             .saturating_add(mul(usage.cached_input_tokens, self.cached_input))
+            .saturating_add(mul(usage.cache_write_tokens, self.cache_write))
             .saturating_add(mul(usage.output_tokens, self.output));
         to_micros(sum)
     }
 
-    /// The most a call can cost with a prompt of `prompt_tokens` (cached or not) and at most
-    /// `max_output_tokens` generated: every prompt token at the higher of the input and the
-    /// cached-input price, every output token at the output price. Never less than
-    /// [`Price::cost_micros`] for any usage with `input + cached_input <= prompt_tokens` and
-    /// `output <= max_output_tokens`.
+    /// The most a call can cost with a prompt of `prompt_tokens` and at most `max_output_tokens`
+    /// generated: as if nothing were read from a cache and every prompt token were written to
+    /// one — each at the highest of the input, cached-input and cache-write prices — and every
+    /// output token at the output price. Never less than [`Price::cost_micros`] for any usage
+    /// with `input + cached_input + cache_write <= prompt_tokens` and `output <= max_output_tokens`.
     pub fn worst_case_micros(&self, prompt_tokens: u64, max_output_tokens: u64) -> u64 {
-        let prompt_price = self.input.max(self.cached_input);
+        let prompt_price = self.input.max(self.cached_input).max(self.cache_write);
         to_micros(mul(prompt_tokens, prompt_price).saturating_add(mul(max_output_tokens, self.output)))
     }
 
-    /// (input, output, cached input) in USD per million tokens, for display.
-    pub fn usd(&self) -> (f64, f64, f64) {
+    /// (input, output, cached input, cache write) in USD per million tokens, for display.
+    pub fn usd(&self) -> (f64, f64, f64, f64) {
         let usd = |m: u64| m as f64 / MICROS_PER_USD as f64;
-        (usd(self.input), usd(self.output), usd(self.cached_input))
+        (usd(self.input), usd(self.output), usd(self.cached_input), usd(self.cache_write))
     }
 }
 
 impl fmt::Display for Price {
-    /// "input $2.50, output $10.00, cached input $1.25 per million tokens"
+    /// "input $2.50, output $10.00, cached input $1.25 per million tokens"; the cache-write
+    /// price too when it is not the default.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "input {}, output {}, cached input {} per million tokens",
-            format_usd(self.input),
-            format_usd(self.output),
-            format_usd(self.cached_input)
-        )
+        write!(f, "input {}, output {}, cached input {}", format_usd(self.input), format_usd(self.output), format_usd(self.cached_input))?;
+        if self.cache_write != default_cache_write(self.input) {
+            write!(f, ", cache write {}", format_usd(self.cache_write))?;
+        }
+        f.write_str(" per million tokens")
     }
 }
 
@@ -185,15 +213,16 @@ const DEFAULTS: &[(&str, u64, u64, u64, &str)] = &[
 /// the day you read them: the admin can and should correct them with `hearth price set MODEL
 /// ...`, which adds an [`PriceSource::Admin`] entry that wins over the default.
 ///
-/// Not modelled: long-context surcharges (Claude Sonnet and Gemini Pro above 200k prompt tokens),
-/// cache-write premiums, batch discounts, audio/image tokens. An admin who wants the cap math to
+/// Cache writes cost [`default_cache_write`] (Anthropic's five-minute cache). Not modelled:
+/// long-context surcharges (Claude Sonnet and Gemini Pro above 200k prompt tokens), the one-hour
+/// cache, batch discounts, audio/image tokens. An admin who wants the cap math to
 /// cover long prompts should set the higher tier's prices.
 pub fn default_rate_card() -> Vec<RateCardEntry> {
     DEFAULTS
         .iter()
         .map(|&(model, input, output, cached_input, as_of)| RateCardEntry {
             model: model.to_owned(),
-            price: Price { input, output, cached_input },
+            price: Price { input, output, cached_input, cache_write: default_cache_write(input) },
             source: PriceSource::Default { as_of },
         })
         .collect()
@@ -421,20 +450,24 @@ mod tests {
     use proptest::prelude::*;
 
     fn usage(input: u64, cached: u64, output: u64) -> Usage {
-        Usage { input_tokens: input, output_tokens: output, cached_input_tokens: cached }
+        Usage { input_tokens: input, output_tokens: output, cached_input_tokens: cached, cache_write_tokens: 0 }
+    }
+
+    fn with_writes(u: Usage, written: u64) -> Usage {
+        Usage { cache_write_tokens: written, ..u }
     }
 
     fn admin(model: &str, input: u64) -> RateCardEntry {
         RateCardEntry {
             model: model.into(),
-            price: Price { input, output: input, cached_input: input },
+            price: Price { input, output: input, cached_input: input, cache_write: input },
             source: PriceSource::Admin,
         }
     }
 
     #[test]
     fn cost_is_exact_for_round_numbers() {
-        let p = Price { input: 2_500_000, output: 10_000_000, cached_input: 1_250_000 };
+        let p = Price { input: 2_500_000, output: 10_000_000, cached_input: 1_250_000, cache_write: 2_500_000 };
         // 1M input at $2.50 + 1M output at $10 + 1M cached at $1.25
         assert_eq!(p.cost_micros(&usage(1_000_000, 1_000_000, 1_000_000)), 13_750_000);
         // 1000 input tokens at $2.50/Mtok = $0.0025
@@ -445,7 +478,7 @@ mod tests {
 
     #[test]
     fn cost_rounds_up_never_down() {
-        let p = Price { input: 150_000, output: 600_000, cached_input: 75_000 };
+        let p = Price { input: 150_000, output: 600_000, cached_input: 75_000, cache_write: 150_000 };
         // 1 token at $0.15/Mtok = 0.15 micro → 1
         assert_eq!(p.cost_micros(&usage(1, 0, 0)), 1);
         // 7 input (1.05) + 3 output (1.8) = 2.85 → 3
@@ -458,7 +491,7 @@ mod tests {
 
     #[test]
     fn cached_tokens_use_the_cached_price() {
-        let p = Price { input: 3_000_000, output: 15_000_000, cached_input: 300_000 };
+        let p = Price { input: 3_000_000, output: 15_000_000, cached_input: 300_000, cache_write: 3_000_000 };
         assert_eq!(p.cost_micros(&usage(10_000, 0, 0)), 30_000);
         assert_eq!(p.cost_micros(&usage(0, 10_000, 0)), 3_000);
         assert_eq!(p.cost_micros(&usage(2_000, 8_000, 500)), 6_000 + 2_400 + 7_500);
@@ -466,10 +499,10 @@ mod tests {
 
     #[test]
     fn huge_token_counts_do_not_overflow() {
-        let max = Price { input: u64::MAX, output: u64::MAX, cached_input: u64::MAX };
+        let max = Price { input: u64::MAX, output: u64::MAX, cached_input: u64::MAX, cache_write: u64::MAX };
         assert_eq!(max.cost_micros(&usage(u64::MAX, u64::MAX, u64::MAX)), u64::MAX);
         assert_eq!(max.worst_case_micros(u64::MAX, u64::MAX), u64::MAX);
-        let p = Price { input: 10_000_000_000, output: 10_000_000_000, cached_input: 0 };
+        let p = Price { input: 10_000_000_000, output: 10_000_000_000, cached_input: 0, cache_write: 10_000_000_000 };
         // 10^15 tokens at $10,000/Mtok = 10^13 USD = 10^19 micros: fits in u64 exactly.
         assert_eq!(p.cost_micros(&usage(1_000_000_000_000_000, 0, 0)), 10_000_000_000_000_000_000);
         // twice that does not fit: saturates rather than wrapping to something small.
@@ -478,13 +511,29 @@ mod tests {
 
     #[test]
     fn worst_case_prices_every_prompt_token_at_full_input() {
-        let p = Price { input: 2_500_000, output: 10_000_000, cached_input: 1_250_000 };
+        let p = Price { input: 2_500_000, output: 10_000_000, cached_input: 1_250_000, cache_write: 2_500_000 };
         assert_eq!(p.worst_case_micros(1_000, 500), 2_500 + 5_000);
         assert_eq!(p.worst_case_micros(0, 0), 0);
         // A cached price above the input price (an admin's odd entry) still bounds the cost.
-        let odd = Price { input: 1_000_000, output: 0, cached_input: 2_000_000 };
+        let odd = Price { input: 1_000_000, output: 0, cached_input: 2_000_000, cache_write: 1_000_000 };
         assert_eq!(odd.worst_case_micros(1_000, 0), 2_000);
         assert!(odd.worst_case_micros(1_000, 0) >= odd.cost_micros(&usage(0, 1_000, 0)));
+    }
+
+    #[test]
+    fn cache_writes_use_their_own_price_and_the_worst_case_covers_them() {
+        // claude-sonnet-4-5: $3 input, $0.30 cache read, $3.75 cache write (the default), $15 output.
+        let p = default_rate_card().into_iter().find(|e| e.model == "claude-sonnet-4-5").unwrap().price;
+        assert_eq!(p.cache_write, 3_750_000);
+        // 1,000 fresh input, 8,000 read, 2,000 written, 500 out.
+        let u = with_writes(usage(1_000, 8_000, 500), 2_000);
+        assert_eq!(p.cost_micros(&u), 3_000 + 2_400 + 7_500 + 7_500);
+        // Reserved as if all 11,000 prompt tokens were written, nothing read.
+        assert_eq!(p.worst_case_micros(11_000, 500), 41_250 + 7_500);
+        assert!(p.worst_case_micros(11_000, 500) >= p.cost_micros(&with_writes(usage(0, 0, 500), 11_000)));
+        // A provider that writes no cache it charges for reserves as before.
+        let openai = p.without_cache_writes();
+        assert_eq!(openai.worst_case_micros(11_000, 500), 33_000 + 7_500);
     }
 
     proptest! {
@@ -495,16 +544,23 @@ mod tests {
             cached in 0u64..=10_000_000_000,
             prompt in 0u64..2_000_000,
             max_out in 0u64..200_000,
+            write in 0u64..=10_000_000_000,
             cached_share in 0.0f64..=1.0,
+            written_share in 0.0f64..=1.0,
             used_share in 0.0f64..=1.0,
             out_share in 0.0f64..=1.0,
         ) {
-            let p = Price { input, output, cached_input: cached };
+            let p = Price { input, output, cached_input: cached, cache_write: write.min(input) };
             let used = (prompt as f64 * used_share) as u64;
             let c = (used as f64 * cached_share) as u64;
             let o = (max_out as f64 * out_share) as u64;
             let u = usage(used - c, c, o);
             prop_assert!(u.input_tokens + u.cached_input_tokens <= prompt);
+            // With cache writes at any price, part of the uncached prompt written.
+            let w = ((used - c) as f64 * written_share) as u64;
+            let dear = Price { cache_write: write, ..p };
+            let wu = with_writes(usage(used - c - w, c, o), w);
+            prop_assert!(dear.worst_case_micros(prompt, max_out) >= dear.cost_micros(&wu));
             prop_assert!(p.worst_case_micros(prompt, max_out) >= p.cost_micros(&u));
             // and the full prompt uncached at max output costs exactly the worst case when
             // input is the dearer prompt price
@@ -518,7 +574,7 @@ mod tests {
         fn cost_is_at_least_the_exact_value(
             price in 0u64..=10_000_000_000, tokens in 0u64..=u32::MAX as u64 * 1000,
         ) {
-            let p = Price { input: price, output: 0, cached_input: 0 };
+            let p = Price { input: price, output: 0, cached_input: 0, cache_write: price };
             let exact = tokens as f64 * price as f64 / 1e6;
             let cost = p.cost_micros(&usage(tokens, 0, 0));
             prop_assert!(cost as f64 >= exact * (1.0 - 1e-12));
@@ -528,41 +584,45 @@ mod tests {
 
     #[test]
     fn from_usd_converts_and_defaults_cached_to_input() {
-        let p = Price::from_usd_per_mtok(2.5, 10.0, Some(1.25)).unwrap();
-        assert_eq!(p, Price { input: 2_500_000, output: 10_000_000, cached_input: 1_250_000 });
-        let p = Price::from_usd_per_mtok(0.15, 0.6, None).unwrap();
-        assert_eq!(p, Price { input: 150_000, output: 600_000, cached_input: 150_000 });
-        let p = Price::from_usd_per_mtok(0.075, 0.0, Some(0.0)).unwrap();
-        assert_eq!(p, Price { input: 75_000, output: 0, cached_input: 0 });
-        assert_eq!(Price::from_usd_per_mtok(10_000.0, 0.0, None).unwrap().input, 10_000_000_000);
-        assert_eq!(p.usd(), (0.075, 0.0, 0.0));
+        let p = Price::from_usd_per_mtok(2.5, 10.0, Some(1.25), None).unwrap();
+        assert_eq!(p, Price { input: 2_500_000, output: 10_000_000, cached_input: 1_250_000, cache_write: 3_125_000 });
+        let p = Price::from_usd_per_mtok(0.15, 0.6, None, Some(0.2)).unwrap();
+        assert_eq!(p, Price { input: 150_000, output: 600_000, cached_input: 150_000, cache_write: 200_000 });
+        let p = Price::from_usd_per_mtok(0.075, 0.0, Some(0.0), None).unwrap();
+        assert_eq!(p, Price { input: 75_000, output: 0, cached_input: 0, cache_write: 93_750 });
+        assert_eq!(Price::from_usd_per_mtok(10_000.0, 0.0, None, None).unwrap().input, 10_000_000_000);
+        assert_eq!(p.usd(), (0.075, 0.0, 0.0, 0.09375));
         assert_eq!(
-            Price { input: 2_500_000, output: 10_000_000, cached_input: 1_250_000 }.to_string(),
+            Price { input: 2_500_000, output: 10_000_000, cached_input: 1_250_000, cache_write: 3_125_000 }.to_string(),
             "input $2.50, output $10.00, cached input $1.25 per million tokens"
+        );
+        assert_eq!(
+            Price { input: 3_000_000, output: 15_000_000, cached_input: 300_000, cache_write: 6_000_000 }.to_string(),
+            "input $3.00, output $15.00, cached input $0.30, cache write $6.00 per million tokens"
         );
     }
 
     #[test]
     fn from_usd_rejects_bad_input_with_clear_messages() {
-        let e = Price::from_usd_per_mtok(f64::NAN, 1.0, None).unwrap_err();
+        let e = Price::from_usd_per_mtok(f64::NAN, 1.0, None, None).unwrap_err();
         assert_eq!(e, PriceError::NotANumber { field: "input" });
         assert!(e.to_string().contains("not a number"), "{e}");
 
-        let e = Price::from_usd_per_mtok(1.0, -0.5, None).unwrap_err();
+        let e = Price::from_usd_per_mtok(1.0, -0.5, None, None).unwrap_err();
         assert_eq!(e, PriceError::Negative { field: "output", value: -0.5 });
         assert!(e.to_string().contains("output price -0.5 is negative"), "{e}");
 
-        let e = Price::from_usd_per_mtok(1.0, 1.0, Some(20_000.0)).unwrap_err();
+        let e = Price::from_usd_per_mtok(1.0, 1.0, Some(20_000.0), None).unwrap_err();
         assert_eq!(e, PriceError::TooHigh { field: "cached input", value: 20_000.0 });
         assert!(e.to_string().contains("per million tokens, not per token"), "{e}");
 
         assert!(matches!(
-            Price::from_usd_per_mtok(f64::INFINITY, 1.0, None),
+            Price::from_usd_per_mtok(f64::INFINITY, 1.0, None, None),
             Err(PriceError::TooHigh { field: "input", .. })
         ));
-        assert!(matches!(Price::from_usd_per_mtok(1.0, f64::NEG_INFINITY, None), Err(PriceError::Negative { .. })));
+        assert!(matches!(Price::from_usd_per_mtok(1.0, f64::NEG_INFINITY, None, None), Err(PriceError::Negative { .. })));
         assert!(matches!(
-            Price::from_usd_per_mtok(1.0, 1.0, Some(f64::NAN)),
+            Price::from_usd_per_mtok(1.0, 1.0, Some(f64::NAN), None),
             Err(PriceError::NotANumber { field: "cached input" })
         ));
     }
