@@ -76,8 +76,12 @@ export function daysInMonth(month: string): number {
 
 /** The household's date (`YYYY-MM-DD`) at `now` in its zone; the computer's own when the zone is unknown. */
 export function todayIn(timezone: string, now: Date = new Date()): string {
-  const fmt = (timeZone?: string) =>
-    new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).format(now);
+  // From the parts, not a locale's layout: engines disagree on how "en-CA" writes a date.
+  const fmt = (timeZone?: string) => {
+    const parts = new Intl.DateTimeFormat("en-US", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).formatToParts(now);
+    const part = (t: string) => parts.find((p) => p.type === t)?.value ?? "";
+    return `${part("year").padStart(4, "0")}-${part("month")}-${part("day")}`;
+  };
   try {
     return fmt(timezone || undefined);
   } catch {
