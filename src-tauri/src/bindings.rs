@@ -32,6 +32,7 @@ pub fn typescript() -> String {
         ProviderDto::decl(),
         MemberCard::decl(),
         MemberStatus::decl(),
+        MemberDay::decl(),
         Tone::decl(),
         BotHealthState::decl(),
         BotHealth::decl(),

@@ -162,6 +162,18 @@ pub struct MemberCard {
     pub resting_until: Option<String>,
     /// What the member's assistant is doing, in one sentence ("Answering · 2 waiting").
     pub status: MemberStatus,
+    /// Spend and messages per day (household's calendar): this month and the 30 days before
+    /// today, only days with either, oldest first. Counts, never content.
+    pub days: Vec<MemberDay>,
+}
+
+/// One member's day on their activity chart.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct MemberDay {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub usd: f64,
+    pub messages: u32,
 }
 
 /// One member's state in one sentence, the most important first: a dead bot, not connected,
@@ -242,6 +254,8 @@ pub struct HouseholdSpend {
     pub monthly_cap_usd: Option<f64>,
     /// Every day of this month so far, oldest first.
     pub per_day: Vec<DaySpend>,
+    /// `YYYY-MM`: the month `per_day` and `month_usd` are about.
+    pub month: String,
     pub timezone: String,
     /// This month's spend by kind.
     pub month_split: SpendSplit,

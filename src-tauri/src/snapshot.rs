@@ -5,7 +5,7 @@
 use hearth_proto::control::{self as proto, BotState, StatusReport, UsageReport};
 
 use crate::ipc::{
-    BotHealth, BotHealthState, DaySpend, DaemonState, Fix, Health, HostLoad, HouseholdSpend, Lane, LaneState, MemberCard,
+    BotHealth, BotHealthState, DaySpend, DaemonState, MemberDay, Fix, Health, HostLoad, HouseholdSpend, Lane, LaneState, MemberCard,
     MemberStatus, Phase, Platform, Problem, ProviderDto, Snapshot, SpendSplit, Tone, TurnActivity,
 };
 
@@ -72,6 +72,7 @@ pub fn build(phase: Phase, status: &StatusReport, usage: &UsageReport, observed:
                 isolation: m.isolation.as_str().to_owned(),
                 resting_until: observed.resting.iter().find(|(id, _)| *id == m.id).map(|(_, until)| until.clone()),
                 status: MemberStatus { text: String::new(), tone: Tone::Good },
+                days: spend.map(|s| s.days.iter().map(member_day).collect()).unwrap_or_default(),
             };
             card.status = member_status(&card);
             card
@@ -83,6 +84,7 @@ pub fn build(phase: Phase, status: &StatusReport, usage: &UsageReport, observed:
         month_usd: usage.total.cost_usd,
         monthly_cap_usd: usage.household_monthly_cap_usd,
         per_day: usage.per_day.iter().map(|(date, usd)| DaySpend { date: date.clone(), usd: *usd }).collect(),
+        month: usage.month.clone(),
         timezone: usage.timezone.clone(),
         month_split: split(&usage.total),
     };
@@ -151,6 +153,7 @@ pub fn stopped(problem: &str) -> Snapshot {
             month_usd: 0.0,
             monthly_cap_usd: None,
             per_day: Vec::new(),
+            month: String::new(),
             timezone: String::new(),
             month_split: SpendSplit::default(),
         },
@@ -327,6 +330,11 @@ fn activity(doing: proto::TurnActivity) -> TurnActivity {
     }
 }
 
+/// A day of a member's activity as the app shows it.
+fn member_day(d: &proto::DayActivity) -> MemberDay {
+    MemberDay { date: d.date.clone(), usd: d.usd, messages: u32::try_from(d.messages).unwrap_or(u32::MAX) }
+}
+
 /// A period's totals split by kind, for the spend tiles.
 pub fn split(t: &proto::UsageTotals) -> SpendSplit {
     let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
@@ -367,7 +375,7 @@ pub fn micros_to_usd(micros: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hearth_proto::control::{DayUsage, IsolationLevel, MemberStatus, MemberUsage, UsageTotals};
+    use hearth_proto::control::{DayActivity, DayUsage, IsolationLevel, MemberStatus, MemberUsage, UsageTotals};
 
     fn status() -> StatusReport {
         StatusReport {
@@ -415,6 +423,7 @@ mod tests {
                 daily_cap_usd: Some(1.0),
                 monthly_cap_usd: Some(5.0),
                 today: UsageTotals::default(),
+                days: vec![DayActivity { date: "2026-11-20".into(), usd: 1.25, messages: 4 }],
             }],
             total: UsageTotals { calls: 3, cost_usd: 1.5, ..Default::default() },
             household_monthly_cap_usd: Some(30.0),
@@ -436,6 +445,9 @@ mod tests {
         assert_eq!(ana.isolation, "account + sandbox");
         assert_eq!(s.household.today_usd, 0.25);
         assert_eq!(s.household.per_day[0], DaySpend { date: "2026-11-20".into(), usd: 1.25 });
+        assert_eq!(s.household.month, "2026-11");
+        // The member's own days reach the card for the chart's stacks and the activity view.
+        assert_eq!(ana.days, vec![MemberDay { date: "2026-11-20".into(), usd: 1.25, messages: 4 }]);
         // No provider yet: nobody can be answered.
         assert_eq!(s.health, Health::Broken);
         assert_eq!(

@@ -108,14 +108,21 @@ pub fn target(id: &str) -> Option<Navigate> {
     })
 }
 
-/// `$0.42`; sub-cent spend shows as `<$0.01` rather than a misleading `$0.00`.
+/// Spend is an estimate from the rate card, so it reads `≈ US$0.42`; sub-cent spend shows as
+/// `< US$0.01` rather than a misleading `≈ US$0.00`, and nothing spent is exactly `US$0.00`.
 pub fn usd(v: f64) -> String {
-    if v > 0.0 && v < 0.005 { "<$0.01".to_owned() } else { format!("${v:.2}") }
+    if v > 0.0 && v < 0.005 {
+        "< US$0.01".to_owned()
+    } else if v > 0.0 {
+        format!("≈ US${v:.2}")
+    } else {
+        "US$0.00".to_owned()
+    }
 }
 
-/// `$30` for whole amounts, `$12.50` otherwise.
+/// A cap the admin set is exact: `US$30` for whole amounts, `US$12.50` otherwise.
 pub fn usd_whole(v: f64) -> String {
-    if (v - v.round()).abs() < 1e-9 { format!("${v:.0}") } else { format!("${v:.2}") }
+    if (v - v.round()).abs() < 1e-9 { format!("US${v:.0}") } else { format!("US${v:.2}") }
 }
 
 fn icon(health: Health) -> Image<'static> {
@@ -210,6 +217,7 @@ mod tests {
             isolation: "account + sandbox".into(),
             resting_until: None,
             status: MemberStatus { text: String::new(), tone: Tone::Good },
+            days: vec![],
         };
         m.status = crate::snapshot::member_status(&m);
         m
@@ -221,6 +229,7 @@ mod tests {
             month_usd: 8.1,
             monthly_cap_usd: Some(30.0),
             per_day: vec![],
+            month: "2026-11".into(),
             timezone: "Europe/London".into(),
             month_split: SpendSplit::default(),
         };
@@ -262,7 +271,7 @@ mod tests {
         let m = model(&s);
         assert_eq!(m.health, Health::Fine);
         assert_eq!(m.tooltip, "Hearth — all fine");
-        assert_eq!(m.lines, vec!["Today $0.42 · Month $8.10 of $30"]);
+        assert_eq!(m.lines, vec!["Today ≈ US$0.42 · Month ≈ US$8.10 of US$30"]);
         assert_eq!(texts(&m), vec!["◐ Ana — Answering", "◐ Ben — 1 waiting", "● Cy — Ready", "☾ Di — Resting until 07:00"]);
         assert_eq!(m.rows[2].id, "open:member:cy");
         assert_eq!(target(&m.rows[2].id), Some(Navigate { view: View::Member, member_id: Some("cy".into()) }));
@@ -339,7 +348,7 @@ mod tests {
         s.household.today_usd = 0.001;
         s.host = None;
         let m = model(&s);
-        assert_eq!(m.lines, vec!["No members yet", "Today <$0.01 · Month $0.00"]);
+        assert_eq!(m.lines, vec!["No members yet", "Today < US$0.01 · Month US$0.00"]);
         assert_eq!((m.rows.len(), m.pause.as_ref()), (0, None));
     }
 
@@ -361,10 +370,10 @@ mod tests {
 
     #[test]
     fn money_formats() {
-        assert_eq!(usd(0.0), "$0.00");
-        assert_eq!(usd(0.004), "<$0.01");
-        assert_eq!(usd(12.345), "$12.35");
-        assert_eq!(usd_whole(30.0), "$30");
-        assert_eq!(usd_whole(12.5), "$12.50");
+        assert_eq!(usd(0.0), "US$0.00");
+        assert_eq!(usd(0.004), "< US$0.01");
+        assert_eq!(usd(12.345), "≈ US$12.35");
+        assert_eq!(usd_whole(30.0), "US$30");
+        assert_eq!(usd_whole(12.5), "US$12.50");
     }
 }

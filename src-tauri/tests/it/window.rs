@@ -186,6 +186,32 @@ async fn a_newcomer_sets_up_a_household_and_a_member_gets_answers() {
     // The month's tile now splits chat from voice notes heard and voice replies.
     w.wait_text("[data-testid=\"household-month-split\"]", 20, |t| t.contains("Voice notes heard") && t.contains("Voice replies")).await;
     w.screenshot("22-month-split").await;
+    // Spend is an estimate from the price list, and every amount says so; the chart stacks
+    // Ana's days on the month's real days, and from the 3rd a month-end projection appears.
+    let today = format!("{card} [data-testid=\"spend-today\"]");
+    w.wait_text(&today, 10, |t| t.starts_with("≈ US$") || t == "< US$0.01").await;
+    w.wait_text("[data-testid=\"household-month\"]", 10, |t| t.starts_with("≈ US$")).await;
+    w.find("[data-testid=\"spend-chart\"] rect[data-member]").await;
+    w.wait_text("[data-testid=\"chart-legend\"]", 10, |t| t.contains("Ana")).await;
+    let usage = match hearth_gateway::control::request(&data, hearth_proto::control::ControlRequest::Usage { month: None }).await {
+        Ok(hearth_proto::control::ControlReply::Usage(u)) => u,
+        other => panic!("usage over the control socket: {other:?}"),
+    };
+    let zone = hearth_gateway::spend::period::parse_timezone(&usage.timezone).expect("the household's zone");
+    let day = hearth_gateway::spend::period::period_at(
+        hearth_gateway::spend::period::PeriodKind::Day,
+        zone,
+        hearth_gateway::clock::Clock::system().now(),
+    )
+    .key;
+    assert!(usage.members.iter().any(|m| m.name == "Ana" && m.days.iter().any(|d| d.date == day && d.messages > 0)));
+    let projection = "[data-testid=\"household-projection\"]";
+    if day[8..].parse::<u32>().unwrap_or(0) >= 3 {
+        w.wait_text(projection, 10, |t| t.starts_with("On pace for ≈ US$")).await;
+    } else {
+        assert!(!w.exists(projection).await, "no projection before the 3rd ({day})");
+    }
+    w.screenshot("31-spend").await;
 
     // Pause every bot: Ana's next message gets the paused note, not the model.
     let calls = llm.calls().len();

@@ -14,7 +14,7 @@ export async function installMock() {
   const card = (id: string, name: string, role: MemberCard["role"], extra: Partial<MemberCard> = {}): MemberCard => ({
     id, name, role, bot_username: `${name.toLowerCase()}_hearth_bot`, bot: { state: "polling", label: "Connected" },
     paired: true, paused: false, lane: { state: "idle", queued: 0, secs: 0, doing: "thinking" }, last_activity: iso(3),
-    today_usd: 0.12, today_calls: 3, month_usd: 2.4, daily_cap_usd: 1, monthly_cap_usd: 10, isolation: "account", resting_until: null, status: { text: "Ready", tone: "good" }, ...extra,
+    today_usd: 0.12, today_calls: 3, month_usd: 2.4, daily_cap_usd: 1, monthly_cap_usd: 10, isolation: "account", resting_until: null, status: { text: "Ready", tone: "good" }, days: [], ...extra,
   });
   const members: MemberCard[] = phase === "setup" ? [] : [
     card("m1", "Ana", "adult", { lane: { state: "thinking", queued: 1, secs: 3, doing: "listening" }, daily_cap_usd: null, monthly_cap_usd: null, today_usd: 0.84, month_usd: 7.31 }),
@@ -47,7 +47,7 @@ export async function installMock() {
     phase: info.phase, health: members.some((m) => m.bot.state === "token_revoked") ? "broken" : "fine",
     problems: members.filter((m) => m.bot.state === "token_revoked").map((m) => ({ health: "broken", text: `${m.name}'s bot stopped working: Telegram no longer accepts its token. Open ${m.name} and replace the token.`, fix: "open_member", member_id: m.id })),
     paused_since: null,
-    provider, members, household: { today_usd: 1.87, month_usd: 18.51, monthly_cap_usd: cap, per_day: perDay, timezone: "Europe/Berlin", month_split: { chat_usd: 17.2, images: 6, heard_usd: 0.3, heard_notes: 21, heard_minutes: 12.4, replies_usd: 1.01, replies: 9 } },
+    provider, members, household: { today_usd: 1.87, month_usd: 18.51, monthly_cap_usd: cap, per_day: perDay, month: perDay[0].date.slice(0, 7), timezone: "Europe/Berlin", month_split: { chat_usd: 17.2, images: 6, heard_usd: 0.3, heard_notes: 21, heard_minutes: 12.4, replies_usd: 1.01, replies: 9 } },
     turns_in_flight: 1, turn_cap: settings.turn_cap, isolation: "account", host: { cpu_pct: 12, memory_pct: 41, disk_pct: 63 },
     all_paused: members.length > 0 && members.every((m) => m.paused), uptime_secs: 3600,
   });

@@ -20,10 +20,6 @@ export function priceText(n: number): string {
   return Number.isFinite(n) ? price.format(n) : "—";
 }
 
-/** "$3.20 of $30.00" or "$3.20, no limit". */
-export function moneyOfCap(value: number, cap: number | null | undefined): string {
-  return cap == null ? `${money(value)}, no limit` : `${money(value)} of ${money(cap)}`;
-}
 
 /** How full a bar is, 0–100, or null when there is no cap (no bar to fill). */
 export function barPercent(value: number, cap: number | null | undefined): number | null {
@@ -134,3 +130,24 @@ export const ROLE_HINT = {
   teen: "Helpful, with age-appropriate care on sensitive topics.",
   child: "Answers kept simple and safe.",
 } as const;
+
+/**
+ * Spend as Hearth knows it: an estimate from the rate card, so `≈ US$0.03`. Sub-cent spend
+ * reads `< US$0.01` rather than a misleading `≈ US$0.00`; nothing spent is exactly `US$0.00`.
+ */
+export function spent(n: number | null | undefined): string {
+  if (n == null || !Number.isFinite(n) || n <= 0) return "US$0.00";
+  if (n < 0.005) return "< US$0.01";
+  return `≈ US${usd.format(n)}`;
+}
+
+/** A cap the admin set is exact: `US$30`, `US$12.50`. */
+export function capText(n: number): string {
+  if (!Number.isFinite(n)) return "—";
+  return Number.isInteger(n) ? `US$${n.toLocaleString("en-US")}` : `US${usd.format(n)}`;
+}
+
+/** "≈ US$3.20 of US$30" or "≈ US$3.20, no limit". */
+export function spentOfCap(value: number, cap: number | null | undefined): string {
+  return cap == null ? `${spent(value)}, no limit` : `${spent(value)} of ${capText(cap)}`;
+}

@@ -78,9 +78,20 @@ resting_until: string | null,
 /**
  * What the member's assistant is doing, in one sentence ("Answering · 2 waiting").
  */
-status: MemberStatus, };
+status: MemberStatus, 
+/**
+ * Spend and messages per day (household's calendar): this month and the 30 days before
+ * today, only days with either, oldest first. Counts, never content.
+ */
+days: Array<MemberDay>, };
 
 export type MemberStatus = { text: string, tone: Tone, };
+
+export type MemberDay = { 
+/**
+ * `YYYY-MM-DD`.
+ */
+date: string, usd: number, messages: number, };
 
 export type Tone = "good" | "info" | "warn" | "bad";
 
@@ -114,7 +125,11 @@ export type HouseholdSpend = { today_usd: number, month_usd: number, monthly_cap
 /**
  * Every day of this month so far, oldest first.
  */
-per_day: Array<DaySpend>, timezone: string, 
+per_day: Array<DaySpend>, 
+/**
+ * `YYYY-MM`: the month `per_day` and `month_usd` are about.
+ */
+month: string, timezone: string, 
 /**
  * This month's spend by kind.
  */

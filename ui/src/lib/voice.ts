@@ -2,7 +2,7 @@
 // member's choice means, what a test found, and how a month's spend splits. Pure, so vitest
 // checks every sentence.
 import type { PriceDto, SpeechDirection, SpeechServiceDto, SpeechTestDto, SpendSplit, VoiceReplies } from "./ipc.gen";
-import { money, priceText } from "./format";
+import { priceText, spent } from "./format";
 
 export const VOICE_REPLIES: { id: VoiceReplies; label: string; hint: string }[] = [
   { id: "never", label: "Never", hint: "Answers are always written." },
@@ -90,11 +90,11 @@ export function speechPriceText(p: PriceDto): string | null {
 export function spendSplitParts(s: SpendSplit): string[] | null {
   if (s.images === 0 && s.heard_notes === 0 && s.replies === 0 && s.heard_usd === 0 && s.replies_usd === 0) return null;
   const photos = s.images > 0 ? ` (${s.images} ${s.images === 1 ? "photo" : "photos"})` : "";
-  const parts = [`Chat ${money(s.chat_usd)}${photos}`];
+  const parts = [`Chat ${spent(s.chat_usd)}${photos}`];
   if (s.heard_notes > 0 || s.heard_usd > 0) {
     const mins = s.heard_minutes < 1 && s.heard_minutes > 0 ? "under 1 min" : `${Math.round(s.heard_minutes)} min`;
-    parts.push(`Voice notes heard ${money(s.heard_usd)} (${mins})`);
+    parts.push(`Voice notes heard ${spent(s.heard_usd)} (${mins})`);
   }
-  if (s.replies > 0 || s.replies_usd > 0) parts.push(`Voice replies ${money(s.replies_usd)} (${s.replies} sent)`);
+  if (s.replies > 0 || s.replies_usd > 0) parts.push(`Voice replies ${spent(s.replies_usd)} (${s.replies} sent)`);
   return parts;
 }

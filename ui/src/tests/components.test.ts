@@ -129,7 +129,7 @@ describe("TokenField", () => {
 const card = (over: Partial<Card> = {}): Card => ({
   id: "m1", name: "Ana", role: "adult", bot_username: "ana_hearth_bot", bot: { state: "polling", label: "Connected" },
   paired: true, paused: false, lane: { state: "idle", queued: 0, secs: 0, doing: "thinking" }, last_activity: null,
-  today_usd: 0.5, today_calls: 1, month_usd: 4, daily_cap_usd: 2, monthly_cap_usd: null, isolation: "account", resting_until: null, status: { text: "2 waiting", tone: "info" }, ...over,
+  today_usd: 0.5, today_calls: 1, month_usd: 4, daily_cap_usd: 2, monthly_cap_usd: null, isolation: "account", resting_until: null, status: { text: "2 waiting", tone: "info" }, days: [], ...over,
 });
 
 describe("MemberCard", () => {
@@ -137,16 +137,16 @@ describe("MemberCard", () => {
     render(MemberCard, { m: card({ lane: { state: "queued", queued: 2, secs: 0, doing: "thinking" } }) });
     expect(byId("member-card")).toHaveAttribute("data-member", "Ana");
     expect(byId("lane-state")).toHaveTextContent(/^2 waiting$/);
-    expect(byId("spend-today")).toHaveTextContent("$0.50");
+    expect(byId("spend-today")).toHaveTextContent("≈ US$0.50");
     const today = byId("spend-today-bar");
     expect(today).toHaveAttribute("role", "progressbar");
     expect(today).toHaveAttribute("aria-valuenow", "0.5");
     expect(today).toHaveAttribute("aria-valuemax", "2");
-    expect(today).toHaveAttribute("aria-valuetext", "$0.50 of $2.00");
+    expect(today).toHaveAttribute("aria-valuetext", "≈ US$0.50 of US$2");
     const month = byId("spend-month-bar");
     expect(month).toHaveAttribute("aria-valuenow", "4");
     expect(month).not.toHaveAttribute("aria-valuemax");
-    expect(month).toHaveAttribute("aria-valuetext", "$4.00, no limit");
+    expect(month).toHaveAttribute("aria-valuetext", "≈ US$4.00, no limit");
     expect(screen.queryByTestId("paused-badge")).toBeNull();
     expect(byId("paired-state")).toHaveTextContent("Paired");
     expect(byId("member-status")).toHaveTextContent(/^2 waiting$/);

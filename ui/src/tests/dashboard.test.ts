@@ -18,13 +18,13 @@ const ana: MemberCard = {
   id: "m1", name: "Ana", role: "adult", bot_username: "ana_bot", bot: { state: "polling", label: "Online" }, paired: true,
   paused: true, lane: { state: "idle", queued: 0, secs: 0, doing: "thinking" }, last_activity: null, today_usd: 0,
   today_calls: 0, month_usd: 0, daily_cap_usd: null, monthly_cap_usd: null, isolation: "process", resting_until: null,
-  status: { text: "Paused by you", tone: "warn" },
+  status: { text: "Paused by you", tone: "warn" }, days: [],
 };
 const snapshot = (over: Partial<Snapshot> = {}): Snapshot => ({
   phase: "serving", health: "attention", provider: null, members: [ana], turns_in_flight: 0, turn_cap: 64, isolation: "process",
   host: null, all_paused: true, paused_since: null, uptime_secs: 5,
   problems: [{ health: "attention", text: "All assistants paused", fix: "resume_all", member_id: null }],
-  household: { today_usd: 0, month_usd: 0, monthly_cap_usd: null, per_day: [], timezone: "UTC", month_split: { chat_usd: 0, images: 0, heard_usd: 0, heard_notes: 0, heard_minutes: 0, replies_usd: 0, replies: 0 } },
+  household: { today_usd: 0, month_usd: 0, monthly_cap_usd: null, per_day: [], month: "2026-11", timezone: "UTC", month_split: { chat_usd: 0, images: 0, heard_usd: 0, heard_notes: 0, heard_minutes: 0, replies_usd: 0, replies: 0 } },
   ...over,
 });
 

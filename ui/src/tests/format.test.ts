@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  barLevel, barPercent, dollarsText, isolationInfo, laneLabel, looksLikeToken, money, moneyOfCap, parseDollars, priceText, relativeTime,
+  barLevel, barPercent, dollarsText, isolationInfo, laneLabel, looksLikeToken, money, parseDollars, priceText, relativeTime,
 } from "../lib/format";
 
 describe("money", () => {
@@ -17,10 +17,6 @@ describe("money", () => {
     expect(priceText(0.6)).toBe("$0.60");
     expect(priceText(0.075)).toBe("$0.075");
     expect(priceText(15)).toBe("$15.00");
-  });
-  it("describes a value against a cap", () => {
-    expect(moneyOfCap(3.2, 30)).toBe("$3.20 of $30.00");
-    expect(moneyOfCap(3.2, null)).toBe("$3.20, no limit");
   });
 });
 

@@ -7,7 +7,7 @@ const card = (over: Partial<MemberCard> = {}): MemberCard => ({
   id: "m1", name: "Ana", role: "adult", bot_username: "ana_bot", bot: { state: "polling", label: "Online" }, paired: true,
   paused: false, lane: { state: "idle", queued: 0, secs: 0, doing: "thinking" }, last_activity: null, today_usd: 0.1,
   today_calls: 2, month_usd: 1, daily_cap_usd: null, monthly_cap_usd: null, isolation: "account", resting_until: null,
-  status: { text: "Ready", tone: "good" }, ...over,
+  status: { text: "Ready", tone: "good" }, days: [], ...over,
 });
 
 describe("the dashboard's headline", () => {

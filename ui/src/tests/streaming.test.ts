@@ -71,7 +71,7 @@ describe("MemberCard: Writing…", () => {
     const card: Card = {
       id: "m1", name: "Ana", role: "adult", bot_username: "ana_hearth_bot", bot: { state: "polling", label: "Connected" },
       paired: true, paused: false, lane: { state: "thinking", queued: 0, secs: 3, doing: "writing" }, last_activity: null,
-      today_usd: 0, month_usd: 0, daily_cap_usd: null, monthly_cap_usd: null, isolation: "account", today_calls: 1, resting_until: null, status: { text: "Answering", tone: "info" },
+      today_usd: 0, month_usd: 0, daily_cap_usd: null, monthly_cap_usd: null, isolation: "account", today_calls: 1, resting_until: null, status: { text: "Answering", tone: "info" }, days: [],
     };
     render(MemberCard, { m: card });
     expect(byId("lane-state")).toHaveTextContent(/^Writing… 3 s$/);

@@ -169,10 +169,10 @@ describe("MemberPage", () => {
 describe("Dashboard", () => {
   it("splits the month's spend into chat, voice notes heard and voice replies", () => {
     const split = { chat_usd: 17.2, images: 6, heard_usd: 0.3, heard_notes: 21, heard_minutes: 12.4, replies_usd: 1.01, replies: 9 };
-    const household = { today_usd: 1, month_usd: 18.51, monthly_cap_usd: null, per_day: [], timezone: "UTC", month_split: split };
+    const household = { today_usd: 1, month_usd: 18.51, monthly_cap_usd: null, per_day: [], month: "2026-11", timezone: "UTC", month_split: split };
     app.setSnapshot({ phase: "serving", health: "fine", problems: [], provider: null, members: [], household, turns_in_flight: 0, turn_cap: 4, isolation: "account", host: null, all_paused: false, paused_since: null, uptime_secs: 1 } as Snapshot);
     render(Dashboard);
-    expect(byId("household-month-split")).toHaveTextContent("Chat $17.20 (6 photos) · Voice notes heard $0.30 (12 min) · Voice replies $1.01 (9 sent)");
+    expect(byId("household-month-split")).toHaveTextContent("Chat ≈ US$17.20 (6 photos) · Voice notes heard ≈ US$0.30 (12 min) · Voice replies ≈ US$1.01 (9 sent)");
     cleanup();
     app.setSnapshot({ ...app.snapshot!, household: { ...household, month_split: { ...split, images: 0, heard_usd: 0, heard_notes: 0, heard_minutes: 0, replies_usd: 0, replies: 0 } } });
     render(Dashboard);

@@ -68,9 +68,9 @@ describe("spendSplitParts", () => {
   });
   it("splits chat, photos, voice notes heard and voice replies", () => {
     expect(spendSplitParts({ chat_usd: 17.2, images: 6, heard_usd: 0.3, heard_notes: 21, heard_minutes: 12.4, replies_usd: 1.01, replies: 9 })).toEqual([
-      "Chat $17.20 (6 photos)", "Voice notes heard $0.30 (12 min)", "Voice replies $1.01 (9 sent)",
+      "Chat ≈ US$17.20 (6 photos)", "Voice notes heard ≈ US$0.30 (12 min)", "Voice replies ≈ US$1.01 (9 sent)",
     ]);
-    expect(spendSplitParts({ ...none, images: 1 })).toEqual(["Chat $3.00 (1 photo)"]);
-    expect(spendSplitParts({ ...none, heard_notes: 1, heard_minutes: 0.25, heard_usd: 0.006 })).toEqual(["Chat $3.00", "Voice notes heard $0.01 (under 1 min)"]);
+    expect(spendSplitParts({ ...none, images: 1 })).toEqual(["Chat ≈ US$3.00 (1 photo)"]);
+    expect(spendSplitParts({ ...none, heard_notes: 1, heard_minutes: 0.25, heard_usd: 0.006 })).toEqual(["Chat ≈ US$3.00", "Voice notes heard ≈ US$0.01 (under 1 min)"]);
   });
 });

@@ -562,6 +562,7 @@ mod tests {
                     daily_cap_usd: Some(1.0),
                     monthly_cap_usd: Some(5.0),
                     today: totals(3, 0.0042),
+                    days: vec![],
                 },
                 MemberUsage {
                     id: "leo-efgh".into(),
@@ -571,6 +572,7 @@ mod tests {
                     daily_cap_usd: None,
                     monthly_cap_usd: None,
                     today: UsageTotals::default(),
+                    days: vec![],
                 },
             ],
             total: totals(12, 0.0421),

@@ -916,6 +916,22 @@ pub struct MemberUsage {
     /// protocol 6.
     #[serde(default)]
     pub today: UsageTotals,
+    /// Spend and messages per day, for the member's activity and the chart's per-member bars:
+    /// every day of the report's month, and for the current month also the 30 days before
+    /// today. Only days with spend or messages are listed, oldest first. Counts only, never
+    /// content. Added in protocol 8.
+    #[serde(default)]
+    pub days: Vec<DayActivity>,
+}
+
+/// One member's day: what it cost and how many messages they sent. Added in protocol 8.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DayActivity {
+    /// `YYYY-MM-DD` in the household's time zone.
+    pub date: String,
+    pub usd: f64,
+    /// Messages the member sent (text, voice, photos, files; not button taps).
+    pub messages: u64,
 }
 
 /// A period's spend. `calls`, the tokens and `cost_usd` count everything; the rest splits it

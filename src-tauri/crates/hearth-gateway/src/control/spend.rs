@@ -2,9 +2,13 @@
 //! Every change is stored and audited, then applied: to the broker's spend state through its
 //! setters, and to the roster in the core loop.
 
-use chrono::Utc;
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono_tz::Tz;
 use hearth_proto::control::{
-    CapChange, CapsReport, ControlError, ControlReply, ErrorCode, MemberUsage, PriceRow, UsageReport, UsageTotals,
+    CapChange, CapsReport, ControlError, ControlReply, DayActivity, ErrorCode, MemberUsage, PriceRow, UsageReport,
+    UsageTotals,
 };
 
 use super::{find, internal, stopping};
@@ -426,20 +430,26 @@ pub(super) async fn usage(e: &Engine, month: Option<String>) -> Result<ControlRe
         None => this_month.clone(),
     };
     let current = month == this_month;
+    let (from, to) = activity_window(&month, current.then(|| now.with_timezone(&tz).date_naive()));
     let key = month.clone();
-    let (totals, today_totals, per_day, rows) = e
+    let (totals, today_totals, per_day, rows, spent, times) = e
         .store
         .call(move |c| {
             let today_totals = if current { store::split_totals(c, &today, true)? } else { Vec::new() };
+            // Local days are at most a day and a bit off UTC: read a margin, keep the window's days.
+            let (t0, t1) = (from.and_time(Default::default()).and_utc().timestamp(), to.and_time(Default::default()).and_utc().timestamp());
             Ok((
                 store::split_totals(c, &key, false)?,
                 today_totals,
                 store::month_per_day(c, &key)?,
                 store::list_members(c)?,
+                store::member_per_day(c, &spend::period::day_key(from), &spend::period::day_key(to))?,
+                store::message_times(c, t0 - 2 * 86_400, t1 + 3 * 86_400)?,
             ))
         })
         .await
         .map_err(internal)?;
+    let mut days = member_days(&spent, &times, tz, from, to);
     let mut members: Vec<MemberUsage> = Vec::new();
     let mut total = UsageTotals::default();
     let mut today_total = UsageTotals::default();
@@ -460,6 +470,7 @@ pub(super) async fn usage(e: &Engine, month: Option<String>) -> Result<ControlRe
             daily_cap_usd: row.and_then(|r| r.cap_daily_micros).map(usd),
             monthly_cap_usd: row.and_then(|r| r.cap_monthly_micros).map(usd),
             today: day,
+            days: days.remove(id).unwrap_or_default(),
         });
     };
     for r in &rows {
@@ -481,6 +492,50 @@ pub(super) async fn usage(e: &Engine, month: Option<String>) -> Result<ControlRe
         per_day: per_day.into_iter().map(|(d, m)| (d, usd(m))).collect(),
         today_total,
     }))
+}
+
+/// The days the members' activity covers: the report's month, and for the current month (when
+/// `today` is given) also the 30 days before today, so "the last 30 days" never stops at the 1st.
+fn activity_window(month: &str, today: Option<NaiveDate>) -> (NaiveDate, NaiveDate) {
+    let (y, m) = spend::period::parse_month(month).unwrap_or((1970, 1));
+    let first = NaiveDate::from_ymd_opt(y, m, 1).unwrap_or_default();
+    let last = first.checked_add_months(chrono::Months::new(1)).and_then(|d| d.pred_opt()).unwrap_or(first);
+    match today.and_then(|t| t.checked_sub_days(Days::new(30))) {
+        Some(back) if back < first => (back, last),
+        _ => (first, last),
+    }
+}
+
+/// Spend and message counts per member and local day over `[from, to]`, days with neither left
+/// out. `spent` is `(member, day_key, micros)`; `times` are `(member, received_at)` in unix
+/// seconds, counted on the household's calendar.
+fn member_days(
+    spent: &[(String, String, u64)],
+    times: &[(String, i64)],
+    tz: Tz,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> BTreeMap<String, Vec<DayActivity>> {
+    type Days = BTreeMap<String, BTreeMap<String, DayActivity>>;
+    fn day<'a>(by: &'a mut Days, member: &str, date: String) -> &'a mut DayActivity {
+        by.entry(member.to_owned())
+            .or_default()
+            .entry(date.clone())
+            .or_insert_with(|| DayActivity { date, ..Default::default() })
+    }
+    let mut by = Days::new();
+    for (member, key, micros) in spent {
+        day(&mut by, member, key.clone()).usd += usd(*micros);
+    }
+    for (member, at) in times {
+        let Some(local) = DateTime::<Utc>::from_timestamp(*at, 0).map(|t| t.with_timezone(&tz).date_naive()) else {
+            continue;
+        };
+        if (from..=to).contains(&local) {
+            day(&mut by, member, spend::period::day_key(local)).messages += 1;
+        }
+    }
+    by.into_iter().map(|(m, d)| (m, d.into_values().collect())).collect()
 }
 
 /// A period's totals as the report shows them, in USD.
@@ -613,6 +668,39 @@ pub(crate) fn ledger_csv(rows: &[store::LedgerExportRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_activity_window_reaches_30_days_back_only_for_the_current_month() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        assert_eq!(activity_window("2026-03", None), (d(2026, 3, 1), d(2026, 3, 31)));
+        assert_eq!(activity_window("2026-02", None), (d(2026, 2, 1), d(2026, 2, 28)));
+        assert_eq!(activity_window("2026-12", Some(d(2026, 12, 8))), (d(2026, 11, 8), d(2026, 12, 31)));
+        // Late in a long month the month itself already holds the last 30 days.
+        assert_eq!(activity_window("2026-12", Some(d(2026, 12, 31))), (d(2026, 12, 1), d(2026, 12, 31)));
+    }
+
+    #[test]
+    fn member_days_count_spend_and_messages_on_the_household_calendar() {
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        let spent = vec![
+            ("ana".to_owned(), "2026-12-01".to_owned(), 250_000),
+            ("ana".to_owned(), "2026-12-03".to_owned(), 10_000),
+            ("bo".to_owned(), "2026-12-03".to_owned(), 500_000),
+        ];
+        // 2026-12-02 03:00 UTC is still the 1st in New York; the other is the 3rd at noon.
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().timestamp();
+        let times = vec![
+            ("ana".to_owned(), at("2026-12-02T03:00:00Z")),
+            ("ana".to_owned(), at("2026-12-03T17:00:00Z")),
+            ("ana".to_owned(), at("2026-12-03T17:05:00Z")),
+            ("bo".to_owned(), at("2026-11-30T12:00:00Z")), // before the window: not counted
+        ];
+        let days = member_days(&spent, &times, tz, d(2026, 12, 1), d(2026, 12, 31));
+        let day = |date: &str, usd, messages| DayActivity { date: date.into(), usd, messages };
+        assert_eq!(days["ana"], vec![day("2026-12-01", 0.25, 1), day("2026-12-03", 0.01, 2)]);
+        assert_eq!(days["bo"], vec![day("2026-12-03", 0.5, 0)]);
+    }
 
     #[test]
     fn csv_quotes_what_needs_quoting() {

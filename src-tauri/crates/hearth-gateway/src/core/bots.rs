@@ -59,7 +59,12 @@ impl Bots {
     pub(crate) fn start(&mut self, engine: &Engine, m: &MemberRow) {
         let token = engine.secrets.get(&secrets::bot_token_key(&m.id));
         let what = Polled { key: m.id.clone(), name: m.name.clone(), bot_id: m.bot_id, next_offset: m.next_offset };
+        let has_token = token.is_some();
         self.spawn(engine, what, token, false);
+        // An admin's own menu, once per start (everyone's is the poll loop's).
+        if has_token && let Some(h) = self.0.get(&m.id) {
+            super::phone::set_admin_menu(engine, m, h.bot.clone(), false);
+        }
     }
 
     /// Starts polling the household bot, under [`HOUSEHOLD_ID`]; like a member's bot otherwise.
@@ -87,8 +92,6 @@ impl Bots {
             return;
         };
         let bot = telegram::bot(&engine.http, &engine.api_url, &token);
-        // An admin's own menu, once per start (everyone's is the poll loop's).
-        super::phone::set_admin_menu(engine, m, bot.clone(), false);
         let state = Arc::new(Mutex::new(BotState::Starting));
         let (notify, alerts) = (engine.notify.clone(), engine.alerts.clone());
         let (member_id, name) = (what.key.clone(), what.name);

@@ -181,6 +181,19 @@ pub fn commit_updates(
     Ok(inserted)
 }
 
+/// When each member's messages arrived (unix seconds), for those received in `[from, to)`:
+/// `(member_id, received_at)`. Only the times, never the text; button taps and /stop are not
+/// messages the member wrote.
+pub fn message_times(conn: &Connection, from: i64, to: i64) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT member_id, received_at FROM inbox
+         WHERE received_at >= ?1 AND received_at < ?2 AND kind NOT IN ('callback', 'stop')
+         ORDER BY received_at",
+    )?;
+    let rows = stmt.query_map([from, to], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 /// Rows still waiting for an answer, oldest first: what a restarted gateway picks up again.
 pub fn pending_inbox(conn: &Connection) -> Result<Vec<InboxRow>, StoreError> {
     let mut stmt = conn.prepare(

@@ -251,6 +251,20 @@ pub fn month_per_day(conn: &Connection, month_key: &str) -> Result<Vec<(String, 
     Ok(rows)
 }
 
+/// Settled spend per member and day over `[from_day, to_day]` (inclusive `YYYY-MM-DD` keys):
+/// `(member_id, day_key, micros)`, oldest day first. For the members' activity and the chart.
+pub fn member_per_day(conn: &Connection, from_day: &str, to_day: &str) -> Result<Vec<(String, String, u64)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT member_id, day_key, COALESCE(SUM(cost_micros), 0) FROM ledger
+         WHERE day_key >= ?1 AND day_key <= ?2 AND state = 'settled'
+         GROUP BY member_id, day_key ORDER BY day_key, member_id",
+    )?;
+    let rows = stmt
+        .query_map([from_day, to_day], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 /// One ledger row as exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerExportRow {

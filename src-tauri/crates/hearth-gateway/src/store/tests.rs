@@ -237,3 +237,59 @@ fn alert_rows_and_each_members_alert_setting_are_kept() {
     })
     .unwrap();
 }
+
+#[test]
+fn activity_reads_settled_spend_per_member_day_and_message_times_without_taps() {
+    let (_d, s) = store();
+    s.call_sync(|c| {
+        insert_member(c, &member("ana", 11))?;
+        let call = |day: &str, micros: u64, outcome: &str| -> Result<(), StoreError> {
+            let r = LedgerReservation {
+                member_id: "ana".into(),
+                chat_id: None,
+                provider: "openai".into(),
+                model: "m".into(),
+                reserved_input_tokens: 1,
+                reserved_output_tokens: 1,
+                reserved_micros: micros,
+                day_key: day.into(),
+                month_key: day[..7].into(),
+                kind: LedgerKind::Chat,
+                audio_seconds: 0,
+                images: 0,
+                characters: 0,
+            };
+            let id = ledger_reserve(c, &r, 1)?;
+            let settled = LedgerSettlement {
+                model: "m".into(),
+                input_tokens: 1,
+                output_tokens: 1,
+                cached_input_tokens: 0,
+                cache_write_tokens: 0,
+                attempts: 1,
+                latency_ms: 1,
+                outcome: outcome.into(),
+                cost_micros: micros,
+            };
+            ledger_settle(c, id, &settled, 2)
+        };
+        call("2026-11-30", 1_000, "ok")?;
+        call("2026-12-01", 2_000, "ok")?;
+        call("2026-12-01", 3_000, "ok")?;
+        call("2026-12-01", 9_000, "http_500")?; // released: not spend
+        call("2027-01-01", 4_000, "ok")?;
+        assert_eq!(
+            member_per_day(c, "2026-12-01", "2026-12-31")?,
+            vec![("ana".to_owned(), "2026-12-01".to_owned(), 5_000)]
+        );
+
+        let mut tap = msg(7, "");
+        tap.kind = MessageKind::Callback;
+        commit_updates(c, "ana", 11, &[msg(5, "a"), msg(6, "b"), tap], 8)?;
+        c.execute("UPDATE inbox SET received_at = 1000 + update_id", [])?;
+        assert_eq!(message_times(c, 1000, 1006)?, vec![("ana".to_owned(), 1005)]);
+        assert_eq!(message_times(c, 0, i64::MAX)?, vec![("ana".to_owned(), 1005), ("ana".to_owned(), 1006)]);
+        Ok(())
+    })
+    .unwrap();
+}
