@@ -132,6 +132,7 @@ async fn a_newcomer_sets_up_a_household_and_a_member_gets_answers() {
         input_micros_per_mtok: 150_000_000,
         output_micros_per_mtok: 600_000_000,
         cached_input_micros_per_mtok: None,
+        cache_write_micros_per_mtok: None,
     };
     hearth_gateway::control::request(&data, price).await.expect("set a price over the control socket");
     let before = telegram.sent_to(&bot.token, ana.id).len();

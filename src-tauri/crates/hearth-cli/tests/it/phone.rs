@@ -42,6 +42,7 @@ async fn household() -> (Household, Clock) {
         input_micros_per_mtok: 100_000,
         output_micros_per_mtok: 200_000,
         cached_input_micros_per_mtok: None,
+        cache_write_micros_per_mtok: None,
     };
     ok(&h, price).await;
     let cap = ControlRequest::MemberCap {

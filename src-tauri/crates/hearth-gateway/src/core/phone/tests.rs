@@ -32,6 +32,7 @@ fn member(id: &str, name: &str) -> MemberRow {
         quiet_hours: None,
         voice_replies: Default::default(),
         streaming: true,
+        alerts: Default::default(),
     }
 }
 
@@ -141,6 +142,8 @@ fn status_says_each_members_state_and_spend_and_the_problems() {
         isolation: IsolationLevel::Process,
         speech: None,
         voice: None,
+        provider_connections: None,
+        household_bot: None,
     };
     let household = budget.household_standing(now);
     let text = render_status(&report, &standings, &household, tz, now);
