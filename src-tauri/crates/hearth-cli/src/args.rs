@@ -563,7 +563,7 @@ pub enum MemberCommand {
     ///   hearth member set Leo --model gpt-4o-mini
     ///   hearth member set Leo --household-model
     ///   hearth member set Mia --quiet-hours 20:30-07:00
-    ///   hearth member set Ana --alerts important
+    ///   hearth member set Rosa --alerts important
     ///
     /// --json prints the member as `hearth member list --json` shows each one.
     #[command(

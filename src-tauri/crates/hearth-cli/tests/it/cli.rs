@@ -618,7 +618,7 @@ async fn spend_commands_against_a_running_gateway() {
     let bot = telegram.add_bot("ana_family_bot");
     run(d, &["member", "add", "Ana"], Some(&format!("{}\n", bot.token)), &[]).await.expect_code(0);
     let price_keys: BTreeSet<String> =
-        ["cached_input_usd_per_mtok", "input_usd_per_mtok", "model", "output_usd_per_mtok", "source"]
+        ["cache_write_usd_per_mtok", "cached_input_usd_per_mtok", "input_usd_per_mtok", "model", "output_usd_per_mtok", "source"]
             .map(String::from)
             .into();
 

@@ -159,7 +159,12 @@ async fn every_example_in_the_help_works() {
                 skipped.push(example.join(" "));
                 continue;
             }
-            let out = hearth(&data_dir, &args, "sk-example-key\n").await;
+            // A token on stdin is an API key, or for the household bot a bot the fake knows.
+            let stdin = match args.starts_with(&["household".to_owned(), "bot".to_owned(), "set".to_owned()]) {
+                true => format!("{}\n", h.tg.add_bot(&format!("home{ran}_hearth_bot")).token),
+                false => "sk-example-key\n".to_owned(),
+            };
+            let out = hearth(&data_dir, &args, &stdin).await;
             assert_eq!(
                 out.code,
                 Some(0),

@@ -174,7 +174,7 @@ def recv():
     while len(b) < size:
         b += s.recv(size - len(b))
     return json.loads(b)
-send({"type": "hello", "version": 7, "claimed_member": "somebody-else"})
+send({"type": "hello", "version": 8, "claimed_member": "somebody-else"})
 recv()  # welcome
 while True:
     m = recv()

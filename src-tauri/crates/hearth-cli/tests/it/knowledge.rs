@@ -73,7 +73,8 @@ async fn a_child_is_not_offered_file_writing_and_a_forced_call_is_refused() {
     h.replies(0, 2, T).await;
     let calls = h.llm.calls();
     let offered = calls[0].tool_names();
-    for tool in ["remember", "set_reminder", "search_household_knowledge", "read_file"] {
+    // A message about notes is offered the file tools a child may have (reading), never writing.
+    for tool in ["remember", "list_files", "read_file"] {
         assert!(offered.iter().any(|t| t == tool), "{tool} missing from {offered:?}");
     }
     assert!(!offered.iter().any(|t| t == "write_file" || t == "delete_file"), "{offered:?}");

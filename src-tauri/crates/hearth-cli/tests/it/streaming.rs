@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use hearth_proto::control::{ControlReply, ControlRequest, LaneState, TurnActivity};
-use hearth_testkit::llm::Reply;
+use hearth_testkit::llm::{HEARTH_NOTE_END, HEARTH_NOTE_START, Reply};
 use hearth_testkit::telegram::{Fault, SentDraft};
 
 use crate::support::{Household, eventually};
@@ -379,12 +379,18 @@ async fn stop_mid_stream_sends_the_words_so_far_once_and_frees_the_lane() {
     // The worker kept the stopped answer as the reply to the question: the model sees the
     // question once, answered with the words the member read, then the new message.
     let told = h.llm.calls()[1].conversation();
-    let after_system: Vec<(&str, &str)> =
-        told.iter().filter(|(role, _)| role != "system").map(|(r, t)| (r.as_str(), t.as_str())).collect();
+    // (The newest message opens with the worker's note — the time, remembered facts — which
+    // the member did not write.)
+    let without_note = |t: &str| match t.strip_prefix(HEARTH_NOTE_START).and_then(|r| r.split_once(HEARTH_NOTE_END)) {
+        Some((_, member)) => member.to_owned(),
+        None => t.to_owned(),
+    };
+    let after_system: Vec<(&str, String)> =
+        told.iter().filter(|(role, _)| role != "system").map(|(r, t)| (r.as_str(), without_note(t))).collect();
     let stopped_answer = format!("{partial}\n\n— stopped");
     assert_eq!(
         after_system,
-        [("user", "tell me a long story"), ("assistant", stopped_answer.as_str()), ("user", "and now?")],
+        [("user", "tell me a long story".to_owned()), ("assistant", stopped_answer), ("user", "and now?".to_owned())],
         "{told:?}"
     );
     let late: Vec<String> = {
