@@ -88,11 +88,18 @@ pub fn extract_message(update: &Update) -> Option<NewMessage> {
 /// mentions (in its text or caption), and whose message it answers.
 fn group_info(msg: &Message) -> GroupInfo {
     let mut info = GroupInfo { title: msg.chat.title().unwrap_or_default().to_owned(), ..GroupInfo::default() };
-    let entities = msg.parse_entities().or_else(|| msg.parse_caption_entities()).unwrap_or_default();
+    // Read by hand rather than with teloxide's `parse_entities`, which panics on an entity
+    // outside its text (found by the `telegram_update` fuzz target).
+    let (text, entities) = match (msg.text(), msg.entities()) {
+        (Some(text), Some(entities)) => (text, entities),
+        _ => (msg.caption().unwrap_or_default(), msg.caption_entities().unwrap_or_default()),
+    };
+    let units: Vec<u16> = if entities.is_empty() { Vec::new() } else { text.encode_utf16().collect() };
     for e in entities {
-        match e.kind() {
+        match &e.kind {
             MessageEntityKind::Mention => {
-                let name = e.text().trim_start_matches('@').to_ascii_lowercase();
+                let Some(covered) = entity_text(&units, e.offset, e.length) else { continue };
+                let name = covered.trim_start_matches('@').to_ascii_lowercase();
                 if !name.is_empty() {
                     info.mentions.push(name);
                 }
@@ -103,6 +110,13 @@ fn group_info(msg: &Message) -> GroupInfo {
     }
     info.reply_to_user = msg.reply_to_message().and_then(|r| r.from.as_ref()).map(|u| u.id.0 as i64);
     info
+}
+
+/// The text an entity covers, from its offset and length in UTF-16 code units; `None` when they
+/// fall outside the text or split a character (Telegram never sends that; a fake server may).
+fn entity_text(units: &[u16], offset: usize, length: usize) -> Option<String> {
+    let covered = units.get(offset..offset.checked_add(length)?)?;
+    String::from_utf16(covered).ok()
 }
 
 /// The household bot added to, or removed from, a group (`my_chat_member`, a
@@ -368,6 +382,22 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(photo.media.unwrap().file_id, "big");
+    }
+
+    /// An entity past the end of the text, or splitting a character, is no mention — and no panic
+    /// (teloxide's own entity parser panics on it; the `telegram_update` fuzz target found it).
+    #[test]
+    fn entities_outside_the_text_are_ignored() {
+        let group = json!({"id": -100123, "type": "supergroup", "title": "Family"});
+        for entities in [
+            json!([{"type": "mention", "offset": 5, "length": 16}]),
+            json!([{"type": "mention", "offset": 0, "length": usize::MAX}]),
+            json!([{"type": "mention", "offset": 1, "length": 2}]),
+        ] {
+            let m = extract_message(&message(3, json!({"chat": group, "text": "🏠 @home_bot hi", "entities": entities})))
+                .unwrap();
+            assert_eq!(m.group.unwrap().mentions, Vec::<String>::new(), "{entities}");
+        }
     }
 
     /// A group message keeps its title, its mentions (entity offsets are UTF-16) and whose
