@@ -46,27 +46,10 @@ pub(crate) async fn run(engine: Engine) {
             }
             None => None,
         };
-        let timer = async {
-            match sleep {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
-        };
-        let clock_moved = async {
-            match moved.as_mut() {
-                Some(rx) => {
-                    if rx.changed().await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                }
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             _ = engine.cancel.cancelled() => return,
             _ = engine.pauses_wake.notified() => {}
-            _ = clock_moved => {}
-            _ = timer => {}
+            () = crate::clock::next_look(moved.as_mut(), sleep) => {}
         }
     }
 }
